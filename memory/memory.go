@@ -1,0 +1,89 @@
+// Package memory is depai's shared, persistent memory: an append-only log of
+// records (episodes, observations, readings, facts, receipts, audit entries)
+// that agents write, query, recall and watch.
+//
+// Store is the contract every implementation satisfies; the memorytest
+// package is its conformance suite. Open returns the badger-backed Store that
+// depai runs on.
+package memory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"iter"
+	"time"
+)
+
+// Kind classifies a record. The set is open; these are the kinds depai itself writes.
+type Kind string
+
+const (
+	KindMessage     Kind = "message"     // a chat message: operator, agent or model
+	KindTurn        Kind = "turn"        // one whole agent turn: input, tool calls, results, reply
+	KindObservation Kind = "observation" // something a sensor or agent noticed
+	KindReading     Kind = "reading"     // a sensor or feed value
+	KindFact        Kind = "fact"        // derived knowledge; supersedes older facts with the same key
+	KindTask        Kind = "task"
+	KindReceipt     Kind = "receipt"
+	KindAudit       Kind = "audit" // a policy decision
+)
+
+// Record is one entry of the log. ID, Recorded and Seq are set by the Store on Put.
+type Record struct {
+	ID        string          `json:"id"`        // ULID; sortable by Recorded
+	Seq       uint64          `json:"seq"`       // store-wide commit order, strictly increasing
+	Namespace string          `json:"namespace"` // hierarchical, "/"-separated: "agent/robot-1", "fleet/site-a", "shared"
+	Kind      Kind            `json:"kind"`
+	Author    string          `json:"author,omitempty"` // agent or plugin that wrote it
+	Time      time.Time       `json:"time"`             // when it happened; defaults to Recorded
+	Recorded  time.Time       `json:"recorded"`         // when the store acknowledged it
+	Text      string          `json:"text,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	Tags      []string        `json:"tags,omitempty"`
+	Key       string          `json:"key,omitempty"`       // for facts: what the fact is about
+	ExpiresAt time.Time       `json:"expires_at,omitzero"` // zero: never
+	Embedding *Embedding      `json:"embedding,omitempty"`
+}
+
+// Embedding is a vector with the model that produced it.
+type Embedding struct {
+	Model  string    `json:"model"`
+	Vector []float32 `json:"vector"`
+}
+
+// Query selects records. Zero fields do not filter. Results come newest first
+// (by Seq) unless Ascending is set.
+type Query struct {
+	Namespace string    // this namespace and every namespace below it
+	Kinds     []Kind    // any of
+	Author    string    // exactly
+	Tags      []string  // all of
+	Key       string    // exactly
+	Since     time.Time // Time >= Since
+	Until     time.Time // Time < Until
+	AfterSeq  uint64    // Seq > AfterSeq; a cursor for resuming
+	Limit     int       // 0: no limit
+	Ascending bool
+}
+
+// Store is shared persistent memory. Implementations are safe for concurrent use.
+type Store interface {
+	// Put appends records and returns them as stored (ID, Seq, Recorded set).
+	// When Put returns nil, every record survives a crash of the process.
+	Put(ctx context.Context, recs ...Record) ([]Record, error)
+	// Get returns the record with the given ID, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, id string) (Record, error)
+	// Query streams the records that match q. Expired records are never returned.
+	Query(ctx context.Context, q Query) iter.Seq2[Record, error]
+	// Close flushes and releases the store.
+	Close() error
+}
+
+// Errors a Store returns, wrapped with context; test them with errors.Is.
+var (
+	ErrNotFound = errors.New("memory: record not found")
+	ErrInvalid  = errors.New("memory: invalid record")
+	ErrClosed   = errors.New("memory: store closed")
+	ErrTooLarge = errors.New("memory: record too large")
+)

@@ -1,0 +1,140 @@
+// Package registry holds what a plugin registered in init(): its manifest and
+// handlers. Both transports (the wasip1 exports and the go-plugin server) and
+// sdk/plugintest dispatch calls through it, so a plugin behaves the same
+// wherever it runs.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	"github.com/depai/depai/sdk/wire"
+)
+
+// HostCaller reaches the host's capabilities (wire.Host* methods).
+type HostCaller interface {
+	HostCall(ctx context.Context, method string, payload []byte) ([]byte, error)
+}
+
+// Handler runs one method with raw JSON in and out.
+type Handler func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error)
+
+// Registry is a plugin's manifest and handlers.
+type Registry struct {
+	mu       sync.RWMutex
+	manifest wire.Manifest
+	handlers map[string]Handler
+}
+
+// Default is the registry sdk's init-time registration fills: a plugin
+// binary is exactly one plugin.
+var Default = New()
+
+// New returns an empty registry.
+func New() *Registry {
+	return &Registry{manifest: wire.Manifest{ABI: wire.ABIVersion}, handlers: map[string]Handler{}}
+}
+
+// SetInfo sets the plugin's name and version.
+func (r *Registry) SetInfo(name, version string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.manifest.Name, r.manifest.Version = name, version
+}
+
+// Request adds to the capabilities the plugin requests.
+func (r *Registry) Request(c wire.Capabilities) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := &r.manifest.Requests
+	m.MemoryRead = append(m.MemoryRead, c.MemoryRead...)
+	m.MemoryWrite = append(m.MemoryWrite, c.MemoryWrite...)
+	m.HTTP = append(m.HTTP, c.HTTP...)
+	m.Emit = append(m.Emit, c.Emit...)
+	m.Secrets = append(m.Secrets, c.Secrets...)
+	m.Config = append(m.Config, c.Config...)
+	m.Clock = m.Clock || c.Clock
+	m.Random = m.Random || c.Random
+	m.Actuator = m.Actuator || c.Actuator
+	m.Payment = m.Payment || c.Payment
+}
+
+// AddTool registers a tool. A duplicate name is a programming error in the
+// plugin and is reported by Manifest's validation on the host side; here the
+// later registration wins so init never panics.
+func (r *Registry) AddTool(def wire.ToolDef, h Handler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.manifest.Tools = append(r.manifest.Tools, def)
+	r.handlers[def.Name] = h
+}
+
+// AddSensor registers a sensor or feed.
+func (r *Registry) AddSensor(def wire.SensorDef, h Handler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.manifest.Sensors = append(r.manifest.Sensors, def)
+	r.handlers[def.Name] = h
+}
+
+// Manifest returns a copy of the manifest.
+func (r *Registry) Manifest() wire.Manifest {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	m := r.manifest
+	m.Tools = append([]wire.ToolDef(nil), m.Tools...)
+	m.Sensors = append([]wire.SensorDef(nil), m.Sensors...)
+	return m
+}
+
+type hostKey struct{}
+
+// WithHost returns ctx carrying the host caller handlers reach the host through.
+func WithHost(ctx context.Context, h HostCaller) context.Context {
+	return context.WithValue(ctx, hostKey{}, h)
+}
+
+// Host returns the host caller in ctx, or nil.
+func Host(ctx context.Context) HostCaller {
+	h, _ := ctx.Value(hostKey{}).(HostCaller)
+	return h
+}
+
+// Dispatch runs one call. A panicking handler becomes a wire error with code
+// crashed, so a transport never dies of a handler's bug.
+func (r *Registry) Dispatch(ctx context.Context, host HostCaller, call wire.Call) (res wire.Result) {
+	if call.Method == wire.MethodDescribe {
+		b, err := json.Marshal(r.Manifest())
+		if err != nil {
+			return wire.Result{Error: wire.Errorf(wire.CodeInternal, "encode manifest: %v", err)}
+		}
+		return wire.Result{Payload: b}
+	}
+	r.mu.RLock()
+	h, ok := r.handlers[call.Method]
+	r.mu.RUnlock()
+	if !ok {
+		return wire.Result{Error: wire.Errorf(wire.CodeNotFound, "plugin %q has no method %q", r.manifest.Name, call.Method)}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			res = wire.Result{Error: wire.Errorf(wire.CodeCrashed, "panic in %s: %v\n%s", call.Method, p, debug.Stack())}
+		}
+	}()
+	out, err := h(WithHost(ctx, host), call.Payload)
+	if err != nil {
+		return wire.Result{Error: AsWireError(err)}
+	}
+	return wire.Result{Payload: out}
+}
+
+// AsWireError converts any error to the wire shape, keeping a *wire.Error as is.
+func AsWireError(err error) *wire.Error {
+	if we, ok := err.(*wire.Error); ok {
+		return we
+	}
+	return &wire.Error{Code: wire.CodeInternal, Message: fmt.Sprint(err)}
+}

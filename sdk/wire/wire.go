@@ -1,0 +1,122 @@
+// Package wire is the contract between the depai host and a plugin: the
+// manifest a plugin describes itself with, the call envelope and error shape
+// used on both transports (WASM and gRPC process plugins), and the names of
+// the host methods a plugin may call through host_call.
+//
+// Everything here is plain JSON-serialisable data so that both transports and
+// every language can speak it.
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// ABIVersion is the major version of this contract. A host refuses a plugin
+// whose major ABI differs from its own.
+const ABIVersion = 1
+
+// Manifest is what a plugin says about itself.
+type Manifest struct {
+	Name     string       `json:"name"`
+	Version  string       `json:"version"`
+	ABI      int          `json:"abi"`
+	Tools    []ToolDef    `json:"tools,omitempty"`
+	Sensors  []SensorDef  `json:"sensors,omitempty"`
+	Requests Capabilities `json:"requests"` // capabilities the plugin needs; the agent config grants them
+}
+
+// ToolDef describes a tool a plugin offers. Input and Output are JSON Schemas.
+type ToolDef struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Input       json.RawMessage `json:"input"`
+	Output      json.RawMessage `json:"output,omitempty"`
+	Effect      string          `json:"effect,omitempty"` // "", "write", "actuator", "payment"
+}
+
+// SensorDef describes a sensor or feed: the host polls it every Interval (a
+// Go duration string) when Interval is set; a plugin may also push readings
+// with the emit host method.
+type SensorDef struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Output      json.RawMessage `json:"output,omitempty"`
+	Interval    string          `json:"interval,omitempty"`
+}
+
+// Capabilities is what a plugin requests and what an agent grants. Deny by
+// default: a zero Capabilities grants nothing.
+type Capabilities struct {
+	MemoryRead  []string `json:"memory_read,omitempty"`  // namespaces (and everything below them)
+	MemoryWrite []string `json:"memory_write,omitempty"` // namespaces (and everything below them)
+	HTTP        []string `json:"http,omitempty"`         // host[:port] allowed for http.fetch
+	Emit        []string `json:"emit,omitempty"`         // topics
+	Secrets     []string `json:"secrets,omitempty"`      // secret names
+	Config      []string `json:"config,omitempty"`       // config keys
+	Clock       bool     `json:"clock,omitempty"`        // real wall clock (otherwise a fixed epoch)
+	Random      bool     `json:"random,omitempty"`       // crypto randomness (otherwise deterministic)
+	Actuator    bool     `json:"actuator,omitempty"`     // may offer actuator tools
+	Payment     bool     `json:"payment,omitempty"`      // may use pay.quote/pay.execute
+}
+
+// Call is one request from host to plugin. Method is a tool or sensor name,
+// or one of the reserved methods below.
+type Call struct {
+	Method   string          `json:"method"`
+	Payload  json.RawMessage `json:"payload,omitempty"`
+	CallID   string          `json:"call_id"`
+	Deadline int64           `json:"deadline,omitempty"` // Unix nanoseconds; 0: none
+}
+
+// Reserved plugin methods.
+const (
+	MethodDescribe = "$describe" // returns the Manifest
+)
+
+// Result answers a Call: a payload, or an error.
+type Result struct {
+	Payload json.RawMessage `json:"payload,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
+}
+
+// Error is the one error shape of depai tools and plugins.
+type Error struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf builds an Error with a formatted message.
+func Errorf(code string, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Error codes.
+const (
+	CodeInvalidArgument = "invalid_argument"
+	CodeNotFound        = "not_found"
+	CodeDenied          = "denied"
+	CodeTimeout         = "timeout"
+	CodeUnavailable     = "unavailable"
+	CodeTooLarge        = "too_large"
+	CodeCrashed         = "crashed" // the plugin trapped, panicked or died during the call
+	CodeInternal        = "internal"
+)
+
+// Host methods a plugin reaches through host_call. Their payloads are JSON.
+const (
+	HostLog         = "log"
+	HostMemoryGet   = "memory.get"
+	HostMemoryPut   = "memory.put"
+	HostMemoryQuery = "memory.query"
+	HostHTTPFetch   = "http.fetch"
+	HostEmit        = "emit"
+	HostConfig      = "config"
+	HostSecret      = "secret"
+	HostClock       = "clock"
+	HostPayQuote    = "pay.quote"
+	HostPayExecute  = "pay.execute"
+)
