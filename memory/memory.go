@@ -80,10 +80,25 @@ type Store interface {
 	Close() error
 }
 
+// Watcher streams records as they commit. The badger Store implements it.
+type Watcher interface {
+	// Watch yields, in Seq order, every record matching q with Seq > q.AfterSeq:
+	// first those already stored, then new ones as they commit, until ctx ends
+	// or the consumer stops. A slow consumer misses nothing: past a bounded
+	// buffer the watch falls back to reading from its cursor.
+	// q.Limit and q.Ascending are ignored.
+	Watch(ctx context.Context, q Query) iter.Seq2[Record, error]
+	// LastSeq is the Seq of the newest committed record, 0 when empty. Pass
+	// it as AfterSeq to watch only what commits from now on.
+	LastSeq() uint64
+}
+
 // Errors a Store returns, wrapped with context; test them with errors.Is.
 var (
 	ErrNotFound = errors.New("memory: record not found")
 	ErrInvalid  = errors.New("memory: invalid record")
 	ErrClosed   = errors.New("memory: store closed")
 	ErrTooLarge = errors.New("memory: record too large")
+	ErrDenied   = errors.New("memory: access denied")
+	ErrConflict = errors.New("memory: conflicting update")
 )
