@@ -1,0 +1,296 @@
+// Package agent is depai's core: it wires configuration, the model, tools,
+// plugins and shared memory into agents, and runs their turns.
+//
+// A Fleet is the agents of one config file sharing one memory store. Each
+// Agent turns an Input (an operator message or command, a message from
+// another agent, a sensor event, a schedule tick) into one turn: one model
+// call with native tool calling per round, tool calls run through the safety
+// gate (in parallel within a round), bounded by model calls, tool calls,
+// tokens and wall time, and stored in memory whole. Operator commands
+// (/help, /status, /stop …) bypass the model and work without one.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/llm"
+	"github.com/depai/depai/agent/tool"
+	"github.com/depai/depai/memory"
+)
+
+// Options are the parts of a fleet that do not come from its config file.
+type Options struct {
+	DataDir string       // where memory and caches live; created with mode 0700
+	Logger  *slog.Logger // nil: discard
+}
+
+// Fleet is the agents of one config file and what they share.
+type Fleet struct {
+	file   *config.File
+	log    *slog.Logger
+	store  *memory.DB
+	agents []*Agent
+	byName map[string]*Agent
+
+	estop atomic.Bool // the emergency stop: engaged by /stop, released by /resume
+
+	stop context.CancelFunc // ends schedules
+	bg   sync.WaitGroup
+}
+
+// Open starts every agent in file: it opens the shared memory under
+// opts.DataDir, connects each agent's model and registers its tools.
+func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) {
+	if len(file.Agents) == 0 {
+		return nil, fmt.Errorf("agent: %s: no agents configured", file.Path)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.DataDir == "" {
+		return nil, errors.New("agent: Options.DataDir is required")
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent: data dir: %w", err)
+	}
+	db, err := memory.Open(ctx, memory.Config{Dir: filepath.Join(opts.DataDir, "memory"), Profile: memoryProfile(file), Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	f := &Fleet{file: file, log: log, store: db, byName: map[string]*Agent{}, stop: stop}
+	for i := range file.Agents {
+		a, err := newAgent(f, file.Agents[i])
+		if err != nil {
+			_ = f.Close(ctx)
+			return nil, fmt.Errorf("agent: %s: agent %q: %w", file.Path, file.Agents[i].Name, err)
+		}
+		f.agents = append(f.agents, a)
+		f.byName[a.Name()] = a
+	}
+	for _, a := range f.agents {
+		a.startSchedules(bgCtx)
+	}
+	return f, nil
+}
+
+// memoryProfile picks the store profile: the leanest any agent asks for,
+// since the store is shared.
+func memoryProfile(file *config.File) string {
+	for _, a := range file.Agents {
+		if a.Memory.Profile == "lowmem" {
+			return "lowmem"
+		}
+	}
+	return ""
+}
+
+// Agents lists the agents in config order.
+func (f *Fleet) Agents() []*Agent { return append([]*Agent(nil), f.agents...) }
+
+// Agent returns the named agent.
+func (f *Fleet) Agent(name string) (*Agent, error) {
+	if a, ok := f.byName[name]; ok {
+		return a, nil
+	}
+	names := make([]string, len(f.agents))
+	for i, a := range f.agents {
+		names[i] = a.Name()
+	}
+	return nil, fmt.Errorf("no agent %q; agents: %s", name, strings.Join(names, ", "))
+}
+
+// Stopped reports whether the emergency stop is engaged.
+func (f *Fleet) Stopped() bool { return f.estop.Load() }
+
+// Close stops schedules, cancels running turns and closes memory.
+func (f *Fleet) Close(ctx context.Context) error {
+	f.stop()
+	for _, a := range f.agents {
+		a.cancelTurns()
+	}
+	done := make(chan struct{})
+	go func() { f.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("agent: close: %w", ctx.Err())
+	}
+	if err := f.store.Close(); err != nil {
+		return fmt.Errorf("agent: close memory: %w", err)
+	}
+	return nil
+}
+
+// Agent is one configured agent.
+type Agent struct {
+	cfg     config.Agent
+	fleet   *Fleet
+	log     *slog.Logger
+	model   llm.Model // nil: no endpoint configured
+	mem     memory.Store
+	tools   *tool.Set
+	ns      string // the agent's own namespace
+	started time.Time
+
+	turns    atomic.Uint64
+	lastTurn atomic.Int64 // unix nanos
+	busy     atomic.Int32
+
+	mu       sync.Mutex
+	inflight map[uint64]context.CancelFunc
+	nextTurn uint64
+}
+
+func newAgent(f *Fleet, cfg config.Agent) (*Agent, error) {
+	a := &Agent{
+		cfg:      cfg,
+		fleet:    f,
+		log:      f.log.With("agent", cfg.Name),
+		tools:    tool.NewSet(),
+		ns:       "agent/" + cfg.Name,
+		started:  time.Now(),
+		inflight: map[uint64]context.CancelFunc{},
+	}
+	a.mem = memory.Scoped(f.store, memory.Grants{Principal: cfg.Name, Read: cfg.Memory.Read, Write: cfg.Memory.Write})
+	if cfg.Model.BaseURL != "" {
+		m, err := llm.NewOpenAI(llm.OpenAIConfig{
+			BaseURL: cfg.Model.BaseURL,
+			Model:   cfg.Model.Model,
+			APIKey:  os.Getenv(cfg.Model.APIKeyEnv),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("model: %w", err)
+		}
+		a.model = m
+	}
+	builtins, err := a.builtinTools()
+	if err != nil {
+		return nil, err
+	}
+	if err := a.tools.Add(builtins...); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Name is the agent's configured name.
+func (a *Agent) Name() string { return a.cfg.Name }
+
+// Tools is the set of tools the agent can call; the plugin host adds to it.
+func (a *Agent) Tools() *tool.Set { return a.tools }
+
+// Status reports the agent's state.
+func (a *Agent) Status() Status {
+	s := Status{
+		Name:    a.cfg.Name,
+		Role:    a.cfg.Role,
+		State:   "idle",
+		Model:   "none",
+		Tools:   a.tools.Len(),
+		Turns:   a.turns.Load(),
+		Started: a.started,
+		Memory:  "bm25 only (no embeddings endpoint configured)",
+	}
+	if a.model != nil {
+		s.Model = a.cfg.Model.Model + " @ " + a.cfg.Model.BaseURL
+	}
+	if n := a.lastTurn.Load(); n != 0 {
+		s.LastTurn = time.Unix(0, n)
+	}
+	switch {
+	case a.fleet.Stopped():
+		s.State = "stopped"
+	case a.busy.Load() > 0:
+		s.State = "busy"
+	}
+	return s
+}
+
+// Handle runs one input: an operator command (text starting with "/") or a
+// turn. It streams the turn's events; the last is an EventReply. Stopping
+// the iteration early cancels the turn.
+func (a *Agent) Handle(ctx context.Context, in Input) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		if in.Source == "" {
+			in.Source = SourceOperator
+		}
+		text := strings.TrimSpace(in.Text)
+		if strings.HasPrefix(text, "/") && (in.Source == SourceOperator || in.Source == SourceSchedule) {
+			a.command(ctx, text, yield)
+			return
+		}
+		a.turn(ctx, in, yield)
+	}
+}
+
+// Ask runs an input to completion and returns the reply text.
+func (a *Agent) Ask(ctx context.Context, in Input) (string, error) {
+	var reply string
+	for ev, err := range a.Handle(ctx, in) {
+		if err != nil {
+			return "", err
+		}
+		if ev.Type == EventReply {
+			reply = ev.Text
+		}
+	}
+	return reply, nil
+}
+
+// track registers a running turn's cancel func so /stop can reach it.
+func (a *Agent) track(cancel context.CancelFunc) (release func()) {
+	a.mu.Lock()
+	id := a.nextTurn
+	a.nextTurn++
+	a.inflight[id] = cancel
+	a.mu.Unlock()
+	a.busy.Add(1)
+	return func() {
+		a.busy.Add(-1)
+		a.mu.Lock()
+		delete(a.inflight, id)
+		a.mu.Unlock()
+	}
+}
+
+// cancelTurns cancels every running turn and reports how many there were.
+func (a *Agent) cancelTurns() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, cancel := range a.inflight {
+		cancel()
+	}
+	return len(a.inflight)
+}
+
+func (a *Agent) startSchedules(ctx context.Context) {
+	for _, s := range a.cfg.Schedule {
+		a.fleet.bg.Go(func() {
+			t := time.NewTicker(time.Duration(s.Every))
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if _, err := a.Ask(ctx, Input{Source: SourceSchedule, From: "schedule", Text: s.Input}); err != nil {
+						a.log.Warn("scheduled turn failed", "input", s.Input, "err", err)
+					}
+				}
+			}
+		})
+	}
+}

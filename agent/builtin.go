@@ -1,0 +1,170 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/depai/depai/agent/tool"
+	"github.com/depai/depai/memory"
+)
+
+type searchArgs struct {
+	Query     string `json:"query" jsonschema:"what to look for"`
+	Namespace string `json:"namespace,omitempty" jsonschema:"limit the search to this namespace and those below it"`
+	Kind      string `json:"kind,omitempty" jsonschema:"only records of this kind: message, turn, observation, reading, fact, task, receipt, audit"`
+	Limit     int    `json:"limit,omitempty" jsonschema:"at most this many results (default 10)"`
+}
+
+type foundRecord struct {
+	ID        string    `json:"id"`
+	Namespace string    `json:"namespace"`
+	Kind      string    `json:"kind"`
+	Author    string    `json:"author,omitempty"`
+	Time      time.Time `json:"time"`
+	Text      string    `json:"text"`
+}
+
+type searchResult struct {
+	Records []foundRecord `json:"records"`
+}
+
+type putArgs struct {
+	Text      string          `json:"text" jsonschema:"what to remember"`
+	Kind      string          `json:"kind,omitempty" jsonschema:"observation (default), fact, task or reading"`
+	Namespace string          `json:"namespace,omitempty" jsonschema:"where to store it (default: the agent's own namespace)"`
+	Key       string          `json:"key,omitempty" jsonschema:"for facts: what the fact is about; a newer fact with the same key supersedes it"`
+	Tags      []string        `json:"tags,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty" jsonschema:"structured data to keep with the text"`
+}
+
+type putResult struct {
+	ID string `json:"id"`
+}
+
+type clockResult struct {
+	UTC  time.Time `json:"utc"`
+	Unix int64     `json:"unix"`
+}
+
+type none struct{}
+
+// builtinTools are the tools every agent has unless its config narrows them.
+func (a *Agent) builtinTools() ([]tool.Tool, error) {
+	search, err := tool.New("memory.search", "Search the agent's memory: past turns, observations, facts and readings.", tool.EffectNone,
+		func(ctx context.Context, in searchArgs) (searchResult, error) {
+			recs, err := a.searchMemory(ctx, in)
+			out := searchResult{Records: []foundRecord{}}
+			for _, r := range recs {
+				out.Records = append(out.Records, foundRecord{ID: r.ID, Namespace: r.Namespace, Kind: string(r.Kind), Author: r.Author, Time: r.Time, Text: r.Text})
+			}
+			return out, err
+		})
+	if err != nil {
+		return nil, err
+	}
+	put, err := tool.New("memory.put", "Remember something: an observation, a fact, a task.", tool.EffectWrite,
+		func(ctx context.Context, in putArgs) (putResult, error) {
+			kind := memory.Kind(in.Kind)
+			if kind == "" {
+				kind = memory.KindObservation
+			}
+			ns := in.Namespace
+			if ns == "" {
+				ns = a.ns
+			}
+			recs, err := a.mem.Put(ctx, memory.Record{Namespace: ns, Kind: kind, Author: a.cfg.Name, Text: in.Text, Key: in.Key, Tags: in.Tags, Data: in.Data})
+			if err != nil {
+				return putResult{}, &tool.Error{Code: memoryErrorCode(err), Message: err.Error()}
+			}
+			return putResult{ID: recs[0].ID}, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	clock, err := tool.New("clock", "The current time.", tool.EffectNone,
+		func(context.Context, none) (clockResult, error) {
+			now := time.Now().UTC()
+			return clockResult{UTC: now, Unix: now.Unix()}, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	status, err := tool.New("agent.status", "The status of every agent in the fleet.", tool.EffectNone,
+		func(context.Context, none) ([]Status, error) {
+			var ss []Status
+			for _, o := range a.fleet.agents {
+				ss = append(ss, o.Status())
+			}
+			return ss, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	all := []tool.Tool{search, put, clock, status}
+	if len(a.cfg.Tools) == 0 {
+		return all, nil
+	}
+	var chosen []tool.Tool
+	for _, name := range a.cfg.Tools {
+		i := slices.IndexFunc(all, func(t tool.Tool) bool { return t.Spec().Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("tools: no built-in tool %q (have memory.search, memory.put, clock, agent.status)", name)
+		}
+		chosen = append(chosen, all[i])
+	}
+	return chosen, nil
+}
+
+func memoryErrorCode(err error) string {
+	switch {
+	case errors.Is(err, memory.ErrDenied):
+		return tool.CodeDenied
+	case errors.Is(err, memory.ErrInvalid), errors.Is(err, memory.ErrTooLarge):
+		return tool.CodeInvalidArgument
+	case errors.Is(err, memory.ErrNotFound):
+		return tool.CodeNotFound
+	}
+	return tool.CodeInternal
+}
+
+// searchMemory finds records for a query across the namespaces the agent may
+// read (or the one it names).
+func (a *Agent) searchMemory(ctx context.Context, in searchArgs) ([]memory.Record, error) {
+	limit := in.Limit
+	if limit <= 0 {
+		limit = 10
+	}
+	namespaces := a.cfg.Memory.Read
+	if in.Namespace != "" {
+		namespaces = []string{in.Namespace}
+	}
+	q := memory.Query{}
+	if in.Kind != "" {
+		q.Kinds = []memory.Kind{memory.Kind(in.Kind)}
+	}
+	return a.fleet.search(ctx, a.mem, in.Query, namespaces, q, limit)
+}
+
+func sortNewest(recs []memory.Record) {
+	slices.SortFunc(recs, func(x, y memory.Record) int {
+		if x.Seq > y.Seq {
+			return -1
+		}
+		if x.Seq < y.Seq {
+			return 1
+		}
+		return 0
+	})
+}
+
+// lowerWords splits text into lowercase words for matching.
+func lowerWords(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127)
+	})
+}
