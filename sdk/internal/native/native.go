@@ -1,0 +1,254 @@
+// Package native serves a plugin's registry as a process plugin: a
+// hashicorp/go-plugin gRPC server speaking the wire.Process* protocol. It is
+// the native half of sdk.Main; the same registry is exported to WASM by the
+// wasip1 half, so one plugin source builds for either transport.
+package native
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/depai/depai/sdk/internal/registry"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// ErrNotHosted is returned by Serve when the binary was started by hand
+// rather than by a depai host.
+var ErrNotHosted = errors.New("not started by a depai host")
+
+// Serve serves reg until the host disconnects. Started without the host's
+// handshake cookie it serves nothing and returns an error wrapping
+// ErrNotHosted that tells a person what to do with the binary.
+func Serve(reg *registry.Registry) error {
+	if os.Getenv(wire.ProcessCookieKey) != wire.ProcessCookieValue {
+		return notHosted(reg)
+	}
+	srv := &server{reg: reg}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugin.PluginSet{wire.ProcessPluginSet: &grpcPlugin{srv: srv}},
+		// The host enforces the message limit it sets in ProcessStart; the
+		// transport itself must not cut below it.
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(math.MaxInt32), grpc.MaxSendMsgSize(math.MaxInt32))...)
+		},
+		// go-plugin's own chatter would otherwise land in the agent's log at
+		// trace level for every plugin.
+		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr, JSONFormat: true}),
+	})
+	return nil
+}
+
+// Handshake is the go-plugin handshake both sides use. Its protocol version
+// is the wire ABI, so go-plugin itself refuses a plugin of another major ABI.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  wire.ABIVersion,
+	MagicCookieKey:   wire.ProcessCookieKey,
+	MagicCookieValue: wire.ProcessCookieValue,
+}
+
+func notHosted(reg *registry.Registry) error {
+	m := reg.Manifest()
+	self := filepath.Base(os.Args[0])
+	return fmt.Errorf("%s is a depai plugin (%q, %d tools, ABI %d), %w.\n"+
+		"It runs inside a depai agent: list it under plugins: in the agent config,\n"+
+		"or look at it with `depai plugin inspect %s` and `depai plugin test %s`",
+		self, m.Name, len(m.Tools), m.ABI, ErrNotHosted, os.Args[0], os.Args[0])
+}
+
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	srv *server
+}
+
+func (p *grpcPlugin) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
+	p.srv.broker = b
+	s.RegisterService(&serviceDesc, p.srv)
+	return nil
+}
+
+func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("native: the plugin side has no client")
+}
+
+// server answers the host's calls.
+type server struct {
+	reg    *registry.Registry
+	broker *plugin.GRPCBroker
+
+	mu    sync.Mutex
+	start wire.ProcessStart
+	host  *hostCaller
+}
+
+func (s *server) init(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
+	var st wire.ProcessStart
+	if err := json.Unmarshal(in.GetValue(), &st); err != nil {
+		return nil, fmt.Errorf("native: init: %w", err)
+	}
+	s.mu.Lock()
+	s.start = st
+	s.host = &hostCaller{broker: s.broker, id: st.HostBroker, max: st.MaxMessageBytes}
+	s.mu.Unlock()
+	b, err := json.Marshal(s.reg.Manifest())
+	if err != nil {
+		return nil, fmt.Errorf("native: encode manifest: %w", err)
+	}
+	return wrapperspb.Bytes(b), nil
+}
+
+func (s *server) call(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
+	s.mu.Lock()
+	st, hc := s.start, s.host
+	s.mu.Unlock()
+	var res wire.Result
+	var call wire.Call
+	if err := json.Unmarshal(in.GetValue(), &call); err != nil {
+		res.Error = wire.Errorf(wire.CodeInvalidArgument, "plugin %q: malformed call envelope: %v", st.Plugin, err)
+	} else {
+		res = s.dispatch(ctx, st, hc, call)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("native: encode result of %s: %w", call.Method, err)
+	}
+	return wrapperspb.Bytes(b), nil
+}
+
+// dispatch runs one call and polices what the handler returns, so the host
+// gets a typed error instead of an envelope it cannot read.
+func (s *server) dispatch(ctx context.Context, st wire.ProcessStart, hc *hostCaller, call wire.Call) wire.Result {
+	finished := watchdog(ctx, st, call.Method)
+	var host registry.HostCaller
+	if hc != nil {
+		host = hc
+	}
+	res := s.reg.Dispatch(ctx, host, call)
+	finished.Store(true)
+	switch {
+	case res.Error != nil:
+	case st.MaxMessageBytes > 0 && len(res.Payload) > st.MaxMessageBytes:
+		return wire.Result{Error: wire.Errorf(wire.CodeTooLarge, "%s returned %d bytes; the limit is %d", call.Method, len(res.Payload), st.MaxMessageBytes)}
+	case len(res.Payload) > 0 && !json.Valid(res.Payload):
+		return wire.Result{Error: wire.Errorf(wire.CodeInternal, "%s returned a payload that is not valid JSON", call.Method)}
+	}
+	return res
+}
+
+// watchdog exits the process when a handler is still running HangGrace
+// after its call's context ended. A Go handler spinning in a loop cannot be
+// stopped from outside; a clean restart by the host is the only remedy, and
+// it is better than a plugin that burns a core until the agent stops.
+func watchdog(ctx context.Context, st wire.ProcessStart, method string) *atomic.Bool {
+	finished := new(atomic.Bool)
+	if st.HangGraceMillis <= 0 {
+		return finished
+	}
+	grace := time.Duration(st.HangGraceMillis) * time.Millisecond
+	context.AfterFunc(ctx, func() {
+		time.AfterFunc(grace, func() {
+			if finished.Load() {
+				return
+			}
+			fmt.Fprintf(stderr, "depai plugin %q: handler %s still running %v after its call ended (%v); exiting so the host restarts a clean process\n",
+				st.Plugin, method, grace, context.Cause(ctx))
+			os.Exit(3)
+		})
+	})
+	return finished
+}
+
+// stderr is the process's real standard error. go-plugin swaps os.Stderr for
+// a pipe it streams to the host, which would be lost with an os.Exit.
+var stderr io.Writer = os.NewFile(2, "/dev/stderr")
+
+// hostCaller reaches the host's capabilities through the broker. The
+// connection is dialled on first use: most calls never reach the host.
+type hostCaller struct {
+	broker *plugin.GRPCBroker
+	id     uint32
+	max    int
+
+	once sync.Once
+	conn *grpc.ClientConn
+	err  error
+}
+
+func (h *hostCaller) HostCall(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	if h.max > 0 && len(payload) > h.max {
+		return nil, wire.Errorf(wire.CodeTooLarge, "host call %s: payload of %d bytes exceeds the limit of %d", method, len(payload), h.max)
+	}
+	h.once.Do(func() {
+		h.conn, h.err = h.broker.DialWithOptions(h.id, grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)))
+	})
+	if h.err != nil {
+		return nil, wire.Errorf(wire.CodeUnavailable, "host call %s: connect to host: %v", method, h.err)
+	}
+	req, err := json.Marshal(wire.Call{Method: method, Payload: json.RawMessage(payload)})
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInvalidArgument, "host call %s: payload is not valid JSON: %v", method, err)
+	}
+	var out wrapperspb.BytesValue
+	if err := h.conn.Invoke(ctx, wire.ProcessHost, wrapperspb.Bytes(req), &out); err != nil {
+		if ctx.Err() != nil {
+			return nil, wire.Errorf(wire.CodeTimeout, "host call %s: %v", method, context.Cause(ctx))
+		}
+		return nil, wire.Errorf(wire.CodeUnavailable, "host call %s: %v", method, err)
+	}
+	var res wire.Result
+	if err := json.Unmarshal(out.GetValue(), &res); err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "host call %s: malformed reply: %v", method, err)
+	}
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	return res.Payload, nil
+}
+
+// Service is the plugin side of wire.ProcessService.
+type service interface {
+	init(context.Context, *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error)
+	call(context.Context, *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error)
+}
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: wire.ProcessService,
+	HandlerType: (*service)(nil),
+	Methods: []grpc.MethodDesc{
+		{MethodName: "Init", Handler: unary(service.init, wire.ProcessInit)},
+		{MethodName: "Call", Handler: unary(service.call, wire.ProcessCall)},
+	},
+	Metadata: "depai/sdk/wire/process.go",
+}
+
+// unary adapts a method to grpc's handler shape, the job protoc-gen-go-grpc
+// would do for us.
+func unary(m func(service, context.Context, *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error), full string) grpc.MethodHandler {
+	return func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+		in := new(wrapperspb.BytesValue)
+		if err := dec(in); err != nil {
+			return nil, err
+		}
+		if icpt == nil {
+			return m(srv.(service), ctx, in)
+		}
+		return icpt(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: full}, func(ctx context.Context, req any) (any, error) {
+			return m(srv.(service), ctx, req.(*wrapperspb.BytesValue))
+		})
+	}
+}
