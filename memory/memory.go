@@ -44,6 +44,10 @@ type Record struct {
 	Key       string          `json:"key,omitempty"`       // for facts: what the fact is about
 	ExpiresAt time.Time       `json:"expires_at,omitzero"` // zero: never
 	Embedding *Embedding      `json:"embedding,omitempty"`
+	// ValidTo is set by the Store when it returns a fact that a newer version
+	// (same Namespace and Key) has superseded: the newer version's Time. The
+	// fact was valid from its Time until ValidTo. Ignored on Put.
+	ValidTo time.Time `json:"valid_to,omitzero"`
 }
 
 // Embedding is a vector with the model that produced it.
@@ -93,6 +97,21 @@ type Watcher interface {
 	LastSeq() uint64
 }
 
+// Facts is implemented by stores that keep versioned facts. A KindFact record
+// with a Key supersedes the previous fact with the same Namespace and Key; the
+// old version is kept (see Record.ValidTo).
+type Facts interface {
+	// PutFact stores rec as the new version of the fact (rec.Namespace,
+	// rec.Key) if the current version's Seq is expectedSeq (0: no current
+	// version). Otherwise it returns an error wrapping ErrConflict and stores
+	// nothing, so concurrent read-modify-write cycles never lose an update.
+	PutFact(ctx context.Context, rec Record, expectedSeq uint64) (Record, error)
+	// Fact returns the current version of a fact, or an error wrapping ErrNotFound.
+	Fact(ctx context.Context, namespace, key string) (Record, error)
+	// History returns every stored version of a fact, oldest first.
+	History(ctx context.Context, namespace, key string) ([]Record, error)
+}
+
 // Errors a Store returns, wrapped with context; test them with errors.Is.
 var (
 	ErrNotFound = errors.New("memory: record not found")
@@ -101,4 +120,5 @@ var (
 	ErrTooLarge = errors.New("memory: record too large")
 	ErrDenied   = errors.New("memory: access denied")
 	ErrConflict = errors.New("memory: conflicting update")
+	ErrDiskFull = errors.New("memory: disk full")
 )

@@ -1,0 +1,352 @@
+package memory
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/depai/depai/memory/internal/kv"
+)
+
+type op uint8
+
+const (
+	opPut    op = iota
+	opFact      // one fact, conditional on the current version's Seq
+	opImport    // records keep ID, Recorded and (when possible) Seq
+)
+
+// request is one Put, PutFact or import batch; it commits atomically.
+type request struct {
+	op       op
+	recs     []Record
+	expected uint64 // opFact
+	skipped  []bool // opImport: record already stored (same ID)
+	done     chan error
+}
+
+// maxGroup bounds how many requests share one commit, so one fsync never
+// waits behind an unbounded queue.
+const maxGroup = 2048
+
+// commitLoop is the single writer. It takes every request that is waiting,
+// assigns Seqs in order, writes them in one badger transaction, and syncs
+// once: group commit. Close stops it after the queue drains.
+func (db *DB) commitLoop() {
+	defer close(db.stopped)
+	batch := make([]*request, 0, 64)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-db.reqs:
+			batch = append(batch, r)
+		case <-db.quit:
+			// Close waited for every submitter; commit what they left.
+			for {
+				select {
+				case r := <-db.reqs:
+					db.commit([]*request{r})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < maxGroup {
+			select {
+			case r := <-db.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// group is what one badger transaction carries.
+type group struct {
+	txn     *badger.Txn
+	reqs    []*request
+	entries [][]*badger.Entry // per request, to re-stage into a fresh txn
+	recs    []Record
+	newNS   map[string]bool
+}
+
+func (db *DB) newGroup() *group {
+	return &group{txn: db.bdb.NewTransaction(true), newNS: map[string]bool{}}
+}
+
+// lastSeq is the Seq the next record of the group follows.
+func (g *group) lastSeq(db *DB) uint64 {
+	if n := len(g.recs); n > 0 {
+		return g.recs[n-1].Seq
+	}
+	if n := len(g.reqs); n > 0 {
+		// An import whose records were all duplicates stages no record.
+		for i := len(g.reqs) - 1; i >= 0; i-- {
+			if v := g.reqs[i].visible(); len(v) > 0 {
+				return v[len(v)-1].Seq
+			}
+		}
+	}
+	return db.lastSeq.Load()
+}
+
+func (db *DB) commit(batch []*request) {
+	if free, err := db.statfs(db.cfg.Dir); err == nil && free < db.cfg.MinFreeBytes {
+		err := fmt.Errorf("%w: %d bytes free in %s, the store needs %d to write safely", ErrDiskFull, free, db.cfg.Dir, db.cfg.MinFreeBytes)
+		for _, r := range batch {
+			r.done <- err
+		}
+		return
+	}
+	now := time.Now().UTC().Round(0)
+	g := db.newGroup()
+	for _, r := range batch {
+		entries, added, err := db.prepare(g.txn, r, g.lastSeq(db), now, g.newNS)
+		if err != nil {
+			r.done <- err
+			continue
+		}
+		if err := setAll(g.txn, entries); err != nil {
+			// The transaction holds part of r: rebuild it without r.
+			g = db.restage(g)
+			if !errors.Is(err, badger.ErrTxnTooBig) {
+				r.done <- err
+				continue
+			}
+			// r does not fit beside the group: commit the group, then r alone.
+			db.finish(g)
+			g = db.newGroup()
+			if err := setAll(g.txn, entries); err != nil {
+				if errors.Is(err, badger.ErrTxnTooBig) {
+					err = fmt.Errorf("%w: %d records do not fit one transaction; put fewer at once", ErrTooLarge, len(r.recs))
+				}
+				r.done <- err
+				g.txn.Discard()
+				g = db.newGroup()
+				continue
+			}
+		}
+		g.reqs = append(g.reqs, r)
+		g.entries = append(g.entries, entries)
+		g.recs = append(g.recs, r.visible()...)
+		for _, ns := range added {
+			g.newNS[ns] = true
+		}
+	}
+	db.finish(g)
+}
+
+// restage discards g's transaction and writes the entries of g's requests
+// (which fitted before) into a fresh one.
+func (db *DB) restage(g *group) *group {
+	g.txn.Discard()
+	g.txn = db.bdb.NewTransaction(true)
+	for i, entries := range g.entries {
+		if err := setAll(g.txn, entries); err != nil {
+			// Cannot happen (they fitted before); fail the rest rather than lose track.
+			for _, r := range g.reqs[i:] {
+				r.done <- fmt.Errorf("re-stage: %w", err)
+			}
+			g.reqs, g.entries = g.reqs[:i], g.entries[:i]
+			g.recs = g.recs[:0]
+			for _, r := range g.reqs {
+				g.recs = append(g.recs, r.visible()...)
+			}
+			break
+		}
+	}
+	return g
+}
+
+// finish commits a group (one fsync) and publishes its records.
+func (db *DB) finish(g *group) {
+	if len(g.reqs) == 0 {
+		g.txn.Discard()
+		return
+	}
+	if err := g.txn.Commit(); err != nil {
+		err = fmt.Errorf("commit: %w", err)
+		for _, r := range g.reqs {
+			r.done <- err
+		}
+		return
+	}
+	if len(g.newNS) > 0 {
+		db.nsMu.Lock()
+		for ns := range g.newNS {
+			db.ns[ns] = struct{}{}
+		}
+		db.nsMu.Unlock()
+	}
+	if seq := g.lastSeq(db); seq > db.lastSeq.Load() {
+		db.lastSeq.Store(seq)
+	}
+	if len(g.recs) > 0 {
+		db.recent.push(g.recs)
+		db.notify(g.recs)
+	}
+	for _, r := range g.reqs {
+		r.done <- nil
+	}
+}
+
+func setAll(txn *badger.Txn, entries []*badger.Entry) error {
+	for _, e := range entries {
+		if err := txn.SetEntry(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// visible returns the records the request stored (imports skip duplicates).
+func (r *request) visible() []Record {
+	if r.skipped == nil {
+		return r.recs
+	}
+	out := make([]Record, 0, len(r.recs))
+	for i, rec := range r.recs {
+		if !r.skipped[i] {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// prepare assigns Seq (and for Put, ID and Recorded) to a request's records
+// and returns the badger entries that store them, and the namespaces they
+// add. It reads txn for fact versions and duplicate IDs, so it sees what
+// earlier requests of the same group staged; it does not write to txn.
+func (db *DB) prepare(txn *badger.Txn, r *request, seq uint64, now time.Time, newNS map[string]bool) ([]*badger.Entry, []string, error) {
+	var entries []*badger.Entry
+	var added []string
+	if r.op == opImport {
+		r.skipped = make([]bool, len(r.recs))
+	}
+	for i := range r.recs {
+		rec := &r.recs[i]
+		var uid ulid.ULID
+		switch r.op {
+		case opImport:
+			var err error
+			if uid, err = ulid.ParseStrict(rec.ID); err != nil {
+				return nil, nil, fmt.Errorf("%w: record %d: id %q is not a ULID: %v", ErrInvalid, i, rec.ID, err)
+			}
+			if _, err := txn.Get(kv.IDKey(uid)); err == nil {
+				r.skipped[i] = true
+				continue
+			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+				return nil, nil, err
+			}
+			// Keep the exported Seq when it still sorts after everything stored.
+			if rec.Seq <= seq {
+				rec.Seq = seq + 1
+			}
+		default:
+			u, err := ulid.New(ulid.Timestamp(now), db.entropy)
+			if err != nil {
+				return nil, nil, fmt.Errorf("new id: %w", err)
+			}
+			uid = u
+			rec.ID = u.String()
+			rec.Recorded = now
+			rec.Seq = seq + 1
+			if rec.Time.IsZero() {
+				rec.Time = rec.Recorded
+			}
+		}
+		rec.Time = rec.Time.UTC().Round(0)
+		rec.Recorded = rec.Recorded.UTC().Round(0)
+		if !rec.ExpiresAt.IsZero() {
+			rec.ExpiresAt = rec.ExpiresAt.UTC().Round(0)
+		}
+		rec.ValidTo = time.Time{}
+		seq = rec.Seq
+
+		val, err := encodeRecord(rec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: record %d: %v", ErrInvalid, i, err)
+		}
+		if len(val) > db.maxRec {
+			return nil, nil, fmt.Errorf("%w: record %d is %d bytes encoded, the limit is %d (Config.MaxRecordBytes)", ErrTooLarge, i, len(val), db.maxRec)
+		}
+		var expires uint64
+		if !rec.ExpiresAt.IsZero() {
+			// badger expiry has one-second resolution: round up, and let Match hide the rest.
+			expires = uint64(math.Ceil(float64(rec.ExpiresAt.UnixNano()) / 1e9))
+		}
+		entry := func(k, v []byte) {
+			e := badger.NewEntry(k, v)
+			if expires != 0 {
+				e.ExpiresAt = expires
+			}
+			entries = append(entries, e)
+		}
+
+		if rec.Kind == KindFact && rec.Key != "" {
+			cur, err := currentFact(txn, rec.Namespace, rec.Key)
+			if err != nil {
+				return nil, nil, err
+			}
+			if r.op == opFact && cur != r.expected {
+				return nil, nil, fmt.Errorf("%w: fact %s key %q: expected current version seq %d, it is %d (re-read and retry)", ErrConflict, rec.Namespace, rec.Key, r.expected, cur)
+			}
+			entry(kv.FactKey(rec.Namespace, rec.Key), kv.SeqValue(rec.Seq))
+		}
+		entry(kv.RecordKey(rec.Seq), val)
+		entry(kv.IDKey(uid), kv.SeqValue(rec.Seq))
+		entry(kv.WithSeq(kv.NamespacePrefix(rec.Namespace), rec.Seq), nil)
+		entry(kv.WithSeq(kv.FieldPrefix(rec.Namespace, kv.FieldKind, string(rec.Kind)), rec.Seq), nil)
+		if rec.Author != "" {
+			entry(kv.WithSeq(kv.FieldPrefix(rec.Namespace, kv.FieldAuthor, rec.Author), rec.Seq), nil)
+		}
+		if rec.Key != "" {
+			entry(kv.WithSeq(kv.FieldPrefix(rec.Namespace, kv.FieldKey, rec.Key), rec.Seq), nil)
+		}
+		for j, t := range rec.Tags {
+			if !slices.Contains(rec.Tags[:j], t) {
+				entry(kv.WithSeq(kv.FieldPrefix(rec.Namespace, kv.FieldTag, t), rec.Seq), nil)
+			}
+		}
+		if !newNS[rec.Namespace] && !db.hasNamespace(rec.Namespace) && !slices.Contains(added, rec.Namespace) {
+			added = append(added, rec.Namespace)
+			// The namespace set is not subject to TTL.
+			entries = append(entries, badger.NewEntry(kv.NSSetKey(rec.Namespace), nil))
+		}
+	}
+	return entries, added, nil
+}
+
+func (db *DB) hasNamespace(ns string) bool {
+	db.nsMu.RLock()
+	defer db.nsMu.RUnlock()
+	_, ok := db.ns[ns]
+	return ok
+}
+
+// currentFact returns the Seq of the current version of a fact, 0 if none
+// (or it expired).
+func currentFact(txn *badger.Txn, ns, key string) (uint64, error) {
+	item, err := txn.Get(kv.FactKey(ns, key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var seq uint64
+	err = item.Value(func(v []byte) error {
+		var err error
+		seq, err = kv.Seq(v)
+		return err
+	})
+	return seq, err
+}

@@ -1,0 +1,523 @@
+package memory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/depai/depai/memory/internal/kv"
+)
+
+// Profiles for Config.Profile.
+const (
+	ProfileDefault = "default"
+	// ProfileLowMem is for small robots: no block cache, 2 small memtables,
+	// small tables and value-log files, a bounded index cache, few compactors.
+	ProfileLowMem = "lowmem"
+)
+
+// Config configures Open. The zero value of every field but Dir is a safe default.
+type Config struct {
+	Dir     string // data directory; created (mode 0700) if missing
+	Profile string // "" or ProfileDefault, or ProfileLowMem
+	// MaxRecordBytes bounds one encoded record (text, data, tags, vector…);
+	// larger records fail with ErrTooLarge. Default 1 MiB.
+	MaxRecordBytes int
+	// GCInterval is how often value-log garbage collection runs. Default 10
+	// minutes; negative disables it.
+	GCInterval time.Duration
+	// RecentRecords is how many of the newest records are kept decoded in RAM
+	// to serve newest-N queries. Default 4096 (lowmem 512); negative disables.
+	RecentRecords int
+	// WatchBuffer is how many commit batches one watcher may fall behind
+	// before it resumes from its cursor instead. Default 64.
+	WatchBuffer int
+	// MinFreeBytes is the free disk space below which Put fails with
+	// ErrDiskFull instead of writing. badger writes through memory-mapped,
+	// preallocated files, and a write into a file the disk cannot back kills
+	// the process (SIGBUS) — so the store refuses writes while it still has
+	// room. Default: twice the memtable plus twice the value-log file size.
+	MinFreeBytes int64
+	Logger       *slog.Logger // default slog.Default()
+}
+
+// DB is the badger-backed Store. It implements Store, Watcher and Facts.
+type DB struct {
+	cfg    Config
+	bdb    *badger.DB
+	log    *slog.Logger
+	maxRec int
+
+	reqs    chan *request
+	quit    chan struct{} // closed by Close: stops the committer, GC and watchers
+	stopped chan struct{} // closed when the committer has exited
+
+	// closeMu guards closed; Put and Query hold it shared while they register
+	// with inflight, so Close waits for every operation that started.
+	closeMu  sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup
+	bg       sync.WaitGroup // GC goroutine
+
+	lastSeq atomic.Uint64
+
+	nsMu sync.RWMutex
+	ns   map[string]struct{}
+
+	recent *ring
+
+	watchMu  sync.Mutex
+	watchers map[*watcher]struct{}
+
+	minFree int64
+	statfs  func(dir string) (free int64, err error)
+
+	// owned by the committer goroutine
+	entropy io.Reader
+}
+
+var (
+	_ Store   = (*DB)(nil)
+	_ Watcher = (*DB)(nil)
+	_ Facts   = (*DB)(nil)
+)
+
+// Open opens (or creates) the store in cfg.Dir. A directory that is not a
+// depai memory store, or whose files are corrupt or truncated, is an error
+// that says so; nothing in it is changed.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("memory: open: %w: Config.Dir is empty", ErrInvalid)
+	}
+	opts, err := badgerOptions(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
+	}
+	fresh, err := isEmptyDir(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
+	}
+	if !fresh {
+		if _, err := os.Stat(filepath.Join(cfg.Dir, "MANIFEST")); err != nil {
+			return nil, fmt.Errorf("memory: open %s: not a depai memory store (no MANIFEST): %w", cfg.Dir, err)
+		}
+	}
+	bdb, err := openBadger(opts)
+	if err != nil {
+		return nil, fmt.Errorf("memory: open %s: data directory is corrupt or truncated (restore it from a backup or an export): %w", cfg.Dir, err)
+	}
+	db := &DB{
+		cfg:      cfg,
+		bdb:      bdb,
+		log:      cfg.Logger,
+		maxRec:   cfg.MaxRecordBytes,
+		reqs:     make(chan *request, 1024),
+		quit:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+		ns:       make(map[string]struct{}),
+		watchers: make(map[*watcher]struct{}),
+		minFree:  cfg.MinFreeBytes,
+		statfs:   freeBytes,
+		entropy:  ulid.Monotonic(rand.Reader, 0),
+	}
+	if err := db.load(fresh); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
+	}
+	go db.commitLoop()
+	if cfg.GCInterval > 0 {
+		db.bg.Go(db.gcLoop)
+	}
+	return db, nil
+}
+
+// openBadger turns a badger panic on garbage input into an error: some
+// corrupt files make badger index out of range instead of failing cleanly.
+func openBadger(opts badger.Options) (bdb *badger.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("badger: %v", p)
+		}
+	}()
+	return badger.Open(opts)
+}
+
+func badgerOptions(cfg *Config) (badger.Options, error) {
+	if cfg.MaxRecordBytes == 0 {
+		cfg.MaxRecordBytes = 1 << 20
+	}
+	if cfg.MaxRecordBytes < 0 {
+		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MaxRecordBytes %d is negative", cfg.Dir, ErrInvalid, cfg.MaxRecordBytes)
+	}
+	if cfg.GCInterval == 0 {
+		cfg.GCInterval = 10 * time.Minute
+	}
+	if cfg.WatchBuffer <= 0 {
+		cfg.WatchBuffer = 64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	o := badger.DefaultOptions(cfg.Dir).
+		WithSyncWrites(true).
+		WithDetectConflicts(false).
+		WithLogger(badgerLogger{cfg.Logger}).
+		WithMetricsEnabled(false).
+		WithValueThreshold(64 << 10).
+		WithCompression(options.Snappy)
+	recent := 4096
+	switch cfg.Profile {
+	case "", ProfileDefault:
+		o = o.WithMemTableSize(64 << 20).
+			WithValueLogFileSize(256 << 20).
+			WithBlockCacheSize(64 << 20).
+			WithIndexCacheSize(32 << 20)
+	case ProfileLowMem:
+		recent = 512
+		o = o.WithMemTableSize(16 << 20).
+			WithNumMemtables(2).
+			WithNumLevelZeroTables(2).
+			WithNumLevelZeroTablesStall(8).
+			WithBaseTableSize(1 << 20).
+			WithBaseLevelSize(4 << 20).
+			WithValueLogFileSize(32 << 20).
+			WithBlockCacheSize(0).
+			WithIndexCacheSize(4 << 20).
+			WithNumCompactors(2).
+			WithNumGoroutines(2)
+	default:
+		return badger.Options{}, fmt.Errorf("memory: open %s: %w: profile %q, want %q or %q", cfg.Dir, ErrInvalid, cfg.Profile, ProfileDefault, ProfileLowMem)
+	}
+	if cfg.RecentRecords == 0 {
+		cfg.RecentRecords = recent
+	}
+	// One request must fit in one badger transaction (15% of a memtable).
+	if int64(cfg.MaxRecordBytes)*2 > o.MemTableSize*15/100 {
+		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MaxRecordBytes %d is too large for profile %q (at most %d)",
+			cfg.Dir, ErrInvalid, cfg.MaxRecordBytes, cfg.Profile, o.MemTableSize*15/100/2)
+	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = 2*o.MemTableSize + 2*o.ValueLogFileSize
+	}
+	return o, nil
+}
+
+func isEmptyDir(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	return len(names) == 0, err
+}
+
+func freeBytes(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
+
+// load reads the format version, the namespace set, the last Seq and the
+// newest records into RAM.
+func (db *DB) load(fresh bool) error {
+	if fresh {
+		if err := db.bdb.Update(func(txn *badger.Txn) error {
+			return txn.Set([]byte(kv.MetaVersion), []byte(kv.FormatVersion))
+		}); err != nil {
+			return err
+		}
+	}
+	return db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(kv.MetaVersion))
+		if err != nil {
+			return fmt.Errorf("not a depai memory store (no format version): %w", err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("data directory is corrupt: format version: %w", err)
+		}
+		if string(v) != kv.FormatVersion {
+			return fmt.Errorf("data format %q, this build reads %q", v, kv.FormatVersion)
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kv.PrefixNSSet}})
+		for it.Rewind(); it.Valid(); it.Next() {
+			db.ns[string(it.Item().Key()[1:])] = struct{}{}
+		}
+		it.Close()
+
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kv.PrefixRecord}, Reverse: true, PrefetchValues: false})
+		defer it.Close()
+		it.Seek(kv.RecordKey(^uint64(0)))
+		var newest []Record
+		for ; it.Valid(); it.Next() {
+			seq, err := kv.SeqSuffix(it.Item().Key())
+			if err != nil {
+				return fmt.Errorf("data directory is corrupt: %w", err)
+			}
+			if db.lastSeq.Load() == 0 {
+				db.lastSeq.Store(seq)
+			}
+			if len(newest) >= db.cfg.RecentRecords {
+				break
+			}
+			var rec Record
+			if err := it.Item().Value(func(v []byte) error {
+				var err error
+				rec, err = decodeRecord(seq, v)
+				return err
+			}); err != nil {
+				return fmt.Errorf("data directory is corrupt: record %d: %w", seq, err)
+			}
+			newest = append(newest, rec)
+		}
+		slices.Reverse(newest)
+		// With every record in RAM, the ring is complete down to Seq 1.
+		floor := uint64(1)
+		if it.Valid() {
+			seq, _ := kv.SeqSuffix(it.Item().Key())
+			floor = seq + 1
+		}
+		db.recent = newRing(db.cfg.RecentRecords, newest, floor)
+		return nil
+	})
+}
+
+// LastSeq returns the Seq of the newest committed record.
+func (db *DB) LastSeq() uint64 { return db.lastSeq.Load() }
+
+// Put validates recs and stores them atomically: all or none. It returns
+// once they are durable. Concurrent Puts share one commit and one fsync.
+func (db *DB) Put(ctx context.Context, recs ...Record) ([]Record, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	now := time.Now()
+	for i := range recs {
+		if err := checkRecord(&recs[i], now); err != nil {
+			return nil, fmt.Errorf("memory: put record %d: %w", i, err)
+		}
+	}
+	return db.submit(ctx, &request{op: opPut, recs: slices.Clone(recs)})
+}
+
+// submit hands a request to the committer and waits for its outcome.
+func (db *DB) submit(ctx context.Context, r *request) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: put: %w", err)
+	}
+	if !db.enter() {
+		return nil, fmt.Errorf("memory: put: %w", ErrClosed)
+	}
+	defer db.inflight.Done()
+	r.done = make(chan error, 1)
+	select {
+	case db.reqs <- r:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("memory: put: %w", ctx.Err())
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			return nil, fmt.Errorf("memory: put: %w", err)
+		}
+		return r.recs, nil
+	case <-ctx.Done():
+		// The request may still commit; the caller was not told it did.
+		return nil, fmt.Errorf("memory: put: %w", ctx.Err())
+	}
+}
+
+// enter registers an operation unless the store is closed.
+func (db *DB) enter() bool {
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed {
+		return false
+	}
+	db.inflight.Add(1)
+	return true
+}
+
+// Get returns the record with the given ID.
+func (db *DB) Get(ctx context.Context, id string) (Record, error) {
+	uid, err := ulid.ParseStrict(id)
+	if err != nil {
+		return Record{}, fmt.Errorf("memory: get %q: %w: id is not a ULID: %v", id, ErrInvalid, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return Record{}, fmt.Errorf("memory: get %s: %w", id, err)
+	}
+	if !db.enter() {
+		return Record{}, fmt.Errorf("memory: get %s: %w", id, ErrClosed)
+	}
+	defer db.inflight.Done()
+	var rec Record
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(kv.IDKey(uid))
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		seq, err := kv.Seq(v)
+		if err != nil {
+			return err
+		}
+		rec, err = readRecord(txn, seq)
+		if err != nil {
+			return err
+		}
+		return annotateFact(txn, &rec)
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) || err == nil && !Match(Query{}, &rec, time.Now()) {
+		return Record{}, fmt.Errorf("memory: get %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("memory: get %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// Close commits what was already submitted, ends watches (they yield
+// ErrClosed) and closes badger. Operations started after Close fail with
+// ErrClosed.
+func (db *DB) Close() error {
+	db.closeMu.Lock()
+	if db.closed {
+		db.closeMu.Unlock()
+		return nil
+	}
+	db.closed = true
+	db.closeMu.Unlock()
+	close(db.quit)
+	db.inflight.Wait()
+	<-db.stopped
+	db.bg.Wait()
+	if err := db.bdb.Close(); err != nil {
+		return fmt.Errorf("memory: close %s: %w", db.cfg.Dir, err)
+	}
+	return nil
+}
+
+func (db *DB) gcLoop() {
+	t := time.NewTicker(db.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.quit:
+			return
+		case <-t.C:
+		}
+		n := 0
+		for db.bdb.RunValueLogGC(0.5) == nil {
+			n++
+			select {
+			case <-db.quit:
+				return
+			default:
+			}
+		}
+		if n > 0 {
+			db.log.Info("memory: value-log GC rewrote files", "dir", db.cfg.Dir, "files", n)
+		}
+	}
+}
+
+// recordJSON is Record without the fields kept elsewhere (Seq in the key,
+// the vector in binary) or computed on read (ValidTo).
+func encodeRecord(r *Record) ([]byte, error) {
+	c := *r
+	c.Embedding = nil
+	c.ValidTo = time.Time{}
+	c.Seq = 0
+	meta, err := json.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	if r.Embedding == nil {
+		return kv.AppendValue(nil, meta, "", nil), nil
+	}
+	return kv.AppendValue(make([]byte, 0, len(meta)+len(r.Embedding.Model)+4*len(r.Embedding.Vector)+16), meta, r.Embedding.Model, r.Embedding.Vector), nil
+}
+
+func decodeRecord(seq uint64, v []byte) (Record, error) {
+	meta, model, vec, err := kv.DecodeValue(v)
+	if err != nil {
+		return Record{}, err
+	}
+	var r Record
+	if err := json.Unmarshal(meta, &r); err != nil {
+		return Record{}, fmt.Errorf("record %d: %w", seq, err)
+	}
+	r.Seq = seq
+	if model != "" || vec != nil {
+		r.Embedding = &Embedding{Model: model, Vector: vec}
+	}
+	return r, nil
+}
+
+func readRecord(txn *badger.Txn, seq uint64) (Record, error) {
+	item, err := txn.Get(kv.RecordKey(seq))
+	if err != nil {
+		return Record{}, err
+	}
+	var rec Record
+	err = item.Value(func(v []byte) error {
+		var err error
+		rec, err = decodeRecord(seq, v)
+		return err
+	})
+	return rec, err
+}
+
+// badgerLogger sends badger's log to slog; its Info chatter goes to Debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+
+func trimNL(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
