@@ -1,0 +1,189 @@
+// Package config reads depai agent configuration: one agent per YAML file, or
+// a fleet file listing several agents.
+//
+// Decoding is strict. An unknown key, a value of the wrong type, a bad value
+// (a malformed duration, a negative limit, an unknown role, a duplicate name,
+// a plugin file that does not exist) or a missing file is an error that names
+// the file, the line and the key:
+//
+//	fleet.yaml:12: agents[0].modle: unknown key (did you mean "model"?)
+//
+// Every error in a file is reported at once, not just the first. Defaults are
+// applied in one place (see [Agent] field docs) after decoding, and relative
+// paths are resolved against the config file's directory.
+package config
+
+import (
+	"fmt"
+	"os"
+)
+
+// File is a decoded config file: one agent or a fleet.
+type File struct {
+	Path     string   // the path the file was read from, as given
+	Operator Operator // fleet-wide operator API settings
+	DataDir  string   // data_dir: where memory and the token live; a hint that --data overrides
+	Agents   []Agent  // at least one
+}
+
+// Operator configures the operator API of `depai run`.
+type Operator struct {
+	Addr      string `yaml:"addr"`       // default "127.0.0.1:7700"
+	TokenFile string `yaml:"token_file"` // default: <data dir>/operator.token, chosen by the caller
+}
+
+// Roles of an agent.
+const (
+	RoleRobot   = "robot"
+	RoleDigital = "digital"
+)
+
+// Agent is one agent's configuration.
+type Agent struct {
+	Name    string `yaml:"name" check:"required"`
+	Role    string `yaml:"role" check:"oneof=robot|digital"` // default "digital"
+	Persona string `yaml:"persona"`                          // the system prompt
+
+	Model   Model    `yaml:"model"`
+	Tools   []string `yaml:"tools"` // built-in tools to enable; empty: all
+	Plugins []Plugin `yaml:"plugins"`
+	Memory  Memory   `yaml:"memory"`
+	Limits  Limits   `yaml:"limits"`
+	Safety  Safety   `yaml:"safety"`
+
+	Schedule  []Schedule `yaml:"schedule"`
+	Operators []string   `yaml:"operators"` // operator ids allowed to command it; empty: any holder of the token
+}
+
+// Model is an OpenAI-compatible endpoint. An empty BaseURL means no model is
+// configured: the agent runs on commands, schedules and events.
+type Model struct {
+	BaseURL     string   `yaml:"base_url"`
+	Model       string   `yaml:"model"`
+	APIKeyEnv   string   `yaml:"api_key_env"` // the environment variable holding the API key
+	MaxTokens   int      `yaml:"max_tokens" check:"nonneg"`
+	Temperature *float32 `yaml:"temperature" check:"range=0..2"`
+	Timeout     Duration `yaml:"timeout" check:"nonneg"` // per model call; 0: bounded by the turn's wall time only
+}
+
+// Plugin transports.
+const (
+	TransportWASM    = "wasm"
+	TransportProcess = "process"
+)
+
+// Plugin is one plugin an agent loads.
+type Plugin struct {
+	Name string `yaml:"name"` // default: the file name without extension
+	// Path is a .wasm module, a native plugin executable, or a Go package
+	// directory the host builds; relative to the config file. After Load it
+	// is absolute.
+	Path string `yaml:"path" check:"required"`
+	// Transport is "wasm" or "process"; when empty it is inferred: a file
+	// starting with the WASM magic number is "wasm", another executable file
+	// is "process", a directory is "wasm" (the sandboxed default).
+	Transport string            `yaml:"transport" check:"oneof=wasm|process"`
+	SHA256    string            `yaml:"sha256"` // optional pin of the file's hash, lower-case hex after Load
+	Grants    Grants            `yaml:"grants"`
+	Config    map[string]string `yaml:"config"`  // values the plugin reads with the config capability
+	Secrets   map[string]string `yaml:"secrets"` // secret name → environment variable holding it
+	Limits    PluginLimits      `yaml:"limits"`
+}
+
+// Grants are the capabilities an agent gives a plugin. Deny by default.
+type Grants struct {
+	MemoryRead  []string `yaml:"memory_read"`  // namespaces
+	MemoryWrite []string `yaml:"memory_write"` // namespaces
+	HTTP        []string `yaml:"http"`         // allowed hosts
+	Emit        []string `yaml:"emit"`         // event topics
+	Secrets     []string `yaml:"secrets"`      // secret names, each defined in Plugin.Secrets
+	Config      []string `yaml:"config"`       // config keys
+	Clock       bool     `yaml:"clock"`
+	Random      bool     `yaml:"random"`
+	Actuator    bool     `yaml:"actuator"`
+	Payment     bool     `yaml:"payment"`
+}
+
+// PluginLimits bound one plugin. Zero fields take the host's defaults.
+type PluginLimits struct {
+	Memory      ByteSize `yaml:"memory" check:"nonneg"`
+	CallTimeout Duration `yaml:"call_timeout" check:"nonneg"`
+	Concurrency int      `yaml:"concurrency" check:"nonneg"`
+	MaxMessage  ByteSize `yaml:"max_message" check:"nonneg"`
+}
+
+// Memory profiles.
+const (
+	ProfileDefault = "default"
+	ProfileLowMem  = "lowmem"
+)
+
+// Memory is what an agent may read and write in shared memory.
+type Memory struct {
+	Read    []string `yaml:"read"`                                 // namespaces; default ["agent/<name>", "shared"]
+	Write   []string `yaml:"write"`                                // namespaces; default ["agent/<name>", "shared"]
+	Profile string   `yaml:"profile" check:"oneof=default|lowmem"` // default "default"
+}
+
+// Limits bound one turn. A key that is present must be positive.
+type Limits struct {
+	ModelCalls int      `yaml:"model_calls" check:"positive"` // default 8
+	ToolCalls  int      `yaml:"tool_calls" check:"positive"`  // default 16
+	WallTime   Duration `yaml:"wall_time" check:"positive"`   // default 2m
+	Tokens     int      `yaml:"tokens" check:"positive"`      // default 32000
+}
+
+// Safety is the deterministic policy between the model and side effects.
+type Safety struct {
+	Actuators []ActuatorRule `yaml:"actuators"`
+	Spend     Spend          `yaml:"spend"`
+}
+
+// ActuatorRule gates calls of one actuator tool.
+type ActuatorRule struct {
+	Tool     string  `yaml:"tool" check:"required"`
+	MaxRate  string  `yaml:"max_rate"`                 // "N/s", "N/min" or "N/h"; see Rate
+	MaxSpeed float64 `yaml:"max_speed" check:"nonneg"` // m/s; 0: no limit
+	KeepOut  []Zone  `yaml:"keep_out"`
+}
+
+// Zone is a circle the robot must not enter.
+type Zone struct {
+	Name    string  `yaml:"name"`
+	Lat     float64 `yaml:"lat" check:"range=-90..90"`
+	Lon     float64 `yaml:"lon" check:"range=-180..180"`
+	RadiusM float64 `yaml:"radius_m" check:"positive"`
+}
+
+// Spend limits payments.
+type Spend struct {
+	DailyLimit    float64 `yaml:"daily_limit" check:"nonneg"`    // 0: payments disabled
+	ApprovalAbove float64 `yaml:"approval_above" check:"nonneg"` // 0: every payment needs approval
+	Currency      string  `yaml:"currency"`
+}
+
+// Schedule feeds an input to the agent periodically.
+type Schedule struct {
+	Every Duration `yaml:"every" check:"required,positive"`
+	Input string   `yaml:"input" check:"required"`
+}
+
+// Load reads and validates the config file at path.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates config data. name is used in error messages and
+// to resolve relative paths, exactly as Load uses the file's path.
+func Parse(name string, data []byte) (*File, error) {
+	d := newDecoder(name)
+	f := d.file(data)
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}

@@ -1,0 +1,289 @@
+package config_test
+
+import (
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/depai/depai/agent/config"
+)
+
+func abs(t testing.TB, path string) string {
+	t.Helper()
+	a, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestLoadFleet(t *testing.T) {
+	f, err := config.Load("testdata/fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	temp := float32(0.2)
+	want := &config.File{
+		Path:     "testdata/fleet.yaml",
+		Operator: config.Operator{Addr: "127.0.0.1:7701"},
+		DataDir:  abs(t, "testdata/data"),
+		Agents: []config.Agent{
+			{
+				Name:    "scout",
+				Role:    "robot",
+				Persona: "You are a survey rover. Be brief.",
+				Model: config.Model{
+					BaseURL: "http://127.0.0.1:11434/v1", Model: "llama3.2", APIKeyEnv: "OLLAMA_KEY",
+					MaxTokens: 512, Temperature: &temp, Timeout: config.Duration(30 * time.Second),
+				},
+				Tools: []string{"memory.search", "clock"},
+				Plugins: []config.Plugin{
+					{
+						Name: "gnss", Path: abs(t, "testdata/plugins/gnss"), Transport: "process",
+						Grants: config.Grants{Emit: []string{"gnss.fix"}, Clock: true, Actuator: true},
+						Limits: config.PluginLimits{CallTimeout: config.Duration(2 * time.Second), Concurrency: 1},
+					},
+					{
+						Name: "weather", Path: abs(t, "testdata/plugins/weather.wasm"), Transport: "wasm",
+						SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+						Grants: config.Grants{HTTP: []string{"api.weather.local"}, Secrets: []string{"api_key"}},
+						Config:  map[string]string{"units": "metric", "retries": "3"},
+						Secrets: map[string]string{"api_key": "WEATHER_API_KEY"},
+						Limits:  config.PluginLimits{Memory: 32 << 20, MaxMessage: 256 << 10},
+					},
+				},
+				Memory: config.Memory{
+					Read:    []string{"agent/scout", "fleet/site-a", "shared"},
+					Write:   []string{"agent/scout", "shared"},
+					Profile: "lowmem",
+				},
+				Limits: config.Limits{ModelCalls: 4, ToolCalls: 16, WallTime: config.Duration(45 * time.Second), Tokens: 32000},
+				Safety: config.Safety{Actuators: []config.ActuatorRule{{
+					Tool: "drive", MaxRate: "2/s", MaxSpeed: 1.5,
+					KeepOut: []config.Zone{{Name: "pond", Lat: 52.52, Lon: 13.405, RadiusM: 25}},
+				}}},
+				Schedule:  []config.Schedule{{Every: config.Duration(10 * time.Minute), Input: "report your position"}},
+				Operators: []string{"alice"},
+			},
+			{
+				Name:    "dispatcher",
+				Role:    "digital",
+				Persona: "You assign survey jobs to rovers.",
+				Memory:  config.Memory{Read: []string{"agent/dispatcher", "shared"}, Write: []string{"agent/dispatcher", "shared"}, Profile: "default"},
+				Limits:  config.Limits{ModelCalls: 8, ToolCalls: 16, WallTime: config.Duration(2 * time.Minute), Tokens: 32000},
+				Safety:  config.Safety{Spend: config.Spend{DailyLimit: 20, ApprovalAbove: 5, Currency: "USDC"}},
+			},
+		},
+	}
+	if !reflect.DeepEqual(f, want) {
+		t.Errorf("Load:\n got %+v\nwant %+v", f, want)
+	}
+	n, per, err := f.Agents[0].Safety.Actuators[0].Rate()
+	if n != 2 || per != time.Second || err != nil {
+		t.Errorf("Rate() = %v, %v, %v; want 2, 1s, nil", n, per, err)
+	}
+}
+
+func TestLoadSingleAgent(t *testing.T) {
+	f, err := config.Load("testdata/agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Agents) != 1 || f.Agents[0].Name != "solo" || f.Agents[0].Model.BaseURL != "" {
+		t.Fatalf("agents = %+v; want one agent solo with no model", f.Agents)
+	}
+	if f.Operator.Addr != config.DefaultOperatorAddr {
+		t.Errorf("operator addr = %q; want the default %q", f.Operator.Addr, config.DefaultOperatorAddr)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := config.Load("testdata/nope.yaml")
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "testdata/nope.yaml") {
+		t.Fatalf("Load of a missing file: %v; want a not-exist error naming the file", err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	missing := abs(t, "testdata/plugins/nope.wasm")
+	readme := abs(t, "testdata/plugins/readme.txt")
+	wasm := abs(t, "testdata/plugins/weather.wasm")
+	gnss := abs(t, "testdata/plugins/gnss")
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"typo", "agents:\n  - name: a\n    modle: {}\n",
+			`fleet.yaml:3: agents[0].modle: unknown key (did you mean "model"?)`},
+		{"typo nested", "agents:\n  - name: a\n    limits:\n      wall_tme: 1s\n",
+			`fleet.yaml:4: agents[0].limits.wall_tme: unknown key (did you mean "wall_time"?)`},
+		{"unknown key", "name: a\nlimits:\n  zzzzzzzz: 1\n",
+			`fleet.yaml:3: limits.zzzzzzzz: unknown key (expected one of model_calls, tool_calls, wall_time, tokens)`},
+		{"unknown top key", "agents: [{name: a}]\nplugins: []\n",
+			`fleet.yaml:2: plugins: unknown key (expected one of operator, data_dir, agents)`},
+		{"duplicate key", "name: a\nrole: robot\nrole: digital\n",
+			`fleet.yaml:3: role: duplicate key (first at line 2)`},
+		{"missing name", "agents:\n  - role: robot\n",
+			`fleet.yaml:2: agents[0]: missing required key "name"`},
+		{"null agent", "agents:\n  -\n",
+			`fleet.yaml:2: agents[0].name: missing agent name`},
+		{"no agents", "agents: []\n",
+			`fleet.yaml:1: agents: expected at least one agent`},
+		{"string as list", "name: a\ntools: clock\n",
+			`fleet.yaml:2: tools: expected a list, got string "clock"`},
+		{"list as string", "name: [a]\n",
+			`fleet.yaml:1: name: expected a string, got a list`},
+		{"number as string", "name: a\npersona: 12\n",
+			`fleet.yaml:2: persona: expected a string, got integer "12" (quote it to make it a string)`},
+		{"word as int", "name: a\nlimits: {model_calls: many}\n",
+			`fleet.yaml:2: limits.model_calls: expected an integer, got string "many"`},
+		{"yes is not a bool", "name: a\nplugins: [{path: testdata/plugins/gnss, grants: {clock: yes}}]\n",
+			`fleet.yaml:2: plugins[0].grants.clock: expected true or false, got string "yes"`},
+		{"mapping as struct", "name: a\nmodel: http://x\n",
+			`fleet.yaml:2: model: expected a mapping, got string "http://x"`},
+		{"bare number duration", "name: a\nlimits:\n  wall_time: 90\n",
+			`fleet.yaml:3: limits.wall_time: invalid duration "90" (expected a number with a unit, such as "90s", "2m" or "1h30m")`},
+		{"negative limit", "name: a\nlimits:\n  tool_calls: -1\n",
+			`fleet.yaml:3: limits.tool_calls: must be positive, got -1`},
+		{"zero limit", "name: a\nlimits:\n  tokens: 0\n",
+			`fleet.yaml:3: limits.tokens: must be positive, got 0`},
+		{"negative duration", "name: a\nmodel: {timeout: -5s}\n",
+			`fleet.yaml:2: model.timeout: must not be negative, got -5s`},
+		{"bad size", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    limits: {memory: 64XB}\n",
+			`fleet.yaml:4: plugins[0].limits.memory: invalid size "64XB" (expected bytes, or a number with a unit such as "512KiB", "64MiB" or "10MB")`},
+		{"negative size", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    limits: {max_message: -1MiB}\n",
+			`fleet.yaml:4: plugins[0].limits.max_message: must not be negative, got -1MiB`},
+		{"unknown role", "name: a\nrole: drone\n",
+			`fleet.yaml:2: role: unknown value "drone" (expected robot or digital)`},
+		{"unknown profile", "name: a\nmemory: {profile: tiny}\n",
+			`fleet.yaml:2: memory.profile: unknown value "tiny" (expected default or lowmem)`},
+		{"temperature range", "name: a\nmodel: {temperature: 3}\n",
+			`fleet.yaml:2: model.temperature: 3 is out of range (expected 0 to 2)`},
+		{"latitude range", "name: a\nsafety:\n  actuators:\n    - tool: drive\n      keep_out: [{lat: 91, lon: 0, radius_m: 1}]\n",
+			`fleet.yaml:5: safety.actuators[0].keep_out[0].lat: 91 is out of range (expected -90 to 90)`},
+		{"bad rate", "name: a\nsafety:\n  actuators:\n    - tool: drive\n      max_rate: fast\n",
+			`fleet.yaml:5: safety.actuators[0].max_rate: invalid rate "fast" (expected calls per period, such as "2/s", "30/min" or "100/h")`},
+		{"rule without tool", "name: a\nsafety:\n  actuators:\n    - max_speed: 1\n",
+			`fleet.yaml:4: safety.actuators[0]: missing required key "tool"`},
+		{"duplicate agents", "agents:\n  - name: a\n  - name: b\n  - name: a\n",
+			`fleet.yaml:4: agents[2].name: duplicate agent name "a" (first at line 2)`},
+		{"bad agent name", "name: my agent\n",
+			`fleet.yaml:1: name: invalid name "my agent" (expected up to 64 letters, digits, '-' or '_', starting with a letter or digit)`},
+		{"duplicate plugins", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n  - name: gnss\n    path: testdata/plugins/weather.wasm\n",
+			`fleet.yaml:4: plugins[1].name: duplicate plugin name "gnss" (first at line 3)`},
+		{"missing plugin", "name: a\nplugins:\n  - path: testdata/plugins/nope.wasm\n",
+			`fleet.yaml:3: plugins[0].path: ` + missing + `: no such file or directory`},
+		{"plugin not runnable", "name: a\nplugins:\n  - path: testdata/plugins/readme.txt\n",
+			`fleet.yaml:3: plugins[0].path: ` + readme + ` is neither a WASM module nor an executable`},
+		{"wasm as process", "name: a\nplugins:\n  - path: testdata/plugins/weather.wasm\n    transport: process\n",
+			`fleet.yaml:4: plugins[0].transport: ` + wasm + ` is a WASM module, not a process plugin`},
+		{"process as wasm", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    transport: wasm\n",
+			`fleet.yaml:4: plugins[0].transport: ` + gnss + ` is not a WASM module (no \0asm header)`},
+		{"unknown transport", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    transport: grpc\n",
+			`fleet.yaml:4: plugins[0].transport: unknown value "grpc" (expected wasm or process)`},
+		{"bad sha", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    sha256: abc\n",
+			`fleet.yaml:4: plugins[0].sha256: invalid SHA-256 "abc" (expected 64 hex digits)`},
+		{"undefined secret", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    grants: {secrets: [token]}\n",
+			`fleet.yaml:4: plugins[0].grants.secrets[0]: secret "token" is granted but not defined under plugins[0].secrets`},
+		{"secret value not env", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    secrets:\n      token: sk-12345\n",
+			`fleet.yaml:5: plugins[0].secrets.token: invalid environment variable name "sk-12345" (the name of the variable holding the secret, not the secret)`},
+		{"config value list", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    config:\n      hosts: [a, b]\n",
+			`fleet.yaml:5: plugins[0].config.hosts: expected a string, got a list`},
+		{"duplicate grant", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    grants: {http: [a.example, a.example]}\n",
+			`fleet.yaml:4: plugins[0].grants.http[1]: duplicate host "a.example" (also plugins[0].grants.http[0])`},
+		{"bad namespace", "name: a\nmemory:\n  write: [agent//a]\n",
+			`fleet.yaml:3: memory.write[0]: invalid namespace "agent//a" (expected "/"-separated names such as "agent/scout" or "shared")`},
+		{"bad base url", "name: a\nmodel:\n  base_url: localhost:11434\n",
+			`fleet.yaml:3: model.base_url: invalid URL "localhost:11434" (expected http:// or https:// and a host, such as "http://127.0.0.1:11434/v1")`},
+		{"key in env", "name: a\nmodel:\n  api_key_env: sk-proj-abc\n",
+			`fleet.yaml:3: model.api_key_env: invalid environment variable name "sk-proj-abc" (the name of the variable, not the key itself)`},
+		{"schedule without input", "name: a\nschedule:\n  - every: 1m\n    input: \"  \"\n",
+			`fleet.yaml:3: schedule[0].input: missing input (the message the agent receives each time)`},
+		{"schedule zero", "name: a\nschedule:\n  - every: 0s\n    input: hi\n",
+			`fleet.yaml:3: schedule[0].every: must be positive, got 0s`},
+		{"schedule missing every", "name: a\nschedule:\n  - input: hi\n",
+			`fleet.yaml:3: schedule[0]: missing required key "every"`},
+		{"bad operator addr", "name: a\noperator: {addr: \"7700\"}\n",
+			`fleet.yaml:2: operator.addr: invalid address "7700" (expected host:port, such as "127.0.0.1:7700")`},
+		{"duplicate tool", "name: a\ntools: [clock, clock]\n",
+			`fleet.yaml:2: tools[1]: duplicate tool "clock" (also tools[0])`},
+		{"syntax", "name: a\n  role: robot\n",
+			`fleet.yaml:2: invalid YAML: mapping values are not allowed in this context`},
+		{"tab", "name: a\n\trole: robot\n",
+			`fleet.yaml:2: invalid YAML: found a tab character that violates indentation`},
+		{"empty", "", `fleet.yaml: empty file: expected an agent (name: …) or a fleet (agents: […])`},
+		{"comment only", "# nothing\n", `fleet.yaml: empty file: expected an agent (name: …) or a fleet (agents: […])`},
+		{"top list", "- name: a\n", `fleet.yaml:1: expected a mapping (an agent's keys, or agents: […]), got a list`},
+		{"two documents", "name: a\n---\nname: b\n",
+			`fleet.yaml:2: a second YAML document: put several agents under agents: in one document`},
+		{"several errors", "agents:\n  - name: a\n    rol: robot\n    limits: {tokens: -3}\n",
+			"fleet.yaml:3: agents[0].rol: unknown key (did you mean \"role\"?)\nfleet.yaml:4: agents[0].limits.tokens: must be positive, got -3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("fleet.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("Parse succeeded; want error %q", tc.want)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error:\n got %s\nwant %s", err, tc.want)
+			}
+			var e *config.Error
+			if !errors.As(err, &e) || e.File != "fleet.yaml" {
+				t.Errorf("errors.As(*config.Error) = %v, file %q; want a *config.Error for fleet.yaml", e, e.File)
+			}
+		})
+	}
+}
+
+func TestAnchorsAndAliases(t *testing.T) {
+	const y = `
+defaults: &lim {model_calls: 2}
+`
+	if _, err := config.Parse("a.yaml", []byte(y)); err == nil {
+		t.Fatal("an unknown top-level anchor holder was accepted")
+	}
+	const ok = `
+agents:
+  - name: a
+    limits: &lim {model_calls: 2}
+  - name: b
+    limits: *lim
+`
+	f, err := config.Parse("a.yaml", []byte(ok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Agents[1].Limits.ModelCalls != 2 {
+		t.Errorf("aliased limits: model_calls = %d; want 2", f.Agents[1].Limits.ModelCalls)
+	}
+	const cycle = "agents: &a [*a]\n"
+	if _, err := config.Parse("a.yaml", []byte(cycle)); err == nil {
+		t.Fatal("a cyclic alias was accepted")
+	}
+}
+
+func TestByteSizeAndDuration(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want config.ByteSize
+	}{
+		{"1024", 1024}, {"64MiB", 64 << 20}, {"512KiB", 512 << 10}, {"10MB", 10e6}, {"1 GiB", 1 << 30}, {"3B", 3},
+	} {
+		f, err := config.Parse("a.yaml", []byte("name: a\nplugins: [{path: testdata/plugins/gnss, limits: {memory: "+tc.in+"}}]\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		if got := f.Agents[0].Plugins[0].Limits.Memory; got != tc.want {
+			t.Errorf("%s = %d; want %d", tc.in, got, tc.want)
+		}
+	}
+	if s := config.ByteSize(64 << 20).String(); s != "64MiB" {
+		t.Errorf("String() = %q; want 64MiB", s)
+	}
+	if d := config.Duration(90 * time.Second); d.Std() != 90*time.Second || d.String() != "1m30s" {
+		t.Errorf("Duration: %v %q", d.Std(), d.String())
+	}
+}

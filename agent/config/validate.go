@@ -1,0 +1,293 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of values a config leaves out.
+const (
+	DefaultOperatorAddr = "127.0.0.1:7700"
+	DefaultModelCalls   = 8
+	DefaultToolCalls    = 16
+	DefaultWallTime     = Duration(2 * time.Minute)
+	DefaultTokens       = 32000
+)
+
+var (
+	// Names become memory namespaces, URL path segments and NATS subject
+	// tokens, so no dots, slashes or spaces.
+	nameRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	envRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	namespaceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
+	rateRE      = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)/(s|min|h)$`)
+)
+
+// wasmMagic starts every WASM binary module.
+var wasmMagic = []byte("\x00asm")
+
+// finish applies defaults and checks what the decoder cannot see field by
+// field: names, duplicates, files, formats. It is the one place defaults live.
+func (d *decoder) finish(f *File, fleet bool) {
+	if f.Operator.Addr == "" {
+		f.Operator.Addr = DefaultOperatorAddr
+	} else if _, port, err := net.SplitHostPort(f.Operator.Addr); err != nil || port == "" {
+		d.errAt("operator.addr", "invalid address %q (expected host:port, such as %q)", f.Operator.Addr, DefaultOperatorAddr)
+	}
+	f.Operator.TokenFile = d.abs(f.Operator.TokenFile)
+	f.DataDir = d.abs(f.DataDir)
+
+	names := map[string]string{} // agent name → key of its first use
+	for i := range f.Agents {
+		p := ""
+		if fleet {
+			p = fmt.Sprintf("agents[%d]", i)
+		}
+		a := &f.Agents[i]
+		d.agent(p, a)
+		if a.Name == "" {
+			continue
+		}
+		if first, dup := names[a.Name]; dup {
+			d.errAt(join(p, "name"), "duplicate agent name %q (first at line %d)", a.Name, d.lines[first])
+		} else {
+			names[a.Name] = join(p, "name")
+		}
+	}
+}
+
+func (d *decoder) agent(p string, a *Agent) {
+	switch {
+	case a.Name == "":
+		d.errorf(d.lines[p], join(p, "name"), "missing agent name")
+	case !nameRE.MatchString(a.Name):
+		d.errAt(join(p, "name"), "invalid name %q (expected up to 64 letters, digits, '-' or '_', starting with a letter or digit)", a.Name)
+	}
+	if a.Role == "" {
+		a.Role = RoleDigital
+	}
+	if a.Memory.Profile == "" {
+		a.Memory.Profile = ProfileDefault
+	}
+	d.namespaces(join(p, "memory.read"), a.Memory.Read)
+	d.namespaces(join(p, "memory.write"), a.Memory.Write)
+	own := []string{"agent/" + a.Name, "shared"}
+	if a.Memory.Read == nil {
+		a.Memory.Read = own
+	}
+	if a.Memory.Write == nil {
+		a.Memory.Write = own
+	}
+	if a.Limits.ModelCalls == 0 {
+		a.Limits.ModelCalls = DefaultModelCalls
+	}
+	if a.Limits.ToolCalls == 0 {
+		a.Limits.ToolCalls = DefaultToolCalls
+	}
+	if a.Limits.WallTime == 0 {
+		a.Limits.WallTime = DefaultWallTime
+	}
+	if a.Limits.Tokens == 0 {
+		a.Limits.Tokens = DefaultTokens
+	}
+
+	d.model(join(p, "model"), &a.Model)
+	d.names(join(p, "tools"), a.Tools, "tool")
+	d.names(join(p, "operators"), a.Operators, "operator")
+
+	plugins := map[string]string{}
+	for i := range a.Plugins {
+		pp := fmt.Sprintf("%s[%d]", join(p, "plugins"), i)
+		pl := &a.Plugins[i]
+		d.plugin(pp, pl)
+		if pl.Name == "" {
+			continue
+		}
+		if first, dup := plugins[pl.Name]; dup {
+			d.errAt(join(pp, "name"), "duplicate plugin name %q (first at line %d)", pl.Name, d.lines[first])
+		} else {
+			plugins[pl.Name] = join(pp, "name")
+			if _, ok := d.lines[join(pp, "name")]; !ok {
+				d.lines[join(pp, "name")] = d.lines[join(pp, "path")]
+			}
+		}
+	}
+
+	for i, r := range a.Safety.Actuators {
+		rp := fmt.Sprintf("%s[%d]", join(p, "safety.actuators"), i)
+		if r.MaxRate != "" {
+			if _, _, err := r.Rate(); err != nil {
+				d.errAt(join(rp, "max_rate"), "%v", err)
+			}
+		}
+	}
+	for i, s := range a.Schedule {
+		sp := fmt.Sprintf("%s[%d]", join(p, "schedule"), i)
+		if s.Every <= 0 {
+			d.errorf(d.lines[sp], join(sp, "every"), "missing interval (expected a duration such as \"10m\")")
+		}
+		if strings.TrimSpace(s.Input) == "" {
+			d.errorf(d.lines[sp], join(sp, "input"), "missing input (the message the agent receives each time)")
+		}
+	}
+}
+
+func (d *decoder) model(p string, m *Model) {
+	if m.BaseURL != "" {
+		u, err := url.Parse(m.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			d.errAt(join(p, "base_url"), "invalid URL %q (expected http:// or https:// and a host, such as \"http://127.0.0.1:11434/v1\")", m.BaseURL)
+		}
+	}
+	if m.APIKeyEnv != "" && !envRE.MatchString(m.APIKeyEnv) {
+		d.errAt(join(p, "api_key_env"), "invalid environment variable name %q (the name of the variable, not the key itself)", m.APIKeyEnv)
+	}
+}
+
+func (d *decoder) plugin(p string, pl *Plugin) {
+	if pl.Path == "" {
+		if _, present := d.lines[join(p, "path")]; present {
+			d.errAt(join(p, "path"), "empty path")
+		}
+		return
+	}
+	pl.Path = d.abs(pl.Path)
+	if pl.Name == "" {
+		pl.Name = strings.TrimSuffix(filepath.Base(pl.Path), filepath.Ext(pl.Path))
+	}
+	if !nameRE.MatchString(pl.Name) {
+		key := join(p, "name")
+		if _, ok := d.lines[key]; !ok {
+			key = join(p, "path")
+		}
+		d.errAt(key, "invalid plugin name %q (expected up to 64 letters, digits, '-' or '_'; set name: explicitly)", pl.Name)
+	}
+	switch transport, err := inferTransport(pl.Path); {
+	case err != nil:
+		d.errAt(join(p, "path"), "%v", err)
+	case pl.Transport == "":
+		pl.Transport = transport
+	case transport == TransportWASM && pl.Transport == TransportProcess && !isDir(pl.Path):
+		d.errAt(join(p, "transport"), "%s is a WASM module, not a process plugin", pl.Path)
+	case transport == TransportProcess && pl.Transport == TransportWASM:
+		d.errAt(join(p, "transport"), "%s is not a WASM module (no \\0asm header)", pl.Path)
+	}
+	if pl.SHA256 != "" {
+		if b, err := hex.DecodeString(pl.SHA256); err != nil || len(b) != 32 {
+			d.errAt(join(p, "sha256"), "invalid SHA-256 %q (expected 64 hex digits)", pl.SHA256)
+		}
+		pl.SHA256 = strings.ToLower(pl.SHA256)
+	}
+	g := join(p, "grants")
+	d.namespaces(join(g, "memory_read"), pl.Grants.MemoryRead)
+	d.namespaces(join(g, "memory_write"), pl.Grants.MemoryWrite)
+	d.names(join(g, "http"), pl.Grants.HTTP, "host")
+	d.names(join(g, "emit"), pl.Grants.Emit, "topic")
+	d.names(join(g, "config"), pl.Grants.Config, "config key")
+	d.names(join(g, "secrets"), pl.Grants.Secrets, "secret")
+	for i, s := range pl.Grants.Secrets {
+		if _, ok := pl.Secrets[s]; !ok && s != "" {
+			d.errAt(fmt.Sprintf("%s[%d]", join(g, "secrets"), i), "secret %q is granted but not defined under %s", s, join(p, "secrets"))
+		}
+	}
+	for name, env := range pl.Secrets {
+		if !envRE.MatchString(env) {
+			d.errAt(join(join(p, "secrets"), name), "invalid environment variable name %q (the name of the variable holding the secret, not the secret)", env)
+		}
+	}
+}
+
+// inferTransport looks at the file: a WASM module, an executable, or a Go
+// package directory (built by the host; WASM by default).
+func inferTransport(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return "", fmt.Errorf("%s: no such file or directory", path)
+		}
+		return "", err
+	}
+	if fi.IsDir() {
+		return TransportWASM, nil
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	head := make([]byte, len(wasmMagic))
+	if _, err := io.ReadFull(fh, head); err == nil && string(head) == string(wasmMagic) {
+		return TransportWASM, nil
+	}
+	if fi.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%s is neither a WASM module nor an executable", path)
+	}
+	return TransportProcess, nil
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
+// names checks a list of identifiers: none empty, none repeated.
+func (d *decoder) names(p string, list []string, what string) {
+	seen := map[string]int{}
+	for i, s := range list {
+		key := fmt.Sprintf("%s[%d]", p, i)
+		if strings.TrimSpace(s) == "" {
+			d.errAt(key, "empty %s name", what)
+			continue
+		}
+		if first, dup := seen[s]; dup {
+			d.errAt(key, "duplicate %s %q (also %s[%d])", what, s, p, first)
+			continue
+		}
+		seen[s] = i
+	}
+}
+
+func (d *decoder) namespaces(p string, list []string) {
+	for i, ns := range list {
+		if !namespaceRE.MatchString(ns) {
+			d.errAt(fmt.Sprintf("%s[%d]", p, i), "invalid namespace %q (expected \"/\"-separated names such as \"agent/scout\" or \"shared\")", ns)
+		}
+	}
+}
+
+// abs resolves a path against the config file's directory.
+func (d *decoder) abs(path string) string {
+	if path == "" {
+		return ""
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(d.dir, path)
+	}
+	if a, err := filepath.Abs(path); err == nil {
+		return a
+	}
+	return filepath.Clean(path)
+}
+
+// Rate parses MaxRate: at most n calls per period.
+func (r ActuatorRule) Rate() (n float64, per time.Duration, err error) {
+	m := rateRE.FindStringSubmatch(r.MaxRate)
+	if m == nil {
+		return 0, 0, fmt.Errorf("invalid rate %q (expected calls per period, such as \"2/s\", \"30/min\" or \"100/h\")", r.MaxRate)
+	}
+	n, _ = strconv.ParseFloat(m[1], 64)
+	if n <= 0 {
+		return 0, 0, fmt.Errorf("invalid rate %q (must be positive)", r.MaxRate)
+	}
+	per = map[string]time.Duration{"s": time.Second, "min": time.Minute, "h": time.Hour}[m[2]]
+	return n, per, nil
+}
