@@ -49,8 +49,8 @@ func TestLoadFleet(t *testing.T) {
 					},
 					{
 						Name: "weather", Path: abs(t, "testdata/plugins/weather.wasm"), Transport: "wasm",
-						SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-						Grants: config.Grants{HTTP: []string{"api.weather.local"}, Secrets: []string{"api_key"}},
+						SHA256:  "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+						Grants:  config.Grants{HTTP: []string{"api.weather.local"}, Secrets: []string{"api_key"}},
 						Config:  map[string]string{"units": "metric", "retries": "3"},
 						Secrets: map[string]string{"api_key": "WEATHER_API_KEY"},
 						Limits:  config.PluginLimits{Memory: 32 << 20, MaxMessage: 256 << 10},
