@@ -1,0 +1,305 @@
+package memory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+)
+
+// Grants are the namespaces a principal (an agent or a plugin) may read and
+// write. A grant covers its namespace and everything below it: "fleet"
+// covers "fleet/site-a"; "agent/robot-1" does not cover "agent/robot-10".
+// Write does not imply Read.
+type Grants struct {
+	Principal string   // who acts; the Author of its audit records and, when empty, of what it writes
+	Read      []string // namespaces it may Get, Query and Watch
+	Write     []string // namespaces it may Put into
+	// AuditNamespace is where denials are recorded as KindAudit records,
+	// bypassing the grants. Default "audit".
+	AuditNamespace string
+}
+
+// ScopedStore is a view of a Store limited to some Grants. A denied access
+// returns an error wrapping ErrDenied and is written to the underlying store
+// as a KindAudit record. Watch and the Facts methods work when the
+// underlying store implements Watcher and Facts.
+type ScopedStore struct {
+	s Store
+	g Grants
+}
+
+var (
+	_ Store   = (*ScopedStore)(nil)
+	_ Watcher = (*ScopedStore)(nil)
+	_ Facts   = (*ScopedStore)(nil)
+)
+
+// Scoped returns a view of s limited to g. Invalid grant namespaces are an error.
+func Scoped(s Store, g Grants) (*ScopedStore, error) {
+	if g.AuditNamespace == "" {
+		g.AuditNamespace = "audit"
+	}
+	if g.Principal == "" {
+		return nil, fmt.Errorf("memory: scoped: %w: grants have no principal", ErrInvalid)
+	}
+	for _, set := range []struct {
+		name string
+		ns   []string
+	}{{"read", g.Read}, {"write", g.Write}, {"audit", []string{g.AuditNamespace}}} {
+		for _, ns := range set.ns {
+			if err := CheckNamespace(ns); err != nil {
+				return nil, fmt.Errorf("memory: scoped %s: %s grant: %w", g.Principal, set.name, err)
+			}
+		}
+	}
+	g.Read, g.Write = slices.Clone(g.Read), slices.Clone(g.Write)
+	return &ScopedStore{s: s, g: g}, nil
+}
+
+func granted(grants []string, ns string) bool {
+	for _, g := range grants {
+		if Within(ns, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// deny records a denied access as an audit record and returns the error.
+func (s *ScopedStore) deny(ctx context.Context, op, ns string) error {
+	err := fmt.Errorf("memory: %s %q by %s: %w (read grants %q, write grants %q)", op, ns, s.g.Principal, ErrDenied, s.g.Read, s.g.Write)
+	data, _ := json.Marshal(map[string]string{"decision": "deny", "op": op, "namespace": ns, "principal": s.g.Principal})
+	audit := Record{
+		Namespace: s.g.AuditNamespace,
+		Kind:      KindAudit,
+		Author:    s.g.Principal,
+		Text:      fmt.Sprintf("denied %s of namespace %s to %s", op, ns, s.g.Principal),
+		Data:      data,
+		Tags:      []string{"denied", op},
+	}
+	// The audit record is written even when the denied caller's ctx ended.
+	if _, aerr := s.s.Put(context.WithoutCancel(ctx), audit); aerr != nil {
+		return errors.Join(err, fmt.Errorf("memory: writing audit record: %w", aerr))
+	}
+	return err
+}
+
+// Put stores recs if every one is in a writable namespace; otherwise it
+// stores none. An empty Author becomes the principal.
+func (s *ScopedStore) Put(ctx context.Context, recs ...Record) ([]Record, error) {
+	recs = slices.Clone(recs)
+	for i := range recs {
+		if !granted(s.g.Write, recs[i].Namespace) {
+			return nil, s.deny(ctx, "write", recs[i].Namespace)
+		}
+		if recs[i].Author == "" {
+			recs[i].Author = s.g.Principal
+		}
+	}
+	return s.s.Put(ctx, recs...)
+}
+
+// Get returns the record if its namespace is readable.
+func (s *ScopedStore) Get(ctx context.Context, id string) (Record, error) {
+	rec, err := s.s.Get(ctx, id)
+	if err != nil {
+		return Record{}, err
+	}
+	if !granted(s.g.Read, rec.Namespace) {
+		return Record{}, s.deny(ctx, "read", rec.Namespace)
+	}
+	return rec, nil
+}
+
+// targets narrows a query namespace to what the grants allow: ns itself if
+// a grant covers it, else the grants below ns (all grants when ns is ""),
+// else nothing (denied).
+func (s *ScopedStore) targets(ns string) []string {
+	if ns != "" && granted(s.g.Read, ns) {
+		return []string{ns}
+	}
+	var out []string
+	for _, g := range s.g.Read {
+		if ns != "" && !Within(g, ns) {
+			continue
+		}
+		if slices.ContainsFunc(s.g.Read, func(o string) bool { return o != g && Within(g, o) }) || slices.Contains(out, g) {
+			continue // covered by a broader grant
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// Query streams the matching records of the readable namespaces. A query
+// for a namespace above the grants (or for all) covers the granted parts.
+func (s *ScopedStore) Query(ctx context.Context, q Query) iter.Seq2[Record, error] {
+	ts := s.targets(q.Namespace)
+	switch len(ts) {
+	case 0:
+		return func(yield func(Record, error) bool) {
+			yield(Record{}, s.deny(ctx, "read", q.Namespace))
+		}
+	case 1:
+		q.Namespace = ts[0]
+		return s.s.Query(ctx, q)
+	}
+	parts := make([]iter.Seq2[Record, error], len(ts))
+	for i, ns := range ts {
+		pq := q
+		pq.Namespace = ns
+		parts[i] = s.s.Query(ctx, pq)
+	}
+	return mergeBySeq(parts, q.Ascending, q.Limit)
+}
+
+// mergeBySeq merges streams that are each in Seq order.
+func mergeBySeq(parts []iter.Seq2[Record, error], asc bool, limit int) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		type head struct {
+			rec  Record
+			next func() (Record, error, bool)
+			stop func()
+		}
+		var heads []*head
+		defer func() {
+			for _, h := range heads {
+				h.stop()
+			}
+		}()
+		advance := func(h *head) (bool, error) {
+			rec, err, ok := h.next()
+			if !ok {
+				return false, nil
+			}
+			h.rec = rec
+			return true, err
+		}
+		for _, p := range parts {
+			next, stop := iter.Pull2(p)
+			h := &head{next: next, stop: stop}
+			heads = append(heads, h)
+			if ok, err := advance(h); err != nil {
+				yield(Record{}, err)
+				return
+			} else if !ok {
+				h.stop()
+				heads = heads[:len(heads)-1]
+			}
+		}
+		for n := 0; len(heads) > 0 && (limit == 0 || n < limit); n++ {
+			best := 0
+			for i, h := range heads {
+				if asc && h.rec.Seq < heads[best].rec.Seq || !asc && h.rec.Seq > heads[best].rec.Seq {
+					best = i
+				}
+			}
+			h := heads[best]
+			if !yield(h.rec, nil) {
+				return
+			}
+			ok, err := advance(h)
+			if err != nil {
+				yield(Record{}, err)
+				return
+			}
+			if !ok {
+				h.stop()
+				heads = slices.Delete(heads, best, best+1)
+			}
+		}
+	}
+}
+
+// Watch streams new records of the readable namespaces.
+func (s *ScopedStore) Watch(ctx context.Context, q Query) iter.Seq2[Record, error] {
+	w, ok := s.s.(Watcher)
+	if !ok {
+		return func(yield func(Record, error) bool) {
+			yield(Record{}, fmt.Errorf("memory: watch: the underlying %T is not a Watcher", s.s))
+		}
+	}
+	ts := s.targets(q.Namespace)
+	switch len(ts) {
+	case 0:
+		return func(yield func(Record, error) bool) {
+			yield(Record{}, s.deny(ctx, "watch", q.Namespace))
+		}
+	case 1:
+		q.Namespace = ts[0]
+		return w.Watch(ctx, q)
+	}
+	// Several grants: watch the common parent and drop what is not granted.
+	return func(yield func(Record, error) bool) {
+		for rec, err := range w.Watch(ctx, q) {
+			if err != nil {
+				yield(Record{}, err)
+				return
+			}
+			if granted(ts, rec.Namespace) && !yield(rec, nil) {
+				return
+			}
+		}
+	}
+}
+
+// LastSeq is the underlying store's (0 if it is not a Watcher).
+func (s *ScopedStore) LastSeq() uint64 {
+	if w, ok := s.s.(Watcher); ok {
+		return w.LastSeq()
+	}
+	return 0
+}
+
+func (s *ScopedStore) facts() (Facts, error) {
+	f, ok := s.s.(Facts)
+	if !ok {
+		return nil, fmt.Errorf("memory: the underlying %T does not keep facts", s.s)
+	}
+	return f, nil
+}
+
+// PutFact is Facts.PutFact within the write grants.
+func (s *ScopedStore) PutFact(ctx context.Context, rec Record, expectedSeq uint64) (Record, error) {
+	f, err := s.facts()
+	if err != nil {
+		return Record{}, err
+	}
+	if !granted(s.g.Write, rec.Namespace) {
+		return Record{}, s.deny(ctx, "write", rec.Namespace)
+	}
+	if rec.Author == "" {
+		rec.Author = s.g.Principal
+	}
+	return f.PutFact(ctx, rec, expectedSeq)
+}
+
+// Fact is Facts.Fact within the read grants.
+func (s *ScopedStore) Fact(ctx context.Context, namespace, key string) (Record, error) {
+	f, err := s.facts()
+	if err != nil {
+		return Record{}, err
+	}
+	if !granted(s.g.Read, namespace) {
+		return Record{}, s.deny(ctx, "read", namespace)
+	}
+	return f.Fact(ctx, namespace, key)
+}
+
+// History is Facts.History within the read grants.
+func (s *ScopedStore) History(ctx context.Context, namespace, key string) ([]Record, error) {
+	f, err := s.facts()
+	if err != nil {
+		return nil, err
+	}
+	if !granted(s.g.Read, namespace) {
+		return nil, s.deny(ctx, "read", namespace)
+	}
+	return f.History(ctx, namespace, key)
+}
+
+// Close does nothing: the underlying store is shared and closed by its owner.
+func (s *ScopedStore) Close() error { return nil }
