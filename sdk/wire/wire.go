@@ -24,6 +24,10 @@ type Manifest struct {
 	Tools    []ToolDef    `json:"tools,omitempty"`
 	Sensors  []SensorDef  `json:"sensors,omitempty"`
 	Requests Capabilities `json:"requests"` // capabilities the plugin needs; the agent config grants them
+	// Errors are registration mistakes found while the plugin initialised
+	// (a tool whose types have no JSON Schema, a duplicate name). A host
+	// refuses a manifest that lists any.
+	Errors []string `json:"errors,omitempty"`
 }
 
 // ToolDef describes a tool a plugin offers. Input and Output are JSON Schemas.

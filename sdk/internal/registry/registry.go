@@ -7,6 +7,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -80,6 +81,15 @@ func (r *Registry) AddSensor(def wire.SensorDef, h Handler) {
 	r.handlers[def.Name] = h
 }
 
+// Fail records a registration mistake. Registration runs in init(), where a
+// panic would kill the plugin before it can say why; the error travels in
+// the manifest instead and the host refuses to load the plugin, naming it.
+func (r *Registry) Fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.manifest.Errors = append(r.manifest.Errors, err.Error())
+}
+
 // Manifest returns a copy of the manifest.
 func (r *Registry) Manifest() wire.Manifest {
 	r.mu.RLock()
@@ -87,6 +97,7 @@ func (r *Registry) Manifest() wire.Manifest {
 	m := r.manifest
 	m.Tools = append([]wire.ToolDef(nil), m.Tools...)
 	m.Sensors = append([]wire.SensorDef(nil), m.Sensors...)
+	m.Errors = append([]string(nil), m.Errors...)
 	return m
 }
 
@@ -131,9 +142,10 @@ func (r *Registry) Dispatch(ctx context.Context, host HostCaller, call wire.Call
 	return wire.Result{Payload: out}
 }
 
-// AsWireError converts any error to the wire shape, keeping a *wire.Error as is.
+// AsWireError converts any error to the wire shape, keeping a *wire.Error
+// (also when wrapped) as is.
 func AsWireError(err error) *wire.Error {
-	if we, ok := err.(*wire.Error); ok {
+	if we, ok := errors.AsType[*wire.Error](err); ok {
 		return we
 	}
 	return &wire.Error{Code: wire.CodeInternal, Message: fmt.Sprint(err)}

@@ -1,0 +1,344 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// plugin is one loaded WASM plugin: its runtime, compiled module and pool.
+type plugin struct {
+	name     string
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	grants   wire.Capabilities
+	limits   host.Limits
+	disp     host.Dispatcher
+	logger   *slog.Logger
+	manifest wire.Manifest
+
+	// sem bounds the instances alive (idle or in a call); idle holds those
+	// ready for the next call.
+	sem    chan struct{}
+	idle   chan *instance
+	closed atomic.Bool
+}
+
+var _ host.Instance = (*plugin)(nil)
+
+// instance is one module instance; it runs one call at a time.
+type instance struct {
+	mod   api.Module
+	mem   api.Memory
+	alloc api.Function
+	call  api.Function
+	// inPtr/inCap: the request buffer alloc returned, reused while it fits.
+	inPtr, inCap uint32
+	// pending is a host_call result too large for the guest's buffer,
+	// waiting for host_result.
+	pending []byte
+	// ctx is the current call's context, for host functions that block.
+	ctx    context.Context
+	stderr *tail
+	stack  [2]uint64
+}
+
+type instanceKey struct{}
+
+func (p *plugin) Manifest() wire.Manifest { return p.manifest }
+
+// Call runs one method in an idle instance (or a new one when all are busy
+// and the pool has room). The instance is discarded after any trap, exit,
+// missed deadline or malformed result, so the next call starts clean.
+func (p *plugin) Call(ctx context.Context, c wire.Call) wire.Result {
+	if p.closed.Load() {
+		return errResult(wire.CodeUnavailable, "plugin %q is closed", p.name)
+	}
+	if len(c.Payload) > p.limits.MaxMessageBytes {
+		return errResult(wire.CodeTooLarge, "call to %s: payload of %d bytes exceeds the limit of %d", c.Method, len(c.Payload), p.limits.MaxMessageBytes)
+	}
+	timeout := p.limits.CallTimeout
+	if c.Deadline != 0 {
+		timeout = min(timeout, time.Until(time.Unix(0, c.Deadline)))
+	}
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	inst, err := p.get(ctx)
+	if err != nil {
+		return wire.Result{Error: p.callError(c.Method, ctx, err, nil)}
+	}
+	res, healthy := p.run(ctx, inst, c)
+	p.put(inst, healthy)
+	return res
+}
+
+func (p *plugin) get(ctx context.Context) (*instance, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case inst := <-p.idle:
+		return inst, nil
+	default:
+	}
+	inst, err := p.newInstance(ctx)
+	if err != nil {
+		<-p.sem
+		return nil, err
+	}
+	return inst, nil
+}
+
+func (p *plugin) put(inst *instance, healthy bool) {
+	if healthy && !p.closed.Load() {
+		p.idle <- inst
+	} else {
+		// The module may be mid-trap or already closed; either way it goes.
+		_ = inst.mod.Close(context.Background())
+	}
+	<-p.sem
+}
+
+func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
+	inst := &instance{stderr: newTail(p.logger)}
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions("_initialize").
+		WithStdout(inst.stderr).
+		WithStderr(inst.stderr)
+	if p.grants.Clock {
+		cfg = cfg.WithSysWalltime().WithSysNanotime().WithNanosleep(inst.sleep)
+	}
+	if p.grants.Random {
+		cfg = cfg.WithRandSource(crand.Reader)
+	}
+	inst.ctx = ctx
+	mod, err := p.rt.InstantiateModule(context.WithValue(ctx, instanceKey{}, inst), p.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start instance: %w%s", err, inst.stderr.suffix())
+	}
+	inst.mod = mod
+	inst.mem = mod.Memory()
+	inst.alloc = mod.ExportedFunction("alloc")
+	inst.call = mod.ExportedFunction("call")
+	return inst, nil
+}
+
+// sleep is the guest's nanosleep when the clock is granted: real, but cut
+// short when the call's context ends, so a sleeping guest cannot outlive its
+// deadline (the guest is then stopped at its next instruction).
+func (inst *instance) sleep(ns int64) {
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-inst.ctx.Done():
+	}
+}
+
+func (inst *instance) abiVersion(ctx context.Context) (int32, error) {
+	r, err := inst.mod.ExportedFunction("abi_version").Call(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int32(uint32(r[0])), nil
+}
+
+func (inst *instance) describe(ctx context.Context, maxBytes int) (wire.Manifest, error) {
+	var m wire.Manifest
+	r, err := inst.mod.ExportedFunction("describe").Call(ctx)
+	if err != nil {
+		return m, err
+	}
+	body, isErr, err := inst.readResult(r[0], maxBytes)
+	if err != nil {
+		return m, err
+	}
+	if isErr {
+		return m, fmt.Errorf("plugin answered %s", body)
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return m, fmt.Errorf("manifest is not valid JSON: %w", err)
+	}
+	return m, nil
+}
+
+// run performs one call; healthy is false when the instance must go.
+func (p *plugin) run(ctx context.Context, inst *instance, c wire.Call) (res wire.Result, healthy bool) {
+	inst.ctx = ctx
+	ctx = context.WithValue(ctx, instanceKey{}, inst)
+	n := 4 + len(c.Method) + len(c.Payload)
+	if uint32(n) > inst.inCap {
+		inst.stack[0] = uint64(n)
+		if err := inst.alloc.CallWithStack(ctx, inst.stack[:]); err != nil {
+			return wire.Result{Error: p.callError(c.Method, ctx, err, inst)}, false
+		}
+		inst.inPtr, inst.inCap = uint32(inst.stack[0]), uint32(n)
+	}
+	buf, ok := inst.mem.Read(inst.inPtr, uint32(n))
+	if !ok {
+		return errResult(wire.CodeCrashed, "plugin %q: alloc returned a buffer outside its memory", p.name), false
+	}
+	binary.LittleEndian.PutUint32(buf, uint32(len(c.Method)))
+	copy(buf[4:], c.Method)
+	copy(buf[4+len(c.Method):], c.Payload)
+	inst.stack[0], inst.stack[1] = uint64(inst.inPtr), uint64(n)
+	if err := inst.call.CallWithStack(ctx, inst.stack[:]); err != nil {
+		return wire.Result{Error: p.callError(c.Method, ctx, err, inst)}, false
+	}
+	body, isErr, err := inst.readResult(inst.stack[0], p.limits.MaxMessageBytes)
+	if err != nil {
+		code := wire.CodeCrashed
+		if errors.Is(err, errTooLarge) {
+			code = wire.CodeTooLarge
+		}
+		return errResult(code, "plugin %q: %s: %v", p.name, c.Method, err), false
+	}
+	if isErr {
+		var we wire.Error
+		if err := json.Unmarshal(body, &we); err != nil || we.Code == "" {
+			return errResult(wire.CodeCrashed, "plugin %q: %s: malformed error result", p.name, c.Method), false
+		}
+		// A handler that panicked was recovered by the SDK, but its
+		// globals may be half-updated: start the next call afresh.
+		return wire.Result{Error: &we}, we.Code != wire.CodeCrashed
+	}
+	if !json.Valid(body) {
+		return errResult(wire.CodeCrashed, "plugin %q: %s: result is not valid JSON", p.name, c.Method), false
+	}
+	return wire.Result{Payload: body}, true
+}
+
+var errTooLarge = errors.New("result too large")
+
+// readResult copies out a result the guest packed as ptr<<32|len.
+func (inst *instance) readResult(packed uint64, maxBytes int) (body []byte, isErr bool, err error) {
+	ptr, n := uint32(packed>>32), uint32(packed)
+	if n == 0 {
+		return nil, false, errors.New("empty result")
+	}
+	if int64(n) > int64(maxBytes)+1 {
+		return nil, false, fmt.Errorf("%w: %d bytes exceed the limit of %d", errTooLarge, n-1, maxBytes)
+	}
+	out, ok := inst.mem.Read(ptr, n)
+	if !ok {
+		return nil, false, fmt.Errorf("result at %#x+%d lies outside the plugin's memory", ptr, n)
+	}
+	switch out[0] {
+	case 0, 1:
+		return bytes.Clone(out[1:]), out[0] == 1, nil
+	default:
+		return nil, false, fmt.Errorf("result has unknown status byte %#x", out[0])
+	}
+}
+
+// callError turns a failed wasm call into the wire error its caller sees.
+func (p *plugin) callError(method string, ctx context.Context, err error, inst *instance) *wire.Error {
+	var tail string
+	if inst != nil {
+		tail = inst.stderr.suffix()
+	}
+	var exit *sys.ExitError
+	switch {
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded,
+		errors.Is(err, context.DeadlineExceeded):
+		return &wire.Error{Code: wire.CodeTimeout, Message: fmt.Sprintf("plugin %q: %s did not finish before its deadline; the instance was stopped", p.name, method), Retryable: true}
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled,
+		errors.Is(err, context.Canceled):
+		return &wire.Error{Code: wire.CodeUnavailable, Message: fmt.Sprintf("plugin %q: %s was canceled", p.name, method)}
+	case errors.As(err, &exit):
+		return &wire.Error{Code: wire.CodeCrashed, Message: fmt.Sprintf("plugin %q: %s: the plugin exited with code %d%s", p.name, method, exit.ExitCode(), tail), Retryable: true}
+	case ctx.Err() != nil:
+		return &wire.Error{Code: wire.CodeTimeout, Message: fmt.Sprintf("plugin %q: %s did not finish before its deadline", p.name, method), Retryable: true}
+	default:
+		return &wire.Error{Code: wire.CodeCrashed, Message: fmt.Sprintf("plugin %q: %s: %v%s", p.name, method, err, tail), Retryable: true}
+	}
+}
+
+func errResult(code, format string, args ...any) wire.Result {
+	return wire.Result{Error: wire.Errorf(code, format, args...)}
+}
+
+// Close stops every instance and releases the plugin's runtime. Calls in
+// flight end with an error.
+func (p *plugin) Close(ctx context.Context) error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	return p.rt.Close(ctx)
+}
+
+func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return fmt.Errorf("wasi: %w", err)
+	}
+	return nil
+}
+
+// tail logs what a guest writes to stdout/stderr, line by line, and keeps
+// the last bytes so a crash report can say what the guest said as it died.
+type tail struct {
+	mu     sync.Mutex
+	logger *slog.Logger
+	line   []byte
+	last   []byte
+}
+
+const tailBytes = 512
+
+func newTail(l *slog.Logger) *tail { return &tail{logger: l} }
+
+func (t *tail) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.last = append(t.last, b...)
+	if len(t.last) > tailBytes {
+		t.last = t.last[len(t.last)-tailBytes:]
+	}
+	t.line = append(t.line, b...)
+	for {
+		i := bytes.IndexByte(t.line, '\n')
+		if i < 0 {
+			break
+		}
+		t.logger.Warn("plugin output", "line", string(t.line[:i]))
+		t.line = t.line[i+1:]
+	}
+	if len(t.line) > tailBytes {
+		t.logger.Warn("plugin output", "line", string(t.line))
+		t.line = t.line[:0]
+	}
+	return len(b), nil
+}
+
+// suffix is the tail for an error message, or "".
+func (t *tail) suffix() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := string(bytes.TrimSpace(t.last))
+	if s == "" {
+		return ""
+	}
+	return "; plugin output: " + s
+}

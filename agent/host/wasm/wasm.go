@@ -1,0 +1,189 @@
+// Package wasm is depai's sandboxed plugin transport: plugins are WASM
+// modules (Go guests built as wasip1 reactors against depai/sdk) run by
+// wazero. Each plugin gets its own runtime with its memory limit, one
+// compiled module and a bounded pool of instances, one per concurrent call.
+// A module sees no files, environment, sockets, real clock or real
+// randomness unless granted; everything else goes through host_call, where
+// the host's policy engine decides.
+//
+// The ABI is documented in depai/sdk's main_wasip1.go, the guest side.
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// Magic is how every WASM binary starts.
+var Magic = []byte("\x00asm")
+
+// Config configures the transport.
+type Config struct {
+	// CacheDir keeps compiled machine code between runs, so a plugin starts
+	// from the cache instead of being compiled again. It is created with
+	// mode 0700. Empty: compile in memory only, shared by the plugins of
+	// this Transport.
+	CacheDir string
+	// Logger receives the guests' stdout and stderr, tagged with the
+	// plugin's name. Nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Transport loads WASM plugins. It is safe for concurrent use.
+type Transport struct {
+	cache  wazero.CompilationCache
+	logger *slog.Logger
+}
+
+var _ host.Transport = (*Transport)(nil)
+
+// New returns a transport. Close it to release the compilation cache.
+func New(cfg Config) (*Transport, error) {
+	t := &Transport{logger: cfg.Logger}
+	if t.logger == nil {
+		t.logger = slog.Default()
+	}
+	if cfg.CacheDir == "" {
+		t.cache = wazero.NewCompilationCache()
+		return t, nil
+	}
+	if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("wasm: cache dir: %w", err)
+	}
+	// Compiled code is executable: nobody else may write it.
+	if err := os.Chmod(cfg.CacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("wasm: cache dir: %w", err)
+	}
+	c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("wasm: cache dir %s: %w", cfg.CacheDir, err)
+	}
+	t.cache = c
+	return t, nil
+}
+
+// Close releases the compilation cache. Plugins must be closed first.
+func (t *Transport) Close(ctx context.Context) error { return t.cache.Close(ctx) }
+
+// exports the depai ABI requires, with their signatures.
+var exports = []struct {
+	name            string
+	params, results []api.ValueType
+}{
+	{"_initialize", nil, nil},
+	{"abi_version", nil, []api.ValueType{api.ValueTypeI32}},
+	{"alloc", []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
+	{"call", []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}},
+	{"describe", nil, []api.ValueType{api.ValueTypeI64}},
+}
+
+// Load compiles (or fetches from the cache) the module at spec.Path, starts
+// one instance, checks its ABI version and reads its manifest.
+func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance, error) {
+	code, err := os.ReadFile(spec.Path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: %w", spec.Name, err)
+	}
+	if !bytes.HasPrefix(code, Magic) {
+		return nil, fmt.Errorf("plugin %q: %s is not a WASM module (no \\0asm header)", spec.Name, spec.Path)
+	}
+	if spec.Host == nil {
+		return nil, fmt.Errorf("plugin %q: no host dispatcher in the load spec", spec.Name)
+	}
+	limits := spec.Limits.OrDefault()
+	pages := limits.MemoryBytes / 65536
+	if pages == 0 || pages > 65536 {
+		return nil, fmt.Errorf("plugin %q: memory limit %d bytes: want 64 KiB to 4 GiB", spec.Name, limits.MemoryBytes)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(t.cache).
+		WithMemoryLimitPages(uint32(pages)).
+		WithCloseOnContextDone(true))
+	p := &plugin{
+		name:   spec.Name,
+		rt:     rt,
+		grants: spec.Grants,
+		limits: limits,
+		disp:   spec.Host,
+		logger: t.logger.With("plugin", spec.Name),
+		sem:    make(chan struct{}, limits.Concurrency),
+		idle:   make(chan *instance, limits.Concurrency),
+	}
+	if err := p.start(ctx, spec.Path, code); err != nil {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("plugin %q: %w", spec.Name, err)
+	}
+	return p, nil
+}
+
+func (p *plugin) start(ctx context.Context, path string, code []byte) error {
+	if err := instantiateWASI(ctx, p.rt); err != nil {
+		return err
+	}
+	if err := p.instantiateHostModule(ctx); err != nil {
+		return err
+	}
+	compiled, err := p.rt.CompileModule(ctx, code)
+	if err != nil {
+		return fmt.Errorf("%s: invalid WASM module: %w", path, err)
+	}
+	p.compiled = compiled
+	if err := checkExports(compiled); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	p.sem <- struct{}{}
+	inst, err := p.newInstance(ctx)
+	if err != nil {
+		<-p.sem
+		return err
+	}
+	defer p.put(inst, true)
+	v, err := inst.abiVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("abi_version: %w", err)
+	}
+	if v != wire.ABIVersion {
+		return fmt.Errorf("speaks plugin ABI %d; this agent speaks ABI %d", v, wire.ABIVersion)
+	}
+	m, err := inst.describe(ctx, p.limits.MaxMessageBytes)
+	if err != nil {
+		return fmt.Errorf("describe: %w", err)
+	}
+	p.manifest = m
+	return nil
+}
+
+func checkExports(c wazero.CompiledModule) error {
+	fns := c.ExportedFunctions()
+	var missing, wrong []string
+	for _, e := range exports {
+		def, ok := fns[e.name]
+		switch {
+		case !ok:
+			missing = append(missing, e.name)
+		case !slices.Equal(def.ParamTypes(), e.params) || !slices.Equal(def.ResultTypes(), e.results):
+			wrong = append(wrong, e.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("not a depai plugin: it lacks the exports %v (build it against github.com/depai/depai/sdk with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared)", missing)
+	}
+	if len(wrong) > 0 {
+		return fmt.Errorf("not a depai plugin: exports %v have the wrong signature for the depai ABI", wrong)
+	}
+	if _, ok := c.ExportedMemories()["memory"]; !ok {
+		return errors.New("not a depai plugin: it exports no memory")
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+// Package sdk is what a depai plugin author imports. A plugin registers its
+// tools and sensors in init() with typed Go handlers — their JSON Schemas
+// come from the types — and calls Main from main:
+//
+//	func init() {
+//		sdk.Plugin("hello", "0.1.0")
+//		sdk.Tool("hello.greet", "Greets someone by name.", greet)
+//	}
+//
+//	func main() { sdk.Main() }
+//
+// The same source builds to a WASM reactor (GOOS=wasip1 GOARCH=wasm
+// go build -buildmode=c-shared) and to a native process plugin; the
+// transport's plumbing lives in this package, not in the plugin. Handlers
+// reach the host — memory, HTTP, events, config, secrets, the clock — with
+// the helpers in host.go, and only as far as the agent's config grants.
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/depai/depai/sdk/internal/registry"
+	"github.com/depai/depai/sdk/schema"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// Plugin names the plugin and its version. Call it once, in init().
+func Plugin(name, version string) { registry.Default.SetInfo(name, version) }
+
+// Requests declares capabilities the plugin needs (memory namespaces, HTTP
+// hosts, topics, secrets, config keys …). The agent refuses to load a plugin
+// whose requests its config does not grant, and says what is missing.
+func Requests(c wire.Capabilities) { registry.Default.Request(c) }
+
+// ToolOption adjusts a tool's definition.
+type ToolOption func(*wire.ToolDef)
+
+// Writes marks a tool that changes memory or remote state.
+func Writes() ToolOption { return func(d *wire.ToolDef) { d.Effect = "write" } }
+
+// Actuator marks a tool that moves something in the physical world. The
+// agent loads it only when the plugin is granted actuator rights, and its
+// safety policy gates every call before the plugin sees it.
+func Actuator() ToolOption { return func(d *wire.ToolDef) { d.Effect = "actuator" } }
+
+// Payment marks a tool that moves money; it needs the payment grant.
+func Payment() ToolOption { return func(d *wire.ToolDef) { d.Effect = "payment" } }
+
+// Tool registers a typed tool. In and Out must be JSON-encodable; their
+// schemas are what the model sees. Arguments that do not match In's schema
+// are answered with an invalid_argument error before fn runs. An error fn
+// returns reaches the caller as a wire.Error: a *wire.Error (see Errorf)
+// keeps its code, anything else becomes code internal.
+func Tool[In, Out any](name, description string, fn func(ctx context.Context, in In) (Out, error), opts ...ToolOption) {
+	in, err := schema.For[In]()
+	if err != nil {
+		registry.Default.Fail(fmt.Errorf("tool %s: input: %w", name, err))
+		return
+	}
+	out, err := schema.For[Out]()
+	if err != nil {
+		registry.Default.Fail(fmt.Errorf("tool %s: output: %w", name, err))
+		return
+	}
+	def := wire.ToolDef{Name: name, Description: description, Input: in.JSON(), Output: out.JSON()}
+	for _, o := range opts {
+		o(&def)
+	}
+	registry.Default.AddTool(def, func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
+		if err := in.Validate(payload); err != nil {
+			return nil, wire.Errorf(wire.CodeInvalidArgument, "arguments for %s %v", name, err)
+		}
+		var v In
+		if len(payload) > 0 {
+			if err := json.Unmarshal(payload, &v); err != nil {
+				return nil, wire.Errorf(wire.CodeInvalidArgument, "arguments for %s: %v", name, err)
+			}
+		}
+		res, err := fn(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		return encode(name, res)
+	})
+}
+
+// Sensor registers a sensor or feed the host polls every interval; each
+// reading is fn's result. A sensor may also push readings with Emit.
+func Sensor[Out any](name, description string, interval time.Duration, fn func(ctx context.Context) (Out, error)) {
+	out, err := schema.For[Out]()
+	if err != nil {
+		registry.Default.Fail(fmt.Errorf("sensor %s: output: %w", name, err))
+		return
+	}
+	def := wire.SensorDef{Name: name, Description: description, Output: out.JSON()}
+	if interval > 0 {
+		def.Interval = interval.String()
+	}
+	registry.Default.AddSensor(def, func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+		res, err := fn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return encode(name, res)
+	})
+}
+
+func encode(name string, v any) (json.RawMessage, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "%s: encode result: %v", name, err)
+	}
+	return b, nil
+}
+
+// Errorf returns an error with a wire code (wire.CodeNotFound,
+// wire.CodeInvalidArgument …) that reaches the caller unchanged.
+func Errorf(code, format string, args ...any) error { return wire.Errorf(code, format, args...) }
