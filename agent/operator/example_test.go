@@ -1,0 +1,69 @@
+package operator_test
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"github.com/depai/depai/agent"
+	"github.com/depai/depai/agent/operator"
+)
+
+// echoFleet is one agent that echoes what it is sent.
+type echoFleet struct{}
+
+func (echoFleet) Agents() []operator.Agent { return []operator.Agent{echoAgent{}} }
+
+type echoAgent struct{}
+
+func (echoAgent) Name() string { return "echo" }
+func (echoAgent) Status() agent.Status {
+	return agent.Status{Name: "echo", State: "idle", Model: "none"}
+}
+func (echoAgent) Handle(ctx context.Context, in agent.Input) iter.Seq2[agent.Event, error] {
+	return func(yield func(agent.Event, error) bool) {
+		if yield(agent.Event{Type: agent.EventDelta, Text: in.Text}, nil) {
+			yield(agent.Event{Type: agent.EventReply, Text: in.Text}, nil)
+		}
+	}
+}
+
+func ExampleNewServer() {
+	srv, err := operator.NewServer(operator.Config{
+		Addr:  "127.0.0.1:0", // a free port; srv.Addr() says which
+		Fleet: echoFleet{},   // in depai run: the fleet of agent.Open
+		Token: "secret",      // in depai run: operator.LoadOrCreateToken
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go srv.Serve()
+	defer srv.Shutdown(context.Background())
+
+	agents, err := operator.NewClient(srv.Addr(), "secret").Agents(context.Background())
+	fmt.Println(agents[0].Name, agents[0].State, err)
+	// Output: echo idle <nil>
+}
+
+func ExampleNewClient() {
+	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Fleet: echoFleet{}, Token: "secret"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go srv.Serve()
+	defer srv.Shutdown(context.Background())
+
+	c := operator.NewClient(srv.Addr(), "secret")
+	for ev, err := range c.Send(context.Background(), "echo", "hello") {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(ev.Type, ev.Text)
+	}
+	// Output:
+	// delta hello
+	// reply hello
+}

@@ -1,0 +1,400 @@
+package operator
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/depai/depai/agent"
+	"github.com/depai/depai/agent/operator/internal/sse"
+)
+
+// DefaultAddr is where the API listens when Config.Addr is empty.
+const DefaultAddr = "127.0.0.1:7700"
+
+// DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Config configures a Server.
+type Config struct {
+	// Addr is host:port on loopback: "127.0.0.1:7700", "[::1]:7700",
+	// "localhost:7700", or ":7700" (which means 127.0.0.1). Port 0 picks a
+	// free port; Server.Addr reports it. Empty: DefaultAddr.
+	Addr   string
+	Fleet  Fleet  // required
+	Token  string // required: the bearer token every request must carry
+	Logger *slog.Logger
+	// MaxBodyBytes bounds a request body; a larger one gets 413. 0:
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// Server serves the operator API. Create it with NewServer, run it with
+// Serve, stop it with Shutdown.
+type Server struct {
+	fleet   Fleet
+	token   [sha256.Size]byte
+	log     *slog.Logger
+	maxBody int64
+
+	ln   net.Listener
+	http *http.Server
+
+	// base is the parent of every request's context; Shutdown cancels it
+	// when the grace period ends, which ends the turns still streaming.
+	base   context.Context
+	cancel context.CancelFunc
+	turns  sync.WaitGroup
+}
+
+// NewServer checks cfg and binds the listening socket, so that a bad address
+// or a port in use is reported here rather than by Serve.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Fleet == nil {
+		return nil, errors.New("operator: Config.Fleet is required")
+	}
+	if cfg.Token == "" {
+		return nil, errors.New("operator: Config.Token is required (the API never runs without authentication)")
+	}
+	addr, err := loopbackAddr(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	maxBody := cfg.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("operator: listen on %s: %w", addr, err)
+	}
+	s := &Server{
+		fleet:   cfg.Fleet,
+		token:   sha256.Sum256([]byte(cfg.Token)),
+		log:     log,
+		maxBody: maxBody,
+		ln:      ln,
+	}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	s.http = &http.Server{
+		Handler: s.routes(),
+		// No ReadTimeout or WriteTimeout: a turn streams for as long as its
+		// own bounds allow, and a read deadline would cancel it. Bodies are
+		// small and bounded by MaxBodyBytes.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return s.base },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// loopbackAddr checks that addr is a loopback host:port and fills in
+// defaults.
+func loopbackAddr(addr string) (string, error) {
+	if addr == "" {
+		return DefaultAddr, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("operator: address %q: %w (expected host:port, such as %q)", addr, err, DefaultAddr)
+	}
+	switch host {
+	case "":
+		host = "127.0.0.1"
+	case "localhost":
+	default:
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return "", fmt.Errorf("operator: address %q: host %q is not a loopback address (expected 127.0.0.1, ::1 or localhost; the API carries its token in clear HTTP)", addr, host)
+		}
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// Addr is the address the server listens on, such as "127.0.0.1:7700".
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve answers requests until Shutdown. It returns nil after Shutdown.
+func (s *Server) Serve() error {
+	err := s.http.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("operator: serve: %w", err)
+}
+
+// Shutdown stops accepting requests and waits for those in flight until ctx
+// ends; then it cancels the turns still streaming and waits for them to
+// return. Turns cancelled this way end as the agent ends any cancelled turn
+// (stored, with a reply saying so).
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	s.cancel()
+	if err != nil {
+		_ = s.http.Close()
+	}
+	s.turns.Wait()
+	if err != nil {
+		return fmt.Errorf("operator: shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/agents", s.listAgents)
+	mux.HandleFunc("GET /v1/agents/{name}", s.getAgent)
+	mux.HandleFunc("POST /v1/agents/{name}/messages", s.postMessage)
+	// Patterns without a method catch the other methods, so that a wrong
+	// method gets a JSON 405 rather than the mux's plain-text one.
+	mux.HandleFunc("/v1/agents", methodNotAllowed("GET"))
+	mux.HandleFunc("/v1/agents/{name}", methodNotAllowed("GET"))
+	mux.HandleFunc("/v1/agents/{name}/messages", methodNotAllowed("POST"))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages)", r.Method, r.URL.Path))
+	})
+	return s.authenticate(mux)
+}
+
+// authenticate rejects any request without the bearer token before routing,
+// so that an unauthenticated client learns nothing, not even which routes
+// exist.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok := strings.EqualFold(scheme, "Bearer") && got != ""
+		// Compare hashes: equal lengths, so the comparison time says
+		// nothing about the token, not even its length.
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.token[:]) != 1 {
+			s.log.Warn("operator: unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="depai"`)
+			msg := "missing bearer token (send Authorization: Bearer <token>; depai run prints where the token file is)"
+			if ok {
+				msg = "wrong bearer token"
+			}
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, msg)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (use %s)", r.Method, r.URL.Path, allow))
+	}
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
+	agents := s.fleet.Agents()
+	out := make([]agent.Status, len(agents))
+	for i, a := range agents {
+		out[i] = a.Status()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.lookup(w, r.PathValue("name"))
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, a.Status())
+}
+
+// lookup finds the named agent or answers 404 listing the agents there are.
+func (s *Server) lookup(w http.ResponseWriter, name string) (Agent, bool) {
+	agents := s.fleet.Agents()
+	names := make([]string, len(agents))
+	for i, a := range agents {
+		if a.Name() == name {
+			return a, true
+		}
+		names[i] = a.Name()
+	}
+	writeError(w, http.StatusNotFound, CodeUnknownAgent, fmt.Sprintf("no agent %q; agents: %s", name, strings.Join(names, ", ")))
+	return nil, false
+}
+
+func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.lookup(w, r.PathValue("name"))
+	if !ok {
+		return
+	}
+	msg, ok := s.decodeMessage(w, r)
+	if !ok {
+		return
+	}
+	s.turns.Add(1)
+	defer s.turns.Done()
+	// The request's context ends when the client goes away or Shutdown
+	// gives up waiting; either way the turn is cancelled.
+	in := agent.Input{Source: agent.SourceOperator, From: msg.From, Text: msg.Text}
+	s.log.Debug("operator: message", "agent", a.Name(), "from", in.From, "text", abbreviate(in.Text, 80))
+	turn := a.Handle(r.Context(), in)
+	if wantsJSON(r.Header.Get("Accept")) {
+		s.answerJSON(w, r, turn)
+		return
+	}
+	s.stream(w, r, turn)
+}
+
+func (s *Server) decodeMessage(w http.ResponseWriter, r *http.Request) (Message, bool) {
+	var msg Message
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
+			return msg, false
+		}
+		writeError(w, http.StatusBadRequest, CodeBadJSON, fmt.Sprintf("reading request body: %v", err))
+		return msg, false
+	}
+	if err := decodeStrict(body, &msg); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadJSON, fmt.Sprintf("request body: %v (expected {\"text\": \"...\"})", err))
+		return msg, false
+	}
+	if strings.TrimSpace(msg.Text) == "" {
+		writeError(w, http.StatusBadRequest, CodeMissingText, `request body: "text" is missing or empty (expected {"text": "..."}, such as {"text": "/status"})`)
+		return msg, false
+	}
+	if msg.From == "" {
+		msg.From = "operator"
+	}
+	return msg, true
+}
+
+// decodeStrict decodes exactly one JSON object with no unknown fields.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("empty body")
+		}
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the JSON object")
+	}
+	return nil
+}
+
+// wantsJSON reports whether the client asked for one JSON answer rather than
+// a stream.
+func wantsJSON(accept string) bool {
+	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/event-stream")
+}
+
+// stream sends the turn as server-sent events. Headers go out at once, so
+// the client knows the turn started; a failure after that is an error event.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, turn iter.Seq2[agent.Event, error]) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	for ev, err := range turn {
+		var typ string
+		var data []byte
+		if err != nil {
+			typ = "error"
+			data, _ = json.Marshal(errorBody{&Error{Code: CodeTurnFailed, Message: err.Error()}})
+		} else {
+			typ = string(ev.Type)
+			data, err = json.Marshal(ev)
+			if err != nil {
+				typ = "error"
+				data, _ = json.Marshal(errorBody{&Error{Code: CodeTurnFailed, Message: fmt.Sprintf("encoding %s event: %v", ev.Type, err)}})
+			}
+		}
+		if werr := sse.Write(w, typ, data); werr != nil {
+			// The client is gone; its request context is cancelled, which
+			// ends the turn. Stop consuming it.
+			s.log.Debug("operator: stream write failed", "error", werr)
+			return
+		}
+		_ = rc.Flush()
+		if typ == "error" {
+			return
+		}
+	}
+}
+
+func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, turn iter.Seq2[agent.Event, error]) {
+	res := TurnResult{Events: []agent.Event{}}
+	for ev, err := range turn {
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, CodeTurnFailed, err.Error())
+			return
+		}
+		if ev.Type == agent.EventDelta {
+			continue
+		}
+		res.Events = append(res.Events, ev)
+		if ev.Type == agent.EventReply {
+			res.Reply = ev
+		}
+	}
+	if res.Reply.Type != agent.EventReply {
+		msg := "the turn ended without a reply"
+		if err := r.Context().Err(); err != nil {
+			msg += ": " + err.Error()
+		}
+		writeError(w, http.StatusInternalServerError, CodeTurnFailed, msg)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("encoding response: %v", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(data, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	data, _ := json.Marshal(errorBody{&Error{Code: code, Message: msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(data, '\n'))
+}
+
+// abbreviate shortens s to at most n runes for a log line.
+func abbreviate(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i] + "…"
+		}
+		n--
+	}
+	return s
+}
