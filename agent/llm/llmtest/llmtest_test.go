@@ -1,0 +1,154 @@
+package llmtest_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/depai/depai/agent/llm"
+	"github.com/depai/depai/agent/llm/llmtest"
+)
+
+func post(t *testing.T, url, body string) *http.Response {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// sseData returns the data: payloads of an SSE body.
+func sseData(t *testing.T, r io.Reader) []string {
+	t.Helper()
+	var out []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if p, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func TestStreamWireFormat(t *testing.T) {
+	s := llmtest.NewServer(t, llmtest.Reply{
+		Text:      "héllo wörld",
+		ToolCalls: []llm.ToolCall{{Name: "clock", Arguments: `{"tz":"UTC"}`}},
+		ChunkSize: 4,
+	})
+	resp := post(t, s.URL+"/chat/completions",
+		`{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}],
+		  "tools":[{"type":"function","function":{"name":"clock","description":"now","parameters":{"type":"object"}}}]}`)
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	data := sseData(t, resp.Body)
+	if data[len(data)-1] != "[DONE]" {
+		t.Fatalf("last event %q; want [DONE]", data[len(data)-1])
+	}
+	var text, args strings.Builder
+	var finish string
+	var usage *llm.Usage
+	for _, d := range data[:len(data)-1] {
+		var c struct {
+			Choices []struct {
+				Delta struct {
+					Content   string `json:"content"`
+					ToolCalls []struct {
+						Index    int
+						ID       string
+						Function struct{ Name, Arguments string }
+					} `json:"tool_calls"`
+				}
+				FinishReason *string `json:"finish_reason"`
+			}
+			Usage *llm.Usage
+		}
+		if err := json.Unmarshal([]byte(d), &c); err != nil {
+			t.Fatalf("chunk %q: %v", d, err)
+		}
+		if c.Usage != nil {
+			usage = c.Usage
+		}
+		for _, ch := range c.Choices {
+			text.WriteString(ch.Delta.Content)
+			for _, tc := range ch.Delta.ToolCalls {
+				args.WriteString(tc.Function.Arguments)
+			}
+			if ch.FinishReason != nil {
+				finish = *ch.FinishReason
+			}
+		}
+	}
+	if text.String() != "héllo wörld" || args.String() != `{"tz":"UTC"}` || finish != "tool_calls" || usage == nil {
+		t.Errorf("got text %q args %q finish %q usage %v", text.String(), args.String(), finish, usage)
+	}
+	reqs := s.Requests()
+	if len(reqs) != 1 || reqs[0].Messages[0].Content != "hi" || reqs[0].Tools[0].Name != "clock" || !reqs[0].IncludeUsage {
+		t.Errorf("recorded %+v", reqs)
+	}
+}
+
+func TestErrorReplyAndExhaustedScript(t *testing.T) {
+	s := llmtest.NewServer(t, llmtest.Reply{Status: 429, Error: "slow down", RetryAfter: 2 * time.Second})
+	resp := post(t, s.URL+"/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "2" || !strings.Contains(string(body), `"message":"slow down"`) {
+		t.Errorf("got %d Retry-After %q body %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	resp = post(t, s.URL+"/chat/completions", `{"model":"m","messages":[{"role":"user","content":"again"}]}`)
+	body, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != 500 || !strings.Contains(string(body), "no reply left for request 2") {
+		t.Errorf("exhausted script: got %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestEmbeddings(t *testing.T) {
+	s, err := llmtest.Start(llmtest.Config{EmbeddingDims: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	resp := post(t, s.URL+"/embeddings", `{"model":"e","input":["a dog","a dog","a cat"]}`)
+	var out struct {
+		Data []struct {
+			Index     int
+			Embedding []float32
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Data) != 3 || len(out.Data[0].Embedding) != 16 {
+		t.Fatalf("got %+v", out)
+	}
+	dot := func(a, b []float32) (d float64) {
+		for i := range a {
+			d += float64(a[i]) * float64(b[i])
+		}
+		return d
+	}
+	if d := dot(out.Data[0].Embedding, out.Data[1].Embedding); math.Abs(d-1) > 1e-5 {
+		t.Errorf("same text: cosine %v; want 1", d)
+	}
+	if d := dot(out.Data[0].Embedding, out.Data[2].Embedding); math.Abs(d) > 0.99 {
+		t.Errorf("different texts: cosine %v; want clearly below 1", d)
+	}
+	if got := llmtest.Vector("a cat", 16); dot(got, out.Data[2].Embedding) < 1-1e-5 {
+		t.Errorf("Vector differs from the served vector")
+	}
+	if e := s.Embeddings(); len(e) != 1 || len(e[0].Input) != 3 {
+		t.Errorf("recorded %+v", e)
+	}
+	resp = post(t, s.URL+"/embeddings", `{"model":"e","input":[1,2]}`)
+	if resp.StatusCode != 400 {
+		t.Errorf("token input: status %d; want 400", resp.StatusCode)
+	}
+}
