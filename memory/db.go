@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,7 +125,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		}
 	}
 	bdb, err := openBadger(opts)
-	if err != nil {
+	switch {
+	case err == nil:
+	case strings.Contains(err.Error(), "directory lock"):
+		return nil, fmt.Errorf("memory: open %s: in use by another process: %w", cfg.Dir, err)
+	case fresh:
+		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
+	default:
 		return nil, fmt.Errorf("memory: open %s: data directory is corrupt or truncated (restore it from a backup or an export): %w", cfg.Dir, err)
 	}
 	db := &DB{
@@ -203,6 +210,7 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 			WithBaseLevelSize(4 << 20).
 			WithValueLogFileSize(32 << 20).
 			WithBlockCacheSize(0).
+			WithCompression(options.None). // badger needs a block cache to decompress
 			WithIndexCacheSize(4 << 20).
 			WithNumCompactors(2).
 			WithNumGoroutines(2)

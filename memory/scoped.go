@@ -92,6 +92,9 @@ func (s *ScopedStore) deny(ctx context.Context, op, ns string) error {
 func (s *ScopedStore) Put(ctx context.Context, recs ...Record) ([]Record, error) {
 	recs = slices.Clone(recs)
 	for i := range recs {
+		if err := CheckNamespace(recs[i].Namespace); err != nil {
+			return nil, fmt.Errorf("memory: put record %d: %w", i, err)
+		}
 		if !granted(s.g.Write, recs[i].Namespace) {
 			return nil, s.deny(ctx, "write", recs[i].Namespace)
 		}
@@ -137,6 +140,9 @@ func (s *ScopedStore) targets(ns string) []string {
 // Query streams the matching records of the readable namespaces. A query
 // for a namespace above the grants (or for all) covers the granted parts.
 func (s *ScopedStore) Query(ctx context.Context, q Query) iter.Seq2[Record, error] {
+	if err := checkQuery(q); err != nil {
+		return func(yield func(Record, error) bool) { yield(Record{}, fmt.Errorf("memory: %w", err)) }
+	}
 	ts := s.targets(q.Namespace)
 	switch len(ts) {
 	case 0:
@@ -221,6 +227,9 @@ func (s *ScopedStore) Watch(ctx context.Context, q Query) iter.Seq2[Record, erro
 		return func(yield func(Record, error) bool) {
 			yield(Record{}, fmt.Errorf("memory: watch: the underlying %T is not a Watcher", s.s))
 		}
+	}
+	if err := checkQuery(q); err != nil {
+		return func(yield func(Record, error) bool) { yield(Record{}, fmt.Errorf("memory: watch: %w", err)) }
 	}
 	ts := s.targets(q.Namespace)
 	switch len(ts) {
