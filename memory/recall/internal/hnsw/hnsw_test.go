@@ -1,0 +1,140 @@
+package hnsw
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/depai/depai/memory/recall/internal/synth"
+	"github.com/depai/depai/memory/recall/internal/vecscan"
+)
+
+func build(vecs []float32, dims int, cfg Config) *Graph {
+	g := New(cfg, func(i uint32) []float32 { return vecs[int(i)*dims : (int(i)+1)*dims] })
+	for n := len(vecs) / dims; g.Len() < n; {
+		g.Add()
+	}
+	return g
+}
+
+// recallAt returns the mean fraction of the exact top k that the graph finds.
+func recallAt(g *Graph, vecs, queries []float32, dims, k, ef int, keep func(uint32) bool) float64 {
+	var found, total int
+	for q := 0; q < len(queries)/dims; q++ {
+		qv := queries[q*dims : (q+1)*dims]
+		exact := vecscan.Search(vecs, dims, qv, k, keep)
+		want := make(map[uint32]bool, k)
+		for _, r := range exact {
+			want[r.ID] = true
+		}
+		for _, r := range g.Search(qv, k, ef, keep) {
+			if want[r.ID] {
+				found++
+			}
+		}
+		total += len(exact)
+	}
+	return float64(found) / float64(total)
+}
+
+// TestRecallClustered checks recall@10 against an exact scan on 20k clustered
+// synthetic 64-d vectors.
+func TestRecallClustered(t *testing.T) {
+	const n, dims = 20000, 64
+	vecs := synth.Clustered(n, dims, 100, 0.08, 1)
+	q := perturb(vecs, dims, 200, 0.3, 2)
+	g := build(vecs, dims, Config{})
+	r := recallAt(g, vecs, q, dims, 10, 0, nil)
+	t.Logf("recall@10 = %.4f", r)
+	if r < 0.95 {
+		t.Fatalf("recall@10 = %.3f, want >= 0.95", r)
+	}
+	third := func(id uint32) bool { return id%3 == 0 }
+	if r := recallAt(g, vecs, q[:50*dims], dims, 10, 0, third); r < 0.95 {
+		t.Fatalf("filtered recall@10 = %.3f, want >= 0.95", r)
+	}
+}
+
+func TestSmallAndEmpty(t *testing.T) {
+	g := New(Config{}, func(uint32) []float32 { return nil })
+	if got := g.Search([]float32{1}, 10, 0, nil); got != nil {
+		t.Fatalf("empty graph: %v", got)
+	}
+	vecs := []float32{1, 0, 0, 1, 0.6, 0.8}
+	g = build(vecs, 2, Config{})
+	got := g.Search([]float32{1, 0}, 10, 0, nil)
+	if len(got) != 3 || got[0].ID != 0 || got[1].ID != 2 || got[2].ID != 1 {
+		t.Fatalf("Search = %+v, want ids 0, 2, 1", got)
+	}
+}
+
+func benchN(b *testing.B) int {
+	if s := os.Getenv("DEPAI_BENCH_RECALL_N"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			b.Fatalf("DEPAI_BENCH_RECALL_N=%q: want a positive integer", s)
+		}
+		return n
+	}
+	return 1000000
+}
+
+// BenchmarkSearch384 measures top-10 search over DEPAI_BENCH_RECALL_N
+// (default 1M) clustered synthetic 384-d vectors. The build is done once and
+// excluded; it reports p50/p99 latency, recall@10 against an exact scan, and
+// the build time.
+func BenchmarkSearch384(b *testing.B) {
+	n := benchN(b)
+	const dims, k = 384, 10
+	clusters := max(n/1000, 10)
+	vecs := synth.Clustered(n, dims, clusters, 0.05, 7)
+	queries := perturb(vecs, dims, 1000, 0.3, 8)
+	start := time.Now()
+	g := build(vecs, dims, Config{})
+	buildTime := time.Since(start)
+	rec := recallAt(g, vecs, queries[:100*dims], dims, k, 0, nil)
+	lat := make([]time.Duration, 0, b.N)
+	nq := len(queries) / dims
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		q := queries[(i%nq)*dims : (i%nq+1)*dims]
+		t0 := time.Now()
+		g.Search(q, k, 0, nil)
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(rec, "recall@10")
+	b.ReportMetric(buildTime.Seconds(), "build-s")
+	b.Logf("n=%d dims=%d clusters=%d build=%s recall@10=%.4f", n, dims, clusters, buildTime, rec)
+}
+
+// perturb returns m vectors near randomly chosen rows of vecs.
+func perturb(vecs []float32, dims, m int, noise float64, seed uint64) []float32 {
+	n := len(vecs) / dims
+	noiseV := synth.Clustered(m, dims, 1, 1, seed) // unit-norm random directions
+	out := make([]float32, m*dims)
+	for i := 0; i < m; i++ {
+		src := (i * 7919) % n
+		v := out[i*dims : (i+1)*dims]
+		for j := range v {
+			v[j] = vecs[src*dims+j] + float32(noise)*noiseV[i*dims+j]
+		}
+		vecscan.Normalize(v)
+	}
+	return out
+}
+
+func ExampleNew() {
+	vecs := []float32{1, 0, 0, 1}
+	g := New(Config{M: 8}, func(i uint32) []float32 { return vecs[i*2 : i*2+2] })
+	g.Add()
+	g.Add()
+	fmt.Println(g.Search([]float32{0, 1}, 1, 0, nil)[0].ID)
+	// Output: 1
+}

@@ -1,0 +1,75 @@
+package vecscan
+
+import (
+	"math/rand/v2"
+	"sort"
+	"testing"
+)
+
+func TestDot(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 64, 385} {
+		a, b := make([]float32, n), make([]float32, n)
+		var want float64
+		for i := range a {
+			a[i], b[i] = float32(i%5)-2, float32(i%3)+0.5
+			want += float64(a[i]) * float64(b[i])
+		}
+		if got := Dot(a, b); float64(got) != want {
+			t.Errorf("n=%d: Dot = %v, want %v", n, got, want)
+		}
+		if got := dotGo(a, b); float64(got) != want {
+			t.Errorf("n=%d: dotGo = %v, want %v", n, got, want)
+		}
+	}
+}
+
+func TestSearchMatchesSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const n, d, k = 500, 16, 10
+	vecs := make([]float32, n*d)
+	for i := range vecs {
+		vecs[i] = float32(r.NormFloat64())
+	}
+	for i := 0; i < n; i++ {
+		Normalize(vecs[i*d : (i+1)*d])
+	}
+	q := vecs[3*d : 4*d]
+	even := func(id uint32) bool { return id%2 == 0 }
+	got := Search(vecs, d, q, k, even)
+	var all []Result
+	for i := 0; i < n; i += 2 {
+		all = append(all, Result{uint32(i), Dot(q, vecs[i*d:(i+1)*d])})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Score > all[j].Score })
+	if len(got) != k {
+		t.Fatalf("got %d results, want %d", len(got), k)
+	}
+	for i := range got {
+		if got[i] != all[i] {
+			t.Fatalf("result %d = %+v, want %+v", i, got[i], all[i])
+		}
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	v := []float32{3, 4}
+	if !Normalize(v) || v[0] != 0.6 || v[1] != 0.8 {
+		t.Errorf("Normalize({3,4}) = %v", v)
+	}
+	if Normalize([]float32{0, 0}) {
+		t.Error("Normalize(zero) = true")
+	}
+}
+
+func BenchmarkDot384(b *testing.B) {
+	b.Logf("assembly: %v", useAVX2)
+	x, y := make([]float32, 384), make([]float32, 384)
+	for i := range x {
+		x[i], y[i] = float32(i), float32(384-i)
+	}
+	var s float32
+	for b.Loop() {
+		s += Dot(x, y)
+	}
+	_ = s
+}
