@@ -100,9 +100,16 @@ func (s *server) init(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb
 	if err := json.Unmarshal(in.GetValue(), &st); err != nil {
 		return nil, fmt.Errorf("native: init: %w", err)
 	}
+	// Dial now: the broker forgets an offered connection after 5s, and the
+	// first host call may come much later. grpc connects lazily anyway.
+	conn, err := s.broker.DialWithOptions(st.HostBroker, grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)))
+	if err != nil {
+		return nil, fmt.Errorf("native: connect to the host's broker: %w", err)
+	}
 	s.mu.Lock()
 	s.start = st
-	s.host = &hostCaller{broker: s.broker, id: st.HostBroker, max: st.MaxMessageBytes}
+	s.host = &hostCaller{conn: conn, max: st.MaxMessageBytes}
 	s.mu.Unlock()
 	b, err := json.Marshal(s.reg.Manifest())
 	if err != nil {
@@ -176,28 +183,15 @@ func watchdog(ctx context.Context, st wire.ProcessStart, method string) *atomic.
 // a pipe it streams to the host, which would be lost with an os.Exit.
 var stderr io.Writer = os.NewFile(2, "/dev/stderr")
 
-// hostCaller reaches the host's capabilities through the broker. The
-// connection is dialled on first use: most calls never reach the host.
+// hostCaller reaches the host's capabilities through the broker.
 type hostCaller struct {
-	broker *plugin.GRPCBroker
-	id     uint32
-	max    int
-
-	once sync.Once
 	conn *grpc.ClientConn
-	err  error
+	max  int
 }
 
 func (h *hostCaller) HostCall(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	if h.max > 0 && len(payload) > h.max {
 		return nil, wire.Errorf(wire.CodeTooLarge, "host call %s: payload of %d bytes exceeds the limit of %d", method, len(payload), h.max)
-	}
-	h.once.Do(func() {
-		h.conn, h.err = h.broker.DialWithOptions(h.id, grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)))
-	})
-	if h.err != nil {
-		return nil, wire.Errorf(wire.CodeUnavailable, "host call %s: connect to host: %v", method, h.err)
 	}
 	req, err := json.Marshal(wire.Call{Method: method, Payload: json.RawMessage(payload)})
 	if err != nil {

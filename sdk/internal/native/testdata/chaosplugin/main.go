@@ -62,6 +62,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
+		fmt.Fprintf(os.Stderr, "chaos: sleeping %v\n", dur)
 		select {
 		case <-time.After(dur):
 			return json.RawMessage(`"slept"`), nil

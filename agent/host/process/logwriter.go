@@ -1,0 +1,54 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+)
+
+// maxLine bounds one logged line: a plugin printing without newlines must
+// not grow the agent's memory.
+const maxLine = 16 << 10
+
+// lineLogger turns a plugin's output stream into one log record per line,
+// tagged with the plugin's name and the stream.
+type lineLogger struct {
+	log   *slog.Logger
+	level slog.Level
+
+	mu  sync.Mutex
+	buf []byte
+}
+
+func newLineLogger(log *slog.Logger, level slog.Level) *lineLogger {
+	return &lineLogger{log: log, level: level}
+}
+
+func (w *lineLogger) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			if len(w.buf) >= maxLine {
+				w.flush()
+			}
+			break
+		}
+		w.buf = append(w.buf, p[:i]...)
+		p = p[i+1:]
+		w.flush()
+	}
+	return n, nil
+}
+
+func (w *lineLogger) flush() {
+	line := bytes.TrimRight(w.buf, "\r")
+	if len(line) > 0 {
+		w.log.Log(context.Background(), w.level, string(line))
+	}
+	w.buf = w.buf[:0]
+}

@@ -1,0 +1,171 @@
+// Package process is the host transport for process plugins: native
+// executables built with sdk.Main, started and spoken to with
+// hashicorp/go-plugin over gRPC. go-plugin starts, handshakes and stops a
+// process; this package adds what it lacks — supervision (restart with
+// backoff after a crash, give up after repeated crashes), a parent-death
+// signal so a killed agent leaves no orphans, a deadline on every call, a
+// message size limit both ways, and the plugin's output in the agent's log.
+package process
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// Config configures the process transport. The zero value is usable.
+type Config struct {
+	// Logger receives the plugins' stdout and stderr, one record per line
+	// with the plugin's name, and supervision events. Nil: slog.Default().
+	Logger *slog.Logger
+	// StartTimeout bounds a start, from exec to a read manifest. Default 5s.
+	StartTimeout time.Duration
+	// Restart is the supervision policy.
+	Restart Restart
+	// HangGrace is how long a handler may run on after its call ended
+	// (deadline or cancellation) before the plugin process exits and is
+	// restarted. Default 2s.
+	HangGrace time.Duration
+	// MemoryLimit caps each plugin process's data segment (RLIMIT_DATA) in
+	// bytes; 0 sets none. Limits.MemoryBytes is a WASM linear-memory cap and
+	// does not apply here: a native plugin's footprint (Go runtime, C
+	// libraries, GPU drivers) is of another kind.
+	MemoryLimit uint64
+}
+
+// Restart is when and how often a crashed plugin is restarted.
+type Restart struct {
+	MinBackoff time.Duration // wait before the first restart; doubles per crash. Default 50ms.
+	MaxBackoff time.Duration // cap on the wait. Default 5s.
+	// MaxCrashes within Window make the plugin unavailable for good (until
+	// it is reloaded). Defaults 5 and 1 minute.
+	MaxCrashes int
+	Window     time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 5 * time.Second
+	}
+	if c.HangGrace <= 0 {
+		c.HangGrace = 2 * time.Second
+	}
+	r := &c.Restart
+	if r.MinBackoff <= 0 {
+		r.MinBackoff = 50 * time.Millisecond
+	}
+	if r.MaxBackoff <= 0 {
+		r.MaxBackoff = 5 * time.Second
+	}
+	if r.MaxCrashes <= 0 {
+		r.MaxCrashes = 5
+	}
+	if r.Window <= 0 {
+		r.Window = time.Minute
+	}
+	return c
+}
+
+// New returns the process transport.
+func New(cfg Config) host.Transport {
+	return &transport{cfg: cfg.withDefaults()}
+}
+
+type transport struct {
+	cfg Config
+}
+
+var _ host.Transport = (*transport)(nil)
+
+// Load starts the plugin, reads its manifest and supervises it until Close.
+func (t *transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance, error) {
+	if spec.Name == "" {
+		return nil, errors.New("process: load: the plugin has no name")
+	}
+	if err := checkExecutable(spec.Path); err != nil {
+		return nil, fmt.Errorf("process: load plugin %q: %w", spec.Name, err)
+	}
+	in := newInstance(t.cfg, spec)
+	p, m, err := in.start(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("process: load plugin %q (%s): %w", spec.Name, spec.Path, err)
+	}
+	if m.ABI != wire.ABIVersion {
+		p.kill()
+		return nil, fmt.Errorf("process: load plugin %q (%s): it speaks ABI %d, this agent speaks ABI %d; rebuild it against this depai",
+			spec.Name, spec.Path, m.ABI, wire.ABIVersion)
+	}
+	in.manifest = m
+	in.install(p)
+	return in, nil
+}
+
+// checkExecutable turns the usual wrong-file mistakes into errors that say
+// what the file is, before go-plugin reports a failed handshake.
+func checkExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	n, _ := f.Read(head)
+	if bytes.Equal(head[:n], []byte("\x00asm")) {
+		return fmt.Errorf("%s is a WASM module, not a native executable: load it with the wasm transport", path)
+	}
+	if fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not executable (mode %v)", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// limits fills the zero fields of l from host.DefaultLimits.
+func limits(l host.Limits) host.Limits {
+	d := host.DefaultLimits
+	if l.MemoryBytes == 0 {
+		l.MemoryBytes = d.MemoryBytes
+	}
+	if l.CallTimeout <= 0 {
+		l.CallTimeout = d.CallTimeout
+	}
+	if l.Concurrency <= 0 {
+		l.Concurrency = d.Concurrency
+	}
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = d.MaxMessageBytes
+	}
+	return l
+}
+
+// result is a failed call's Result.
+func result(code string, retryable bool, format string, args ...any) wire.Result {
+	e := wire.Errorf(code, format, args...)
+	e.Retryable = retryable
+	return wire.Result{Error: e}
+}
+
+func decodeResult(b []byte) (wire.Result, error) {
+	var r wire.Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return wire.Result{}, err
+	}
+	return r, nil
+}
