@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/depai/depai/agent"
+	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/operator"
+)
+
+// Shutdown budget: Ctrl-C to exit within a second. Turns streaming over the
+// API get the first part to finish; then they are cancelled and the fleet
+// gets the rest to store them and close memory.
+const (
+	apiGrace     = 250 * time.Millisecond
+	closeTimeout = 700 * time.Millisecond
+)
+
+type runOptions struct {
+	data string
+	addr string
+	chat bool
+}
+
+func newRunCmd() *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run the agents of a config file in the foreground",
+		Long: `Run the agents of FILE (one agent, or a fleet) in the foreground and serve the
+operator API on loopback. Ctrl-C or SIGTERM shuts down cleanly.
+
+With --chat the terminal becomes an operator chat with the agents: type a
+message or a command (/help, /status, /tools, /call TOOL {json}, /stop ...)
+to the current agent; "@NAME text" sends to one agent, "@all text" to every
+agent, "/agent NAME" switches. When stdin is not a terminal, each line is one
+message, each reply is printed, and depai exits at end of input.`,
+		Example: `  depai run examples/fleet/fleet.yaml
+  printf '/status\n/tools\n' | depai run examples/fleet/fleet.yaml --chat`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runFleet(cmd, o, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.data, "data", "", "data directory (memory, operator token); see depai --help for the default")
+	f.StringVar(&o.addr, "addr", "", `operator API address on loopback (default: the config's operator.addr, else `+config.DefaultOperatorAddr+`; port 0 picks a free one)`)
+	f.BoolVar(&o.chat, "chat", false, "chat with the agents on this terminal (or over stdin)")
+	return cmd
+}
+
+func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
+	start := time.Now()
+	// A second Ctrl-C, after stop, kills the process the default way.
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log, err := newLogger(cmd, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return err
+	}
+	dir := dataDir(o.data, cfg.DataDir)
+	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		if cerr := fleet.Close(cctx); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	tokenFile := tokenPath(cfg.Operator.TokenFile, dir)
+	token, created, err := operator.LoadOrCreateToken(tokenFile)
+	if err != nil {
+		return err
+	}
+	addr := o.addr
+	if addr == "" {
+		addr = cfg.Operator.Addr
+	}
+	srv, err := operator.NewServer(operator.Config{Addr: addr, Fleet: operatorFleet{fleet}, Token: token, Logger: log})
+	if err != nil {
+		return fmt.Errorf("%w (is another depai run using it? pass --addr 127.0.0.1:0 for a free port)", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), apiGrace)
+		defer cancel()
+		// A deadline here only means turns were still streaming; they have
+		// been cancelled, and fleet.Close stores them.
+		if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, context.DeadlineExceeded) {
+			err = errors.Join(err, serr)
+		}
+	}()
+	absDir, _ := filepath.Abs(dir)
+	if err := writeRunInfo(dir, runInfo{Addr: srv.Addr(), TokenFile: tokenFile, PID: os.Getpid()}); err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(dir, runInfoFile))
+
+	names := make([]string, 0, len(fleet.Agents()))
+	for _, a := range fleet.Agents() {
+		names = append(names, a.Name())
+	}
+	log.Info("operator API", "url", "http://"+srv.Addr(), "token_file", tokenFile, "new_token", created)
+	log.Info("ready", "agents", strings.Join(names, ","), "data", absDir, "startup", time.Since(start).Round(10*time.Microsecond))
+
+	if o.chat {
+		chatDone := make(chan error, 1)
+		go func() {
+			chatDone <- chatSession(ctx, localBackend{fleet}, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), "")
+		}()
+		select {
+		case err = <-chatDone:
+		case err = <-served:
+		}
+	} else {
+		select {
+		case <-ctx.Done():
+		case err = <-served:
+		}
+	}
+	stop()
+	log.Info("shutting down")
+	return err
+}
+
+// operatorFleet adapts *agent.Fleet to operator.Fleet.
+type operatorFleet struct{ f *agent.Fleet }
+
+func (o operatorFleet) Agents() []operator.Agent {
+	as := o.f.Agents()
+	out := make([]operator.Agent, len(as))
+	for i, a := range as {
+		out[i] = a
+	}
+	return out
+}
