@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,6 +124,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if _, err := os.Stat(filepath.Join(cfg.Dir, "MANIFEST")); err != nil {
 			return nil, fmt.Errorf("memory: open %s: not a depai memory store (no MANIFEST): %w", cfg.Dir, err)
 		}
+		if err := checkTables(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("memory: open %s: data directory is corrupt or truncated (restore it from a backup or an export): %w", cfg.Dir, err)
+		}
 	}
 	bdb, err := openBadger(opts)
 	switch {
@@ -189,6 +193,7 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 	o := badger.DefaultOptions(cfg.Dir).
 		WithSyncWrites(true).
 		WithDetectConflicts(false).
+		WithChecksumVerificationMode(options.OnBlockRead).
 		WithLogger(badgerLogger{cfg.Logger}).
 		WithMetricsEnabled(false).
 		WithValueThreshold(64 << 10).
@@ -231,6 +236,59 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 	return o, nil
 }
 
+// checkTables checks the footer of every table file. badger reads a table's
+// index from offsets in its footer without checking them against the file
+// size, and panics in a goroutine of its own (which no recover reaches) on a
+// truncated table; so the store checks first.
+//
+//	… index | uint32 len(index) | checksum | uint32 len(checksum)   (big-endian)
+func checkTables(dir string) error {
+	ssts, err := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if err != nil {
+		return err
+	}
+	for _, path := range ssts {
+		if err := checkTable(path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkTable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	bad := func(what string) error {
+		return fmt.Errorf("table %s (%d bytes): %s", filepath.Base(path), size, what)
+	}
+	if size < 8 {
+		return bad("too short for a footer")
+	}
+	var b [4]byte
+	if _, err := f.ReadAt(b[:], size-4); err != nil {
+		return err
+	}
+	cl := int64(binary.BigEndian.Uint32(b[:]))
+	if cl > size-8 {
+		return bad(fmt.Sprintf("checksum length %d exceeds the file", cl))
+	}
+	if _, err := f.ReadAt(b[:], size-8-cl); err != nil {
+		return err
+	}
+	if il := int64(binary.BigEndian.Uint32(b[:])); il > size-8-cl {
+		return bad(fmt.Sprintf("index length %d exceeds the file", il))
+	}
+	return nil
+}
+
 func isEmptyDir(dir string) (bool, error) {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -265,7 +323,7 @@ func (db *DB) load(fresh bool) error {
 	return db.bdb.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(kv.MetaVersion))
 		if err != nil {
-			return fmt.Errorf("not a depai memory store (no format version): %w", err)
+			return fmt.Errorf("data directory is corrupt or truncated, or not a depai memory store: its format-version record is missing: %w", err)
 		}
 		v, err := item.ValueCopy(nil)
 		if err != nil {
