@@ -1,0 +1,236 @@
+// Package build turns a plugin's Go package directory into a loadable
+// artifact — a wasip1 reactor module or a native process plugin — with the
+// go command, and caches the result by a hash of the sources, so an agent
+// config may name a package directory and pay for the build once.
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+)
+
+// Targets.
+const (
+	WASM   = "wasm"   // GOOS=wasip1 GOARCH=wasm -buildmode=c-shared
+	Native = "native" // the host's own GOOS/GOARCH
+)
+
+// Options says what to build.
+type Options struct {
+	Dir    string // the plugin's main package directory
+	Target string // WASM or Native; empty: WASM
+	// Out, if set, is where the artifact is copied; otherwise the cached
+	// file's path is returned.
+	Out string
+	// CacheDir holds built artifacts by content hash. Empty: the user cache
+	// directory's depai/plugins.
+	CacheDir string
+	// Go is the go command. Empty: "go" from PATH.
+	Go string
+}
+
+// Result says what Plugin produced.
+type Result struct {
+	Path   string // the artifact: Options.Out, or the file in the cache
+	Key    string // the content hash it is cached under
+	Cached bool   // no build ran
+}
+
+// Plugin builds the package in opts.Dir unless an artifact with the same
+// key is cached. The key hashes the target, the go version, every regular
+// file under Dir (except hidden ones and testdata) and the enclosing
+// module's go.mod and go.sum. Code outside Dir that the plugin imports from
+// its own module or through a local replace is not part of the key; rebuild
+// by removing the cached file.
+func Plugin(ctx context.Context, opts Options) (Result, error) {
+	if opts.Target == "" {
+		opts.Target = WASM
+	}
+	if opts.Target != WASM && opts.Target != Native {
+		return Result{}, fmt.Errorf("build: target %q: want %q or %q", opts.Target, WASM, Native)
+	}
+	if opts.Go == "" {
+		opts.Go = "go"
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return Result{}, fmt.Errorf("build: %s: %w", opts.Dir, err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return Result{}, fmt.Errorf("build: %s is not a directory", opts.Dir)
+	}
+	if opts.CacheDir == "" {
+		uc, err := os.UserCacheDir()
+		if err != nil {
+			return Result{}, fmt.Errorf("build: no cache directory: %w", err)
+		}
+		opts.CacheDir = filepath.Join(uc, "depai", "plugins")
+	}
+	if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
+		return Result{}, fmt.Errorf("build: cache: %w", err)
+	}
+	key, err := hashSources(ctx, opts, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	name := filepath.Base(dir) + "-" + key[:16]
+	if opts.Target == WASM {
+		name += ".wasm"
+	}
+	cached := filepath.Join(opts.CacheDir, name)
+	res := Result{Path: cached, Key: key}
+	if _, err := os.Stat(cached); err == nil {
+		res.Cached = true
+	} else if err := goBuild(ctx, opts, dir, cached); err != nil {
+		return Result{}, err
+	}
+	if opts.Out != "" {
+		if err := copyFile(cached, opts.Out); err != nil {
+			return Result{}, fmt.Errorf("build: %w", err)
+		}
+		res.Path = opts.Out
+	}
+	return res, nil
+}
+
+// goBuild builds into a temporary file in the cache and renames it into
+// place, so a concurrent or interrupted build never leaves half a binary
+// under a valid key.
+func goBuild(ctx context.Context, opts Options, dir, dst string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".build-*")
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	args := []string{"build", "-buildvcs=false", "-o", tmp.Name()}
+	env := os.Environ()
+	if opts.Target == WASM {
+		args = append(args, "-buildmode=c-shared")
+		env = append(env, "GOOS=wasip1", "GOARCH=wasm")
+	}
+	cmd := exec.CommandContext(ctx, opts.Go, append(args, ".")...)
+	cmd.Dir, cmd.Env = dir, env
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build: %s (%s): %w\n%s", opts.Dir, opts.Target, err, strings.TrimSpace(stderr.String()))
+	}
+	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	return nil
+}
+
+func hashSources(ctx context.Context, opts Options, dir string) (string, error) {
+	h := sha256.New()
+	goVersion, err := exec.CommandContext(ctx, opts.Go, "env", "GOVERSION").Output()
+	if err != nil {
+		return "", fmt.Errorf("build: run %s: %w", opts.Go, err)
+	}
+	fmt.Fprintf(h, "target %s\ngo %s\nhost %s/%s\n", opts.Target, bytes.TrimSpace(goVersion), runtime.GOOS, runtime.GOARCH)
+	if err := hashTree(h, dir); err != nil {
+		return "", fmt.Errorf("build: hash %s: %w", opts.Dir, err)
+	}
+	if mod := moduleRoot(dir); mod != "" {
+		for _, f := range []string{"go.mod", "go.sum"} {
+			if err := hashFile(h, filepath.Join(mod, f), "module/"+f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return "", fmt.Errorf("build: hash %s: %w", f, err)
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func hashTree(h io.Writer, dir string) error {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if p != dir && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || (d.IsDir() && name == "testdata")) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		rel, _ := filepath.Rel(dir, f)
+		if err := hashFile(h, f, filepath.ToSlash(rel)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hashFile(h io.Writer, path, name string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h, "file %s %d\n", name, len(b))
+	_, err = h.Write(b)
+	return err
+}
+
+// moduleRoot is the nearest directory at or above dir holding a go.mod.
+func moduleRoot(dir string) string {
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
