@@ -1,0 +1,233 @@
+package bm25
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+
+	"github.com/depai/depai/memory/recall/internal/vecscan"
+)
+
+// BM25 parameters.
+const (
+	K1 = 1.2
+	B  = 0.75
+)
+
+// BlockBits sets how many consecutive document numbers share a postings block.
+const BlockBits = 12
+
+type postings struct {
+	docs []uint32 // ascending
+	tfs  []uint16
+}
+
+// Index is an in-RAM inverted index. It is not safe for concurrent use on its
+// own: callers serialize Add and Load against Search.
+type Index struct {
+	terms    map[string]*postings
+	docLen   []uint32 // by document number; 0: no tokens
+	nDocs    int      // documents with at least one token
+	totalLen uint64
+	dirty    map[string]uint32 // term -> lowest dirty block
+	acc      sync.Pool         // *accumulator
+}
+
+// New returns an empty index.
+func New() *Index {
+	return &Index{terms: map[string]*postings{}, dirty: map[string]uint32{}}
+}
+
+// Docs is the number of document numbers the index covers (the next one to Add).
+func (x *Index) Docs() int { return len(x.docLen) }
+
+// Add indexes text as document doc, which must equal Docs().
+func (x *Index) Add(doc uint32, text string) error {
+	if int(doc) != len(x.docLen) {
+		return fmt.Errorf("bm25: add document %d: want %d (documents are numbered in order)", doc, len(x.docLen))
+	}
+	toks := Tokenize(text)
+	x.docLen = append(x.docLen, uint32(len(toks)))
+	if len(toks) == 0 {
+		return nil
+	}
+	x.nDocs++
+	x.totalLen += uint64(len(toks))
+	tf := make(map[string]uint16, len(toks))
+	for _, t := range toks {
+		if tf[t] < math.MaxUint16 {
+			tf[t]++
+		}
+	}
+	blk := doc >> BlockBits
+	for t, n := range tf {
+		p := x.terms[t]
+		if p == nil {
+			p = &postings{}
+			x.terms[t] = p
+		}
+		p.docs = append(p.docs, doc)
+		p.tfs = append(p.tfs, n)
+		if d, ok := x.dirty[t]; !ok || blk < d {
+			x.dirty[t] = blk
+		}
+	}
+	return nil
+}
+
+// Flush yields every postings block changed since the last Flush, encoded,
+// and forgets them. The caller persists them with the document lengths.
+func (x *Index) Flush(yield func(term string, block uint32, data []byte) error) error {
+	for t, from := range x.dirty {
+		p := x.terms[t]
+		i := sort.Search(len(p.docs), func(i int) bool { return p.docs[i]>>BlockBits >= from })
+		for i < len(p.docs) {
+			blk := p.docs[i] >> BlockBits
+			var buf []byte
+			prev := blk << BlockBits
+			for ; i < len(p.docs) && p.docs[i]>>BlockBits == blk; i++ {
+				buf = binary.AppendUvarint(buf, uint64(p.docs[i]-prev))
+				buf = binary.AppendUvarint(buf, uint64(p.tfs[i]))
+				prev = p.docs[i]
+			}
+			if err := yield(t, blk, buf); err != nil {
+				return err
+			}
+		}
+		delete(x.dirty, t)
+	}
+	return nil
+}
+
+// ErrCorrupt reports a postings block that does not decode.
+var ErrCorrupt = errors.New("bm25: corrupt postings block")
+
+// SetDocLen restores the token count of document doc when loading; documents
+// are restored in order, doc == Docs().
+func (x *Index) SetDocLen(doc uint32, n uint32) error {
+	if int(doc) != len(x.docLen) {
+		return fmt.Errorf("bm25: restore document %d: want %d", doc, len(x.docLen))
+	}
+	x.docLen = append(x.docLen, n)
+	if n > 0 {
+		x.nDocs++
+		x.totalLen += uint64(n)
+	}
+	return nil
+}
+
+// LoadBlock restores one block written by Flush. Blocks of a term must come in
+// ascending order. Postings of documents >= Docs() are dropped: they were
+// written by a checkpoint that did not finish, and will be added again.
+func (x *Index) LoadBlock(term string, block uint32, data []byte) error {
+	p := x.terms[term]
+	if p == nil {
+		p = &postings{}
+		x.terms[term] = p
+	}
+	prev := block << BlockBits
+	first := true
+	for len(data) > 0 {
+		d, n := binary.Uvarint(data)
+		if n <= 0 {
+			return fmt.Errorf("%w: term %q block %d", ErrCorrupt, term, block)
+		}
+		data = data[n:]
+		tf, n := binary.Uvarint(data)
+		if n <= 0 || tf == 0 || tf > math.MaxUint16 {
+			return fmt.Errorf("%w: term %q block %d", ErrCorrupt, term, block)
+		}
+		data = data[n:]
+		if !first && d == 0 {
+			return fmt.Errorf("%w: term %q block %d: repeated document", ErrCorrupt, term, block)
+		}
+		first = false
+		doc := prev + uint32(d)
+		if uint64(doc) != uint64(prev)+d || doc>>BlockBits != block {
+			return fmt.Errorf("%w: term %q block %d: document %d outside the block", ErrCorrupt, term, block, uint64(prev)+d)
+		}
+		prev = doc
+		if int(doc) >= len(x.docLen) {
+			break
+		}
+		if l := len(p.docs); l > 0 && p.docs[l-1] >= doc {
+			return fmt.Errorf("%w: term %q block %d: documents out of order", ErrCorrupt, term, block)
+		}
+		p.docs = append(p.docs, doc)
+		p.tfs = append(p.tfs, uint16(tf))
+	}
+	if len(p.docs) == 0 {
+		delete(x.terms, term)
+	}
+	return nil
+}
+
+// idf is the inverse document frequency of a term found in n documents.
+func (x *Index) idf(n int) float64 {
+	N := float64(x.nDocs)
+	return math.Log(1 + (N-float64(n)+0.5)/(float64(n)+0.5))
+}
+
+type accumulator struct {
+	score   []float32
+	touched []uint32
+}
+
+// Search returns the k best-scoring documents for q, best first. keep, when
+// not nil, limits which documents may be returned.
+func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result {
+	if k <= 0 || x.nDocs == 0 {
+		return nil
+	}
+	acc, _ := x.acc.Get().(*accumulator)
+	if acc == nil {
+		acc = &accumulator{}
+	}
+	defer x.acc.Put(acc)
+	if len(acc.score) < len(x.docLen) {
+		acc.score = make([]float32, len(x.docLen)+len(x.docLen)/4)
+	}
+	avg := float64(x.totalLen) / float64(x.nDocs)
+	for _, t := range q.Terms {
+		p := x.terms[t]
+		if p == nil {
+			continue
+		}
+		idf := x.idf(len(p.docs))
+		for i, d := range p.docs {
+			if keep != nil && !keep(d) {
+				continue
+			}
+			tf := float64(p.tfs[i])
+			s := idf * tf * (K1 + 1) / (tf + K1*(1-B+B*float64(x.docLen[d])/avg))
+			if acc.score[d] == 0 {
+				acc.touched = append(acc.touched, d)
+			}
+			acc.score[d] += float32(s)
+		}
+	}
+	top := vecscan.NewTopK(k)
+	for _, d := range acc.touched {
+		if !x.excluded(q.Exclude, d) {
+			top.Push(d, acc.score[d])
+		}
+		acc.score[d] = 0
+	}
+	acc.touched = acc.touched[:0]
+	return top.Sorted()
+}
+
+func (x *Index) excluded(terms []string, d uint32) bool {
+	for _, t := range terms {
+		if p := x.terms[t]; p != nil {
+			i := sort.Search(len(p.docs), func(i int) bool { return p.docs[i] >= d })
+			if i < len(p.docs) && p.docs[i] == d {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,188 @@
+package bm25
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+func corpus(t *testing.T, docs ...string) *Index {
+	t.Helper()
+	x := New()
+	for i, d := range docs {
+		if err := x.Add(uint32(i), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return x
+}
+
+// TestScoresByHand checks scores against values worked out by hand for a
+// three-document corpus: N 3, average length 7/3, idf(red) = idf(drone) =
+// ln(1 + 1.5/2.5) = ln 1.6.
+func TestScoresByHand(t *testing.T) {
+	x := corpus(t, "red robot", "Red red, drone!", "blue drone")
+	tests := []struct {
+		query string
+		want  map[uint32]float64
+		order []uint32
+	}{
+		// d1: tf 2, length 3: ln1.6 * 2*2.2 / (2 + 1.2*(0.25 + 0.75*3/(7/3)))
+		// d0: tf 1, length 2: ln1.6 * 1*2.2 / (1 + 1.2*(0.25 + 0.75*2/(7/3)))
+		{"red", map[uint32]float64{1: 0.5981864372218454, 0: 0.4991762683023676}, []uint32{1, 0}},
+		{"red drone", map[uint32]float64{1: 1.0190036401511668, 0: 0.4991762683023676, 2: 0.4991762683023676}, nil},
+		{"red -robot", map[uint32]float64{1: 0.5981864372218454}, []uint32{1}},
+		{"green", map[uint32]float64{}, nil},
+	}
+	for _, tt := range tests {
+		got := x.Search(ParseQuery(tt.query), 10, nil)
+		if len(got) != len(tt.want) {
+			t.Fatalf("%q: %d hits %+v, want %d", tt.query, len(got), got, len(tt.want))
+		}
+		for i, r := range got {
+			if w, ok := tt.want[r.ID]; !ok || math.Abs(float64(r.Score)-w) > 1e-6 {
+				t.Errorf("%q: doc %d score %v, want %v", tt.query, r.ID, r.Score, w)
+			}
+			if tt.order != nil && r.ID != tt.order[i] {
+				t.Errorf("%q: hit %d is doc %d, want %d", tt.query, i, r.ID, tt.order[i])
+			}
+		}
+	}
+}
+
+func TestSearchFilterAndK(t *testing.T) {
+	x := corpus(t, "dock", "dock dock", "dock", "", "dock")
+	got := x.Search(ParseQuery("dock"), 2, func(d uint32) bool { return d != 1 })
+	if len(got) != 2 {
+		t.Fatalf("got %+v, want 2 hits", got)
+	}
+	for _, r := range got {
+		if r.ID == 1 {
+			t.Fatalf("filtered-out doc 1 returned: %+v", got)
+		}
+	}
+}
+
+func TestFlushLoadRoundTrip(t *testing.T) {
+	x := New()
+	for i := 0; i < 3*(1<<BlockBits)+5; i++ {
+		text := fmt.Sprintf("w%d common", i%7)
+		if i%2 == 0 {
+			text += " even"
+		}
+		if err := x.Add(uint32(i), text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocks := map[string]map[uint32][]byte{}
+	flush := func() {
+		if err := x.Flush(func(term string, b uint32, data []byte) error {
+			if blocks[term] == nil {
+				blocks[term] = map[uint32][]byte{}
+			}
+			blocks[term][b] = data
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush()
+	x.Add(uint32(x.Docs()), "common late") // only the last block of "common" is dirty now
+	n := 0
+	x.Flush(func(term string, b uint32, data []byte) error {
+		n++
+		if blocks[term] == nil {
+			blocks[term] = map[uint32][]byte{}
+		}
+		blocks[term][b] = data
+		return nil
+	})
+	if n != 2 { // "common" and "late", one block each
+		t.Fatalf("second flush wrote %d blocks, want 2", n)
+	}
+	y := New()
+	for d := 0; d < x.Docs(); d++ {
+		y.SetDocLen(uint32(d), x.docLen[d])
+	}
+	for term, bs := range blocks {
+		for b := uint32(0); b < 8; b++ {
+			if data, ok := bs[b]; ok {
+				if err := y.LoadBlock(term, b, data); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for _, q := range []string{"common", "even w3", "late", "w6 -even"} {
+		if a, b := x.Search(ParseQuery(q), 20, nil), y.Search(ParseQuery(q), 20, nil); !reflect.DeepEqual(a, b) {
+			t.Fatalf("%q: reloaded index answers %+v, want %+v", q, b, a)
+		}
+	}
+	// A block from an unfinished checkpoint (documents past Docs) is truncated.
+	z := New()
+	z.SetDocLen(0, 1)
+	if err := z.LoadBlock("common", 0, blocks["common"][0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := z.Search(ParseQuery("common"), 10, nil); len(got) != 1 {
+		t.Fatalf("truncated load: %+v, want only doc 0", got)
+	}
+	if err := z.LoadBlock("x", 0, []byte{0x80}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("garbage block: err = %v, want ErrCorrupt", err)
+	}
+}
+
+func TestAddOutOfOrder(t *testing.T) {
+	if err := New().Add(3, "x"); err == nil || !strings.Contains(err.Error(), "want 0") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestTokenizeAndParse(t *testing.T) {
+	if got, want := Tokenize("Robot-1 at Dock_3: ÉTÉ 北京 "+strings.Repeat("x", 65)), []string{"robot", "1", "at", "dock", "3", "été", "北京"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Tokenize = %q, want %q", got, want)
+	}
+	q := ParseQuery("battery low -charging battery - -x-y")
+	if want := (Query{Terms: []string{"battery", "low"}, Exclude: []string{"charging", "x", "y"}}); !reflect.DeepEqual(q, want) {
+		t.Errorf("ParseQuery = %+v, want %+v", q, want)
+	}
+}
+
+func FuzzTokenize(f *testing.F) {
+	for _, s := range []string{"", "red robot", "Robot-1 -dock", "\xff\xfe", "ÉTÉ 北京", "--a", strings.Repeat("ab ", 50)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		toks := Tokenize(s)
+		for _, tok := range toks {
+			if tok == "" || len(tok) > MaxTokenBytes || !utf8.ValidString(tok) {
+				t.Fatalf("bad token %q from %q", tok, s)
+			}
+			for _, r := range tok {
+				if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+					t.Fatalf("token %q holds separator %q", tok, r)
+				}
+			}
+		}
+		// Tokenizing is stable: the tokens joined tokenize to themselves.
+		if again := Tokenize(strings.Join(toks, " ")); len(toks) > 0 && !reflect.DeepEqual(again, toks) {
+			t.Fatalf("Tokenize(join(%q)) = %q", toks, again)
+		}
+		q := ParseQuery(s)
+		seen := map[string]bool{}
+		for _, term := range q.Terms {
+			if seen[term] {
+				t.Fatalf("repeated term %q in %+v", term, q)
+			}
+			seen[term] = true
+		}
+		x := New()
+		x.Add(0, s)
+		x.Search(q, 5, nil)
+	})
+}
