@@ -1,0 +1,171 @@
+package memory_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/depai/depai/memory"
+)
+
+func TestScoped(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, memory.Config{})
+	defer db.Close()
+	seed := []memory.Record{
+		{Namespace: "agent/robot-1", Kind: memory.KindObservation, Text: "r1"},
+		{Namespace: "agent/robot-10", Kind: memory.KindObservation, Text: "r10"},
+		{Namespace: "fleet/site-a", Kind: memory.KindObservation, Text: "site-a"},
+		{Namespace: "fleet/site-b", Kind: memory.KindObservation, Text: "site-b"},
+		{Namespace: "shared", Kind: memory.KindMessage, Text: "shared"},
+	}
+	stored, err := db.Put(ctx, seed...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot, err := memory.Scoped(db, memory.Grants{
+		Principal: "robot-1",
+		Read:      []string{"agent/robot-1", "fleet/site-a", "shared"},
+		Write:     []string{"agent/robot-1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := func(q memory.Query) (string, error) {
+		var got []string
+		for rec, err := range robot.Query(ctx, q) {
+			if err != nil {
+				return "", err
+			}
+			got = append(got, rec.Text)
+		}
+		return strings.Join(got, ","), nil
+	}
+
+	t.Run("reads", func(t *testing.T) {
+		tests := []struct {
+			q    memory.Query
+			want string
+		}{
+			{memory.Query{Namespace: "agent/robot-1"}, "r1"},
+			{memory.Query{}, "shared,site-a,r1"},            // every grant, merged newest first
+			{memory.Query{Ascending: true, Limit: 2}, "r1,site-a"}, // limit after the merge
+			{memory.Query{Namespace: "fleet"}, "site-a"},      // narrowed to the granted part
+			{memory.Query{Namespace: "agent"}, "r1"},          // robot-10 is not robot-1
+		}
+		for _, tt := range tests {
+			got, err := query(tt.q)
+			if err != nil || got != tt.want {
+				t.Errorf("Query(%+v) = %q, %v; want %q", tt.q, got, err, tt.want)
+			}
+		}
+	})
+
+	denials := func() int {
+		n := 0
+		for rec, err := range db.Query(ctx, memory.Query{Namespace: "audit", Kinds: []memory.Kind{memory.KindAudit}}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Author != "robot-1" || !strings.Contains(string(rec.Data), `"decision":"deny"`) {
+				t.Errorf("audit record %+v", rec)
+			}
+			n++
+		}
+		return n
+	}
+
+	tests := []struct {
+		name string
+		do   func() error
+	}{
+		{"read sibling with a common prefix", func() error { _, err := query(memory.Query{Namespace: "agent/robot-10"}); return err }},
+		{"read ungranted", func() error { _, err := query(memory.Query{Namespace: "fleet/site-b"}); return err }},
+		{"get ungranted", func() error { _, err := robot.Get(ctx, stored[1].ID); return err }},
+		{"write read-only", func() error {
+			_, err := robot.Put(ctx, memory.Record{Namespace: "shared", Kind: memory.KindMessage, Text: "x"})
+			return err
+		}},
+		{"write sibling", func() error {
+			_, err := robot.Put(ctx, memory.Record{Namespace: "agent/robot-10", Kind: memory.KindMessage, Text: "x"})
+			return err
+		}},
+		{"fact ungranted", func() error { _, err := robot.Fact(ctx, "fleet/site-b", "k"); return err }},
+		{"watch ungranted", func() error {
+			for _, err := range robot.Watch(ctx, memory.Query{Namespace: "agent/robot-10"}) {
+				return err
+			}
+			return nil
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.do()
+			if !errors.Is(err, memory.ErrDenied) {
+				t.Fatalf("got %v, want ErrDenied", err)
+			}
+			if !strings.Contains(err.Error(), "robot-1") {
+				t.Errorf("error %q does not name the principal", err)
+			}
+			if n := denials(); n != i+1 {
+				t.Errorf("%d audit records, want %d", n, i+1)
+			}
+		})
+	}
+
+	t.Run("allowed write", func(t *testing.T) {
+		recs, err := robot.Put(ctx, memory.Record{Namespace: "agent/robot-1/arm", Kind: memory.KindReading, Text: "ok"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recs[0].Author != "robot-1" {
+			t.Errorf("Author = %q, want the principal", recs[0].Author)
+		}
+	})
+
+	t.Run("bad grants", func(t *testing.T) {
+		if _, err := memory.Scoped(db, memory.Grants{Principal: "p", Read: []string{"fleet/"}}); !errors.Is(err, memory.ErrInvalid) {
+			t.Errorf("grant \"fleet/\": %v, want ErrInvalid", err)
+		}
+		if _, err := memory.Scoped(db, memory.Grants{Read: []string{"fleet"}}); !errors.Is(err, memory.ErrInvalid) {
+			t.Errorf("no principal: %v, want ErrInvalid", err)
+		}
+	})
+}
+
+// TestWatchWakesAgent is the robot → digital agent path: a robot's
+// observation, written through its grants, wakes a dispatcher that watches
+// the fleet namespaces it was granted.
+func TestWatchWakesAgent(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db := openDB(t, memory.Config{})
+	defer db.Close()
+	robot, _ := memory.Scoped(db, memory.Grants{Principal: "robot-1", Read: []string{"agent/robot-1"}, Write: []string{"agent/robot-1"}})
+	dispatcher, _ := memory.Scoped(db, memory.Grants{Principal: "dispatcher", Read: []string{"agent/robot-1", "agent/robot-2"}, Write: []string{"fleet"}})
+	woke := make(chan memory.Record, 1)
+	ready := make(chan struct{})
+	go func() {
+		from := dispatcher.LastSeq()
+		close(ready)
+		for rec, err := range dispatcher.Watch(ctx, memory.Query{Kinds: []memory.Kind{memory.KindObservation}, AfterSeq: from}) {
+			if err != nil {
+				return
+			}
+			woke <- rec
+			return
+		}
+	}()
+	<-ready
+	if _, err := db.Put(ctx, memory.Record{Namespace: "agent/robot-3", Kind: memory.KindObservation, Text: "not granted"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := robot.Put(ctx, memory.Record{Namespace: "agent/robot-1", Kind: memory.KindObservation, Text: "obstacle at aisle 3"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := <-woke
+	if rec.Text != "obstacle at aisle 3" || rec.Author != "robot-1" {
+		t.Errorf("dispatcher woke on %+v", rec)
+	}
+}
