@@ -129,7 +129,7 @@ func TestImportMalformed(t *testing.T) {
 		good[1],
 		strings.Replace(good[2], `"kind"`, `"colour":"red","kind"`, 1), // 4: unknown field
 		``, // blank lines are skipped
-		strings.Replace(good[2], `"shared"`, `"bad//ns"`, 1),          // 6: bad namespace
+		strings.Replace(good[2], `"shared"`, `"bad//ns"`, 1),                    // 6: bad namespace
 		strings.Replace(good[2], good[2][7:33], "01ARZ3NDEKTSV4RRFFQ69G5FA", 1), // 7: short ULID
 		good[2] + ` {}`, // 8: trailing data
 	}, "\n")

@@ -49,10 +49,10 @@ func TestScoped(t *testing.T) {
 			want string
 		}{
 			{memory.Query{Namespace: "agent/robot-1"}, "r1"},
-			{memory.Query{}, "shared,site-a,r1"},            // every grant, merged newest first
+			{memory.Query{}, "shared,site-a,r1"},                   // every grant, merged newest first
 			{memory.Query{Ascending: true, Limit: 2}, "r1,site-a"}, // limit after the merge
-			{memory.Query{Namespace: "fleet"}, "site-a"},      // narrowed to the granted part
-			{memory.Query{Namespace: "agent"}, "r1"},          // robot-10 is not robot-1
+			{memory.Query{Namespace: "fleet"}, "site-a"},           // narrowed to the granted part
+			{memory.Query{Namespace: "agent"}, "r1"},               // robot-10 is not robot-1
 		}
 		for _, tt := range tests {
 			got, err := query(tt.q)
