@@ -11,6 +11,15 @@
 // Retry-After, garbage or truncated SSE, a delay, or a hang until the client
 // gives up. Every request is recorded, decoded, so tests assert what a client
 // sent.
+//
+// In a test:
+//
+//	srv := llmtest.NewServer(t,
+//		llmtest.Reply{Status: 429, RetryAfter: time.Second},
+//		llmtest.Reply{ToolCalls: []llm.ToolCall{{Name: "clock", Arguments: "{}"}}},
+//		llmtest.Reply{Text: "It is noon."},
+//	)
+//	model, _ := llm.NewOpenAI(llm.OpenAIConfig{BaseURL: srv.URL, Model: "any"})
 package llmtest
 
 import (
