@@ -119,3 +119,17 @@ func vmRSSMB(b *testing.B, pid int) float64 {
 	b.Fatalf("no VmRSS in /proc/%d/status", pid)
 	return 0
 }
+
+// BenchmarkRunShutdown measures `depai run FILE` from SIGINT to the process
+// having exited, fleet closed and memory flushed (the issue's bound: 1 s).
+//
+//	go test -run '^$' -bench RunShutdown -count 5 ./cmd/depai
+func BenchmarkRunShutdown(b *testing.B) {
+	data := b.TempDir()
+	for b.Loop() {
+		b.StopTimer()
+		p := startBench(b, "testdata/fleet.yaml", data)
+		b.StartTimer()
+		stopRun(b, p)
+	}
+}

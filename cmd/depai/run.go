@@ -72,6 +72,12 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	if err != nil {
 		return err
 	}
+	var stopping time.Time // set once shutdown starts; the deferred calls below do it
+	defer func() {
+		if !stopping.IsZero() {
+			log.Info("stopped", "shutdown", time.Since(stopping).Round(10*time.Microsecond))
+		}
+	}()
 	dir := dataDir(o.data, cfg.DataDir)
 	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log})
 	if err != nil {
@@ -138,6 +144,7 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 		}
 	}
 	stop()
+	stopping = time.Now()
 	log.Info("shutting down")
 	return err
 }
