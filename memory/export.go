@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -218,8 +220,7 @@ type Stats struct {
 	LastSeq    uint64         `json:"last_seq"`
 	Records    int            `json:"records"`    // live (unexpired) records
 	Namespaces map[string]int `json:"namespaces"` // live records per namespace
-	LSMBytes   int64          `json:"lsm_bytes"`
-	VLogBytes  int64          `json:"vlog_bytes"`
+	DiskBytes  int64          `json:"disk_bytes"` // allocated on disk by the store's files
 }
 
 // Stats counts records per namespace with a key-only index scan.
@@ -229,8 +230,11 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 	}
 	defer db.inflight.Done()
 	st := Stats{Dir: db.cfg.Dir, LastSeq: db.LastSeq(), Namespaces: map[string]int{}}
-	st.LSMBytes, st.VLogBytes = db.bdb.Size()
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	var err error
+	if st.DiskBytes, err = diskUsage(db.cfg.Dir); err != nil {
+		return Stats{}, fmt.Errorf("memory: stats: %w", err)
+	}
+	err = db.bdb.View(func(txn *badger.Txn) error {
 		for _, ns := range db.namespaces("") {
 			p := kv.NamespacePrefix(ns)
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
@@ -251,4 +255,26 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("memory: stats: %w", err)
 	}
 	return st, nil
+}
+
+// diskUsage sums the blocks allocated to the files in dir (badger's
+// write-ahead files are sparse: their length overstates them).
+func diskUsage(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			return 0, err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		} else {
+			n += info.Size()
+		}
+	}
+	return n, nil
 }

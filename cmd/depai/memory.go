@@ -194,7 +194,7 @@ func memoryStatsCmd(storeDir func() string) *cobra.Command {
 				fmt.Fprintf(tw, "store\t%s\n", st.Dir)
 				fmt.Fprintf(tw, "records\t%d\n", st.Records)
 				fmt.Fprintf(tw, "last seq\t%d\n", st.LastSeq)
-				fmt.Fprintf(tw, "disk\t%s LSM, %s value log\n", byteSize(st.LSMBytes), byteSize(st.VLogBytes))
+				fmt.Fprintf(tw, "disk\t%s\n", byteSize(st.DiskBytes))
 				for _, ns := range slices.Sorted(maps.Keys(st.Namespaces)) {
 					fmt.Fprintf(tw, "  %s\t%d\n", ns, st.Namespaces[ns])
 				}

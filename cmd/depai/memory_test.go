@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -73,8 +74,8 @@ func TestMemoryCmd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"records   5", "agent/scout", "fleet/site-a"} {
-			if !strings.Contains(out, want) {
+		for _, want := range []string{`records\s+5\n`, `agent/scout\s+3\n`, `fleet/site-a\s+2\n`, `disk\s+\d+\.\d [KM]iB\n`} {
+			if !regexp.MustCompile(want).MatchString(out) {
 				t.Errorf("stats lacks %q:\n%s", want, out)
 			}
 		}
