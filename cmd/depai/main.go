@@ -2,6 +2,7 @@
 //
 //	depai run FILE [--data DIR] [--addr HOST:PORT] [--chat]
 //	depai chat [--addr HOST:PORT] [--agent NAME] [--data DIR]
+//	depai memory get|export|import|stats [--data DIR]
 //	depai version
 //
 // The data directory holds the fleet's memory and the operator token. It is,
@@ -54,9 +55,9 @@ the config's data_dir, else $XDG_STATE_HOME/depai (~/.local/state/depai).`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newRunCmd(), newChatCmd(), newVersionCmd())
-	// The memory and plugin commands (cmd/depai/memory.go, plugin.go) are
-	// registered here when they land: root.AddCommand(newMemoryCmd(), newPluginCmd()).
+	root.AddCommand(newRunCmd(), newChatCmd(), newMemoryCmd(), newVersionCmd())
+	// The plugin command (cmd/depai/plugin.go, in progress) is registered
+	// here once it builds: root.AddCommand(newPluginCmd()).
 	return root
 }
 

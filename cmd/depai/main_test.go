@@ -137,7 +137,7 @@ func (s *server) stop(t *testing.T, sig syscall.Signal) int {
 	return s.cmd.ProcessState.ExitCode()
 }
 
-// lockedBuffer collects a process's stderr lines while tests read it.
+// lockedBuffer collects a process's output while tests read it.
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
@@ -147,6 +147,12 @@ func (l *lockedBuffer) WriteLine(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.b.WriteString(s + "\n")
+}
+
+func (l *lockedBuffer) AddByte(c byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteByte(c)
 }
 
 func (l *lockedBuffer) String() string {
