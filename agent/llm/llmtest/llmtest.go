@@ -52,7 +52,7 @@ type Reply struct {
 	// FinishReason defaults to "tool_calls" when there are tool calls, else "stop".
 	FinishReason string
 	// Usage defaults to a deterministic count of about one token per four
-	// bytes of the request's messages and the reply.
+	// bytes of the request body and of the reply.
 	Usage *llm.Usage
 
 	// ChunkSize is how many bytes of text or tool arguments go in one SSE
@@ -93,6 +93,7 @@ type Request struct {
 	Temperature  *float32
 	Header       http.Header
 	Body         []byte // the raw JSON body
+	Err          error  // why the body is not a valid chat completion request, if it is not
 }
 
 // EmbeddingRequest is an embeddings request as the server received it.
@@ -109,6 +110,8 @@ type Config struct {
 	Replies []Reply
 	// Respond answers requests once Replies are used up. With neither left,
 	// the server answers 500 with an error saying the script ran out.
+	// Respond needs each request decoded; benchmarks that count allocations
+	// should script replies with Push instead.
 	Respond func(Request) Reply
 	// EmbeddingDims is the length of embedding vectors unless a request
 	// asks for dimensions; default 384.
@@ -131,9 +134,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	replies  []Reply
-	requests []Request
+	requests []recorded
 	embeds   []EmbeddingRequest
-	served   int
 }
 
 // NewServer starts a server with the scripted replies and stops it when the
@@ -191,11 +193,17 @@ func (s *Server) Push(replies ...Reply) {
 	s.replies = append(s.replies, replies...)
 }
 
-// Requests returns the chat completion requests received so far, in order.
+// Requests returns the chat completion requests received so far, in order,
+// decoded. A request the server could answer but not fully decode has Err set.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
+	recs := append([]recorded(nil), s.requests...)
+	s.mu.Unlock()
+	out := make([]Request, len(recs))
+	for i, rec := range recs {
+		out[i], out[i].Err = rec.decode()
+	}
+	return out
 }
 
 // Embeddings returns the embeddings requests received so far, in order.
@@ -282,36 +290,46 @@ func content(raw json.RawMessage) (string, error) {
 	return b.String(), nil
 }
 
-func decodeRequest(r *http.Request) (Request, error) {
-	body, err := readBody(r)
-	if err != nil {
-		return Request{}, err
+// probe is what the server needs to answer a request. The rest is decoded
+// only when a test asks (Requests, Respond), which keeps the server cheap
+// enough to sit inside allocation benchmarks.
+type probe struct {
+	Model         string `json:"model"`
+	Stream        bool   `json:"stream"`
+	StreamOptions struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	Messages []struct{} `json:"messages"`
+}
+
+// recorded is one request as received.
+type recorded struct {
+	body   []byte
+	header http.Header
+	probe  probe
+}
+
+// decode turns a recorded body into a Request.
+func (rec recorded) decode() (Request, error) {
+	req := Request{
+		Model:        rec.probe.Model,
+		Stream:       rec.probe.Stream,
+		IncludeUsage: rec.probe.StreamOptions.IncludeUsage,
+		Header:       rec.header,
+		Body:         rec.body,
 	}
 	var wr wireRequest
-	if err := json.Unmarshal(body, &wr); err != nil {
-		return Request{}, fmt.Errorf("invalid JSON body: %v", err)
+	if err := json.Unmarshal(rec.body, &wr); err != nil {
+		return req, fmt.Errorf("invalid chat completion request: %v", err)
 	}
-	if len(wr.Messages) == 0 {
-		return Request{}, errors.New("'messages' must contain at least one message")
-	}
-	req := Request{
-		Model:       wr.Model,
-		Stream:      wr.Stream,
-		MaxTokens:   wr.MaxTokens,
-		Temperature: wr.Temperature,
-		Header:      r.Header.Clone(),
-		Body:        body,
-	}
+	req.MaxTokens, req.Temperature = wr.MaxTokens, wr.Temperature
 	if req.MaxTokens == 0 {
 		req.MaxTokens = wr.MaxCompletionTokens
-	}
-	if wr.StreamOptions != nil {
-		req.IncludeUsage = wr.StreamOptions.IncludeUsage
 	}
 	for i, m := range wr.Messages {
 		text, err := content(m.Content)
 		if err != nil {
-			return Request{}, fmt.Errorf("messages[%d]: %v", i, err)
+			return req, fmt.Errorf("messages[%d]: %v", i, err)
 		}
 		msg := llm.Message{Role: llm.Role(m.Role), Content: text, ToolCallID: m.ToolCallID}
 		for _, tc := range m.ToolCalls {
@@ -321,7 +339,7 @@ func decodeRequest(r *http.Request) (Request, error) {
 	}
 	for i, t := range wr.Tools {
 		if t.Type != "function" {
-			return Request{}, fmt.Errorf("tools[%d].type: %q is not supported, expected \"function\"", i, t.Type)
+			return req, fmt.Errorf("tools[%d].type: %q is not supported, expected \"function\"", i, t.Type)
 		}
 		req.Tools = append(req.Tools, llm.ToolSpec{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
 	}
@@ -329,45 +347,75 @@ func decodeRequest(r *http.Request) (Request, error) {
 }
 
 func readBody(r *http.Request) ([]byte, error) {
-	const max = 32 << 20
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, max))
+	const limit = 32 << 20
+	if r.ContentLength > limit {
+		return nil, fmt.Errorf("body of %d bytes is over the limit of %d", r.ContentLength, limit)
+	}
+	if r.ContentLength > 0 {
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, fmt.Errorf("reading body: %v", err)
+		}
+		return body, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 	if err != nil {
 		return nil, fmt.Errorf("reading body: %v", err)
 	}
 	return body, nil
 }
 
-// next picks the reply for a request.
-func (s *Server) next(req Request) (Reply, bool) {
+// errNoReply means the script ran out.
+var errNoReply = errors.New("no reply left")
+
+// next records a request and picks its reply.
+func (s *Server) next(rec recorded) (Reply, error) {
 	s.mu.Lock()
-	s.requests = append(s.requests, req)
-	s.served++
+	s.requests = append(s.requests, rec)
+	n := len(s.requests)
 	if len(s.replies) > 0 {
 		r := s.replies[0]
 		s.replies = s.replies[1:]
 		s.mu.Unlock()
-		return r, true
+		return r, nil
 	}
 	respond := s.cfg.Respond
 	s.mu.Unlock()
 	if respond == nil {
-		return Reply{}, false
+		return Reply{}, fmt.Errorf("llmtest: the script has no reply left for request %d: %w", n, errNoReply)
 	}
-	return respond(req), true
+	req, err := rec.decode()
+	if err != nil {
+		return Reply{}, err
+	}
+	return respond(req), nil
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
 		return
 	}
-	req, err := decodeRequest(r)
+	body, err := readBody(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error(), 0)
 		return
 	}
-	reply, ok := s.next(req)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, fmt.Sprintf("llmtest: the script has no reply left for request %d", len(s.Requests())), 0)
+	rec := recorded{body: body, header: r.Header}
+	if err := json.Unmarshal(body, &rec.probe); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid JSON body: %v", err), 0)
+		return
+	}
+	if len(rec.probe.Messages) == 0 {
+		writeError(w, http.StatusBadRequest, "'messages' must contain at least one message", 0)
+		return
+	}
+	reply, err := s.next(rec)
+	switch {
+	case errors.Is(err, errNoReply):
+		writeError(w, http.StatusInternalServerError, err.Error(), 0)
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error(), 0)
 		return
 	}
 	if reply.Delay > 0 && !s.wait(r.Context(), reply.Delay) {
@@ -384,10 +432,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, reply.Raw)
-	case req.Stream:
-		s.stream(w, r, req, reply)
+	case rec.probe.Stream:
+		s.stream(w, r, rec, reply)
 	default:
-		s.whole(w, req, reply)
+		s.whole(w, rec, reply)
 	}
 }
 
@@ -446,17 +494,11 @@ func (reply Reply) finish() string {
 	return "stop"
 }
 
-func (reply Reply) usage(req Request) llm.Usage {
+func (reply Reply) usage(rec recorded) llm.Usage {
 	if reply.Usage != nil {
 		return *reply.Usage
 	}
-	in := 0
-	for _, m := range req.Messages {
-		in += len(m.Content) + 4
-		for _, c := range m.ToolCalls {
-			in += len(c.Name) + len(c.Arguments)
-		}
-	}
+	in := len(rec.body)
 	out := len(reply.Text)
 	for _, c := range reply.ToolCalls {
 		out += len(c.Name) + len(c.Arguments)
@@ -467,7 +509,7 @@ func (reply Reply) usage(req Request) llm.Usage {
 }
 
 // whole answers a non-streamed request.
-func (s *Server) whole(w http.ResponseWriter, req Request, reply Reply) {
+func (s *Server) whole(w http.ResponseWriter, rec recorded, reply Reply) {
 	msg := map[string]any{"role": "assistant", "content": reply.Text}
 	if reply.Text == "" && len(reply.ToolCalls) > 0 {
 		msg["content"] = nil
@@ -487,32 +529,10 @@ func (s *Server) whole(w http.ResponseWriter, req Request, reply Reply) {
 		"id":      "chatcmpl-llmtest",
 		"object":  "chat.completion",
 		"created": time.Now().Unix(),
-		"model":   req.Model,
+		"model":   rec.probe.Model,
 		"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": reply.finish()}},
-		"usage":   reply.usage(req),
+		"usage":   reply.usage(rec),
 	})
-}
-
-// chunk is one streamed chat.completion.chunk.
-type chunk struct {
-	ID      string        `json:"id"`
-	Object  string        `json:"object"`
-	Created int64         `json:"created"`
-	Model   string        `json:"model"`
-	Choices []chunkChoice `json:"choices"`
-	Usage   *llm.Usage    `json:"usage,omitempty"`
-}
-
-type chunkChoice struct {
-	Index        int     `json:"index"`
-	Delta        delta   `json:"delta"`
-	FinishReason *string `json:"finish_reason"`
-}
-
-type delta struct {
-	Role      string         `json:"role,omitempty"`
-	Content   *string        `json:"content,omitempty"`
-	ToolCalls []wireToolCall `json:"tool_calls,omitempty"`
 }
 
 // split cuts s into pieces of at most n bytes at rune boundaries.
@@ -535,19 +555,36 @@ func split(s string, n int) []string {
 	return out
 }
 
-// stream answers a streamed request with SSE chunks.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, req Request, reply Reply) {
+// stream answers a streamed request with SSE chunks. The JSON is written by
+// hand into one buffer so that the server adds few allocations to the
+// client's in benchmarks; TestStreamWireFormat decodes every chunk.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, rec recorded, reply Reply) {
 	flusher, _ := w.(http.Flusher)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
+	h := w.Header()
+	h["Content-Type"] = []string{"text/event-stream"}
+	h["Cache-Control"] = []string{"no-cache"}
 	w.WriteHeader(http.StatusOK)
-	base := chunk{ID: "chatcmpl-llmtest", Object: "chat.completion.chunk", Created: time.Now().Unix(), Model: req.Model}
-	send := func(c chunk) bool {
-		b, err := json.Marshal(c)
-		if err != nil {
-			return false
+
+	head := make([]byte, 0, 128)
+	head = append(head, `data: {"id":"chatcmpl-llmtest","object":"chat.completion.chunk","created":`...)
+	head = strconv.AppendInt(head, time.Now().Unix(), 10)
+	head = append(head, `,"model":`...)
+	head = appendString(head, rec.probe.Model)
+	buf := make([]byte, 0, 512)
+	// send writes one chunk whose choice has the delta (a JSON object) and,
+	// when not empty, a finish reason.
+	send := func(delta []byte, finish string) bool {
+		buf = append(buf[:0], head...)
+		buf = append(buf, `,"choices":[{"index":0,"delta":`...)
+		buf = append(buf, delta...)
+		buf = append(buf, `,"finish_reason":`...)
+		if finish == "" {
+			buf = append(buf, "null"...)
+		} else {
+			buf = appendString(buf, finish)
 		}
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+		buf = append(buf, "}]}\n\n"...)
+		if _, err := w.Write(buf); err != nil {
 			return false
 		}
 		if flusher != nil {
@@ -555,21 +592,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req Request, rep
 		}
 		return true
 	}
-	withDelta := func(d delta) chunk {
-		c := base
-		c.Choices = []chunkChoice{{Delta: d}}
-		return c
-	}
 	size := reply.ChunkSize
 	if size <= 0 {
 		size = 8
 	}
-	empty := ""
-	if !send(withDelta(delta{Role: "assistant", Content: &empty})) {
+	d := make([]byte, 0, 256)
+	if !send(append(d[:0], `{"role":"assistant","content":""}`...), "") {
 		return
 	}
 	for _, piece := range split(reply.Text, size) {
-		if !send(withDelta(delta{Content: &piece})) {
+		d = append(d[:0], `{"content":`...)
+		d = appendString(d, piece)
+		if !send(append(d, '}'), "") {
 			return
 		}
 	}
@@ -577,69 +611,113 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req Request, rep
 		s.wait(r.Context(), 24*time.Hour)
 		return
 	}
-	for _, d := range toolDeltas(reply.calls(), size, reply.Interleave) {
-		if !send(withDelta(delta{ToolCalls: []wireToolCall{d}})) {
+	for _, td := range toolDeltas(reply.calls(), size, reply.Interleave) {
+		d = append(d[:0], `{"tool_calls":[{"index":`...)
+		d = strconv.AppendInt(d, int64(td.index), 10)
+		if td.first {
+			d = append(d, `,"id":`...)
+			d = appendString(d, td.call.ID)
+			d = append(d, `,"type":"function","function":{"name":`...)
+			d = appendString(d, td.call.Name)
+			d = append(d, `,"arguments":""}}]}`...)
+		} else {
+			d = append(d, `,"function":{"arguments":`...)
+			d = appendString(d, td.args)
+			d = append(d, `}}]}`...)
+		}
+		if !send(d, "") {
 			return
 		}
 	}
 	if reply.Truncate {
 		return
 	}
-	finish := reply.finish()
-	end := base
-	end.Choices = []chunkChoice{{Delta: delta{}, FinishReason: &finish}}
-	if !send(end) {
+	if !send(append(d[:0], "{}"...), reply.finish()) {
 		return
 	}
-	if req.IncludeUsage {
-		u := reply.usage(req)
-		last := base
-		last.Choices = []chunkChoice{}
-		last.Usage = &u
-		if !send(last) {
+	if rec.probe.StreamOptions.IncludeUsage {
+		u := reply.usage(rec)
+		buf = append(buf[:0], head...)
+		buf = append(buf, `,"choices":[],"usage":{"prompt_tokens":`...)
+		buf = strconv.AppendInt(buf, int64(u.PromptTokens), 10)
+		buf = append(buf, `,"completion_tokens":`...)
+		buf = strconv.AppendInt(buf, int64(u.CompletionTokens), 10)
+		buf = append(buf, `,"total_tokens":`...)
+		buf = strconv.AppendInt(buf, int64(u.TotalTokens), 10)
+		buf = append(buf, "}}\n\n"...)
+		if _, err := w.Write(buf); err != nil {
 			return
 		}
 	}
-	fmt.Fprint(w, "data: [DONE]\n\n")
+	_, _ = io.WriteString(w, "data: [DONE]\n\n")
 }
 
-// toolDeltas splits tool calls into the deltas a server streams: the first
-// names the call (index, id, type, name), the rest carry argument fragments.
-func toolDeltas(calls []llm.ToolCall, size int, interleave bool) []wireToolCall {
-	perCall := make([][]wireToolCall, len(calls))
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// toolDelta is one streamed piece of a tool call: the first names it, the
+// rest carry argument fragments.
+type toolDelta struct {
+	index int
+	first bool
+	call  llm.ToolCall
+	args  string
+}
+
+// toolDeltas splits tool calls into the deltas a server streams, one call
+// after another or, interleaved, round-robin.
+func toolDeltas(calls []llm.ToolCall, size int, interleave bool) []toolDelta {
+	perCall := make([][]toolDelta, len(calls))
+	n := 0
 	for i, c := range calls {
-		idx := i
-		var first wireToolCall
-		first.Index, first.ID, first.Type = &idx, c.ID, "function"
-		first.Function.Name = c.Name
-		ds := []wireToolCall{first}
+		ds := []toolDelta{{index: i, first: true, call: c}}
 		for _, frag := range split(c.Arguments, size) {
-			var d wireToolCall
-			d.Index = &idx
-			d.Function.Arguments = frag
-			ds = append(ds, d)
+			ds = append(ds, toolDelta{index: i, args: frag})
 		}
 		perCall[i] = ds
+		n += len(ds)
 	}
-	var out []wireToolCall
+	out := make([]toolDelta, 0, n)
 	if !interleave {
 		for _, ds := range perCall {
 			out = append(out, ds...)
 		}
 		return out
 	}
-	for k := 0; ; k++ {
-		added := false
+	for k := 0; len(out) < n; k++ {
 		for _, ds := range perCall {
 			if k < len(ds) {
 				out = append(out, ds[k])
-				added = true
 			}
 		}
-		if !added {
-			return out
-		}
 	}
+	return out
 }
 
 // embeddings answers POST /v1/embeddings with a unit vector per input derived

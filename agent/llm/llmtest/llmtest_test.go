@@ -38,8 +38,9 @@ func sseData(t *testing.T, r io.Reader) []string {
 }
 
 func TestStreamWireFormat(t *testing.T) {
+	const text = "héllo \"wörld\"\\ \n\t\x01 <tag> & \xff end"
 	s := llmtest.NewServer(t, llmtest.Reply{
-		Text:      "héllo wörld",
+		Text:      text,
 		ToolCalls: []llm.ToolCall{{Name: "clock", Arguments: `{"tz":"UTC"}`}},
 		ChunkSize: 4,
 	})
@@ -53,7 +54,7 @@ func TestStreamWireFormat(t *testing.T) {
 	if data[len(data)-1] != "[DONE]" {
 		t.Fatalf("last event %q; want [DONE]", data[len(data)-1])
 	}
-	var text, args strings.Builder
+	var got, args strings.Builder
 	var finish string
 	var usage *llm.Usage
 	for _, d := range data[:len(data)-1] {
@@ -78,7 +79,7 @@ func TestStreamWireFormat(t *testing.T) {
 			usage = c.Usage
 		}
 		for _, ch := range c.Choices {
-			text.WriteString(ch.Delta.Content)
+			got.WriteString(ch.Delta.Content)
 			for _, tc := range ch.Delta.ToolCalls {
 				args.WriteString(tc.Function.Arguments)
 			}
@@ -87,8 +88,8 @@ func TestStreamWireFormat(t *testing.T) {
 			}
 		}
 	}
-	if text.String() != "héllo wörld" || args.String() != `{"tz":"UTC"}` || finish != "tool_calls" || usage == nil {
-		t.Errorf("got text %q args %q finish %q usage %v", text.String(), args.String(), finish, usage)
+	if got.String() != strings.ToValidUTF8(text, "\ufffd") || args.String() != `{"tz":"UTC"}` || finish != "tool_calls" || usage == nil {
+		t.Errorf("got text %q args %q finish %q usage %v", got.String(), args.String(), finish, usage)
 	}
 	reqs := s.Requests()
 	if len(reqs) != 1 || reqs[0].Messages[0].Content != "hi" || reqs[0].Tools[0].Name != "clock" || !reqs[0].IncludeUsage {
@@ -150,5 +151,30 @@ func TestEmbeddings(t *testing.T) {
 	resp = post(t, s.URL+"/embeddings", `{"model":"e","input":[1,2]}`)
 	if resp.StatusCode != 400 {
 		t.Errorf("token input: status %d; want 400", resp.StatusCode)
+	}
+}
+
+func TestResponderAndBadRequests(t *testing.T) {
+	s, err := llmtest.Start(llmtest.Config{Respond: func(r llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Text: "echo: " + r.Messages[len(r.Messages)-1].Content}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	resp := post(t, s.URL+"/chat/completions", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}`)
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `"content":"echo: ab"`) {
+		t.Errorf("responder reply: %s", body)
+	}
+	for _, bad := range []string{`{"model":`, `{"model":"m","messages":[]}`, `{"model":"m","messages":[{"role":"user","content":7}]}`} {
+		resp := post(t, s.URL+"/chat/completions", bad)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 400 || !strings.Contains(string(body), `"type":"invalid_request_error"`) {
+			t.Errorf("%s: got %d %s; want a 400 OpenAI error", bad, resp.StatusCode, body)
+		}
+	}
+	if r := s.Requests(); len(r) != 2 || r[0].Err != nil || r[1].Err == nil {
+		t.Errorf("recorded %d requests; want the good one and the undecodable one with Err set", len(r))
 	}
 }
