@@ -164,12 +164,17 @@ func newAgent(f *Fleet, cfg config.Agent) (*Agent, error) {
 		started:  time.Now(),
 		inflight: map[uint64]context.CancelFunc{},
 	}
-	a.mem = memory.Scoped(f.store, memory.Grants{Principal: cfg.Name, Read: cfg.Memory.Read, Write: cfg.Memory.Write})
+	mem, err := memory.Scoped(f.store, memory.Grants{Principal: cfg.Name, Read: cfg.Memory.Read, Write: cfg.Memory.Write})
+	if err != nil {
+		return nil, err
+	}
+	a.mem = mem
 	if cfg.Model.BaseURL != "" {
 		m, err := llm.NewOpenAI(llm.OpenAIConfig{
 			BaseURL: cfg.Model.BaseURL,
 			Model:   cfg.Model.Model,
 			APIKey:  os.Getenv(cfg.Model.APIKeyEnv),
+			Timeout: time.Duration(cfg.Model.Timeout),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("model: %w", err)

@@ -7,6 +7,7 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -23,11 +24,17 @@ type Schema struct {
 // their json tags; fields without omitempty/omitzero are required; a
 // `jsonschema:"..."` tag is the property's description.
 func For[T any]() (*Schema, error) {
-	s, err := jsonschema.For[T](nil)
+	s, err := jsonschema.For[T](&jsonschema.ForOptions{TypeSchemas: typeSchemas})
 	if err != nil {
 		return nil, fmt.Errorf("schema: derive from %T: %w", *new(T), err)
 	}
 	return fromSchema(s)
+}
+
+// typeSchemas overrides inference for types whose Go shape is not their JSON
+// shape: json.RawMessage is a []byte but holds any JSON value.
+var typeSchemas = map[reflect.Type]*jsonschema.Schema{
+	reflect.TypeFor[json.RawMessage](): {},
 }
 
 // Parse reads a JSON Schema document.

@@ -1,0 +1,401 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/depai/depai/agent"
+	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/llm"
+	"github.com/depai/depai/agent/llm/llmtest"
+	"github.com/depai/depai/memory"
+)
+
+// openFleet writes yaml to a config file in a temp dir and opens its fleet.
+func openFleet(t *testing.T, yaml string) (*agent.Fleet, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return f, data
+}
+
+// modelFleet is a fleet of one agent whose model is srv (llmtest: the wire
+// protocol is real, the replies are scripted).
+func modelFleet(t *testing.T, srv *llmtest.Server, limits string) *agent.Agent {
+	t.Helper()
+	f, _ := openFleet(t, fmt.Sprintf(`
+agents:
+  - name: scout
+    role: robot
+    model: {base_url: %q, model: test-model}
+    limits: {%s}
+`, srv.URL, limits))
+	a, err := f.Agent("scout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func collect(t *testing.T, a *agent.Agent, text string) []agent.Event {
+	t.Helper()
+	var evs []agent.Event
+	for ev, err := range a.Handle(t.Context(), agent.Input{Text: text}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) == 0 || evs[len(evs)-1].Type != agent.EventReply {
+		t.Fatalf("turn did not end with a reply: %+v", evs)
+	}
+	return evs
+}
+
+func reply(evs []agent.Event) string { return evs[len(evs)-1].Text }
+
+func TestTurnCallsToolAndAnswers(t *testing.T) {
+	srv := llmtest.NewServer(t,
+		llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "c1", Name: "clock", Arguments: "{}"}}},
+		llmtest.Reply{Text: "It is noon where I am."},
+	)
+	a := modelFleet(t, srv, "")
+	evs := collect(t, a, "what time is it?")
+
+	var types []agent.EventType
+	var deltas strings.Builder
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+		if ev.Type == agent.EventDelta {
+			deltas.WriteString(ev.Text)
+		}
+		if ev.Type == agent.EventToolResult && !strings.Contains(string(ev.Data), `"utc"`) {
+			t.Errorf("clock result = %s, want a utc field", ev.Data)
+		}
+	}
+	if got := reply(evs); got != "It is noon where I am." {
+		t.Errorf("reply = %q", got)
+	}
+	if deltas.String() != "It is noon where I am." {
+		t.Errorf("streamed deltas = %q, want the whole reply", deltas.String())
+	}
+	if types[0] != agent.EventToolCall || types[1] != agent.EventToolResult {
+		t.Errorf("event order = %v", types)
+	}
+
+	reqs := srv.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("model calls = %d, want 2 (one per round)", len(reqs))
+	}
+	if !hasTool(reqs[0].Tools, "clock") || !hasTool(reqs[0].Tools, "memory_search") {
+		t.Errorf("tools offered = %+v", reqs[0].Tools)
+	}
+	last := reqs[1].Messages[len(reqs[1].Messages)-1]
+	if last.Role != llm.RoleTool || last.ToolCallID != "c1" || !strings.Contains(last.Content, "unix") {
+		t.Errorf("tool result fed back = %+v", last)
+	}
+
+	// The turn is stored whole.
+	recs := turns(t, a)
+	if len(recs) != 1 {
+		t.Fatalf("stored turns = %d", len(recs))
+	}
+	var stored struct {
+		Calls []struct{ Tool string } `json:"calls"`
+		Reply string                  `json:"reply"`
+		Ended string                  `json:"ended_by"`
+	}
+	if err := json.Unmarshal(recs[0].Data, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Calls) != 1 || stored.Calls[0].Tool != "clock" || stored.Reply != "It is noon where I am." || stored.Ended != "answer" {
+		t.Errorf("stored turn = %s", recs[0].Data)
+	}
+	if a.Status().Turns != 1 {
+		t.Errorf("status turns = %d", a.Status().Turns)
+	}
+}
+
+func TestRecentTurnsAreContext(t *testing.T) {
+	srv := llmtest.NewServer(t, llmtest.Reply{Text: "Noted: the gate is red."}, llmtest.Reply{Text: "Red."})
+	a := modelFleet(t, srv, "")
+	collect(t, a, "the gate is red")
+	collect(t, a, "what colour is the gate?")
+	msgs := srv.Requests()[1].Messages
+	var seen bool
+	for _, m := range msgs {
+		if m.Role == llm.RoleAssistant && m.Content == "Noted: the gate is red." {
+			seen = true
+		}
+	}
+	if !seen {
+		t.Errorf("second turn did not see the first: %+v", msgs)
+	}
+}
+
+func TestParallelToolCalls(t *testing.T) {
+	srv := llmtest.NewServer(t,
+		llmtest.Reply{Interleave: true, ToolCalls: []llm.ToolCall{
+			{ID: "a", Name: "memory.put", Arguments: `{"text":"pallet 7 is at dock B"}`},
+			{ID: "b", Name: "clock", Arguments: `{}`},
+		}},
+		llmtest.Reply{Text: "done"},
+	)
+	a := modelFleet(t, srv, "")
+	collect(t, a, "remember pallet 7")
+	tools := srv.Requests()[1].Messages
+	ids := map[string]string{}
+	for _, m := range tools {
+		if m.Role == llm.RoleTool {
+			ids[m.ToolCallID] = m.Content
+		}
+	}
+	if !strings.Contains(ids["a"], `"id"`) || !strings.Contains(ids["b"], "utc") {
+		t.Errorf("tool results = %v", ids)
+	}
+	found := false
+	for r, err := range a.Handle(t.Context(), agent.Input{Text: "/memory search pallet"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = found || strings.Contains(r.Text, "dock B")
+	}
+	if !found {
+		t.Error("memory.put from the model is not searchable")
+	}
+}
+
+func TestBadModelOutputIsExplainedToTheModel(t *testing.T) {
+	srv := llmtest.NewServer(t,
+		llmtest.Reply{ToolCalls: []llm.ToolCall{
+			{ID: "fenced", Name: "memory.put", Arguments: "```json\n{\"text\":\"fenced ok\"}\n```"},
+			{ID: "broken", Name: "clock", Arguments: `{"oops`},
+			{ID: "unknown", Name: "teleport", Arguments: `{}`},
+			{ID: "invalid", Name: "memory.put", Arguments: `{"txt":"typo"}`},
+		}},
+		llmtest.Reply{Text: "sorry, fixed"},
+	)
+	a := modelFleet(t, srv, "")
+	if got := reply(collect(t, a, "go")); got != "sorry, fixed" {
+		t.Fatalf("reply = %q", got)
+	}
+	results := map[string]string{}
+	for _, m := range srv.Requests()[1].Messages {
+		if m.Role == llm.RoleTool {
+			results[m.ToolCallID] = m.Content
+		}
+	}
+	for id, want := range map[string]string{
+		"fenced":  `"id"`,
+		"broken":  "invalid_argument",
+		"unknown": `no tool \"teleport\"`,
+		"invalid": "invalid_argument",
+	} {
+		if !strings.Contains(results[id], want) {
+			t.Errorf("result for %s = %s, want it to contain %s", id, results[id], want)
+		}
+	}
+}
+
+func TestBounds(t *testing.T) {
+	loop := func() llmtest.Reply {
+		return llmtest.Reply{ToolCalls: []llm.ToolCall{{Name: "clock", Arguments: "{}"}}}
+	}
+	t.Run("model calls", func(t *testing.T) {
+		srv := llmtest.NewServer(t, loop(), loop(), loop(), loop())
+		a := modelFleet(t, srv, "model_calls: 3")
+		got := reply(collect(t, a, "loop"))
+		if !strings.Contains(got, "3 model calls") || len(srv.Requests()) != 3 {
+			t.Errorf("reply %q after %d calls", got, len(srv.Requests()))
+		}
+	})
+	t.Run("tool calls", func(t *testing.T) {
+		srv := llmtest.NewServer(t, loop(), loop(), loop())
+		a := modelFleet(t, srv, "tool_calls: 2")
+		if got := reply(collect(t, a, "loop")); !strings.Contains(got, "2 tool calls") {
+			t.Errorf("reply = %q", got)
+		}
+	})
+	t.Run("tokens", func(t *testing.T) {
+		srv := llmtest.NewServer(t,
+			llmtest.Reply{ToolCalls: []llm.ToolCall{{Name: "clock", Arguments: "{}"}}, Usage: &llm.Usage{TotalTokens: 600}},
+			llmtest.Reply{Text: "never"},
+		)
+		a := modelFleet(t, srv, "tokens: 500")
+		if got := reply(collect(t, a, "loop")); !strings.Contains(got, "500 tokens") {
+			t.Errorf("reply = %q", got)
+		}
+	})
+	t.Run("wall time", func(t *testing.T) {
+		srv := llmtest.NewServer(t, llmtest.Reply{Text: "thinking", Hang: true})
+		a := modelFleet(t, srv, "wall_time: 300ms")
+		if got := reply(collect(t, a, "hang")); !strings.Contains(got, "wall time") {
+			t.Errorf("reply = %q", got)
+		}
+	})
+}
+
+func TestModelEndpointFailuresKeepTheAgentRunning(t *testing.T) {
+	srv := llmtest.NewServer(t,
+		llmtest.Reply{Status: 400, Error: "model not loaded"},
+		llmtest.Reply{Raw: "data: {not json\n\n"},
+		llmtest.Reply{Text: "back"},
+	)
+	a := modelFleet(t, srv, "")
+	if got := reply(collect(t, a, "one")); !strings.Contains(got, "model not loaded") {
+		t.Errorf("reply to a 400 = %q", got)
+	}
+	if got := reply(collect(t, a, "two")); !strings.Contains(got, "model endpoint failed") {
+		t.Errorf("reply to garbage SSE = %q", got)
+	}
+	if got := reply(collect(t, a, "three")); got != "back" {
+		t.Errorf("reply after failures = %q", got)
+	}
+}
+
+func TestStopCancelsARunningTurn(t *testing.T) {
+	srv := llmtest.NewServer(t, llmtest.Reply{Text: "moving", Hang: true})
+	a := modelFleet(t, srv, "")
+	done := make(chan string)
+	go func() {
+		r, err := a.Ask(context.Background(), agent.Input{Text: "drive to the dock"})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	waitFor(t, func() bool { return a.Status().State == "busy" })
+	stop := reply(collect(t, a, "/stop"))
+	if !strings.Contains(stop, "1 running turn(s) cancelled") {
+		t.Errorf("/stop = %q", stop)
+	}
+	select {
+	case r := <-done:
+		if !strings.Contains(r, "emergency stop") {
+			t.Errorf("cancelled turn replied %q", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the turn did not end after /stop")
+	}
+	if s := a.Status().State; s != "stopped" {
+		t.Errorf("state after /stop = %q", s)
+	}
+	if got := reply(collect(t, a, "/resume")); !strings.Contains(got, "released") {
+		t.Errorf("/resume = %q", got)
+	}
+	if s := a.Status().State; s != "idle" {
+		t.Errorf("state after /resume = %q", s)
+	}
+}
+
+func TestWithoutModel(t *testing.T) {
+	f, _ := openFleet(t, `
+agents:
+  - name: rover
+    role: robot
+  - name: desk
+`)
+	a, err := f.Agent("rover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Agent("nobody"); err == nil || !strings.Contains(err.Error(), "rover, desk") {
+		t.Errorf("unknown agent error = %v", err)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"hello?", "base_url"},
+		{"/help", "/stop"},
+		{"/status", "rover"},
+		{"/agents", "desk"},
+		{"/tools", "memory.search"},
+		{"/call clock {}", `"unix"`},
+		{"/call clock", `"utc"`},
+		{`/call memory.put {"text":"battery at 40%"}`, `"id"`},
+		{"/call memory.put {\"nope\":1}", "invalid_argument"},
+		{"/call warp {}", "no tool"},
+		{"/memory recent 5", "battery at 40%"},
+		{"/memory search battery", "battery at 40%"},
+		{"/memory recent x", "positive count"},
+		{"/ask desk hi", "desk: Agent desk has no model"},
+		{"/ask nobody hi", "no agent"},
+		{"/frobnicate", "unknown command"},
+	} {
+		if got := reply(collect(t, a, tc.in)); !strings.Contains(got, tc.want) {
+			t.Errorf("%s → %q, want it to contain %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestScheduleRunsCommands(t *testing.T) {
+	f, _ := openFleet(t, `
+agents:
+  - name: logger
+    schedule:
+      - every: 20ms
+        input: '/call memory.put {"text":"tick","kind":"reading"}'
+`)
+	a, _ := f.Agent("logger")
+	waitFor(t, func() bool {
+		return strings.Contains(reply(collect(t, a, "/memory search tick")), "reading")
+	})
+}
+
+func hasTool(specs []llm.ToolSpec, name string) bool {
+	for _, s := range specs {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func turns(t *testing.T, a *agent.Agent) []memory.Record {
+	t.Helper()
+	var out []memory.Record
+	evs := collect(t, a, "/memory recent 50")
+	for _, line := range strings.Split(reply(evs), "\n") {
+		if strings.Contains(line, " turn ") {
+			id, _, _ := strings.Cut(line, " ")
+			var r memory.Record
+			if err := json.Unmarshal([]byte(reply(collect(t, a, "/memory get "+id))), &r); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
