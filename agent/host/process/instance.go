@@ -49,7 +49,7 @@ type instance struct {
 }
 
 func newInstance(cfg Config, spec host.LoadSpec) *instance {
-	l := limits(spec.Limits)
+	l := spec.Limits.OrDefault()
 	return &instance{
 		cfg:    cfg,
 		spec:   spec,

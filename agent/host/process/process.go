@@ -137,24 +137,6 @@ func checkExecutable(path string) error {
 	return nil
 }
 
-// limits fills the zero fields of l from host.DefaultLimits.
-func limits(l host.Limits) host.Limits {
-	d := host.DefaultLimits
-	if l.MemoryBytes == 0 {
-		l.MemoryBytes = d.MemoryBytes
-	}
-	if l.CallTimeout <= 0 {
-		l.CallTimeout = d.CallTimeout
-	}
-	if l.Concurrency <= 0 {
-		l.Concurrency = d.Concurrency
-	}
-	if l.MaxMessageBytes <= 0 {
-		l.MaxMessageBytes = d.MaxMessageBytes
-	}
-	return l
-}
-
 // result is a failed call's Result.
 func result(code string, retryable bool, format string, args ...any) wire.Result {
 	e := wire.Errorf(code, format, args...)
@@ -168,4 +150,21 @@ func decodeResult(b []byte) (wire.Result, error) {
 		return wire.Result{}, err
 	}
 	return r, nil
+}
+
+// PID returns the operating-system process id currently serving in, or 0
+// when in is not a process plugin or has no live process (restarting, given
+// up, closed). Operators see it in plugin listings; `depai plugin test`
+// uses it to kill the plugin on purpose.
+func PID(in host.Instance) int {
+	i, ok := in.(*instance)
+	if !ok {
+		return 0
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.cur == nil {
+		return 0
+	}
+	return i.cur.run.pid
 }
