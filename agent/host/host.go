@@ -1,0 +1,331 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/depai/depai/agent/tool"
+	"github.com/depai/depai/memory"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// Transport kinds.
+const (
+	KindWASM    = "wasm"
+	KindProcess = "process"
+)
+
+// Config configures a Host. Every field is optional; a capability whose
+// backing is missing (no Store, no Emit) answers unavailable.
+type Config struct {
+	// Transports start plugins, by kind (KindWASM, KindProcess).
+	Transports map[string]Transport
+	// Store backs memory.get/put/query and receives audit records of
+	// denials.
+	Store memory.Store
+	// Logger receives plugin log lines (tagged with the plugin's name) and
+	// audit lines. Nil: slog.Default().
+	Logger *slog.Logger
+	// Emit receives what plugins publish on granted topics.
+	Emit func(plugin, topic string, payload json.RawMessage)
+	// OnReading receives each sensor poll's result (or error). Nil: sensors
+	// are not polled.
+	OnReading func(plugin, sensor string, payload json.RawMessage, err error)
+	// HTTPClient's Transport carries http.fetch; its redirect policy and
+	// timeout are replaced by the plugin's allowlist and limits. Nil: a
+	// clone of http.DefaultTransport.
+	HTTPClient *http.Client
+	// AuditNamespace is where denials are recorded. Default "audit".
+	AuditNamespace string
+	// MaxQueryRecords caps one memory.query. Default 1000.
+	MaxQueryRecords int
+	// Now is the clock behind the clock method. Nil: time.Now.
+	Now func() time.Time
+}
+
+// PluginSpec is one plugin as the agent config describes it.
+type PluginSpec struct {
+	Name string // unique within the host; the Source of its tools
+	Path string // .wasm module or native executable
+	// Kind is KindWASM or KindProcess; empty infers it from the file's
+	// first bytes.
+	Kind string
+	// SHA256, when set, pins the artifact: a file with another digest is
+	// refused before anything of it runs.
+	SHA256  string
+	Grants  wire.Capabilities
+	Config  map[string]string // values for granted config keys
+	Secrets map[string]string // resolved values for granted secret names
+	Limits  Limits
+}
+
+// Host loads plugins and serves their host calls under one policy engine.
+// It is safe for concurrent use.
+type Host struct {
+	cfg    Config
+	logger *slog.Logger
+	http   *http.Client
+
+	mu      sync.RWMutex
+	plugins map[string]*Plugin
+	// grants are the policy state the dispatcher checks, by plugin name;
+	// present from just before a plugin starts until it is unloaded.
+	grants map[string]*grant
+}
+
+var _ Dispatcher = (*Host)(nil)
+
+// New returns a Host.
+func New(cfg Config) *Host {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.AuditNamespace == "" {
+		cfg.AuditNamespace = "audit"
+	}
+	if cfg.MaxQueryRecords <= 0 {
+		cfg.MaxQueryRecords = 1000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	base := cfg.HTTPClient
+	if base == nil {
+		base = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	return &Host{cfg: cfg, logger: cfg.Logger, http: base, plugins: map[string]*Plugin{}, grants: map[string]*grant{}}
+}
+
+// Plugin is one loaded plugin.
+type Plugin struct {
+	spec     PluginSpec
+	inst     Instance
+	manifest wire.Manifest
+	tools    []tool.Tool
+	stop     context.CancelFunc // ends sensor polling
+	polling  sync.WaitGroup
+}
+
+// Name is the plugin's name in the agent config.
+func (p *Plugin) Name() string { return p.spec.Name }
+
+// Spec is what the plugin was loaded from.
+func (p *Plugin) Spec() PluginSpec { return p.spec }
+
+// Manifest is what the plugin says about itself.
+func (p *Plugin) Manifest() wire.Manifest { return p.manifest }
+
+// Tools are the plugin's tools; each Spec().Source is the plugin's name.
+func (p *Plugin) Tools() []tool.Tool { return slices.Clone(p.tools) }
+
+// Load starts a plugin and checks it against its grants. On any failure —
+// unreadable or unpinned file, unknown kind, wrong ABI, bad manifest,
+// requested capabilities not granted — nothing stays running and the error
+// names the plugin and the reason.
+func (h *Host) Load(ctx context.Context, spec PluginSpec) (*Plugin, error) {
+	h.mu.Lock()
+	if _, taken := h.plugins[spec.Name]; taken {
+		h.mu.Unlock()
+		return nil, fmt.Errorf("plugin %q: already loaded", spec.Name)
+	}
+	if _, starting := h.grants[spec.Name]; starting {
+		h.mu.Unlock()
+		return nil, fmt.Errorf("plugin %q: already loading", spec.Name)
+	}
+	g, err := h.newGrant(spec)
+	if err != nil {
+		h.mu.Unlock()
+		return nil, err
+	}
+	h.grants[spec.Name] = g
+	h.mu.Unlock()
+
+	p, err := h.start(ctx, spec)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err != nil {
+		delete(h.grants, spec.Name)
+		return nil, err
+	}
+	h.plugins[spec.Name] = p
+	h.poll(p)
+	return p, nil
+}
+
+// start loads spec through its transport and checks the manifest.
+func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
+	if spec.Name == "" {
+		return nil, errors.New("plugin: spec has no name")
+	}
+	kind, err := checkArtifact(spec)
+	if err != nil {
+		return nil, err
+	}
+	t := h.cfg.Transports[kind]
+	if t == nil {
+		return nil, fmt.Errorf("plugin %q: no %s transport configured", spec.Name, kind)
+	}
+	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: spec.Path, Grants: spec.Grants, Limits: spec.Limits, Host: h})
+	if err != nil {
+		return nil, err
+	}
+	p := &Plugin{spec: spec, inst: inst, manifest: inst.Manifest()}
+	if err := p.check(); err != nil {
+		_ = inst.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	h.logger.Info("plugin loaded", "plugin", spec.Name, "kind", kind, "version", p.manifest.Version, "tools", len(p.tools), "sensors", len(p.manifest.Sensors))
+	return p, nil
+}
+
+// checkArtifact verifies the pin and infers the kind from the file's magic.
+func checkArtifact(spec PluginSpec) (string, error) {
+	f, err := os.Open(spec.Path)
+	if err != nil {
+		return "", fmt.Errorf("plugin %q: %w", spec.Name, err)
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	if spec.SHA256 != "" {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return "", fmt.Errorf("plugin %q: %w", spec.Name, err)
+		}
+		hash := sha256.New()
+		if _, err := io.Copy(hash, f); err != nil {
+			return "", fmt.Errorf("plugin %q: hash %s: %w", spec.Name, spec.Path, err)
+		}
+		if got := hex.EncodeToString(hash.Sum(nil)); !strings.EqualFold(got, spec.SHA256) {
+			return "", fmt.Errorf("plugin %q: %s has SHA-256 %s but the config pins %s", spec.Name, spec.Path, got, spec.SHA256)
+		}
+	}
+	kind := KindOf(head)
+	if spec.Kind != "" {
+		if spec.Kind != KindWASM && spec.Kind != KindProcess {
+			return "", fmt.Errorf("plugin %q: kind %q: want %q or %q", spec.Name, spec.Kind, KindWASM, KindProcess)
+		}
+		if kind != "" && kind != spec.Kind {
+			return "", fmt.Errorf("plugin %q: the config says kind %s but %s is a %s plugin", spec.Name, spec.Kind, spec.Path, kind)
+		}
+		return spec.Kind, nil
+	}
+	if kind == "" {
+		return "", fmt.Errorf("plugin %q: %s is neither a WASM module nor a native executable (first bytes %q)", spec.Name, spec.Path, head)
+	}
+	return kind, nil
+}
+
+// KindOf tells a plugin's kind from the first bytes of its file: KindWASM,
+// KindProcess (ELF, Mach-O, PE, or a #! script), or "" when it is neither.
+func KindOf(head []byte) string {
+	switch {
+	case bytes.HasPrefix(head, []byte("\x00asm")):
+		return KindWASM
+	case bytes.HasPrefix(head, []byte("\x7fELF")),
+		bytes.HasPrefix(head, []byte{0xcf, 0xfa, 0xed, 0xfe}), // Mach-O 64
+		bytes.HasPrefix(head, []byte{0xce, 0xfa, 0xed, 0xfe}), // Mach-O 32
+		bytes.HasPrefix(head, []byte{0xca, 0xfe, 0xba, 0xbe}), // Mach-O universal
+		bytes.HasPrefix(head, []byte("MZ")),
+		bytes.HasPrefix(head, []byte("#!")):
+		return KindProcess
+	}
+	return ""
+}
+
+// Plugin returns the loaded plugin with this name.
+func (h *Host) Plugin(name string) (*Plugin, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	p, ok := h.plugins[name]
+	return p, ok
+}
+
+// Plugins lists the loaded plugins by name.
+func (h *Host) Plugins() []*Plugin {
+	h.mu.RLock()
+	ps := make([]*Plugin, 0, len(h.plugins))
+	for _, p := range h.plugins {
+		ps = append(ps, p)
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(ps, func(a, b *Plugin) int { return strings.Compare(a.spec.Name, b.spec.Name) })
+	return ps
+}
+
+// Unload stops a plugin: its sensors stop, calls in flight end with an
+// error, and its grants are revoked.
+func (h *Host) Unload(ctx context.Context, name string) error {
+	h.mu.Lock()
+	p, ok := h.plugins[name]
+	if ok {
+		delete(h.plugins, name)
+		delete(h.grants, name)
+	}
+	h.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("plugin %q: not loaded", name)
+	}
+	h.logger.Info("plugin unloaded", "plugin", name)
+	return p.close(ctx)
+}
+
+// Reload starts the plugin afresh from its spec (a rebuilt file, say) and
+// swaps it in. If the new one fails to load, the old one keeps running and
+// the error says why. The caller replaces the old plugin's tools with the
+// new one's.
+func (h *Host) Reload(ctx context.Context, name string) (*Plugin, error) {
+	old, ok := h.Plugin(name)
+	if !ok {
+		return nil, fmt.Errorf("plugin %q: not loaded", name)
+	}
+	p, err := h.start(ctx, old.spec)
+	if err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	h.mu.Lock()
+	if h.plugins[name] != old {
+		h.mu.Unlock()
+		_ = p.close(ctx)
+		return nil, fmt.Errorf("plugin %q: unloaded or reloaded during reload", name)
+	}
+	h.plugins[name] = p
+	h.poll(p)
+	h.mu.Unlock()
+	h.logger.Info("plugin reloaded", "plugin", name)
+	return p, old.close(ctx)
+}
+
+// Close unloads every plugin.
+func (h *Host) Close(ctx context.Context) error {
+	var errs []error
+	for _, p := range h.Plugins() {
+		errs = append(errs, h.Unload(ctx, p.spec.Name))
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Plugin) close(ctx context.Context) error {
+	if p.stop != nil {
+		p.stop()
+	}
+	err := p.inst.Close(ctx)
+	p.polling.Wait()
+	if err != nil {
+		return fmt.Errorf("plugin %q: close: %w", p.spec.Name, err)
+	}
+	return nil
+}

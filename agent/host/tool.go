@@ -1,0 +1,118 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/depai/depai/agent/tool"
+	"github.com/depai/depai/sdk/schema"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// pluginTool is one plugin tool as the agent sees it.
+type pluginTool struct {
+	p       *Plugin
+	spec    tool.Spec
+	in, out *schema.Schema
+}
+
+var _ tool.Tool = (*pluginTool)(nil)
+
+var callSeq atomic.Uint64
+
+func newPluginTool(p *Plugin, d wire.ToolDef) (*pluginTool, error) {
+	switch tool.Effect(d.Effect) {
+	case tool.EffectNone, tool.EffectWrite, tool.EffectActuator, tool.EffectPayment:
+	default:
+		return nil, fmt.Errorf("tool %s: effect %q: want \"\", write, actuator or payment", d.Name, d.Effect)
+	}
+	in, err := schema.Parse(rawOr(d.Input, `{"type":"object"}`))
+	if err != nil {
+		return nil, fmt.Errorf("tool %s: input schema: %w", d.Name, err)
+	}
+	t := &pluginTool{p: p, in: in, spec: tool.Spec{
+		Name: d.Name, Description: d.Description, InputSchema: in.JSON(),
+		OutputSchema: d.Output, Effect: tool.Effect(d.Effect), Source: p.spec.Name,
+	}}
+	if len(d.Output) > 0 {
+		if t.out, err = schema.Parse(d.Output); err != nil {
+			return nil, fmt.Errorf("tool %s: output schema: %w", d.Name, err)
+		}
+	}
+	return t, nil
+}
+
+func (t *pluginTool) Spec() tool.Spec { return t.spec }
+
+// Call validates args, runs the call in the plugin and checks the result
+// against the output schema. Failures are *tool.Error values.
+func (t *pluginTool) Call(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
+	if len(args) == 0 {
+		args = json.RawMessage("{}")
+	}
+	if err := t.in.Validate(args); err != nil {
+		return nil, &tool.Error{Code: tool.CodeInvalidArgument, Message: fmt.Sprintf("arguments for %s %v; expected schema %s", t.spec.Name, err, t.in.JSON())}
+	}
+	res := t.p.inst.Call(ctx, newCall(ctx, t.spec.Name, args))
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if t.out != nil {
+		if err := t.out.Validate(res.Payload); err != nil {
+			return nil, &tool.Error{Code: tool.CodeInternal, Message: fmt.Sprintf("plugin %q: %s returned a result that %v", t.p.spec.Name, t.spec.Name, err)}
+		}
+	}
+	return res.Payload, nil
+}
+
+func newCall(ctx context.Context, method string, payload json.RawMessage) wire.Call {
+	c := wire.Call{Method: method, Payload: payload, CallID: strconv.FormatUint(callSeq.Add(1), 10)}
+	if d, ok := ctx.Deadline(); ok {
+		c.Deadline = d.UnixNano()
+	}
+	return c
+}
+
+// poll starts polling p's sensors that have an interval, if the host has a
+// reading callback. Called with h.mu held.
+func (h *Host) poll(p *Plugin) {
+	if h.cfg.OnReading == nil {
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	for _, s := range p.manifest.Sensors {
+		every, err := time.ParseDuration(s.Interval)
+		if err != nil || s.Interval == "" {
+			continue // pushed by emit only; check() vetted the rest
+		}
+		p.polling.Add(1)
+		go func() {
+			defer p.polling.Done()
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				cctx, cancel := context.WithTimeout(ctx, p.spec.Limits.OrDefault().CallTimeout)
+				res := p.inst.Call(cctx, newCall(cctx, s.Name, nil))
+				cancel()
+				if ctx.Err() != nil {
+					return
+				}
+				if res.Error != nil {
+					h.cfg.OnReading(p.spec.Name, s.Name, nil, res.Error)
+				} else {
+					h.cfg.OnReading(p.spec.Name, s.Name, res.Payload, nil)
+				}
+			}
+		}()
+	}
+}
