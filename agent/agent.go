@@ -24,6 +24,9 @@ import (
 	"time"
 
 	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/process"
+	"github.com/depai/depai/agent/host/wasm"
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
@@ -43,10 +46,14 @@ type Fleet struct {
 	agents []*Agent
 	byName map[string]*Agent
 
+	dataDir    string
+	transports map[string]host.Transport // shared by every agent's plugin host
+
 	estop atomic.Bool // the emergency stop: engaged by /stop, released by /resume
 
-	stop context.CancelFunc // ends schedules
-	bg   sync.WaitGroup
+	bgCtx context.Context    // lives until Close: schedules and event turns
+	stop  context.CancelFunc // ends bgCtx
+	bg    sync.WaitGroup
 }
 
 // Open starts every agent in file: it opens the shared memory under
@@ -69,10 +76,20 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	wasmT, err := wasm.New(wasm.Config{CacheDir: filepath.Join(opts.DataDir, "cache", "wasm"), Logger: log})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	f := &Fleet{file: file, log: log, store: db, byName: map[string]*Agent{}, stop: stop}
+	f := &Fleet{
+		file: file, log: log, store: db, byName: map[string]*Agent{},
+		dataDir:    opts.DataDir,
+		transports: map[string]host.Transport{host.KindWASM: wasmT, host.KindProcess: process.New(process.Config{Logger: log})},
+		bgCtx:      bgCtx, stop: stop,
+	}
 	for i := range file.Agents {
-		a, err := newAgent(f, file.Agents[i])
+		a, err := newAgent(ctx, f, file.Agents[i])
 		if err != nil {
 			_ = f.Close(ctx)
 			return nil, fmt.Errorf("agent: %s: agent %q: %w", file.Path, file.Agents[i].Name, err)
@@ -81,7 +98,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 		f.byName[a.Name()] = a
 	}
 	for _, a := range f.agents {
-		a.startSchedules(bgCtx)
+		a.startSchedules()
 	}
 	return f, nil
 }
@@ -128,8 +145,17 @@ func (f *Fleet) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("agent: close: %w", ctx.Err())
 	}
+	var errs []error
+	for _, a := range f.agents {
+		if err := a.host.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("agent %s: plugins: %w", a.Name(), err))
+		}
+	}
 	if err := f.store.Close(); err != nil {
-		return fmt.Errorf("agent: close memory: %w", err)
+		errs = append(errs, fmt.Errorf("memory: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("agent: close: %w", err)
 	}
 	return nil
 }
@@ -140,6 +166,7 @@ type Agent struct {
 	fleet   *Fleet
 	log     *slog.Logger
 	model   llm.Model // nil: no endpoint configured
+	host    *host.Host
 	mem     memory.Store
 	tools   *tool.Set
 	ns      string // the agent's own namespace
@@ -154,7 +181,7 @@ type Agent struct {
 	nextTurn uint64
 }
 
-func newAgent(f *Fleet, cfg config.Agent) (*Agent, error) {
+func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
 	a := &Agent{
 		cfg:      cfg,
 		fleet:    f,
@@ -186,6 +213,11 @@ func newAgent(f *Fleet, cfg config.Agent) (*Agent, error) {
 		return nil, err
 	}
 	if err := a.tools.Add(builtins...); err != nil {
+		return nil, err
+	}
+	a.host = a.newHost()
+	if err := a.loadPlugins(ctx); err != nil {
+		_ = a.host.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	return a, nil
@@ -281,7 +313,8 @@ func (a *Agent) cancelTurns() int {
 	return len(a.inflight)
 }
 
-func (a *Agent) startSchedules(ctx context.Context) {
+func (a *Agent) startSchedules() {
+	ctx := a.fleet.bgCtx
 	for _, s := range a.cfg.Schedule {
 		a.fleet.bg.Go(func() {
 			t := time.NewTicker(time.Duration(s.Every))

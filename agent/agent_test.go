@@ -20,8 +20,17 @@ import (
 // openFleet writes yaml to a config file in a temp dir and opens its fleet.
 func openFleet(t *testing.T, yaml string) (*agent.Fleet, string) {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "fleet.yaml")
+	path := filepath.Join(t.TempDir(), "fleet.yaml")
+	f, err := openFleetErr(t, path, yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, filepath.Join(filepath.Dir(path), "data")
+}
+
+// openFleetErr writes yaml to path and opens its fleet with a data dir beside it.
+func openFleetErr(t *testing.T, path, yaml string) (*agent.Fleet, error) {
+	t.Helper()
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -29,17 +38,16 @@ func openFleet(t *testing.T, yaml string) (*agent.Fleet, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := filepath.Join(dir, "data")
-	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: data})
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(filepath.Dir(path), "data")})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Cleanup(func() {
 		if err := f.Close(context.Background()); err != nil {
 			t.Error(err)
 		}
 	})
-	return f, data
+	return f, nil
 }
 
 // modelFleet is a fleet of one agent whose model is srv (llmtest: the wire

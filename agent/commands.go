@@ -20,6 +20,7 @@ const helpText = `Operator commands (they bypass the model and work without one)
   /memory recent [N]        the newest records this agent can read
   /memory search TEXT       search memory
   /memory get ID            one record
+  /plugins [list]           loaded plugins; /plugins load|unload|reload NAME
   /agents                   every agent in the fleet
   /ask AGENT TEXT           send TEXT to another agent and show its reply
   /stop                     EMERGENCY STOP: cancel running turns, lock actuators and payments fleet-wide
@@ -44,6 +45,8 @@ func (a *Agent) command(ctx context.Context, text string, yield func(Event, erro
 		reply = a.callCommand(ctx, rest)
 	case "/memory":
 		reply = a.memoryCommand(ctx, rest)
+	case "/plugins":
+		reply = a.pluginsCommand(ctx, rest)
 	case "/ask":
 		reply = a.askCommand(ctx, rest)
 	case "/stop":

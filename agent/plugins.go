@@ -1,0 +1,201 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/build"
+	"github.com/depai/depai/memory"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// newHost gives an agent its own plugin host: grants are per agent, while
+// the transports (and so the WASM compilation cache) are shared by the fleet.
+func (a *Agent) newHost() *host.Host {
+	return host.New(host.Config{
+		Transports: a.fleet.transports,
+		Store:      a.fleet.store,
+		Logger:     a.log,
+		Emit:       a.onEmit,
+		OnReading:  a.onReading,
+	})
+}
+
+// loadPlugins loads every plugin in the agent's config; the first failure
+// fails the agent's start, naming the plugin.
+func (a *Agent) loadPlugins(ctx context.Context) error {
+	for _, p := range a.cfg.Plugins {
+		if err := a.loadPlugin(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Agent) loadPlugin(ctx context.Context, p config.Plugin) error {
+	spec, err := a.pluginSpec(ctx, p)
+	if err != nil {
+		return err
+	}
+	loaded, err := a.host.Load(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if err := a.tools.Add(loaded.Tools()...); err != nil {
+		_ = a.host.Unload(ctx, p.Name)
+		return fmt.Errorf("plugin %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+// pluginSpec turns a plugin's config into what the host loads: a Go package
+// directory is built (and cached by content hash) first, and secrets are
+// read from the environment variables the config names.
+func (a *Agent) pluginSpec(ctx context.Context, p config.Plugin) (host.PluginSpec, error) {
+	path := p.Path
+	kind := p.Transport
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		target := build.WASM
+		if kind == config.TransportProcess {
+			target = build.Native
+		}
+		res, err := build.Plugin(ctx, build.Options{Dir: path, Target: target, CacheDir: filepath.Join(a.fleet.dataDir, "cache", "plugins")})
+		if err != nil {
+			return host.PluginSpec{}, fmt.Errorf("plugin %q: build %s: %w", p.Name, path, err)
+		}
+		path = res.Path
+	}
+	secrets := map[string]string{}
+	for name, env := range p.Secrets {
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return host.PluginSpec{}, fmt.Errorf("plugin %q: secret %s: environment variable %s is not set", p.Name, name, env)
+		}
+		secrets[name] = v
+	}
+	g := p.Grants
+	return host.PluginSpec{
+		Name:   p.Name,
+		Path:   path,
+		Kind:   kind,
+		SHA256: p.SHA256,
+		Grants: wire.Capabilities{
+			MemoryRead: g.MemoryRead, MemoryWrite: g.MemoryWrite, HTTP: g.HTTP, Emit: g.Emit,
+			Secrets: g.Secrets, Config: g.Config, Clock: g.Clock, Random: g.Random,
+			Actuator: g.Actuator, Payment: g.Payment,
+		},
+		Config:  p.Config,
+		Secrets: secrets,
+		Limits: host.Limits{
+			MemoryBytes:     uint64(p.Limits.Memory),
+			CallTimeout:     p.Limits.CallTimeout.Std(),
+			Concurrency:     p.Limits.Concurrency,
+			MaxMessageBytes: int(p.Limits.MaxMessage),
+		},
+	}, nil
+}
+
+// onEmit stores what a plugin publishes and, when the agent has a model,
+// lets it react in a turn of its own.
+func (a *Agent) onEmit(plugin, topic string, payload json.RawMessage) {
+	ctx := context.Background()
+	text := fmt.Sprintf("%s emitted %s: %s", plugin, topic, payload)
+	_, err := a.fleet.store.Put(ctx, memory.Record{
+		Namespace: a.ns, Kind: memory.KindObservation, Author: plugin,
+		Text: text, Data: payload, Tags: []string{"plugin:" + plugin, "topic:" + topic},
+	})
+	if err != nil {
+		a.log.Error("store plugin event", "plugin", plugin, "topic", topic, "err", err)
+	}
+	if a.model == nil {
+		return
+	}
+	a.fleet.bg.Go(func() {
+		if _, err := a.Ask(a.fleet.bgCtx, Input{Source: SourceSensor, From: plugin, Text: text}); err != nil {
+			a.log.Warn("event turn", "plugin", plugin, "err", err)
+		}
+	})
+}
+
+// onReading stores each sensor poll as a reading.
+func (a *Agent) onReading(plugin, sensor string, payload json.RawMessage, err error) {
+	if err != nil {
+		a.log.Warn("sensor poll failed", "plugin", plugin, "sensor", sensor, "err", err)
+		return
+	}
+	_, perr := a.fleet.store.Put(context.Background(), memory.Record{
+		Namespace: a.ns, Kind: memory.KindReading, Author: plugin,
+		Text: fmt.Sprintf("%s: %s", sensor, payload), Data: payload,
+		Tags: []string{"plugin:" + plugin, "sensor:" + sensor},
+	})
+	if perr != nil {
+		a.log.Error("store reading", "plugin", plugin, "sensor", sensor, "err", perr)
+	}
+}
+
+// pluginsCommand is /plugins [list | load NAME | unload NAME | reload NAME].
+func (a *Agent) pluginsCommand(ctx context.Context, rest string) string {
+	sub, name, _ := strings.Cut(rest, " ")
+	name = strings.TrimSpace(name)
+	if sub != "" && sub != "list" && name == "" {
+		return fmt.Sprintf("usage: /plugins %s NAME", sub)
+	}
+	switch sub {
+	case "", "list":
+		return a.pluginList()
+	case "load":
+		for _, p := range a.cfg.Plugins {
+			if p.Name == name {
+				if err := a.loadPlugin(ctx, p); err != nil {
+					return "error: " + err.Error()
+				}
+				return fmt.Sprintf("plugin %s loaded", name)
+			}
+		}
+		return fmt.Sprintf("error: no plugin %q in %s's config", name, a.cfg.Name)
+	case "unload":
+		if err := a.host.Unload(ctx, name); err != nil {
+			return "error: " + err.Error()
+		}
+		n := a.tools.RemoveSource(name)
+		return fmt.Sprintf("plugin %s unloaded (%d tools removed)", name, n)
+	case "reload":
+		a.tools.RemoveSource(name)
+		p, err := a.host.Reload(ctx, name)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		if err := a.tools.Add(p.Tools()...); err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("plugin %s reloaded (version %s)", name, p.Manifest().Version)
+	}
+	return fmt.Sprintf("unknown /plugins subcommand %q; use list, load, unload or reload", sub)
+}
+
+func (a *Agent) pluginList() string {
+	ps := a.host.Plugins()
+	if len(ps) == 0 {
+		return "no plugins loaded"
+	}
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "PLUGIN\tVERSION\tFILE\tTOOLS\tSENSORS")
+	for _, p := range ps {
+		m := p.Manifest()
+		names := make([]string, 0, len(m.Tools))
+		for _, t := range m.Tools {
+			names = append(names, t.Name)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\n", p.Name(), m.Version, filepath.Base(p.Spec().Path), strings.Join(names, ","), len(m.Sensors))
+	}
+	w.Flush()
+	return strings.TrimRight(b.String(), "\n")
+}

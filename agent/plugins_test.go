@@ -1,0 +1,103 @@
+package agent_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/depai/depai/agent/llm"
+	"github.com/depai/depai/agent/llm/llmtest"
+)
+
+// examplePlugin is the absolute path of an example plugin's package dir.
+func examplePlugin(t *testing.T, name string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "examples", "plugins", name)
+}
+
+// TestPluginsOnBothTransports builds the example plugins from source (WASM
+// and native) and drives them the way an operator and a model would.
+func TestPluginsOnBothTransports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds plugins")
+	}
+	for _, transport := range []string{"wasm", "process"} {
+		t.Run(transport, func(t *testing.T) {
+			srv := llmtest.NewServer(t,
+				llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "g", Name: "hello.greet", Arguments: `{"name":"Ada"}`}}},
+				llmtest.Reply{Text: "I greeted Ada."},
+			)
+			f, _ := openFleet(t, fmt.Sprintf(`
+agents:
+  - name: rover
+    model: {base_url: %q, model: m}
+    plugins:
+      - name: hello
+        path: %q
+        transport: %s
+      - name: notes
+        path: %q
+        transport: %s
+        grants: {memory_read: [notes], memory_write: [notes]}
+`, srv.URL, examplePlugin(t, "hello"), transport, examplePlugin(t, "notes"), transport))
+			a, err := f.Agent("rover")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct{ in, want string }{
+				{"/plugins", "hello.greet"},
+				{"/tools", "notes.add"},
+				{`/call hello.greet {"name":"Grace"}`, "Hello, Grace!"},
+				{`/call hello.greet {"name":""}`, "invalid_argument"},
+				{`/call hello.greet {"nom":"x"}`, "invalid_argument"},
+				{`/call notes.add {"text":"dock B is blocked"}`, "{"},
+				{`/call notes.find {}`, "dock B is blocked"},
+			} {
+				if got := reply(collect(t, a, tc.in)); !strings.Contains(got, tc.want) {
+					t.Errorf("%s → %q, want %q", tc.in, got, tc.want)
+				}
+			}
+
+			evs := collect(t, a, "greet Ada")
+			if got := reply(evs); got != "I greeted Ada." {
+				t.Errorf("reply = %q", got)
+			}
+			last := srv.Requests()[1].Messages
+			if tr := last[len(last)-1]; !strings.Contains(tr.Content, "Hello, Ada!") {
+				t.Errorf("tool result given to the model = %+v", tr)
+			}
+
+			if got := reply(collect(t, a, "/plugins unload hello")); !strings.Contains(got, "1 tools removed") {
+				t.Errorf("unload = %q", got)
+			}
+			if got := reply(collect(t, a, `/call hello.greet {"name":"x"}`)); !strings.Contains(got, "no tool") {
+				t.Errorf("call after unload = %q", got)
+			}
+			if got := reply(collect(t, a, "/plugins load hello")); !strings.Contains(got, "loaded") {
+				t.Errorf("load = %q", got)
+			}
+			if got := reply(collect(t, a, "/plugins reload notes")); !strings.Contains(got, "reloaded") {
+				t.Errorf("reload = %q", got)
+			}
+			if got := reply(collect(t, a, `/call notes.find {}`)); !strings.Contains(got, "dock B is blocked") {
+				t.Errorf("notes after reload = %q", got)
+			}
+		})
+	}
+}
+
+func TestPluginWithoutGrantsFailsTheLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds plugins")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.yaml")
+	yaml := fmt.Sprintf("agents:\n  - name: rover\n    plugins:\n      - name: notes\n        path: %q\n", examplePlugin(t, "notes"))
+	_, err := openFleetErr(t, path, yaml)
+	if err == nil || !strings.Contains(err.Error(), "memory_write") {
+		t.Fatalf("error = %v, want one listing the missing memory_write grant", err)
+	}
+}
