@@ -29,7 +29,7 @@ type File struct {
 // Operator configures the operator API of `depai run`.
 type Operator struct {
 	Addr      string `yaml:"addr"`       // default "127.0.0.1:7700"
-	TokenFile string `yaml:"token_file"` // default: <data dir>/operator.token, chosen by the caller
+	TokenFile string `yaml:"token_file"` // relative to the config file; empty: the caller picks one in the data dir
 }
 
 // Roles of an agent.

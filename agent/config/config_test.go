@@ -198,6 +198,8 @@ func TestErrors(t *testing.T) {
 			`fleet.yaml:3: memory.write[0]: invalid namespace "agent//a" (expected "/"-separated names such as "agent/scout" or "shared")`},
 		{"bad base url", "name: a\nmodel:\n  base_url: localhost:11434\n",
 			`fleet.yaml:3: model.base_url: invalid URL "localhost:11434" (expected http:// or https:// and a host, such as "http://127.0.0.1:11434/v1")`},
+		{"key in file", "name: a\nmodel:\n  api_key: sk-proj-abc\n",
+			`fleet.yaml:3: model.api_key: unknown key: secrets do not go in the config file; put the key in an environment variable and name it in api_key_env`},
 		{"key in env", "name: a\nmodel:\n  api_key_env: sk-proj-abc\n",
 			`fleet.yaml:3: model.api_key_env: invalid environment variable name "sk-proj-abc" (the name of the variable, not the key itself)`},
 		{"schedule without input", "name: a\nschedule:\n  - every: 1m\n    input: \"  \"\n",

@@ -319,6 +319,10 @@ func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) {
 		seen[k.Value] = k.Line
 		f, ok := fs[k.Value]
 		if !ok {
+			if _, inModel := fs["api_key_env"]; inModel && k.Value == "api_key" {
+				d.errorf(k.Line, key, "unknown key: secrets do not go in the config file; put the key in an environment variable and name it in api_key_env")
+				continue
+			}
 			if s := suggest(k.Value, names); s != "" {
 				d.errorf(k.Line, key, "unknown key (did you mean %q?)", s)
 			} else {
