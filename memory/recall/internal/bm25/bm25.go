@@ -231,3 +231,9 @@ func (x *Index) excluded(terms []string, d uint32) bool {
 	}
 	return false
 }
+
+// DocLen is the number of tokens of document doc.
+func (x *Index) DocLen(doc uint32) uint32 { return x.docLen[doc] }
+
+// HasText reports whether document doc has at least one token.
+func (x *Index) HasText(doc uint32) bool { return x.docLen[doc] > 0 }

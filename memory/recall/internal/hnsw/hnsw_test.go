@@ -41,9 +41,12 @@ func recallAt(g *Graph, vecs, queries []float32, dims, k, ef int, keep func(uint
 }
 
 // TestRecallClustered checks recall@10 against an exact scan on 20k clustered
-// synthetic 64-d vectors.
+// synthetic 64-d vectors (4k under the race detector).
 func TestRecallClustered(t *testing.T) {
-	const n, dims = 20000, 64
+	n, dims := 20000, 64
+	if raceEnabled {
+		n = 4000
+	}
 	vecs := synth.Clustered(n, dims, 100, 0.08, 1)
 	q := perturb(vecs, dims, 200, 0.3, 2)
 	g := build(vecs, dims, Config{})

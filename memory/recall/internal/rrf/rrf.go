@@ -1,0 +1,47 @@
+// Package rrf fuses ranked lists by reciprocal rank fusion (Cormack, Clarke
+// and Büttcher, 2009): an item scores the sum of 1/(K + rank) over the lists
+// it appears in. Ranks, not raw scores, are combined, so BM25 scores and
+// cosine similarities need no common scale.
+package rrf
+
+import "sort"
+
+// K is the rank constant; 60 is the value of the original paper.
+const K = 60
+
+// Fused is one item of the fused list. Ranks[i] is its 1-based rank in list
+// i, 0 when it is not in that list.
+type Fused struct {
+	ID    uint32
+	Score float64
+	Ranks []int
+}
+
+// Fuse merges lists of item IDs, each best first, and returns every item
+// once, best first. Ties are broken by the higher ID, which in recall is
+// the newer record.
+func Fuse(lists ...[]uint32) []Fused {
+	at := map[uint32]int{}
+	var out []Fused
+	for li, l := range lists {
+		for r, id := range l {
+			i, ok := at[id]
+			if !ok {
+				i = len(out)
+				at[id] = i
+				out = append(out, Fused{ID: id, Ranks: make([]int, len(lists))})
+			}
+			if out[i].Ranks[li] == 0 { // a repeated ID keeps its best rank
+				out[i].Ranks[li] = r + 1
+				out[i].Score += 1 / float64(K+r+1)
+			}
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Score != out[b].Score {
+			return out[a].Score > out[b].Score
+		}
+		return out[a].ID > out[b].ID
+	})
+	return out
+}

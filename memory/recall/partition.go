@@ -1,0 +1,81 @@
+package recall
+
+import (
+	"context"
+	"sync"
+
+	"github.com/depai/depai/memory/recall/internal/hnsw"
+	"github.com/depai/depai/memory/recall/internal/vecscan"
+)
+
+// partition holds the vectors of one namespace, normalized and laid end to
+// end, searched by exact scan until its HNSW graph is built.
+type partition struct {
+	mu       sync.RWMutex
+	dims     int
+	vecs     []float32
+	docs     []uint32 // position -> document number
+	graph    *hnsw.Graph
+	building bool
+}
+
+func (p *partition) vecAt(i uint32) []float32 {
+	return p.vecs[int(i)*p.dims : (int(i)+1)*p.dims]
+}
+
+// add appends v for doc and returns its position.
+func (p *partition) add(doc uint32, v []float32) uint32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.vecs = append(p.vecs, v...)
+	p.docs = append(p.docs, doc)
+	if p.graph != nil {
+		p.graph.Add()
+	}
+	return uint32(len(p.docs) - 1)
+}
+
+// build links the partition's vectors into a new graph without blocking
+// searches (it holds the read lock for one insertion at a time), then
+// publishes it.
+func (p *partition) build(ctx context.Context, cfg hnsw.Config) {
+	g := hnsw.New(cfg, p.vecAt)
+	for ctx.Err() == nil {
+		p.mu.RLock()
+		if g.Len() < len(p.docs) {
+			g.Add()
+			p.mu.RUnlock()
+			continue
+		}
+		p.mu.RUnlock()
+		p.mu.Lock()
+		for g.Len() < len(p.docs) {
+			g.Add()
+		}
+		p.graph, p.building = g, false
+		p.mu.Unlock()
+		return
+	}
+}
+
+// search returns the k best documents, as document numbers.
+func (p *partition) search(q []float32, k int, keep func(uint32) bool, ef int) []vecscan.Result {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if len(q) != p.dims {
+		return nil
+	}
+	keepPos := func(i uint32) bool { return keep(p.docs[i]) }
+	var res []vecscan.Result
+	if p.graph != nil {
+		res = p.graph.Search(q, k, ef, keepPos)
+	}
+	// Without a graph, or when a selective filter left the graph short of k, scan.
+	if p.graph == nil || (len(res) < k && len(res) < len(p.docs)) {
+		res = vecscan.Search(p.vecs, p.dims, q, k, keepPos)
+	}
+	for i := range res {
+		res[i].ID = p.docs[res[i].ID]
+	}
+	return res
+}

@@ -1,0 +1,265 @@
+package recall
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+func docKey(prefix []byte, n uint32) []byte {
+	return binary.BigEndian.AppendUint32(bytes.Clone(prefix), n)
+}
+
+// load restores the checkpointed state. Called before the index is shared.
+func (x *Index) load(ctx context.Context) error {
+	var nDocs uint64
+	model := ""
+	err := x.db.View(func(txn *badger.Txn) error {
+		if item, err := txn.Get(keyCursor); err == nil {
+			if err := item.Value(func(b []byte) error {
+				if len(b) != 16 {
+					return fmt.Errorf("cursor record is %d bytes, want 16", len(b))
+				}
+				x.savedSeq, nDocs = binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])
+				return nil
+			}); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if item, err := txn.Get(keyModel); err == nil {
+			b, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			model = string(b)
+		}
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: prefDoc})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && uint64(len(x.docs)) < nDocs; it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n := binary.BigEndian.Uint32(it.Item().Key()[len(prefDoc):])
+			if int(n) != len(x.docs) {
+				return fmt.Errorf("document table: found document %d, want %d", n, len(x.docs))
+			}
+			if err := it.Item().Value(func(b []byte) error { return x.decodeDoc(n, b) }); err != nil {
+				return fmt.Errorf("document %d: %w", n, err)
+			}
+		}
+		if uint64(len(x.docs)) != nDocs {
+			return fmt.Errorf("document table holds %d documents, cursor says %d", len(x.docs), nDocs)
+		}
+		pit := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: prefPost})
+		defer pit.Close()
+		for pit.Rewind(); pit.Valid(); pit.Next() {
+			k := pit.Item().Key()[len(prefPost):]
+			if len(k) < 5 || k[len(k)-5] != 0 {
+				return fmt.Errorf("postings key %q is malformed", k)
+			}
+			term, block := string(k[:len(k)-5]), binary.BigEndian.Uint32(k[len(k)-4:])
+			if err := pit.Item().Value(func(b []byte) error { return x.text.LoadBlock(term, block, b) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load index: %w", err)
+	}
+	x.saved, x.cursor = len(x.docs), x.savedSeq
+	if x.emb == nil {
+		return nil
+	}
+	if model != x.emb.Model() {
+		// New model: old vectors cannot be compared with new ones. Drop them and
+		// re-embed everything in the background; BM25 serves meanwhile.
+		if model != "" {
+			x.log.Info("recall: embedding model changed; re-embedding", "from", model, "to", x.emb.Model(), "records", len(x.docs))
+		}
+		if err := x.db.DropPrefix(prefVec); err != nil {
+			return fmt.Errorf("drop vectors of %s: %w", model, err)
+		}
+		if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyModel, []byte(x.emb.Model())) }); err != nil {
+			return err
+		}
+	}
+	return x.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: prefVec})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n := binary.BigEndian.Uint32(it.Item().Key()[len(prefVec):])
+			if int(n) >= len(x.docs) {
+				break // written after the last checkpoint; picked up again when the record is re-read
+			}
+			err := it.Item().Value(func(b []byte) error {
+				id, m, v, err := decodeVector(b)
+				if err != nil {
+					return fmt.Errorf("vector of document %d: %w", n, err)
+				}
+				if id == x.docs[n].id && m == x.emb.Model() {
+					if err := x.addVector(n, v); err != nil {
+						x.log.Warn("recall: stored vector rejected", "id", id, "err", err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		// Every document with text and no vector is queued; the text is read
+		// from the Source when its turn comes.
+		for n := range x.docs {
+			if !x.docs[n].vec && x.text.HasText(uint32(n)) {
+				x.pending = append(x.pending, pendingEmbed{doc: uint32(n)})
+				x.enqueued++
+			}
+		}
+		return nil
+	})
+}
+
+// checkpoint writes the documents and postings blocks added since the last
+// one, then the cursor. Called with x.mu held.
+func (x *Index) checkpoint() error {
+	if x.saved == len(x.docs) {
+		return nil
+	}
+	wb := x.db.NewWriteBatch()
+	defer wb.Cancel()
+	for n := x.saved; n < len(x.docs); n++ {
+		if err := wb.Set(docKey(prefDoc, uint32(n)), x.encodeDoc(uint32(n))); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	err := x.text.Flush(func(term string, block uint32, data []byte) error {
+		k := append(append(bytes.Clone(prefPost), term...), 0)
+		return wb.Set(binary.BigEndian.AppendUint32(k, block), data)
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	// The cursor goes last, in its own batch: if the process dies before it
+	// lands, the documents and blocks past the old cursor are ignored on load.
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	cur := binary.BigEndian.AppendUint64(nil, x.cursor)
+	cur = binary.BigEndian.AppendUint64(cur, uint64(len(x.docs)))
+	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCursor, cur) }); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	x.saved, x.savedSeq, x.dirtyDocs = len(x.docs), x.cursor, 0
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func (x *Index) encodeDoc(n uint32) []byte {
+	d := &x.docs[n]
+	b := binary.BigEndian.AppendUint64(nil, d.seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(d.time))
+	b = binary.BigEndian.AppendUint64(b, uint64(d.expires))
+	b = binary.AppendUvarint(b, uint64(x.text.DocLen(n)))
+	for _, s := range []uint32{d.ns, d.kind, d.author, d.key} {
+		b = appendString(b, x.strs.strs[s])
+	}
+	b = appendString(b, d.id)
+	b = binary.AppendUvarint(b, uint64(len(d.tags)))
+	for _, t := range d.tags {
+		b = appendString(b, x.strs.strs[t])
+	}
+	return b
+}
+
+var errShort = errors.New("truncated")
+
+func readString(b []byte) (string, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return "", nil, errShort
+	}
+	return string(b[k : k+int(n)]), b[k+int(n):], nil
+}
+
+func (x *Index) decodeDoc(n uint32, b []byte) error {
+	if len(b) < 24 {
+		return errShort
+	}
+	d := doc{
+		seq:     binary.BigEndian.Uint64(b),
+		time:    int64(binary.BigEndian.Uint64(b[8:])),
+		expires: int64(binary.BigEndian.Uint64(b[16:])),
+	}
+	b = b[24:]
+	dl, k := binary.Uvarint(b)
+	if k <= 0 || dl > math.MaxUint32 {
+		return errShort
+	}
+	b = b[k:]
+	var strs [5]string
+	var err error
+	for i := range strs {
+		if strs[i], b, err = readString(b); err != nil {
+			return err
+		}
+	}
+	d.ns, d.kind, d.author, d.key, d.id = x.strs.id(strs[0]), x.strs.id(strs[1]), x.strs.id(strs[2]), x.strs.id(strs[3]), strs[4]
+	nt, k := binary.Uvarint(b)
+	if k <= 0 || nt > uint64(len(b)) {
+		return errShort
+	}
+	b = b[k:]
+	for range nt {
+		var t string
+		if t, b, err = readString(b); err != nil {
+			return err
+		}
+		d.tags = append(d.tags, x.strs.id(t))
+	}
+	x.docs = append(x.docs, d)
+	return x.text.SetDocLen(n, uint32(dl))
+}
+
+// encodeVector lays out id, model, dims and the vector as little-endian float32.
+func encodeVector(id, model string, v []float32) []byte {
+	b := appendString(nil, id)
+	b = appendString(b, model)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
+	for _, f := range v {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	}
+	return b
+}
+
+func decodeVector(b []byte) (id, model string, v []float32, err error) {
+	if id, b, err = readString(b); err != nil {
+		return
+	}
+	if model, b, err = readString(b); err != nil {
+		return
+	}
+	if len(b) < 4 {
+		return "", "", nil, errShort
+	}
+	dims := binary.LittleEndian.Uint32(b)
+	b = b[4:]
+	if uint64(len(b)) != 4*uint64(dims) {
+		return "", "", nil, fmt.Errorf("vector holds %d bytes, want %d for %d dimensions", len(b), 4*dims, dims)
+	}
+	v = make([]float32, dims)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return id, model, v, nil
+}

@@ -1,0 +1,421 @@
+package recall_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/depai/depai/memory"
+	"github.com/depai/depai/memory/embed"
+	"github.com/depai/depai/memory/embed/embedtest"
+	"github.com/depai/depai/memory/recall"
+)
+
+// The tests run on the real badger store (memory.Open) and, for embeddings,
+// on embedtest: a real HTTP server on 127.0.0.1 speaking the OpenAI
+// /v1/embeddings wire format whose vectors are scripted (hashed bag of words).
+
+func openStore(t *testing.T, dir string) *memory.DB {
+	t.Helper()
+	db, err := memory.Open(context.Background(), memory.Config{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func newEmbedder(t *testing.T, srv *embedtest.Server, model string) *embed.Client {
+	t.Helper()
+	c, err := embed.New(embed.Config{BaseURL: srv.URL(), Model: model, Backoff: time.Millisecond, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func openIndex(t *testing.T, cfg recall.Config) *recall.Index {
+	t.Helper()
+	x, err := recall.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func put(t *testing.T, db memory.Store, recs ...memory.Record) []memory.Record {
+	t.Helper()
+	out, err := db.Put(context.Background(), recs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sync(t *testing.T, x *recall.Index) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := x.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func search(t *testing.T, x *recall.Index, q recall.Query) []recall.Hit {
+	t.Helper()
+	hits, err := x.Search(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+func texts(hits []recall.Hit) []string {
+	out := make([]string, len(hits))
+	for i, h := range hits {
+		out[i] = h.Record.Text
+	}
+	return out
+}
+
+var corpus = []memory.Record{
+	{Namespace: "agent/robot-1", Kind: memory.KindObservation, Author: "robot-1", Text: "battery low at dock 3", Tags: []string{"power", "dock"}},
+	{Namespace: "agent/robot-1", Kind: memory.KindObservation, Author: "robot-1", Text: "obstacle in aisle 7, rerouting"},
+	{Namespace: "agent/robot-10", Kind: memory.KindReading, Author: "robot-10", Text: "battery 81 percent", Tags: []string{"power"}},
+	{Namespace: "fleet/site-a", Kind: memory.KindFact, Author: "dispatcher", Key: "dock-3", Text: "dock 3 charger is out of service", Tags: []string{"dock"}},
+	{Namespace: "shared", Kind: memory.KindMessage, Author: "operator", Text: "please send a robot to the dock with a full battery"},
+}
+
+func TestBM25Only(t *testing.T) {
+	dir := t.TempDir()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall")})
+	defer x.Close()
+	if got, want := x.Mode(), "bm25 only (no embeddings endpoint configured)"; got != want {
+		t.Errorf("Mode = %q, want %q", got, want)
+	}
+	put(t, db, corpus...)
+	sync(t, x)
+	hits := search(t, x, recall.Query{Text: "battery dock"})
+	if len(hits) != 4 {
+		t.Fatalf("hits %q, want the 4 records mentioning battery or dock", texts(hits))
+	}
+	// "battery low at dock 3" holds both words in 5 tokens; it must lead.
+	if hits[0].Record.Text != corpus[0].Text || hits[0].BM25Rank != 1 || hits[0].VectorRank != 0 {
+		t.Errorf("first hit %+v, want %q at BM25 rank 1 and no vector rank", hits[0], corpus[0].Text)
+	}
+	for i := 1; i < len(hits); i++ {
+		if hits[i].Score > hits[i-1].Score {
+			t.Errorf("hits not in score order: %v", hits)
+		}
+	}
+	if s := x.Stats(); s.Docs != len(corpus) || s.Vectors != 0 || s.Cursor != db.LastSeq() {
+		t.Errorf("Stats = %+v", s)
+	}
+}
+
+func TestFilters(t *testing.T) {
+	dir := t.TempDir()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall")})
+	defer x.Close()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	recs := make([]memory.Record, len(corpus))
+	copy(recs, corpus)
+	for i := range recs {
+		recs[i].Time = t0.Add(time.Duration(i) * time.Hour)
+	}
+	expired := memory.Record{Namespace: "shared", Kind: memory.KindMessage, Text: "battery dock expired soon", ExpiresAt: time.Now().Add(300 * time.Millisecond)}
+	put(t, db, recs...)
+	put(t, db, expired)
+	sync(t, x)
+	tests := []struct {
+		name   string
+		filter memory.Query
+		want   []string // texts, any order
+	}{
+		{"namespace and below", memory.Query{Namespace: "agent/robot-1"}, []string{corpus[0].Text}},
+		{"namespace prefix is not a segment", memory.Query{Namespace: "agent"}, []string{corpus[0].Text, corpus[2].Text}},
+		{"kind", memory.Query{Kinds: []memory.Kind{memory.KindReading, memory.KindFact}}, []string{corpus[2].Text, corpus[3].Text}},
+		{"unknown kind", memory.Query{Kinds: []memory.Kind{"nope"}}, nil},
+		{"author", memory.Query{Author: "operator"}, []string{corpus[4].Text}},
+		{"tags all of", memory.Query{Tags: []string{"power", "dock"}}, []string{corpus[0].Text}},
+		{"key", memory.Query{Key: "dock-3"}, []string{corpus[3].Text}},
+		{"time range", memory.Query{Since: t0.Add(time.Hour), Until: t0.Add(3 * time.Hour)}, []string{corpus[2].Text}},
+		{"after seq", memory.Query{AfterSeq: db.LastSeq() - 2}, []string{corpus[4].Text, expired.Text}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := texts(search(t, x, recall.Query{Text: "battery dock", Filter: tt.filter}))
+			if strings.Join(sorted(got), "|") != strings.Join(sorted(tt.want), "|") {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	time.Sleep(time.Until(expired.ExpiresAt) + 10*time.Millisecond)
+	for _, h := range search(t, x, recall.Query{Text: "expired"}) {
+		t.Errorf("expired record recalled: %q", h.Record.Text)
+	}
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func TestHybrid(t *testing.T) {
+	dir := t.TempDir()
+	srv := embedtest.New(32)
+	defer srv.Close()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "test-embed"), EmbedBatch: 2})
+	defer x.Close()
+	// One record brings its own vector of the index's model: it is used as is.
+	own := memory.Record{Namespace: "shared", Kind: memory.KindObservation, Text: "charger fault reported",
+		Embedding: &memory.Embedding{Model: "test-embed", Vector: embedtest.Vector("charger fault reported", 32)}}
+	put(t, db, corpus...)
+	put(t, db, own)
+	sync(t, x)
+	if _, inputs := srv.Requests(); inputs != len(corpus) {
+		t.Errorf("server embedded %d texts, want %d (the record with its own vector is not re-embedded)", inputs, len(corpus))
+	}
+	if got, want := x.Mode(), "hybrid: bm25 + test-embed (32d)"; got != want {
+		t.Errorf("Mode = %q, want %q", got, want)
+	}
+	if s := x.Stats(); s.Vectors != len(corpus)+1 || s.PendingEmbeds != 0 || s.LastError != "" {
+		t.Fatalf("Stats = %+v", s)
+	}
+	hits := search(t, x, recall.Query{Text: "battery low dock", K: 3})
+	if len(hits) != 3 || hits[0].Record.Text != corpus[0].Text || hits[0].BM25Rank != 1 || hits[0].VectorRank != 1 {
+		t.Fatalf("hits %+v, want %q first in both rankings", hits, corpus[0].Text)
+	}
+	// Only the vector ranking can find a record sharing no word with the query
+	// but it must still obey the filter.
+	hits = search(t, x, recall.Query{Text: "charger fault", Filter: memory.Query{Namespace: "shared"}})
+	if len(hits) == 0 || hits[0].Record.Text != own.Text || hits[0].VectorRank != 1 {
+		t.Fatalf("hits %+v, want %q first", hits, own.Text)
+	}
+	for _, h := range hits {
+		if h.Record.Namespace != "shared" {
+			t.Errorf("hit outside namespace: %+v", h.Record)
+		}
+	}
+}
+
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	srv := embedtest.New(16)
+	defer srv.Close()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	cfg := recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1")}
+	x := openIndex(t, cfg)
+	put(t, db, corpus...)
+	sync(t, x)
+	before := search(t, x, recall.Query{Text: "battery dock"})
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, embedded := srv.Requests()
+
+	cfg.Embedder = newEmbedder(t, srv, "m1") // a fresh client: an empty cache
+	x = openIndex(t, cfg)
+	sync(t, x)
+	if _, n := srv.Requests(); n != embedded {
+		t.Errorf("after reopen the server embedded %d more texts, want 0 (stored vectors are reused)", n-embedded)
+	}
+	after := search(t, x, recall.Query{Text: "battery dock"})
+	if fmt.Sprint(texts(after)) != fmt.Sprint(texts(before)) {
+		t.Errorf("after reopen %q, before %q", texts(after), texts(before))
+	}
+	x.Close()
+
+	// Records committed while the index is closed are caught up on open.
+	late := put(t, db, memory.Record{Namespace: "shared", Kind: memory.KindMessage, Text: "late battery news"})[0]
+	_, embedded = srv.Requests()
+	x = openIndex(t, cfg)
+	defer x.Close()
+	sync(t, x)
+	if _, n := srv.Requests(); n != embedded+1 {
+		t.Errorf("catching up embedded %d texts, want 1", n-embedded)
+	}
+	if s := x.Stats(); s.Docs != len(corpus)+1 || s.Vectors != len(corpus)+1 || s.Cursor != late.Seq {
+		t.Errorf("Stats after reopen = %+v", s)
+	}
+	if hits := search(t, x, recall.Query{Text: "late news"}); len(hits) == 0 || hits[0].Record.ID != late.ID {
+		t.Errorf("late record not recalled first: %q", texts(hits))
+	}
+}
+
+func TestModelChangeReembeds(t *testing.T) {
+	dir := t.TempDir()
+	srv := embedtest.New(16)
+	defer srv.Close()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	cfg := recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1")}
+	x := openIndex(t, cfg)
+	put(t, db, corpus...)
+	sync(t, x)
+	x.Close()
+	_, before := srv.Requests()
+	cfg.Embedder = newEmbedder(t, srv, "m2")
+	x = openIndex(t, cfg)
+	defer x.Close()
+	sync(t, x)
+	if _, n := srv.Requests(); n-before != len(corpus) {
+		t.Errorf("model change re-embedded %d texts, want %d", n-before, len(corpus))
+	}
+	if s := x.Stats(); s.Vectors != len(corpus) || s.PendingEmbeds != 0 {
+		t.Errorf("Stats = %+v", s)
+	}
+	if got := x.Mode(); got != "hybrid: bm25 + m2 (16d)" {
+		t.Errorf("Mode = %q", got)
+	}
+}
+
+func TestWrongDimensions(t *testing.T) {
+	dir := t.TempDir()
+	srv := embedtest.New(16)
+	defer srv.Close()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	emb := newEmbedder(t, srv, "m1")
+	if _, err := emb.Embed(context.Background(), []string{"learn the size"}); err != nil {
+		t.Fatal(err)
+	}
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: emb})
+	defer x.Close()
+
+	// A record carrying a vector of the wrong size: a clear error, and its
+	// text is embedded by the index instead.
+	put(t, db, memory.Record{Namespace: "shared", Kind: memory.KindObservation, Text: "pump pressure high",
+		Embedding: &memory.Embedding{Model: "m1", Vector: []float32{1, 2, 3}}})
+	sync(t, x)
+	if s := x.Stats(); !strings.Contains(s.LastError, "got 3 dimensions") || s.Vectors != 1 {
+		t.Errorf("Stats = %+v, want a dimensions error and the text embedded", s)
+	}
+	// The endpoint answering with the wrong size: a clear error, the record
+	// stays searchable by BM25.
+	srv.Script(embedtest.Fault{Dims: 5})
+	put(t, db, memory.Record{Namespace: "shared", Kind: memory.KindObservation, Text: "valve stuck open"})
+	sync(t, x)
+	if s := x.Stats(); !strings.Contains(s.LastError, "returned 5 dimensions, want 16") {
+		t.Errorf("Stats = %+v, want the endpoint's dimensions error", s)
+	}
+	hits := search(t, x, recall.Query{Text: "valve"})
+	if len(hits) == 0 || hits[0].Record.Text != "valve stuck open" || hits[0].BM25Rank != 1 || hits[0].VectorRank != 0 {
+		t.Errorf("hits %+v, want the valve record first, by BM25 alone", hits)
+	}
+}
+
+// TestGraphPartition drives a namespace past ExactBelow so it is searched
+// through HNSW, and checks results against the exact answer.
+func TestGraphPartition(t *testing.T) {
+	dir := t.TempDir()
+	srv := embedtest.New(16)
+	defer srv.Close()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	cfg := recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1"), ExactBelow: 100}
+	x := openIndex(t, cfg)
+	words := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"}
+	var recs []memory.Record
+	for i := 0; i < 300; i++ {
+		text := fmt.Sprintf("%s %s %s item%d", words[i%8], words[(i/8)%8], words[(i/64)%8], i)
+		recs = append(recs, memory.Record{Namespace: "fleet/a", Kind: memory.KindReading, Text: text,
+			Embedding: &memory.Embedding{Model: "m1", Vector: embedtest.Vector(text, 16)}})
+	}
+	put(t, db, recs...)
+	sync(t, x)
+	waitGraphs(t, x, 1)
+	hits := search(t, x, recall.Query{Text: "item42"})
+	if len(hits) == 0 || hits[0].Record.Text != recs[42].Text {
+		t.Fatalf("hits %q, want %q first", texts(hits), recs[42].Text)
+	}
+	x.Close()
+	// On reopen the graph is rebuilt from stored vectors.
+	x = openIndex(t, cfg)
+	defer x.Close()
+	waitGraphs(t, x, 1)
+	if s := x.Stats(); s.Vectors != 300 {
+		t.Fatalf("Stats = %+v", s)
+	}
+	hits = search(t, x, recall.Query{Text: "item42"})
+	if len(hits) == 0 || hits[0].Record.Text != recs[42].Text {
+		t.Fatalf("after reopen hits %q, want %q first", texts(hits), recs[42].Text)
+	}
+}
+
+func waitGraphs(t *testing.T, x *recall.Index, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); x.Stats().Graphs < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("graph not built: %+v", x.Stats())
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	if _, err := recall.Open(context.Background(), recall.Config{Dir: dir}); err == nil || !strings.Contains(err.Error(), "Config.Source") {
+		t.Errorf("Open without Source: %v", err)
+	}
+	if _, err := recall.Open(context.Background(), recall.Config{Source: db}); err == nil || !strings.Contains(err.Error(), "Config.Dir") {
+		t.Errorf("Open without Dir: %v", err)
+	}
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall")})
+	defer x.Close()
+	for _, tt := range []struct {
+		q    recall.Query
+		want string
+	}{
+		{recall.Query{}, "Query.Text is empty"},
+		{recall.Query{Text: "x", K: -1}, "Query.K -1"},
+		{recall.Query{Text: "x", K: 5000}, "Query.K 5000"},
+		{recall.Query{Text: "x", Filter: memory.Query{Limit: 3}}, "Query.Filter.Limit 3"},
+	} {
+		if _, err := x.Search(context.Background(), tt.q); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Search(%+v) = %v, want an error containing %q", tt.q, err, tt.want)
+		}
+	}
+}
+
+func ExampleOpen() {
+	dir, _ := os.MkdirTemp("", "recall-example")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	db, err := memory.Open(ctx, memory.Config{Dir: filepath.Join(dir, "store")})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer db.Close()
+	x, err := recall.Open(ctx, recall.Config{Source: db, Dir: filepath.Join(dir, "recall")})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer x.Close()
+	db.Put(ctx, memory.Record{Namespace: "agent/robot-1", Kind: memory.KindObservation, Text: "battery low at dock 3"})
+	x.Sync(ctx)
+	hits, _ := x.Search(ctx, recall.Query{Text: "battery", Filter: memory.Query{Namespace: "agent"}})
+	fmt.Println(x.Mode())
+	fmt.Println(len(hits), hits[0].Record.Text)
+	// Output:
+	// bm25 only (no embeddings endpoint configured)
+	// 1 battery low at dock 3
+}
