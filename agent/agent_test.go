@@ -257,6 +257,17 @@ func TestBounds(t *testing.T) {
 			t.Errorf("reply = %q", got)
 		}
 	})
+	t.Run("tokens estimated when the endpoint reports none", func(t *testing.T) {
+		big := strings.Repeat("x", 4000)
+		srv := llmtest.NewServer(t,
+			llmtest.Reply{ToolCalls: []llm.ToolCall{{Name: "memory.search", Arguments: `{"query":"` + big + `"}`}}, Usage: &llm.Usage{}},
+			llmtest.Reply{Text: "never"},
+		)
+		a := modelFleet(t, srv, "tokens: 500")
+		if got := reply(collect(t, a, "loop")); !strings.Contains(got, "500 tokens") {
+			t.Errorf("reply = %q", got)
+		}
+	})
 	t.Run("wall time", func(t *testing.T) {
 		srv := llmtest.NewServer(t, llmtest.Reply{Text: "thinking", Hang: true})
 		a := modelFleet(t, srv, "wall_time: 300ms")

@@ -107,7 +107,7 @@ func (a *Agent) run(ctx context.Context, rec *turnRecord, emit func(Event)) {
 			rec.Reply, rec.EndedBy = a.interrupted(ctx, err)
 			return
 		}
-		rec.Tokens += resp.Usage.TotalTokens
+		rec.Tokens += usedTokens(msgs, resp)
 		msgs = append(msgs, resp.Message)
 		calls := resp.Message.ToolCalls
 		if len(calls) == 0 {
@@ -132,6 +132,26 @@ func (a *Agent) run(ctx context.Context, rec *turnRecord, emit func(Event)) {
 			return
 		}
 	}
+}
+
+// usedTokens is the call's token count as the endpoint reported it, or an
+// estimate (about four bytes a token) from an endpoint that reports none, so
+// the token bound holds either way.
+func usedTokens(sent []llm.Message, resp *llm.Response) int {
+	if resp.Usage.TotalTokens > 0 {
+		return resp.Usage.TotalTokens
+	}
+	n := len(resp.Message.Content)
+	for _, c := range resp.Message.ToolCalls {
+		n += len(c.Name) + len(c.Arguments)
+	}
+	for _, m := range sent {
+		n += len(m.Content)
+		for _, c := range m.ToolCalls {
+			n += len(c.Name) + len(c.Arguments)
+		}
+	}
+	return n/4 + 1
 }
 
 func boundReply(key, what string) string {
