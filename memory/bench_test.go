@@ -246,15 +246,18 @@ func BenchmarkLowMemRSS(b *testing.B) {
 		if err != nil {
 			b.Fatalf("child: %v\n%s", err, out)
 		}
-		var rss, hwm, secs float64
+		var rss, hwm, secs, anon, file float64
 		for line := range strings.Lines(string(out)) {
 			fmt.Sscanf(line, "rss-kB %f hwm-kB %f write-s %f", &rss, &hwm, &secs)
+			fmt.Sscanf(line, "anon-kB %f file-kB %f", &anon, &file)
 		}
 		if rss == 0 {
 			b.Fatalf("child printed no figures:\n%s", out)
 		}
 		b.ReportMetric(rss/1024, "rss-MB")
 		b.ReportMetric(hwm/1024, "peak-rss-MB")
+		b.ReportMetric(anon/1024, "anon-rss-MB")
+		b.ReportMetric(file/1024, "file-rss-MB")
 		b.ReportMetric(100/secs, "write-MB/s")
 	}
 }
@@ -271,7 +274,10 @@ func TestLowMemRSSChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := strings.Repeat("abcdefghijklmnopqrstuvwxyz012345", 32) // 1 KiB
-	const total = 100 << 20 / 1024
+	total := 100 << 20 / 1024
+	if mb, err := strconv.Atoi(os.Getenv("DEPAI_RSS_MB")); err == nil {
+		total = mb << 20 / 1024
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	t0 := time.Now()
@@ -292,10 +298,14 @@ func TestLowMemRSSChild(t *testing.T) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	rss, hwm := procStatus("VmRSS"), procStatus("VmHWM")
+	anon, file := procStatus("RssAnon"), procStatus("RssFile")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("rss-kB %d hwm-kB %d write-s %f\n", rss, hwm, secs)
+	fmt.Printf("anon-kB %d file-kB %d go-heap-kB %d go-sys-kB %d\n", anon, file, ms.HeapInuse>>10, ms.Sys>>10)
 }
 
 func procStatus(field string) int {

@@ -201,19 +201,19 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 	recent := 4096
 	switch cfg.Profile {
 	case "", ProfileDefault:
-		o = o.WithMemTableSize(64 << 20).
+		o = o.WithMemTableSize(16 << 20).
 			WithValueLogFileSize(256 << 20).
 			WithBlockCacheSize(64 << 20).
 			WithIndexCacheSize(32 << 20)
 	case ProfileLowMem:
 		recent = 512
-		o = o.WithMemTableSize(16 << 20).
+		o = o.WithMemTableSize(8 << 20).
 			WithNumMemtables(2).
-			WithNumLevelZeroTables(2).
-			WithNumLevelZeroTablesStall(8).
-			WithBaseTableSize(1 << 20).
-			WithBaseLevelSize(4 << 20).
-			WithValueLogFileSize(32 << 20).
+			WithNumLevelZeroTables(4).
+			WithNumLevelZeroTablesStall(12).
+			WithBaseTableSize(2 << 20).
+			WithBaseLevelSize(16 << 20).
+			WithValueLogFileSize(16 << 20).
 			WithBlockCacheSize(0).
 			WithCompression(options.None). // badger needs a block cache to decompress
 			WithIndexCacheSize(4 << 20).
@@ -225,10 +225,11 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 	if cfg.RecentRecords == 0 {
 		cfg.RecentRecords = recent
 	}
-	// One request must fit in one badger transaction (15% of a memtable).
-	if int64(cfg.MaxRecordBytes)*2 > o.MemTableSize*15/100 {
+	// One record and its index keys must fit in one badger transaction
+	// (15% of a memtable); 64 KiB covers the keys.
+	if limit := o.MemTableSize*15/100 - 64<<10; int64(cfg.MaxRecordBytes) > limit {
 		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MaxRecordBytes %d is too large for profile %q (at most %d)",
-			cfg.Dir, ErrInvalid, cfg.MaxRecordBytes, cfg.Profile, o.MemTableSize*15/100/2)
+			cfg.Dir, ErrInvalid, cfg.MaxRecordBytes, cfg.Profile, limit)
 	}
 	if cfg.MinFreeBytes == 0 {
 		cfg.MinFreeBytes = 2*o.MemTableSize + 2*o.ValueLogFileSize
