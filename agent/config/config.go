@@ -123,6 +123,18 @@ type Memory struct {
 	Read    []string `yaml:"read"`                                 // namespaces; default ["agent/<name>", "shared"]
 	Write   []string `yaml:"write"`                                // namespaces; default ["agent/<name>", "shared"]
 	Profile string   `yaml:"profile" check:"oneof=default|lowmem"` // default "default"
+	// Embeddings is the endpoint that embeds memories for vector recall.
+	// The fleet shares one recall index, so agents that set it must agree.
+	// Unset: recall is BM25 alone.
+	Embeddings Embeddings `yaml:"embeddings"`
+}
+
+// Embeddings is an OpenAI-compatible /v1/embeddings endpoint.
+type Embeddings struct {
+	BaseURL   string `yaml:"base_url"`
+	Model     string `yaml:"model"`
+	APIKeyEnv string `yaml:"api_key_env"`
+	Dims      int    `yaml:"dims" check:"nonneg"` // 0: whatever the model returns
 }
 
 // Limits bound one turn. A key that is present must be positive.

@@ -47,6 +47,8 @@ func (d *decoder) finish(f *File, fleet bool) {
 	f.DataDir = d.abs(f.DataDir)
 
 	names := map[string]string{} // agent name → key of its first use
+	var embed Embeddings         // the first agent's memory.embeddings, at embedKey
+	var embedKey string
 	for i := range f.Agents {
 		p := ""
 		if fleet {
@@ -61,6 +63,14 @@ func (d *decoder) finish(f *File, fleet bool) {
 			d.errAt(join(p, "name"), "duplicate agent name %q (first at line %d)", a.Name, d.lines[first])
 		} else {
 			names[a.Name] = join(p, "name")
+		}
+		if e := a.Memory.Embeddings; e.BaseURL != "" {
+			key := join(p, "memory.embeddings")
+			if embedKey == "" {
+				embedKey, embed = key, e
+			} else if e != embed {
+				d.errAt(key, "differs from the memory.embeddings at line %d (the fleet shares one recall index, so one embeddings endpoint)", d.lines[embedKey])
+			}
 		}
 	}
 }
@@ -101,6 +111,7 @@ func (d *decoder) agent(p string, a *Agent) {
 	}
 
 	d.model(join(p, "model"), &a.Model)
+	d.embeddings(join(p, "memory.embeddings"), a.Memory.Embeddings)
 	d.names(join(p, "tools"), a.Tools, "tool")
 	d.names(join(p, "operators"), a.Operators, "operator")
 
@@ -150,6 +161,19 @@ func (d *decoder) model(p string, m *Model) {
 	}
 	if m.APIKeyEnv != "" && !envRE.MatchString(m.APIKeyEnv) {
 		d.errAt(join(p, "api_key_env"), "invalid environment variable name %q (the name of the variable, not the key itself)", m.APIKeyEnv)
+	}
+}
+
+func (d *decoder) embeddings(p string, e Embeddings) {
+	if e == (Embeddings{}) {
+		return
+	}
+	d.model(p, &Model{BaseURL: e.BaseURL, APIKeyEnv: e.APIKeyEnv})
+	if e.BaseURL == "" {
+		d.errAt(p, "missing base_url (the OpenAI-compatible endpoint, such as \"http://127.0.0.1:11434/v1\")")
+	}
+	if e.Model == "" {
+		d.errAt(p, "missing model (the embedding model's name, such as \"nomic-embed-text\")")
 	}
 }
 
