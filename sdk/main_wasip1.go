@@ -21,10 +21,10 @@ import (
 //
 //	abi_version() i32
 //	alloc(n i32) ptr          a buffer of at least n bytes, valid until the next alloc
-//	call(ptr, n i32) i64      request: u32le method length, method, payload
+//	call(ptr, n i32) i64      request: u32le method length, flags byte, method, payload
 //	describe() i64            the manifest as JSON, as a call result
 //
-// A call's result is packed as ptr<<32 | len; its first byte is 0 followed
+// Flag bit 0 is wire.Call.Checked. A call's result is packed as ptr<<32 | len; its first byte is 0 followed
 // by the JSON payload, or 1 followed by a JSON wire.Error. It stays valid
 // until the next call.
 //
@@ -65,11 +65,11 @@ func alloc(n int32) unsafe.Pointer {
 //go:wasmexport call
 func call(p unsafe.Pointer, n int32) uint64 {
 	req := unsafe.Slice((*byte)(p), n)
-	if len(req) < 4 || int(binary.LittleEndian.Uint32(req)) > len(req)-4 {
+	if len(req) < 5 || int(binary.LittleEndian.Uint32(req)) > len(req)-5 {
 		return result(wire.Result{Error: wire.Errorf(wire.CodeInvalidArgument, "malformed call envelope of %d bytes", n)})
 	}
 	ml := binary.LittleEndian.Uint32(req)
-	c := wire.Call{Method: string(req[4 : 4+ml]), Payload: json.RawMessage(req[4+ml:])}
+	c := wire.Call{Method: string(req[5 : 5+ml]), Payload: json.RawMessage(req[5+ml:]), Checked: req[4]&1 != 0}
 	return result(registry.Default.Dispatch(context.Background(), guestHost{}, c))
 }
 

@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/depai/depai/sdk/internal/registry"
@@ -55,23 +56,32 @@ func Payment() ToolOption { return func(d *wire.ToolDef) { d.Effect = "payment" 
 // returns reaches the caller as a wire.Error: a *wire.Error (see Errorf)
 // keeps its code, anything else becomes code internal.
 func Tool[In, Out any](name, description string, fn func(ctx context.Context, in In) (Out, error), opts ...ToolOption) {
-	in, err := schema.For[In]()
-	if err != nil {
-		registry.Default.Fail(fmt.Errorf("tool %s: input: %w", name, err))
-		return
+	// Schemas are derived only when needed (see registry.AddLazyTool).
+	in := sync.OnceValues(schema.For[In])
+	def := func() (wire.ToolDef, error) {
+		ins, err := in()
+		if err != nil {
+			return wire.ToolDef{}, fmt.Errorf("tool %s: input: %w", name, err)
+		}
+		outs, err := schema.For[Out]()
+		if err != nil {
+			return wire.ToolDef{}, fmt.Errorf("tool %s: output: %w", name, err)
+		}
+		d := wire.ToolDef{Name: name, Description: description, Input: ins.JSON(), Output: outs.JSON()}
+		for _, o := range opts {
+			o(&d)
+		}
+		return d, nil
 	}
-	out, err := schema.For[Out]()
-	if err != nil {
-		registry.Default.Fail(fmt.Errorf("tool %s: output: %w", name, err))
-		return
-	}
-	def := wire.ToolDef{Name: name, Description: description, Input: in.JSON(), Output: out.JSON()}
-	for _, o := range opts {
-		o(&def)
-	}
-	registry.Default.AddTool(def, func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
-		if err := in.Validate(payload); err != nil {
-			return nil, wire.Errorf(wire.CodeInvalidArgument, "arguments for %s %v", name, err)
+	registry.Default.AddLazyTool(name, def, func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
+		if !registry.InputChecked(ctx) {
+			ins, err := in()
+			if err != nil {
+				return nil, wire.Errorf(wire.CodeInternal, "tool %s: input schema: %v", name, err)
+			}
+			if err := ins.Validate(payload); err != nil {
+				return nil, wire.Errorf(wire.CodeInvalidArgument, "arguments for %s %v", name, err)
+			}
 		}
 		var v In
 		if len(payload) > 0 {

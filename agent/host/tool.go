@@ -57,7 +57,9 @@ func (t *pluginTool) Call(ctx context.Context, args json.RawMessage) (json.RawMe
 	if err := t.in.Validate(args); err != nil {
 		return nil, &tool.Error{Code: tool.CodeInvalidArgument, Message: fmt.Sprintf("arguments for %s %v; expected schema %s", t.spec.Name, err, t.in.JSON())}
 	}
-	res := t.p.inst.Call(ctx, newCall(ctx, t.spec.Name, args))
+	c := newCall(ctx, t.spec.Name, args)
+	c.Checked = true
+	res := t.p.inst.Call(ctx, c)
 	if res.Error != nil {
 		return nil, res.Error
 	}

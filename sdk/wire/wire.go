@@ -71,6 +71,9 @@ type Call struct {
 	Payload  json.RawMessage `json:"payload,omitempty"`
 	CallID   string          `json:"call_id"`
 	Deadline int64           `json:"deadline,omitempty"` // Unix nanoseconds; 0: none
+	// Checked says the host already validated Payload against the method's
+	// input schema, so the plugin may skip validating it again.
+	Checked bool `json:"checked,omitempty"`
 }
 
 // Reserved plugin methods.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,11 +114,43 @@ func (p *plugin) get(ctx context.Context) (*instance, error) {
 func (p *plugin) put(inst *instance, healthy bool) {
 	if healthy && !p.closed.Load() {
 		p.idle <- inst
-	} else {
-		// The module may be mid-trap or already closed; either way it goes.
-		_ = inst.mod.Close(context.Background())
+		<-p.sem
+		return
 	}
+	// The module may be mid-trap or already closed; either way it goes.
+	_ = inst.mod.Close(context.Background())
 	<-p.sem
+	if !p.closed.Load() {
+		go p.replenish()
+	}
+}
+
+// startTimeout bounds starting an instance outside of any call.
+const startTimeout = time.Minute
+
+// replenish starts an instance ahead of the next call when none is idle,
+// so that the call after a crash does not pay for a fresh start.
+func (p *plugin) replenish() {
+	select {
+	case p.sem <- struct{}{}:
+	default:
+		return // the pool is busy; the next free instance will do
+	}
+	if len(p.idle) > 0 {
+		<-p.sem
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	inst, err := p.newInstance(ctx)
+	if err != nil {
+		<-p.sem
+		if !p.closed.Load() {
+			p.logger.Warn("plugin instance did not start", "err", err)
+		}
+		return
+	}
+	p.put(inst, true)
 }
 
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
@@ -187,8 +220,9 @@ func (inst *instance) describe(ctx context.Context, maxBytes int) (wire.Manifest
 // run performs one call; healthy is false when the instance must go.
 func (p *plugin) run(ctx context.Context, inst *instance, c wire.Call) (res wire.Result, healthy bool) {
 	inst.ctx = ctx
+	inst.stderr.reset()
 	ctx = context.WithValue(ctx, instanceKey{}, inst)
-	n := 4 + len(c.Method) + len(c.Payload)
+	n := 5 + len(c.Method) + len(c.Payload)
 	if uint32(n) > inst.inCap {
 		inst.stack[0] = uint64(n)
 		if err := inst.alloc.CallWithStack(ctx, inst.stack[:]); err != nil {
@@ -201,8 +235,12 @@ func (p *plugin) run(ctx context.Context, inst *instance, c wire.Call) (res wire
 		return errResult(wire.CodeCrashed, "plugin %q: alloc returned a buffer outside its memory", p.name), false
 	}
 	binary.LittleEndian.PutUint32(buf, uint32(len(c.Method)))
-	copy(buf[4:], c.Method)
-	copy(buf[4+len(c.Method):], c.Payload)
+	buf[4] = 0
+	if c.Checked {
+		buf[4] = 1
+	}
+	copy(buf[5:], c.Method)
+	copy(buf[5+len(c.Method):], c.Payload)
 	inst.stack[0], inst.stack[1] = uint64(inst.inPtr), uint64(n)
 	if err := inst.call.CallWithStack(ctx, inst.stack[:]); err != nil {
 		return wire.Result{Error: p.callError(c.Method, ctx, err, inst)}, false
@@ -272,7 +310,10 @@ func (p *plugin) callError(method string, ctx context.Context, err error, inst *
 	case ctx.Err() != nil:
 		return &wire.Error{Code: wire.CodeTimeout, Message: fmt.Sprintf("plugin %q: %s did not finish before its deadline", p.name, method), Retryable: true}
 	default:
-		return &wire.Error{Code: wire.CodeCrashed, Message: fmt.Sprintf("plugin %q: %s: %v%s", p.name, method, err, tail), Retryable: true}
+		// The wasm stack trace goes to the log; the caller gets its first line.
+		p.logger.Warn("plugin trapped", "method", method, "err", err)
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		return &wire.Error{Code: wire.CodeCrashed, Message: fmt.Sprintf("plugin %q: %s: %s%s", p.name, method, msg, tail), Retryable: true}
 	}
 }
 
@@ -297,21 +338,27 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 }
 
 // tail logs what a guest writes to stdout/stderr, line by line, and keeps
-// the last bytes so a crash report can say what the guest said as it died.
+// the start and end of what it wrote during the current call, so a crash
+// report can say what the guest said as it died ("fatal error: out of
+// memory" comes first, a goroutine dump after it).
 type tail struct {
 	mu     sync.Mutex
 	logger *slog.Logger
 	line   []byte
+	head   []byte
 	last   []byte
 }
 
-const tailBytes = 512
+const tailBytes = 256
 
 func newTail(l *slog.Logger) *tail { return &tail{logger: l} }
 
 func (t *tail) Write(b []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if room := tailBytes - len(t.head); room > 0 {
+		t.head = append(t.head, b[:min(room, len(b))]...)
+	}
 	t.last = append(t.last, b...)
 	if len(t.last) > tailBytes {
 		t.last = t.last[len(t.last)-tailBytes:]
@@ -325,20 +372,30 @@ func (t *tail) Write(b []byte) (int, error) {
 		t.logger.Warn("plugin output", "line", string(t.line[:i]))
 		t.line = t.line[i+1:]
 	}
-	if len(t.line) > tailBytes {
+	if len(t.line) > 4*tailBytes {
 		t.logger.Warn("plugin output", "line", string(t.line))
 		t.line = t.line[:0]
 	}
 	return len(b), nil
 }
 
-// suffix is the tail for an error message, or "".
+// reset forgets the output of earlier calls.
+func (t *tail) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.head, t.last = t.head[:0], t.last[:0]
+}
+
+// suffix is the call's output for an error message, or "".
 func (t *tail) suffix() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := string(bytes.TrimSpace(t.last))
-	if s == "" {
+	head := string(bytes.TrimSpace(t.head))
+	if head == "" {
 		return ""
 	}
-	return "; plugin output: " + s
+	if len(t.head) < tailBytes {
+		return "; plugin output: " + head
+	}
+	return "; plugin output: " + head + " … " + string(bytes.TrimSpace(t.last))
 }

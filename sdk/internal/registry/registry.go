@@ -28,6 +28,9 @@ type Registry struct {
 	mu       sync.RWMutex
 	manifest wire.Manifest
 	handlers map[string]Handler
+	// lazy tool definitions, resolved into manifest.Tools on the first
+	// Manifest call (see AddLazyTool).
+	lazy []func() (wire.ToolDef, error)
 }
 
 // Default is the registry sdk's init-time registration fills: a plugin
@@ -73,6 +76,18 @@ func (r *Registry) AddTool(def wire.ToolDef, h Handler) {
 	r.handlers[def.Name] = h
 }
 
+// AddLazyTool registers a tool whose definition is computed only when the
+// manifest is first asked for. Deriving JSON Schemas by reflection is most
+// of a plugin's start-up, and a WASM plugin starts a fresh instance for
+// each concurrent call while only one of them is ever asked to describe
+// itself. A def error is reported in the manifest's Errors.
+func (r *Registry) AddLazyTool(name string, def func() (wire.ToolDef, error), h Handler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lazy = append(r.lazy, def)
+	r.handlers[name] = h
+}
+
 // AddSensor registers a sensor or feed.
 func (r *Registry) AddSensor(def wire.SensorDef, h Handler) {
 	r.mu.Lock()
@@ -92,8 +107,17 @@ func (r *Registry) Fail(err error) {
 
 // Manifest returns a copy of the manifest.
 func (r *Registry) Manifest() wire.Manifest {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, def := range r.lazy {
+		d, err := def()
+		if err != nil {
+			r.manifest.Errors = append(r.manifest.Errors, err.Error())
+			continue
+		}
+		r.manifest.Tools = append(r.manifest.Tools, d)
+	}
+	r.lazy = nil
 	m := r.manifest
 	m.Tools = append([]wire.ToolDef(nil), m.Tools...)
 	m.Sensors = append([]wire.SensorDef(nil), m.Sensors...)
@@ -102,6 +126,16 @@ func (r *Registry) Manifest() wire.Manifest {
 }
 
 type hostKey struct{}
+
+type checkedKey struct{}
+
+// InputChecked reports whether the host already validated the call's
+// payload against the method's input schema (wire.Call.Checked), so the
+// plugin need not validate it again.
+func InputChecked(ctx context.Context) bool {
+	v, _ := ctx.Value(checkedKey{}).(bool)
+	return v
+}
 
 // WithHost returns ctx carrying the host caller handlers reach the host through.
 func WithHost(ctx context.Context, h HostCaller) context.Context {
@@ -135,7 +169,11 @@ func (r *Registry) Dispatch(ctx context.Context, host HostCaller, call wire.Call
 			res = wire.Result{Error: wire.Errorf(wire.CodeCrashed, "panic in %s: %v\n%s", call.Method, p, debug.Stack())}
 		}
 	}()
-	out, err := h(WithHost(ctx, host), call.Payload)
+	ctx = WithHost(ctx, host)
+	if call.Checked {
+		ctx = context.WithValue(ctx, checkedKey{}, true)
+	}
+	out, err := h(ctx, call.Payload)
 	if err != nil {
 		return wire.Result{Error: AsWireError(err)}
 	}

@@ -40,7 +40,7 @@ func hostCall(mptr, mlen, pptr, plen, optr, ocap uint32) uint64
 //go:wasmexport call
 func call(p unsafe.Pointer, n int32) uint64 {
 	req := unsafe.Slice((*byte)(p), n)
-	method := string(req[4 : 4+binary.LittleEndian.Uint32(req)])
+	method := string(req[5 : 5+binary.LittleEndian.Uint32(req)])
 	switch method {
 	case "raw.status":
 		return pack([]byte("\x07{}"))

@@ -1,0 +1,319 @@
+package wasm_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/wasm"
+	"github.com/depai/depai/agent/host/wasm/wasmtest"
+	"github.com/depai/depai/agent/tool"
+	"github.com/depai/depai/memory"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// cacheDir is shared by the tests of this binary so each module is
+// compiled once.
+var cacheDir string
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "depai-wasm-cache-")
+	if err != nil {
+		panic(err)
+	}
+	cacheDir = d
+	code := wasmtest.Run(m)
+	os.RemoveAll(d)
+	os.Exit(code)
+}
+
+const plugins = "../../../examples/plugins/"
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newHost returns a real host with the WASM transport and a badger store.
+func newHost(t testing.TB) (*host.Host, *wasm.Transport) {
+	t.Helper()
+	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := memory.Open(context.Background(), memory.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := host.New(host.Config{Transports: map[string]host.Transport{host.KindWASM: tr}, Store: store, Logger: quiet})
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if err := h.Close(ctx); err != nil {
+			t.Error(err)
+		}
+		_ = tr.Close(ctx)
+		_ = store.Close()
+	})
+	return h, tr
+}
+
+func call(t testing.TB, tl tool.Tool, args string) (string, *wire.Error) {
+	t.Helper()
+	return callCtx(context.Background(), t, tl, args)
+}
+
+func callCtx(ctx context.Context, t testing.TB, tl tool.Tool, args string) (string, *wire.Error) {
+	t.Helper()
+	out, err := tl.Call(ctx, json.RawMessage(args))
+	if err != nil {
+		we, ok := errors.AsType[*wire.Error](err)
+		if !ok {
+			t.Fatalf("%s: error %v is not a *wire.Error", tl.Spec().Name, err)
+		}
+		return "", we
+	}
+	return string(out), nil
+}
+
+func toolOf(t testing.TB, p *host.Plugin, name string) tool.Tool {
+	t.Helper()
+	for _, tl := range p.Tools() {
+		if tl.Spec().Name == name {
+			return tl
+		}
+	}
+	t.Fatalf("plugin %s has no tool %s", p.Name(), name)
+	return nil
+}
+
+func TestHello(t *testing.T) {
+	h, _ := newHost(t)
+	p, err := h.Load(context.Background(), host.PluginSpec{Name: "hello", Path: wasmtest.Build(t, plugins+"hello")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := p.Manifest(); m.Name != "hello" || m.ABI != wire.ABIVersion || len(m.Tools) != 1 {
+		t.Fatalf("manifest = %+v", m)
+	}
+	greet := toolOf(t, p, "hello.greet")
+	if s := greet.Spec(); s.Source != "hello" || !strings.Contains(string(s.InputSchema), `"name"`) {
+		t.Fatalf("spec = %+v", s)
+	}
+	tests := []struct {
+		args, want, code string
+	}{
+		{`{"name":"Ada"}`, `{"greeting":"Hello, Ada!"}`, ""},
+		{`{"name":"  "}`, "", wire.CodeInvalidArgument}, // the handler's own error
+		{`{"nom":"Ada"}`, "", wire.CodeInvalidArgument}, // the schema's
+		{`{"name":7}`, "", wire.CodeInvalidArgument},
+	}
+	for _, tt := range tests {
+		got, werr := call(t, greet, tt.args)
+		if tt.code != "" {
+			if werr == nil || werr.Code != tt.code {
+				t.Errorf("%s: got %s, %v; want code %s", tt.args, got, werr, tt.code)
+			}
+			continue
+		}
+		if werr != nil || got != tt.want {
+			t.Errorf("%s = %s, %v; want %s", tt.args, got, werr, tt.want)
+		}
+	}
+}
+
+// TestGuestValidates calls the instance directly, bypassing the host's
+// schema check, so the SDK's own validation answers.
+func TestGuestValidates(t *testing.T) {
+	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := host.New(host.Config{Logger: quiet})
+	inst, err := tr.Load(context.Background(), host.LoadSpec{Name: "hello", Path: wasmtest.Build(t, plugins+"hello"), Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(context.Background())
+	for _, c := range []struct{ method, payload, code string }{
+		{"hello.greet", `{"nom":1}`, wire.CodeInvalidArgument},
+		{"hello.greet", `not json`, wire.CodeInvalidArgument},
+		{"hello.nope", `{}`, wire.CodeNotFound},
+	} {
+		res := inst.Call(context.Background(), wire.Call{Method: c.method, Payload: json.RawMessage(c.payload)})
+		if res.Error == nil || res.Error.Code != c.code {
+			t.Errorf("%s(%s) = %s, %v; want code %s", c.method, c.payload, res.Payload, res.Error, c.code)
+		}
+	}
+}
+
+func TestBadModules(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "plugin.wasm")
+	if err := os.WriteFile(text, []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hello, err := os.ReadFile(wasmtest.Build(t, plugins+"hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated.wasm")
+	if err := os.WriteFile(truncated, hello[:4096], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, want string
+	}{
+		{"text", text, "is not a WASM module"},
+		{"missing", filepath.Join(dir, "nope.wasm"), "no such file"},
+		{"truncated", truncated, "invalid WASM module"},
+		{"noexports", wasmtest.Build(t, "testdata/noexports"), "lacks the exports [abi_version alloc call describe]"},
+		{"badabi", wasmtest.Build(t, "testdata/badabi"), "speaks plugin ABI 99; this agent speaks ABI 1"},
+	}
+	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := host.New(host.Config{Logger: quiet})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tr.Load(context.Background(), host.LoadSpec{Name: "bad-" + tt.name, Path: tt.path, Host: h})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), `"bad-`+tt.name+`"`) {
+				t.Fatalf("Load = %v; want an error naming the plugin and saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMalformedResults(t *testing.T) {
+	h, _ := newHost(t)
+	p, err := h.Load(context.Background(), host.PluginSpec{Name: "raw", Path: wasmtest.Build(t, "testdata/raw"), Limits: host.Limits{Concurrency: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := toolOf(t, p, "raw.ok")
+	for _, name := range []string{"raw.status", "raw.notjson", "raw.badptr", "raw.empty", "raw.badcall"} {
+		_, werr := call(t, toolOf(t, p, name), `{}`)
+		if werr == nil || werr.Code != wire.CodeCrashed || !strings.Contains(werr.Message, `"raw"`) {
+			t.Errorf("%s: error %v; want code crashed naming the plugin", name, werr)
+		}
+		// The broken instance was replaced: the next call is served.
+		if out, werr := call(t, good, `{}`); werr != nil || out != `{"ok":true}` {
+			t.Fatalf("after %s: raw.ok = %s, %v", name, out, werr)
+		}
+	}
+}
+
+// TestChaos runs every misbehaving tool of examples/plugins/chaos while a
+// second plugin serves calls in a loop. Each bad call must come back with
+// its typed error — not hang — and the good calls must all succeed.
+func TestChaos(t *testing.T) {
+	h, _ := newHost(t)
+	ctx := context.Background()
+	chaos, err := h.Load(ctx, host.PluginSpec{
+		Name: "chaos", Path: wasmtest.Build(t, plugins+"chaos"),
+		Grants: wire.Capabilities{Clock: true},
+		Limits: host.Limits{MemoryBytes: 32 << 20, MaxMessageBytes: 64 << 10, Concurrency: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello, err := h.Load(ctx, host.PluginSpec{Name: "hello", Path: wasmtest.Build(t, plugins+"hello")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var goodCalls atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		greet := toolOf(t, hello, "hello.greet")
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if out, werr := call(t, greet, `{"name":"Bob"}`); werr != nil || out != `{"greeting":"Hello, Bob!"}` {
+				t.Errorf("hello.greet during chaos = %s, %v", out, werr)
+				return
+			}
+			goodCalls.Add(1)
+		}
+	})
+	const short, long = 300 * time.Millisecond, 20 * time.Second
+	tests := []struct {
+		tool, args, code, says string
+		timeout                time.Duration
+	}{
+		{"chaos.panic", `{}`, wire.CodeCrashed, "deliberate panic", long},
+		{"chaos.spin", `{}`, wire.CodeTimeout, "deadline", short},
+		{"chaos.hog", `{}`, wire.CodeCrashed, "out of memory", long},
+		{"chaos.big", `{"bytes":100000}`, wire.CodeTooLarge, "limit", long},
+		{"chaos.sleep", `{"millis":60000}`, wire.CodeTimeout, "deadline", short},
+		{"chaos.exit", `{}`, wire.CodeCrashed, "exited with code 3", long},
+		{"chaos.steal", `{}`, wire.CodeDenied, "root-password", long},
+	}
+	echo := toolOf(t, chaos, "chaos.echo")
+	for _, tt := range tests {
+		t.Run(tt.tool, func(t *testing.T) {
+			cctx, cancel := context.WithTimeout(ctx, tt.timeout)
+			defer cancel()
+			start := time.Now()
+			_, werr := callCtx(cctx, t, toolOf(t, chaos, tt.tool), tt.args)
+			// A generous bound: this checks that the call cannot hang,
+			// not how fast the host is.
+			if took := time.Since(start); took > tt.timeout+5*time.Second {
+				t.Errorf("took %v with a %v deadline", took, tt.timeout)
+			}
+			if werr == nil || werr.Code != tt.code || !strings.Contains(werr.Message, tt.says) {
+				t.Fatalf("error %v; want code %s saying %q", werr, tt.code, tt.says)
+			}
+			if out, werr := call(t, echo, `{"text":"still here"}`); werr != nil || out != `{"text":"still here"}` {
+				t.Fatalf("chaos.echo after %s = %s, %v", tt.tool, out, werr)
+			}
+		})
+	}
+	close(stop)
+	wg.Wait()
+	if goodCalls.Load() == 0 {
+		t.Fatal("no hello.greet call completed during the chaos")
+	}
+}
+
+func TestCacheDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	tr, err := wasm.New(wasm.Config{CacheDir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := host.New(host.Config{Logger: quiet})
+	inst, err := tr.Load(context.Background(), host.LoadSpec{Name: "hello", Path: wasmtest.Build(t, plugins+"hello"), Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = inst.Close(context.Background())
+	_ = tr.Close(context.Background())
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("cache dir mode = %v; want 0700", fi.Mode().Perm())
+	}
+	var files int
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, _ error) error {
+		if d != nil && !d.IsDir() {
+			files++
+		}
+		return nil
+	})
+	if files == 0 {
+		t.Error("the compilation cache is empty after a load")
+	}
+}
