@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 	"sort"
 	"sync"
 
@@ -178,6 +180,12 @@ type accumulator struct {
 
 // Search returns the k best-scoring documents for q, best first. keep, when
 // not nil, limits which documents may be returned.
+//
+// It prunes as MaxScore does, and stays exact: terms are taken rarest first,
+// and once the k-th best score so far reaches the most the remaining
+// (common) terms could add, no unseen document can enter the top k, so those
+// terms only update documents already scored — found by binary search
+// instead of a walk over their long postings lists.
 func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result {
 	if k <= 0 || x.nDocs == 0 {
 		return nil
@@ -191,22 +199,55 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 		acc.score = make([]float32, len(x.docLen)+len(x.docLen)/4)
 	}
 	avg := float64(x.totalLen) / float64(x.nDocs)
+	type term struct {
+		p   *postings
+		idf float64
+	}
+	var terms []term
 	for _, t := range q.Terms {
-		p := x.terms[t]
-		if p == nil {
+		if p := x.terms[t]; p != nil {
+			terms = append(terms, term{p, x.idf(len(p.docs))})
+		}
+	}
+	sort.Slice(terms, func(i, j int) bool { return len(terms[i].p.docs) < len(terms[j].p.docs) })
+	rest := make([]float64, len(terms)+1) // rest[i]: the most terms[i:] can add to one document
+	for i := len(terms) - 1; i >= 0; i-- {
+		rest[i] = rest[i+1] + terms[i].idf*(K1+1)
+	}
+	score := func(t term, i int, d uint32) float32 {
+		tf := float64(t.p.tfs[i])
+		return float32(t.idf * tf * (K1 + 1) / (tf + K1*(1-B+B*float64(x.docLen[d])/avg)))
+	}
+	essential := true
+	for ti, t := range terms {
+		if essential && ti > 0 && len(acc.touched) >= k && float64(kth(acc, k)) >= rest[ti] {
+			essential = false
+		}
+		if essential {
+			for i, d := range t.p.docs {
+				if keep != nil && !keep(d) {
+					continue
+				}
+				if acc.score[d] == 0 {
+					acc.touched = append(acc.touched, d)
+				}
+				acc.score[d] += score(t, i, d)
+			}
 			continue
 		}
-		idf := x.idf(len(p.docs))
-		for i, d := range p.docs {
-			if keep != nil && !keep(d) {
-				continue
+		docs := t.p.docs
+		if len(acc.touched)*bits.Len(uint(len(docs))) < len(docs) {
+			for _, d := range acc.touched {
+				if i, ok := slices.BinarySearch(docs, d); ok {
+					acc.score[d] += score(t, i, d)
+				}
 			}
-			tf := float64(p.tfs[i])
-			s := idf * tf * (K1 + 1) / (tf + K1*(1-B+B*float64(x.docLen[d])/avg))
-			if acc.score[d] == 0 {
-				acc.touched = append(acc.touched, d)
+			continue
+		}
+		for i, d := range docs {
+			if acc.score[d] != 0 { // scored already, so it passed keep
+				acc.score[d] += score(t, i, d)
 			}
-			acc.score[d] += float32(s)
 		}
 	}
 	top := vecscan.NewTopK(k)
@@ -218,6 +259,15 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 	}
 	acc.touched = acc.touched[:0]
 	return top.Sorted()
+}
+
+// kth returns the k-th best score accumulated so far.
+func kth(acc *accumulator, k int) float32 {
+	top := vecscan.NewTopK(k)
+	for _, d := range acc.touched {
+		top.Push(d, acc.score[d])
+	}
+	return top.Min()
 }
 
 func (x *Index) excluded(terms []string, d uint32) bool {

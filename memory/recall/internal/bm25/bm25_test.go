@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"unicode"
@@ -185,4 +187,55 @@ func FuzzTokenize(f *testing.F) {
 		x.Add(0, s)
 		x.Search(q, 5, nil)
 	})
+}
+
+// TestPruningIsExact compares Search with a brute-force BM25 over a
+// Zipf-distributed corpus, where common terms trigger the pruning.
+func TestPruningIsExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	zipf := rand.NewZipf(r, 1.2, 1, 499)
+	word := func() string { return fmt.Sprintf("w%d", zipf.Uint64()) }
+	x := New()
+	var docs [][]string
+	for i := 0; i < 4000; i++ {
+		var ws []string
+		for range 3 + r.IntN(10) {
+			ws = append(ws, word())
+		}
+		docs = append(docs, ws)
+		x.Add(uint32(i), strings.Join(ws, " "))
+	}
+	avg := float64(x.totalLen) / float64(x.nDocs)
+	for qi := 0; qi < 200; qi++ {
+		q := ParseQuery(word() + " " + word() + " " + word())
+		want := make([]float64, 0, len(docs))
+		for d, ws := range docs {
+			var s float64
+			for _, term := range q.Terms {
+				tf := 0
+				for _, w := range ws {
+					if w == term {
+						tf++
+					}
+				}
+				if tf > 0 {
+					n := len(x.terms[term].docs)
+					s += x.idf(n) * float64(tf) * (K1 + 1) / (float64(tf) + K1*(1-B+B*float64(len(ws))/avg))
+				}
+			}
+			if s > 0 && d%5 != 0 {
+				want = append(want, s)
+			}
+		}
+		sort.Sort(sort.Reverse(sort.Float64Slice(want)))
+		got := x.Search(q, 10, func(d uint32) bool { return d%5 != 0 })
+		if len(got) != min(10, len(want)) {
+			t.Fatalf("query %v: %d hits, want %d", q, len(got), min(10, len(want)))
+		}
+		for i, g := range got {
+			if g.ID%5 == 0 || math.Abs(float64(g.Score)-want[i]) > 1e-4 {
+				t.Fatalf("query %v: hit %d = %+v, want score %v", q, i, g, want[i])
+			}
+		}
+	}
 }

@@ -98,6 +98,14 @@ func (t *TopK) Push(id uint32, score float32) {
 	}
 }
 
+// Min returns the lowest kept score, 0 when empty.
+func (t *TopK) Min() float32 {
+	if len(t.h) == 0 {
+		return 0
+	}
+	return t.h[0].Score
+}
+
 // Sorted returns the kept results, best first; the TopK is empty afterwards.
 func (t *TopK) Sorted() []Result {
 	out := make([]Result, len(t.h))
