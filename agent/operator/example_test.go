@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"os"
+	"path/filepath"
 
 	"github.com/depai/depai/agent"
 	"github.com/depai/depai/agent/operator"
@@ -66,4 +68,22 @@ func ExampleNewClient() {
 	// Output:
 	// delta hello
 	// reply hello
+}
+
+func ExampleLoadOrCreateToken() {
+	dir, err := os.MkdirTemp("", "depai-example-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, operator.TokenFileName)
+
+	first, created, err := operator.LoadOrCreateToken(path) // first run: generated, stored 0600
+	fmt.Println(len(first), created, err)
+	again, created, err := operator.LoadOrCreateToken(path) // later runs: reused
+	fmt.Println(again == first, created, err)
+	// Output:
+	// 64 true <nil>
+	// true false <nil>
 }
