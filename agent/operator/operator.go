@@ -71,6 +71,7 @@ const (
 	CodeMissingText      = "missing_text"
 	CodeTooLarge         = "too_large"
 	CodeTurnFailed       = "turn_failed"
+	CodeShuttingDown     = "shutting_down"
 )
 
 // errorBody is the envelope of an Error on the wire.

@@ -56,7 +56,10 @@ type Server struct {
 	// when the grace period ends, which ends the turns still streaming.
 	base   context.Context
 	cancel context.CancelFunc
-	turns  sync.WaitGroup
+
+	mu      sync.Mutex
+	closing bool           // set by Shutdown: no new turns
+	turns   sync.WaitGroup // turns being answered
 }
 
 // NewServer checks cfg and binds the listening socket, so that a bad address
@@ -145,6 +148,9 @@ func (s *Server) Serve() error {
 // return. Turns cancelled this way end as the agent ends any cancelled turn
 // (stored, with a reply saying so).
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
 	err := s.http.Shutdown(ctx)
 	s.cancel()
 	if err != nil {
@@ -244,7 +250,10 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.turns.Add(1)
+	if !s.beginTurn() {
+		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down")
+		return
+	}
 	defer s.turns.Done()
 	// The request's context ends when the client goes away or Shutdown
 	// gives up waiting; either way the turn is cancelled.
@@ -255,7 +264,19 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		s.answerJSON(w, r, turn)
 		return
 	}
-	s.stream(w, r, turn)
+	s.stream(w, turn)
+}
+
+// beginTurn registers a turn unless Shutdown has begun, so that Shutdown's
+// wait covers every turn that started.
+func (s *Server) beginTurn() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.turns.Add(1)
+	return true
 }
 
 func (s *Server) decodeMessage(w http.ResponseWriter, r *http.Request) (Message, bool) {
@@ -308,7 +329,7 @@ func wantsJSON(accept string) bool {
 
 // stream sends the turn as server-sent events. Headers go out at once, so
 // the client knows the turn started; a failure after that is an error event.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, turn iter.Seq2[agent.Event, error]) {
+func (s *Server) stream(w http.ResponseWriter, turn iter.Seq2[agent.Event, error]) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
