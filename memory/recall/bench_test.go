@@ -1,0 +1,149 @@
+package recall_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/depai/depai/memory"
+	"github.com/depai/depai/memory/recall"
+	"github.com/depai/depai/memory/recall/internal/synth"
+)
+
+// queryEmbedder answers Search's query embedding from a table. The benchmark
+// measures the index, not an embeddings endpoint, and its record vectors are
+// clustered synthetic data that no real model would produce for the texts.
+type queryEmbedder struct {
+	dims int
+	vecs map[string][]float32
+}
+
+func (e *queryEmbedder) Model() string { return "synthetic" }
+func (e *queryEmbedder) Dims() int     { return e.dims }
+func (e *queryEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		v, ok := e.vecs[t]
+		if !ok {
+			return nil, fmt.Errorf("no scripted vector for %q", t)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func benchN(b *testing.B) int {
+	if s := os.Getenv("DEPAI_BENCH_RECALL_N"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			b.Fatalf("DEPAI_BENCH_RECALL_N=%q: want a positive integer", s)
+		}
+		return n
+	}
+	return 1000000
+}
+
+// BenchmarkIndex runs the whole index over the badger store: it writes
+// DEPAI_BENCH_RECALL_N (default 1M) records of Zipf-distributed words with
+// clustered synthetic 384-d vectors into one namespace, then reports the
+// index's catch-up rate, the HNSW build time, reopen time, and hybrid Search
+// p50/p99 (BM25 + vectors + RRF + fetching the 10 records from the store).
+// Writing and building are excluded from the per-query figures.
+func BenchmarkIndex(b *testing.B) {
+	n := benchN(b)
+	const dims = 384
+	ctx := context.Background()
+	dir := b.TempDir()
+	db, err := memory.Open(ctx, memory.Config{Dir: filepath.Join(dir, "store"), GCInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	r := rand.New(rand.NewPCG(5, 6))
+	zipf := rand.NewZipf(r, 1.1, 2, 49999)
+	word := func() string { return "w" + strconv.FormatUint(zipf.Uint64(), 36) }
+	vecs := synth.Clustered(n, dims, max(n/1000, 10), 0.05, 9)
+	batch := make([]memory.Record, 0, 1000)
+	for i := 0; i < n; i++ {
+		var ws []string
+		for range 8 + r.IntN(17) {
+			ws = append(ws, word())
+		}
+		batch = append(batch, memory.Record{Namespace: "fleet/site-a", Kind: memory.KindObservation, Text: strings.Join(ws, " "),
+			Embedding: &memory.Embedding{Model: "synthetic", Vector: vecs[i*dims : (i+1)*dims]}})
+		if len(batch) == cap(batch) || i == n-1 {
+			if _, err := db.Put(ctx, batch...); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	emb := &queryEmbedder{dims: dims, vecs: map[string][]float32{}}
+	queries := make([]string, 500)
+	for i := range queries {
+		queries[i] = word() + " " + word()
+		src := r.IntN(n)
+		q := make([]float32, dims)
+		for j := range q {
+			q[j] = vecs[src*dims+j] + float32(r.NormFloat64()*0.02)
+		}
+		emb.vecs[queries[i]] = q
+	}
+	cfg := recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: emb}
+
+	start := time.Now()
+	x, err := recall.Open(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := x.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	ingest := time.Since(start)
+	waitGraph := func() {
+		for n > 30000 && x.Stats().Graphs == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitGraph()
+	built := time.Since(start)
+	if err := x.Close(); err != nil {
+		b.Fatal(err)
+	}
+	start = time.Now()
+	x, err = recall.Open(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opened := time.Since(start)
+	waitGraph()
+	rebuilt := time.Since(start)
+	defer x.Close()
+
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		t0 := time.Now()
+		hits, err := x.Search(ctx, recall.Query{Text: queries[i%len(queries)], K: 10})
+		if err != nil || len(hits) == 0 {
+			b.Fatalf("Search: %d hits, %v", len(hits), err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(n)/ingest.Seconds(), "ingest-rec/s")
+	b.ReportMetric(built.Seconds(), "build-s")
+	b.ReportMetric(float64(opened.Milliseconds()), "reopen-ms")
+	b.ReportMetric(rebuilt.Seconds(), "reopen-graph-s")
+	b.Logf("n=%d ingest=%s graph built at %s; reopen: open %s, graph rebuilt at %s; %+v", n, ingest, built, opened, rebuilt, x.Stats())
+}
