@@ -1,5 +1,5 @@
 // Package wasmtest builds Go plugin packages to WASM reactors for tests,
-// once per test binary.
+// once per test binary, and runs them in a real host.
 //
 //	func TestMain(m *testing.M) { os.Exit(wasmtest.Run(m)) }
 //
@@ -7,13 +7,20 @@
 package wasmtest
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/wasm"
+	"github.com/depai/depai/memory"
 )
 
 var (
@@ -65,4 +72,41 @@ func Build(tb testing.TB, pkgDir string) string {
 		built[abs] = path
 	}
 	return path
+}
+
+// NewHost returns a real plugin host with the WASM transport (sharing one
+// compilation cache per test binary under Run) and a badger memory store in
+// a temp dir. Everything is closed when tb ends.
+func NewHost(tb testing.TB, cfg host.Config) *host.Host {
+	tb.Helper()
+	mu.Lock()
+	cache := tb.TempDir()
+	if dir != "" {
+		cache = filepath.Join(dir, "cache")
+	}
+	mu.Unlock()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	tr, err := wasm.New(wasm.Config{CacheDir: cache, Logger: cfg.Logger})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if cfg.Store == nil {
+		store, err := memory.Open(context.Background(), memory.Config{Dir: tb.TempDir()})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _ = store.Close() })
+		cfg.Store = store
+	}
+	cfg.Transports = map[string]host.Transport{host.KindWASM: tr}
+	h := host.New(cfg)
+	tb.Cleanup(func() {
+		if err := h.Close(context.Background()); err != nil {
+			tb.Error(err)
+		}
+		_ = tr.Close(context.Background())
+	})
+	return h
 }
