@@ -49,6 +49,11 @@ type Config struct {
 	// WatchBuffer is how many commit batches one watcher may fall behind
 	// before it resumes from its cursor instead. Default 64.
 	WatchBuffer int
+	// TrimInterval is how often the store asks the kernel to drop the pages
+	// of its memory-mapped table files from the resident set (Linux,
+	// madvise MADV_PAGEOUT). Default 10 s for ProfileLowMem, off (negative)
+	// for the default profile.
+	TrimInterval time.Duration
 	// MinFreeBytes is the free disk space below which Put fails with
 	// ErrDiskFull instead of writing. badger writes through memory-mapped,
 	// preallocated files, and a write into a file the disk cannot back kills
@@ -160,6 +165,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.GCInterval > 0 {
 		db.bg.Go(db.gcLoop)
 	}
+	if cfg.TrimInterval > 0 {
+		db.bg.Go(db.trimLoop)
+	}
 	return db, nil
 }
 
@@ -198,7 +206,7 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 		WithMetricsEnabled(false).
 		WithValueThreshold(64 << 10).
 		WithCompression(options.Snappy)
-	recent := 4096
+	recent, trim := 4096, time.Duration(-1)
 	switch cfg.Profile {
 	case "", ProfileDefault:
 		o = o.WithMemTableSize(16 << 20).
@@ -206,7 +214,7 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 			WithBlockCacheSize(64 << 20).
 			WithIndexCacheSize(32 << 20)
 	case ProfileLowMem:
-		recent = 512
+		recent, trim = 512, 10*time.Second
 		o = o.WithMemTableSize(8 << 20).
 			WithNumMemtables(2).
 			WithNumLevelZeroTables(4).
@@ -224,6 +232,9 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 	}
 	if cfg.RecentRecords == 0 {
 		cfg.RecentRecords = recent
+	}
+	if cfg.TrimInterval == 0 {
+		cfg.TrimInterval = trim
 	}
 	// One record and its index keys must fit in one badger transaction
 	// (15% of a memtable); 64 KiB covers the keys.
@@ -519,7 +530,31 @@ func (db *DB) gcLoop() {
 	}
 }
 
-// recordJSON is Record without the fields kept elsewhere (Seq in the key,
+func (db *DB) trimLoop() {
+	dir, err := filepath.Abs(db.cfg.Dir)
+	if err == nil {
+		dir, err = filepath.EvalSymlinks(dir)
+	}
+	if err != nil {
+		db.log.Warn("memory: not trimming the resident set", "dir", db.cfg.Dir, "err", err)
+		return
+	}
+	t := time.NewTicker(db.cfg.TrimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.quit:
+			return
+		case <-t.C:
+			if _, err := pageOut(dir); err != nil {
+				db.log.Warn("memory: trimming the resident set", "dir", dir, "err", err)
+				return
+			}
+		}
+	}
+}
+
+// encodeRecord encodes a Record without the fields kept elsewhere (Seq in the key,
 // the vector in binary) or computed on read (ValidTo).
 func encodeRecord(r *Record) ([]byte, error) {
 	c := *r
