@@ -228,6 +228,7 @@ func (x *Index) decodeDoc(n uint32, b []byte) error {
 		d.tags = append(d.tags, x.strs.id(t))
 	}
 	x.docs = append(x.docs, d)
+	x.supersede(n)
 	return x.text.SetDocLen(n, uint32(dl))
 }
 

@@ -68,6 +68,9 @@ type Config struct {
 }
 
 // Query is a recall request.
+//
+// Superseded versions of a fact are not recalled; memory.Facts.History
+// lists them.
 type Query struct {
 	Text   string       // required
 	Filter memory.Query // applied first; Limit and Ascending must be zero (use K)
@@ -111,6 +114,7 @@ type Index struct {
 	docs      []doc
 	text      *bm25.Index
 	parts     map[string]*partition // by exact namespace
+	facts     map[factKey]uint32    // current version of each fact
 	strs      interner
 	cursor    uint64 // Seq of the last record in docs
 	saved     int    // docs[:saved] are checkpointed
@@ -134,7 +138,10 @@ type doc struct {
 	expires  int64 // unix nanoseconds; 0: never
 	vec      bool  // has a vector of the current model, at pos in its partition
 	pos      uint32
+	old      bool // a fact superseded by a newer version (same namespace and key)
 }
+
+type factKey struct{ ns, key uint32 }
 
 type pendingEmbed struct {
 	doc   uint32
@@ -223,6 +230,7 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		emb:   cfg.Embedder,
 		text:  bm25.New(),
 		parts: map[string]*partition{},
+		facts: map[factKey]uint32{},
 	}
 	x.cond = sync.NewCond(&x.mu)
 	x.ctx, x.cancel = context.WithCancel(context.Background())
@@ -420,6 +428,7 @@ func (x *Index) add(batch []memory.Record) {
 			d.tags = append(d.tags, x.strs.id(t))
 		}
 		x.docs = append(x.docs, d)
+		x.supersede(n)
 		if err := x.text.Add(n, r.Text); err != nil { // cannot happen: docnums are dense
 			x.lastErr = err.Error()
 		}
@@ -440,6 +449,20 @@ func (x *Index) add(batch []memory.Record) {
 		}
 	}
 	x.cond.Broadcast()
+}
+
+// supersede marks the previous version of fact n as old. Called with x.mu
+// held, for documents in order.
+func (x *Index) supersede(n uint32) {
+	d := &x.docs[n]
+	if d.key == 0 || x.strs.strs[d.kind] != string(memory.KindFact) {
+		return
+	}
+	k := factKey{d.ns, d.key}
+	if prev, ok := x.facts[k]; ok {
+		x.docs[prev].old = true
+	}
+	x.facts[k] = n
 }
 
 // attachVector gives doc n a vector: the record's own if it is of the
@@ -787,7 +810,8 @@ func (x *Index) filter(f memory.Query, now time.Time) func(uint32) bool {
 	return func(n uint32) bool {
 		d := &docs[n]
 		switch {
-		case d.expires != 0 && d.expires <= nowNs,
+		case d.old,
+			d.expires != 0 && d.expires <= nowNs,
 			nsOK != nil && !nsOK[d.ns],
 			f.Author != "" && d.author != author,
 			f.Key != "" && d.key != key,

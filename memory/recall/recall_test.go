@@ -157,6 +157,12 @@ func TestFilters(t *testing.T) {
 			}
 		})
 	}
+	// A newer version of a fact hides the old one.
+	put(t, db, memory.Record{Namespace: "fleet/site-a", Kind: memory.KindFact, Key: "dock-3", Text: "dock 3 charger repaired"})
+	sync(t, x)
+	if got := texts(search(t, x, recall.Query{Text: "dock charger", Filter: memory.Query{Key: "dock-3"}})); len(got) != 1 || got[0] != "dock 3 charger repaired" {
+		t.Errorf("fact dock-3: got %q, want only the current version", got)
+	}
 	time.Sleep(time.Until(expired.ExpiresAt) + 10*time.Millisecond)
 	for _, h := range search(t, x, recall.Query{Text: "expired"}) {
 		t.Errorf("expired record recalled: %q", h.Record.Text)
