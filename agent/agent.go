@@ -30,6 +30,7 @@ import (
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
+	"github.com/depai/depai/memory/recall"
 )
 
 // Options are the parts of a fleet that do not come from its config file.
@@ -43,6 +44,7 @@ type Fleet struct {
 	file   *config.File
 	log    *slog.Logger
 	store  *memory.DB
+	recall *recall.Index
 	agents []*Agent
 	byName map[string]*Agent
 
@@ -76,14 +78,20 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	idx, err := openRecall(ctx, file, db, opts.DataDir, Options{Logger: log})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	wasmT, err := wasm.New(wasm.Config{CacheDir: filepath.Join(opts.DataDir, "cache", "wasm"), Logger: log})
 	if err != nil {
+		_ = idx.Close()
 		_ = db.Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	f := &Fleet{
-		file: file, log: log, store: db, byName: map[string]*Agent{},
+		file: file, log: log, store: db, recall: idx, byName: map[string]*Agent{},
 		dataDir:    opts.DataDir,
 		transports: map[string]host.Transport{host.KindWASM: wasmT, host.KindProcess: process.New(process.Config{Logger: log})},
 		bgCtx:      bgCtx, stop: stop,
@@ -150,6 +158,9 @@ func (f *Fleet) Close(ctx context.Context) error {
 		if err := a.host.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("agent %s: plugins: %w", a.Name(), err))
 		}
+	}
+	if err := f.recall.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("recall: %w", err))
 	}
 	if err := f.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("memory: %w", err))
@@ -239,7 +250,7 @@ func (a *Agent) Status() Status {
 		Tools:   a.tools.Len(),
 		Turns:   a.turns.Load(),
 		Started: a.started,
-		Memory:  "bm25 only (no embeddings endpoint configured)",
+		Memory:  a.fleet.recall.Mode(),
 	}
 	if a.model != nil {
 		s.Model = a.cfg.Model.Model + " @ " + a.cfg.Model.BaseURL

@@ -418,3 +418,27 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestTurnRecallsMemories(t *testing.T) {
+	srv := llmtest.NewServer(t, llmtest.Reply{Text: "Bay 3."})
+	a := modelFleet(t, srv, "")
+	for _, cmd := range []string{
+		`/call memory.put {"text":"the charger is in bay 3","kind":"fact","key":"charger"}`,
+		`/call memory.put {"text":"pallets arrive on tuesdays"}`,
+	} {
+		if got := reply(collect(t, a, cmd)); !strings.Contains(got, `"id"`) {
+			t.Fatalf("%s → %s", cmd, got)
+		}
+	}
+	if got := reply(collect(t, a, "/memory search charger")); !strings.Contains(got, "bay 3") || strings.Contains(got, "pallets") {
+		t.Errorf("/memory search charger = %q", got)
+	}
+	collect(t, a, "where is the charger?")
+	system := srv.Requests()[0].Messages[0]
+	if system.Role != llm.RoleSystem || !strings.Contains(system.Content, "the charger is in bay 3") {
+		t.Errorf("system prompt did not recall the fact: %q", system.Content)
+	}
+	if got := reply(collect(t, a, `/call memory.search {"query":"charger","namespace":"agent/other"}`)); !strings.Contains(got, "error: denied: ") {
+		t.Errorf("search outside the grants = %q", got)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/depai/depai/agent/tool"
@@ -58,11 +57,14 @@ func (a *Agent) builtinTools() ([]tool.Tool, error) {
 	search, err := tool.New("memory.search", "Search the agent's memory: past turns, observations, facts and readings.", tool.EffectNone,
 		func(ctx context.Context, in searchArgs) (searchResult, error) {
 			recs, err := a.searchMemory(ctx, in)
+			if err != nil {
+				return searchResult{}, &tool.Error{Code: memoryErrorCode(err), Message: err.Error()}
+			}
 			out := searchResult{Records: []foundRecord{}}
 			for _, r := range recs {
 				out.Records = append(out.Records, foundRecord{ID: r.ID, Namespace: r.Namespace, Kind: string(r.Kind), Author: r.Author, Time: r.Time, Text: r.Text})
 			}
-			return out, err
+			return out, nil
 		})
 	if err != nil {
 		return nil, err
@@ -132,8 +134,8 @@ func memoryErrorCode(err error) string {
 	return tool.CodeInternal
 }
 
-// searchMemory finds records for a query across the namespaces the agent may
-// read (or the one it names).
+// searchMemory recalls records for a query across the namespaces the agent
+// may read (or the one it names).
 func (a *Agent) searchMemory(ctx context.Context, in searchArgs) ([]memory.Record, error) {
 	limit := in.Limit
 	if limit <= 0 {
@@ -143,11 +145,12 @@ func (a *Agent) searchMemory(ctx context.Context, in searchArgs) ([]memory.Recor
 	if in.Namespace != "" {
 		namespaces = []string{in.Namespace}
 	}
-	q := memory.Query{}
+	var kinds []memory.Kind
 	if in.Kind != "" {
-		q.Kinds = []memory.Kind{memory.Kind(in.Kind)}
+		kinds = []memory.Kind{memory.Kind(in.Kind)}
 	}
-	return a.fleet.search(ctx, a.mem, in.Query, namespaces, q, limit)
+	a.syncRecall(ctx)
+	return a.search(ctx, in.Query, namespaces, kinds, limit)
 }
 
 func sortNewest(recs []memory.Record) {
@@ -159,12 +162,5 @@ func sortNewest(recs []memory.Record) {
 			return 1
 		}
 		return 0
-	})
-}
-
-// lowerWords splits text into lowercase words for matching.
-func lowerWords(s string) []string {
-	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127)
 	})
 }

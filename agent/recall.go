@@ -1,40 +1,116 @@
 package agent
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
+	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/memory"
+	"github.com/depai/depai/memory/embed"
+	"github.com/depai/depai/memory/recall"
 )
 
-// search finds records matching text in the given namespaces, read through
-// mem so the caller's grants apply.
-func (f *Fleet) search(ctx context.Context, mem memory.Store, text string, namespaces []string, q memory.Query, limit int) ([]memory.Record, error) {
-	words := lowerWords(text)
-	var hits []memory.Record
-	for _, ns := range namespaces {
-		q.Namespace = ns
-		for r, err := range mem.Query(ctx, q) {
-			if err != nil {
-				return nil, err
-			}
-			if matchesAll(lowerWords(r.Text), words) {
-				hits = append(hits, r)
-			}
+// Recall budget of a turn's context: how many memories, and how many bytes
+// of their text (about a thousand tokens).
+const (
+	recallHits  = 6
+	recallBytes = 4000
+	// syncWait bounds how long a search waits for the index to catch up
+	// with writes just made, so an operator finds what was just stored.
+	syncWait = 2 * time.Second
+)
+
+// openRecall opens the fleet's one recall index, following the shared store.
+func openRecall(ctx context.Context, file *config.File, db *memory.DB, dataDir string, opts Options) (*recall.Index, error) {
+	var emb embed.Embedder
+	for _, a := range file.Agents {
+		e := a.Memory.Embeddings
+		if e.BaseURL == "" {
+			continue
 		}
+		c, err := embed.New(embed.Config{BaseURL: e.BaseURL, Model: e.Model, APIKey: os.Getenv(e.APIKeyEnv), Dims: e.Dims})
+		if err != nil {
+			return nil, fmt.Errorf("agent %q: memory.embeddings: %w", a.Name, err)
+		}
+		emb = c
+		break
 	}
-	sortNewest(hits)
-	return hits[:min(limit, len(hits))], nil
+	return recall.Open(ctx, recall.Config{Source: db, Dir: filepath.Join(dataDir, "recall"), Embedder: emb, Logger: opts.Logger})
 }
 
-func matchesAll(have, want []string) bool {
-	set := make(map[string]bool, len(have))
-	for _, w := range have {
-		set[w] = true
-	}
-	for _, w := range want {
-		if !set[w] {
-			return false
+// search recalls records for text from the given namespaces, each of which
+// must be one the agent may read.
+func (a *Agent) search(ctx context.Context, text string, namespaces []string, kinds []memory.Kind, k int) ([]memory.Record, error) {
+	for _, ns := range namespaces {
+		if !a.mayRead(ns) {
+			return nil, fmt.Errorf("%w: %s may not read namespace %q (granted: %s)", memory.ErrDenied, a.cfg.Name, ns, strings.Join(a.cfg.Memory.Read, ", "))
 		}
 	}
-	return true
+	var hits []recall.Hit
+	for _, ns := range namespaces {
+		hs, err := a.fleet.recall.Search(ctx, recall.Query{Text: text, K: k, Filter: memory.Query{Namespace: ns, Kinds: kinds}})
+		if err != nil {
+			return nil, err
+		}
+		hits = append(hits, hs...)
+	}
+	slices.SortStableFunc(hits, func(x, y recall.Hit) int { return cmp.Compare(y.Score, x.Score) })
+	hits = slices.CompactFunc(hits, func(x, y recall.Hit) bool { return x.Record.ID == y.Record.ID })
+	out := make([]memory.Record, 0, min(k, len(hits)))
+	for _, h := range hits[:min(k, len(hits))] {
+		out = append(out, h.Record)
+	}
+	return out, nil
+}
+
+func (a *Agent) mayRead(ns string) bool {
+	return slices.ContainsFunc(a.cfg.Memory.Read, func(g string) bool { return memory.Within(ns, g) })
+}
+
+// syncRecall lets the index catch up with recent writes, briefly: a search
+// that cannot wait longer still answers from what is indexed.
+func (a *Agent) syncRecall(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, syncWait)
+	defer cancel()
+	if err := a.fleet.recall.Sync(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		a.log.Warn("recall sync", "err", err)
+	}
+}
+
+// recalled is the part of a turn's system prompt that carries memories
+// relevant to the input, within the recall budget. Audit records and the
+// agent's own recent turns (already in the conversation) are left out.
+func (a *Agent) recalled(ctx context.Context, in Input, recent map[string]bool) string {
+	if strings.TrimSpace(in.Text) == "" {
+		return ""
+	}
+	recs, err := a.search(ctx, in.Text, a.cfg.Memory.Read, nil, recallHits+len(recent))
+	if err != nil {
+		a.log.Warn("recall for turn", "err", err)
+		return ""
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range recs {
+		if r.Kind == memory.KindAudit || recent[r.ID] || n == recallHits {
+			continue
+		}
+		line := fmt.Sprintf("- [%s %s %s] %s\n", r.Time.UTC().Format(time.DateTime), r.Kind, r.Namespace, strings.ReplaceAll(r.Text, "\n", " "))
+		if b.Len()+len(line) > recallBytes {
+			break
+		}
+		b.WriteString(line)
+		n++
+	}
+	if n == 0 {
+		return ""
+	}
+	return "Memories that may be relevant (oldest facts may be superseded):\n" + b.String()
 }

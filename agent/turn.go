@@ -278,8 +278,6 @@ func (a *Agent) modelTools() []llm.ToolSpec {
 // compose builds the conversation for a turn: the persona, recent turns and
 // the new input.
 func (a *Agent) compose(ctx context.Context, in Input) []llm.Message {
-	system := a.systemPrompt()
-	msgs := []llm.Message{{Role: llm.RoleSystem, Content: system}}
 	var recent []memory.Record
 	for r, err := range a.mem.Query(ctx, memory.Query{Namespace: a.ns, Kinds: []memory.Kind{memory.KindTurn}, Limit: recentTurns}) {
 		if err != nil {
@@ -289,6 +287,15 @@ func (a *Agent) compose(ctx context.Context, in Input) []llm.Message {
 		recent = append(recent, r)
 	}
 	slices.Reverse(recent)
+	seen := make(map[string]bool, len(recent))
+	for _, r := range recent {
+		seen[r.ID] = true
+	}
+	system := a.systemPrompt()
+	if mem := a.recalled(ctx, in, seen); mem != "" {
+		system += "\n\n" + mem
+	}
+	msgs := []llm.Message{{Role: llm.RoleSystem, Content: system}}
 	for _, r := range recent {
 		var t turnRecord
 		if json.Unmarshal(r.Data, &t) != nil || t.EndedBy == "no_model" {

@@ -13,8 +13,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/depai/depai/agent/host"
@@ -63,13 +61,19 @@ func newInstance(cfg Config, spec host.LoadSpec) *instance {
 // proc is one running plugin process.
 type proc struct {
 	client *plugin.Client
-	conn   *grpc.ClientConn
+	conn   *grpc.ClientConn // go-plugin's connection: Init
+	calls  *callConn        // the call socket
 	run    *cmdRunner
 	// timeout is the start timeout this process was given.
 	timeout time.Duration
 }
 
-func (p *proc) kill() { p.client.Kill() }
+func (p *proc) kill() {
+	if p.calls != nil {
+		p.calls.close()
+	}
+	p.client.Kill()
+}
 
 // exitReason says how the process ended; valid after run.exited is closed.
 func (p *proc) exitReason() string {
@@ -96,9 +100,11 @@ func (in *instance) start(ctx context.Context) (*proc, wire.Manifest, error) {
 		SyncStderr:       newLineLogger(in.log.With("stream", "stderr"), slog.LevelInfo),
 		SyncStdout:       newLineLogger(in.log.With("stream", "stdout"), slog.LevelInfo),
 		Logger:           hclog.NewNullLogger(),
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(in.limits.MaxMessageBytes+envelope),
-			grpc.MaxCallSendMsgSize(in.limits.MaxMessageBytes+envelope))},
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithDefaultCallOptions(
+				grpc.MaxCallRecvMsgSize(in.limits.MaxMessageBytes+envelope),
+				grpc.MaxCallSendMsgSize(in.limits.MaxMessageBytes+envelope)),
+		},
 	})
 	m, err := in.handshake(ctx, p)
 	if err != nil {
@@ -148,11 +154,14 @@ func (in *instance) handshake(ctx context.Context, p *proc) (wire.Manifest, erro
 	if err := p.conn.Invoke(ictx, wire.ProcessInit, wrapperspb.Bytes(start), &out); err != nil {
 		return wire.Manifest{}, fmt.Errorf("init: %w", err)
 	}
-	var m wire.Manifest
-	if err := json.Unmarshal(out.GetValue(), &m); err != nil {
-		return wire.Manifest{}, fmt.Errorf("malformed manifest: %w", err)
+	var ready wire.ProcessReady
+	if err := json.Unmarshal(out.GetValue(), &ready); err != nil {
+		return wire.Manifest{}, fmt.Errorf("malformed init reply: %w", err)
 	}
-	return m, nil
+	if p.calls, err = dialCalls(ready.CallAddr, in.limits.MaxMessageBytes+envelope); err != nil {
+		return wire.Manifest{}, err
+	}
+	return ready.Manifest, nil
 }
 
 // install makes p the live process and watches it for a crash.
@@ -235,7 +244,7 @@ func (in *instance) live(ctx context.Context) (*proc, *wire.Error) {
 			return nil, &wire.Error{Code: wire.CodeUnavailable, Message: fmt.Sprintf("plugin %q is closed", in.spec.Name)}
 		case failed != nil:
 			return nil, &wire.Error{Code: wire.CodeUnavailable, Message: failed.Error()}
-		case p != nil && exitedWithin(p.run.exited, 0):
+		case p != nil && isDone(p.run.exited):
 			// Died since its last call; the watcher may not have seen it yet.
 			in.crashed(p, p.exitReason())
 			continue
@@ -277,11 +286,24 @@ func (in *instance) Call(ctx context.Context, call wire.Call) wire.Result {
 	if err != nil {
 		return result(wire.CodeInvalidArgument, false, "%s: payload is not valid JSON: %v", call.Method, err)
 	}
-	var out wrapperspb.BytesValue
-	if err := p.conn.Invoke(ctx, wire.ProcessCall, wrapperspb.Bytes(req), &out); err != nil {
-		return in.callError(ctx, p, call, err)
+	id, ch, err := p.calls.send(req)
+	if err != nil {
+		return in.lost(ctx, p, call)
 	}
-	res, err := decodeResult(out.GetValue())
+	var rep reply
+	select {
+	case rep = <-ch:
+	case <-ctx.Done():
+		p.calls.abandon(id)
+		return in.ctxResult(ctx, call, "running it")
+	}
+	switch {
+	case errors.Is(rep.err, wire.ErrFrameTooLarge):
+		return result(wire.CodeTooLarge, false, "plugin %q answered %s beyond the %d-byte limit", in.spec.Name, call.Method, in.limits.MaxMessageBytes)
+	case rep.err != nil:
+		return in.lost(ctx, p, call)
+	}
+	res, err := decodeResult(rep.body)
 	if err != nil {
 		return result(wire.CodeInternal, false, "plugin %q answered %s with a malformed envelope: %v", in.spec.Name, call.Method, err)
 	}
@@ -291,26 +313,19 @@ func (in *instance) Call(ctx context.Context, call wire.Call) wire.Result {
 	return res
 }
 
-// callError turns a failed gRPC call into a typed wire error.
-func (in *instance) callError(ctx context.Context, p *proc, call wire.Call, err error) wire.Result {
-	if ctx.Err() != nil {
-		return in.ctxResult(ctx, call, "running it")
+// lost is the result of a call whose socket broke: crashed when the
+// process is found dead, else unavailable.
+func (in *instance) lost(ctx context.Context, p *proc, call wire.Call) wire.Result {
+	t := time.NewTimer(crashSettle)
+	defer t.Stop()
+	select {
+	case <-p.run.exited:
+		in.crashed(p, p.exitReason())
+		return result(wire.CodeCrashed, true, "plugin %q died during %s (pid %d %s)", in.spec.Name, call.Method, p.run.pid, p.exitReason())
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	switch status.Code(err) {
-	case codes.ResourceExhausted:
-		return result(wire.CodeTooLarge, false, "plugin %q answered %s beyond the %d-byte limit: %v", in.spec.Name, call.Method, in.limits.MaxMessageBytes, status.Convert(err).Message())
-	case codes.Unavailable, codes.Canceled, codes.Internal, codes.Unknown:
-		t := time.NewTimer(crashSettle)
-		defer t.Stop()
-		select {
-		case <-p.run.exited:
-			in.crashed(p, p.exitReason())
-			return result(wire.CodeCrashed, true, "plugin %q died during %s (pid %d %s)", in.spec.Name, call.Method, p.run.pid, p.exitReason())
-		case <-t.C:
-		case <-ctx.Done():
-		}
-	}
-	return result(wire.CodeUnavailable, true, "plugin %q: %s: %v", in.spec.Name, call.Method, err)
+	return result(wire.CodeUnavailable, true, "plugin %q: %s: the plugin closed its call socket", in.spec.Name, call.Method)
 }
 
 func (in *instance) ctxResult(ctx context.Context, call wire.Call, doing string, args ...any) wire.Result {
@@ -341,6 +356,15 @@ func (in *instance) Close(context.Context) error {
 		p.kill()
 	}
 	return nil
+}
+
+func isDone(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // exitedWithin reports whether c is closed within d.

@@ -1,0 +1,319 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/wasm/wasmtest"
+	"github.com/depai/depai/memory"
+	"github.com/depai/depai/sdk/wire"
+)
+
+func TestMain(m *testing.M) { os.Exit(wasmtest.Run(m)) }
+
+const plugins = "../../examples/plugins/"
+
+// syncBuffer is a log sink the test can read while plugins write to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type emitted struct{ plugin, topic, payload string }
+
+// TestDispatcher drives every host method through the policy engine for a
+// loaded plugin, granted and not. The HTTP servers are real, on loopback.
+func TestDispatcher(t *testing.T) {
+	ctx := context.Background()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("hi there")) })
+	mux.HandleFunc("/big", func(w http.ResponseWriter, _ *http.Request) { w.Write(bytes.Repeat([]byte("x"), 10000)) })
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})
+	allowed := httptest.NewServer(mux)
+	defer allowed.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("secret stuff")) }))
+	defer other.Close()
+	mux.HandleFunc("/away", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, other.URL+"/x", http.StatusFound) })
+	mux.HandleFunc("/home", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/hello", http.StatusFound) })
+
+	var logs syncBuffer
+	var mu sync.Mutex
+	var events []emitted
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	h := wasmtest.NewHost(t, host.Config{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Emit: func(plugin, topic string, payload json.RawMessage) {
+			mu.Lock()
+			defer mu.Unlock()
+			events = append(events, emitted{plugin, topic, string(payload)})
+		},
+		Now: func() time.Time { return now },
+	})
+	srvHost := strings.TrimPrefix(allowed.URL, "http://")
+	_, err := h.Load(ctx, host.PluginSpec{
+		Name: "p", Path: wasmtest.Build(t, plugins+"hello"),
+		Grants: wire.Capabilities{
+			HTTP: []string{srvHost}, Emit: []string{"alerts"}, Config: []string{"region"},
+			Secrets: []string{"token"}, Clock: true,
+			MemoryRead: []string{"shared"}, MemoryWrite: []string{"shared/p"},
+		},
+		Config:  map[string]string{"region": "eu-1", "hidden": "x"},
+		Secrets: map[string]string{"token": "s3cr3t", "root": "nope"},
+		Limits:  host.Limits{MaxMessageBytes: 4096, CallTimeout: 300 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string // of the record memory.put stores
+	tests := []struct {
+		name, method, payload string
+		code                  string // expected error code, "" for success
+		want                  string // substring of the result or error message
+	}{
+		{"log", wire.HostLog, `{"level":"warn","msg":"from the plugin","attrs":{"k":1}}`, "", "{}"},
+		{"log bad", wire.HostLog, `{"level":`, wire.CodeInvalidArgument, "log: arguments"},
+		{"config", wire.HostConfig, `{"key":"region"}`, "", `{"value":"eu-1"}`},
+		{"config ungranted", wire.HostConfig, `{"key":"hidden"}`, wire.CodeDenied, `"hidden": not granted`},
+		{"secret", wire.HostSecret, `{"key":"token"}`, "", `{"value":"s3cr3t"}`},
+		{"secret ungranted", wire.HostSecret, `{"key":"root"}`, wire.CodeDenied, `"root"`},
+		{"clock", wire.HostClock, `{}`, "", `{"unix_nano":1795089600000000000}`},
+		{"emit", wire.HostEmit, `{"topic":"alerts","payload":{"level":2}}`, "", "{}"},
+		{"emit ungranted", wire.HostEmit, `{"topic":"billing"}`, wire.CodeDenied, `"billing"`},
+		{"fetch", wire.HostHTTPFetch, `{"url":"` + allowed.URL + `/hello"}`, "", `"body":"aGkgdGhlcmU="`},
+		{"fetch redirect within", wire.HostHTTPFetch, `{"url":"` + allowed.URL + `/home"}`, "", `"body":"aGkgdGhlcmU="`},
+		{"fetch other host", wire.HostHTTPFetch, `{"url":"` + other.URL + `/x"}`, wire.CodeDenied, "host not granted"},
+		{"fetch redirect away", wire.HostHTTPFetch, `{"url":"` + allowed.URL + `/away"}`, wire.CodeDenied, "redirect"},
+		{"fetch scheme", wire.HostHTTPFetch, `{"url":"file:///etc/passwd"}`, wire.CodeInvalidArgument, "absolute http(s) URL"},
+		{"fetch too big", wire.HostHTTPFetch, `{"url":"` + allowed.URL + `/big"}`, wire.CodeTooLarge, "4096"},
+		{"fetch slow", wire.HostHTTPFetch, `{"url":"` + allowed.URL + `/slow","timeout":100000000}`, wire.CodeTimeout, "no answer within 100ms"},
+		{"put", wire.HostMemoryPut, `{"records":[{"namespace":"shared/p/x","kind":"observation","text":"seen","author":"someone-else"}]}`, "", `"author":"p"`},
+		{"put ungranted", wire.HostMemoryPut, `{"records":[{"namespace":"shared","kind":"observation","text":"x"}]}`, wire.CodeDenied, `"shared"`},
+		{"put audit", wire.HostMemoryPut, `{"records":[{"namespace":"shared/p","kind":"audit","text":"forged"}]}`, wire.CodeDenied, "audit"},
+		{"query", wire.HostMemoryQuery, `{"namespace":"shared"}`, "", `"text":"seen"`},
+		{"query ungranted", wire.HostMemoryQuery, `{"namespace":"private"}`, wire.CodeDenied, `"private"`},
+		{"query no namespace", wire.HostMemoryQuery, `{}`, wire.CodeInvalidArgument, "namespace is required"},
+		{"pay", wire.HostPayQuote, `{}`, wire.CodeDenied, "payment not granted"},
+		{"unknown", "teleport", `{}`, wire.CodeNotFound, `"teleport"`},
+	}
+	denials := 0
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, werr := h.HostCall(ctx, "p", tt.method, []byte(tt.payload))
+			if tt.code == "" {
+				if werr != nil || !strings.Contains(string(out), tt.want) {
+					t.Fatalf("= %s, %v; want a result containing %s", out, werr, tt.want)
+				}
+				if tt.method == wire.HostMemoryPut {
+					var recs wire.MemoryRecords
+					_ = json.Unmarshal(out, &recs)
+					id = recs.Records[0].ID
+				}
+				return
+			}
+			if werr == nil || werr.Code != tt.code || !strings.Contains(werr.Message, tt.want) {
+				t.Fatalf("= %s, %v; want code %s saying %q", out, werr, tt.code, tt.want)
+			}
+			if tt.code == wire.CodeDenied {
+				denials++
+			}
+		})
+	}
+	if out, werr := h.HostCall(ctx, "p", wire.HostMemoryGet, []byte(`{"id":"`+id+`"}`)); werr != nil || !strings.Contains(string(out), `"text":"seen"`) {
+		t.Errorf("memory.get = %s, %v", out, werr)
+	}
+	if _, werr := h.HostCall(ctx, "ghost", wire.HostLog, []byte(`{}`)); werr == nil || werr.Code != wire.CodeUnavailable {
+		t.Errorf("host call for a plugin that is not loaded: %v", werr)
+	}
+	mu.Lock()
+	if len(events) != 1 || events[0] != (emitted{"p", "alerts", `{"level":2}`}) {
+		t.Errorf("emitted = %+v", events)
+	}
+	mu.Unlock()
+	// Every denial is an audit log line and an audit record.
+	if n := strings.Count(logs.String(), "plugin capability denied"); n != denials {
+		t.Errorf("%d audit log lines for %d denials\n%s", n, denials, logs.String())
+	}
+	if !strings.Contains(logs.String(), "from the plugin") || !strings.Contains(logs.String(), "plugin=p") {
+		t.Errorf("the plugin's log line is missing or untagged:\n%s", logs.String())
+	}
+}
+
+func TestAuditRecords(t *testing.T) {
+	ctx := context.Background()
+	store, err := memory.Open(ctx, memory.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	h := wasmtest.NewHost(t, host.Config{Store: store})
+	if _, err := h.Load(ctx, host.PluginSpec{Name: "p", Path: wasmtest.Build(t, plugins+"hello")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ method, payload string }{
+		{wire.HostSecret, `{"key":"k"}`},
+		{wire.HostMemoryQuery, `{"namespace":"x"}`},
+	} {
+		if _, werr := h.HostCall(ctx, "p", c.method, []byte(c.payload)); werr == nil || werr.Code != wire.CodeDenied {
+			t.Fatalf("%s: %v; want denied", c.method, werr)
+		}
+	}
+	n := 0
+	for r, err := range store.Query(ctx, memory.Query{Namespace: "audit", Kinds: []memory.Kind{memory.KindAudit}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Author != "p" {
+			t.Errorf("audit record by %q: %+v", r.Author, r)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Errorf("%d audit records for 2 denials", n)
+	}
+}
+
+func TestLoadRefusals(t *testing.T) {
+	ctx := context.Background()
+	h := wasmtest.NewHost(t, host.Config{})
+	hello := wasmtest.Build(t, plugins+"hello")
+	b, err := os.ReadFile(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	junk := filepath.Join(t.TempDir(), "junk")
+	if err := os.WriteFile(junk, []byte(`{"not":"a plugin"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(t.TempDir(), "exe")
+	if err := os.WriteFile(exe, []byte("\x7fELF...."), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		spec host.PluginSpec
+		want string
+	}{
+		{"not granted", host.PluginSpec{Path: wasmtest.Build(t, plugins+"notes"), Grants: wire.Capabilities{MemoryRead: []string{"notes"}}},
+			`requests capabilities that are not granted: memory_write "notes"`},
+		{"pin", host.PluginSpec{Path: hello, SHA256: strings.Repeat("0", 64)}, "has SHA-256 " + hex.EncodeToString(sum[:]) + " but the config pins 000"},
+		{"junk", host.PluginSpec{Path: junk}, "neither a WASM module nor a native executable"},
+		{"no transport", host.PluginSpec{Path: exe}, "no process transport configured"},
+		{"kind mismatch", host.PluginSpec{Path: hello, Kind: host.KindProcess}, "the config says kind process but"},
+		{"missing", host.PluginSpec{Path: filepath.Join(t.TempDir(), "nope.wasm")}, "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.spec.Name = "bad"
+			_, err := h.Load(ctx, tt.spec)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), `plugin "bad"`) {
+				t.Fatalf("Load = %v; want an error naming the plugin and saying %q", err, tt.want)
+			}
+			if len(h.Plugins()) != 0 {
+				t.Fatal("a refused plugin is listed")
+			}
+		})
+	}
+	if _, err := h.Load(ctx, host.PluginSpec{Name: "pinned", Path: hello, SHA256: strings.ToUpper(hex.EncodeToString(sum[:]))}); err != nil {
+		t.Fatalf("correctly pinned: %v", err)
+	}
+	if _, err := h.Load(ctx, host.PluginSpec{Name: "pinned", Path: hello}); err == nil || !strings.Contains(err.Error(), "already loaded") {
+		t.Fatalf("second load under one name: %v", err)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	readings := make(chan string, 100)
+	h := wasmtest.NewHost(t, host.Config{OnReading: func(plugin, sensor string, payload json.RawMessage, err error) {
+		if err != nil {
+			readings <- err.Error()
+			return
+		}
+		select {
+		case readings <- plugin + " " + sensor + " " + string(payload):
+		default:
+		}
+	}})
+	p, err := h.Load(ctx, host.PluginSpec{Name: "c", Path: wasmtest.Build(t, plugins+"chaos")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := <-readings, <-readings
+	if first != `c chaos.tick {"n":1}` || second != `c chaos.tick {"n":2}` {
+		t.Fatalf("readings %q, %q", first, second)
+	}
+	if ps := h.Plugins(); len(ps) != 1 || ps[0] != p {
+		t.Fatalf("Plugins = %v", ps)
+	}
+	p2, err := h.Reload(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.Plugin("c"); got != p2 || p2 == p {
+		t.Fatal("Reload did not swap the plugin in")
+	}
+	// The old plugin is closed; the new one serves.
+	if _, err := p.Tools()[0].Call(ctx, json.RawMessage(`{"text":"x"}`)); err == nil {
+		t.Error("the old plugin still answers after reload")
+	}
+	echo := toolNamed(t, p2, "chaos.echo")
+	if out, err := echo.Call(ctx, json.RawMessage(`{"text":"x"}`)); err != nil || string(out) != `{"text":"x"}` {
+		t.Fatalf("echo after reload = %s, %v", out, err)
+	}
+	if err := h.Unload(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unload(ctx, "c"); err == nil {
+		t.Error("second Unload succeeded")
+	}
+	if len(h.Plugins()) != 0 {
+		t.Error("unloaded plugin is listed")
+	}
+	if _, werr := h.HostCall(ctx, "c", wire.HostLog, []byte(`{}`)); werr == nil {
+		t.Error("an unloaded plugin can still call the host")
+	}
+}
+
+func toolNamed(t *testing.T, p *host.Plugin, name string) interface {
+	Call(context.Context, json.RawMessage) (json.RawMessage, error)
+} {
+	t.Helper()
+	for _, tl := range p.Tools() {
+		if tl.Spec().Name == name {
+			return tl
+		}
+	}
+	t.Fatalf("no tool %s", name)
+	return nil
+}
