@@ -3,6 +3,7 @@
 //	depai run FILE [--data DIR] [--addr HOST:PORT] [--chat]
 //	depai chat [--addr HOST:PORT] [--agent NAME] [--data DIR]
 //	depai memory get|export|import|stats [--data DIR]
+//	depai plugin new|build|inspect|test
 //	depai version
 //
 // The data directory holds the fleet's memory and the operator token. It is,
@@ -55,9 +56,7 @@ the config's data_dir, else $XDG_STATE_HOME/depai (~/.local/state/depai).`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newRunCmd(), newChatCmd(), newMemoryCmd(), newVersionCmd())
-	// The plugin command (cmd/depai/plugin.go, in progress) is registered
-	// here once it builds: root.AddCommand(newPluginCmd()).
+	root.AddCommand(newRunCmd(), newChatCmd(), newMemoryCmd(), newPluginCmd(), newVersionCmd())
 	return root
 }
 
