@@ -240,7 +240,7 @@ func (db *DB) prepare(txn *badger.Txn, r *request, seq uint64, now time.Time, ne
 			if uid, err = ulid.ParseStrict(rec.ID); err != nil {
 				return nil, nil, fmt.Errorf("%w: record %d: id %q is not a ULID: %v", ErrInvalid, i, rec.ID, err)
 			}
-			if _, err := txn.Get(kv.IDKey(uid)); err == nil {
+			if _, err := lookupID(txn, uid); err == nil {
 				r.skipped[i] = true
 				continue
 			} else if !errors.Is(err, badger.ErrKeyNotFound) {
@@ -251,14 +251,10 @@ func (db *DB) prepare(txn *badger.Txn, r *request, seq uint64, now time.Time, ne
 				rec.Seq = seq + 1
 			}
 		default:
-			u, err := ulid.New(ulid.Timestamp(now), db.entropy)
-			if err != nil {
-				return nil, nil, fmt.Errorf("new id: %w", err)
-			}
-			uid = u
-			rec.ID = u.String()
-			rec.Recorded = now
 			rec.Seq = seq + 1
+			uid = newID(now, rec.Seq, uint16(db.entropy.Uint64()))
+			rec.ID = uid.String()
+			rec.Recorded = now
 			if rec.Time.IsZero() {
 				rec.Time = rec.Recorded
 			}
@@ -302,7 +298,9 @@ func (db *DB) prepare(txn *badger.Txn, r *request, seq uint64, now time.Time, ne
 			entry(kv.FactKey(rec.Namespace, rec.Key), kv.SeqValue(rec.Seq))
 		}
 		entry(kv.RecordKey(rec.Seq), val)
-		entry(kv.IDKey(uid), kv.SeqValue(rec.Seq))
+		if r.op == opImport {
+			entry(kv.IDKey(uid), kv.SeqValue(rec.Seq))
+		}
 		entry(kv.WithSeq(kv.NamespacePrefix(rec.Namespace), rec.Seq), nil)
 		entry(kv.WithSeq(kv.FieldPrefix(rec.Namespace, kv.FieldKind, string(rec.Kind)), rec.Seq), nil)
 		if rec.Author != "" {

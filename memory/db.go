@@ -2,13 +2,13 @@ package memory
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -95,7 +95,7 @@ type DB struct {
 	statfs  func(dir string) (free int64, err error)
 
 	// owned by the committer goroutine
-	entropy io.Reader
+	entropy *rand.PCG
 }
 
 var (
@@ -155,7 +155,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		watchers: make(map[*watcher]struct{}),
 		minFree:  cfg.MinFreeBytes,
 		statfs:   freeBytes,
-		entropy:  ulid.Monotonic(rand.Reader, 0),
+		entropy:  rand.NewPCG(uint64(time.Now().UnixNano()), 0x9E3779B97F4A7C15),
 	}
 	if err := db.load(fresh); err != nil {
 		bdb.Close()
@@ -458,20 +458,8 @@ func (db *DB) Get(ctx context.Context, id string) (Record, error) {
 	defer db.inflight.Done()
 	var rec Record
 	err = db.bdb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(kv.IDKey(uid))
-		if err != nil {
-			return err
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		seq, err := kv.Seq(v)
-		if err != nil {
-			return err
-		}
-		rec, err = readRecord(txn, seq)
-		if err != nil {
+		var err error
+		if rec, err = lookupID(txn, uid); err != nil {
 			return err
 		}
 		return annotateFact(txn, &rec)
@@ -585,6 +573,43 @@ func decodeRecord(seq uint64, v []byte) (Record, error) {
 		r.Embedding = &Embedding{Model: model, Vector: vec}
 	}
 	return r, nil
+}
+
+// newID makes the ULID of the record with Seq seq: the millisecond time,
+// then seq (8 bytes big-endian), then 2 random bytes. So IDs sort by
+// Recorded and Seq alike, and Get finds a record from its ID without an ID
+// index. Imported records keep IDs made elsewhere; they get an index entry.
+func newID(now time.Time, seq uint64, rnd uint16) ulid.ULID {
+	var id ulid.ULID
+	_ = id.SetTime(ulid.Timestamp(now)) // fails only after the year 10889
+	binary.BigEndian.PutUint64(id[6:14], seq)
+	binary.BigEndian.PutUint16(id[14:16], rnd)
+	return id
+}
+
+// lookupID finds a record by ID: first at the Seq its ID carries, then in
+// the index of imported IDs. It returns badger.ErrKeyNotFound if neither has it.
+func lookupID(txn *badger.Txn, id ulid.ULID) (Record, error) {
+	rec, err := readRecord(txn, binary.BigEndian.Uint64(id[6:14]))
+	if err == nil && rec.ID == id.String() {
+		return rec, nil
+	}
+	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		return Record{}, err
+	}
+	item, err := txn.Get(kv.IDKey(id))
+	if err != nil {
+		return Record{}, err
+	}
+	var seq uint64
+	if err := item.Value(func(v []byte) error {
+		var err error
+		seq, err = kv.Seq(v)
+		return err
+	}); err != nil {
+		return Record{}, err
+	}
+	return readRecord(txn, seq)
 }
 
 func readRecord(txn *badger.Txn, seq uint64) (Record, error) {

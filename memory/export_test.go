@@ -109,6 +109,10 @@ func TestExportImportRoundTrip(t *testing.T) {
 			if got[i].ID != want[i].ID {
 				t.Fatalf("record %d: %s, want %s (file order kept)", i, got[i].ID, want[i].ID)
 			}
+			// The imported IDs carry Seqs that other records hold here.
+			if rec, err := other.Get(ctx, want[i].ID); err != nil || rec.Text != want[i].Text {
+				t.Fatalf("Get(imported %s) = %q, %v; want %q", want[i].ID, rec.Text, err, want[i].Text)
+			}
 		}
 	})
 }

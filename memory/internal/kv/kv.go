@@ -3,7 +3,8 @@
 // Keys (seq is 8 bytes big-endian, so byte order is commit order):
 //
 //	r seq                          → record value (see AppendValue)
-//	i ulid(16)                     → seq: Get by ID
+//	i ulid(16)                     → seq: Get by ID, for imported records (a
+//	                                 stored record's own ID carries its seq)
 //	n ns 0 seq                     → -: records of one namespace
 //	x ns 0 field value 0 seq       → -: field is 'k' kind, 'a' author, 't' tag, 'y' key
 //	f ns 0 key                     → seq: the current version of a fact
