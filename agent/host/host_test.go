@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -106,7 +107,7 @@ func TestDispatcher(t *testing.T) {
 		{"config ungranted", wire.HostConfig, `{"key":"hidden"}`, wire.CodeDenied, `"hidden": not granted`},
 		{"secret", wire.HostSecret, `{"key":"token"}`, "", `{"value":"s3cr3t"}`},
 		{"secret ungranted", wire.HostSecret, `{"key":"root"}`, wire.CodeDenied, `"root"`},
-		{"clock", wire.HostClock, `{}`, "", `{"unix_nano":1795089600000000000}`},
+		{"clock", wire.HostClock, `{}`, "", fmt.Sprintf(`{"unix_nano":%d}`, now.UnixNano())},
 		{"emit", wire.HostEmit, `{"topic":"alerts","payload":{"level":2}}`, "", "{}"},
 		{"emit ungranted", wire.HostEmit, `{"topic":"billing"}`, wire.CodeDenied, `"billing"`},
 		{"fetch", wire.HostHTTPFetch, `{"url":"` + allowed.URL + `/hello"}`, "", `"body":"aGkgdGhlcmU="`},

@@ -65,7 +65,9 @@ func TestWASM(t *testing.T) {
 	}
 	tools := map[string]func(string) (json.RawMessage, error){}
 	for _, tl := range p.Tools() {
-		tools[tl.Spec().Name] = func(args string) (json.RawMessage, error) { return tl.Call(context.Background(), json.RawMessage(args)) }
+		tools[tl.Spec().Name] = func(args string) (json.RawMessage, error) {
+			return tl.Call(context.Background(), json.RawMessage(args))
+		}
 	}
 	if _, err := tools["notes.add"](`{"text":"battery at 20%","tags":["power"]}`); err != nil {
 		t.Fatal(err)
