@@ -5,12 +5,14 @@
 package native
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,6 +27,9 @@ import (
 	"github.com/depai/depai/sdk/internal/registry"
 	"github.com/depai/depai/sdk/wire"
 )
+
+// envelope is room for the JSON envelope around a payload at the limit.
+const envelope = 64 << 10
 
 // ErrNotHosted is returned by Serve when the binary was started by hand
 // rather than by a depai host.
@@ -89,10 +94,6 @@ func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.Clien
 type server struct {
 	reg    *registry.Registry
 	broker *plugin.GRPCBroker
-
-	mu    sync.Mutex
-	start wire.ProcessStart
-	host  *hostCaller
 }
 
 func (s *server) init(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
@@ -107,33 +108,125 @@ func (s *server) init(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb
 	if err != nil {
 		return nil, fmt.Errorf("native: connect to the host's broker: %w", err)
 	}
-	s.mu.Lock()
-	s.start = st
-	s.host = &hostCaller{conn: conn, max: st.MaxMessageBytes}
-	s.mu.Unlock()
-	b, err := json.Marshal(s.reg.Manifest())
+	ln, path, err := listenUnix()
+	if err != nil {
+		return nil, fmt.Errorf("native: call socket: %w", err)
+	}
+	c := &calls{srv: s, st: st, host: &hostCaller{conn: conn, max: st.MaxMessageBytes}, cancels: map[uint64]context.CancelFunc{}}
+	go c.serve(ln, path)
+	b, err := json.Marshal(wire.ProcessReady{Manifest: s.reg.Manifest(), CallAddr: path})
 	if err != nil {
 		return nil, fmt.Errorf("native: encode manifest: %w", err)
 	}
 	return wrapperspb.Bytes(b), nil
 }
 
-func (s *server) call(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
-	s.mu.Lock()
-	st, hc := s.start, s.host
-	s.mu.Unlock()
-	var res wire.Result
-	var call wire.Call
-	if err := json.Unmarshal(in.GetValue(), &call); err != nil {
-		res.Error = wire.Errorf(wire.CodeInvalidArgument, "plugin %q: malformed call envelope: %v", st.Plugin, err)
-	} else {
-		res = s.dispatch(ctx, st, hc, call)
+// listenUnix listens on a fresh socket in go-plugin's socket directory (a
+// private temporary directory when the host set one) or the temp dir.
+func listenUnix() (net.Listener, string, error) {
+	f, err := os.CreateTemp(os.Getenv("PLUGIN_UNIX_SOCKET_DIR"), "depai-calls")
+	if err != nil {
+		return nil, "", err
 	}
+	path := f.Name()
+	f.Close()
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, "", err
+	}
+	return ln, path, nil
+}
+
+// calls serves call frames on the socket from Init: each call runs in its
+// own goroutine and writes its result frame when done.
+type calls struct {
+	srv  *server
+	st   wire.ProcessStart
+	host *hostCaller
+
+	wmu  sync.Mutex // one frame at a time on conn
+	conn net.Conn
+
+	mu      sync.Mutex
+	cancels map[uint64]context.CancelFunc
+}
+
+func (c *calls) serve(ln net.Listener, path string) {
+	conn, err := ln.Accept()
+	ln.Close()
+	os.Remove(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "depai plugin %q: call socket: %v\n", c.st.Plugin, err)
+		os.Exit(4)
+	}
+	c.conn = conn
+	r := bufio.NewReaderSize(conn, 64<<10)
+	max := c.st.MaxMessageBytes + envelope
+	if c.st.MaxMessageBytes <= 0 {
+		max = math.MaxInt32
+	}
+	for {
+		kind, id, body, err := wire.ReadFrame(r, max)
+		switch {
+		case errors.Is(err, wire.ErrFrameTooLarge):
+			c.reply(id, wire.Result{Error: wire.Errorf(wire.CodeTooLarge, "call envelope: %v", err)})
+			continue
+		case err != nil:
+			// The host closed the socket or died: nothing is left to serve.
+			os.Exit(0)
+		}
+		switch kind {
+		case wire.FrameCall:
+			go c.run(id, body)
+		case wire.FrameCancel:
+			c.mu.Lock()
+			cancel := c.cancels[id]
+			c.mu.Unlock()
+			if cancel != nil {
+				cancel()
+			}
+		}
+	}
+}
+
+func (c *calls) run(id uint64, body []byte) {
+	var call wire.Call
+	if err := json.Unmarshal(body, &call); err != nil {
+		c.reply(id, wire.Result{Error: wire.Errorf(wire.CodeInvalidArgument, "plugin %q: malformed call envelope: %v", c.st.Plugin, err)})
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if call.Deadline != 0 {
+		ctx, cancel = context.WithDeadline(context.Background(), time.Unix(0, call.Deadline))
+	}
+	c.mu.Lock()
+	c.cancels[id] = cancel
+	c.mu.Unlock()
+	res := c.srv.dispatch(ctx, c.st, c.host, call)
+	c.mu.Lock()
+	delete(c.cancels, id)
+	c.mu.Unlock()
+	cancel()
+	c.reply(id, res)
+}
+
+func (c *calls) reply(id uint64, res wire.Result) {
 	b, err := json.Marshal(res)
 	if err != nil {
-		return nil, fmt.Errorf("native: encode result of %s: %w", call.Method, err)
+		b, _ = json.Marshal(wire.Result{Error: wire.Errorf(wire.CodeInternal, "encode result: %v", err)})
 	}
-	return wrapperspb.Bytes(b), nil
+	frame := wire.AppendFrame(make([]byte, 0, 13+len(b)), wire.FrameResult, id, b)
+	c.wmu.Lock()
+	_, err = c.conn.Write(frame)
+	c.wmu.Unlock()
+	if err != nil {
+		os.Exit(0)
+	}
 }
 
 // dispatch runs one call and polices what the handler returns, so the host
@@ -217,7 +310,6 @@ func (h *hostCaller) HostCall(ctx context.Context, method string, payload []byte
 // Service is the plugin side of wire.ProcessService.
 type service interface {
 	init(context.Context, *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error)
-	call(context.Context, *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error)
 }
 
 var serviceDesc = grpc.ServiceDesc{
@@ -225,7 +317,6 @@ var serviceDesc = grpc.ServiceDesc{
 	HandlerType: (*service)(nil),
 	Methods: []grpc.MethodDesc{
 		{MethodName: "Init", Handler: unary(service.init, wire.ProcessInit)},
-		{MethodName: "Call", Handler: unary(service.call, wire.ProcessCall)},
 	},
 	Metadata: "depai/sdk/wire/process.go",
 }
