@@ -36,7 +36,7 @@ const maxGroup = 2048
 
 // commitLoop is the single writer. It takes every request that is waiting,
 // assigns Seqs in order, writes them in one badger transaction, and syncs
-// once: group commit. Close stops it after the queue drains.
+// once: group commit. Close stops it once no write is in flight.
 func (db *DB) commitLoop() {
 	defer close(db.stopped)
 	batch := make([]*request, 0, 64)
@@ -45,7 +45,7 @@ func (db *DB) commitLoop() {
 		select {
 		case r := <-db.reqs:
 			batch = append(batch, r)
-		case <-db.quit:
+		case <-db.stop:
 			// Close waited for every submitter; commit what they left.
 			for {
 				select {

@@ -71,14 +71,16 @@ type DB struct {
 	maxRec int
 
 	reqs    chan *request
-	quit    chan struct{} // closed by Close: stops the committer, GC and watchers
+	quit    chan struct{} // closed by Close: ends reads, watches, GC and trim
+	stop    chan struct{} // closed by Close once no write is in flight: stops the committer
 	stopped chan struct{} // closed when the committer has exited
 
-	// closeMu guards closed; Put and Query hold it shared while they register
-	// with inflight, so Close waits for every operation that started.
-	closeMu  sync.RWMutex
-	closed   bool
-	inflight sync.WaitGroup
+	// closeMu guards closed; operations hold it shared while they register
+	// with writes or reads, so Close waits for every operation that started.
+	closeMu sync.RWMutex
+	closed  bool
+	writes  sync.WaitGroup // Put, PutFact, Import: the committer outlives them
+	reads   sync.WaitGroup
 	bg       sync.WaitGroup // GC goroutine
 
 	lastSeq atomic.Uint64
@@ -150,6 +152,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		maxRec:   cfg.MaxRecordBytes,
 		reqs:     make(chan *request, 1024),
 		quit:     make(chan struct{}),
+		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 		ns:       make(map[string]struct{}),
 		watchers: make(map[*watcher]struct{}),
@@ -410,10 +413,10 @@ func (db *DB) submit(ctx context.Context, r *request) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memory: put: %w", err)
 	}
-	if !db.enter() {
+	if !db.enter(&db.writes) {
 		return nil, fmt.Errorf("memory: put: %w", ErrClosed)
 	}
-	defer db.inflight.Done()
+	defer db.writes.Done()
 	r.done = make(chan error, 1)
 	select {
 	case db.reqs <- r:
@@ -432,14 +435,14 @@ func (db *DB) submit(ctx context.Context, r *request) ([]Record, error) {
 	}
 }
 
-// enter registers an operation unless the store is closed.
-func (db *DB) enter() bool {
+// enter registers an operation in wg unless the store is closed.
+func (db *DB) enter(wg *sync.WaitGroup) bool {
 	db.closeMu.RLock()
 	defer db.closeMu.RUnlock()
 	if db.closed {
 		return false
 	}
-	db.inflight.Add(1)
+	wg.Add(1)
 	return true
 }
 
@@ -452,10 +455,10 @@ func (db *DB) Get(ctx context.Context, id string) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, fmt.Errorf("memory: get %s: %w", id, err)
 	}
-	if !db.enter() {
+	if !db.enter(&db.reads) {
 		return Record{}, fmt.Errorf("memory: get %s: %w", id, ErrClosed)
 	}
-	defer db.inflight.Done()
+	defer db.reads.Done()
 	var rec Record
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		var err error
@@ -485,8 +488,10 @@ func (db *DB) Close() error {
 	db.closed = true
 	db.closeMu.Unlock()
 	close(db.quit)
-	db.inflight.Wait()
+	db.writes.Wait()
+	close(db.stop)
 	<-db.stopped
+	db.reads.Wait()
 	db.bg.Wait()
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("memory: close %s: %w", db.cfg.Dir, err)

@@ -225,10 +225,10 @@ type Stats struct {
 
 // Stats counts records per namespace with a key-only index scan.
 func (db *DB) Stats(ctx context.Context) (Stats, error) {
-	if !db.enter() {
+	if !db.enter(&db.reads) {
 		return Stats{}, fmt.Errorf("memory: stats: %w", ErrClosed)
 	}
-	defer db.inflight.Done()
+	defer db.reads.Done()
 	st := Stats{Dir: db.cfg.Dir, LastSeq: db.LastSeq(), Namespaces: map[string]int{}}
 	var err error
 	if st.DiskBytes, err = diskUsage(db.cfg.Dir); err != nil {

@@ -34,10 +34,10 @@ func (db *DB) Fact(ctx context.Context, namespace, key string) (Record, error) {
 	if err := CheckNamespace(namespace); err != nil {
 		return Record{}, fmt.Errorf("memory: fact: %w", err)
 	}
-	if !db.enter() {
+	if !db.enter(&db.reads) {
 		return Record{}, fmt.Errorf("memory: fact: %w", ErrClosed)
 	}
-	defer db.inflight.Done()
+	defer db.reads.Done()
 	var rec Record
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		seq, err := currentFact(txn, namespace, key)

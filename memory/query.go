@@ -27,11 +27,11 @@ func (db *DB) Query(ctx context.Context, q Query) iter.Seq2[Record, error] {
 			yield(Record{}, fmt.Errorf("memory: %w", err))
 			return
 		}
-		if !db.enter() {
+		if !db.enter(&db.reads) {
 			yield(Record{}, fmt.Errorf("memory: query: %w", ErrClosed))
 			return
 		}
-		defer db.inflight.Done()
+		defer db.reads.Done()
 		db.query(ctx, q, yield)
 	}
 }
