@@ -29,10 +29,11 @@ func (p *partition) add(doc uint32, v []float32) uint32 {
 	defer p.mu.Unlock()
 	p.vecs = append(p.vecs, v...)
 	p.docs = append(p.docs, doc)
+	pos := uint32(len(p.docs) - 1)
 	if p.graph != nil {
-		p.graph.Add()
+		p.graph.Add(pos)
 	}
-	return uint32(len(p.docs) - 1)
+	return pos
 }
 
 // build links the partition's vectors into a new graph without blocking
@@ -43,14 +44,14 @@ func (p *partition) build(ctx context.Context, cfg hnsw.Config) {
 	for ctx.Err() == nil {
 		p.mu.RLock()
 		if g.Len() < len(p.docs) {
-			g.Add()
+			g.Add(uint32(g.Len()))
 			p.mu.RUnlock()
 			continue
 		}
 		p.mu.RUnlock()
 		p.mu.Lock()
 		for g.Len() < len(p.docs) {
-			g.Add()
+			g.Add(uint32(g.Len()))
 		}
 		p.graph, p.building = g, false
 		p.mu.Unlock()

@@ -9,6 +9,8 @@ import (
 	"math"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/depai/depai/memory/recall/internal/hnsw"
 )
 
 func docKey(prefix []byte, n uint32) []byte {
@@ -84,7 +86,7 @@ func (x *Index) load(ctx context.Context) error {
 		if model != "" {
 			x.log.Info("recall: embedding model changed; re-embedding", "from", model, "to", x.emb.Model(), "records", len(x.docs))
 		}
-		if err := x.db.DropPrefix(prefVec); err != nil {
+		if err := x.db.DropPrefix(prefVec, prefGraph, prefGraphMeta); err != nil {
 			return fmt.Errorf("drop vectors of %s: %w", model, err)
 		}
 		if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyModel, []byte(x.emb.Model())) }); err != nil {
@@ -114,6 +116,9 @@ func (x *Index) load(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+		}
+		if err := x.loadGraphs(txn); err != nil {
+			return err
 		}
 		// Every document with text and no vector is queued; the text is read
 		// from the Source when its turn comes.
@@ -263,4 +268,110 @@ func decodeVector(b []byte) (id, model string, v []float32, err error) {
 		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
 	return id, model, v, nil
+}
+
+// graphChunk bounds one stored piece of a saved graph; badger keeps values
+// in its value log and large ones are best split.
+const graphChunk = 1 << 20
+
+// saveGraphs stores each partition's HNSW graph, with document numbers as
+// IDs, so the next open need not rebuild it. Called by Close once nothing
+// else runs; the graphs are not used afterwards.
+func (x *Index) saveGraphs() error {
+	if err := x.db.DropPrefix(prefGraph, prefGraphMeta); err != nil {
+		return fmt.Errorf("save graphs: %w", err)
+	}
+	wb := x.db.NewWriteBatch()
+	defer wb.Cancel()
+	for ns, p := range x.parts {
+		if p.graph == nil {
+			continue
+		}
+		if err := p.graph.RemapIDs(func(pos uint32) (uint32, bool) { return p.docs[pos], true }); err != nil {
+			return err
+		}
+		data, err := p.graph.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		chunks := uint32(0)
+		for ; len(data) > 0; chunks++ {
+			n := min(len(data), graphChunk)
+			k := binary.BigEndian.AppendUint32(append(append(bytes.Clone(prefGraph), ns...), 0), chunks)
+			if err := wb.Set(k, data[:n]); err != nil {
+				return fmt.Errorf("save graph of %q: %w", ns, err)
+			}
+			data = data[n:]
+		}
+		if err := wb.Set(append(bytes.Clone(prefGraphMeta), ns...), binary.BigEndian.AppendUint32(nil, chunks)); err != nil {
+			return fmt.Errorf("save graph of %q: %w", ns, err)
+		}
+	}
+	return wb.Flush()
+}
+
+// loadGraphs restores saved graphs whose documents all still have their
+// vectors, links any newer vectors into them, and leaves the rest to be
+// rebuilt in the background. Called during load.
+func (x *Index) loadGraphs(txn *badger.Txn) error {
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: prefGraphMeta})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		ns := string(it.Item().Key()[len(prefGraphMeta):])
+		p := x.parts[ns]
+		if p == nil {
+			continue
+		}
+		var data []byte
+		err := it.Item().Value(func(b []byte) error {
+			if len(b) != 4 {
+				return fmt.Errorf("%w: graph meta of %q", errShort, ns)
+			}
+			for c := range binary.BigEndian.Uint32(b) {
+				item, err := txn.Get(binary.BigEndian.AppendUint32(append(append(bytes.Clone(prefGraph), ns...), 0), c))
+				if err != nil {
+					return fmt.Errorf("graph of %q, chunk %d: %w", ns, c, err)
+				}
+				if err := item.Value(func(v []byte) error { data = append(data, v...); return nil }); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			err = x.restoreGraph(p, ns, data)
+		}
+		if err != nil {
+			x.log.Warn("recall: saved graph unusable; rebuilding", "namespace", ns, "err", err)
+		}
+	}
+	return nil
+}
+
+// restoreGraph installs a saved graph in p, mapping its document numbers to
+// p's positions, and links the vectors it lacks. Called during load.
+func (x *Index) restoreGraph(p *partition, ns string, data []byte) error {
+	g, err := hnsw.Load(x.hcfg, p.vecAt, data)
+	if err != nil {
+		return err
+	}
+	nsID := x.strs.ids[ns]
+	covered := make([]bool, len(p.docs))
+	err = g.RemapIDs(func(d uint32) (uint32, bool) {
+		if int(d) >= len(x.docs) || !x.docs[d].vec || x.docs[d].ns != nsID || covered[x.docs[d].pos] {
+			return 0, false
+		}
+		covered[x.docs[d].pos] = true
+		return x.docs[d].pos, true
+	})
+	if err != nil {
+		return err
+	}
+	for pos, ok := range covered {
+		if !ok {
+			g.Add(uint32(pos))
+		}
+	}
+	p.graph = g
+	return nil
 }

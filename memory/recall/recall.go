@@ -14,10 +14,12 @@
 //     the BM25 postings in blocks of 4096 documents (a checkpoint rewrites
 //     only changed blocks), and every vector as raw little-endian float32
 //     with its model and dimensions;
-//   - rebuilt on open: the vector partitions are loaded from their stored
-//     vectors, and an HNSW graph is built in the background for each
-//     namespace above Config.ExactBelow vectors; until it is ready, that
-//     namespace is searched by exact scan, so results are never missing.
+//   - saved by Close: each namespace's HNSW graph (links only, by document
+//     number), so a clean restart loads it instead of rebuilding it;
+//   - rebuilt on open: the vector partitions, from their stored vectors;
+//     and, after a crash or for a namespace newly above Config.ExactBelow,
+//     the HNSW graph, in the background; until it is ready that namespace
+//     is searched by exact scan, so results are never missing.
 //
 // Records committed after the last checkpoint are read again from the Store.
 package recall
@@ -181,6 +183,9 @@ var (
 	prefDoc   = []byte("d/")       // + docnum BE32 -> doc
 	prefPost  = []byte("p/")       // + term + 0 + block BE32 -> postings block
 	prefVec   = []byte("v/")       // + docnum BE32 -> id, model, dims, float32 LE
+	// + namespace + 0 + chunk BE32 -> a piece of a saved HNSW graph
+	prefGraph     = []byte("g/")
+	prefGraphMeta = []byte("gm/") // + namespace -> number of chunks BE32
 )
 
 // Open opens or creates the index in cfg.Dir, loads what it persisted, and
@@ -317,6 +322,9 @@ func (x *Index) Close() error {
 	x.wg.Wait()
 	x.mu.Lock()
 	err := x.checkpoint()
+	if err == nil && x.emb != nil {
+		err = x.saveGraphs()
+	}
 	x.mu.Unlock()
 	if cerr := x.db.Close(); err == nil {
 		err = cerr

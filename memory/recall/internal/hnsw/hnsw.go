@@ -3,8 +3,9 @@
 // vectors by cosine similarity. It is our own because the HNSW module the Go
 // proxy serves here has a recall bug.
 //
-// The graph does not own vectors: it reads them through a function, so the
-// caller keeps one copy for both exact scans and the graph. A Graph is not
+// The graph does not own vectors: it reads them through a function, by the
+// caller's ID, so the caller keeps one copy for both exact scans and the
+// graph, and may add its vectors to the graph in any order. A Graph is not
 // safe for concurrent use on its own; callers serialize Insert against
 // Search (many concurrent Searches are fine).
 package hnsw
@@ -31,7 +32,9 @@ type Graph struct {
 	vec      func(uint32) []float32
 	ml       float64
 	rng      *rand.Rand
+	src      *rand.PCG    // rng's source
 	links    [][][]uint32 // links[node][layer]
+	ext      []uint32     // node -> caller's ID
 	entry    uint32
 	maxLayer int
 	visited  sync.Pool // *visitSet
@@ -51,11 +54,13 @@ func New(cfg Config, vec func(uint32) []float32) *Graph {
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
 	}
+	src := rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)
 	return &Graph{
 		cfg: cfg,
 		vec: vec,
 		ml:  1 / math.Log(float64(cfg.M)),
-		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		rng: rand.New(src),
+		src: src,
 	}
 }
 
@@ -84,19 +89,19 @@ func (g *Graph) getVisited() *visitSet {
 	return v
 }
 
-// Add links the vector at position Len() into the graph and returns that
-// position; the vector function must already return it.
-func (g *Graph) Add() uint32 {
+// Add links the caller's vector ext into the graph.
+func (g *Graph) Add(ext uint32) {
 	id := uint32(len(g.links))
+	g.ext = append(g.ext, ext)
 	level := int(-math.Log(1-g.rng.Float64()) * g.ml)
 	level = min(level, 16)
 	node := make([][]uint32, level+1)
 	g.links = append(g.links, node)
 	if id == 0 {
 		g.entry, g.maxLayer = 0, level
-		return id
+		return
 	}
-	q := g.vec(id)
+	q := g.vecOf(id)
 	ep := g.entry
 	epDist := g.dist(q, ep)
 	for l := g.maxLayer; l > level; l-- {
@@ -125,8 +130,9 @@ func (g *Graph) Add() uint32 {
 	if level > g.maxLayer {
 		g.entry, g.maxLayer = id, level
 	}
-	return id
 }
+
+func (g *Graph) vecOf(node uint32) []float32 { return g.vec(g.ext[node]) }
 
 // link adds a back-link from n to id on layer l, pruning n's list to maxN
 // with the neighbour-selection heuristic when it overflows.
@@ -136,7 +142,7 @@ func (g *Graph) link(n, id uint32, l, maxN int) {
 		g.links[n][l] = append(nl, id)
 		return
 	}
-	v := g.vec(n)
+	v := g.vecOf(n)
 	cands := make([]item, 0, len(nl)+1)
 	cands = append(cands, item{id, g.distVec(v, id)})
 	for _, x := range nl {
@@ -151,9 +157,9 @@ type item struct {
 	d  float32 // distance: 1 - cosine similarity
 }
 
-func (g *Graph) dist(q []float32, id uint32) float32 { return 1 - vecscan.Dot(q, g.vec(id)) }
+func (g *Graph) dist(q []float32, id uint32) float32 { return 1 - vecscan.Dot(q, g.vecOf(id)) }
 
-func (g *Graph) distVec(v []float32, id uint32) float32 { return 1 - vecscan.Dot(v, g.vec(id)) }
+func (g *Graph) distVec(v []float32, id uint32) float32 { return 1 - vecscan.Dot(v, g.vecOf(id)) }
 
 // greedy walks layer l to the closest node to q.
 func (g *Graph) greedy(q []float32, ep uint32, epDist float32, l int) (uint32, float32) {
@@ -169,14 +175,14 @@ func (g *Graph) greedy(q []float32, ep uint32, epDist float32, l int) (uint32, f
 }
 
 // searchLayer returns up to ef nodes closest to q on layer l, nearest first.
-// keep, when not nil, limits which nodes may be returned; every node is
+// keep, when not nil, limits by caller's ID which nodes may be returned; every node is
 // still traversed, so a filter does not disconnect the graph.
 func (g *Graph) searchLayer(q []float32, ep uint32, epDist float32, ef, l int, vs *visitSet, keep func(uint32) bool) []item {
 	vs.mark[ep] = vs.gen
 	var cand minHeap
 	var res maxHeap
 	cand.push(item{ep, epDist})
-	if keep == nil || keep(ep) {
+	if keep == nil || keep(g.ext[ep]) {
 		res.push(item{ep, epDist})
 	}
 	for len(cand) > 0 {
@@ -192,7 +198,7 @@ func (g *Graph) searchLayer(q []float32, ep uint32, epDist float32, ef, l int, v
 			d := g.dist(q, n)
 			if len(res) < ef || d < res[0].d {
 				cand.push(item{n, d})
-				if keep == nil || keep(n) {
+				if keep == nil || keep(g.ext[n]) {
 					res.push(item{n, d})
 					if len(res) > ef {
 						res.pop()
@@ -221,7 +227,7 @@ func (g *Graph) selectNeighborsInto(out []uint32, cands []item, m int) []uint32 
 		if len(kept) >= m {
 			break
 		}
-		cv := g.vec(c.id)
+		cv := g.vecOf(c.id)
 		good := true
 		for _, k := range kept {
 			if g.distVec(cv, k.id) < c.d {
@@ -258,8 +264,8 @@ func (g *Graph) selectNeighborsInto(out []uint32, cands []item, m int) []uint32 
 }
 
 // Search returns up to k nodes most similar to q, best first, searching with
-// a candidate list of max(ef, k) (ef 0: Config.EfSearch). keep, when not nil,
-// limits which nodes may be returned.
+// a candidate list of max(ef, k) (ef 0: Config.EfSearch). Results carry the
+// caller's IDs; keep, when not nil, limits which IDs may be returned.
 func (g *Graph) Search(q []float32, k, ef int, keep func(uint32) bool) []vecscan.Result {
 	if len(g.links) == 0 || k <= 0 {
 		return nil
@@ -281,7 +287,7 @@ func (g *Graph) Search(q []float32, k, ef int, keep func(uint32) bool) []vecscan
 	}
 	out := make([]vecscan.Result, len(items))
 	for i, it := range items {
-		out[i] = vecscan.Result{ID: it.id, Score: 1 - it.d}
+		out[i] = vecscan.Result{ID: g.ext[it.id], Score: 1 - it.d}
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package hnsw
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -15,7 +16,7 @@ import (
 func build(vecs []float32, dims int, cfg Config) *Graph {
 	g := New(cfg, func(i uint32) []float32 { return vecs[int(i)*dims : (int(i)+1)*dims] })
 	for n := len(vecs) / dims; g.Len() < n; {
-		g.Add()
+		g.Add(uint32(g.Len()))
 	}
 	return g
 }
@@ -59,6 +60,60 @@ func TestRecallClustered(t *testing.T) {
 	if r := recallAt(g, vecs, q[:50*dims], dims, 10, 0, third); r < 0.95 {
 		t.Fatalf("filtered recall@10 = %.3f, want >= 0.95", r)
 	}
+}
+
+// TestAddOrderAndSaveLoad adds vectors out of order, saves and loads the
+// graph, keeps adding, and checks answers against an exact scan.
+func TestAddOrderAndSaveLoad(t *testing.T) {
+	const n, dims = 2000, 32
+	vecs := synth.Clustered(n, dims, 20, 0.1, 3)
+	vec := func(i uint32) []float32 { return vecs[int(i)*dims : (int(i)+1)*dims] }
+	g := New(Config{}, vec)
+	for i := n/2 - 1; i >= 0; i-- { // first half, backwards
+		g.Add(uint32(i))
+	}
+	data, err := g.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := Load(Config{}, vec, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := n / 2; i < n; i++ {
+		h.Add(uint32(i))
+	}
+	q := perturb(vecs, dims, 100, 0.3, 4)
+	if r := recallAt(h, vecs, q, dims, 10, 0, nil); r < 0.95 {
+		t.Fatalf("recall@10 after load and more adds = %.3f", r)
+	}
+	for _, bad := range [][]byte{nil, data[:len(data)/2], append(append([]byte(nil), data...), 0)} {
+		if _, err := Load(Config{}, vec, bad); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("Load(%d bytes) err = %v, want ErrCorrupt", len(bad), err)
+		}
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	vecs := synth.Clustered(50, 8, 3, 0.1, 3)
+	vec := func(i uint32) []float32 { return vecs[int(i%50)*8 : int(i%50+1)*8] }
+	g := New(Config{M: 4}, vec)
+	for i := range 50 {
+		g.Add(uint32(i))
+	}
+	data, _ := g.MarshalBinary()
+	f.Add(data)
+	f.Add([]byte{1, 0, 0, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := Load(Config{M: 4}, vec, data)
+		if err != nil {
+			return
+		}
+		// A graph that loads must answer and take more vectors without panicking.
+		h.Search(vecs[:8], 5, 0, nil)
+		h.Add(7)
+		h.Search(vecs[8:16], 5, 0, nil)
+	})
 }
 
 func TestSmallAndEmpty(t *testing.T) {
@@ -136,8 +191,8 @@ func perturb(vecs []float32, dims, m int, noise float64, seed uint64) []float32 
 func ExampleNew() {
 	vecs := []float32{1, 0, 0, 1}
 	g := New(Config{M: 8}, func(i uint32) []float32 { return vecs[i*2 : i*2+2] })
-	g.Add()
-	g.Add()
+	g.Add(0)
+	g.Add(1)
 	fmt.Println(g.Search([]float32{0, 1}, 1, 0, nil)[0].ID)
 	// Output: 1
 }
