@@ -226,7 +226,7 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		WithValueThreshold(1 << 20)
 	db, err := badger.Open(opts)
 	if err != nil {
-		return nil, fmt.Errorf("recall: open %s: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("recall: open %s: %w (if it is corrupt, remove it: the index is rebuilt from the store)", cfg.Dir, err)
 	}
 	x := &Index{
 		cfg:   cfg,
@@ -243,7 +243,7 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		x.cancel()
 		x.wg.Wait()
 		db.Close()
-		return nil, fmt.Errorf("recall: open %s: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("recall: open %s: %w (the index is derived from the store: remove the directory to rebuild it)", cfg.Dir, err)
 	}
 	recs := make(chan memory.Record, 4096)
 	x.wg.Go(func() { x.watch(recs) })

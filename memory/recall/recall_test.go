@@ -424,3 +424,76 @@ func ExampleOpen() {
 	// bm25 only (no embeddings endpoint configured)
 	// 1 battery low at dock 3
 }
+
+// TestConcurrentSearchDuringIngest searches while records stream in and are
+// embedded; run with -race.
+func TestConcurrentSearchDuringIngest(t *testing.T) {
+	dir := t.TempDir()
+	srv := embedtest.New(16)
+	defer srv.Close()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1"), ExactBelow: 50, CheckpointEvery: 40})
+	defer x.Close()
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := x.Search(context.Background(), recall.Query{Text: "reading sensor", Filter: memory.Query{Namespace: "fleet"}}); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		var recs []memory.Record
+		for j := 0; j < 10; j++ {
+			recs = append(recs, memory.Record{Namespace: "fleet/a", Kind: memory.KindReading, Text: fmt.Sprintf("sensor reading %d batch %d", j, i)})
+		}
+		put(t, db, recs...)
+	}
+	sync(t, x)
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if s := x.Stats(); s.Docs != 200 || s.Vectors != 200 {
+		t.Fatalf("Stats = %+v", s)
+	}
+	waitGraphs(t, x, 1)
+	hits := search(t, x, recall.Query{Text: "sensor reading 7 batch 13", K: 1})
+	if len(hits) != 1 || hits[0].Record.Text != "sensor reading 7 batch 13" {
+		t.Fatalf("hits %q", texts(hits))
+	}
+}
+
+func TestCorruptIndexDir(t *testing.T) {
+	dir := t.TempDir()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	idx := filepath.Join(dir, "recall")
+	if err := os.MkdirAll(idx, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(idx, "MANIFEST"), []byte("not a manifest"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := recall.Open(context.Background(), recall.Config{Source: db, Dir: idx})
+	if err == nil || !strings.Contains(err.Error(), "remove it") {
+		t.Fatalf("Open on a corrupt dir: %v, want an error saying to remove it", err)
+	}
+	// The store is untouched and a fresh index directory works.
+	put(t, db, corpus[0])
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall2")})
+	defer x.Close()
+	sync(t, x)
+	if hits := search(t, x, recall.Query{Text: "battery"}); len(hits) != 1 {
+		t.Fatalf("hits %q", texts(hits))
+	}
+}
