@@ -226,7 +226,7 @@ func TestFullDisk(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cmd := exec.Command(unshare, "-rm", "sh", "-c",
-		`mount -t tmpfs -o size=160m tmpfs "$1" && exec "$2" -test.run='^TestFullDisk$' -test.v`, "sh", dir, os.Args[0])
+		`mount -t tmpfs -o size=72m tmpfs "$1" && exec "$2" -test.run='^TestFullDisk$' -test.v`, "sh", dir, os.Args[0])
 	cmd.Env = append(os.Environ(), fullDiskEnv+"="+dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -256,7 +256,7 @@ func fullDiskChild(t *testing.T, dir string) {
 			acked = append(acked, r.ID)
 		}
 		if len(acked) > 200_000 {
-			t.Fatal("the 160 MB disk never filled")
+			t.Fatal("the 72 MB disk never filled")
 		}
 	}
 	if !errors.Is(putErr, memory.ErrDiskFull) {

@@ -135,12 +135,12 @@ func TestLimits(t *testing.T) {
 		t.Errorf("Put of 5000 bytes with a 4096 limit = %v", err)
 	}
 	// A Put too big for one transaction fails whole, and the store goes on.
-	big := make([]memory.Record, 40000)
+	big := make([]memory.Record, 3000)
 	for i := range big {
 		big[i] = memory.Record{Namespace: "shared", Kind: memory.KindMessage, Text: strings.Repeat("y", 2000)}
 	}
 	if _, err := db.Put(ctx, big...); !errors.Is(err, memory.ErrTooLarge) {
-		t.Errorf("Put of 80 MB at once = %v, want ErrTooLarge", err)
+		t.Errorf("Put of 6 MB at once = %v, want ErrTooLarge", err)
 	}
 	recs, err := db.Put(ctx, memory.Record{Namespace: "shared", Kind: memory.KindMessage, Text: "fine"})
 	if err != nil || recs[0].Seq != 1 {
