@@ -170,6 +170,17 @@ func BenchmarkSearch384(b *testing.B) {
 	b.ReportMetric(rec, "recall@10")
 	b.ReportMetric(buildTime.Seconds(), "build-s")
 	b.Logf("n=%d dims=%d clusters=%d build=%s recall@10=%.4f", n, dims, clusters, buildTime, rec)
+	// The recall/latency trade-off, for choosing EfSearch.
+	for _, ef := range []int{64, 100, 160, 256} {
+		var l []time.Duration
+		for i := 0; i < nq; i++ {
+			t0 := time.Now()
+			g.Search(queries[i*dims:(i+1)*dims], k, ef, nil)
+			l = append(l, time.Since(t0))
+		}
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+		b.Logf("ef=%d recall@10=%.4f p50=%s p99=%s", ef, recallAt(g, vecs, queries[:100*dims], dims, k, ef, nil), l[len(l)/2], l[len(l)*99/100])
+	}
 }
 
 // perturb returns m vectors near randomly chosen rows of vecs.
