@@ -131,14 +131,3 @@ func containsAll(s string, parts ...string) bool {
 	}
 	return true
 }
-
-// denyAll is a Dispatcher that grants only log: enough to show that a
-// plugin's host calls reach the dispatcher and that its verdict is final.
-type denyAll struct{}
-
-func (denyAll) HostCall(_ context.Context, plugin, method string, payload []byte) ([]byte, *wire.Error) {
-	if method == wire.HostLog {
-		return []byte(`{}`), nil
-	}
-	return nil, wire.Errorf(wire.CodeDenied, "plugin %q was not granted %s", plugin, method)
-}

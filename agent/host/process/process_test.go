@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -115,18 +117,50 @@ func TestOutputGoesToLogWithPluginName(t *testing.T) {
 	rec.waitFor(t, "garbage on stdout {{{", "plugin=noisy", "stream=stdout")
 }
 
-func TestHostCallsGoThroughDispatcher(t *testing.T) {
-	in := load(t, testConfig(newRecorder()), host.LoadSpec{Host: denyAll{}})
-	res := call(t, in, "host", map[string]any{"method": wire.HostLog, "payload": map[string]string{"msg": "hi"}})
-	if res.Error != nil || string(res.Payload) != `{}` {
-		t.Fatalf("granted log = %s, %v", res.Payload, res.Error)
+// TestHostCallsGoThroughThePolicyEngine loads the plugin through the
+// agent's real host, whose dispatcher enforces the grants.
+func TestHostCallsGoThroughThePolicyEngine(t *testing.T) {
+	h := host.New(host.Config{
+		Transports: map[string]host.Transport{host.KindProcess: New(testConfig(newRecorder()))},
+		Logger:     slog.New(newRecorder()),
+	})
+	defer h.Close(context.Background())
+	p, err := h.Load(context.Background(), host.PluginSpec{Name: "chaos", Path: chaosPlugin, Grants: wire.Capabilities{Emit: []string{"chaos"}, Clock: true}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	res = call(t, in, "host", map[string]any{"method": wire.HostSecret, "payload": map[string]string{"name": "wallet"}})
-	if res.Error == nil || res.Error.Code != wire.CodeDenied || !strings.Contains(res.Error.Message, `"chaos" was not granted secret`) {
-		t.Fatalf("ungranted secret = %s, %+v; want denied", res.Payload, res.Error)
+	var hostTool tool.Tool
+	for _, tl := range p.Tools() {
+		if tl.Spec().Name == "host" {
+			hostTool = tl
+		}
 	}
-	noHost := load(t, testConfig(newRecorder()), host.LoadSpec{})
-	res = call(t, noHost, "host", map[string]any{"method": wire.HostClock})
+	if hostTool == nil {
+		t.Fatal("no host tool")
+	}
+	hostCall := func(method string, payload any) (json.RawMessage, error) {
+		b, _ := json.Marshal(map[string]any{"method": method, "payload": payload})
+		return hostTool.Call(context.Background(), b)
+	}
+	out, err := hostCall(wire.HostClock, nil)
+	var clock wire.Clock
+	if err != nil || json.Unmarshal(out, &clock) != nil || clock.UnixNano == 0 {
+		t.Fatalf("granted clock = %s, %v", out, err)
+	}
+	_, err = hostCall(wire.HostSecret, wire.KeyArgs{Key: "wallet"})
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeDenied {
+		t.Fatalf("ungranted secret: %v; want denied", err)
+	}
+	_, err = hostCall(wire.HostEmit, wire.EmitArgs{Topic: "elsewhere", Payload: json.RawMessage(`{}`)})
+	if !errors.As(err, &we) || we.Code != wire.CodeDenied {
+		t.Fatalf("emit on an ungranted topic: %v; want denied", err)
+	}
+}
+
+func TestHostCallWithoutDispatcherIsDenied(t *testing.T) {
+	in := load(t, testConfig(newRecorder()), host.LoadSpec{})
+	res := call(t, in, "host", map[string]any{"method": wire.HostClock})
 	if res.Error == nil || res.Error.Code != wire.CodeDenied {
 		t.Fatalf("host call without a dispatcher: %+v; want denied", res.Error)
 	}
