@@ -16,53 +16,26 @@ import (
 
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/wasm"
+	"github.com/depai/depai/agent/host/wasm/internal/wasmbuild"
 	"github.com/depai/depai/agent/host/wasm/wasmtest"
 	"github.com/depai/depai/agent/tool"
-	"github.com/depai/depai/memory"
 	"github.com/depai/depai/sdk/wire"
 )
 
-// cacheDir is shared by the tests of this binary so each module is
-// compiled once.
-var cacheDir string
-
-func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "depai-wasm-cache-")
-	if err != nil {
-		panic(err)
-	}
-	cacheDir = d
-	code := wasmtest.Run(m)
-	os.RemoveAll(d)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(wasmtest.Run(m)) }
 
 const plugins = "../../../examples/plugins/"
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // newHost returns a real host with the WASM transport and a badger store.
-func newHost(t testing.TB) (*host.Host, *wasm.Transport) {
+func newHost(t testing.TB) *host.Host {
 	t.Helper()
-	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := memory.Open(context.Background(), memory.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := host.New(host.Config{Transports: map[string]host.Transport{host.KindWASM: tr}, Store: store, Logger: quiet})
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if err := h.Close(ctx); err != nil {
-			t.Error(err)
-		}
-		_ = tr.Close(ctx)
-		_ = store.Close()
-	})
-	return h, tr
+	return wasmtest.NewHost(t, host.Config{Logger: quiet})
 }
+
+// cacheDir is the compilation cache shared by this test binary.
+func cacheDir(t testing.TB) string { return filepath.Join(wasmbuild.Dir(t), "cache") }
 
 func call(t testing.TB, tl tool.Tool, args string) (string, *wire.Error) {
 	t.Helper()
@@ -94,7 +67,7 @@ func toolOf(t testing.TB, p *host.Plugin, name string) tool.Tool {
 }
 
 func TestHello(t *testing.T) {
-	h, _ := newHost(t)
+	h := newHost(t)
 	p, err := h.Load(context.Background(), host.PluginSpec{Name: "hello", Path: wasmtest.Build(t, plugins+"hello")})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +104,7 @@ func TestHello(t *testing.T) {
 // TestGuestValidates calls the instance directly, bypassing the host's
 // schema check, so the SDK's own validation answers.
 func TestGuestValidates(t *testing.T) {
-	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir, Logger: quiet})
+	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir(t), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +149,7 @@ func TestBadModules(t *testing.T) {
 		{"noexports", wasmtest.Build(t, "testdata/noexports"), "lacks the exports [abi_version alloc call describe]"},
 		{"badabi", wasmtest.Build(t, "testdata/badabi"), "speaks plugin ABI 99; this agent speaks ABI 1"},
 	}
-	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir, Logger: quiet})
+	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir(t), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +165,7 @@ func TestBadModules(t *testing.T) {
 }
 
 func TestMalformedResults(t *testing.T) {
-	h, _ := newHost(t)
+	h := newHost(t)
 	p, err := h.Load(context.Background(), host.PluginSpec{Name: "raw", Path: wasmtest.Build(t, "testdata/raw"), Limits: host.Limits{Concurrency: 1}})
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +187,7 @@ func TestMalformedResults(t *testing.T) {
 // second plugin serves calls in a loop. Each bad call must come back with
 // its typed error — not hang — and the good calls must all succeed.
 func TestChaos(t *testing.T) {
-	h, _ := newHost(t)
+	h := newHost(t)
 	ctx := context.Background()
 	chaos, err := h.Load(ctx, host.PluginSpec{
 		Name: "chaos", Path: wasmtest.Build(t, plugins+"chaos"),

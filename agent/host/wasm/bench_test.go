@@ -1,0 +1,169 @@
+package wasm
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/wasm/internal/wasmbuild"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// capture is a host.Transport that remembers the last WASM plugin it
+// loaded, so benchmarks can reach the pool behind a host.Plugin.
+type capture struct {
+	*Transport
+	last *plugin
+}
+
+func (c *capture) Load(ctx context.Context, spec host.LoadSpec) (host.Instance, error) {
+	inst, err := c.Transport.Load(ctx, spec)
+	if err == nil {
+		c.last = inst.(*plugin)
+	}
+	return inst, err
+}
+
+// benchPlugin loads a plugin package through a real host and returns both
+// views of it.
+func benchPlugin(b *testing.B, pkg string, grants wire.Capabilities) (*host.Plugin, *plugin) {
+	b.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tr, err := New(Config{CacheDir: filepath.Join(wasmbuild.Dir(b), "cache"), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &capture{Transport: tr}
+	h := host.New(host.Config{Transports: map[string]host.Transport{host.KindWASM: c}, Logger: quiet})
+	p, err := h.Load(context.Background(), host.PluginSpec{Name: filepath.Base(pkg), Path: wasmbuild.Build(b, pkg), Grants: grants})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = h.Close(context.Background())
+		_ = tr.Close(context.Background())
+	})
+	return p, c.last
+}
+
+// echo100 is a 100-byte JSON document, the same in and out.
+var echo100 = json.RawMessage(`{"text":"the quick brown fox jumps over the lazy dog twice","count":7,"tags":["alpha","beta","gam"]}`)
+
+// BenchmarkCall measures one call with 100 B of JSON in and out:
+//   - raw: a guest that answers without the SDK (the transport's floor);
+//   - sdk: chaos.echo through the SDK (decode In, encode Out) — the
+//     instance call the host makes after validating;
+//   - tool: the same through host.Plugin's tool, with the host's schema
+//     validation of input and output.
+func BenchmarkCall(b *testing.B) {
+	if len(echo100) != 100 {
+		b.Fatalf("echo100 is %d bytes", len(echo100))
+	}
+	ctx := context.Background()
+	b.Run("raw", func(b *testing.B) {
+		_, p := benchPlugin(b, "testdata/raw", wire.Capabilities{})
+		c := wire.Call{Method: "raw.ok", Payload: echo100, Checked: true}
+		for b.Loop() {
+			if r := p.Call(ctx, c); r.Error != nil {
+				b.Fatal(r.Error)
+			}
+		}
+	})
+	hp, p := benchPlugin(b, "../../../examples/plugins/chaos", wire.Capabilities{})
+	b.Run("sdk", func(b *testing.B) {
+		c := wire.Call{Method: "chaos.echo", Payload: echo100, Checked: true}
+		for b.Loop() {
+			if r := p.Call(ctx, c); r.Error != nil || len(r.Payload) != 100 {
+				b.Fatal(r.Error, string(r.Payload))
+			}
+		}
+	})
+	b.Run("tool", func(b *testing.B) {
+		var echo interface {
+			Call(context.Context, json.RawMessage) (json.RawMessage, error)
+		}
+		for _, t := range hp.Tools() {
+			if t.Spec().Name == "chaos.echo" {
+				echo = t
+			}
+		}
+		for b.Loop() {
+			if _, err := echo.Call(ctx, echo100); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkHostCall measures one guest→host call (host_call "clock",
+// granted, through the policy dispatcher), 1000 per wasm call.
+func BenchmarkHostCall(b *testing.B) {
+	const per = 1000
+	_, p := benchPlugin(b, "testdata/raw", wire.Capabilities{Clock: true})
+	c := wire.Call{Method: "raw.hostcalls", Payload: json.RawMessage(strconv.Itoa(per))}
+	ctx := context.Background()
+	for b.Loop() {
+		if r := p.Call(ctx, c); r.Error != nil || string(r.Payload) != strconv.Itoa(per) {
+			b.Fatal(r.Error, string(r.Payload))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*per), "ns/hostcall")
+}
+
+// BenchmarkNewInstance measures starting an instance from the compiled
+// module (the Go runtime's and the plugin's init included) and reports its
+// linear memory.
+func BenchmarkNewInstance(b *testing.B) {
+	for _, pkg := range []string{"../../../examples/plugins/hello", "../../../examples/plugins/chaos"} {
+		b.Run(filepath.Base(pkg), func(b *testing.B) {
+			_, p := benchPlugin(b, pkg, wire.Capabilities{})
+			ctx := context.Background()
+			var mem uint32
+			for b.Loop() {
+				inst, err := p.newInstance(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				mem = inst.mem.Size()
+				_ = inst.mod.Close(ctx)
+			}
+			b.ReportMetric(float64(mem), "linear-bytes/instance")
+		})
+	}
+}
+
+// BenchmarkStartFromCache measures a cold agent starting a plugin whose
+// machine code is in the file cache: new transport, load (compile from
+// cache, first instance, describe) and close.
+func BenchmarkStartFromCache(b *testing.B) {
+	path := wasmbuild.Build(b, "../../../examples/plugins/hello")
+	dir := filepath.Join(b.TempDir(), "cache")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := host.New(host.Config{Logger: quiet})
+	ctx := context.Background()
+	start := func() {
+		tr, err := New(Config{CacheDir: dir, Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		inst, err := tr.Load(ctx, host.LoadSpec{Name: "hello", Path: path, Host: h})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := inst.Call(ctx, wire.Call{Method: "hello.greet", Payload: json.RawMessage(`{"name":"x"}`)}); r.Error != nil || !strings.Contains(string(r.Payload), "Hello") {
+			b.Fatal(r.Error)
+		}
+		_ = inst.Close(ctx)
+		_ = tr.Close(ctx)
+	}
+	start() // fill the cache
+	for b.Loop() {
+		start()
+	}
+}
