@@ -32,7 +32,7 @@ func describe() uint64 {
 		`{"name":"raw.badptr","description":"result outside memory"},` +
 		`{"name":"raw.empty","description":"empty result"},` +
 		`{"name":"raw.badcall","description":"host_call with a range outside memory"},` +
-		`{"name":"raw.hostcalls","description":"calls clock on the host as often as the payload says"},`+
+		`{"name":"raw.hostcalls","description":"calls clock on the host as often as the payload says"},` +
 		`{"name":"raw.ok","description":"a good answer"}],"requests":{}}`))
 }
 
