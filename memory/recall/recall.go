@@ -76,7 +76,11 @@ type Config struct {
 type Query struct {
 	Text   string       // required
 	Filter memory.Query // applied first; Limit and Ascending must be zero (use K)
-	K      int          // hits wanted; 0: 10, at most 1000
+	// Within, when set, limits hits to these namespaces and those below
+	// them (any of), on top of Filter: an agent passes the namespaces its
+	// config grants it.
+	Within []string
+	K      int // hits wanted; 0: 10, at most 1000
 }
 
 // Hit is one recalled record. Score is the fused RRF score; the ranks are
@@ -707,11 +711,11 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	}
 
 	x.mu.RLock()
-	keep := x.filter(q.Filter, time.Now())
+	keep, nsOK := x.filter(q.Filter, q.Within, time.Now())
 	lex := x.text.Search(bm25.ParseQuery(q.Text), depth, keep)
 	var sem []vecscan.Result
 	if qv != nil {
-		sem = x.searchVectors(qv, q.Filter.Namespace, depth, keep)
+		sem = x.searchVectors(qv, nsOK, depth, keep)
 	}
 	lists := [][]uint32{ids(lex), ids(sem)}
 	fused := rrf.Fuse(lists...)
@@ -750,11 +754,12 @@ func ids(rs []vecscan.Result) []uint32 {
 	return out
 }
 
-// searchVectors searches every partition under namespace. Called with x.mu held.
-func (x *Index) searchVectors(q []float32, namespace string, k int, keep func(uint32) bool) []vecscan.Result {
+// searchVectors searches every partition whose namespace nsOK admits (nil:
+// all). Called with x.mu held.
+func (x *Index) searchVectors(q []float32, nsOK []bool, k int, keep func(uint32) bool) []vecscan.Result {
 	top := vecscan.NewTopK(k)
 	for ns, p := range x.parts {
-		if !underNamespace(ns, namespace) {
+		if nsOK != nil && !nsOK[x.strs.ids[ns]] {
 			continue
 		}
 		for _, r := range p.search(q, k, keep, x.hcfg.EfSearch) {
@@ -768,15 +773,18 @@ func underNamespace(ns, prefix string) bool {
 	return prefix == "" || ns == prefix || (strings.HasPrefix(ns, prefix) && ns[len(prefix)] == '/')
 }
 
-// filter compiles f into a predicate on document numbers, or nil when it
-// selects everything. Called with x.mu held.
-func (x *Index) filter(f memory.Query, now time.Time) func(uint32) bool {
+// filter compiles f and within into a predicate on document numbers, and
+// the namespaces they admit by interned ID (nil: all). Called with x.mu held.
+func (x *Index) filter(f memory.Query, within []string, now time.Time) (keep func(uint32) bool, nsOK []bool) {
 	nowNs := now.UnixNano()
-	var nsOK []bool // by interned id
-	if f.Namespace != "" {
+	if f.Namespace != "" || len(within) > 0 {
 		nsOK = make([]bool, len(x.strs.strs))
 		for id, s := range x.strs.strs {
-			nsOK[id] = underNamespace(s, f.Namespace)
+			ok := s != "" && underNamespace(s, f.Namespace)
+			if ok && len(within) > 0 {
+				ok = slices.ContainsFunc(within, func(w string) bool { return w != "" && underNamespace(s, w) })
+			}
+			nsOK[id] = ok
 		}
 	}
 	var kinds []uint32
@@ -787,7 +795,7 @@ func (x *Index) filter(f memory.Query, now time.Time) func(uint32) bool {
 	}
 	none := func(uint32) bool { return false }
 	if len(f.Kinds) > 0 && len(kinds) == 0 {
-		return none
+		return none, nsOK
 	}
 	exact := func(s string) (uint32, bool) {
 		if s == "" {
@@ -805,7 +813,7 @@ func (x *Index) filter(f memory.Query, now time.Time) func(uint32) bool {
 		tags = append(tags, id)
 	}
 	if !ok1 || !ok2 || !ok3 {
-		return none
+		return none, nsOK
 	}
 	var since, until int64 = math.MinInt64, math.MaxInt64
 	if !f.Since.IsZero() {
@@ -836,5 +844,5 @@ func (x *Index) filter(f memory.Query, now time.Time) func(uint32) bool {
 			}
 		}
 		return true
-	}
+	}, nsOK
 }

@@ -137,21 +137,24 @@ func TestFilters(t *testing.T) {
 	tests := []struct {
 		name   string
 		filter memory.Query
+		within []string
 		want   []string // texts, any order
 	}{
-		{"namespace and below", memory.Query{Namespace: "agent/robot-1"}, []string{corpus[0].Text}},
-		{"namespace prefix is not a segment", memory.Query{Namespace: "agent"}, []string{corpus[0].Text, corpus[2].Text}},
-		{"kind", memory.Query{Kinds: []memory.Kind{memory.KindReading, memory.KindFact}}, []string{corpus[2].Text, corpus[3].Text}},
-		{"unknown kind", memory.Query{Kinds: []memory.Kind{"nope"}}, nil},
-		{"author", memory.Query{Author: "operator"}, []string{corpus[4].Text}},
-		{"tags all of", memory.Query{Tags: []string{"power", "dock"}}, []string{corpus[0].Text}},
-		{"key", memory.Query{Key: "dock-3"}, []string{corpus[3].Text}},
-		{"time range", memory.Query{Since: t0.Add(time.Hour), Until: t0.Add(3 * time.Hour)}, []string{corpus[2].Text}},
-		{"after seq", memory.Query{AfterSeq: db.LastSeq() - 2}, []string{corpus[4].Text, expired.Text}},
+		{"namespace and below, not robot-10", memory.Query{Namespace: "agent/robot-1"}, nil, []string{corpus[0].Text}},
+		{"parent namespace", memory.Query{Namespace: "agent"}, nil, []string{corpus[0].Text, corpus[2].Text}},
+		{"kind", memory.Query{Kinds: []memory.Kind{memory.KindReading, memory.KindFact}}, nil, []string{corpus[2].Text, corpus[3].Text}},
+		{"unknown kind", memory.Query{Kinds: []memory.Kind{"nope"}}, nil, nil},
+		{"author", memory.Query{Author: "operator"}, nil, []string{corpus[4].Text}},
+		{"tags all of", memory.Query{Tags: []string{"power", "dock"}}, nil, []string{corpus[0].Text}},
+		{"key", memory.Query{Key: "dock-3"}, nil, []string{corpus[3].Text}},
+		{"time range", memory.Query{Since: t0.Add(time.Hour), Until: t0.Add(3 * time.Hour)}, nil, []string{corpus[2].Text}},
+		{"after seq", memory.Query{AfterSeq: db.LastSeq() - 2}, nil, []string{corpus[4].Text, expired.Text}},
+		{"within grants", memory.Query{}, []string{"agent/robot-10", "fleet"}, []string{corpus[2].Text, corpus[3].Text}},
+		{"within and namespace", memory.Query{Namespace: "agent"}, []string{"agent/robot-10", "fleet"}, []string{corpus[2].Text}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := texts(search(t, x, recall.Query{Text: "battery dock", Filter: tt.filter}))
+			got := texts(search(t, x, recall.Query{Text: "battery dock", Filter: tt.filter, Within: tt.within}))
 			if strings.Join(sorted(got), "|") != strings.Join(sorted(tt.want), "|") {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
