@@ -277,6 +277,9 @@ func (s *ScopedStore) PutFact(ctx context.Context, rec Record, expectedSeq uint6
 	if err != nil {
 		return Record{}, err
 	}
+	if err := CheckNamespace(rec.Namespace); err != nil {
+		return Record{}, fmt.Errorf("memory: put fact: %w", err)
+	}
 	if !granted(s.g.Write, rec.Namespace) {
 		return Record{}, s.deny(ctx, "write", rec.Namespace)
 	}
@@ -292,6 +295,9 @@ func (s *ScopedStore) Fact(ctx context.Context, namespace, key string) (Record, 
 	if err != nil {
 		return Record{}, err
 	}
+	if err := CheckNamespace(namespace); err != nil {
+		return Record{}, fmt.Errorf("memory: fact: %w", err)
+	}
 	if !granted(s.g.Read, namespace) {
 		return Record{}, s.deny(ctx, "read", namespace)
 	}
@@ -303,6 +309,9 @@ func (s *ScopedStore) History(ctx context.Context, namespace, key string) ([]Rec
 	f, err := s.facts()
 	if err != nil {
 		return nil, err
+	}
+	if err := CheckNamespace(namespace); err != nil {
+		return nil, fmt.Errorf("memory: history: %w", err)
 	}
 	if !granted(s.g.Read, namespace) {
 		return nil, s.deny(ctx, "read", namespace)
