@@ -18,7 +18,7 @@ import (
 const testToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 // startServer serves fleet on a free loopback port until the test ends.
-func startServer(t *testing.T, fleet operator.Fleet) *operator.Server {
+func startServer(t testing.TB, fleet operator.Fleet) *operator.Server {
 	t.Helper()
 	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Fleet: fleet, Token: testToken})
 	if err != nil {

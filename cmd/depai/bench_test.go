@@ -65,7 +65,9 @@ func BenchmarkRunIdleRSS(b *testing.B) {
 // startBench starts depai run and returns once it logged ready.
 func startBench(b *testing.B, file, data string) *exec.Cmd {
 	cmd := exec.Command(depaiBin, "run", file, "--data", data, "--addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "HOME="+b.TempDir())
+	// The caller's environment: its Go and plugin build caches stay warm,
+	// as on a machine that has started the fleet before.
+	cmd.Env = os.Environ()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		b.Fatal(err)

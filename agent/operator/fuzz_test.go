@@ -1,0 +1,48 @@
+package operator_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// FuzzMessageBody posts arbitrary bodies to a real server: every answer is
+// a stream (valid message) or a JSON error with a 4xx status, never a 5xx,
+// a hang or a crash.
+func FuzzMessageBody(f *testing.F) {
+	for _, s := range []string{`{"text":"/status"}`, `{"text":"stream","from":"x"}`, `{}`, `{"text":""}`, `[]`, `null`, `{"text":"a"} x`, `{"text":"\u0000"}`, "\xff", `{"text":1e999}`} {
+		f.Add(s)
+	}
+	srv := startServer(f, newScriptedFleet("a"))
+	f.Fuzz(func(t *testing.T, body string) {
+		req, err := http.NewRequest("POST", "http://"+srv.Addr()+"/v1/agents/a/messages", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case resp.StatusCode == 200:
+			if resp.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(string(b), "event: reply\n") {
+				t.Errorf("200 without a streamed reply: %q", b)
+			}
+		case resp.StatusCode >= 400 && resp.StatusCode < 500:
+			var e struct{ Error struct{ Code, Message string } }
+			if json.Unmarshal(b, &e) != nil || e.Error.Code == "" || e.Error.Message == "" {
+				t.Errorf("%d with a body that is not a JSON error: %q", resp.StatusCode, b)
+			}
+		default:
+			t.Errorf("status %d for body %q: %s", resp.StatusCode, body, b)
+		}
+	})
+}
