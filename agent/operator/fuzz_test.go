@@ -37,7 +37,9 @@ func FuzzMessageBody(f *testing.F) {
 				t.Errorf("200 without a streamed reply: %q", b)
 			}
 		case resp.StatusCode >= 400 && resp.StatusCode < 500:
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			if json.Unmarshal(b, &e) != nil || e.Error.Code == "" || e.Error.Message == "" {
 				t.Errorf("%d with a body that is not a JSON error: %q", resp.StatusCode, b)
 			}
