@@ -81,6 +81,12 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	dir := dataDir(o.data, cfg.DataDir)
 	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log})
 	if err != nil {
+		if ctx.Err() != nil {
+			// Ctrl-C while plugins were still building or loading: the
+			// operator asked to stop, and nothing had started yet.
+			log.Info("interrupted before ready", "err", err)
+			return nil
+		}
 		return err
 	}
 	defer func() {
