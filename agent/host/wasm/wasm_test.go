@@ -290,3 +290,77 @@ func TestCacheDir(t *testing.T) {
 		t.Error("the compilation cache is empty after a load")
 	}
 }
+
+type report struct {
+	Year    int    `json:"year"`
+	Random  string `json:"random"`
+	Env     int    `json:"env"`
+	FileErr string `json:"file_err"`
+	DialErr string `json:"dial_err"`
+}
+
+// TestSandbox checks what a module sees: no files, environment or
+// sockets ever; a fixed clock and deterministic randomness unless granted.
+func TestSandbox(t *testing.T) {
+	h := newHost(t)
+	path := wasmtest.Build(t, "testdata/sandbox")
+	look := func(name string, grants wire.Capabilities) report {
+		p, err := h.Load(context.Background(), host.PluginSpec{Name: name, Path: path, Grants: grants})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, werr := call(t, toolOf(t, p, "sandbox.look"), `{}`)
+		if werr != nil {
+			t.Fatal(werr)
+		}
+		var r report
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Env != 0 || r.FileErr == "" || r.DialErr == "" {
+			t.Errorf("%s sees the machine: %+v", name, r)
+		}
+		return r
+	}
+	bare1, bare2 := look("bare1", wire.Capabilities{}), look("bare2", wire.Capabilities{})
+	if bare1.Year != 2022 {
+		t.Errorf("without the clock grant the year is %d; want wazero's fixed epoch, 2022", bare1.Year)
+	}
+	if bare1.Random != bare2.Random {
+		t.Errorf("without the random grant two instances drew %s and %s; want the same deterministic bytes", bare1.Random, bare2.Random)
+	}
+	real1, real2 := look("real1", wire.Capabilities{Clock: true, Random: true}), look("real2", wire.Capabilities{Clock: true, Random: true})
+	if real1.Year != time.Now().Year() {
+		t.Errorf("with the clock grant the year is %d", real1.Year)
+	}
+	if real1.Random == real2.Random || real1.Random == bare1.Random {
+		t.Errorf("with the random grant instances drew %s and %s", real1.Random, real2.Random)
+	}
+}
+
+// TestLargeHostResult makes the host answer more than the guest's 4 KiB
+// host-call buffer, which takes the host_result path.
+func TestLargeHostResult(t *testing.T) {
+	h := newHost(t)
+	p, err := h.Load(context.Background(), host.PluginSpec{
+		Name: "notes", Path: wasmtest.Build(t, plugins+"notes"),
+		Grants: wire.Capabilities{MemoryRead: []string{"notes"}, MemoryWrite: []string{"notes"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add, find := toolOf(t, p, "notes.add"), toolOf(t, p, "notes.find")
+	text := strings.Repeat("n", 200)
+	for range 40 {
+		if _, werr := call(t, add, `{"text":"`+text+`"}`); werr != nil {
+			t.Fatal(werr)
+		}
+	}
+	out, werr := call(t, find, `{"limit":40}`)
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	if n := strings.Count(out, text); n != 40 {
+		t.Fatalf("found %d of 40 notes in %d bytes", n, len(out))
+	}
+}
