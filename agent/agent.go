@@ -155,6 +155,7 @@ func (f *Fleet) Close(ctx context.Context) error {
 	}
 	var errs []error
 	for _, a := range f.agents {
+		a.settle()
 		if err := a.host.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("agent %s: plugins: %w", a.Name(), err))
 		}
@@ -190,6 +191,10 @@ type Agent struct {
 	mu       sync.Mutex
 	inflight map[uint64]context.CancelFunc
 	nextTurn uint64
+
+	histMu  sync.Mutex
+	history []pastTurn // the newest turns, oldest first: the conversation a turn sees
+	writes  sync.WaitGroup
 }
 
 func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
@@ -207,6 +212,9 @@ func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
 		return nil, err
 	}
 	a.mem = mem
+	if err := a.loadHistory(ctx); err != nil {
+		return nil, err
+	}
 	if cfg.Model.BaseURL != "" {
 		m, err := llm.NewOpenAI(llm.OpenAIConfig{
 			BaseURL: cfg.Model.BaseURL,

@@ -149,6 +149,7 @@ func (a *Agent) searchMemory(ctx context.Context, in searchArgs) ([]memory.Recor
 	if in.Kind != "" {
 		kinds = []memory.Kind{memory.Kind(in.Kind)}
 	}
+	a.settle()
 	a.syncRecall(ctx)
 	return a.search(ctx, in.Query, namespaces, kinds, limit)
 }

@@ -119,6 +119,7 @@ func (a *Agent) callCommand(ctx context.Context, rest string) string {
 }
 
 func (a *Agent) memoryCommand(ctx context.Context, rest string) string {
+	a.settle()
 	sub, arg, _ := strings.Cut(rest, " ")
 	arg = strings.TrimSpace(arg)
 	switch sub {

@@ -86,12 +86,13 @@ func (a *Agent) syncRecall(ctx context.Context) {
 
 // recalled is the part of a turn's system prompt that carries memories
 // relevant to the input, within the recall budget. Audit records and the
-// agent's own recent turns (already in the conversation) are left out.
-func (a *Agent) recalled(ctx context.Context, in Input, recent map[string]bool) string {
+// turns already in the conversation are left out.
+func (a *Agent) recalled(ctx context.Context, in Input, inConversation map[string]bool) string {
 	if strings.TrimSpace(in.Text) == "" {
 		return ""
 	}
-	recs, err := a.search(ctx, in.Text, a.cfg.Memory.Read, nil, recallHits+len(recent))
+	// A few spare hits make room for the turns skipped below.
+	recs, err := a.search(ctx, in.Text, a.cfg.Memory.Read, nil, recallHits+2)
 	if err != nil {
 		a.log.Warn("recall for turn", "err", err)
 		return ""
@@ -99,7 +100,7 @@ func (a *Agent) recalled(ctx context.Context, in Input, recent map[string]bool) 
 	var b strings.Builder
 	n := 0
 	for _, r := range recs {
-		if r.Kind == memory.KindAudit || recent[r.ID] || n == recallHits {
+		if r.Kind == memory.KindAudit || r.Kind == memory.KindTurn && inConversation[turnID(r)] || n == recallHits {
 			continue
 		}
 		line := fmt.Sprintf("- [%s %s %s] %s\n", r.Time.UTC().Format(time.DateTime), r.Kind, r.Namespace, strings.ReplaceAll(r.Text, "\n", " "))

@@ -69,12 +69,73 @@ func (a *Agent) turn(ctx context.Context, in Input, yield func(Event, error) boo
 	a.turns.Add(1)
 	a.lastTurn.Store(time.Now().UnixNano())
 
-	// The turn is stored even when it was cancelled: what happened is history.
-	if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
-		a.log.Error("store turn", "turn", id, "err", err)
-	}
+	// The turn is stored even when it was cancelled: what happened is
+	// history. It is written behind the reply — the next turn reads its
+	// conversation from RAM, and readers of memory wait for pending writes
+	// (see settle) — so a durable write is not on the turn's critical path.
+	a.remember(id, &rec)
+	a.writes.Go(func() {
+		if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
+			a.log.Error("store turn", "turn", id, "err", err)
+		}
+	})
 	emit(Event{Type: EventReply, Text: rec.Reply})
 }
+
+// pastTurn is one exchange of the conversation a turn sees.
+type pastTurn struct {
+	id    string
+	input Input
+	reply string
+}
+
+// remember appends a finished turn to the in-RAM conversation.
+func (a *Agent) remember(id string, rec *turnRecord) {
+	if rec.EndedBy == "no_model" {
+		return
+	}
+	a.histMu.Lock()
+	defer a.histMu.Unlock()
+	a.history = append(a.history, pastTurn{id: id, input: rec.Input, reply: rec.Reply})
+	if n := len(a.history); n > recentTurns {
+		a.history = slices.Delete(a.history, 0, n-recentTurns)
+	}
+}
+
+// loadHistory fills the in-RAM conversation from memory at start.
+func (a *Agent) loadHistory(ctx context.Context) error {
+	var recs []memory.Record
+	for r, err := range a.mem.Query(ctx, memory.Query{Namespace: a.ns, Kinds: []memory.Kind{memory.KindTurn}, Limit: recentTurns}) {
+		if err != nil {
+			return fmt.Errorf("recent turns: %w", err)
+		}
+		recs = append(recs, r)
+	}
+	slices.Reverse(recs)
+	for _, r := range recs {
+		var t turnRecord
+		if err := json.Unmarshal(r.Data, &t); err != nil {
+			a.log.Warn("skipping unreadable turn record", "id", r.ID, "err", err)
+			continue
+		}
+		a.remember(turnID(r), &t)
+	}
+	return nil
+}
+
+// turnID is the turn a KindTurn record stores, from its "turn:" tag.
+func turnID(r memory.Record) string {
+	for _, t := range r.Tags {
+		if id, ok := strings.CutPrefix(t, "turn:"); ok {
+			return id
+		}
+	}
+	return ""
+}
+
+// settle waits until the agent's turn records are written, so what memory
+// says includes every finished turn.
+func (a *Agent) settle() { a.writes.Wait() }
 
 func (a *Agent) noModelReply() string {
 	return fmt.Sprintf(`Agent %s has no model configured, so it answers commands only (try /help).
@@ -278,30 +339,21 @@ func (a *Agent) modelTools() []llm.ToolSpec {
 // compose builds the conversation for a turn: the persona, recent turns and
 // the new input.
 func (a *Agent) compose(ctx context.Context, in Input) []llm.Message {
-	var recent []memory.Record
-	for r, err := range a.mem.Query(ctx, memory.Query{Namespace: a.ns, Kinds: []memory.Kind{memory.KindTurn}, Limit: recentTurns}) {
-		if err != nil {
-			a.log.Warn("recent turns", "err", err)
-			break
-		}
-		recent = append(recent, r)
-	}
-	slices.Reverse(recent)
-	seen := make(map[string]bool, len(recent))
-	for _, r := range recent {
-		seen[r.ID] = true
+	a.histMu.Lock()
+	recent := slices.Clone(a.history)
+	a.histMu.Unlock()
+	inConversation := make(map[string]bool, len(recent))
+	for _, t := range recent {
+		inConversation[t.id] = true
 	}
 	system := a.systemPrompt()
-	if mem := a.recalled(ctx, in, seen); mem != "" {
+	if mem := a.recalled(ctx, in, inConversation); mem != "" {
 		system += "\n\n" + mem
 	}
-	msgs := []llm.Message{{Role: llm.RoleSystem, Content: system}}
-	for _, r := range recent {
-		var t turnRecord
-		if json.Unmarshal(r.Data, &t) != nil || t.EndedBy == "no_model" {
-			continue
-		}
-		msgs = append(msgs, llm.Message{Role: llm.RoleUser, Content: inputText(t.Input)}, llm.Message{Role: llm.RoleAssistant, Content: t.Reply})
+	msgs := make([]llm.Message, 0, 2+2*len(recent))
+	msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: system})
+	for _, t := range recent {
+		msgs = append(msgs, llm.Message{Role: llm.RoleUser, Content: inputText(t.input)}, llm.Message{Role: llm.RoleAssistant, Content: t.reply})
 	}
 	return append(msgs, llm.Message{Role: llm.RoleUser, Content: inputText(in)})
 }
