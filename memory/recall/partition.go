@@ -17,16 +17,20 @@ type partition struct {
 	docs     []uint32 // position -> document number
 	graph    *hnsw.Graph
 	building bool
+	staged   []staged // guarded by the Index's mutex, not mu
+}
+
+type staged struct {
+	doc uint32
+	vec []float32
 }
 
 func (p *partition) vecAt(i uint32) []float32 {
 	return p.vecs[int(i)*p.dims : (int(i)+1)*p.dims]
 }
 
-// add appends v for doc and returns its position.
-func (p *partition) add(doc uint32, v []float32) uint32 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// addLocked appends v for doc and returns its position. Called with p.mu held.
+func (p *partition) addLocked(doc uint32, v []float32) uint32 {
 	p.vecs = append(p.vecs, v...)
 	p.docs = append(p.docs, doc)
 	pos := uint32(len(p.docs) - 1)

@@ -117,6 +117,7 @@ func (x *Index) load(ctx context.Context) error {
 				return err
 			}
 		}
+		x.flushStaged()
 		if err := x.loadGraphs(txn); err != nil {
 			return err
 		}

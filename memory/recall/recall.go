@@ -115,22 +115,24 @@ type Index struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.RWMutex // guards everything below, and the partitions' membership
-	cond      *sync.Cond   // signalled when cursor, embedded or pending change
-	docs      []doc
-	text      *bm25.Index
-	parts     map[string]*partition // by exact namespace
-	facts     map[factKey]uint32    // current version of each fact
-	strs      interner
-	cursor    uint64 // Seq of the last record in docs
-	saved     int    // docs[:saved] are checkpointed
-	savedSeq  uint64
-	dirtyDocs int
-	pending   []pendingEmbed
-	enqueued  uint64 // embeddings ever queued (first attempts)
-	attempted uint64 // of those, attempted at least once
-	lastErr   string
-	closed    bool
+	mu          sync.RWMutex // guards everything below, and the partitions' membership
+	cond        *sync.Cond   // signalled when cursor, embedded or pending change
+	docs        []doc
+	text        *bm25.Index
+	parts       map[string]*partition // by exact namespace
+	facts       map[factKey]uint32    // current version of each fact
+	stagedParts map[*partition]struct{}
+	loading     bool // during load: no graph builds yet
+	strs        interner
+	cursor      uint64 // Seq of the last record in docs
+	saved       int    // docs[:saved] are checkpointed
+	savedSeq    uint64
+	dirtyDocs   int
+	pending     []pendingEmbed
+	enqueued    uint64 // embeddings ever queued (first attempts)
+	attempted   uint64 // of those, attempted at least once
+	lastErr     string
+	closed      bool
 }
 
 type doc struct {
@@ -240,10 +242,15 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		text:  bm25.New(),
 		parts: map[string]*partition{},
 		facts: map[factKey]uint32{},
+
+		stagedParts: map[*partition]struct{}{},
 	}
 	x.cond = sync.NewCond(&x.mu)
 	x.ctx, x.cancel = context.WithCancel(context.Background())
-	if err := x.load(ctx); err != nil {
+	x.loading = true
+	err = x.load(ctx)
+	x.loading = false
+	if err != nil {
 		x.cancel()
 		x.wg.Wait()
 		db.Close()
@@ -450,6 +457,7 @@ func (x *Index) add(batch []memory.Record) {
 			newVecs = append(newVecs, n)
 		}
 	}
+	x.flushStaged()
 	if err := x.saveVectors(newVecs); err != nil {
 		x.lastErr = err.Error()
 		x.log.Error("recall", "err", err)
@@ -524,8 +532,8 @@ func (x *Index) saveVectors(docs []uint32) error {
 	return nil
 }
 
-// addVector normalizes v and adds it to doc n's namespace partition. Called
-// with x.mu held.
+// addVector normalizes v and stages it for doc n's namespace partition;
+// flushStaged adds it. Called with x.mu held.
 func (x *Index) addVector(n uint32, v []float32) error {
 	want := x.emb.Dims()
 	if want > 0 && len(v) != want {
@@ -545,10 +553,27 @@ func (x *Index) addVector(n uint32, v []float32) error {
 	if len(v) != p.dims {
 		return fmt.Errorf("%w: got %d dimensions, namespace %q holds %d", embed.ErrDims, len(v), ns, p.dims)
 	}
-	d.pos = p.add(n, v)
+	p.staged = append(p.staged, staged{n, v})
 	d.vec = true
-	x.maybeBuild(p)
+	x.stagedParts[p] = struct{}{}
 	return nil
+}
+
+// flushStaged moves staged vectors into their partitions, one lock per
+// partition: a graph being built holds the partition's read lock for each
+// insertion, so per-vector locking would pace ingestion to graph building.
+// Called with x.mu held.
+func (x *Index) flushStaged() {
+	for p := range x.stagedParts {
+		p.mu.Lock()
+		for _, sv := range p.staged {
+			x.docs[sv.doc].pos = p.addLocked(sv.doc, sv.vec)
+		}
+		p.staged = p.staged[:0]
+		p.mu.Unlock()
+		x.maybeBuild(p)
+	}
+	clear(x.stagedParts)
 }
 
 func (x *Index) storedVector(n uint32, id, model string) ([]float32, bool) {
@@ -572,6 +597,9 @@ func (x *Index) storedVector(n uint32, id, model string) ([]float32, bool) {
 // maybeBuild starts building an HNSW graph for p once it outgrows exact scan.
 // Called with x.mu held or before the index is shared.
 func (x *Index) maybeBuild(p *partition) {
+	if x.loading {
+		return // Open decides once saved graphs are restored
+	}
 	p.mu.Lock()
 	start := p.graph == nil && !p.building && len(p.docs) >= x.cfg.ExactBelow
 	if start {
@@ -645,6 +673,7 @@ func (x *Index) embedLoop() {
 			}
 			added = append(added, batch[i].doc)
 		}
+		x.flushStaged()
 		if err := x.saveVectors(added); err != nil {
 			x.lastErr = err.Error()
 			x.log.Error("recall", "err", err)
