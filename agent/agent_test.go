@@ -442,3 +442,36 @@ func TestTurnRecallsMemories(t *testing.T) {
 		t.Errorf("search outside the grants = %q", got)
 	}
 }
+
+// TestConversationSurvivesRestart: the turns a turn sees come from memory
+// after a restart, not only from RAM.
+func TestConversationSurvivesRestart(t *testing.T) {
+	srv := llmtest.NewServer(t, llmtest.Reply{Text: "Noted: bay 3."}, llmtest.Reply{Text: "Bay 3."})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.yaml")
+	yaml := fmt.Sprintf("name: scout\nmodel: {base_url: %q, model: m}\n", srv.URL)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, text := range []string{"the charger is in bay 3", "where is the charger?"} {
+		f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := f.Agent("scout")
+		collect(t, a, text)
+		if err := f.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			msgs := srv.Requests()[1].Messages
+			if len(msgs) < 4 || msgs[1].Content != "the charger is in bay 3" || msgs[2].Content != "Noted: bay 3." {
+				t.Errorf("after restart the conversation was %+v", msgs)
+			}
+		}
+	}
+}
