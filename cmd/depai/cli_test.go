@@ -50,6 +50,13 @@ func TestRunChatScripted(t *testing.T) {
 	}
 }
 
+func TestRunChatFirstAgent(t *testing.T) {
+	out, stderr, code := depai(t, "/status\n", nil, "run", "testdata/fleet.yaml", "--chat", "--agent", "planner", "--data", t.TempDir())
+	if code != 0 || !regexp.MustCompile(`(?m)^planner\s+digital`).MatchString(out) || strings.Contains(out, "scout") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+}
+
 func TestRunChatScriptedErrors(t *testing.T) {
 	out, stderr, code := depai(t, "@nobody hi\n/agent ghost\n/status\n", nil, "run", "testdata/fleet.yaml", "--chat", "--data", t.TempDir())
 	if code != 1 {

@@ -27,9 +27,10 @@ const (
 )
 
 type runOptions struct {
-	data string
-	addr string
-	chat bool
+	data  string
+	addr  string
+	chat  bool
+	agent string
 }
 
 func newRunCmd() *cobra.Command {
@@ -56,6 +57,7 @@ message, each reply is printed, and depai exits at end of input.`,
 	f.StringVar(&o.data, "data", "", "data directory (memory, operator token); see depai --help for the default")
 	f.StringVar(&o.addr, "addr", "", `operator API address on loopback (default: the config's operator.addr, else `+config.DefaultOperatorAddr+`; port 0 picks a free one)`)
 	f.BoolVar(&o.chat, "chat", false, "chat with the agents on this terminal (or over stdin)")
+	f.StringVar(&o.agent, "agent", "", "with --chat: the agent to talk to first (default: the first in FILE)")
 	return cmd
 }
 
@@ -137,7 +139,7 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	if o.chat {
 		chatDone := make(chan error, 1)
 		go func() {
-			chatDone <- chatSession(ctx, localBackend{fleet}, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), "")
+			chatDone <- chatSession(ctx, localBackend{fleet}, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o.agent)
 		}()
 		select {
 		case err = <-chatDone:
