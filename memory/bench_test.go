@@ -46,6 +46,7 @@ func BenchmarkPutDurable(b *testing.B) {
 			var mu sync.Mutex
 			var lat []time.Duration
 			var n atomic.Int64
+			commits := memory.CommitsForTest(db)
 			b.SetParallelism(par)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -66,6 +67,7 @@ func BenchmarkPutDurable(b *testing.B) {
 			b.StopTimer()
 			reportLatency(b, lat)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(b.N)/float64(memory.CommitsForTest(db)-commits), "records/fsync")
 		})
 	}
 }

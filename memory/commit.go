@@ -172,6 +172,7 @@ func (db *DB) finish(g *group) {
 		g.txn.Discard()
 		return
 	}
+	db.commits.Add(1)
 	if err := g.txn.Commit(); err != nil {
 		err = fmt.Errorf("commit: %w", err)
 		for _, r := range g.reqs {

@@ -84,6 +84,7 @@ type DB struct {
 	bg       sync.WaitGroup // GC goroutine
 
 	lastSeq atomic.Uint64
+	commits atomic.Uint64 // badger commits (fsyncs) made by the committer
 
 	nsMu sync.RWMutex
 	ns   map[string]struct{}
