@@ -81,7 +81,7 @@ type DB struct {
 	closed  bool
 	writes  sync.WaitGroup // Put, PutFact, Import: the committer outlives them
 	reads   sync.WaitGroup
-	bg       sync.WaitGroup // GC goroutine
+	bg      sync.WaitGroup // GC goroutine
 
 	lastSeq atomic.Uint64
 	commits atomic.Uint64 // badger commits (fsyncs) made by the committer
