@@ -147,3 +147,22 @@ func TestPluginErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestPluginCommandsInTheBinary runs inspect and test through the built
+// depai binary, on the hello example built both ways.
+func TestPluginCommandsInTheBinary(t *testing.T) {
+	dir := t.TempDir()
+	for _, target := range []string{"wasm", "native"} {
+		out := filepath.Join(dir, "hello-"+target)
+		mustPlugin(t, "build", "../../examples/plugins/hello", "--"+target, "-o", out, "--cache", filepath.Join(dir, "cache"))
+		stdout, stderr, code := depai(t, "", nil, "plugin", "inspect", out)
+		var m wire.Manifest
+		if code != 0 || json.Unmarshal([]byte(stdout), &m) != nil || m.Name != "hello" {
+			t.Fatalf("depai plugin inspect %s: exit %d\n%s\n%s", target, code, stdout, stderr)
+		}
+		stdout, stderr, code = depai(t, "", nil, "plugin", "test", out)
+		if code != 0 || !strings.Contains(stdout, " 0 failed") {
+			t.Fatalf("depai plugin test %s: exit %d\n%s\n%s", target, code, stdout, stderr)
+		}
+	}
+}
