@@ -179,7 +179,7 @@ type Agent struct {
 	log     *slog.Logger
 	model   llm.Model // nil: no endpoint configured
 	host    *host.Host
-	mem     memory.Store
+	mem     *memory.ScopedStore // the agent's view of memory: only its granted namespaces
 	tools   *tool.Set
 	ns      string // the agent's own namespace
 	started time.Time

@@ -20,6 +20,7 @@ const helpText = `Operator commands (they bypass the model and work without one)
   /memory recent [N]        the newest records this agent can read
   /memory search TEXT       search memory
   /memory get ID            one record
+  /memory history NS KEY    the versions of a fact
   /plugins [list]           loaded plugins; /plugins load|unload|reload NAME
   /agents                   every agent in the fleet
   /ask AGENT TEXT           send TEXT to another agent and show its reply
@@ -153,8 +154,18 @@ func (a *Agent) memoryCommand(ctx context.Context, rest string) string {
 		}
 		b, _ := json.MarshalIndent(r, "", "  ")
 		return string(b)
+	case "history":
+		ns, key, _ := strings.Cut(arg, " ")
+		if ns == "" || strings.TrimSpace(key) == "" {
+			return "usage: /memory history NAMESPACE KEY (the versions of a fact, oldest first)"
+		}
+		recs, err := a.mem.History(ctx, ns, strings.TrimSpace(key))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return formatFacts(recs)
 	default:
-		return fmt.Sprintf("unknown /memory subcommand %q; use recent, search or get", sub)
+		return fmt.Sprintf("unknown /memory subcommand %q; use recent, search, get or history", sub)
 	}
 }
 
@@ -184,6 +195,22 @@ func formatRecords(recs []memory.Record) string {
 			text = text[:157] + "..."
 		}
 		fmt.Fprintf(&b, "%s  %s  %-11s %-18s %s\n", r.ID, r.Time.UTC().Format(time.DateTime), r.Kind, r.Namespace, text)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// formatFacts lists a fact's versions with the time each was valid.
+func formatFacts(recs []memory.Record) string {
+	if len(recs) == 0 {
+		return "no versions"
+	}
+	var b strings.Builder
+	for _, r := range recs {
+		until := "now"
+		if !r.ValidTo.IsZero() {
+			until = r.ValidTo.UTC().Format(time.DateTime)
+		}
+		fmt.Fprintf(&b, "%s  valid %s → %s  %s\n", r.ID, r.Time.UTC().Format(time.DateTime), until, strings.ReplaceAll(r.Text, "\n", " "))
 	}
 	return strings.TrimRight(b.String(), "\n")
 }
