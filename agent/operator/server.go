@@ -143,6 +143,10 @@ func (s *Server) Serve() error {
 	return fmt.Errorf("operator: serve: %w", err)
 }
 
+// lastReplyGrace is how long Shutdown lets cancelled turns send their last
+// reply before it closes their connections.
+const lastReplyGrace = 100 * time.Millisecond
+
 // Shutdown stops accepting requests and waits for those in flight until ctx
 // ends; then it cancels the turns still streaming and waits for them to
 // return. Turns cancelled this way end as the agent ends any cancelled turn
@@ -154,6 +158,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	s.cancel()
 	if err != nil {
+		// Give the cancelled turns a moment to send their last reply (it
+		// says the turn was cut short) before the connections close.
+		done := make(chan struct{})
+		go func() { s.turns.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(lastReplyGrace):
+		}
 		_ = s.http.Close()
 	}
 	s.turns.Wait()
