@@ -122,7 +122,12 @@ func (db *DB) commit(batch []*request) {
 				continue
 			}
 			// r does not fit beside the group: commit the group, then r alone.
-			db.finish(g)
+			// r was prepared on top of the group, so it fails with it.
+			if err := db.finish(g); err != nil {
+				r.done <- err
+				g = db.newGroup()
+				continue
+			}
 			g = db.newGroup()
 			if err := setAll(g.txn, entries); err != nil {
 				if errors.Is(err, badger.ErrTxnTooBig) {
@@ -141,7 +146,7 @@ func (db *DB) commit(batch []*request) {
 			g.newNS[ns] = true
 		}
 	}
-	db.finish(g)
+	_ = db.finish(g) // its requests have their outcome
 }
 
 // restage discards g's transaction and writes the entries of g's requests
@@ -167,10 +172,10 @@ func (db *DB) restage(g *group) *group {
 }
 
 // finish commits a group (one fsync) and publishes its records.
-func (db *DB) finish(g *group) {
+func (db *DB) finish(g *group) error {
 	if len(g.reqs) == 0 {
 		g.txn.Discard()
-		return
+		return nil
 	}
 	db.commits.Add(1)
 	if err := g.txn.Commit(); err != nil {
@@ -178,7 +183,7 @@ func (db *DB) finish(g *group) {
 		for _, r := range g.reqs {
 			r.done <- err
 		}
-		return
+		return err
 	}
 	if len(g.newNS) > 0 {
 		db.nsMu.Lock()
@@ -197,6 +202,7 @@ func (db *DB) finish(g *group) {
 	for _, r := range g.reqs {
 		r.done <- nil
 	}
+	return nil
 }
 
 func setAll(txn *badger.Txn, entries []*badger.Entry) error {
