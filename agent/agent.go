@@ -107,6 +107,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 	}
 	for _, a := range f.agents {
 		a.startSchedules()
+		a.startWakes()
 	}
 	return f, nil
 }
@@ -330,6 +331,35 @@ func (a *Agent) cancelTurns() int {
 		cancel()
 	}
 	return len(a.inflight)
+}
+
+// startWakes follows shared memory for the records the agent's config
+// subscribes to; each one starts a turn.
+func (a *Agent) startWakes() {
+	ctx := a.fleet.bgCtx
+	for _, w := range a.cfg.Wake {
+		q := memory.Query{Namespace: w.Namespace, Tags: w.Tags, AfterSeq: a.mem.LastSeq()}
+		for _, k := range w.Kinds {
+			q.Kinds = append(q.Kinds, memory.Kind(k))
+		}
+		a.fleet.bg.Go(func() {
+			for r, err := range a.mem.Watch(ctx, q) {
+				if err != nil {
+					if ctx.Err() == nil {
+						a.log.Error("wake watch ended", "namespace", w.Namespace, "err", err)
+					}
+					return
+				}
+				if r.Author == a.cfg.Name {
+					continue
+				}
+				text := fmt.Sprintf("new %s in %s from %s: %s", r.Kind, r.Namespace, r.Author, r.Text)
+				if _, err := a.Ask(ctx, Input{Source: SourceAgent, From: r.Author, Text: text}); err != nil {
+					a.log.Warn("wake turn failed", "record", r.ID, "err", err)
+				}
+			}
+		})
+	}
 }
 
 func (a *Agent) startSchedules() {

@@ -481,3 +481,34 @@ func TestConversationSurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestObservationWakesDigitalAgent: a robot's observation in shared memory
+// starts a turn of the digital agent that watches for it.
+func TestObservationWakesDigitalAgent(t *testing.T) {
+	srv := llmtest.NewServer(t, llmtest.Reply{Text: "Rerouting around dock B."})
+	f, _ := openFleet(t, fmt.Sprintf(`
+agents:
+  - name: rover
+    role: robot
+    memory: {read: [agent/rover, fleet], write: [agent/rover, fleet]}
+  - name: dispatcher
+    model: {base_url: %q, model: m}
+    memory: {read: [agent/dispatcher, fleet], write: [agent/dispatcher, fleet]}
+    wake:
+      - namespace: fleet
+        kinds: [observation]
+`, srv.URL))
+	rover, _ := f.Agent("rover")
+	dispatcher, _ := f.Agent("dispatcher")
+	collect(t, rover, `/call memory.put {"text":"obstacle at dock B","namespace":"fleet","kind":"reading"}`)
+	collect(t, rover, `/call memory.put {"text":"obstacle at dock B","namespace":"fleet"}`)
+	waitFor(t, func() bool { return dispatcher.Status().Turns == 1 })
+	reqs := srv.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("dispatcher made %d model calls, want 1 (the reading must not wake it)", len(reqs))
+	}
+	last := reqs[0].Messages[len(reqs[0].Messages)-1]
+	if !strings.Contains(last.Content, "[agent rover] new observation in fleet from rover: obstacle at dock B") {
+		t.Errorf("wake input = %q", last.Content)
+	}
+}

@@ -52,6 +52,7 @@ type Agent struct {
 	Safety  Safety   `yaml:"safety"`
 
 	Schedule  []Schedule `yaml:"schedule"`
+	Wake      []Wake     `yaml:"wake"` // memory records that start a turn
 	Operators []string   `yaml:"operators"` // operator ids allowed to command it; empty: any holder of the token
 }
 
@@ -172,6 +173,16 @@ type Spend struct {
 	DailyLimit    float64 `yaml:"daily_limit" check:"nonneg"`    // 0: payments disabled
 	ApprovalAbove float64 `yaml:"approval_above" check:"nonneg"` // 0: every payment needs approval
 	Currency      string  `yaml:"currency"`
+}
+
+// Wake subscribes an agent to shared memory: each new record in Namespace
+// (or below it) of one of Kinds (any, if empty) carrying all Tags starts a
+// turn — how a robot's observation wakes a digital agent. The agent's own
+// records never wake it.
+type Wake struct {
+	Namespace string   `yaml:"namespace" check:"required"` // within memory.read
+	Kinds     []string `yaml:"kinds"`
+	Tags      []string `yaml:"tags"`
 }
 
 // Schedule feeds an input to the agent periodically.

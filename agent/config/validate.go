@@ -141,6 +141,20 @@ func (d *decoder) agent(p string, a *Agent) {
 			}
 		}
 	}
+	for i, w := range a.Wake {
+		wp := fmt.Sprintf("%s[%d]", join(p, "wake"), i)
+		if w.Namespace == "" {
+			continue // reported as a missing required key
+		}
+		d.namespaces(join(wp, "namespace"), []string{w.Namespace})
+		readable := false
+		for _, g := range a.Memory.Read {
+			readable = readable || w.Namespace == g || strings.HasPrefix(w.Namespace, g+"/")
+		}
+		if !readable {
+			d.errAt(join(wp, "namespace"), "namespace %q is not within memory.read (%s)", w.Namespace, strings.Join(a.Memory.Read, ", "))
+		}
+	}
 	for i, s := range a.Schedule {
 		sp := fmt.Sprintf("%s[%d]", join(p, "schedule"), i)
 		if s.Every <= 0 {
