@@ -52,7 +52,7 @@ type Agent struct {
 	Safety  Safety   `yaml:"safety"`
 
 	Schedule  []Schedule `yaml:"schedule"`
-	Wake      []Wake     `yaml:"wake"` // memory records that start a turn
+	Wake      []Wake     `yaml:"wake"`      // memory records that start a turn
 	Operators []string   `yaml:"operators"` // operator ids allowed to command it; empty: any holder of the token
 }
 
