@@ -180,6 +180,7 @@ type Agent struct {
 	log     *slog.Logger
 	model   llm.Model // nil: no endpoint configured
 	host    *host.Host
+	gates   map[string]*gate // actuator rules by tool name
 	mem     *memory.ScopedStore // the agent's view of memory: only its granted namespaces
 	tools   *tool.Set
 	ns      string // the agent's own namespace
@@ -208,6 +209,11 @@ func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
 		started:  time.Now(),
 		inflight: map[uint64]context.CancelFunc{},
 	}
+	gates, err := newGates(cfg.Safety.Actuators)
+	if err != nil {
+		return nil, err
+	}
+	a.gates = gates
 	mem, err := memory.Scoped(f.store, memory.Grants{Principal: cfg.Name, Read: cfg.Memory.Read, Write: cfg.Memory.Write})
 	if err != nil {
 		return nil, err

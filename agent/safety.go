@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
@@ -12,7 +13,8 @@ import (
 // invoke is the one path from a caller (the model, /call, a schedule) to a
 // tool. The safety gate sits here, in code, before any implementation sees
 // the call: with the emergency stop engaged, actuator and payment tools are
-// refused. Every call with a side effect leaves an audit record.
+// refused, and actuator calls pass their configured gates (rate, speed,
+// keep-out zones). Every call with a side effect leaves an audit record.
 func (a *Agent) invoke(ctx context.Context, name string, args json.RawMessage, caller string) (json.RawMessage, error) {
 	t, ok := a.tools.Get(name)
 	if !ok {
@@ -24,6 +26,12 @@ func (a *Agent) invoke(ctx context.Context, name string, args json.RawMessage, c
 		err := &tool.Error{Code: tool.CodeDenied, Message: fmt.Sprintf("%s is an %s tool and the emergency stop is engaged; an operator must /resume first", name, spec.Effect)}
 		a.audit(ctx, "tool.denied", name, caller, args, nil, err)
 		return nil, err
+	}
+	if g := a.gates[name]; g != nil && spec.Effect == tool.EffectActuator {
+		if err := g.check(args, time.Now()); err != nil {
+			a.audit(ctx, "tool.denied", name, caller, args, nil, err)
+			return nil, err
+		}
 	}
 	out, err := a.tools.Call(ctx, name, args)
 	if spec.Effect != tool.EffectNone {
