@@ -180,7 +180,7 @@ type Agent struct {
 	log     *slog.Logger
 	model   llm.Model // nil: no endpoint configured
 	host    *host.Host
-	gates   map[string]*gate // actuator rules by tool name
+	gates   map[string]*gate    // actuator rules by tool name
 	mem     *memory.ScopedStore // the agent's view of memory: only its granted namespaces
 	tools   *tool.Set
 	ns      string // the agent's own namespace
