@@ -566,6 +566,8 @@ func (x *Index) addVector(n uint32, v []float32) error {
 func (x *Index) flushStaged() {
 	for p := range x.stagedParts {
 		p.mu.Lock()
+		p.vecs = slices.Grow(p.vecs, len(p.staged)*p.dims)
+		p.docs = slices.Grow(p.docs, len(p.staged))
 		for _, sv := range p.staged {
 			x.docs[sv.doc].pos = p.addLocked(sv.doc, sv.vec)
 		}
