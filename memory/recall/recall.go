@@ -297,26 +297,38 @@ func (x *Index) Stats() Stats {
 
 // Sync waits until every record committed to the Source before the call is
 // indexed, and each one that needs an embedding has been tried once.
+// Records that expire before the index reads them are not waited for.
 func (x *Index) Sync(ctx context.Context) error {
 	target := x.cfg.Source.LastSeq()
-	stop := context.AfterFunc(ctx, func() {
+	for {
 		x.mu.Lock()
-		x.cond.Broadcast()
+		cur, closed, embedding := x.cursor, x.closed, x.attempted < x.enqueued
 		x.mu.Unlock()
-	})
-	defer stop()
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for x.cursor < target || x.attempted < x.enqueued {
-		if x.closed {
+		switch {
+		case closed:
 			return errors.New("recall: sync: index closed")
+		case cur >= target && !embedding:
+			return nil
+		case cur < target && !x.unread(ctx, cur, target):
+			target = cur
+			continue
 		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("recall: sync to seq %d (at %d): %w", target, x.cursor, err)
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("recall: sync to seq %d (at %d): %w", target, cur, ctx.Err())
+		case <-t.C:
 		}
-		x.cond.Wait()
 	}
-	return nil
+}
+
+// unread reports whether the Source still holds a record in (after, upto].
+func (x *Index) unread(ctx context.Context, after, upto uint64) bool {
+	for rec, err := range x.cfg.Source.Query(ctx, memory.Query{AfterSeq: after, Ascending: true, Limit: 1}) {
+		return err != nil || rec.Seq <= upto
+	}
+	return false
 }
 
 // Close stops following the Source, checkpoints, and closes the index.

@@ -500,3 +500,20 @@ func TestCorruptIndexDir(t *testing.T) {
 		t.Fatalf("hits %q", texts(hits))
 	}
 }
+
+// TestSyncSkipsExpired: a record that expires before the index reads it is
+// never delivered, and Sync must not wait for it.
+func TestSyncSkipsExpired(t *testing.T) {
+	dir := t.TempDir()
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	put(t, db, corpus[0])
+	last := put(t, db, memory.Record{Namespace: "shared", Kind: memory.KindMessage, Text: "short lived", ExpiresAt: time.Now().Add(20 * time.Millisecond)})[0]
+	time.Sleep(time.Until(last.ExpiresAt) + 10*time.Millisecond)
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall")})
+	defer x.Close()
+	sync(t, x)
+	if s := x.Stats(); s.Docs != 1 {
+		t.Fatalf("Stats = %+v, want the one live record", s)
+	}
+}
