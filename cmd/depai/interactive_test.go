@@ -40,9 +40,16 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 // naming the current agent, switching agents, and Ctrl-D to quit.
 func TestRunChatInteractive(t *testing.T) {
 	master, slave := openPTY(t)
-	cmd := exec.Command(depaiBin, "run", "testdata/fleet.yaml", "--chat", "--data", t.TempDir(), "--log-level", "warn")
+	cmd := exec.Command(depaiBin, "run", "testdata/fleet.yaml", "--chat", "--data", t.TempDir())
 	cmd.Env = testEnv(t)
 	cmd.Stdin = slave
+	var logs lockedBuffer
+	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
+		for _, b := range p {
+			logs.AddByte(b)
+		}
+		return len(p), nil
+	})
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +113,14 @@ func TestRunChatInteractive(t *testing.T) {
 		if err != nil {
 			t.Errorf("exit after Ctrl-D: %v\n%s", err, out.String())
 		}
+		if !strings.Contains(logs.String(), "only warnings and errors are logged") {
+			t.Errorf("no notice that info logs pause while chatting:\n%s", logs.String())
+		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("still running 20s after Ctrl-D\n%s", out.String())
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

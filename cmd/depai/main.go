@@ -61,17 +61,17 @@ the config's data_dir, else $XDG_STATE_HOME/depai (~/.local/state/depai).`,
 }
 
 // newLogger returns a text logger on w at the level the --log-level flag
-// names.
-func newLogger(cmd *cobra.Command, w io.Writer) (*slog.Logger, error) {
+// names, and that level, which the caller may change.
+func newLogger(cmd *cobra.Command, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
 	name, err := cmd.Flags().GetString("log-level")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var level slog.Level
+	level := new(slog.LevelVar)
 	if err := level.UnmarshalText([]byte(name)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", name)
+		return nil, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", name)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), level, nil
 }
 
 func newVersionCmd() *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -66,7 +67,7 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	// A second Ctrl-C, after stop, kills the process the default way.
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log, err := newLogger(cmd, cmd.ErrOrStderr())
+	log, level, err := newLogger(cmd, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
@@ -137,6 +138,11 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	log.Info("ready", "agents", strings.Join(names, ","), "data", absDir, "startup", time.Since(start).Round(10*time.Microsecond))
 
 	if o.chat {
+		if isTerminal(cmd.InOrStdin()) && !cmd.Flags().Changed("log-level") && level.Level() < slog.LevelWarn {
+			// Info logs would break into the conversation on the terminal.
+			log.Info("while chatting, only warnings and errors are logged (--log-level changes that)")
+			level.Set(slog.LevelWarn)
+		}
 		chatDone := make(chan error, 1)
 		go func() {
 			chatDone <- chatSession(ctx, localBackend{fleet}, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o.agent)
