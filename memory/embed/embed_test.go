@@ -49,6 +49,9 @@ func TestEmbedBatchesAndOrders(t *testing.T) {
 	if c.Dims() != 16 {
 		t.Errorf("Dims = %d after first answer, want 16", c.Dims())
 	}
+	if got := srv.Authorization(); got != "Bearer k" {
+		t.Errorf("Authorization = %q, want %q", got, "Bearer k")
+	}
 }
 
 func TestEmbedCache(t *testing.T) {

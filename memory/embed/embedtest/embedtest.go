@@ -26,6 +26,7 @@ type Server struct {
 	faults   []Fault
 	requests int
 	inputs   int
+	auth     string
 }
 
 // Fault scripts one answer in place of a normal one.
@@ -62,6 +63,13 @@ func (s *Server) Requests() (requests, inputs int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.requests, s.inputs
+}
+
+// Authorization returns the Authorization header of the latest request.
+func (s *Server) Authorization() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.auth
 }
 
 // Vector is the vector the server returns for text at the given size.
@@ -111,6 +119,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests++
 	s.inputs += len(req.Input)
+	s.auth = r.Header.Get("Authorization")
 	var f Fault
 	if len(s.faults) > 0 {
 		f = s.faults[0]
