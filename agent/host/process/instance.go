@@ -192,6 +192,9 @@ func (in *instance) crashed(p *proc, reason string) {
 		return
 	}
 	if in.cur != nil {
+		// Reap what go-plugin keeps for the dead process (its socket
+		// directory, stream goroutines); Kill returns at once for it.
+		go in.cur.kill()
 		in.cur = nil
 		in.ready = make(chan struct{})
 	}

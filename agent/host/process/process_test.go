@@ -374,7 +374,9 @@ func TestBadPlugins(t *testing.T) {
 // process goes with it.
 func TestNoOrphansWhenAgentIsKilled(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envAgent+"="+chaosPlugin)
+	// The killed agent cannot remove go-plugin's socket directory; keep it
+	// where the test cleans up.
+	cmd.Env = append(os.Environ(), envAgent+"="+chaosPlugin, "TMPDIR="+t.TempDir())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
