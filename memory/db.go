@@ -51,7 +51,7 @@ type Config struct {
 	WatchBuffer int
 	// TrimInterval is how often the store asks the kernel to drop the pages
 	// of its memory-mapped table files from the resident set (Linux,
-	// madvise MADV_PAGEOUT). Default 10 s for ProfileLowMem, off (negative)
+	// madvise MADV_PAGEOUT). Default 1 s for ProfileLowMem, off (negative)
 	// for the default profile.
 	TrimInterval time.Duration
 	// MinFreeBytes is the free disk space below which Put fails with
@@ -218,7 +218,7 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 			WithBlockCacheSize(64 << 20).
 			WithIndexCacheSize(32 << 20)
 	case ProfileLowMem:
-		recent, trim = 512, 10*time.Second
+		recent, trim = 512, time.Second
 		o = o.WithMemTableSize(8 << 20).
 			WithNumMemtables(2).
 			WithNumLevelZeroTables(4).

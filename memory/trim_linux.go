@@ -10,12 +10,12 @@ import (
 )
 
 // pageOut asks the kernel to reclaim the resident pages of the store's
-// memory-mapped table and value-log files (madvise MADV_PAGEOUT). badger
-// maps every table; pages it touched while writing and compacting stay in
-// the process's resident set until memory pressure, which on a small robot
-// crowds out everything else. The advice never loses data: a later read
-// faults the page back in from the page cache or the file. The write-ahead
-// (.mem) files are left alone: they are being written.
+// memory-mapped files — tables, value log and write-ahead log (madvise
+// MADV_PAGEOUT). badger maps them all; pages it touched while writing and
+// compacting stay in the process's resident set until memory pressure,
+// which on a small robot crowds out everything else. The advice never loses
+// data: the mappings are shared file mappings, so a page is written back
+// before it is dropped, and a later access faults it in again.
 func pageOut(dir string) (pages int, err error) {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
@@ -31,7 +31,7 @@ func pageOut(dir string) (pages int, err error) {
 			continue
 		}
 		path := fields[5]
-		if !strings.HasPrefix(path, prefix) || !strings.HasSuffix(path, ".sst") && !strings.HasSuffix(path, ".vlog") {
+		if !strings.HasPrefix(path, prefix) || !strings.HasSuffix(path, ".sst") && !strings.HasSuffix(path, ".vlog") && !strings.HasSuffix(path, ".mem") {
 			continue
 		}
 		lo, hi, ok := strings.Cut(fields[0], "-")
