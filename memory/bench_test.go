@@ -8,7 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-		"slices"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
