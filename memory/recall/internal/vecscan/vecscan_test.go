@@ -61,15 +61,39 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+// BenchmarkDot384 compares the assembly dot product (when the CPU has AVX2
+// and FMA) with the portable Go one.
 func BenchmarkDot384(b *testing.B) {
-	b.Logf("assembly: %v", useAVX2)
 	x, y := make([]float32, 384), make([]float32, 384)
 	for i := range x {
 		x[i], y[i] = float32(i), float32(384-i)
 	}
 	var s float32
-	for b.Loop() {
-		s += Dot(x, y)
-	}
+	b.Run("Dot", func(b *testing.B) {
+		b.Logf("assembly: %v", useAVX2)
+		for b.Loop() {
+			s += Dot(x, y)
+		}
+	})
+	b.Run("Go", func(b *testing.B) {
+		for b.Loop() {
+			s += dotGo(x, y)
+		}
+	})
 	_ = s
+}
+
+// BenchmarkScan30k is the exact scan recall uses below 30k vectors per
+// namespace: top 10 of 30000 384-d vectors.
+func BenchmarkScan30k(b *testing.B) {
+	const n, d = 30000, 384
+	r := rand.New(rand.NewPCG(1, 2))
+	vecs := make([]float32, n*d)
+	for i := range vecs {
+		vecs[i] = float32(r.NormFloat64())
+	}
+	q := vecs[:d]
+	for b.Loop() {
+		Search(vecs, d, q, 10, nil)
+	}
 }
