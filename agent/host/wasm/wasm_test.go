@@ -34,8 +34,8 @@ func newHost(t testing.TB) *host.Host {
 	return wasmtest.NewHost(t, host.Config{Logger: quiet})
 }
 
-// cacheDir is the compilation cache shared by this test binary.
-func cacheDir(t testing.TB) string { return filepath.Join(wasmbuild.Dir(t), "cache") }
+// cacheDir is the compilation cache shared by test runs.
+func cacheDir(t testing.TB) string { return wasmbuild.CacheDir(t) }
 
 func call(t testing.TB, tl tool.Tool, args string) (string, *wire.Error) {
 	t.Helper()

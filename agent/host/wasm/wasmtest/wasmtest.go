@@ -11,7 +11,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"testing"
 
 	"github.com/depai/depai/agent/host"
@@ -32,15 +31,15 @@ func Build(tb testing.TB, pkgDir string) string {
 	return wasmbuild.Build(tb, pkgDir)
 }
 
-// NewHost returns a real plugin host with the WASM transport (sharing one
-// compilation cache per test binary under Run) and, unless cfg has one, a
+// NewHost returns a real plugin host with the WASM transport (with a
+// compilation cache shared by test runs, like GOCACHE) and, unless cfg has one, a
 // badger memory store in a temp dir. Everything is closed when tb ends.
 func NewHost(tb testing.TB, cfg host.Config) *host.Host {
 	tb.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	tr, err := wasm.New(wasm.Config{CacheDir: filepath.Join(wasmbuild.Dir(tb), "cache"), Logger: cfg.Logger})
+	tr, err := wasm.New(wasm.Config{CacheDir: wasmbuild.CacheDir(tb), Logger: cfg.Logger})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -43,6 +43,16 @@ func Dir(tb testing.TB) string {
 	return tb.TempDir()
 }
 
+// CacheDir is a compilation cache shared by every test run on this machine
+// (like GOCACHE): wazero keys entries by module digest and its own version,
+// so a module is compiled once, not in every test binary and fuzz worker.
+func CacheDir(tb testing.TB) string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "depai", "wasmtest")
+	}
+	return filepath.Join(Dir(tb), "cache")
+}
+
 // Build compiles the Go package in pkgDir with GOOS=wasip1 GOARCH=wasm
 // -buildmode=c-shared and returns the module's path.
 func Build(tb testing.TB, pkgDir string) string {
