@@ -2,6 +2,7 @@ package recall
 
 import (
 	"context"
+	"runtime"
 	"sync"
 
 	"github.com/depai/depai/memory/recall/internal/hnsw"
@@ -40,27 +41,30 @@ func (p *partition) addLocked(doc uint32, v []float32) uint32 {
 	return pos
 }
 
-// build links the partition's vectors into a new graph without blocking
-// searches (it holds the read lock for one insertion at a time), then
-// publishes it.
+// build links the partition's vectors into a new graph with one worker per
+// CPU, without blocking searches or ingestion, then links what arrived
+// meanwhile and publishes it. The vectors it reads are a snapshot: appends
+// never write to positions that already hold a vector.
 func (p *partition) build(ctx context.Context, cfg hnsw.Config) {
-	g := hnsw.New(cfg, p.vecAt)
-	for ctx.Err() == nil {
-		p.mu.RLock()
-		if g.Len() < len(p.docs) {
-			g.Add(uint32(g.Len()))
-			p.mu.RUnlock()
-			continue
-		}
-		p.mu.RUnlock()
-		p.mu.Lock()
-		for g.Len() < len(p.docs) {
-			g.Add(uint32(g.Len()))
-		}
-		p.graph, p.building = g, false
-		p.mu.Unlock()
-		return
+	p.mu.RLock()
+	n, d := len(p.docs), p.dims
+	vecs := p.vecs[: n*d : n*d]
+	p.mu.RUnlock()
+	ids := make([]uint32, n)
+	for i := range ids {
+		ids[i] = uint32(i)
 	}
+	g, err := hnsw.Build(ctx, cfg, func(i uint32) []float32 { return vecs[int(i)*d : (int(i)+1)*d] }, ids, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return // closing
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g.SetVectors(p.vecAt)
+	for pos := n; pos < len(p.docs); pos++ {
+		g.Add(uint32(pos))
+	}
+	p.graph, p.building = g, false
 }
 
 // search returns the k best documents, as document numbers.

@@ -11,9 +11,12 @@
 package hnsw
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/depai/depai/memory/recall/internal/vecscan"
 )
@@ -38,6 +41,10 @@ type Graph struct {
 	entry    uint32
 	maxLayer int
 	visited  sync.Pool // *visitSet
+	// During a parallel Build only: one lock per node's links, and top for
+	// entry and maxLayer. Nil otherwise; callers serialize Add and Search.
+	locks []sync.Mutex
+	top   sync.RWMutex
 }
 
 // New returns an empty graph reading vectors through vec.
@@ -92,31 +99,106 @@ func (g *Graph) getVisited() *visitSet {
 // Add links the caller's vector ext into the graph.
 func (g *Graph) Add(ext uint32) {
 	id := uint32(len(g.links))
+	level := g.drawLevel()
 	g.ext = append(g.ext, ext)
-	level := int(-math.Log(1-g.rng.Float64()) * g.ml)
-	level = min(level, 16)
-	node := make([][]uint32, level+1)
-	g.links = append(g.links, node)
+	g.links = append(g.links, make([][]uint32, level+1))
 	if id == 0 {
 		g.entry, g.maxLayer = 0, level
 		return
 	}
+	g.insert(id, level)
+}
+
+func (g *Graph) drawLevel() int {
+	return min(int(-math.Log(1-g.rng.Float64())*g.ml), 16)
+}
+
+// Build returns a graph of the caller's ids, inserted by workers goroutines
+// in parallel (node locks, as hnswlib does). vec must be safe for concurrent
+// use while Build runs. It stops early with ctx's error.
+func Build(ctx context.Context, cfg Config, vec func(uint32) []float32, ids []uint32, workers int) (*Graph, error) {
+	g := New(cfg, vec)
+	n := len(ids)
+	if n == 0 {
+		return g, nil
+	}
+	g.ext = slices.Clone(ids)
+	g.links = make([][][]uint32, n)
+	levels := make([]int, n)
+	for i := range levels {
+		levels[i] = g.drawLevel()
+		g.links[i] = make([][]uint32, levels[i]+1)
+	}
+	g.entry, g.maxLayer = 0, levels[0]
+	g.locks = make([]sync.Mutex, n)
+	var next atomic.Int64
+	next.Store(1)
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				g.insert(uint32(i), levels[i])
+			}
+		})
+	}
+	wg.Wait()
+	g.locks = nil
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// SetVectors replaces the function the graph reads vectors through.
+func (g *Graph) SetVectors(vec func(uint32) []float32) { g.vec = vec }
+
+// neighbors returns node n's links on layer l; during a parallel Build, a
+// copy taken under the node's lock.
+func (g *Graph) neighbors(n uint32, l int, buf []uint32) []uint32 {
+	if g.locks == nil {
+		return g.links[n][l]
+	}
+	g.locks[n].Lock()
+	buf = append(buf[:0], g.links[n][l]...)
+	g.locks[n].Unlock()
+	return buf
+}
+
+// insert links node id, whose links slice has level+1 layers, into the graph.
+func (g *Graph) insert(id uint32, level int) {
 	q := g.vecOf(id)
-	ep := g.entry
+	if g.locks != nil {
+		g.top.RLock()
+	}
+	ep, maxLayer := g.entry, g.maxLayer
+	if g.locks != nil {
+		g.top.RUnlock()
+	}
 	epDist := g.dist(q, ep)
-	for l := g.maxLayer; l > level; l-- {
-		ep, epDist = g.greedy(q, ep, epDist, l)
+	var buf []uint32
+	for l := maxLayer; l > level; l-- {
+		ep, epDist = g.greedy(q, ep, epDist, l, &buf)
 	}
 	vs := g.getVisited()
 	defer g.visited.Put(vs)
-	for l := min(level, g.maxLayer); l >= 0; l-- {
-		cands := g.searchLayer(q, ep, epDist, g.cfg.EfConstruction, l, vs, nil)
+	for l := min(level, maxLayer); l >= 0; l-- {
+		cands := g.searchLayer(q, ep, epDist, g.cfg.EfConstruction, l, vs, nil, &buf)
 		maxN := g.cfg.M
 		if l == 0 {
 			maxN = 2 * g.cfg.M
 		}
 		nbrs := g.selectNeighbors(cands, g.cfg.M)
-		node[l] = nbrs
+		if g.locks != nil {
+			g.locks[id].Lock()
+			g.links[id][l] = nbrs
+			g.locks[id].Unlock()
+		} else {
+			g.links[id][l] = nbrs
+		}
 		for _, n := range nbrs {
 			g.link(n, id, l, maxN)
 		}
@@ -127,8 +209,14 @@ func (g *Graph) Add(ext uint32) {
 			vs.gen = 1
 		}
 	}
-	if level > g.maxLayer {
-		g.entry, g.maxLayer = id, level
+	if level > maxLayer {
+		if g.locks != nil {
+			g.top.Lock()
+			defer g.top.Unlock()
+		}
+		if level > g.maxLayer {
+			g.entry, g.maxLayer = id, level
+		}
 	}
 }
 
@@ -137,6 +225,10 @@ func (g *Graph) vecOf(node uint32) []float32 { return g.vec(g.ext[node]) }
 // link adds a back-link from n to id on layer l, pruning n's list to maxN
 // with the neighbour-selection heuristic when it overflows.
 func (g *Graph) link(n, id uint32, l, maxN int) {
+	if g.locks != nil {
+		g.locks[n].Lock()
+		defer g.locks[n].Unlock()
+	}
 	nl := g.links[n][l]
 	if len(nl) < maxN {
 		g.links[n][l] = append(nl, id)
@@ -162,10 +254,11 @@ func (g *Graph) dist(q []float32, id uint32) float32 { return 1 - vecscan.Dot(q,
 func (g *Graph) distVec(v []float32, id uint32) float32 { return 1 - vecscan.Dot(v, g.vecOf(id)) }
 
 // greedy walks layer l to the closest node to q.
-func (g *Graph) greedy(q []float32, ep uint32, epDist float32, l int) (uint32, float32) {
+func (g *Graph) greedy(q []float32, ep uint32, epDist float32, l int, buf *[]uint32) (uint32, float32) {
 	for changed := true; changed; {
 		changed = false
-		for _, n := range g.links[ep][l] {
+		*buf = g.neighbors(ep, l, *buf)
+		for _, n := range *buf {
 			if d := g.dist(q, n); d < epDist {
 				ep, epDist, changed = n, d, true
 			}
@@ -177,7 +270,7 @@ func (g *Graph) greedy(q []float32, ep uint32, epDist float32, l int) (uint32, f
 // searchLayer returns up to ef nodes closest to q on layer l, nearest first.
 // keep, when not nil, limits by caller's ID which nodes may be returned; every node is
 // still traversed, so a filter does not disconnect the graph.
-func (g *Graph) searchLayer(q []float32, ep uint32, epDist float32, ef, l int, vs *visitSet, keep func(uint32) bool) []item {
+func (g *Graph) searchLayer(q []float32, ep uint32, epDist float32, ef, l int, vs *visitSet, keep func(uint32) bool, buf *[]uint32) []item {
 	vs.mark[ep] = vs.gen
 	var cand minHeap
 	var res maxHeap
@@ -190,7 +283,8 @@ func (g *Graph) searchLayer(q []float32, ep uint32, epDist float32, ef, l int, v
 		if len(res) >= ef && c.d > res[0].d {
 			break
 		}
-		for _, n := range g.links[c.id][l] {
+		*buf = g.neighbors(c.id, l, *buf)
+		for _, n := range *buf {
 			if vs.mark[n] == vs.gen {
 				continue
 			}
@@ -276,12 +370,13 @@ func (g *Graph) Search(q []float32, k, ef int, keep func(uint32) bool) []vecscan
 	ef = max(ef, k)
 	ep := g.entry
 	epDist := g.dist(q, ep)
+	var buf []uint32
 	for l := g.maxLayer; l > 0; l-- {
-		ep, epDist = g.greedy(q, ep, epDist, l)
+		ep, epDist = g.greedy(q, ep, epDist, l, &buf)
 	}
 	vs := g.getVisited()
 	defer g.visited.Put(vs)
-	items := g.searchLayer(q, ep, epDist, ef, 0, vs, keep)
+	items := g.searchLayer(q, ep, epDist, ef, 0, vs, keep, &buf)
 	if len(items) > k {
 		items = items[:k]
 	}

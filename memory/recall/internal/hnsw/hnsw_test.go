@@ -1,9 +1,11 @@
 package hnsw
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"testing"
@@ -13,10 +15,24 @@ import (
 	"github.com/depai/depai/memory/recall/internal/vecscan"
 )
 
-func build(vecs []float32, dims int, cfg Config) *Graph {
-	g := New(cfg, func(i uint32) []float32 { return vecs[int(i)*dims : (int(i)+1)*dims] })
-	for n := len(vecs) / dims; g.Len() < n; {
-		g.Add(uint32(g.Len()))
+// build inserts the vectors with workers goroutines (0: one by one with Add).
+func build(vecs []float32, dims int, cfg Config, workers int) *Graph {
+	vec := func(i uint32) []float32 { return vecs[int(i)*dims : (int(i)+1)*dims] }
+	n := len(vecs) / dims
+	if workers == 0 {
+		g := New(cfg, vec)
+		for g.Len() < n {
+			g.Add(uint32(g.Len()))
+		}
+		return g
+	}
+	ids := make([]uint32, n)
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	g, err := Build(context.Background(), cfg, vec, ids, workers)
+	if err != nil {
+		panic(err) // background context: cannot fail
 	}
 	return g
 }
@@ -42,19 +58,24 @@ func recallAt(g *Graph, vecs, queries []float32, dims, k, ef int, keep func(uint
 }
 
 // TestRecallClustered checks recall@10 against an exact scan on 20k clustered
-// synthetic 64-d vectors (4k under the race detector).
+// synthetic 64-d vectors (3k under the race detector), built in parallel, and
+// on a tenth of them built one by one.
 func TestRecallClustered(t *testing.T) {
 	n, dims := 20000, 64
 	if raceEnabled {
-		n = 4000
+		n = 3000
 	}
 	vecs := synth.Clustered(n, dims, 100, 0.08, 1)
 	q := perturb(vecs, dims, 200, 0.3, 2)
-	g := build(vecs, dims, Config{})
+	g := build(vecs, dims, Config{}, 4) // parallel: under -race this checks the node locking
 	r := recallAt(g, vecs, q, dims, 10, 0, nil)
 	t.Logf("recall@10 = %.4f", r)
 	if r < 0.95 {
 		t.Fatalf("recall@10 = %.3f, want >= 0.95", r)
+	}
+	sub := vecs[:n/10*dims]
+	if r := recallAt(build(sub, dims, Config{}, 0), sub, q, dims, 10, 0, nil); r < 0.95 {
+		t.Fatalf("sequential build: recall@10 = %.3f, want >= 0.95", r)
 	}
 	third := func(id uint32) bool { return id%3 == 0 }
 	if r := recallAt(g, vecs, q[:50*dims], dims, 10, 0, third); r < 0.95 {
@@ -122,7 +143,7 @@ func TestSmallAndEmpty(t *testing.T) {
 		t.Fatalf("empty graph: %v", got)
 	}
 	vecs := []float32{1, 0, 0, 1, 0.6, 0.8}
-	g = build(vecs, 2, Config{})
+	g = build(vecs, 2, Config{}, 0)
 	got := g.Search([]float32{1, 0}, 10, 0, nil)
 	if len(got) != 3 || got[0].ID != 0 || got[1].ID != 2 || got[2].ID != 1 {
 		t.Fatalf("Search = %+v, want ids 0, 2, 1", got)
@@ -151,7 +172,8 @@ func BenchmarkSearch384(b *testing.B) {
 	vecs := synth.Clustered(n, dims, clusters, 0.05, 7)
 	queries := perturb(vecs, dims, 1000, 0.3, 8)
 	start := time.Now()
-	g := build(vecs, dims, Config{})
+	workers := runtime.GOMAXPROCS(0)
+	g := build(vecs, dims, Config{}, workers)
 	buildTime := time.Since(start)
 	rec := recallAt(g, vecs, queries[:100*dims], dims, k, 0, nil)
 	lat := make([]time.Duration, 0, b.N)
@@ -169,7 +191,7 @@ func BenchmarkSearch384(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(rec, "recall@10")
 	b.ReportMetric(buildTime.Seconds(), "build-s")
-	b.Logf("n=%d dims=%d clusters=%d build=%s recall@10=%.4f", n, dims, clusters, buildTime, rec)
+	b.Logf("n=%d dims=%d clusters=%d build=%s (%d workers) recall@10=%.4f", n, dims, clusters, buildTime, workers, rec)
 	// The recall/latency trade-off, for choosing EfSearch.
 	for _, ef := range []int{64, 100, 160, 256} {
 		var l []time.Duration
