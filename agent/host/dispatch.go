@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -299,7 +300,7 @@ func (h *Host) fetch(ctx context.Context, g *grant, payload []byte) ([]byte, *wi
 	}
 	var body io.Reader
 	if len(a.Body) > 0 {
-		body = strings.NewReader(string(a.Body))
+		body = bytes.NewReader(a.Body)
 	}
 	req, err := http.NewRequestWithContext(ctx, a.Method, u.String(), body)
 	if err != nil {

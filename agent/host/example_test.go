@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/wasm"
@@ -34,7 +35,7 @@ func ExampleNew() {
 		Name:   "notes",
 		Path:   "plugins/notes.wasm",
 		Grants: wire.Capabilities{MemoryRead: []string{"notes"}, MemoryWrite: []string{"notes"}},
-		Limits: host.Limits{CallTimeout: 5e9},
+		Limits: host.Limits{CallTimeout: 5 * time.Second},
 	})
 	if err != nil {
 		fmt.Println(err) // names the plugin and, e.g., what it requests but is not granted

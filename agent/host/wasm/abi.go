@@ -62,6 +62,8 @@ func (p *plugin) hostCall(ctx context.Context, mod api.Module, stack []uint64) {
 		out, flag = errJSON(wire.Errorf(wire.CodeTooLarge, "%s: payload of %d bytes exceeds the limit of %d", method, len(payload), p.limits.MaxMessageBytes)), errFlag
 	} else if res, werr := p.disp.HostCall(ctx, p.name, method, payload); werr != nil {
 		out, flag = errJSON(werr), errFlag
+	} else if len(res) > p.limits.MaxMessageBytes {
+		out, flag = errJSON(wire.Errorf(wire.CodeTooLarge, "%s: result of %d bytes exceeds the limit of %d", method, len(res), p.limits.MaxMessageBytes)), errFlag
 	} else {
 		out = res
 	}

@@ -154,11 +154,11 @@ func (p *plugin) replenish() {
 }
 
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
-	inst := &instance{stderr: newTail(p.logger)}
+	inst := &instance{stderr: newTail(p.logger, slog.LevelWarn)}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions("_initialize").
-		WithStdout(inst.stderr).
+		WithStdout(newTail(p.logger, slog.LevelInfo)).
 		WithStderr(inst.stderr)
 	if p.grants.Clock {
 		cfg = cfg.WithSysWalltime().WithSysNanotime().WithNanosleep(inst.sleep)
@@ -337,13 +337,14 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 	return nil
 }
 
-// tail logs what a guest writes to stdout/stderr, line by line, and keeps
+// tail logs what a guest writes to stdout or stderr, line by line, and keeps
 // the start and end of what it wrote during the current call, so a crash
 // report can say what the guest said as it died ("fatal error: out of
 // memory" comes first, a goroutine dump after it).
 type tail struct {
 	mu     sync.Mutex
 	logger *slog.Logger
+	level  slog.Level
 	line   []byte
 	head   []byte
 	last   []byte
@@ -351,7 +352,7 @@ type tail struct {
 
 const tailBytes = 256
 
-func newTail(l *slog.Logger) *tail { return &tail{logger: l} }
+func newTail(l *slog.Logger, level slog.Level) *tail { return &tail{logger: l, level: level} }
 
 func (t *tail) Write(b []byte) (int, error) {
 	t.mu.Lock()
@@ -369,11 +370,11 @@ func (t *tail) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		t.logger.Warn("plugin output", "line", string(t.line[:i]))
+		t.logger.Log(context.Background(), t.level, "plugin output", "line", string(t.line[:i]))
 		t.line = t.line[i+1:]
 	}
 	if len(t.line) > 4*tailBytes {
-		t.logger.Warn("plugin output", "line", string(t.line))
+		t.logger.Log(context.Background(), t.level, "plugin output", "line", string(t.line))
 		t.line = t.line[:0]
 	}
 	return len(b), nil

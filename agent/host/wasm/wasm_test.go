@@ -363,4 +363,16 @@ func TestLargeHostResult(t *testing.T) {
 	if n := strings.Count(out, text); n != 40 {
 		t.Fatalf("found %d of 40 notes in %d bytes", n, len(out))
 	}
+	// A host result over the plugin's message limit is refused, not copied.
+	small, err := h.Load(context.Background(), host.PluginSpec{
+		Name: "small-notes", Path: wasmtest.Build(t, plugins+"notes"),
+		Grants: wire.Capabilities{MemoryRead: []string{"notes"}, MemoryWrite: []string{"notes"}},
+		Limits: host.Limits{MaxMessageBytes: 2048},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, werr := call(t, toolOf(t, small, "notes.find"), `{"limit":40}`); werr == nil || werr.Code != wire.CodeTooLarge {
+		t.Fatalf("find with a 2 KiB limit: %v; want too_large", werr)
+	}
 }
