@@ -77,6 +77,14 @@ func Build(tb testing.TB, pkgDir string) string {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("wasmtest: build %s: %v\n%s", pkgDir, err, b)
 	}
+	if raceEnabled {
+		// Compile outside the race detector, into the shared cache.
+		pre := exec.Command("go", "run", "github.com/depai/depai/agent/host/wasm/internal/precompile", "-cache", CacheDir(tb), path)
+		pre.Dir = abs
+		if b, err := pre.CombinedOutput(); err != nil {
+			tb.Fatalf("wasmtest: precompile %s: %v\n%s", pkgDir, err, b)
+		}
+	}
 	if built != nil {
 		built[abs] = path
 	}
