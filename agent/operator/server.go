@@ -156,6 +156,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	s.mu.Unlock()
 	err := s.http.Shutdown(ctx)
+	// Serve closes the listener, but Serve may never have run.
+	_ = s.ln.Close()
 	s.cancel()
 	if err != nil {
 		// Give the cancelled turns a moment to send their last reply (it

@@ -458,6 +458,12 @@ func TestNewServerConfig(t *testing.T) {
 			if err := srv.Shutdown(t.Context()); err != nil {
 				t.Fatal(err)
 			}
+			// Shut down without ever serving: the port is free again.
+			again, err := operator.NewServer(operator.Config{Addr: srv.Addr(), Fleet: fleet, Token: "t"})
+			if err != nil {
+				t.Fatalf("the port is still taken after Shutdown: %v", err)
+			}
+			again.Shutdown(t.Context())
 		})
 	}
 
