@@ -1,10 +1,17 @@
 // Package process is the host transport for process plugins: native
-// executables built with sdk.Main, started and spoken to with
-// hashicorp/go-plugin over gRPC. go-plugin starts, handshakes and stops a
-// process; this package adds what it lacks — supervision (restart with
-// backoff after a crash, give up after repeated crashes), a parent-death
-// signal so a killed agent leaves no orphans, a deadline on every call, a
-// message size limit both ways, and the plugin's output in the agent's log.
+// executables built with sdk.Main. hashicorp/go-plugin starts each one,
+// checks the handshake (magic cookie, ABI as protocol version) and gives
+// both sides a gRPC connection: Init goes over it, and the plugin's host
+// calls come back through go-plugin's GRPCBroker to the LoadSpec's
+// Dispatcher. Calls into the plugin take a framed Unix socket the plugin
+// opens at Init (see wire.ProcessReady), which costs about a pipe round trip
+// less than a gRPC unary call per call.
+//
+// go-plugin starts and stops a process; this package adds what it lacks:
+// supervision (restart with backoff after a crash, give up after repeated
+// crashes), a parent-death signal so a killed agent leaves no orphans, a
+// deadline on every call, a message size limit both ways, and the plugin's
+// output in the agent's log under its name.
 package process
 
 import (
