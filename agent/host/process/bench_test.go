@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -27,9 +29,11 @@ func quietConfig() Config {
 }
 
 // BenchmarkCallVsPipe measures a process plugin call (100 B JSON in and
-// out, through go-plugin's gRPC) and, interleaved in the same run, a bare
-// 100 B ping-pong over pipes with a child process: the floor any process
-// transport pays. It reports both medians and their ratio.
+// out over the call socket) and, interleaved in the same run, a bare 100 B
+// ping-pong over pipes with a child process — the floor any process
+// transport pays — and a gRPC unary call to the same plugin (go-plugin's
+// health check, which does no work): what a gRPC call path would cost at
+// the least. It reports the medians and the call/pipe ratio.
 func BenchmarkCallVsPipe(b *testing.B) {
 	in, err := New(quietConfig()).Load(context.Background(), host.LoadSpec{Name: "bench", Path: chaosPlugin})
 	if err != nil {
@@ -51,10 +55,14 @@ func BenchmarkCallVsPipe(b *testing.B) {
 	}
 	defer func() { w.Close(); echo.Wait() }()
 
+	health := grpc_health_v1.NewHealthClient(in.(*instance).cur.conn)
+	hreq := &grpc_health_v1.HealthCheckRequest{Service: "plugin"}
+
 	call := wire.Call{Method: "echo", Payload: payload100, CallID: "b"}
 	buf := make([]byte, len(payload100))
 	calls := make([]time.Duration, 0, b.N)
 	pipes := make([]time.Duration, 0, b.N)
+	grpcs := make([]time.Duration, 0, b.N)
 	ctx := context.Background()
 	b.ResetTimer()
 	for range b.N {
@@ -71,13 +79,19 @@ func BenchmarkCallVsPipe(b *testing.B) {
 			b.Fatal(err)
 		}
 		t2 := time.Now()
+		if _, err := health.Check(ctx, hreq); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
 		calls = append(calls, t1.Sub(t0))
 		pipes = append(pipes, t2.Sub(t1))
+		grpcs = append(grpcs, t3.Sub(t2))
 	}
 	b.StopTimer()
 	c, p := median(calls), median(pipes)
 	b.ReportMetric(float64(c.Nanoseconds())/1e3, "call-p50-µs")
 	b.ReportMetric(float64(p.Nanoseconds())/1e3, "pipe-p50-µs")
+	b.ReportMetric(float64(median(grpcs).Nanoseconds())/1e3, "grpc-p50-µs")
 	b.ReportMetric(float64(c)/float64(p), "call/pipe")
 }
 
