@@ -26,7 +26,7 @@ func newMemoryCmd() *cobra.Command {
 	var data string
 	cmd := &cobra.Command{
 		Use:   "memory",
-		Short: "Inspect, export and import the memory of a data directory",
+		Short: "Search, inspect, export and import the memory of a data directory",
 		Long: `Inspect, export and import the memory of a data directory (DIR/memory).
 
 The data directory is --data, else $DEPAI_DATA, else $XDG_STATE_HOME/depai
@@ -39,6 +39,7 @@ The data directory is --data, else $DEPAI_DATA, else $XDG_STATE_HOME/depai
 		memoryExportCmd(storeDir),
 		memoryImportCmd(storeDir),
 		memoryStatsCmd(storeDir),
+		memorySearchCmd(func() string { return dataDir(data, "") }),
 	)
 	return cmd
 }

@@ -69,6 +69,21 @@ func TestMemoryCmd(t *testing.T) {
 		}
 	})
 
+	t.Run("search", func(t *testing.T) {
+		out, stderr, err := memoryCLI(t, "", "search", "obs", "3", "--data", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) < 2 || !strings.Contains(lines[1], recs[3].ID) || !strings.Contains(stderr, "bm25 only") {
+			t.Errorf("search printed\n%s\n%s", out, stderr)
+		}
+		out, _, err = memoryCLI(t, "", "search", "obs", "--ns", "fleet", "--data", data)
+		if err != nil || strings.Contains(out, "agent/scout") || !strings.Contains(out, "fleet/site-a") {
+			t.Errorf("search --ns fleet printed %q (%v)", out, err)
+		}
+	})
+
 	t.Run("stats", func(t *testing.T) {
 		out, _, err := memoryCLI(t, "", "stats", "--data", data)
 		if err != nil {
