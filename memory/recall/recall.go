@@ -268,15 +268,25 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	return x, nil
 }
 
-// Mode says how recall ranks, for /status.
+// Mode says how recall ranks, for /status, e.g. "hybrid: bm25 +
+// text-embedding-3-small (384d)" or "bm25 only (no embeddings endpoint
+// configured)"; while records wait for embeddings it says how many.
 func (x *Index) Mode() string {
 	if x.emb == nil {
 		return "bm25 only (no embeddings endpoint configured)"
 	}
+	dims := "dimensions not yet known"
 	if d := x.emb.Dims(); d > 0 {
-		return fmt.Sprintf("hybrid: bm25 + %s (%dd)", x.emb.Model(), d)
+		dims = fmt.Sprintf("%dd", d)
 	}
-	return fmt.Sprintf("hybrid: bm25 + %s (dimensions not yet known)", x.emb.Model())
+	mode := fmt.Sprintf("hybrid: bm25 + %s (%s)", x.emb.Model(), dims)
+	x.mu.RLock()
+	pending := len(x.pending)
+	x.mu.RUnlock()
+	if pending > 0 {
+		mode += fmt.Sprintf("; %d records waiting for embeddings", pending)
+	}
+	return mode
 }
 
 // Stats returns counters for /status and tests.
