@@ -517,3 +517,30 @@ func TestSyncSkipsExpired(t *testing.T) {
 		t.Fatalf("Stats = %+v, want the one live record", s)
 	}
 }
+
+// TestEndpointDown: while the embeddings endpoint fails, records stay
+// searchable by BM25 and Mode says embeddings are pending.
+func TestEndpointDown(t *testing.T) {
+	dir := t.TempDir()
+	srv := embedtest.New(16)
+	defer srv.Close()
+	for range 50 {
+		srv.Script(embedtest.Fault{Status: 503, Body: "down"})
+	}
+	db := openStore(t, filepath.Join(dir, "store"))
+	defer db.Close()
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1")})
+	defer x.Close()
+	put(t, db, corpus...)
+	sync(t, x)
+	if got := x.Mode(); !strings.Contains(got, "5 records waiting for embeddings") {
+		t.Errorf("Mode = %q, want it to say 5 records wait", got)
+	}
+	if s := x.Stats(); !strings.Contains(s.LastError, "503") {
+		t.Errorf("LastError = %q, want the endpoint's 503", s.LastError)
+	}
+	hits := search(t, x, recall.Query{Text: "obstacle aisle"})
+	if len(hits) != 1 || hits[0].Record.Text != corpus[1].Text || hits[0].BM25Rank != 1 || hits[0].VectorRank != 0 {
+		t.Errorf("hits %+v, want the obstacle record by BM25", hits)
+	}
+}
