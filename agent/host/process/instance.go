@@ -120,6 +120,8 @@ func (in *instance) handshake(ctx context.Context, p *proc) (wire.Manifest, erro
 	case err == nil:
 	case p.run == nil || p.run.pid == 0:
 		return wire.Manifest{}, fmt.Errorf("start: %w", err)
+	case strings.Contains(err.Error(), "incompatible API version"):
+		return wire.Manifest{}, fmt.Errorf("it speaks another plugin ABI than this agent's (ABI %d); rebuild it against this depai: %w", wire.ABIVersion, err)
 	case strings.Contains(err.Error(), "timeout while waiting for plugin to start"):
 		return wire.Manifest{}, fmt.Errorf("no handshake within %v (is it a depai plugin built with sdk.Main?): %w", p.timeout, err)
 	case exitedWithin(p.run.exited, crashSettle) && !p.run.killedByHost():

@@ -347,7 +347,7 @@ func TestBadPlugins(t *testing.T) {
 		{"no handshake", write("silent", "#!/bin/sh\nexec sleep 60\n", 0o755), []string{`"no handshake"`, "no handshake within 1s"}},
 		{"dies at once", write("dies", "#!/bin/sh\necho broken >&2\nexit 3\n", 0o755), []string{`"dies at once"`, "exit status 3"}},
 		{"garbage handshake", write("garbage", "#!/bin/sh\necho hello world\nexec sleep 60\n", 0o755), []string{`"garbage handshake"`, "Unrecognized remote plugin message"}},
-		{"other ABI", write("abi2", "#!/bin/sh\necho '1|2|unix|/nonexistent|grpc|'\nexec sleep 60\n", 0o755), []string{`"other ABI"`, "version"}},
+		{"other ABI", write("abi2", "#!/bin/sh\necho '1|2|unix|/nonexistent|grpc|'\nexec sleep 60\n", 0o755), []string{`"other ABI"`, "another plugin ABI", "Plugin version: 2"}},
 	}
 	cfg := testConfig(newRecorder())
 	cfg.StartTimeout = time.Second
