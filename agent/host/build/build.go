@@ -52,8 +52,9 @@ type Result struct {
 // key is cached. The key hashes the target, the go version, every regular
 // file under Dir (except hidden ones and testdata) and the enclosing
 // module's go.mod and go.sum. Code outside Dir that the plugin imports from
-// its own module or through a local replace is not part of the key; rebuild
-// by removing the cached file.
+// its own module is part of the key by name, size and modification time;
+// code reached through a local replace is not, so rebuild such a plugin by
+// removing the cached file.
 func Plugin(ctx context.Context, opts Options) (Result, error) {
 	if opts.Target == "" {
 		opts.Target = WASM
@@ -153,6 +154,9 @@ func hashSources(ctx context.Context, opts Options, dir string) (string, error) 
 				return "", fmt.Errorf("build: hash %s: %w", f, err)
 			}
 		}
+		if err := stampModule(h, mod); err != nil {
+			return "", fmt.Errorf("build: hash module %s: %w", mod, err)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -186,6 +190,36 @@ func hashTree(h io.Writer, dir string) error {
 		}
 	}
 	return nil
+}
+
+// stampModule hashes the name, size and modification time of every Go file
+// in the enclosing module. A plugin imports packages of its own module (the
+// SDK, when it lives in the depai repository; shared helpers in a user's
+// module), and an edit there must rebuild it. Stat is enough to see an edit
+// and keeps a warm start from reading every source file.
+func stampModule(h io.Writer, mod string) error {
+	return filepath.WalkDir(mod, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if p != mod && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "vendor" || name == "node_modules") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(mod, p)
+		fmt.Fprintf(h, "src %s %d %d\n", filepath.ToSlash(rel), fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
 }
 
 func hashFile(h io.Writer, path, name string) error {

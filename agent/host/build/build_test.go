@@ -118,3 +118,42 @@ func ExamplePlugin() {
 	}
 	_ = res.Path // hand this to the wasm transport
 }
+
+// TestEditInModuleRebuilds: a plugin that imports another package of its
+// own module (as the examples import the SDK) is rebuilt when that package
+// changes — a stale artifact would run old code against a new host.
+func TestEditInModuleRebuilds(t *testing.T) {
+	ctx := context.Background()
+	mod := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		p := filepath.Join(mod, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module m\n\ngo 1.26\n")
+	write("lib/lib.go", "package lib\n\nconst Msg = \"one\"\n")
+	write("plugin/main.go", "package main\n\nimport \"m/lib\"\n\nfunc main() { println(lib.Msg) }\n")
+	cache := filepath.Join(t.TempDir(), "cache")
+	opts := build.Options{Dir: filepath.Join(mod, "plugin"), Target: build.Native, CacheDir: cache}
+	first, err := build.Plugin(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("lib/lib.go", "package lib\n\nconst Msg = \"two, longer\"\n")
+	second, err := build.Plugin(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Cached || second.Key == first.Key {
+		t.Fatalf("edit in the module's lib reused the artifact: %+v", second)
+	}
+	out, err := exec.Command(second.Path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "two, longer") {
+		t.Errorf("rebuilt plugin says %q, %v", out, err)
+	}
+}
