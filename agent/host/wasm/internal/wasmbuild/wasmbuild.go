@@ -79,8 +79,9 @@ func Build(tb testing.TB, pkgDir string) string {
 	}
 	if raceEnabled {
 		// Compile outside the race detector, into the shared cache.
-		pre := exec.Command("go", "run", "github.com/depai/depai/agent/host/wasm/internal/precompile", "-cache", CacheDir(tb), path)
+		pre := exec.Command("go", "test", "-count=1", "-run=TestPrecompile", "github.com/depai/depai/agent/host/wasm/internal/precompile")
 		pre.Dir = abs
+		pre.Env = append(os.Environ(), "DEPAI_PRECOMPILE_CACHE="+CacheDir(tb), "DEPAI_PRECOMPILE_MODULES="+path)
 		if b, err := pre.CombinedOutput(); err != nil {
 			tb.Fatalf("wasmtest: precompile %s: %v\n%s", pkgDir, err, b)
 		}
