@@ -31,6 +31,13 @@ type Sleep struct {
 	Millis int `json:"millis"`
 }
 
+// Hog bounds chaos.hog: 0 means until memory runs out. A process plugin
+// has no linear-memory limit, so tests of that transport should pass a
+// bound or set one on the process.
+type Hog struct {
+	MB int `json:"mb,omitempty"`
+}
+
 // None is an empty input or output.
 type None struct{}
 
@@ -59,10 +66,15 @@ func init() {
 			spins++
 		}
 	})
-	sdk.Tool("chaos.hog", "Allocates memory until the plugin runs out.", func(context.Context, None) (None, error) {
-		for {
-			hoard = append(hoard, make([]byte, 1<<20))
+	sdk.Tool("chaos.hog", "Allocates and touches memory, 1 MiB at a time, until the plugin runs out (or has MB MiB, when MB > 0).", func(_ context.Context, in Hog) (Hog, error) {
+		for in.MB <= 0 || len(hoard) < in.MB {
+			b := make([]byte, 1<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1 // commit the page, natively too
+			}
+			hoard = append(hoard, b)
 		}
+		return Hog{MB: len(hoard)}, nil
 	})
 	sdk.Tool("chaos.big", "Returns a result of the requested size.", func(_ context.Context, in Size) (Blob, error) {
 		return Blob{Data: strings.Repeat("x", in.Bytes)}, nil
