@@ -35,7 +35,10 @@ import (
 
 // Options are the parts of a fleet that do not come from its config file.
 type Options struct {
-	DataDir string       // where memory and caches live; created with mode 0700
+	DataDir string // where memory lives; created with mode 0700
+	// CacheDir holds built plugins and compiled WASM code, which several
+	// data dirs may share. Default: DataDir/cache.
+	CacheDir string
 	Logger  *slog.Logger // nil: discard
 }
 
@@ -48,7 +51,7 @@ type Fleet struct {
 	agents []*Agent
 	byName map[string]*Agent
 
-	dataDir    string
+	cacheDir   string
 	transports map[string]host.Transport // shared by every agent's plugin host
 
 	estop atomic.Bool // the emergency stop: engaged by /stop, released by /resume
@@ -83,7 +86,10 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 		_ = db.Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	wasmT, err := wasm.New(wasm.Config{CacheDir: filepath.Join(opts.DataDir, "cache", "wasm"), Logger: log})
+	if opts.CacheDir == "" {
+		opts.CacheDir = filepath.Join(opts.DataDir, "cache")
+	}
+	wasmT, err := wasm.New(wasm.Config{CacheDir: filepath.Join(opts.CacheDir, "wasm"), Logger: log})
 	if err != nil {
 		_ = idx.Close()
 		_ = db.Close()
@@ -92,7 +98,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	f := &Fleet{
 		file: file, log: log, store: db, recall: idx, byName: map[string]*Agent{},
-		dataDir:    opts.DataDir,
+		cacheDir:   opts.CacheDir,
 		transports: map[string]host.Transport{host.KindWASM: wasmT, host.KindProcess: process.New(process.Config{Logger: log})},
 		bgCtx:      bgCtx, stop: stop,
 	}

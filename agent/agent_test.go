@@ -17,6 +17,22 @@ import (
 	"github.com/depai/depai/memory"
 )
 
+// sharedCache is one plugin cache for every fleet in this test binary, so
+// each example plugin is built once per target rather than once per test.
+var sharedCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "depai-agent-test-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sharedCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // openFleet writes yaml to a config file in a temp dir and opens its fleet.
 func openFleet(t *testing.T, yaml string) (*agent.Fleet, string) {
 	t.Helper()
@@ -38,7 +54,7 @@ func openFleetErr(t *testing.T, path, yaml string) (*agent.Fleet, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(filepath.Dir(path), "data")})
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(filepath.Dir(path), "data"), CacheDir: sharedCache})
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +363,9 @@ agents:
 	for _, tc := range []struct{ in, want string }{
 		{"hello?", "base_url"},
 		{"/help", "/stop"},
-		{"/status", "rover"},
+		{"/status", "desk"},
+		{"/status", "emergency stop: released"},
+		{"/status", "recall: bm25 only"},
 		{"/agents", "desk"},
 		{"/tools", "memory.search"},
 		{"/call clock {}", `"unix"`},

@@ -14,7 +14,7 @@ import (
 
 const helpText = `Operator commands (they bypass the model and work without one):
   /help                     this list
-  /status                   this agent's state; /agents lists the fleet
+  /status                   every agent's state, the emergency stop and memory
   /tools                    the tools this agent can call
   /call TOOL {json}         run a tool directly, e.g. /call clock {}
   /memory recent [N]        the newest records this agent can read
@@ -22,7 +22,7 @@ const helpText = `Operator commands (they bypass the model and work without one)
   /memory get ID            one record
   /memory history NS KEY    the versions of a fact
   /plugins [list]           loaded plugins; /plugins load|unload|reload NAME
-  /agents                   every agent in the fleet
+  /agents                   every agent's state
   /ask AGENT TEXT           send TEXT to another agent and show its reply
   /stop                     EMERGENCY STOP: cancel running turns, lock actuators and payments fleet-wide
   /resume                   release the emergency stop
@@ -37,7 +37,7 @@ func (a *Agent) command(ctx context.Context, text string, yield func(Event, erro
 	case "/help":
 		reply = helpText
 	case "/status":
-		reply = formatStatus([]Status{a.Status()})
+		reply = a.statusReply()
 	case "/agents":
 		reply = a.agentsReply()
 	case "/tools":
@@ -74,6 +74,23 @@ func formatStatus(ss []Status) string {
 	}
 	w.Flush()
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// statusReply is the fleet at a glance: every agent, the emergency stop and memory.
+func (a *Agent) statusReply() string {
+	var b strings.Builder
+	b.WriteString(a.agentsReply())
+	estop := "released"
+	if a.fleet.Stopped() {
+		estop = "ENGAGED (/resume releases it)"
+	}
+	st := a.fleet.recall.Stats()
+	fmt.Fprintf(&b, "\nemergency stop: %s\nmemory: %d records indexed (%d with vectors, %d waiting to be embedded); recall: %s",
+		estop, st.Docs, st.Vectors, st.PendingEmbeds, a.fleet.recall.Mode())
+	if st.LastError != "" {
+		fmt.Fprintf(&b, "\nrecall's last error: %s", st.LastError)
+	}
+	return b.String()
 }
 
 func (a *Agent) agentsReply() string {

@@ -66,7 +66,7 @@ func (a *Agent) pluginSpec(ctx context.Context, p config.Plugin) (host.PluginSpe
 		if kind == config.TransportProcess {
 			target = build.Native
 		}
-		res, err := build.Plugin(ctx, build.Options{Dir: path, Target: target, CacheDir: filepath.Join(a.fleet.dataDir, "cache", "plugins")})
+		res, err := build.Plugin(ctx, build.Options{Dir: path, Target: target, CacheDir: filepath.Join(a.fleet.cacheDir, "plugins")})
 		if err != nil {
 			return host.PluginSpec{}, fmt.Errorf("plugin %q: build %s: %w", p.Name, path, err)
 		}
