@@ -39,7 +39,7 @@ type Options struct {
 	// CacheDir holds built plugins and compiled WASM code, which several
 	// data dirs may share. Default: DataDir/cache.
 	CacheDir string
-	Logger  *slog.Logger // nil: discard
+	Logger   *slog.Logger // nil: discard
 }
 
 // Fleet is the agents of one config file and what they share.
