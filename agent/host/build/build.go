@@ -49,7 +49,7 @@ type Result struct {
 }
 
 // Plugin builds the package in opts.Dir unless an artifact with the same
-// key is cached. The key hashes the target, the go version, every regular
+// key is cached. The key hashes the target, the go toolchain, every regular
 // file under Dir (except hidden ones and testdata) and the enclosing
 // module's go.mod and go.sum. Code outside Dir that the plugin imports from
 // its own module is part of the key by name, size and modification time;
@@ -140,11 +140,21 @@ func goBuild(ctx context.Context, opts Options, dir, dst string) error {
 
 func hashSources(ctx context.Context, opts Options, dir string) (string, error) {
 	h := sha256.New()
-	goVersion, err := exec.CommandContext(ctx, opts.Go, "env", "GOVERSION").Output()
+	// The toolchain is identified by its binary (path, size, mtime) and the
+	// variables that select or tune it, rather than by running `go env`:
+	// that would cost every warm start a process spawn.
+	goBin, err := exec.LookPath(opts.Go)
 	if err != nil {
-		return "", fmt.Errorf("build: run %s: %w", opts.Go, err)
+		return "", fmt.Errorf("build: the go command is needed to build plugins from source: %w", err)
 	}
-	fmt.Fprintf(h, "target %s\ngo %s\nhost %s/%s\n", opts.Target, bytes.TrimSpace(goVersion), runtime.GOOS, runtime.GOARCH)
+	fi, err := os.Stat(goBin)
+	if err != nil {
+		return "", fmt.Errorf("build: %w", err)
+	}
+	fmt.Fprintf(h, "target %s\ngo %s %d %d\nhost %s/%s\n", opts.Target, goBin, fi.Size(), fi.ModTime().UnixNano(), runtime.GOOS, runtime.GOARCH)
+	for _, v := range []string{"GOTOOLCHAIN", "GOFLAGS", "GOEXPERIMENT", "GOAMD64", "CGO_ENABLED"} {
+		fmt.Fprintf(h, "env %s=%s\n", v, os.Getenv(v))
+	}
 	if err := hashTree(h, dir); err != nil {
 		return "", fmt.Errorf("build: hash %s: %w", opts.Dir, err)
 	}
