@@ -62,7 +62,10 @@ type Fleet struct {
 }
 
 // Open starts every agent in file: it opens the shared memory under
-// opts.DataDir, connects each agent's model and registers its tools.
+// opts.DataDir, connects each agent's model and registers its tools. It
+// returns as soon as the agents answer commands — the emergency stop works
+// from then on — while plugins load in the background (WaitPlugins);
+// turns and tool calls wait for their agent's plugins.
 func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) {
 	if len(file.Agents) == 0 {
 		return nil, fmt.Errorf("agent: %s: no agents configured", file.Path)
@@ -114,6 +117,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 	for _, a := range f.agents {
 		a.startSchedules()
 		a.startWakes()
+		f.bg.Go(func() { a.loadPlugins(bgCtx) })
 	}
 	return f, nil
 }
@@ -142,6 +146,26 @@ func (f *Fleet) Agent(name string) (*Agent, error) {
 		names[i] = a.Name()
 	}
 	return nil, fmt.Errorf("no agent %q; agents: %s", name, strings.Join(names, ", "))
+}
+
+// WaitPlugins waits until every agent has tried to load its plugins and
+// returns the failures, each naming the agent and the plugin. A plugin that
+// fails to load leaves its agent running without it.
+func (f *Fleet) WaitPlugins(ctx context.Context) error {
+	var errs []error
+	for _, a := range f.agents {
+		if err := a.waitPlugins(ctx); err != nil {
+			return err
+		}
+		a.pluginMu.Lock()
+		for _, p := range a.cfg.Plugins {
+			if err := a.pluginErrs[p.Name]; err != nil {
+				errs = append(errs, fmt.Errorf("agent %s: %w", a.Name(), err))
+			}
+		}
+		a.pluginMu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // Stopped reports whether the emergency stop is engaged.
@@ -200,6 +224,10 @@ type Agent struct {
 	inflight map[uint64]context.CancelFunc
 	nextTurn uint64
 
+	pluginsLoaded chan struct{} // closed when the configured plugins have been tried
+	pluginMu      sync.Mutex
+	pluginErrs    map[string]error // why a configured plugin is not loaded, by name
+
 	histMu  sync.Mutex
 	history []pastTurn // the newest turns, oldest first: the conversation a turn sees
 	writes  sync.WaitGroup
@@ -214,6 +242,9 @@ func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
 		ns:       "agent/" + cfg.Name,
 		started:  time.Now(),
 		inflight: map[uint64]context.CancelFunc{},
+
+		pluginsLoaded: make(chan struct{}),
+		pluginErrs:    map[string]error{},
 	}
 	gates, err := newGates(cfg.Safety.Actuators)
 	if err != nil {
@@ -248,10 +279,6 @@ func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
 		return nil, err
 	}
 	a.host = a.newHost()
-	if err := a.loadPlugins(ctx); err != nil {
-		_ = a.host.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
 	return a, nil
 }
 
@@ -282,6 +309,8 @@ func (a *Agent) Status() Status {
 	switch {
 	case a.fleet.Stopped():
 		s.State = "stopped"
+	case !a.pluginsDone():
+		s.State = "starting"
 	case a.busy.Load() > 0:
 		s.State = "busy"
 	}

@@ -32,6 +32,13 @@ Anything else is a message to the agent's model.`
 func (a *Agent) command(ctx context.Context, text string, yield func(Event, error) bool) {
 	name, rest, _ := strings.Cut(text, " ")
 	rest = strings.TrimSpace(rest)
+	if name == "/tools" || name == "/call" {
+		// Answer with every tool the agent will have, not those loaded so far.
+		if err := a.waitPlugins(ctx); err != nil {
+			yield(Event{Type: EventReply, Text: "error: " + err.Error()}, nil)
+			return
+		}
+	}
 	var reply string
 	switch name {
 	case "/help":
@@ -64,12 +71,17 @@ func (a *Agent) command(ctx context.Context, text string, yield func(Event, erro
 	yield(Event{Type: EventReply, Text: reply}, nil)
 }
 
-func formatStatus(ss []Status) string {
+// formatStatus is the status table; the agent answering is marked with "*".
+func formatStatus(ss []Status, current string) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "AGENT\tROLE\tSTATE\tMODEL\tTOOLS\tTURNS\tUP\tMEMORY")
+	fmt.Fprintln(w, "  AGENT\tROLE\tSTATE\tMODEL\tTOOLS\tTURNS\tUP\tMEMORY")
 	for _, s := range ss {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Name, s.Role, s.State, s.Model, s.Tools, s.Turns,
+		mark := " "
+		if s.Name == current {
+			mark = "*"
+		}
+		fmt.Fprintf(w, "%s %s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", mark, s.Name, s.Role, s.State, s.Model, s.Tools, s.Turns,
 			time.Since(s.Started).Round(time.Second), s.Memory)
 	}
 	w.Flush()
@@ -98,7 +110,7 @@ func (a *Agent) agentsReply() string {
 	for _, o := range a.fleet.agents {
 		ss = append(ss, o.Status())
 	}
-	return formatStatus(ss)
+	return formatStatus(ss, a.cfg.Name)
 }
 
 func (a *Agent) toolsReply() string {

@@ -28,18 +28,45 @@ func (a *Agent) newHost() *host.Host {
 	})
 }
 
-// loadPlugins loads every plugin in the agent's config; the first failure
-// fails the agent's start, naming the plugin.
-func (a *Agent) loadPlugins(ctx context.Context) error {
+// loadPlugins tries every plugin in the agent's config. A plugin that fails
+// is logged and reported (/plugins, WaitPlugins); the agent runs on without it.
+func (a *Agent) loadPlugins(ctx context.Context) {
+	defer close(a.pluginsLoaded)
 	for _, p := range a.cfg.Plugins {
 		if err := a.loadPlugin(ctx, p); err != nil {
-			return err
+			a.log.Error("plugin not loaded", "plugin", p.Name, "err", err)
 		}
 	}
-	return nil
 }
 
-func (a *Agent) loadPlugin(ctx context.Context, p config.Plugin) error {
+// waitPlugins waits until the agent's configured plugins have been tried,
+// so a turn or tool call sees every tool it will have.
+func (a *Agent) waitPlugins(ctx context.Context) error {
+	select {
+	case <-a.pluginsLoaded:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for %s's plugins to load: %w", a.cfg.Name, ctx.Err())
+	}
+}
+
+func (a *Agent) pluginsDone() bool {
+	select {
+	case <-a.pluginsLoaded:
+		return true
+	default:
+		return false
+	}
+}
+
+// loadPlugin loads one configured plugin and adds its tools, recording why
+// when it cannot.
+func (a *Agent) loadPlugin(ctx context.Context, p config.Plugin) (err error) {
+	defer func() {
+		a.pluginMu.Lock()
+		a.pluginErrs[p.Name] = err
+		a.pluginMu.Unlock()
+	}()
 	spec, err := a.pluginSpec(ctx, p)
 	if err != nil {
 		return err
@@ -181,11 +208,21 @@ func (a *Agent) pluginsCommand(ctx context.Context, rest string) string {
 }
 
 func (a *Agent) pluginList() string {
-	ps := a.host.Plugins()
-	if len(ps) == 0 {
-		return "no plugins loaded"
+	if !a.pluginsDone() {
+		return "plugins are still loading; /status shows the agent as starting until they are"
 	}
+	ps := a.host.Plugins()
 	var b strings.Builder
+	a.pluginMu.Lock()
+	for _, p := range a.cfg.Plugins {
+		if err := a.pluginErrs[p.Name]; err != nil {
+			fmt.Fprintf(&b, "NOT LOADED %s: %v\n", p.Name, err)
+		}
+	}
+	a.pluginMu.Unlock()
+	if len(ps) == 0 {
+		return b.String() + "no plugins loaded"
+	}
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "PLUGIN\tVERSION\tFILE\tTOOLS\tSENSORS")
 	for _, p := range ps {

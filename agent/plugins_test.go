@@ -43,6 +43,9 @@ agents:
         transport: %s
         grants: {memory_read: [notes], memory_write: [notes]}
 `, srv.URL, examplePlugin(t, "hello"), transport, examplePlugin(t, "notes"), transport))
+			if err := f.WaitPlugins(t.Context()); err != nil {
+				t.Fatal(err)
+			}
 			a, err := f.Agent("rover")
 			if err != nil {
 				t.Fatal(err)
@@ -89,15 +92,33 @@ agents:
 	}
 }
 
-func TestPluginWithoutGrantsFailsTheLoad(t *testing.T) {
+// TestPluginWithoutGrantsIsNotLoaded: a plugin requesting capabilities its
+// config does not grant is refused with an error listing them, and the agent
+// runs on without it.
+func TestPluginWithoutGrantsIsNotLoaded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds plugins")
 	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "fleet.yaml")
-	yaml := fmt.Sprintf("agents:\n  - name: rover\n    plugins:\n      - name: notes\n        path: %q\n", examplePlugin(t, "notes"))
-	_, err := openFleetErr(t, path, yaml)
-	if err == nil || !strings.Contains(err.Error(), "memory_write") {
-		t.Fatalf("error = %v, want one listing the missing memory_write grant", err)
+	f, _ := openFleet(t, fmt.Sprintf(`
+name: rover
+plugins:
+  - name: notes
+    path: %q
+  - name: hello
+    path: %q
+`, examplePlugin(t, "notes"), examplePlugin(t, "hello")))
+	err := f.WaitPlugins(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "memory_write") || !strings.Contains(err.Error(), `"notes"`) {
+		t.Fatalf("error = %v, want one naming notes and the missing memory_write grant", err)
+	}
+	a, _ := f.Agent("rover")
+	for _, tc := range []struct{ in, want string }{
+		{"/plugins", "NOT LOADED notes"},
+		{`/call hello.greet {"name":"Ada"}`, "Hello, Ada!"},
+		{"/status", "idle"},
+	} {
+		if got := reply(collect(t, a, tc.in)); !strings.Contains(got, tc.want) {
+			t.Errorf("%s → %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

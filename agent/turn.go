@@ -60,9 +60,12 @@ func (a *Agent) turn(ctx context.Context, in Input, yield func(Event, error) boo
 	}
 
 	rec := turnRecord{Input: in}
-	if a.model == nil {
+	switch {
+	case a.model == nil:
 		rec.Reply, rec.EndedBy = a.noModelReply(), "no_model"
-	} else {
+	case a.waitPlugins(ctx) != nil:
+		rec.Reply, rec.EndedBy = a.interrupted(ctx, ctx.Err())
+	default:
 		a.run(ctx, &rec, emit)
 	}
 	rec.Millis = time.Since(start).Milliseconds()

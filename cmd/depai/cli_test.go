@@ -30,8 +30,8 @@ func TestRunChatScripted(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 	}
-	// One status reply per /status, to the agent each line addressed.
-	statusRows := regexp.MustCompile(`(?m)^(scout|planner)\s+(robot|digital)\s+idle\s+none\b`).FindAllStringSubmatch(out, -1)
+	// One status reply per /status, from the agent each line addressed (marked "*").
+	statusRows := regexp.MustCompile(`(?m)^\* (scout|planner)\s+(robot|digital)\s+idle\s+none\b`).FindAllStringSubmatch(out, -1)
 	var got []string
 	for _, m := range statusRows {
 		got = append(got, m[1])
@@ -52,7 +52,7 @@ func TestRunChatScripted(t *testing.T) {
 
 func TestRunChatFirstAgent(t *testing.T) {
 	out, stderr, code := depai(t, "/status\n", nil, "run", "testdata/fleet.yaml", "--chat", "--agent", "planner", "--data", t.TempDir())
-	if code != 0 || !regexp.MustCompile(`(?m)^planner\s+digital`).MatchString(out) || strings.Contains(out, "scout") {
+	if code != 0 || !regexp.MustCompile(`(?m)^\* planner\s+digital`).MatchString(out) || strings.Contains(out, "* scout") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 	}
 }
@@ -135,13 +135,13 @@ func TestRunServeChatStop(t *testing.T) {
 
 	t.Run("data dir", func(t *testing.T) {
 		out, stderr, code := depai(t, "/status\nremember the blue crate at dock 4\n", nil, "chat", "--data", data)
-		if code != 0 || !regexp.MustCompile(`(?m)^scout\s+robot`).MatchString(out) {
+		if code != 0 || !regexp.MustCompile(`(?m)^\* scout\s+robot`).MatchString(out) {
 			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 		}
 	})
 	t.Run("addr and token file", func(t *testing.T) {
 		out, stderr, code := depai(t, "/status\n", nil, "chat", "--addr", info.Addr, "--token-file", tokenFile, "--agent", "planner")
-		if code != 0 || !regexp.MustCompile(`(?m)^planner\s+digital`).MatchString(out) {
+		if code != 0 || !regexp.MustCompile(`(?m)^\* planner\s+digital`).MatchString(out) {
 			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 		}
 	})

@@ -104,7 +104,7 @@ func TestRunChatInteractive(t *testing.T) {
 	waitFor("Chatting with scout (agents: scout, planner)")
 	waitFor("scout> ")
 	typeLine("/status\n")
-	waitFor("scout  robot")
+	waitFor("* scout")
 	typeLine("/agent planner\n")
 	waitFor("planner> ")
 	typeLine("/status\n")

@@ -136,6 +136,18 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	}
 	log.Info("operator API", "url", "http://"+srv.Addr(), "token_file", tokenFile, "new_token", created)
 	log.Info("ready", "agents", strings.Join(names, ","), "data", absDir, "startup", time.Since(start).Round(10*time.Microsecond))
+	go func() {
+		// Commands and the e-stop work from "ready"; turns and tool calls
+		// wait for plugins, which load (and build from source) meanwhile.
+		err := fleet.WaitPlugins(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			log.Error("plugins not loaded; the agents run without them", "err", err)
+		default:
+			log.Info("plugins loaded", "startup", time.Since(start).Round(10*time.Microsecond))
+		}
+	}()
 
 	if o.chat {
 		if isTerminal(cmd.InOrStdin()) && !cmd.Flags().Changed("log-level") && level.Level() < slog.LevelWarn {
