@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/depai/depai/agent/config"
 )
 
 func TestVersion(t *testing.T) {
@@ -210,5 +212,21 @@ func TestDefaultDataDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, "env", "operator.token")); err != nil {
 		t.Errorf("$DEPAI_DATA not used: %v", err)
+	}
+}
+
+func TestLowMemLimit(t *testing.T) {
+	lean := &config.File{Agents: []config.Agent{{Name: "a"}, {Name: "b", Memory: config.Memory{Profile: config.ProfileLowMem}}}}
+	plain := &config.File{Agents: []config.Agent{{Name: "a", Memory: config.Memory{Profile: config.ProfileDefault}}}}
+	t.Setenv("GOMEMLIMIT", "")
+	if n, ok := lowMemLimit(lean); !ok || n != lowMemRuntimeLimit {
+		t.Errorf("lowmem fleet: %d, %v", n, ok)
+	}
+	if _, ok := lowMemLimit(plain); ok {
+		t.Error("default profile set a limit")
+	}
+	t.Setenv("GOMEMLIMIT", "200MiB")
+	if _, ok := lowMemLimit(lean); ok {
+		t.Error("an explicit GOMEMLIMIT was overridden")
 	}
 }

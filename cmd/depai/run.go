@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -81,6 +82,10 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 			log.Info("stopped", "shutdown", time.Since(stopping).Round(10*time.Microsecond))
 		}
 	}()
+	if limit, ok := lowMemLimit(cfg); ok {
+		debug.SetMemoryLimit(limit)
+		log.Info("low-memory profile: Go memory limit set", "bytes", limit)
+	}
 	dir := dataDir(o.data, cfg.DataDir)
 	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log})
 	if err != nil {
@@ -173,6 +178,26 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	stopping = time.Now()
 	log.Info("shutting down")
 	return err
+}
+
+// lowMemRuntimeLimit is the Go runtime's soft memory limit when an agent
+// asks for the low-memory profile: the store's part of the footprint is
+// bounded by its profile, and this keeps the heap from growing past the
+// rest of a small robot's budget.
+const lowMemRuntimeLimit = 96 << 20
+
+// lowMemLimit is the memory limit to set for cfg: only with the lowmem
+// profile, and never over an explicit GOMEMLIMIT.
+func lowMemLimit(cfg *config.File) (int64, bool) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	for _, a := range cfg.Agents {
+		if a.Memory.Profile == config.ProfileLowMem {
+			return lowMemRuntimeLimit, true
+		}
+	}
+	return 0, false
 }
 
 // operatorFleet adapts *agent.Fleet to operator.Fleet.
