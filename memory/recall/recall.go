@@ -67,6 +67,11 @@ type Config struct {
 	CheckpointEvery int
 	// EmbedBatch is how many texts go to the Embedder at once. 0: 64.
 	EmbedBatch int
+	// EfSearch is the HNSW candidate list size: higher is more exact and
+	// slower. 0: 100. On clustered synthetic 384-d vectors, 100 gives
+	// recall@10 0.976 at 100k vectors per namespace; at 1M it takes 256 for
+	// 0.95 (see the hnsw benchmark's ef table).
+	EfSearch int
 }
 
 // Query is a recall request.
@@ -203,9 +208,9 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("recall: open: Config.Dir is empty; want the index's data directory")
 	}
-	if cfg.ExactBelow < 0 || cfg.CheckpointEvery < 0 || cfg.EmbedBatch < 0 {
-		return nil, fmt.Errorf("recall: open %s: ExactBelow %d, CheckpointEvery %d, EmbedBatch %d: want 0 (default) or positive values",
-			cfg.Dir, cfg.ExactBelow, cfg.CheckpointEvery, cfg.EmbedBatch)
+	if cfg.ExactBelow < 0 || cfg.CheckpointEvery < 0 || cfg.EmbedBatch < 0 || cfg.EfSearch < 0 {
+		return nil, fmt.Errorf("recall: open %s: ExactBelow %d, CheckpointEvery %d, EmbedBatch %d, EfSearch %d: want 0 (default) or positive values",
+			cfg.Dir, cfg.ExactBelow, cfg.CheckpointEvery, cfg.EmbedBatch, cfg.EfSearch)
 	}
 	if cfg.ExactBelow == 0 {
 		cfg.ExactBelow = 30000
@@ -239,6 +244,7 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		log:   log,
 		db:    db,
 		emb:   cfg.Embedder,
+		hcfg:  hnsw.Config{EfSearch: cfg.EfSearch},
 		text:  bm25.New(),
 		parts: map[string]*partition{},
 		facts: map[factKey]uint32{},
