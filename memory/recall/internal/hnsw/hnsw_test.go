@@ -171,9 +171,10 @@ func BenchmarkSearch384(b *testing.B) {
 	clusters := max(n/1000, 10)
 	vecs := synth.Clustered(n, dims, clusters, 0.05, 7)
 	queries := perturb(vecs, dims, 1000, 0.3, 8)
+	cfg := Config{M: envInt(b, "DEPAI_BENCH_HNSW_M"), EfConstruction: envInt(b, "DEPAI_BENCH_HNSW_EFC")}
 	start := time.Now()
 	workers := runtime.GOMAXPROCS(0)
-	g := build(vecs, dims, Config{}, workers)
+	g := build(vecs, dims, cfg, workers)
 	buildTime := time.Since(start)
 	rec := recallAt(g, vecs, queries[:100*dims], dims, k, 0, nil)
 	lat := make([]time.Duration, 0, b.N)
@@ -191,7 +192,7 @@ func BenchmarkSearch384(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(rec, "recall@10")
 	b.ReportMetric(buildTime.Seconds(), "build-s")
-	b.Logf("n=%d dims=%d clusters=%d build=%s (%d workers) recall@10=%.4f", n, dims, clusters, buildTime, workers, rec)
+	b.Logf("n=%d dims=%d clusters=%d M=%d efConstruction=%d build=%s (%d workers) recall@10=%.4f", n, dims, clusters, g.cfg.M, g.cfg.EfConstruction, buildTime, workers, rec)
 	// The recall/latency trade-off, for choosing EfSearch.
 	for _, ef := range []int{64, 100, 160, 256} {
 		var l []time.Duration
@@ -203,6 +204,19 @@ func BenchmarkSearch384(b *testing.B) {
 		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
 		b.Logf("ef=%d recall@10=%.4f p50=%s p99=%s", ef, recallAt(g, vecs, queries[:100*dims], dims, k, ef, nil), l[len(l)/2], l[len(l)*99/100])
 	}
+}
+
+// envInt reads an optional tuning knob; unset is 0 (the default).
+func envInt(b *testing.B, name string) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		b.Fatalf("%s=%q: want a non-negative integer", name, s)
+	}
+	return n
 }
 
 // perturb returns m vectors near randomly chosen rows of vecs.
