@@ -460,6 +460,14 @@ func (db *DB) Get(ctx context.Context, id string) (Record, error) {
 		return Record{}, fmt.Errorf("memory: get %s: %w", id, ErrClosed)
 	}
 	defer db.reads.Done()
+	// Recent records are answered from RAM (recall fetches its hits by ID,
+	// once per turn); a fact needs badger to know whether it is superseded.
+	if rec, ok := db.recent.get(binary.BigEndian.Uint64(uid[6:14]), id); ok && rec.Kind != KindFact {
+		if !Match(Query{}, &rec, time.Now()) {
+			return Record{}, fmt.Errorf("memory: get %s: %w", id, ErrNotFound)
+		}
+		return rec, nil
+	}
 	var rec Record
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		var err error

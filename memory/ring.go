@@ -67,6 +67,30 @@ func (r *ring) newestMatching(limit int, keep func(*Record) bool) ([]Record, uin
 	return out, r.floor
 }
 
+// get returns a copy of the record with the given Seq and ID if the ring
+// holds it. Records sit in Seq order, so a binary search finds it.
+func (r *ring) get(seq uint64, id string) (Record, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	lo, hi := 0, r.n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if r.buf[(r.start+mid)%len(r.buf)].Seq < seq {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == r.n {
+		return Record{}, false
+	}
+	rec := &r.buf[(r.start+lo)%len(r.buf)]
+	if rec.Seq != seq || rec.ID != id {
+		return Record{}, false
+	}
+	return cloneRecord(*rec), true
+}
+
 // cloneRecord copies what a record shares by reference, so that what the
 // ring holds and what callers get never alias.
 func cloneRecord(r Record) Record {
