@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,9 +24,10 @@ import (
 // The turn benchmarks run the same exchange — message → tool call → tool
 // result → answer, two streamed model calls — against llmtest on 127.0.0.1
 // (real wire protocol, scripted replies), once through a depai agent and once
-// as a bare go-openai loop, in the same run. The agent's figure includes what
-// the bare loop does not do: composing context from memory, recall, schema
-// validation, the safety gate and storing the turn durably.
+// as a bare go-openai loop offering the same tools, in the same run. The
+// agent's figure includes what the bare loop does not do: the conversation so
+// far, recall from memory, schema validation, the safety gate and storing the
+// turn durably.
 
 var (
 	benchCall   = llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "c1", Name: "clock", Arguments: "{}"}}}
@@ -85,9 +87,13 @@ func BenchmarkBareLoop(b *testing.B) {
 	cfg.BaseURL = srv.URL
 	cfg.HTTPClient = &http.Client{}
 	client := openai.NewClientWithConfig(cfg)
-	tools := []openai.Tool{{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
-		Name: "clock", Description: "The current time.", Parameters: json.RawMessage(`{"type":"object","additionalProperties":false}`),
-	}}}
+	// The same tools, with the same schemas, as the agent offers the model.
+	var tools []openai.Tool
+	for _, sp := range benchAgent(b, srv).Tools().Specs() {
+		tools = append(tools, openai.Tool{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
+			Name: strings.ReplaceAll(sp.Name, ".", "_"), Description: sp.Description, Parameters: sp.InputSchema,
+		}})
+	}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
