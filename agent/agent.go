@@ -58,7 +58,10 @@ type Fleet struct {
 
 	bgCtx context.Context    // lives until Close: schedules and event turns
 	stop  context.CancelFunc // ends bgCtx
-	bg    sync.WaitGroup
+	bg    sync.WaitGroup     // schedules, wakes and event turns
+	// loading tracks the agents' plugin loaders, which Close does not wait
+	// out: a WASM compile cannot be interrupted.
+	loading sync.WaitGroup
 }
 
 // Open starts every agent in file: it opens the shared memory under
@@ -117,7 +120,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 	for _, a := range f.agents {
 		a.startSchedules()
 		a.startWakes()
-		f.bg.Go(func() { a.loadPlugins(bgCtx) })
+		f.loading.Go(func() { a.loadPlugins(bgCtx) })
 	}
 	return f, nil
 }
@@ -177,20 +180,23 @@ func (f *Fleet) Close(ctx context.Context) error {
 	for _, a := range f.agents {
 		a.cancelTurns()
 	}
-	done := make(chan struct{})
-	go func() { f.bg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("agent: close: %w", ctx.Err())
-	}
 	var errs []error
+	if !waitCtx(ctx, &f.bg) {
+		errs = append(errs, fmt.Errorf("turns still running: %w", ctx.Err()))
+	}
+	// A plugin still compiling is not worth delaying shutdown for: its
+	// loader sees the cancelled context and unloads what it finishes.
+	if !waitCtx(ctx, &f.loading) {
+		f.log.Warn("shutting down while plugins are still loading")
+	}
 	for _, a := range f.agents {
 		a.settle()
 		if err := a.host.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("agent %s: plugins: %w", a.Name(), err))
 		}
 	}
+	// Memory is closed whatever happened above: acknowledged writes are
+	// already durable, and a clean close spares the next start a replay.
 	if err := f.recall.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("recall: %w", err))
 	}
@@ -201,6 +207,18 @@ func (f *Fleet) Close(ctx context.Context) error {
 		return fmt.Errorf("agent: close: %w", err)
 	}
 	return nil
+}
+
+// waitCtx waits for wg, or until ctx ends; it reports whether wg finished.
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Agent is one configured agent.

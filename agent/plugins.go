@@ -75,6 +75,11 @@ func (a *Agent) loadPlugin(ctx context.Context, p config.Plugin) (err error) {
 	if err != nil {
 		return err
 	}
+	if ctx.Err() != nil {
+		// The fleet closed while this plugin loaded: nobody will call it.
+		_ = a.host.Unload(context.WithoutCancel(ctx), p.Name)
+		return fmt.Errorf("plugin %q: %w", p.Name, ctx.Err())
+	}
 	if err := a.tools.Add(loaded.Tools()...); err != nil {
 		_ = a.host.Unload(ctx, p.Name)
 		return fmt.Errorf("plugin %q: %w", p.Name, err)
