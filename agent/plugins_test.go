@@ -1,12 +1,17 @@
 package agent_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/depai/depai/agent"
+	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/host/build"
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/llm/llmtest"
 )
@@ -120,5 +125,44 @@ plugins:
 		if got := reply(collect(t, a, tc.in)); !strings.Contains(got, tc.want) {
 			t.Errorf("%s → %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestCloseWhilePluginCompiles: closing a fleet whose WASM plugin is still
+// being compiled (which cannot be interrupted) returns at once, cleanly —
+// it used to fail with "context deadline exceeded" and leave memory open.
+func TestCloseWhilePluginCompiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds plugins")
+	}
+	wasmFile := filepath.Join(t.TempDir(), "hello.wasm")
+	if _, err := build.Plugin(t.Context(), build.Options{Dir: examplePlugin(t, "hello"), Out: wasmFile, CacheDir: filepath.Join(sharedCache, "plugins")}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf("name: rover\nplugins:\n  - path: %q\n", wasmFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fresh cache dir: the module must be compiled, not read from cache.
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := f.Close(ctx); err != nil {
+		t.Fatalf("close during compile: %v", err)
+	}
+	// Memory was closed: the data dir opens again at once.
+	again, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.WaitPlugins(t.Context()); err != nil {
+		t.Error(err)
+	}
+	if err := again.Close(t.Context()); err != nil {
+		t.Error(err)
 	}
 }
