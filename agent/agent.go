@@ -87,7 +87,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	idx, err := openRecall(ctx, file, db, opts.DataDir, Options{Logger: log})
+	idx, err := openRecall(ctx, file, db, opts.DataDir, log)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("agent: %w", err)

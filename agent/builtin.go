@@ -135,15 +135,11 @@ func memoryErrorCode(err error) string {
 }
 
 // searchMemory recalls records for a query across the namespaces the agent
-// may read (or the one it names).
+// may read (or the one it names), once its own pending writes are indexed.
 func (a *Agent) searchMemory(ctx context.Context, in searchArgs) ([]memory.Record, error) {
 	limit := in.Limit
 	if limit <= 0 {
 		limit = 10
-	}
-	namespaces := a.cfg.Memory.Read
-	if in.Namespace != "" {
-		namespaces = []string{in.Namespace}
 	}
 	var kinds []memory.Kind
 	if in.Kind != "" {
@@ -151,7 +147,7 @@ func (a *Agent) searchMemory(ctx context.Context, in searchArgs) ([]memory.Recor
 	}
 	a.settle()
 	a.syncRecall(ctx)
-	return a.search(ctx, in.Query, namespaces, kinds, limit)
+	return a.search(ctx, in.Query, in.Namespace, kinds, limit)
 }
 
 func sortNewest(recs []memory.Record) {

@@ -1,10 +1,10 @@
 package agent
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,7 +28,7 @@ const (
 )
 
 // openRecall opens the fleet's one recall index, following the shared store.
-func openRecall(ctx context.Context, file *config.File, db *memory.DB, dataDir string, opts Options) (*recall.Index, error) {
+func openRecall(ctx context.Context, file *config.File, db *memory.DB, dataDir string, log *slog.Logger) (*recall.Index, error) {
 	var emb embed.Embedder
 	for _, a := range file.Agents {
 		e := a.Memory.Embeddings
@@ -42,36 +42,30 @@ func openRecall(ctx context.Context, file *config.File, db *memory.DB, dataDir s
 		emb = c
 		break
 	}
-	return recall.Open(ctx, recall.Config{Source: db, Dir: filepath.Join(dataDir, "recall"), Embedder: emb, Logger: opts.Logger})
+	return recall.Open(ctx, recall.Config{Source: db, Dir: filepath.Join(dataDir, "recall"), Embedder: emb, Logger: log})
 }
 
-// search recalls records for text from the given namespaces, each of which
-// must be one the agent may read.
-func (a *Agent) search(ctx context.Context, text string, namespaces []string, kinds []memory.Kind, k int) ([]memory.Record, error) {
-	for _, ns := range namespaces {
-		if !a.mayRead(ns) {
-			return nil, fmt.Errorf("%w: %s may not read namespace %q (granted: %s)", memory.ErrDenied, a.cfg.Name, ns, strings.Join(a.cfg.Memory.Read, ", "))
-		}
+// search recalls records for text from namespace ("" for every namespace
+// the agent may read). The recall index is shared by the fleet, so the
+// agent's read grants bound every search.
+func (a *Agent) search(ctx context.Context, text, namespace string, kinds []memory.Kind, k int) ([]memory.Record, error) {
+	if namespace != "" && !slices.ContainsFunc(a.cfg.Memory.Read, func(g string) bool { return memory.Within(namespace, g) }) {
+		return nil, fmt.Errorf("%w: %s may not read namespace %q (granted: %s)", memory.ErrDenied, a.cfg.Name, namespace, strings.Join(a.cfg.Memory.Read, ", "))
 	}
-	var hits []recall.Hit
-	for _, ns := range namespaces {
-		hs, err := a.fleet.recall.Search(ctx, recall.Query{Text: text, K: k, Filter: memory.Query{Namespace: ns, Kinds: kinds}})
-		if err != nil {
-			return nil, err
-		}
-		hits = append(hits, hs...)
+	hits, err := a.fleet.recall.Search(ctx, recall.Query{
+		Text:   text,
+		K:      k,
+		Filter: memory.Query{Namespace: namespace, Kinds: kinds},
+		Within: a.cfg.Memory.Read,
+	})
+	if err != nil {
+		return nil, err
 	}
-	slices.SortStableFunc(hits, func(x, y recall.Hit) int { return cmp.Compare(y.Score, x.Score) })
-	hits = slices.CompactFunc(hits, func(x, y recall.Hit) bool { return x.Record.ID == y.Record.ID })
-	out := make([]memory.Record, 0, min(k, len(hits)))
-	for _, h := range hits[:min(k, len(hits))] {
-		out = append(out, h.Record)
+	out := make([]memory.Record, len(hits))
+	for i, h := range hits {
+		out[i] = h.Record
 	}
 	return out, nil
-}
-
-func (a *Agent) mayRead(ns string) bool {
-	return slices.ContainsFunc(a.cfg.Memory.Read, func(g string) bool { return memory.Within(ns, g) })
 }
 
 // syncRecall lets the index catch up with recent writes, briefly: a search
@@ -92,7 +86,7 @@ func (a *Agent) recalled(ctx context.Context, in Input, inConversation map[strin
 		return ""
 	}
 	// A few spare hits make room for the turns skipped below.
-	recs, err := a.search(ctx, in.Text, a.cfg.Memory.Read, nil, recallHits+2)
+	recs, err := a.search(ctx, in.Text, "", nil, recallHits+2)
 	if err != nil {
 		a.log.Warn("recall for turn", "err", err)
 		return ""
