@@ -129,11 +129,11 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 // since the store is shared.
 func memoryProfile(file *config.File) string {
 	for _, a := range file.Agents {
-		if a.Memory.Profile == "lowmem" {
-			return "lowmem"
+		if a.Memory.Profile == config.ProfileLowMem {
+			return memory.ProfileLowMem
 		}
 	}
-	return ""
+	return memory.ProfileDefault
 }
 
 // Agents lists the agents in config order.
@@ -236,10 +236,9 @@ type Agent struct {
 
 	turns    atomic.Uint64
 	lastTurn atomic.Int64 // unix nanos
-	busy     atomic.Int32
 
 	mu       sync.Mutex
-	inflight map[uint64]context.CancelFunc
+	inflight map[uint64]context.CancelFunc // running turns; the agent is busy while any is
 	nextTurn uint64
 
 	pluginsLoaded chan struct{} // closed when the configured plugins have been tried
@@ -282,7 +281,7 @@ func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
 			BaseURL: cfg.Model.BaseURL,
 			Model:   cfg.Model.Model,
 			APIKey:  os.Getenv(cfg.Model.APIKeyEnv),
-			Timeout: time.Duration(cfg.Model.Timeout),
+			Timeout: cfg.Model.Timeout.Std(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("model: %w", err)
@@ -329,7 +328,7 @@ func (a *Agent) Status() Status {
 		s.State = "stopped"
 	case !a.pluginsDone():
 		s.State = "starting"
-	case a.busy.Load() > 0:
+	case a.running() > 0:
 		s.State = "busy"
 	}
 	return s
@@ -373,13 +372,18 @@ func (a *Agent) track(cancel context.CancelFunc) (release func()) {
 	a.nextTurn++
 	a.inflight[id] = cancel
 	a.mu.Unlock()
-	a.busy.Add(1)
 	return func() {
-		a.busy.Add(-1)
 		a.mu.Lock()
 		delete(a.inflight, id)
 		a.mu.Unlock()
 	}
+}
+
+// running is the number of turns in flight.
+func (a *Agent) running() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.inflight)
 }
 
 // cancelTurns cancels every running turn and reports how many there were.
@@ -425,7 +429,7 @@ func (a *Agent) startSchedules() {
 	ctx := a.fleet.bgCtx
 	for _, s := range a.cfg.Schedule {
 		a.fleet.bg.Go(func() {
-			t := time.NewTicker(time.Duration(s.Every))
+			t := time.NewTicker(s.Every.Std())
 			defer t.Stop()
 			for {
 				select {

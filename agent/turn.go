@@ -43,7 +43,7 @@ type callNote struct {
 func (a *Agent) turn(ctx context.Context, in Input, yield func(Event, error) bool) {
 	start := time.Now()
 	id := ulid.Make().String()
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.cfg.Limits.WallTime))
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Limits.WallTime.Std())
 	defer cancel()
 	defer a.track(cancel)()
 
@@ -228,7 +228,7 @@ func (a *Agent) interrupted(ctx context.Context, err error) (reply, endedBy stri
 	case a.fleet.Stopped() && ctx.Err() != nil:
 		return "Turn cancelled: the emergency stop is engaged (/resume releases it).", "estop"
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return boundReply("wall_time", time.Duration(a.cfg.Limits.WallTime).String()+" of wall time"), "wall_time"
+		return boundReply("wall_time", a.cfg.Limits.WallTime.String()+" of wall time"), "wall_time"
 	case ctx.Err() != nil:
 		return "Turn cancelled.", "cancelled"
 	}
