@@ -149,15 +149,3 @@ func (a *Agent) searchMemory(ctx context.Context, in searchArgs) ([]memory.Recor
 	a.syncRecall(ctx)
 	return a.search(ctx, in.Query, in.Namespace, kinds, limit)
 }
-
-func sortNewest(recs []memory.Record) {
-	slices.SortFunc(recs, func(x, y memory.Record) int {
-		if x.Seq > y.Seq {
-			return -1
-		}
-		if x.Seq < y.Seq {
-			return 1
-		}
-		return 0
-	})
-}

@@ -198,19 +198,17 @@ func (a *Agent) memoryCommand(ctx context.Context, rest string) string {
 	}
 }
 
-// recent returns the newest records across the namespaces the agent may read.
+// recent returns the newest records across the namespaces the agent may
+// read: the scoped store merges its granted namespaces by Seq.
 func (a *Agent) recent(ctx context.Context, n int) ([]memory.Record, error) {
 	var out []memory.Record
-	for _, ns := range a.cfg.Memory.Read {
-		for r, err := range a.mem.Query(ctx, memory.Query{Namespace: ns, Limit: n}) {
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, r)
+	for r, err := range a.mem.Query(ctx, memory.Query{Limit: n}) {
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, r)
 	}
-	sortNewest(out)
-	return out[:min(n, len(out))], nil
+	return out, nil
 }
 
 func formatRecords(recs []memory.Record) string {
