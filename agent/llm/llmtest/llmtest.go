@@ -4,9 +4,9 @@
 // A Server listens on 127.0.0.1 and speaks the real wire format of
 // POST /v1/chat/completions — streamed server-sent events (data: {...} …
 // data: [DONE]) with content deltas, tool_calls deltas split across chunks,
-// finish_reason and usage, or whole non-streamed responses — and of
-// POST /v1/embeddings, with deterministic vectors. What it answers is a script
-// of Replies consumed in order, or a Responder for dynamic scripts. Replies
+// finish_reason and usage, or whole non-streamed responses. What it answers
+// is a script of Replies consumed in order, or a Responder for dynamic
+// scripts. (For POST /v1/embeddings, use memory/embed/embedtest.) Replies
 // can also be failures: an HTTP error with an OpenAI error body and
 // Retry-After, garbage or truncated SSE, a delay, or a hang until the client
 // gives up. Every request is recorded, decoded, so tests assert what a client
@@ -24,15 +24,11 @@ package llmtest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -96,14 +92,6 @@ type Request struct {
 	Err          error  // why the body is not a valid chat completion request, if it is not
 }
 
-// EmbeddingRequest is an embeddings request as the server received it.
-type EmbeddingRequest struct {
-	Model      string
-	Input      []string
-	Dimensions int
-	Header     http.Header
-}
-
 // Config configures a Server.
 type Config struct {
 	// Replies are answered in order, one per chat completion request.
@@ -113,9 +101,6 @@ type Config struct {
 	// Respond needs each request decoded; benchmarks that count allocations
 	// should script replies with Push instead.
 	Respond func(Request) Reply
-	// EmbeddingDims is the length of embedding vectors unless a request
-	// asks for dimensions; default 384.
-	EmbeddingDims int
 	// APIKey, when set, is required as "Authorization: Bearer <key>";
 	// requests without it get 401.
 	APIKey string
@@ -135,7 +120,6 @@ type Server struct {
 	mu       sync.Mutex
 	replies  []Reply
 	requests []recorded
-	embeds   []EmbeddingRequest
 }
 
 // NewServer starts a server with the scripted replies and stops it when the
@@ -157,9 +141,6 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llmtest: listen: %w", err)
 	}
-	if cfg.EmbeddingDims <= 0 {
-		cfg.EmbeddingDims = 384
-	}
 	s := &Server{
 		URL:     "http://" + ln.Addr().String() + "/v1",
 		cfg:     cfg,
@@ -169,7 +150,6 @@ func Start(cfg Config) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
-	mux.HandleFunc("POST /v1/embeddings", s.embeddings)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("llmtest: no route for %s %s", r.Method, r.URL.Path), 0)
 	})
@@ -204,13 +184,6 @@ func (s *Server) Requests() []Request {
 		out[i], out[i].Err = rec.decode()
 	}
 	return out
-}
-
-// Embeddings returns the embeddings requests received so far, in order.
-func (s *Server) Embeddings() []EmbeddingRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]EmbeddingRequest(nil), s.embeds...)
 }
 
 // Remaining is the number of scripted replies not yet used.
@@ -718,85 +691,4 @@ func toolDeltas(calls []llm.ToolCall, size int, interleave bool) []toolDelta {
 		}
 	}
 	return out
-}
-
-// embeddings answers POST /v1/embeddings with a unit vector per input derived
-// from a hash of its text: equal texts get equal vectors, different texts
-// nearly orthogonal ones.
-func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
-		return
-	}
-	body, err := readBody(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error(), 0)
-		return
-	}
-	var wr struct {
-		Model          string          `json:"model"`
-		Input          json.RawMessage `json:"input"`
-		Dimensions     int             `json:"dimensions"`
-		EncodingFormat string          `json:"encoding_format"`
-	}
-	if err := json.Unmarshal(body, &wr); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid JSON body: %v", err), 0)
-		return
-	}
-	var inputs []string
-	var one string
-	if err := json.Unmarshal(wr.Input, &one); err == nil {
-		inputs = []string{one}
-	} else if err := json.Unmarshal(wr.Input, &inputs); err != nil || len(inputs) == 0 {
-		writeError(w, http.StatusBadRequest, "'input' must be a string or a non-empty array of strings", 0)
-		return
-	}
-	dims := s.cfg.EmbeddingDims
-	if wr.Dimensions > 0 {
-		dims = wr.Dimensions
-	}
-	s.mu.Lock()
-	s.embeds = append(s.embeds, EmbeddingRequest{Model: wr.Model, Input: inputs, Dimensions: wr.Dimensions, Header: r.Header.Clone()})
-	s.mu.Unlock()
-
-	data := make([]map[string]any, len(inputs))
-	tokens := 0
-	for i, text := range inputs {
-		v := Vector(text, dims)
-		var emb any = v
-		if wr.EncodingFormat == "base64" {
-			buf := make([]byte, 4*len(v))
-			for j, f := range v {
-				binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(f))
-			}
-			emb = base64.StdEncoding.EncodeToString(buf)
-		}
-		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": emb}
-		tokens += max(1, len(text)/4)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"object": "list",
-		"data":   data,
-		"model":  wr.Model,
-		"usage":  map[string]int{"prompt_tokens": tokens, "total_tokens": tokens},
-	})
-}
-
-// Vector is the embedding the server returns for text: a unit vector of dims
-// float32s seeded by the SHA-256 of the text.
-func Vector(text string, dims int) []float32 {
-	sum := sha256.Sum256([]byte(text))
-	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:16])))
-	v := make([]float32, dims)
-	var norm float64
-	for i := range v {
-		x := rng.NormFloat64()
-		v[i] = float32(x)
-		norm += x * x
-	}
-	norm = math.Sqrt(norm)
-	for i := range v {
-		v[i] = float32(float64(v[i]) / norm)
-	}
-	return v
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
-	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -108,49 +107,6 @@ func TestErrorReplyAndExhaustedScript(t *testing.T) {
 	body, _ = io.ReadAll(resp.Body)
 	if resp.StatusCode != 500 || !strings.Contains(string(body), "no reply left for request 2") {
 		t.Errorf("exhausted script: got %d %s", resp.StatusCode, body)
-	}
-}
-
-func TestEmbeddings(t *testing.T) {
-	s, err := llmtest.Start(llmtest.Config{EmbeddingDims: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	resp := post(t, s.URL+"/embeddings", `{"model":"e","input":["a dog","a dog","a cat"]}`)
-	var out struct {
-		Data []struct {
-			Index     int
-			Embedding []float32
-		}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatal(err)
-	}
-	if len(out.Data) != 3 || len(out.Data[0].Embedding) != 16 {
-		t.Fatalf("got %+v", out)
-	}
-	dot := func(a, b []float32) (d float64) {
-		for i := range a {
-			d += float64(a[i]) * float64(b[i])
-		}
-		return d
-	}
-	if d := dot(out.Data[0].Embedding, out.Data[1].Embedding); math.Abs(d-1) > 1e-5 {
-		t.Errorf("same text: cosine %v; want 1", d)
-	}
-	if d := dot(out.Data[0].Embedding, out.Data[2].Embedding); math.Abs(d) > 0.99 {
-		t.Errorf("different texts: cosine %v; want clearly below 1", d)
-	}
-	if got := llmtest.Vector("a cat", 16); dot(got, out.Data[2].Embedding) < 1-1e-5 {
-		t.Errorf("Vector differs from the served vector")
-	}
-	if e := s.Embeddings(); len(e) != 1 || len(e[0].Input) != 3 {
-		t.Errorf("recorded %+v", e)
-	}
-	resp = post(t, s.URL+"/embeddings", `{"model":"e","input":[1,2]}`)
-	if resp.StatusCode != 400 {
-		t.Errorf("token input: status %d; want 400", resp.StatusCode)
 	}
 }
 
