@@ -199,11 +199,12 @@ func (a *Agent) pluginsCommand(ctx context.Context, rest string) string {
 		n := a.tools.RemoveSource(name)
 		return fmt.Sprintf("plugin %s unloaded (%d tools removed)", name, n)
 	case "reload":
-		a.tools.RemoveSource(name)
+		// A failed reload leaves the old plugin running, so its tools stay.
 		p, err := a.host.Reload(ctx, name)
 		if err != nil {
 			return "error: " + err.Error()
 		}
+		a.tools.RemoveSource(name)
 		if err := a.tools.Add(p.Tools()...); err != nil {
 			return "error: " + err.Error()
 		}

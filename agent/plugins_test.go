@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -164,5 +165,33 @@ func TestCloseWhilePluginCompiles(t *testing.T) {
 	}
 	if err := again.Close(t.Context()); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestFailedReloadKeepsTools: when a reload fails the old plugin keeps
+// running, and so its tools stay callable (they used to be dropped first).
+func TestFailedReloadKeepsTools(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds plugins")
+	}
+	wasmFile := filepath.Join(t.TempDir(), "hello.wasm")
+	if _, err := build.Plugin(t.Context(), build.Options{Dir: examplePlugin(t, "hello"), Out: wasmFile, CacheDir: filepath.Join(sharedCache, "plugins")}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := openFleet(t, fmt.Sprintf("name: rover\nplugins:\n  - path: %q\n", wasmFile))
+	if err := f.WaitPlugins(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := f.Agent("rover")
+	if err := os.Remove(wasmFile); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"/plugins reload hello", "error:"},
+		{`/call hello.greet {"name":"Ada"}`, "Hello, Ada!"},
+	} {
+		if got := reply(collect(t, a, tc.in)); !strings.Contains(got, tc.want) {
+			t.Errorf("%s → %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
