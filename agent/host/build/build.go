@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 )
 
@@ -164,16 +163,17 @@ func hashSources(ctx context.Context, opts Options, dir string) (string, error) 
 				return "", fmt.Errorf("build: hash %s: %w", f, err)
 			}
 		}
-		if err := stampModule(h, mod); err != nil {
+		if err := stampModule(h, mod, dir); err != nil {
 			return "", fmt.Errorf("build: hash module %s: %w", mod, err)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// hashTree hashes every regular file under dir by content, in WalkDir's
+// (lexical) order.
 func hashTree(h io.Writer, dir string) error {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -184,36 +184,31 @@ func hashTree(h io.Writer, dir string) error {
 			}
 			return nil
 		}
-		if d.Type().IsRegular() {
-			files = append(files, p)
+		if !d.Type().IsRegular() {
+			return nil
 		}
-		return nil
+		rel, _ := filepath.Rel(dir, p)
+		return hashFile(h, p, filepath.ToSlash(rel))
 	})
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		rel, _ := filepath.Rel(dir, f)
-		if err := hashFile(h, f, filepath.ToSlash(rel)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // stampModule hashes the name, size and modification time of every Go file
 // in the enclosing module. A plugin imports packages of its own module (the
 // SDK, when it lives in the depai repository; shared helpers in a user's
 // module), and an edit there must rebuild it. Stat is enough to see an edit
-// and keeps a warm start from reading every source file.
-func stampModule(h io.Writer, mod string) error {
+// and keeps a warm start from reading every source file. The plugin's own
+// directory dir, which hashTree hashed by content, is not walked again (when
+// the plugin is its own module, nothing is).
+func stampModule(h io.Writer, mod, dir string) error {
 	return filepath.WalkDir(mod, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		name := d.Name()
 		if d.IsDir() {
+			if p == dir {
+				return filepath.SkipDir
+			}
 			if p != mod && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "vendor" || name == "node_modules") {
 				return filepath.SkipDir
 			}

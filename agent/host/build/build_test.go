@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/depai/depai/agent/host/build"
 )
@@ -50,6 +51,19 @@ func TestNativeBuildIsCachedByContent(t *testing.T) {
 	}
 	if !again.Cached || again.Path != first.Path || again.Key != first.Key {
 		t.Errorf("unchanged sources: %+v, first %+v; want the cached artifact", again, first)
+	}
+	// Touching a source file without changing it keeps the key: the
+	// plugin's own files count by content, not by modification time.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "main.go"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	touched, err := build.Plugin(ctx, build.Options{Dir: dir, Target: build.Native, CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !touched.Cached || touched.Key != first.Key {
+		t.Errorf("touched, unchanged sources: %+v, first %+v; want the cached artifact", touched, first)
 	}
 	// Changing a source file changes the key and the artifact.
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { println(\"two\") }\n"), 0o644); err != nil {
