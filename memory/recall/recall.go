@@ -827,10 +827,6 @@ func (x *Index) searchVectors(q []float32, nsOK []bool, k int, keep func(uint32)
 	return top.Sorted()
 }
 
-func underNamespace(ns, prefix string) bool {
-	return prefix == "" || ns == prefix || (strings.HasPrefix(ns, prefix) && ns[len(prefix)] == '/')
-}
-
 // filter compiles f and within into a predicate on document numbers, and
 // the namespaces they admit by interned ID (nil: all). Called with x.mu held.
 func (x *Index) filter(f memory.Query, within []string, now time.Time) (keep func(uint32) bool, nsOK []bool) {
@@ -838,9 +834,9 @@ func (x *Index) filter(f memory.Query, within []string, now time.Time) (keep fun
 	if f.Namespace != "" || len(within) > 0 {
 		nsOK = make([]bool, len(x.strs.strs))
 		for id, s := range x.strs.strs {
-			ok := s != "" && underNamespace(s, f.Namespace)
+			ok := s != "" && (f.Namespace == "" || memory.Within(s, f.Namespace))
 			if ok && len(within) > 0 {
-				ok = slices.ContainsFunc(within, func(w string) bool { return w != "" && underNamespace(s, w) })
+				ok = slices.ContainsFunc(within, func(w string) bool { return w != "" && memory.Within(s, w) })
 			}
 			nsOK[id] = ok
 		}
