@@ -32,8 +32,7 @@ type callConn struct {
 	mu      sync.Mutex
 	next    uint64
 	pending map[uint64]chan reply
-	err     error         // set when the reader stopped
-	dead    chan struct{} // closed then
+	err     error // set when the reader stopped
 }
 
 func dialCalls(addr string, max int) (*callConn, error) {
@@ -41,7 +40,7 @@ func dialCalls(addr string, max int) (*callConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the call socket: %w", err)
 	}
-	c := &callConn{conn: conn, max: max, pending: map[uint64]chan reply{}, dead: make(chan struct{})}
+	c := &callConn{conn: conn, max: max, pending: map[uint64]chan reply{}}
 	go c.read()
 	return c, nil
 }
@@ -74,7 +73,6 @@ func (c *callConn) fail(err error) {
 		return
 	}
 	c.err = err
-	close(c.dead)
 	for id, ch := range c.pending {
 		ch <- reply{err: err}
 		delete(c.pending, id)

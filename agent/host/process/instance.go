@@ -96,9 +96,9 @@ func (in *instance) start(ctx context.Context) (*proc, wire.Manifest, error) {
 		RunnerFunc:       runnerFunc(in.spec.Path, in.cfg.MemoryLimit, func(r *cmdRunner) { p.run = r }),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     timeout,
-		Stderr:           newLineLogger(in.log.With("stream", "stderr"), slog.LevelInfo),
-		SyncStderr:       newLineLogger(in.log.With("stream", "stderr"), slog.LevelInfo),
-		SyncStdout:       newLineLogger(in.log.With("stream", "stdout"), slog.LevelInfo),
+		Stderr:           newLineLogger(in.log.With("stream", "stderr")),
+		SyncStderr:       newLineLogger(in.log.With("stream", "stderr")),
+		SyncStdout:       newLineLogger(in.log.With("stream", "stdout")),
 		Logger:           hclog.NewNullLogger(),
 		GRPCDialOptions: []grpc.DialOption{
 			grpc.WithDefaultCallOptions(

@@ -2,7 +2,6 @@ package process
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"sync"
 )
@@ -11,18 +10,17 @@ import (
 // not grow the agent's memory.
 const maxLine = 16 << 10
 
-// lineLogger turns a plugin's output stream into one log record per line,
+// lineLogger turns a plugin's output stream into one info record per line,
 // tagged with the plugin's name and the stream.
 type lineLogger struct {
-	log   *slog.Logger
-	level slog.Level
+	log *slog.Logger
 
 	mu  sync.Mutex
 	buf []byte
 }
 
-func newLineLogger(log *slog.Logger, level slog.Level) *lineLogger {
-	return &lineLogger{log: log, level: level}
+func newLineLogger(log *slog.Logger) *lineLogger {
+	return &lineLogger{log: log}
 }
 
 func (w *lineLogger) Write(p []byte) (int, error) {
@@ -48,7 +46,7 @@ func (w *lineLogger) Write(p []byte) (int, error) {
 func (w *lineLogger) flush() {
 	line := bytes.TrimRight(w.buf, "\r")
 	if len(line) > 0 {
-		w.log.Log(context.Background(), w.level, string(line))
+		w.log.Info(string(line))
 	}
 	w.buf = w.buf[:0]
 }
