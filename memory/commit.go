@@ -99,7 +99,7 @@ func (g *group) lastSeq(db *DB) uint64 {
 }
 
 func (db *DB) commit(batch []*request) {
-	if free, err := db.statfs(db.cfg.Dir); err == nil && free < db.cfg.MinFreeBytes {
+	if free, err := freeBytes(db.cfg.Dir); err == nil && free < db.cfg.MinFreeBytes {
 		err := fmt.Errorf("%w: %d bytes free in %s, the store needs %d to write safely", ErrDiskFull, free, db.cfg.Dir, db.cfg.MinFreeBytes)
 		for _, r := range batch {
 			r.done <- err
@@ -278,8 +278,8 @@ func (db *DB) prepare(txn *badger.Txn, r *request, seq uint64, now time.Time, ne
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: record %d: %v", ErrInvalid, i, err)
 		}
-		if len(val) > db.maxRec {
-			return nil, nil, fmt.Errorf("%w: record %d is %d bytes encoded, the limit is %d (Config.MaxRecordBytes)", ErrTooLarge, i, len(val), db.maxRec)
+		if len(val) > db.cfg.MaxRecordBytes {
+			return nil, nil, fmt.Errorf("%w: record %d is %d bytes encoded, the limit is %d (Config.MaxRecordBytes)", ErrTooLarge, i, len(val), db.cfg.MaxRecordBytes)
 		}
 		var expires uint64
 		if !rec.ExpiresAt.IsZero() {

@@ -65,10 +65,9 @@ type Config struct {
 
 // DB is the badger-backed Store. It implements Store, Watcher and Facts.
 type DB struct {
-	cfg    Config
-	bdb    *badger.DB
-	log    *slog.Logger
-	maxRec int
+	cfg Config
+	bdb *badger.DB
+	log *slog.Logger
 
 	reqs    chan *request
 	quit    chan struct{} // closed by Close: ends reads, watches, GC and trim
@@ -93,9 +92,6 @@ type DB struct {
 
 	watchMu  sync.Mutex
 	watchers map[*watcher]struct{}
-
-	minFree int64
-	statfs  func(dir string) (free int64, err error)
 
 	// owned by the committer goroutine
 	entropy *rand.PCG
@@ -150,15 +146,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		cfg:      cfg,
 		bdb:      bdb,
 		log:      cfg.Logger,
-		maxRec:   cfg.MaxRecordBytes,
 		reqs:     make(chan *request, 1024),
 		quit:     make(chan struct{}),
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 		ns:       make(map[string]struct{}),
 		watchers: make(map[*watcher]struct{}),
-		minFree:  cfg.MinFreeBytes,
-		statfs:   freeBytes,
 		entropy:  rand.NewPCG(uint64(time.Now().UnixNano()), 0x9E3779B97F4A7C15),
 	}
 	if err := db.load(fresh); err != nil {
