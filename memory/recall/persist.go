@@ -271,9 +271,12 @@ func decodeVector(b []byte) (id, model string, v []float32, err error) {
 	return id, model, v, nil
 }
 
-// graphChunk bounds one stored piece of a saved graph; badger keeps values
-// in its value log and large ones are best split.
-const graphChunk = 1 << 20
+// graphChunk bounds one stored piece of a saved graph. It stays below
+// valueThreshold so the pieces live in the LSM tree, where compaction
+// reclaims the graph each Close replaces; in the value log, which this
+// index never garbage-collects, every Close would leak a graph's worth of
+// disk.
+const graphChunk = valueThreshold / 2
 
 // saveGraphs stores each partition's HNSW graph, with document numbers as
 // IDs, so the next open need not rebuild it. Called by Close once nothing

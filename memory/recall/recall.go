@@ -198,6 +198,10 @@ var (
 	prefGraphMeta = []byte("gm/") // + namespace -> number of chunks BE32
 )
 
+// valueThreshold is the index badger's value threshold: values below it are
+// kept in the LSM tree, so the index needs no value-log GC.
+const valueThreshold = 1 << 20
+
 // Open opens or creates the index in cfg.Dir, loads what it persisted, and
 // starts following cfg.Source from its cursor.
 func Open(ctx context.Context, cfg Config) (*Index, error) {
@@ -233,7 +237,7 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		WithNumMemtables(2).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
-		WithValueThreshold(1 << 20)
+		WithValueThreshold(valueThreshold)
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("recall: open %s: %w (if it is corrupt, remove it: the index is rebuilt from the store)", cfg.Dir, err)
