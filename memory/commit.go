@@ -84,16 +84,10 @@ func (db *DB) newGroup() *group {
 
 // lastSeq is the Seq the next record of the group follows.
 func (g *group) lastSeq(db *DB) uint64 {
+	// g.recs holds what every request of g stores, so when it is empty (an
+	// import of duplicates only) no request of g has a Seq either.
 	if n := len(g.recs); n > 0 {
 		return g.recs[n-1].Seq
-	}
-	if n := len(g.reqs); n > 0 {
-		// An import whose records were all duplicates stages no record.
-		for i := len(g.reqs) - 1; i >= 0; i-- {
-			if v := g.reqs[i].visible(); len(v) > 0 {
-				return v[len(v)-1].Seq
-			}
-		}
 	}
 	return db.lastSeq.Load()
 }
