@@ -11,11 +11,7 @@ import (
 	"github.com/depai/depai/agent/operator"
 )
 
-// echoFleet is one agent that echoes what it is sent.
-type echoFleet struct{}
-
-func (echoFleet) Agents() []operator.Agent { return []operator.Agent{echoAgent{}} }
-
+// echoAgent echoes what it is sent.
 type echoAgent struct{}
 
 func (echoAgent) Name() string { return "echo" }
@@ -32,9 +28,9 @@ func (echoAgent) Handle(ctx context.Context, in agent.Input) iter.Seq2[agent.Eve
 
 func ExampleNewServer() {
 	srv, err := operator.NewServer(operator.Config{
-		Addr:  "127.0.0.1:0", // a free port; srv.Addr() says which
-		Fleet: echoFleet{},   // in depai run: the fleet of agent.Open
-		Token: "secret",      // in depai run: operator.LoadOrCreateToken
+		Addr:   "127.0.0.1:0",                 // a free port; srv.Addr() says which
+		Agents: []operator.Agent{echoAgent{}}, // in depai run: the agents of agent.Open
+		Token:  "secret",                      // in depai run: operator.LoadOrCreateToken
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -49,7 +45,7 @@ func ExampleNewServer() {
 }
 
 func ExampleNewClient() {
-	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Fleet: echoFleet{}, Token: "secret"})
+	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: []operator.Agent{echoAgent{}}, Token: "secret"})
 	if err != nil {
 		fmt.Println(err)
 		return

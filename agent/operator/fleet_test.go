@@ -13,7 +13,7 @@ import (
 	"github.com/depai/depai/agent/operator"
 )
 
-// scriptedFleet is a fleet whose agents answer from a script instead of a
+// scriptedFleet is a set of agents that answer from a script instead of a
 // model: the HTTP server, the SSE stream and the client under test are real;
 // only the agent's intelligence is scripted. Texts it knows:
 //

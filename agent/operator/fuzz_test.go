@@ -15,7 +15,7 @@ func FuzzMessageBody(f *testing.F) {
 	for _, s := range []string{`{"text":"/status"}`, `{"text":"stream","from":"x"}`, `{}`, `{"text":""}`, `[]`, `null`, `{"text":"a"} x`, `{"text":"\u0000"}`, "\xff", `{"text":1e999}`} {
 		f.Add(s)
 	}
-	srv := startServer(f, newScriptedFleet("a"))
+	srv := startServer(f, newScriptedFleet("a").Agents())
 	f.Fuzz(func(t *testing.T, body string) {
 		req, err := http.NewRequest("POST", "http://"+srv.Addr()+"/v1/agents/a/messages", strings.NewReader(body))
 		if err != nil {

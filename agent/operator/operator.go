@@ -26,12 +26,6 @@ import (
 	"github.com/depai/depai/agent"
 )
 
-// Fleet is what the API needs of a running fleet. *agent.Fleet satisfies it
-// through a one-line adapter (its Agents method returns concrete agents).
-type Fleet interface {
-	Agents() []Agent // in config order
-}
-
 // Agent is what the API needs of one agent; *agent.Agent satisfies it.
 type Agent interface {
 	Name() string

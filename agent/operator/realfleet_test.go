@@ -40,7 +40,7 @@ agents:
 	for _, a := range fleet.Agents() {
 		agents = append(agents, a)
 	}
-	srv := startServer(t, staticFleet(agents))
+	srv := startServer(t, agents)
 	c := operator.NewClient(srv.Addr(), testToken)
 
 	list, err := c.Agents(t.Context())
@@ -76,8 +76,3 @@ agents:
 		t.Errorf("JSON /status: %d %s (%v)", resp.StatusCode, body, err)
 	}
 }
-
-// staticFleet is a fixed list of agents.
-type staticFleet []operator.Agent
-
-func (f staticFleet) Agents() []operator.Agent { return f }

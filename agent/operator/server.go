@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,8 +34,8 @@ type Config struct {
 	// "localhost:7700", or ":7700" (which means 127.0.0.1). Port 0 picks a
 	// free port; Server.Addr reports it. Empty: DefaultAddr.
 	Addr   string
-	Fleet  Fleet  // required
-	Token  string // required: the bearer token every request must carry
+	Agents []Agent // required: the fleet's agents, in config order
+	Token  string  // required: the bearer token every request must carry
 	Logger *slog.Logger
 	// MaxBodyBytes bounds a request body; a larger one gets 413. 0:
 	// DefaultMaxBodyBytes.
@@ -44,7 +45,7 @@ type Config struct {
 // Server serves the operator API. Create it with NewServer, run it with
 // Serve, stop it with Shutdown.
 type Server struct {
-	fleet   Fleet
+	agents  []Agent
 	token   [sha256.Size]byte
 	log     *slog.Logger
 	maxBody int64
@@ -65,8 +66,8 @@ type Server struct {
 // NewServer checks cfg and binds the listening socket, so that a bad address
 // or a port in use is reported here rather than by Serve.
 func NewServer(cfg Config) (*Server, error) {
-	if cfg.Fleet == nil {
-		return nil, errors.New("operator: Config.Fleet is required")
+	if len(cfg.Agents) == 0 {
+		return nil, errors.New("operator: Config.Agents is required")
 	}
 	if cfg.Token == "" {
 		return nil, errors.New("operator: Config.Token is required (the API never runs without authentication)")
@@ -88,7 +89,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("operator: listen on %s: %w", addr, err)
 	}
 	s := &Server{
-		fleet:   cfg.Fleet,
+		agents:  slices.Clone(cfg.Agents),
 		token:   sha256.Sum256([]byte(cfg.Token)),
 		log:     log,
 		maxBody: maxBody,
@@ -225,9 +226,8 @@ func methodNotAllowed(allow string) http.HandlerFunc {
 }
 
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
-	agents := s.fleet.Agents()
-	out := make([]agent.Status, len(agents))
-	for i, a := range agents {
+	out := make([]agent.Status, len(s.agents))
+	for i, a := range s.agents {
 		out[i] = a.Status()
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -243,9 +243,8 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 
 // lookup finds the named agent or answers 404 listing the agents there are.
 func (s *Server) lookup(w http.ResponseWriter, name string) (Agent, bool) {
-	agents := s.fleet.Agents()
-	names := make([]string, len(agents))
-	for i, a := range agents {
+	names := make([]string, len(s.agents))
+	for i, a := range s.agents {
 		if a.Name() == name {
 			return a, true
 		}

@@ -17,10 +17,10 @@ import (
 
 const testToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-// startServer serves fleet on a free loopback port until the test ends.
-func startServer(t testing.TB, fleet operator.Fleet) *operator.Server {
+// startServer serves agents on a free loopback port until the test ends.
+func startServer(t testing.TB, agents []operator.Agent) *operator.Server {
 	t.Helper()
-	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Fleet: fleet, Token: testToken})
+	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: agents, Token: testToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func decodeError(t *testing.T, body, code string) string {
 }
 
 func TestUnauthorized(t *testing.T) {
-	srv := startServer(t, newScriptedFleet("rover-1"))
+	srv := startServer(t, newScriptedFleet("rover-1").Agents())
 	routes := []struct{ method, path, body string }{
 		{"GET", "/v1/agents", ""},
 		{"GET", "/v1/agents/rover-1", ""},
@@ -118,7 +118,7 @@ func TestUnauthorized(t *testing.T) {
 		}
 	}
 	fleet := newScriptedFleet("rover-1")
-	srv = startServer(t, fleet)
+	srv = startServer(t, fleet.Agents())
 	request(t, srv, "POST", "/v1/agents/rover-1/messages", "Bearer nope", `{"text":"hello"}`)
 	if got := fleet.agents[0].lastInput(); got.Text != "" {
 		t.Errorf("an unauthenticated message reached the agent: %+v", got)
@@ -126,7 +126,7 @@ func TestUnauthorized(t *testing.T) {
 }
 
 func TestAgents(t *testing.T) {
-	srv := startServer(t, newScriptedFleet("rover-1", "dispatcher"))
+	srv := startServer(t, newScriptedFleet("rover-1", "dispatcher").Agents())
 	auth := "Bearer " + testToken
 
 	resp, body := request(t, srv, "GET", "/v1/agents", auth, "")
@@ -149,7 +149,7 @@ func TestAgents(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	srv := startServer(t, newScriptedFleet("a", "b"))
+	srv := startServer(t, newScriptedFleet("a", "b").Agents())
 	auth := "Bearer " + testToken
 	tests := []struct {
 		name         string
@@ -195,7 +195,7 @@ func TestBadRequests(t *testing.T) {
 // the package's client, to pin the format.
 func TestStreamWire(t *testing.T) {
 	fleet := newScriptedFleet("rover-1")
-	srv := startServer(t, fleet)
+	srv := startServer(t, fleet.Agents())
 	resp, body := request(t, srv, "POST", "/v1/agents/rover-1/messages", "Bearer "+testToken, `{"text":"stream","from":"alice"}`)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -238,7 +238,7 @@ func TestStreamWire(t *testing.T) {
 }
 
 func TestJSONAnswer(t *testing.T) {
-	srv := startServer(t, newScriptedFleet("rover-1"))
+	srv := startServer(t, newScriptedFleet("rover-1").Agents())
 	auth := "Bearer " + testToken
 	resp, body := request(t, srv, "POST", "/v1/agents/rover-1/messages", auth, `{"text":"stream"}`, "Accept", "application/json")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
@@ -269,7 +269,7 @@ func TestJSONAnswer(t *testing.T) {
 }
 
 func TestClient(t *testing.T) {
-	srv := startServer(t, newScriptedFleet("rover-1", "dispatcher"))
+	srv := startServer(t, newScriptedFleet("rover-1", "dispatcher").Agents())
 	ctx := t.Context()
 	c := operator.NewClient(srv.Addr(), testToken)
 
@@ -336,7 +336,7 @@ func TestClient(t *testing.T) {
 }
 
 func TestClientServerDown(t *testing.T) {
-	srv := startServer(t, newScriptedFleet("a"))
+	srv := startServer(t, newScriptedFleet("a").Agents())
 	addr := srv.Addr()
 	if err := srv.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
@@ -353,7 +353,7 @@ func TestDisconnectCancelsTurn(t *testing.T) {
 	for _, how := range []string{"break", "cancel"} {
 		t.Run(how, func(t *testing.T) {
 			fleet := newScriptedFleet("a")
-			srv := startServer(t, fleet)
+			srv := startServer(t, fleet.Agents())
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			c := operator.NewClient(srv.Addr(), testToken)
@@ -386,7 +386,7 @@ func TestDisconnectCancelsTurn(t *testing.T) {
 // as long as its ctx allows, then cancels it and returns.
 func TestShutdownCancelsStreamingTurn(t *testing.T) {
 	fleet := newScriptedFleet("a")
-	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Fleet: fleet, Token: testToken})
+	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: fleet.Agents(), Token: testToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,14 +431,14 @@ func TestNewServerConfig(t *testing.T) {
 		cfg  operator.Config
 		err  string // "" for success
 	}{
-		{"no fleet", operator.Config{Addr: "127.0.0.1:0", Token: "t"}, "Config.Fleet is required"},
-		{"no token", operator.Config{Addr: "127.0.0.1:0", Fleet: fleet}, "Config.Token is required"},
-		{"all interfaces", operator.Config{Addr: "0.0.0.0:0", Fleet: fleet, Token: "t"}, `host "0.0.0.0" is not a loopback address`},
-		{"a name", operator.Config{Addr: "example.com:0", Fleet: fleet, Token: "t"}, `host "example.com" is not a loopback address`},
-		{"no port", operator.Config{Addr: "127.0.0.1", Fleet: fleet, Token: "t"}, "expected host:port"},
-		{"port only", operator.Config{Addr: ":0", Fleet: fleet, Token: "t"}, ""},
-		{"ipv4 loopback", operator.Config{Addr: "127.0.0.1:0", Fleet: fleet, Token: "t"}, ""},
-		{"localhost", operator.Config{Addr: "localhost:0", Fleet: fleet, Token: "t"}, ""},
+		{"no agents", operator.Config{Addr: "127.0.0.1:0", Token: "t"}, "Config.Agents is required"},
+		{"no token", operator.Config{Addr: "127.0.0.1:0", Agents: fleet.Agents()}, "Config.Token is required"},
+		{"all interfaces", operator.Config{Addr: "0.0.0.0:0", Agents: fleet.Agents(), Token: "t"}, `host "0.0.0.0" is not a loopback address`},
+		{"a name", operator.Config{Addr: "example.com:0", Agents: fleet.Agents(), Token: "t"}, `host "example.com" is not a loopback address`},
+		{"no port", operator.Config{Addr: "127.0.0.1", Agents: fleet.Agents(), Token: "t"}, "expected host:port"},
+		{"port only", operator.Config{Addr: ":0", Agents: fleet.Agents(), Token: "t"}, ""},
+		{"ipv4 loopback", operator.Config{Addr: "127.0.0.1:0", Agents: fleet.Agents(), Token: "t"}, ""},
+		{"localhost", operator.Config{Addr: "localhost:0", Agents: fleet.Agents(), Token: "t"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -459,7 +459,7 @@ func TestNewServerConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Shut down without ever serving: the port is free again.
-			again, err := operator.NewServer(operator.Config{Addr: srv.Addr(), Fleet: fleet, Token: "t"})
+			again, err := operator.NewServer(operator.Config{Addr: srv.Addr(), Agents: fleet.Agents(), Token: "t"})
 			if err != nil {
 				t.Fatalf("the port is still taken after Shutdown: %v", err)
 			}
@@ -467,8 +467,8 @@ func TestNewServerConfig(t *testing.T) {
 		})
 	}
 
-	srv := startServer(t, fleet)
-	if _, err := operator.NewServer(operator.Config{Addr: srv.Addr(), Fleet: fleet, Token: "t"}); err == nil || !strings.Contains(err.Error(), "listen on "+srv.Addr()) {
+	srv := startServer(t, fleet.Agents())
+	if _, err := operator.NewServer(operator.Config{Addr: srv.Addr(), Agents: fleet.Agents(), Token: "t"}); err == nil || !strings.Contains(err.Error(), "listen on "+srv.Addr()) {
 		t.Errorf("NewServer on a port in use: %v", err)
 	}
 }

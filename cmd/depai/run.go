@@ -114,7 +114,13 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	if addr == "" {
 		addr = cfg.Operator.Addr
 	}
-	srv, err := operator.NewServer(operator.Config{Addr: addr, Fleet: operatorFleet{fleet}, Token: token, Logger: log})
+	var agents []operator.Agent
+	var names []string
+	for _, a := range fleet.Agents() {
+		agents = append(agents, a)
+		names = append(names, a.Name())
+	}
+	srv, err := operator.NewServer(operator.Config{Addr: addr, Agents: agents, Token: token, Logger: log})
 	if err != nil {
 		return fmt.Errorf("%w (is another depai run using it? pass --addr 127.0.0.1:0 for a free port)", err)
 	}
@@ -135,10 +141,6 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	}
 	defer os.Remove(filepath.Join(dir, runInfoFile))
 
-	names := make([]string, 0, len(fleet.Agents()))
-	for _, a := range fleet.Agents() {
-		names = append(names, a.Name())
-	}
 	log.Info("operator API", "url", "http://"+srv.Addr(), "token_file", tokenFile, "new_token", created)
 	log.Info("ready", "agents", strings.Join(names, ","), "data", absDir, "startup", time.Since(start).Round(10*time.Microsecond))
 	go func() {
@@ -198,16 +200,4 @@ func lowMemLimit(cfg *config.File) (int64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// operatorFleet adapts *agent.Fleet to operator.Fleet.
-type operatorFleet struct{ f *agent.Fleet }
-
-func (o operatorFleet) Agents() []operator.Agent {
-	as := o.f.Agents()
-	out := make([]operator.Agent, len(as))
-	for i, a := range as {
-		out[i] = a
-	}
-	return out
 }
