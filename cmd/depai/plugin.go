@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -236,7 +235,7 @@ func newPluginInspectCmd() *cobra.Command {
 // loaded is a plugin loaded outside an agent, for inspect and test.
 type loaded struct {
 	host.Instance
-	kind  string
+	kind  string // host.KindWASM or host.KindProcess
 	close func()
 }
 
@@ -251,7 +250,8 @@ func openPlugin(ctx context.Context, path string, log *slog.Logger, limits host.
 	n, _ := io.ReadFull(f, head)
 	f.Close()
 	spec := host.LoadSpec{Name: strings.TrimSuffix(filepath.Base(path), ".wasm"), Path: path, Host: grantNothing{log: log}, Limits: limits}
-	if bytes.Equal(head[:n], wasm.Magic) {
+	switch kind := host.KindOf(head[:n]); kind {
+	case host.KindWASM:
 		t, err := wasm.New(wasm.Config{Logger: log})
 		if err != nil {
 			return nil, err
@@ -261,16 +261,18 @@ func openPlugin(ctx context.Context, path string, log *slog.Logger, limits host.
 			_ = t.Close(ctx)
 			return nil, err
 		}
-		return &loaded{Instance: in, kind: "wasm", close: func() {
+		return &loaded{Instance: in, kind: kind, close: func() {
 			_ = in.Close(context.Background())
 			_ = t.Close(context.Background())
 		}}, nil
+	case host.KindProcess:
+		in, err := process.New(process.Config{Logger: log}).Load(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		return &loaded{Instance: in, kind: kind, close: func() { _ = in.Close(context.Background()) }}, nil
 	}
-	in, err := process.New(process.Config{Logger: log}).Load(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	return &loaded{Instance: in, kind: "process", close: func() { _ = in.Close(context.Background()) }}, nil
+	return nil, fmt.Errorf("%s is neither a WASM module nor a native executable (first bytes %q)", path, head[:n])
 }
 
 // grantNothing is the host outside an agent: a plugin may log; every other
@@ -382,7 +384,7 @@ func runConformance(ctx context.Context, r *report, path string, timeout time.Du
 	r.check("oversize input is too_large", expectCode(res, wire.CodeTooLarge))
 
 	switch p.kind {
-	case "process":
+	case host.KindProcess:
 		r.check("restarted after SIGKILL", func() error {
 			pid := process.PID(p.Instance)
 			if pid == 0 {
@@ -407,7 +409,7 @@ func runConformance(ctx context.Context, r *report, path string, timeout time.Du
 			}
 			return nil
 		}())
-	case "wasm":
+	case host.KindWASM:
 		r.check("answers after a missed deadline", func() error {
 			dctx, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
 			defer cancel()

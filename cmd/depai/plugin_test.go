@@ -126,6 +126,10 @@ func TestPluginErrors(t *testing.T) {
 	if err := os.WriteFile(notPlugin, []byte("#!/bin/sh\necho not a plugin\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	data := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(data, []byte("just text\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		want string
@@ -137,6 +141,7 @@ func TestPluginErrors(t *testing.T) {
 		{[]string{"build", "no/such/dir"}, "is not a directory"},
 		{[]string{"inspect", notPlugin}, "Unrecognized remote plugin message"},
 		{[]string{"inspect", "no/such/file"}, "no such file"},
+		{[]string{"inspect", data}, "neither a WASM module nor a native executable"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
