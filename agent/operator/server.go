@@ -19,11 +19,13 @@ import (
 	"time"
 
 	"github.com/depai/depai/agent"
+	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/operator/internal/sse"
 )
 
-// DefaultAddr is where the API listens when Config.Addr is empty.
-const DefaultAddr = "127.0.0.1:7700"
+// DefaultAddr is where the API listens when Config.Addr is empty: the
+// config file's default operator.addr.
+const DefaultAddr = config.DefaultOperatorAddr
 
 // DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 1 << 20
