@@ -637,21 +637,18 @@ func readRecord(txn *badger.Txn, seq uint64) (Record, error) {
 type badgerLogger struct{ l *slog.Logger }
 
 func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error("badger: " + trimNL(fmt.Sprintf(f, a...)))
+	b.l.Error(badgerMsg(f, a))
 }
 func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn("badger: " + trimNL(fmt.Sprintf(f, a...)))
+	b.l.Warn(badgerMsg(f, a))
 }
 func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+	b.l.Debug(badgerMsg(f, a))
 }
 func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+	b.l.Debug(badgerMsg(f, a))
 }
 
-func trimNL(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '\n' {
-		s = s[:len(s)-1]
-	}
-	return s
+func badgerMsg(f string, a []any) string {
+	return "badger: " + strings.TrimRight(fmt.Sprintf(f, a...), "\n")
 }
