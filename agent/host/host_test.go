@@ -23,8 +23,6 @@ import (
 	"github.com/depai/depai/sdk/wire"
 )
 
-func TestMain(m *testing.M) { os.Exit(wasmtest.Run(m)) }
-
 const plugins = "../../examples/plugins/"
 
 // syncBuffer is a log sink the test can read while plugins write to it.

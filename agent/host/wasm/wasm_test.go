@@ -22,8 +22,6 @@ import (
 	"github.com/depai/depai/sdk/wire"
 )
 
-func TestMain(m *testing.M) { os.Exit(wasmtest.Run(m)) }
-
 const plugins = "../../../examples/plugins/"
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/depai/depai/agent/host"
@@ -11,8 +10,6 @@ import (
 	"github.com/depai/depai/sdk/plugintest"
 	"github.com/depai/depai/sdk/wire"
 )
-
-func TestMain(m *testing.M) { os.Exit(wasmtest.Run(m)) }
 
 func TestGreet(t *testing.T) {
 	pt := plugintest.New(t)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
@@ -14,8 +13,6 @@ import (
 	"github.com/depai/depai/sdk/plugintest"
 	"github.com/depai/depai/sdk/wire"
 )
-
-func TestMain(m *testing.M) { os.Exit(wasmtest.Run(m)) }
 
 func TestNotes(t *testing.T) {
 	pt := plugintest.New(t)

@@ -1,7 +1,6 @@
-// Package wasmtest builds Go plugin packages to WASM reactors for tests,
-// once per test binary, and runs them in a real host.
-//
-//	func TestMain(m *testing.M) { os.Exit(wasmtest.Run(m)) }
+// Package wasmtest builds Go plugin packages to WASM reactors for tests —
+// with agent/host/build, cached by content hash across runs and built once
+// per test binary — and runs them in a real host.
 //
 //	h := wasmtest.NewHost(t, host.Config{})
 //	p, err := h.Load(ctx, host.PluginSpec{Name: "hello", Path: wasmtest.Build(t, "../hello")})
@@ -19,13 +18,8 @@ import (
 	"github.com/depai/depai/memory"
 )
 
-// Run runs the tests with a build directory (and compilation cache) that
-// is removed afterwards.
-func Run(m *testing.M) int { return wasmbuild.Run(m) }
-
 // Build compiles the Go package in pkgDir with GOOS=wasip1 GOARCH=wasm
-// -buildmode=c-shared and returns the module's path. Under Run each package
-// is built once per test binary; otherwise into tb's temp dir.
+// -buildmode=c-shared and returns the module's path.
 func Build(tb testing.TB, pkgDir string) string {
 	tb.Helper()
 	return wasmbuild.Build(tb, pkgDir)

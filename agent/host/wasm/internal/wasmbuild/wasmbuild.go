@@ -1,56 +1,35 @@
-// Package wasmbuild compiles Go packages to WASM reactors for tests, once
-// per test binary. wasmtest is its public face; the wasm package's own
-// benchmarks use it directly, since they cannot import wasmtest.
+// Package wasmbuild compiles Go packages to WASM reactors for tests, with
+// agent/host/build (cached by content hash across runs) and once per test
+// binary. wasmtest is its public face; the wasm package's own benchmarks use
+// it directly, since they cannot import wasmtest.
 package wasmbuild
 
 import (
-	"fmt"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/depai/depai/agent/host/build"
 )
 
 var (
 	mu    sync.Mutex
-	dir   string            // set by Run; artifacts live here for the whole binary
-	built map[string]string // package dir → artifact
+	built = map[string]string{} // package dir → artifact
 )
 
-// Run runs the tests with a build directory that is removed afterwards.
-func Run(m *testing.M) int {
-	d, err := os.MkdirTemp("", "depai-wasmtest-")
+// CacheDir is a directory shared by every test run on this machine (like
+// GOCACHE): it holds the compilation cache — wazero keys entries by module
+// digest and its own version, so a module is compiled once, not in every
+// test binary and fuzz worker — and, under plugins/, the built modules.
+func CacheDir(testing.TB) string {
+	d, err := os.UserCacheDir()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "wasmtest:", err)
-		return 1
+		d = os.TempDir()
 	}
-	mu.Lock()
-	dir, built = d, map[string]string{}
-	mu.Unlock()
-	defer os.RemoveAll(d)
-	return m.Run()
-}
-
-// Dir is the directory Run made, or tb's temp dir without Run.
-func Dir(tb testing.TB) string {
-	mu.Lock()
-	defer mu.Unlock()
-	if dir != "" {
-		return dir
-	}
-	return tb.TempDir()
-}
-
-// CacheDir is a compilation cache shared by every test run on this machine
-// (like GOCACHE): wazero keys entries by module digest and its own version,
-// so a module is compiled once, not in every test binary and fuzz worker.
-func CacheDir(tb testing.TB) string {
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "depai", "wasmtest")
-	}
-	return filepath.Join(Dir(tb), "cache")
+	return filepath.Join(d, "depai", "wasmtest")
 }
 
 // Build compiles the Go package in pkgDir with GOOS=wasip1 GOARCH=wasm
@@ -66,28 +45,19 @@ func Build(tb testing.TB, pkgDir string) string {
 	if p, ok := built[abs]; ok {
 		return p
 	}
-	out := dir
-	if out == "" {
-		out = tb.TempDir()
-	}
-	path := filepath.Join(out, strings.ReplaceAll(strings.Trim(abs, string(filepath.Separator)), string(filepath.Separator), "_")+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", path, ".")
-	cmd.Dir = abs
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("wasmtest: build %s: %v\n%s", pkgDir, err, b)
+	res, err := build.Plugin(context.Background(), build.Options{Dir: abs, CacheDir: filepath.Join(CacheDir(tb), "plugins")})
+	if err != nil {
+		tb.Fatalf("wasmtest: %v", err)
 	}
 	if raceEnabled {
 		// Compile outside the race detector, into the shared cache.
 		pre := exec.Command("go", "test", "-count=1", "-run=TestPrecompile", "github.com/depai/depai/agent/host/wasm/internal/precompile")
 		pre.Dir = abs
-		pre.Env = append(os.Environ(), "DEPAI_PRECOMPILE_CACHE="+CacheDir(tb), "DEPAI_PRECOMPILE_MODULES="+path)
+		pre.Env = append(os.Environ(), "DEPAI_PRECOMPILE_CACHE="+CacheDir(tb), "DEPAI_PRECOMPILE_MODULES="+res.Path)
 		if b, err := pre.CombinedOutput(); err != nil {
 			tb.Fatalf("wasmtest: precompile %s: %v\n%s", pkgDir, err, b)
 		}
 	}
-	if built != nil {
-		built[abs] = path
-	}
-	return path
+	built[abs] = res.Path
+	return res.Path
 }
