@@ -5,10 +5,10 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strings"
 
 	"github.com/google/jsonschema-go/jsonschema"
 )
@@ -64,7 +64,7 @@ func (s *Schema) JSON() json.RawMessage { return s.raw }
 // Validate checks a JSON document against the schema. The error says what is
 // wrong in words a model can act on.
 func (s *Schema) Validate(doc []byte) error {
-	if len(strings.TrimSpace(string(doc))) == 0 {
+	if len(bytes.TrimSpace(doc)) == 0 {
 		doc = []byte("{}")
 	}
 	var v any
