@@ -206,6 +206,8 @@ func TestErrors(t *testing.T) {
 			`fleet.yaml:4: plugins[0].grants.http[1]: duplicate host "a.example" (also plugins[0].grants.http[0])`},
 		{"bad namespace", "name: a\nmemory:\n  write: [agent//a]\n",
 			`fleet.yaml:3: memory.write[0]: invalid namespace "agent//a" (expected "/"-separated names such as "agent/scout" or "shared")`},
+		{"dot-dot namespace", "name: a\nmemory:\n  read: [agent/..]\n",
+			`fleet.yaml:3: memory.read[0]: invalid namespace "agent/.." (expected "/"-separated names such as "agent/scout" or "shared")`},
 		{"bad base url", "name: a\nmodel:\n  base_url: localhost:11434\n",
 			`fleet.yaml:3: model.base_url: invalid URL "localhost:11434" (expected http:// or https:// and a host, such as "http://127.0.0.1:11434/v1")`},
 		{"key in file", "name: a\nmodel:\n  api_key: sk-proj-abc\n",

@@ -9,9 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/depai/depai/memory"
 )
 
 // Defaults of values a config leaves out.
@@ -26,10 +29,9 @@ const (
 var (
 	// Names become memory namespaces, URL path segments and NATS subject
 	// tokens, so no dots, slashes or spaces.
-	nameRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-	envRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	namespaceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
-	rateRE      = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)/(s|min|h)$`)
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	envRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	rateRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)/(s|min|h)$`)
 )
 
 // wasmMagic starts every WASM binary module.
@@ -147,11 +149,7 @@ func (d *decoder) agent(p string, a *Agent) {
 			continue // reported as a missing required key
 		}
 		d.namespaces(join(wp, "namespace"), []string{w.Namespace})
-		readable := false
-		for _, g := range a.Memory.Read {
-			readable = readable || w.Namespace == g || strings.HasPrefix(w.Namespace, g+"/")
-		}
-		if !readable {
+		if !slices.ContainsFunc(a.Memory.Read, func(g string) bool { return memory.Within(w.Namespace, g) }) {
 			d.errAt(join(wp, "namespace"), "namespace %q is not within memory.read (%s)", w.Namespace, strings.Join(a.Memory.Read, ", "))
 		}
 	}
@@ -296,7 +294,7 @@ func (d *decoder) names(p string, list []string, what string) {
 
 func (d *decoder) namespaces(p string, list []string) {
 	for i, ns := range list {
-		if !namespaceRE.MatchString(ns) {
+		if memory.CheckNamespace(ns) != nil {
 			d.errAt(fmt.Sprintf("%s[%d]", p, i), "invalid namespace %q (expected \"/\"-separated names such as \"agent/scout\" or \"shared\")", ns)
 		}
 	}
