@@ -202,6 +202,8 @@ func TestErrors(t *testing.T) {
 			`fleet.yaml:5: plugins[0].secrets.token: invalid environment variable name "sk-12345" (the name of the variable holding the secret, not the secret)`},
 		{"config value list", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    config:\n      hosts: [a, b]\n",
 			`fleet.yaml:5: plugins[0].config.hosts: expected a string, got a list`},
+		{"duplicate config key", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    config:\n      host: a\n      host: b\n",
+			`fleet.yaml:6: plugins[0].config.host: duplicate key (first at line 5)`},
 		{"duplicate grant", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    grants: {http: [a.example, a.example]}\n",
 			`fleet.yaml:4: plugins[0].grants.http[1]: duplicate host "a.example" (also plugins[0].grants.http[0])`},
 		{"bad namespace", "name: a\nmemory:\n  write: [agent//a]\n",

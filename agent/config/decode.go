@@ -297,6 +297,22 @@ func fields(t reflect.Type) (map[string]field, []string) {
 	return m, names
 }
 
+// key checks the key node k of a mapping at path: a scalar not seen before
+// (seen maps keys to their lines). It returns the key's path.
+func (d *decoder) key(k *yaml.Node, path string, seen map[string]int) (string, bool) {
+	if k.Kind != yaml.ScalarNode {
+		d.errorf(k.Line, path, "expected a key, got %s", describe(k))
+		return "", false
+	}
+	key := join(path, k.Value)
+	if first, dup := seen[k.Value]; dup {
+		d.errorf(k.Line, key, "duplicate key (first at line %d)", first)
+		return "", false
+	}
+	seen[k.Value] = k.Line
+	return key, true
+}
+
 func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) {
 	line := d.lines[path]
 	if n.Kind != yaml.MappingNode {
@@ -307,16 +323,10 @@ func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := resolve(n.Content[i]), n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			d.errorf(k.Line, path, "expected a key, got %s", describe(k))
+		key, ok := d.key(k, path, seen)
+		if !ok {
 			continue
 		}
-		key := join(path, k.Value)
-		if first, dup := seen[k.Value]; dup {
-			d.errorf(k.Line, key, "duplicate key (first at line %d)", first)
-			continue
-		}
-		seen[k.Value] = k.Line
 		f, ok := fs[k.Value]
 		if !ok {
 			if _, inModel := fs["api_key_env"]; inModel && k.Value == "api_key" {
@@ -403,16 +413,10 @@ func (d *decoder) stringMap(n *yaml.Node, path string, v reflect.Value) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := resolve(n.Content[i]), resolve(n.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
-			d.errorf(k.Line, path, "expected a key, got %s", describe(k))
+		key, ok := d.key(k, path, seen)
+		if !ok {
 			continue
 		}
-		key := join(path, k.Value)
-		if first, dup := seen[k.Value]; dup {
-			d.errorf(k.Line, key, "duplicate key (first at line %d)", first)
-			continue
-		}
-		seen[k.Value] = k.Line
 		d.lines[key] = n.Content[i+1].Line
 		// Plugin config values are strings to the plugin; a number or a
 		// boolean is taken as written.
