@@ -200,9 +200,12 @@ func (c *calls) run(id uint64, body []byte) {
 		c.reply(id, wire.Result{Error: wire.Errorf(wire.CodeInvalidArgument, "plugin %q: malformed call envelope: %v", c.st.Plugin, err)})
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	var ctx context.Context
+	var cancel context.CancelFunc
 	if call.Deadline != 0 {
 		ctx, cancel = context.WithDeadline(context.Background(), time.Unix(0, call.Deadline))
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
 	}
 	c.mu.Lock()
 	c.cancels[id] = cancel
@@ -232,13 +235,13 @@ func (c *calls) reply(id uint64, res wire.Result) {
 // dispatch runs one call and polices what the handler returns, so the host
 // gets a typed error instead of an envelope it cannot read.
 func (s *server) dispatch(ctx context.Context, st wire.ProcessStart, hc *hostCaller, call wire.Call) wire.Result {
-	finished := watchdog(ctx, st, call.Method)
+	handled := watchdog(ctx, st, call.Method)
 	var host registry.HostCaller
 	if hc != nil {
 		host = hc
 	}
 	res := s.reg.Dispatch(ctx, host, call)
-	finished.Store(true)
+	handled()
 	switch {
 	case res.Error != nil:
 	case st.MaxMessageBytes > 0 && len(res.Payload) > st.MaxMessageBytes:
@@ -253,13 +256,15 @@ func (s *server) dispatch(ctx context.Context, st wire.ProcessStart, hc *hostCal
 // after its call's context ended. A Go handler spinning in a loop cannot be
 // stopped from outside; a clean restart by the host is the only remedy, and
 // it is better than a plugin that burns a core until the agent stops.
-func watchdog(ctx context.Context, st wire.ProcessStart, method string) *atomic.Bool {
-	finished := new(atomic.Bool)
+// Call the returned function when the handler returns; a call that ends in
+// time starts no timer.
+func watchdog(ctx context.Context, st wire.ProcessStart, method string) (handled func()) {
 	if st.HangGraceMillis <= 0 {
-		return finished
+		return func() {}
 	}
+	finished := new(atomic.Bool)
 	grace := time.Duration(st.HangGraceMillis) * time.Millisecond
-	context.AfterFunc(ctx, func() {
+	stop := context.AfterFunc(ctx, func() {
 		time.AfterFunc(grace, func() {
 			if finished.Load() {
 				return
@@ -269,7 +274,10 @@ func watchdog(ctx context.Context, st wire.ProcessStart, method string) *atomic.
 			os.Exit(3)
 		})
 	})
-	return finished
+	return func() {
+		finished.Store(true)
+		stop()
+	}
 }
 
 // stderr is the process's real standard error. go-plugin swaps os.Stderr for
