@@ -10,7 +10,6 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,9 +23,6 @@ import (
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/sdk/wire"
 )
-
-// Magic is how every WASM binary starts.
-var Magic = []byte("\x00asm")
 
 // Config configures the transport.
 type Config struct {
@@ -95,7 +91,7 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %w", spec.Name, err)
 	}
-	if !bytes.HasPrefix(code, Magic) {
+	if host.KindOf(code) != host.KindWASM {
 		return nil, fmt.Errorf("plugin %q: %s is not a WASM module (no \\0asm header)", spec.Name, spec.Path)
 	}
 	if spec.Host == nil {
