@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -134,17 +135,8 @@ func Match(q Query, r *Record, now time.Time) bool {
 	if q.Namespace != "" && !Within(r.Namespace, q.Namespace) {
 		return false
 	}
-	if len(q.Kinds) > 0 {
-		ok := false
-		for _, k := range q.Kinds {
-			if r.Kind == k {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
+	if len(q.Kinds) > 0 && !slices.Contains(q.Kinds, r.Kind) {
+		return false
 	}
 	if q.Author != "" && r.Author != q.Author {
 		return false
@@ -153,14 +145,7 @@ func Match(q Query, r *Record, now time.Time) bool {
 		return false
 	}
 	for _, t := range q.Tags {
-		found := false
-		for _, rt := range r.Tags {
-			if rt == t {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !slices.Contains(r.Tags, t) {
 			return false
 		}
 	}
