@@ -147,3 +147,42 @@ func BenchmarkIndex(b *testing.B) {
 	b.ReportMetric(rebuilt.Seconds(), "reopen-graph-s")
 	b.Logf("n=%d ingest=%s graph built at %s; reopen: open %s, graph rebuilt at %s; %+v", n, ingest, built, opened, rebuilt, x.Stats())
 }
+
+// BenchmarkSearchWithin is an agent's search: BM25 only, bounded by the
+// agent's read grants (Query.Within), over 100k facts in 20 namespaces,
+// each fact with its own key, so the index interns 100k strings besides
+// the namespaces.
+func BenchmarkSearchWithin(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	db, err := memory.Open(ctx, memory.Config{Dir: filepath.Join(dir, "store"), GCInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	batch := make([]memory.Record, 0, 1000)
+	for i := range 100000 {
+		batch = append(batch, memory.Record{Namespace: fmt.Sprintf("agent/r%d", i%20), Kind: memory.KindFact,
+			Key: fmt.Sprintf("k%d", i), Text: fmt.Sprintf("w%d w%d w%d", i%97, i%1013, i%7)})
+		if len(batch) == cap(batch) {
+			if _, err := db.Put(ctx, batch...); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	x, err := recall.Open(ctx, recall.Config{Source: db, Dir: filepath.Join(dir, "recall")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.Close()
+	if err := x.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	q := recall.Query{Text: "w5 w17", Within: []string{"agent/r3", "agent/r4", "shared"}}
+	for b.Loop() {
+		if hits, err := x.Search(ctx, q); err != nil || len(hits) == 0 {
+			b.Fatalf("Search: %d hits, %v", len(hits), err)
+		}
+	}
+}

@@ -177,7 +177,8 @@ func (x *Index) encodeDoc(n uint32) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(d.time))
 	b = binary.BigEndian.AppendUint64(b, uint64(d.expires))
 	b = binary.AppendUvarint(b, uint64(x.text.DocLen(n)))
-	for _, s := range []uint32{d.ns, d.kind, d.author, d.key} {
+	b = appendString(b, x.nss.strs[d.ns])
+	for _, s := range []uint32{d.kind, d.author, d.key} {
 		b = appendString(b, x.strs.strs[s])
 	}
 	b = appendString(b, d.id)
@@ -220,7 +221,7 @@ func (x *Index) decodeDoc(n uint32, b []byte) error {
 			return err
 		}
 	}
-	d.ns, d.kind, d.author, d.key, d.id = x.strs.id(strs[0]), x.strs.id(strs[1]), x.strs.id(strs[2]), x.strs.id(strs[3]), strs[4]
+	d.ns, d.kind, d.author, d.key, d.id = x.nss.id(strs[0]), x.strs.id(strs[1]), x.strs.id(strs[2]), x.strs.id(strs[3]), strs[4]
 	nt, k := binary.Uvarint(b)
 	if k <= 0 || nt > uint64(len(b)) {
 		return errShort
@@ -359,7 +360,7 @@ func (x *Index) restoreGraph(p *partition, ns string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	nsID := x.strs.ids[ns]
+	nsID := x.nss.ids[ns]
 	covered := make([]bool, len(p.docs))
 	err = g.RemapIDs(func(d uint32) (uint32, bool) {
 		if int(d) >= len(x.docs) || !x.docs[d].vec || x.docs[d].ns != nsID || covered[x.docs[d].pos] {

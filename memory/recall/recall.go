@@ -126,10 +126,11 @@ type Index struct {
 	parts       map[string]*partition // by exact namespace
 	facts       map[factKey]uint32    // current version of each fact
 	stagedParts map[*partition]struct{}
-	loading     bool // during load: no graph builds yet
-	strs        interner
-	cursor      uint64 // Seq of the last record in docs
-	saved       int    // docs[:saved] are checkpointed
+	loading     bool     // during load: no graph builds yet
+	nss         interner // namespaces; kept apart so a search's namespace filter scans only these
+	strs        interner // kinds, authors, keys, tags
+	cursor      uint64   // Seq of the last record in docs
+	saved       int      // docs[:saved] are checkpointed
 	savedSeq    uint64
 	dirtyDocs   int
 	pending     []pendingEmbed
@@ -140,17 +141,18 @@ type Index struct {
 }
 
 type doc struct {
-	seq      uint64
-	id       string
-	ns, kind uint32 // interned
-	author   uint32
-	key      uint32
-	tags     []uint32
-	time     int64 // unix nanoseconds
-	expires  int64 // unix nanoseconds; 0: never
-	vec      bool  // has a vector of the current model, at pos in its partition
-	pos      uint32
-	old      bool // a fact superseded by a newer version (same namespace and key)
+	seq     uint64
+	id      string
+	ns      uint32 // interned in nss
+	kind    uint32 // interned in strs, as are author, key and tags
+	author  uint32
+	key     uint32
+	tags    []uint32
+	time    int64 // unix nanoseconds
+	expires int64 // unix nanoseconds; 0: never
+	vec     bool  // has a vector of the current model, at pos in its partition
+	pos     uint32
+	old     bool // a fact superseded by a newer version (same namespace and key)
 }
 
 type factKey struct{ ns, key uint32 }
@@ -465,7 +467,7 @@ func (x *Index) add(batch []memory.Record) {
 		d := doc{
 			seq:    r.Seq,
 			id:     r.ID,
-			ns:     x.strs.id(r.Namespace),
+			ns:     x.nss.id(r.Namespace),
 			kind:   x.strs.id(string(r.Kind)),
 			author: x.strs.id(r.Author),
 			key:    x.strs.id(r.Key),
@@ -548,7 +550,7 @@ func (x *Index) saveVectors(docs []uint32) error {
 	model := x.emb.Model()
 	for _, n := range docs {
 		d := &x.docs[n]
-		p := x.parts[x.strs.strs[d.ns]]
+		p := x.parts[x.nss.strs[d.ns]]
 		p.mu.RLock()
 		v := p.vecAt(d.pos)
 		err := wb.Set(docKey(prefVec, n), encodeVector(d.id, model, v))
@@ -575,7 +577,7 @@ func (x *Index) addVector(n uint32, v []float32) error {
 		return errors.New("recall: zero or non-finite embedding")
 	}
 	d := &x.docs[n]
-	ns := x.strs.strs[d.ns]
+	ns := x.nss.strs[d.ns]
 	p := x.parts[ns]
 	if p == nil {
 		p = &partition{dims: len(v)}
@@ -821,7 +823,7 @@ func ids(rs []vecscan.Result) []uint32 {
 func (x *Index) searchVectors(q []float32, nsOK []bool, k int, keep func(uint32) bool) []vecscan.Result {
 	top := vecscan.NewTopK(k)
 	for ns, p := range x.parts {
-		if nsOK != nil && !nsOK[x.strs.ids[ns]] {
+		if nsOK != nil && !nsOK[x.nss.ids[ns]] {
 			continue
 		}
 		for _, r := range p.search(q, k, keep, x.hcfg.EfSearch) {
@@ -836,8 +838,8 @@ func (x *Index) searchVectors(q []float32, nsOK []bool, k int, keep func(uint32)
 func (x *Index) filter(f memory.Query, within []string, now time.Time) (keep func(uint32) bool, nsOK []bool) {
 	nowNs := now.UnixNano()
 	if f.Namespace != "" || len(within) > 0 {
-		nsOK = make([]bool, len(x.strs.strs))
-		for id, s := range x.strs.strs {
+		nsOK = make([]bool, len(x.nss.strs))
+		for id, s := range x.nss.strs {
 			ok := s != "" && (f.Namespace == "" || memory.Within(s, f.Namespace))
 			if ok && len(within) > 0 {
 				ok = slices.ContainsFunc(within, func(w string) bool { return w != "" && memory.Within(s, w) })
