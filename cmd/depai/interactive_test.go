@@ -45,17 +45,8 @@ func TestRunChatInteractive(t *testing.T) {
 	cmd := exec.Command(depaiBin, "run", "testdata/fleet.yaml", "--chat", "--data", t.TempDir())
 	cmd.Env = testEnv(t)
 	cmd.Stdin = slave
-	var logs lockedBuffer
-	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
-		for _, b := range p {
-			logs.AddByte(b)
-		}
-		return len(p), nil
-	})
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var logs, out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,17 +62,6 @@ func TestRunChatInteractive(t *testing.T) {
 	go func() {
 		sc := bufio.NewScanner(master)
 		for sc.Scan() {
-		}
-	}()
-	var out lockedBuffer
-	go func() {
-		r := bufio.NewReader(stdout)
-		for {
-			b, err := r.ReadByte()
-			if err != nil {
-				return
-			}
-			out.AddByte(b)
 		}
 	}()
 	waitFor := func(want string) {
@@ -122,7 +102,3 @@ func TestRunChatInteractive(t *testing.T) {
 		t.Fatalf("still running 20s after Ctrl-D\n%s", out.String())
 	}
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

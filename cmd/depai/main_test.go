@@ -91,7 +91,7 @@ func startRun(t *testing.T, env []string, args ...string) *server {
 		sc := bufio.NewScanner(pr)
 		signalled := false
 		for sc.Scan() {
-			s.stderr.WriteLine(sc.Text())
+			fmt.Fprintln(s.stderr, sc.Text())
 			if !signalled && strings.Contains(sc.Text(), "msg=ready") {
 				close(ready)
 				signalled = true
@@ -143,16 +143,10 @@ type lockedBuffer struct {
 	b  strings.Builder
 }
 
-func (l *lockedBuffer) WriteLine(s string) {
+func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.b.WriteString(s + "\n")
-}
-
-func (l *lockedBuffer) AddByte(c byte) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteByte(c)
+	return l.b.Write(p)
 }
 
 func (l *lockedBuffer) String() string {
