@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,17 +37,6 @@ func (e *queryEmbedder) Embed(_ context.Context, texts []string) ([][]float32, e
 	return out, nil
 }
 
-func benchN(b *testing.B) int {
-	if s := os.Getenv("DEPAI_BENCH_RECALL_N"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			b.Fatalf("DEPAI_BENCH_RECALL_N=%q: want a positive integer", s)
-		}
-		return n
-	}
-	return 1000000
-}
-
 // BenchmarkIndex runs the whole index over the badger store: it writes
 // DEPAI_BENCH_RECALL_N (default 1M) records of Zipf-distributed words with
 // clustered synthetic 384-d vectors into one namespace, then reports the
@@ -57,7 +44,7 @@ func benchN(b *testing.B) int {
 // p50/p99 (BM25 + vectors + RRF + fetching the 10 records from the store).
 // Writing and building are excluded from the per-query figures.
 func BenchmarkIndex(b *testing.B) {
-	n := benchN(b)
+	n := synth.BenchN(b)
 	const dims = 384
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -67,8 +54,7 @@ func BenchmarkIndex(b *testing.B) {
 	}
 	defer db.Close()
 	r := rand.New(rand.NewPCG(5, 6))
-	zipf := rand.NewZipf(r, 1.1, 2, 49999)
-	word := func() string { return "w" + strconv.FormatUint(zipf.Uint64(), 36) }
+	word := synth.Words(r)
 	vecs := synth.Clustered(n, dims, max(n/1000, 10), 0.05, 9)
 	batch := make([]memory.Record, 0, 1000)
 	for i := 0; i < n; i++ {

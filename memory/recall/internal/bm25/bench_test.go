@@ -3,12 +3,12 @@ package bm25
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/depai/depai/memory/recall/internal/synth"
 )
 
 // BenchmarkSearch1M measures BM25 queries of two or three words over
@@ -16,16 +16,9 @@ import (
 // from a Zipf-distributed vocabulary of 50k words, so common words have long
 // postings lists as in real text. Building is excluded; p50/p99 reported.
 func BenchmarkSearch1M(b *testing.B) {
-	n := 1000000
-	if s := os.Getenv("DEPAI_BENCH_RECALL_N"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil || n <= 0 {
-			b.Fatalf("DEPAI_BENCH_RECALL_N=%q: want a positive integer", s)
-		}
-	}
+	n := synth.BenchN(b)
 	r := rand.New(rand.NewPCG(1, 1))
-	zipf := rand.NewZipf(r, 1.1, 2, 49999)
-	word := func() string { return "w" + strconv.FormatUint(zipf.Uint64(), 36) }
+	word := synth.Words(r)
 	x := New()
 	start := time.Now()
 	var sb strings.Builder

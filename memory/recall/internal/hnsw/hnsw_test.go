@@ -150,23 +150,12 @@ func TestSmallAndEmpty(t *testing.T) {
 	}
 }
 
-func benchN(b *testing.B) int {
-	if s := os.Getenv("DEPAI_BENCH_RECALL_N"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			b.Fatalf("DEPAI_BENCH_RECALL_N=%q: want a positive integer", s)
-		}
-		return n
-	}
-	return 1000000
-}
-
 // BenchmarkSearch384 measures top-10 search over DEPAI_BENCH_RECALL_N
 // (default 1M) clustered synthetic 384-d vectors. The build is done once and
 // excluded; it reports p50/p99 latency, recall@10 against an exact scan, and
 // the build time.
 func BenchmarkSearch384(b *testing.B) {
-	n := benchN(b)
+	n := synth.BenchN(b)
 	const dims, k = 384, 10
 	clusters := max(n/1000, 10)
 	vecs := synth.Clustered(n, dims, clusters, 0.05, 7)
