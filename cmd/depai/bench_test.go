@@ -26,12 +26,8 @@ var benchFleets = []struct{ name, file string }{
 func BenchmarkRunStartToReady(b *testing.B) {
 	for _, fl := range benchFleets {
 		b.Run(fl.name, func(b *testing.B) {
-			data := b.TempDir()
-			first, loaded := startBench(b, fl.file, data) // first start: creates memory, token, caches
-			<-loaded
-			stopRun(b, first)
+			data := warmDataDir(b, fl.file)
 			var rss float64
-			b.ResetTimer()
 			for b.Loop() {
 				p, _ := startBench(b, fl.file, data)
 				b.StopTimer()
@@ -51,10 +47,7 @@ func BenchmarkRunStartToReady(b *testing.B) {
 func BenchmarkRunIdleRSS(b *testing.B) {
 	for _, fl := range benchFleets {
 		b.Run(fl.name, func(b *testing.B) {
-			data := b.TempDir()
-			first, loaded := startBench(b, fl.file, data) // first start: creates memory, token, caches
-			<-loaded
-			stopRun(b, first)
+			data := warmDataDir(b, fl.file)
 			var rss float64
 			for b.Loop() {
 				p, loaded := startBench(b, fl.file, data)
@@ -66,6 +59,17 @@ func BenchmarkRunIdleRSS(b *testing.B) {
 			b.ReportMetric(rss/float64(b.N), "idle-rss-MB")
 		})
 	}
+}
+
+// warmDataDir returns a data directory that depai run FILE has started on
+// once, with its plugins loaded: memory, token and caches exist, as on every
+// start but the first.
+func warmDataDir(b *testing.B, file string) string {
+	data := b.TempDir()
+	p, loaded := startBench(b, file, data)
+	<-loaded
+	stopRun(b, p)
+	return data
 }
 
 // startBench starts depai run and returns once it logged ready.
