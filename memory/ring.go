@@ -58,6 +58,9 @@ func (r *ring) newestMatching(limit int, keep func(*Record) bool) ([]Record, uin
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var out []Record
+	if limit > 0 {
+		out = make([]Record, 0, min(limit, r.n))
+	}
 	for i := r.n - 1; i >= 0 && (limit == 0 || len(out) < limit); i-- {
 		rec := &r.buf[(r.start+i)%len(r.buf)]
 		if keep(rec) {
