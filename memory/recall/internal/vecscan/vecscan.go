@@ -82,6 +82,11 @@ func (t *TopK) Push(id uint32, score float32) {
 		return
 	}
 	t.h[0] = Result{id, score}
+	t.down()
+}
+
+// down restores the heap order after t.h[0] changed.
+func (t *TopK) down() {
 	for i := 0; ; {
 		l, m := 2*i+1, i
 		if l < len(t.h) && t.h[l].Score < t.h[m].Score {
@@ -114,20 +119,7 @@ func (t *TopK) Sorted() []Result {
 		last := len(t.h) - 1
 		t.h[0] = t.h[last]
 		t.h = t.h[:last]
-		for j := 0; ; {
-			l, m := 2*j+1, j
-			if l < len(t.h) && t.h[l].Score < t.h[m].Score {
-				m = l
-			}
-			if r := l + 1; r < len(t.h) && t.h[r].Score < t.h[m].Score {
-				m = r
-			}
-			if m == j {
-				break
-			}
-			t.h[m], t.h[j] = t.h[j], t.h[m]
-			j = m
-		}
+		t.down()
 	}
 	return out
 }

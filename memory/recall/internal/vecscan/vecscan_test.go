@@ -97,3 +97,20 @@ func BenchmarkScan30k(b *testing.B) {
 		Search(vecs, d, q, 10, nil)
 	}
 }
+
+// BenchmarkTopK pushes 100k scores that drift upward, so that most pushes
+// replace the heap's minimum: the sift-down path bm25 and recall lean on.
+func BenchmarkTopK(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	scores := make([]float32, 100000)
+	for i := range scores {
+		scores[i] = r.Float32() + float32(i)*1e-6
+	}
+	for b.Loop() {
+		t := NewTopK(40)
+		for i, s := range scores {
+			t.Push(uint32(i), s)
+		}
+		t.Sorted()
+	}
+}
