@@ -17,18 +17,11 @@ type ring struct {
 }
 
 func newRing(capacity int, newest []Record, floor uint64) *ring {
-	if capacity < 0 {
-		capacity = 0
+	if capacity <= 0 {
+		return &ring{floor: ^uint64(0)} // holds nothing: every query goes to badger
 	}
 	r := &ring{buf: make([]Record, capacity), floor: floor}
-	if capacity == 0 {
-		r.floor = ^uint64(0)
-		return r
-	}
-	r.push(newest)
-	if len(newest) <= capacity {
-		r.floor = floor
-	}
+	r.push(newest) // raises floor past what it evicts
 	return r
 }
 
