@@ -420,7 +420,7 @@ func testWatch(t *testing.T, s memory.Store, w memory.Watcher) {
 	}
 
 	t.Run("catch up then live", func(t *testing.T) {
-		nextFn, stop := iterPull(w.Watch(ctx, memory.Query{Namespace: "agent/robot-1"}))
+		nextFn, stop := iter.Pull2(w.Watch(ctx, memory.Query{Namespace: "agent/robot-1"}))
 		defer stop()
 		for _, want := range []string{"1", "2"} {
 			if got := next(t, nextFn); got.Text != want {
@@ -435,7 +435,7 @@ func testWatch(t *testing.T, s memory.Store, w memory.Watcher) {
 
 	t.Run("from LastSeq", func(t *testing.T) {
 		from := w.LastSeq()
-		nextFn, stop := iterPull(w.Watch(ctx, memory.Query{AfterSeq: from}))
+		nextFn, stop := iter.Pull2(w.Watch(ctx, memory.Query{AfterSeq: from}))
 		defer stop()
 		put(t, s, obs("shared", "new"))
 		if got := next(t, nextFn); got.Text != "new" || got.Seq <= from {
@@ -445,7 +445,7 @@ func testWatch(t *testing.T, s memory.Store, w memory.Watcher) {
 
 	t.Run("slow watcher misses nothing", func(t *testing.T) {
 		from := w.LastSeq()
-		nextFn, stop := iterPull(w.Watch(ctx, memory.Query{Namespace: "slow", AfterSeq: from}))
+		nextFn, stop := iter.Pull2(w.Watch(ctx, memory.Query{Namespace: "slow", AfterSeq: from}))
 		defer stop()
 		put(t, s, obs("slow", "0"))
 		if got := next(t, nextFn); got.Text != "0" {
@@ -584,8 +584,4 @@ func testFacts(t *testing.T, s memory.Store, f memory.Facts) {
 		}
 		t.Logf("%d conflicts retried", total)
 	})
-}
-
-func iterPull(seq iter.Seq2[memory.Record, error]) (func() (memory.Record, error, bool), func()) {
-	return iter.Pull2(seq)
 }
