@@ -15,8 +15,7 @@ import (
 // TestRealFleet serves a real fleet (badger memory, built-in tools, no
 // model) and drives it through the client: commands and a free-text turn.
 func TestRealFleet(t *testing.T) {
-	dir := t.TempDir()
-	cfg, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(`
+	srv := startServer(t, openFleet(t, `
 agents:
   - name: scout
     role: robot
@@ -24,23 +23,6 @@ agents:
   - name: planner
     role: digital
 `))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fleet, err := agent.Open(t.Context(), cfg, agent.Options{DataDir: filepath.Join(dir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := fleet.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	var agents []operator.Agent
-	for _, a := range fleet.Agents() {
-		agents = append(agents, a)
-	}
-	srv := startServer(t, agents)
 	c := operator.NewClient(srv.Addr(), testToken)
 
 	list, err := c.Agents(t.Context())
@@ -75,4 +57,29 @@ agents:
 	if err := json.Unmarshal([]byte(body), &res); err != nil || resp.StatusCode != 200 || !strings.Contains(res.Reply.Text, "planner") {
 		t.Errorf("JSON /status: %d %s (%v)", resp.StatusCode, body, err)
 	}
+}
+
+// openFleet opens the fleet of a config (badger memory in a temp dir) until
+// the test ends and returns its agents.
+func openFleet(t *testing.T, yaml string) []operator.Agent {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleet, err := agent.Open(t.Context(), cfg, agent.Options{DataDir: filepath.Join(dir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fleet.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	var agents []operator.Agent
+	for _, a := range fleet.Agents() {
+		agents = append(agents, a)
+	}
+	return agents
 }

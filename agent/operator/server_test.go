@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/depai/depai/agent"
+	"github.com/depai/depai/agent/llm"
+	"github.com/depai/depai/agent/llm/llmtest"
 	"github.com/depai/depai/agent/operator"
 )
 
@@ -191,20 +194,30 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
-// TestStreamWire reads a turn off the wire as any SSE client would, without
-// the package's client, to pin the format.
+// TestStreamWire reads a turn of a real agent off the wire as any SSE client
+// would, without the package's client, to pin the format. The agent's model
+// is llmtest (the protocol is real, the replies scripted): a call of the
+// built-in clock tool, then a two-line answer streamed in two deltas.
 func TestStreamWire(t *testing.T) {
-	fleet := newScriptedFleet("rover-1")
-	srv := startServer(t, fleet.Agents())
-	resp, body := request(t, srv, "POST", "/v1/agents/rover-1/messages", "Bearer "+testToken, `{"text":"stream","from":"alice"}`)
+	const answer = "The time is noon.\nMulti-line."
+	model := llmtest.NewServer(t,
+		llmtest.Reply{ToolCalls: []llm.ToolCall{{Name: "clock", Arguments: "{}"}}},
+		llmtest.Reply{Text: answer, ChunkSize: 16},
+	)
+	srv := startServer(t, openFleet(t, fmt.Sprintf(`
+name: rover-1
+model: {base_url: %q, model: test-model}
+`, model.URL)))
+	resp, body := request(t, srv, "POST", "/v1/agents/rover-1/messages", "Bearer "+testToken, `{"text":"what time is it?","from":"alice"}`)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	if in := fleet.agents[0].lastInput(); in.From != "alice" || in.Source != agent.SourceOperator || in.Text != "stream" {
-		t.Errorf("agent got input %+v", in)
+	if reqs := model.Requests(); len(reqs) == 0 || reqs[0].Messages[len(reqs[0].Messages)-1].Content != "what time is it?" {
+		t.Errorf("the model was not sent the message: %+v", reqs)
 	}
 	var types []string
-	var reply agent.Event
+	var reply, call agent.Event
+	turnIDs := map[string]bool{}
 	sc := bufio.NewScanner(strings.NewReader(body))
 	var typ string
 	for sc.Scan() {
@@ -221,28 +234,39 @@ func TestStreamWire(t *testing.T) {
 			if string(ev.Type) != typ {
 				t.Errorf("event: %s carries an event of type %s", typ, ev.Type)
 			}
-			if ev.Type == agent.EventReply {
+			turnIDs[ev.TurnID] = true
+			switch ev.Type {
+			case agent.EventReply:
 				reply = ev
+			case agent.EventToolCall:
+				call = ev
 			}
 		case line == "":
 		default:
 			t.Errorf("unexpected line %q", line)
 		}
 	}
-	if got, want := strings.Join(types, ","), "delta,delta,tool_call,tool_result,reply"; got != want {
+	if got, want := strings.Join(types, ","), "tool_call,tool_result,delta,delta,reply"; got != want {
 		t.Errorf("event types = %s, want %s", got, want)
 	}
-	if reply.Text != "The time is noon.\nMulti-line." || reply.TurnID != "turn-1" {
-		t.Errorf("reply = %+v", reply)
+	if call.Tool != "clock" || call.CallID == "" {
+		t.Errorf("tool call = %+v, want a call of clock with an id", call)
+	}
+	if reply.Text != answer || len(turnIDs) != 1 || reply.TurnID == "" {
+		t.Errorf("reply = %+v; turn ids %v, want one", reply, turnIDs)
 	}
 }
 
 func TestJSONAnswer(t *testing.T) {
-	srv := startServer(t, newScriptedFleet("rover-1").Agents())
+	fleet := newScriptedFleet("rover-1")
+	srv := startServer(t, fleet.Agents())
 	auth := "Bearer " + testToken
-	resp, body := request(t, srv, "POST", "/v1/agents/rover-1/messages", auth, `{"text":"stream"}`, "Accept", "application/json")
+	resp, body := request(t, srv, "POST", "/v1/agents/rover-1/messages", auth, `{"text":"stream","from":"alice"}`, "Accept", "application/json")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("status %d, Content-Type %q, body %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if in := fleet.agents[0].lastInput(); in.From != "alice" || in.Source != agent.SourceOperator || in.Text != "stream" {
+		t.Errorf("agent got input %+v", in)
 	}
 	var res operator.TurnResult
 	if err := json.Unmarshal([]byte(body), &res); err != nil {
