@@ -129,7 +129,11 @@ func TestUnauthorized(t *testing.T) {
 }
 
 func TestAgents(t *testing.T) {
-	srv := startServer(t, newScriptedFleet("rover-1", "dispatcher").Agents())
+	srv := startServer(t, openFleet(t, `
+agents:
+  - {name: rover-1, role: robot}
+  - {name: dispatcher, role: digital}
+`))
 	auth := "Bearer " + testToken
 
 	resp, body := request(t, srv, "GET", "/v1/agents", auth, "")
@@ -140,8 +144,8 @@ func TestAgents(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].Name != "rover-1" || list[1].Name != "dispatcher" || list[0].State != "idle" {
-		t.Errorf("agents = %+v, want rover-1 then dispatcher, idle", list)
+	if len(list) != 2 || list[0].Name != "rover-1" || list[1].Name != "dispatcher" || list[0].State != "idle" || list[0].Role != "robot" {
+		t.Errorf("agents = %+v, want rover-1 (robot) then dispatcher, idle", list)
 	}
 
 	resp, body = request(t, srv, "GET", "/v1/agents/dispatcher", auth, "")
