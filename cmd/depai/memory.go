@@ -59,10 +59,7 @@ func openMemory(ctx context.Context, cmd *cobra.Command, dir string, create bool
 
 // withMemory runs fn on the open store and closes it, keeping fn's error first.
 func withMemory(cmd *cobra.Command, dir string, create bool, fn func(ctx context.Context, db *memory.DB) error) (err error) {
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx := cmd.Context() // cobra's Execute sets it
 	db, err := openMemory(ctx, cmd, dir, create)
 	if err != nil {
 		return err
