@@ -189,6 +189,8 @@ func (db *DB) plan(q Query) (prefixes [][]byte, record bool) {
 	if q.Namespace == "" && q.Key == "" && q.Author == "" && len(q.Tags) == 0 && len(q.Kinds) == 0 {
 		return [][]byte{{kv.PrefixRecord}}, true
 	}
+	// Duplicate kinds would scan the same index twice.
+	kinds := slices.Compact(slices.Sorted(slices.Values(q.Kinds)))
 	for _, ns := range db.namespaces(q.Namespace) {
 		switch {
 		case q.Key != "":
@@ -198,7 +200,7 @@ func (db *DB) plan(q Query) (prefixes [][]byte, record bool) {
 		case len(q.Tags) > 0:
 			prefixes = append(prefixes, kv.FieldPrefix(ns, kv.FieldTag, q.Tags[0]))
 		case len(q.Kinds) > 0:
-			for _, k := range slices.Compact(slices.Sorted(slices.Values(q.Kinds))) {
+			for _, k := range kinds {
 				prefixes = append(prefixes, kv.FieldPrefix(ns, kv.FieldKind, string(k)))
 			}
 		default:
@@ -208,7 +210,8 @@ func (db *DB) plan(q Query) (prefixes [][]byte, record bool) {
 	return prefixes, false
 }
 
-// namespaces returns the stored namespaces within under ("" is all), sorted.
+// namespaces returns the stored namespaces within under ("" is all), in no
+// particular order: a scan merges its cursors by Seq.
 func (db *DB) namespaces(under string) []string {
 	db.nsMu.RLock()
 	defer db.nsMu.RUnlock()
@@ -218,12 +221,15 @@ func (db *DB) namespaces(under string) []string {
 			out = append(out, ns)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 
 // Namespaces returns every namespace that holds or held a record, sorted.
-func (db *DB) Namespaces() []string { return db.namespaces("") }
+func (db *DB) Namespaces() []string {
+	out := db.namespaces("")
+	slices.Sort(out)
+	return out
+}
 
 // annotateFact sets ValidTo on a fact that a newer version superseded.
 func annotateFact(txn *badger.Txn, rec *Record) error {
