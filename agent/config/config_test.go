@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -249,6 +250,47 @@ func TestErrors(t *testing.T) {
 			var e *config.Error
 			if !errors.As(err, &e) || e.File != "fleet.yaml" {
 				t.Errorf("errors.As(*config.Error) = %v, file %q; want a *config.Error for fleet.yaml", e, e.File)
+			}
+		})
+	}
+}
+
+// TestPluginFileKind: a plugin file's transport is told from its first
+// bytes, as the host tells it, and a native program must be executable.
+func TestPluginFileKind(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file, content string
+		mode          os.FileMode
+		transport     string // "" when the config must be refused
+		err           string
+	}{
+		{"script", "#!/bin/sh\nexit 0\n", 0o755, config.TransportProcess, ""},
+		{"elf", "\x7fELF\x02\x01", 0o755, config.TransportProcess, ""},
+		{"module", "\x00asm\x01\x00\x00\x00", 0o644, config.TransportWASM, ""},
+		{"unknown.bin", "hello world", 0o755, "", "is neither a WASM module nor an executable"},
+		{"noexec", "#!/bin/sh\nexit 0\n", 0o644, "", "without execute permission"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			path := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(path, []byte(tc.content), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil { // past the umask
+				t.Fatal(err)
+			}
+			f, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte("name: a\nplugins:\n  - path: "+tc.file+"\n"))
+			if tc.transport == "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Parse = %v; want an error containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.Agents[0].Plugins[0].Transport; got != tc.transport {
+				t.Errorf("transport = %q, want %q", got, tc.transport)
 			}
 		})
 	}

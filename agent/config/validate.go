@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/memory"
 )
 
@@ -33,9 +34,6 @@ var (
 	envRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	rateRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)/(s|min|h)$`)
 )
-
-// wasmMagic starts every WASM binary module.
-var wasmMagic = []byte("\x00asm")
 
 // finish applies defaults and checks what the decoder cannot see field by
 // field: names, duplicates, files, formats. It is the one place defaults live.
@@ -207,12 +205,12 @@ func (d *decoder) plugin(p string, pl *Plugin) {
 		}
 		d.errAt(key, "invalid plugin name %q (expected up to 64 letters, digits, '-' or '_'; set name: explicitly)", pl.Name)
 	}
-	switch transport, err := inferTransport(pl.Path); {
+	switch transport, dir, err := inferTransport(pl.Path); {
 	case err != nil:
 		d.errAt(join(p, "path"), "%v", err)
 	case pl.Transport == "":
 		pl.Transport = transport
-	case transport == TransportWASM && pl.Transport == TransportProcess && !isDir(pl.Path):
+	case transport == TransportWASM && pl.Transport == TransportProcess && !dir:
 		d.errAt(join(p, "transport"), "%s is a WASM module, not a process plugin", pl.Path)
 	case transport == TransportProcess && pl.Transport == TransportWASM:
 		d.errAt(join(p, "transport"), "%s is not a WASM module (no \\0asm header)", pl.Path)
@@ -242,37 +240,37 @@ func (d *decoder) plugin(p string, pl *Plugin) {
 	}
 }
 
-// inferTransport looks at the file: a WASM module, an executable, or a Go
-// package directory (built by the host; WASM by default).
-func inferTransport(path string) (string, error) {
+// inferTransport looks at the file: a WASM module or a native executable,
+// told apart by its first bytes as the host tells them (host.KindOf), or a
+// Go package directory (built by the host; WASM by default).
+func inferTransport(path string) (transport string, dir bool, err error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return "", fmt.Errorf("%s: no such file or directory", path)
+			return "", false, fmt.Errorf("%s: no such file or directory", path)
 		}
-		return "", err
+		return "", false, err
 	}
 	if fi.IsDir() {
-		return TransportWASM, nil
+		return TransportWASM, true, nil
 	}
 	fh, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	defer fh.Close()
-	head := make([]byte, len(wasmMagic))
-	if _, err := io.ReadFull(fh, head); err == nil && string(head) == string(wasmMagic) {
-		return TransportWASM, nil
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(fh, head)
+	switch host.KindOf(head[:n]) {
+	case host.KindWASM:
+		return TransportWASM, false, nil
+	case host.KindProcess:
+		if fi.Mode()&0o111 == 0 {
+			return "", false, fmt.Errorf("%s is a native program without execute permission (chmod +x it)", path)
+		}
+		return TransportProcess, false, nil
 	}
-	if fi.Mode()&0o111 == 0 {
-		return "", fmt.Errorf("%s is neither a WASM module nor an executable", path)
-	}
-	return TransportProcess, nil
-}
-
-func isDir(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.IsDir()
+	return "", false, fmt.Errorf("%s is neither a WASM module nor an executable", path)
 }
 
 // names checks a list of identifiers: none empty, none repeated.
