@@ -278,15 +278,15 @@ func (g *Graph) greedy(q []float32, ep uint32, epDist float32, l int, buf *[]uin
 // still traversed, so a filter does not disconnect the graph.
 func (g *Graph) searchLayer(q []float32, ep uint32, epDist float32, ef, l int, vs *visitSet, keep func(uint32) bool, buf *[]uint32) []item {
 	vs.mark[ep] = vs.gen
-	var cand minHeap
-	var res maxHeap
+	// res keeps negated distances, so its top is the farthest node kept.
+	var cand, res minHeap
 	cand.push(item{ep, epDist})
 	if keep == nil || keep(g.ext[ep]) {
-		res.push(item{ep, epDist})
+		res.push(item{ep, -epDist})
 	}
 	for len(cand) > 0 {
 		c := cand.pop()
-		if len(res) >= ef && c.d > res[0].d {
+		if len(res) >= ef && c.d > -res[0].d {
 			break
 		}
 		*buf = g.neighbors(c.id, l, *buf)
@@ -296,10 +296,10 @@ func (g *Graph) searchLayer(q []float32, ep uint32, epDist float32, ef, l int, v
 			}
 			vs.mark[n] = vs.gen
 			d := g.dist(q, n)
-			if len(res) < ef || d < res[0].d {
+			if len(res) < ef || d < -res[0].d {
 				cand.push(item{n, d})
 				if keep == nil || keep(g.ext[n]) {
-					res.push(item{n, d})
+					res.push(item{n, -d})
 					if len(res) > ef {
 						res.pop()
 					}
@@ -309,7 +309,8 @@ func (g *Graph) searchLayer(q []float32, ep uint32, epDist float32, ef, l int, v
 	}
 	out := make([]item, len(res))
 	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = res.pop()
+		r := res.pop()
+		out[i] = item{r.id, -r.d}
 	}
 	return out
 }
@@ -428,45 +429,6 @@ func (h *minHeap) pop() item {
 			m = l
 		}
 		if r := l + 1; r < len(s) && s[r].d < s[m].d {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[m], s[i] = s[i], s[m]
-		i = m
-	}
-	*h = s
-	return top
-}
-
-type maxHeap []item
-
-func (h *maxHeap) push(x item) {
-	*h = append(*h, x)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if s[p].d >= s[i].d {
-			break
-		}
-		s[p], s[i] = s[i], s[p]
-		i = p
-	}
-}
-
-func (h *maxHeap) pop() item {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	s = s[:last]
-	for i := 0; ; {
-		l, m := 2*i+1, i
-		if l < len(s) && s[l].d > s[m].d {
-			m = l
-		}
-		if r := l + 1; r < len(s) && s[r].d > s[m].d {
 			m = r
 		}
 		if m == i {

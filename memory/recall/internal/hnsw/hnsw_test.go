@@ -195,6 +195,18 @@ func BenchmarkSearch384(b *testing.B) {
 	}
 }
 
+// BenchmarkSearch10k is a quick, deterministic search benchmark: top 10 of
+// 10k clustered 64-d vectors, the graph built one by one outside the timing.
+func BenchmarkSearch10k(b *testing.B) {
+	const n, dims = 10000, 64
+	vecs := synth.Clustered(n, dims, 100, 0.08, 1)
+	g := build(vecs, dims, Config{}, 0)
+	queries := perturb(vecs, dims, 200, 0.3, 2)
+	for i := 0; b.Loop(); i++ {
+		g.Search(queries[(i%200)*dims:(i%200+1)*dims], 10, 0, nil)
+	}
+}
+
 // envInt reads an optional tuning knob; unset is 0 (the default).
 func envInt(b *testing.B, name string) int {
 	s := os.Getenv(name)
