@@ -71,19 +71,28 @@ func TestClose(t *testing.T) {
 	if _, err := memory.Open(ctx, memory.Config{Dir: dir}); err == nil || !strings.Contains(err.Error(), "another process") {
 		t.Errorf("second Open of the same dir = %v, want in use", err)
 	}
+	// The watch has yielded a record before Close, so Close must end a
+	// running watch, not one that starts on a closed store.
 	watchErr := make(chan error, 1)
-	started := make(chan struct{})
+	live := make(chan struct{})
 	go func() {
-		close(started)
 		for _, err := range db.Watch(ctx, memory.Query{}) {
 			if err != nil {
 				watchErr <- err
 				return
 			}
+			close(live)
 		}
 		watchErr <- nil
 	}()
-	<-started
+	if _, err := db.Put(ctx, memory.Record{Namespace: "shared", Kind: memory.KindMessage, Text: "before close"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-live:
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch yielded nothing for 10s")
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +107,13 @@ func TestClose(t *testing.T) {
 	if _, err := db.Put(ctx, memory.Record{Namespace: "shared", Kind: memory.KindMessage}); !errors.Is(err, memory.ErrClosed) {
 		t.Errorf("Put after Close = %v, want ErrClosed", err)
 	}
+	var qerr error
 	for _, err := range db.Query(ctx, memory.Query{}) {
-		if !errors.Is(err, memory.ErrClosed) {
-			t.Errorf("Query after Close = %v, want ErrClosed", err)
-		}
+		qerr = err
+		break
+	}
+	if !errors.Is(qerr, memory.ErrClosed) {
+		t.Errorf("Query after Close = %v, want ErrClosed", qerr)
 	}
 	if err := db.Close(); err != nil {
 		t.Errorf("second Close = %v", err)
