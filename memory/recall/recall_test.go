@@ -19,13 +19,26 @@ import (
 // on embedtest: a real HTTP server on 127.0.0.1 speaking the OpenAI
 // /v1/embeddings wire format whose vectors are scripted (hashed bag of words).
 
-func openStore(t *testing.T, dir string) *memory.DB {
+// newStore opens a store in a new temporary directory, closed when the test
+// ends, and returns it with that directory (the store is in dir/store).
+func newStore(t *testing.T) (db *memory.DB, dir string) {
 	t.Helper()
-	db, err := memory.Open(context.Background(), memory.Config{Dir: dir, GCInterval: -1})
+	dir = t.TempDir()
+	db, err := memory.Open(context.Background(), memory.Config{Dir: filepath.Join(dir, "store"), GCInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return db
+	t.Cleanup(func() { db.Close() })
+	return db, dir
+}
+
+// newServer starts an embedtest server of dims dimensions, closed when the
+// test ends.
+func newServer(t *testing.T, dims int) *embedtest.Server {
+	t.Helper()
+	srv := embedtest.New(dims)
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 func newEmbedder(t *testing.T, srv *embedtest.Server, model string) *embed.Client {
@@ -90,9 +103,7 @@ var corpus = []memory.Record{
 }
 
 func TestBM25Only(t *testing.T) {
-	dir := t.TempDir()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	db, dir := newStore(t)
 	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall")})
 	defer x.Close()
 	if got, want := x.Mode(), "bm25 only (no embeddings endpoint configured)"; got != want {
@@ -119,9 +130,7 @@ func TestBM25Only(t *testing.T) {
 }
 
 func TestFilters(t *testing.T) {
-	dir := t.TempDir()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	db, dir := newStore(t)
 	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall")})
 	defer x.Close()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -183,11 +192,8 @@ func sorted(s []string) []string {
 }
 
 func TestHybrid(t *testing.T) {
-	dir := t.TempDir()
-	srv := embedtest.New(32)
-	defer srv.Close()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	srv := newServer(t, 32)
+	db, dir := newStore(t)
 	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "test-embed"), EmbedBatch: 2})
 	defer x.Close()
 	// One record brings its own vector of the index's model: it is used as is.
@@ -223,11 +229,8 @@ func TestHybrid(t *testing.T) {
 }
 
 func TestReopen(t *testing.T) {
-	dir := t.TempDir()
-	srv := embedtest.New(16)
-	defer srv.Close()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	srv := newServer(t, 16)
+	db, dir := newStore(t)
 	cfg := recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1")}
 	x := openIndex(t, cfg)
 	put(t, db, corpus...)
@@ -268,11 +271,8 @@ func TestReopen(t *testing.T) {
 }
 
 func TestModelChangeReembeds(t *testing.T) {
-	dir := t.TempDir()
-	srv := embedtest.New(16)
-	defer srv.Close()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	srv := newServer(t, 16)
+	db, dir := newStore(t)
 	cfg := recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1")}
 	x := openIndex(t, cfg)
 	put(t, db, corpus...)
@@ -295,11 +295,8 @@ func TestModelChangeReembeds(t *testing.T) {
 }
 
 func TestWrongDimensions(t *testing.T) {
-	dir := t.TempDir()
-	srv := embedtest.New(16)
-	defer srv.Close()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	srv := newServer(t, 16)
+	db, dir := newStore(t)
 	emb := newEmbedder(t, srv, "m1")
 	if _, err := emb.Embed(context.Background(), []string{"learn the size"}); err != nil {
 		t.Fatal(err)
@@ -332,11 +329,8 @@ func TestWrongDimensions(t *testing.T) {
 // TestGraphPartition drives a namespace past ExactBelow so it is searched
 // through HNSW, and checks results against the exact answer.
 func TestGraphPartition(t *testing.T) {
-	dir := t.TempDir()
-	srv := embedtest.New(16)
-	defer srv.Close()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	srv := newServer(t, 16)
+	db, dir := newStore(t)
 	cfg := recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1"), ExactBelow: 100}
 	x := openIndex(t, cfg)
 	words := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"}
@@ -376,9 +370,7 @@ func waitGraphs(t *testing.T, x *recall.Index, n int) {
 }
 
 func TestBadInput(t *testing.T) {
-	dir := t.TempDir()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	db, dir := newStore(t)
 	if _, err := recall.Open(context.Background(), recall.Config{Dir: dir}); err == nil || !strings.Contains(err.Error(), "Config.Source") {
 		t.Errorf("Open without Source: %v", err)
 	}
@@ -431,11 +423,8 @@ func ExampleOpen() {
 // TestConcurrentSearchDuringIngest searches while records stream in and are
 // embedded; run with -race.
 func TestConcurrentSearchDuringIngest(t *testing.T) {
-	dir := t.TempDir()
-	srv := embedtest.New(16)
-	defer srv.Close()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	srv := newServer(t, 16)
+	db, dir := newStore(t)
 	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1"), ExactBelow: 50, CheckpointEvery: 40})
 	defer x.Close()
 	done := make(chan struct{})
@@ -477,9 +466,7 @@ func TestConcurrentSearchDuringIngest(t *testing.T) {
 }
 
 func TestCorruptIndexDir(t *testing.T) {
-	dir := t.TempDir()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	db, dir := newStore(t)
 	idx := filepath.Join(dir, "recall")
 	if err := os.MkdirAll(idx, 0o700); err != nil {
 		t.Fatal(err)
@@ -504,9 +491,7 @@ func TestCorruptIndexDir(t *testing.T) {
 // TestSyncSkipsExpired: a record that expires before the index reads it is
 // never delivered, and Sync must not wait for it.
 func TestSyncSkipsExpired(t *testing.T) {
-	dir := t.TempDir()
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	db, dir := newStore(t)
 	put(t, db, corpus[0])
 	last := put(t, db, memory.Record{Namespace: "shared", Kind: memory.KindMessage, Text: "short lived", ExpiresAt: time.Now().Add(20 * time.Millisecond)})[0]
 	time.Sleep(time.Until(last.ExpiresAt) + 10*time.Millisecond)
@@ -521,14 +506,11 @@ func TestSyncSkipsExpired(t *testing.T) {
 // TestEndpointDown: while the embeddings endpoint fails, records stay
 // searchable by BM25 and Mode says embeddings are pending.
 func TestEndpointDown(t *testing.T) {
-	dir := t.TempDir()
-	srv := embedtest.New(16)
-	defer srv.Close()
+	srv := newServer(t, 16)
 	for range 50 {
 		srv.Script(embedtest.Fault{Status: 503, Body: "down"})
 	}
-	db := openStore(t, filepath.Join(dir, "store"))
-	defer db.Close()
+	db, dir := newStore(t)
 	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1")})
 	defer x.Close()
 	put(t, db, corpus...)
