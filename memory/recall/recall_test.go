@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,7 +165,7 @@ func TestFilters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := texts(search(t, x, recall.Query{Text: "battery dock", Filter: tt.filter, Within: tt.within}))
-			if strings.Join(sorted(got), "|") != strings.Join(sorted(tt.want), "|") {
+			if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(tt.want))) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
@@ -179,16 +180,6 @@ func TestFilters(t *testing.T) {
 	for _, h := range search(t, x, recall.Query{Text: "expired"}) {
 		t.Errorf("expired record recalled: %q", h.Record.Text)
 	}
-}
-
-func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
 }
 
 func TestHybrid(t *testing.T) {
