@@ -465,16 +465,31 @@ func testWatch(t *testing.T, s memory.Store, w memory.Watcher) {
 	})
 
 	t.Run("ends with ctx", func(t *testing.T) {
+		// Cancel a watch that is live (it has yielded), not one that has
+		// yet to start.
 		wctx, wcancel := context.WithCancel(ctx)
+		defer wcancel()
+		from := w.LastSeq()
+		live := make(chan struct{}, 1)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			for _, err := range w.Watch(wctx, memory.Query{AfterSeq: w.LastSeq()}) {
+			for _, err := range w.Watch(wctx, memory.Query{AfterSeq: from}) {
 				if err != nil {
 					return
 				}
+				select {
+				case live <- struct{}{}:
+				default:
+				}
 			}
 		}()
+		put(t, s, obs("shared", "wake"))
+		select {
+		case <-live:
+		case <-time.After(10 * time.Second):
+			t.Fatal("watch yielded nothing for 10s")
+		}
 		wcancel()
 		select {
 		case <-done:
