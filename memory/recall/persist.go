@@ -99,7 +99,10 @@ func (x *Index) load(ctx context.Context) error {
 		for it.Rewind(); it.Valid(); it.Next() {
 			n := binary.BigEndian.Uint32(it.Item().Key()[len(prefVec):])
 			if int(n) >= len(x.docs) {
-				break // written after the last checkpoint; picked up again when the record is re-read
+				// Written after the last checkpoint; attachVector picks it up
+				// when the record is read again.
+				x.vecsBelow = n + 1
+				continue
 			}
 			err := it.Item().Value(func(b []byte) error {
 				id, m, v, err := decodeVector(b)

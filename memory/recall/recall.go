@@ -129,6 +129,7 @@ type Index struct {
 	loading     bool     // during load: no graph builds yet
 	nss         interner // namespaces; kept apart so a search's namespace filter scans only these
 	strs        interner // kinds, authors, keys, tags
+	vecsBelow   uint32   // documents from the last checkpoint up to here may have a vector stored before a crash
 	cursor      uint64   // Seq of the last record in docs
 	saved       int      // docs[:saved] are checkpointed
 	savedSeq    uint64
@@ -530,8 +531,8 @@ func (x *Index) attachVector(n uint32, r *memory.Record) bool {
 			x.lastErr = fmt.Sprintf("recall: record %s: %v; embedding its text instead", r.ID, err)
 			x.log.Warn("recall: record embedding rejected", "id", r.ID, "err", err)
 		}
-	} else if v, ok := x.storedVector(n, r.ID, model); ok {
-		if x.addVector(n, v) == nil {
+	} else if n < x.vecsBelow {
+		if v, ok := x.storedVector(n, r.ID, model); ok && x.addVector(n, v) == nil {
 			return false
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,6 +261,65 @@ func TestReopen(t *testing.T) {
 	if hits := search(t, x, recall.Query{Text: "late news"}); len(hits) == 0 || hits[0].Record.ID != late.ID {
 		t.Errorf("late record not recalled first: %q", texts(hits))
 	}
+}
+
+const crashEnv = "DEPAI_RECALL_CRASH_DIR"
+
+// TestCrashReusesStoredVectors: a vector is stored as soon as it is
+// embedded, the document table only at a checkpoint. The test re-executes
+// itself as a child that indexes the corpus and SIGKILLs itself before any
+// checkpoint; reopening reads the records again from the store and must
+// reuse the vectors stored past the checkpoint, not embed the texts again.
+func TestCrashReusesStoredVectors(t *testing.T) {
+	if dir := os.Getenv(crashEnv); dir != "" {
+		crashChild(t, dir, os.Getenv(crashEnv+"_URL"))
+		return
+	}
+	srv := newServer(t, 16)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashReusesStoredVectors$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+dir, crashEnv+"_URL="+srv.URL())
+	out, err := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "indexed, killing") {
+		t.Fatalf("child did not index the corpus (%v): %s", err, out)
+	}
+	_, embedded := srv.Requests()
+	if embedded != len(corpus) {
+		t.Fatalf("child embedded %d texts, want %d", embedded, len(corpus))
+	}
+	db, err := memory.Open(context.Background(), memory.Config{Dir: filepath.Join(dir, "store"), GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1")})
+	defer x.Close()
+	sync(t, x)
+	if _, n := srv.Requests(); n != embedded {
+		t.Errorf("after the crash the index embedded %d texts again, want 0 (their vectors were stored)", n-embedded)
+	}
+	if s := x.Stats(); s.Docs != len(corpus) || s.Vectors != len(corpus) || s.PendingEmbeds != 0 {
+		t.Errorf("Stats after the crash = %+v", s)
+	}
+}
+
+func crashChild(t *testing.T, dir, url string) {
+	ctx := context.Background()
+	db, err := memory.Open(ctx, memory.Config{Dir: filepath.Join(dir, "store"), GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := embed.New(embed.Config{BaseURL: url, Model: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: emb})
+	put(t, db, corpus...)
+	sync(t, x)
+	// Well within the second of quiet after which the index checkpoints.
+	fmt.Println("indexed, killing")
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
 }
 
 func TestModelChangeReembeds(t *testing.T) {
