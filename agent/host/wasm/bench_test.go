@@ -35,7 +35,7 @@ func (c *capture) Load(ctx context.Context, spec host.LoadSpec) (host.Instance, 
 func benchPlugin(b *testing.B, pkg string, grants wire.Capabilities) (*host.Plugin, *plugin) {
 	b.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tr, err := New(Config{CacheDir: wasmbuild.CacheDir(b), Logger: quiet})
+	tr, err := New(Config{CacheDir: wasmbuild.CacheDir(), Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/wasm"
+	"github.com/depai/depai/agent/host/wasm/internal/wasmbuild"
 	"github.com/depai/depai/agent/host/wasm/wasmtest"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -18,7 +19,7 @@ func FuzzGuestCall(f *testing.F) {
 	for _, s := range []string{`{"name":"Ada"}`, `{}`, ``, `null`, `[1,2]`, `{"name":"\ud800"}`, `{"name":1e999}`, "\x00\xff", `{"name":"a","x":{}}`} {
 		f.Add([]byte(s))
 	}
-	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir(f), Logger: quiet})
+	tr, err := wasm.New(wasm.Config{CacheDir: wasmbuild.CacheDir(), Logger: quiet})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -32,9 +32,6 @@ func newHost(t testing.TB) *host.Host {
 	return wasmtest.NewHost(t, host.Config{Logger: quiet})
 }
 
-// cacheDir is the compilation cache shared by test runs.
-func cacheDir(t testing.TB) string { return wasmbuild.CacheDir(t) }
-
 func call(t testing.TB, tl tool.Tool, args string) (string, *wire.Error) {
 	t.Helper()
 	return callCtx(context.Background(), t, tl, args)
@@ -102,7 +99,7 @@ func TestHello(t *testing.T) {
 // TestGuestValidates calls the instance directly, bypassing the host's
 // schema check, so the SDK's own validation answers.
 func TestGuestValidates(t *testing.T) {
-	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir(t), Logger: quiet})
+	tr, err := wasm.New(wasm.Config{CacheDir: wasmbuild.CacheDir(), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +144,7 @@ func TestBadModules(t *testing.T) {
 		{"noexports", wasmtest.Build(t, "testdata/noexports"), "lacks the exports [abi_version alloc call describe]"},
 		{"badabi", wasmtest.Build(t, "testdata/badabi"), "speaks plugin ABI 99; this agent speaks ABI 1"},
 	}
-	tr, err := wasm.New(wasm.Config{CacheDir: cacheDir(t), Logger: quiet})
+	tr, err := wasm.New(wasm.Config{CacheDir: wasmbuild.CacheDir(), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

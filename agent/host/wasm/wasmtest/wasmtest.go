@@ -33,7 +33,7 @@ func NewHost(tb testing.TB, cfg host.Config) *host.Host {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	tr, err := wasm.New(wasm.Config{CacheDir: wasmbuild.CacheDir(tb), Logger: cfg.Logger})
+	tr, err := wasm.New(wasm.Config{CacheDir: wasmbuild.CacheDir(), Logger: cfg.Logger})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -24,7 +24,7 @@ var (
 // GOCACHE): it holds the compilation cache — wazero keys entries by module
 // digest and its own version, so a module is compiled once, not in every
 // test binary and fuzz worker — and, under plugins/, the built modules.
-func CacheDir(testing.TB) string {
+func CacheDir() string {
 	d, err := os.UserCacheDir()
 	if err != nil {
 		d = os.TempDir()
@@ -45,7 +45,7 @@ func Build(tb testing.TB, pkgDir string) string {
 	if p, ok := built[abs]; ok {
 		return p
 	}
-	res, err := build.Plugin(context.Background(), build.Options{Dir: abs, CacheDir: filepath.Join(CacheDir(tb), "plugins")})
+	res, err := build.Plugin(context.Background(), build.Options{Dir: abs, CacheDir: filepath.Join(CacheDir(), "plugins")})
 	if err != nil {
 		tb.Fatalf("wasmtest: %v", err)
 	}
@@ -53,7 +53,7 @@ func Build(tb testing.TB, pkgDir string) string {
 		// Compile outside the race detector, into the shared cache.
 		pre := exec.Command("go", "test", "-count=1", "-run=TestPrecompile", "github.com/depai/depai/agent/host/wasm/internal/precompile")
 		pre.Dir = abs
-		pre.Env = append(os.Environ(), "DEPAI_PRECOMPILE_CACHE="+CacheDir(tb), "DEPAI_PRECOMPILE_MODULES="+res.Path)
+		pre.Env = append(os.Environ(), "DEPAI_PRECOMPILE_CACHE="+CacheDir(), "DEPAI_PRECOMPILE_MODULES="+res.Path)
 		if b, err := pre.CombinedOutput(); err != nil {
 			tb.Fatalf("wasmtest: precompile %s: %v\n%s", pkgDir, err, b)
 		}
