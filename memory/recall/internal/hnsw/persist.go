@@ -126,6 +126,3 @@ func (g *Graph) RemapIDs(f func(uint32) (uint32, bool)) error {
 	g.ext = ext
 	return nil
 }
-
-// IDs returns the caller's IDs in the graph, in the order they were added.
-func (g *Graph) IDs() []uint32 { return g.ext }
