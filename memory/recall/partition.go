@@ -18,7 +18,10 @@ type partition struct {
 	docs     []uint32 // position -> document number
 	graph    *hnsw.Graph
 	building bool
-	staged   []staged // guarded by the Index's mutex, not mu
+	// graphStored: graph is the one stored in the index's badger, so Close
+	// need not write it again.
+	graphStored bool
+	staged      []staged // guarded by the Index's mutex, not mu
 }
 
 type staged struct {
@@ -37,6 +40,7 @@ func (p *partition) addLocked(doc uint32, v []float32) uint32 {
 	pos := uint32(len(p.docs) - 1)
 	if p.graph != nil {
 		p.graph.Add(pos)
+		p.graphStored = false
 	}
 	return pos
 }

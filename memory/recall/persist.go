@@ -282,17 +282,47 @@ func decodeVector(b []byte) (id, model string, v []float32, err error) {
 // disk.
 const graphChunk = valueThreshold / 2
 
-// saveGraphs stores each partition's HNSW graph, with document numbers as
-// IDs, so the next open need not rebuild it. Called by Close once nothing
-// else runs; the graphs are not used afterwards.
+func graphKey(ns string, chunk uint32) []byte {
+	return binary.BigEndian.AppendUint32(append(append(bytes.Clone(prefGraph), ns...), 0), chunk)
+}
+
+// saveGraphs stores each partition's HNSW graph that changed since it was
+// loaded, with document numbers as IDs, so the next open need not rebuild
+// it, and deletes stored graphs that are no longer current. Called by Close
+// once nothing else runs; the graphs are not used afterwards.
 func (x *Index) saveGraphs() error {
-	if err := x.db.DropPrefix(prefGraph, prefGraphMeta); err != nil {
-		return fmt.Errorf("save graphs: %w", err)
-	}
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
+	err := x.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefGraphMeta})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			ns := string(it.Item().Key()[len(prefGraphMeta):])
+			if p := x.parts[ns]; p != nil && p.graphStored {
+				continue
+			}
+			b, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(b) == 4 {
+				for c := range binary.BigEndian.Uint32(b) {
+					if err := wb.Delete(graphKey(ns, c)); err != nil {
+						return err
+					}
+				}
+			}
+			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save graphs: %w", err)
+	}
 	for ns, p := range x.parts {
-		if p.graph == nil {
+		if p.graph == nil || p.graphStored {
 			continue
 		}
 		if err := p.graph.RemapIDs(func(pos uint32) (uint32, bool) { return p.docs[pos], true }); err != nil {
@@ -305,8 +335,7 @@ func (x *Index) saveGraphs() error {
 		chunks := uint32(0)
 		for ; len(data) > 0; chunks++ {
 			n := min(len(data), graphChunk)
-			k := binary.BigEndian.AppendUint32(append(append(bytes.Clone(prefGraph), ns...), 0), chunks)
-			if err := wb.Set(k, data[:n]); err != nil {
+			if err := wb.Set(graphKey(ns, chunks), data[:n]); err != nil {
 				return fmt.Errorf("save graph of %q: %w", ns, err)
 			}
 			data = data[n:]
@@ -336,7 +365,7 @@ func (x *Index) loadGraphs(txn *badger.Txn) error {
 				return fmt.Errorf("%w: graph meta of %q", errShort, ns)
 			}
 			for c := range binary.BigEndian.Uint32(b) {
-				item, err := txn.Get(binary.BigEndian.AppendUint32(append(append(bytes.Clone(prefGraph), ns...), 0), c))
+				item, err := txn.Get(graphKey(ns, c))
 				if err != nil {
 					return fmt.Errorf("graph of %q, chunk %d: %w", ns, c, err)
 				}
@@ -375,9 +404,11 @@ func (x *Index) restoreGraph(p *partition, ns string, data []byte) error {
 	if err != nil {
 		return err
 	}
+	p.graphStored = true
 	for pos, ok := range covered {
 		if !ok {
 			g.Add(uint32(pos))
+			p.graphStored = false
 		}
 	}
 	p.graph = g

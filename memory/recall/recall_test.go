@@ -399,16 +399,31 @@ func TestGraphPartition(t *testing.T) {
 	if len(hits) == 0 || hits[0].Record.Text != recs[42].Text {
 		t.Fatalf("hits %q, want %q first", texts(hits), recs[42].Text)
 	}
-	x.Close()
-	// Close saved the graph: reopening loads it, with no rebuild.
-	x = openIndex(t, cfg)
-	defer x.Close()
-	if s := x.Stats(); s.Graphs != 1 || s.Vectors != 300 {
-		t.Fatalf("Stats = %+v", s)
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
 	}
-	hits = search(t, x, recall.Query{Text: "item42"})
-	if len(hits) == 0 || hits[0].Record.Text != recs[42].Text {
-		t.Fatalf("after reopen hits %q, want %q first", texts(hits), recs[42].Text)
+	// Close saved the graph: reopening loads it, with no rebuild. A Close
+	// that changed nothing keeps the stored graph; one after a new vector
+	// stores it again.
+	for round, more := range []string{"", "", "golf hotel item300", ""} {
+		x = openIndex(t, cfg)
+		s, vectors := x.Stats(), len(recs)
+		last := recs[len(recs)-1]
+		hits = search(t, x, recall.Query{Text: last.Text[strings.LastIndexByte(last.Text, ' ')+1:]}) // its itemN
+		if more != "" {
+			recs = append(recs, put(t, db, memory.Record{Namespace: "fleet/a", Kind: memory.KindReading, Text: more,
+				Embedding: &memory.Embedding{Model: "m1", Vector: embedtest.Vector(more, 16)}})...)
+			sync(t, x)
+		}
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if s.Graphs != 1 || s.Vectors != vectors {
+			t.Fatalf("reopen %d: Stats = %+v, want the stored graph and %d vectors", round, s, vectors)
+		}
+		if len(hits) == 0 || hits[0].Record.Text != last.Text {
+			t.Fatalf("reopen %d: hits %q, want %q first", round, texts(hits), last.Text)
+		}
 	}
 }
 
