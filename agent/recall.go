@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +48,7 @@ func openRecall(ctx context.Context, file *config.File, db *memory.DB, dataDir s
 // the agent may read). The recall index is shared by the fleet, so the
 // agent's read grants bound every search.
 func (a *Agent) search(ctx context.Context, text, namespace string, kinds []memory.Kind, k int) ([]memory.Record, error) {
-	if namespace != "" && !slices.ContainsFunc(a.cfg.Memory.Read, func(g string) bool { return memory.Within(namespace, g) }) {
+	if namespace != "" && !memory.Granted(a.cfg.Memory.Read, namespace) {
 		return nil, fmt.Errorf("%w: %s may not read namespace %q (granted: %s)", memory.ErrDenied, a.cfg.Name, namespace, strings.Join(a.cfg.Memory.Read, ", "))
 	}
 	hits, err := a.fleet.recall.Search(ctx, recall.Query{

@@ -59,7 +59,9 @@ func Scoped(s Store, g Grants) (*ScopedStore, error) {
 	return &ScopedStore{s: s, g: g}, nil
 }
 
-func granted(grants []string, ns string) bool {
+// Granted reports whether ns is within any of grants: a grant covers its
+// namespace and every namespace below it.
+func Granted(grants []string, ns string) bool {
 	for _, g := range grants {
 		if Within(ns, g) {
 			return true
@@ -95,7 +97,7 @@ func (s *ScopedStore) Put(ctx context.Context, recs ...Record) ([]Record, error)
 		if err := CheckNamespace(recs[i].Namespace); err != nil {
 			return nil, fmt.Errorf("memory: put record %d: %w", i, err)
 		}
-		if !granted(s.g.Write, recs[i].Namespace) {
+		if !Granted(s.g.Write, recs[i].Namespace) {
 			return nil, s.deny(ctx, "write", recs[i].Namespace)
 		}
 		if recs[i].Author == "" {
@@ -111,7 +113,7 @@ func (s *ScopedStore) Get(ctx context.Context, id string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	if !granted(s.g.Read, rec.Namespace) {
+	if !Granted(s.g.Read, rec.Namespace) {
 		return Record{}, s.deny(ctx, "read", rec.Namespace)
 	}
 	return rec, nil
@@ -121,7 +123,7 @@ func (s *ScopedStore) Get(ctx context.Context, id string) (Record, error) {
 // a grant covers it, else the grants below ns (all grants when ns is ""),
 // else nothing (denied).
 func (s *ScopedStore) targets(ns string) []string {
-	if ns != "" && granted(s.g.Read, ns) {
+	if ns != "" && Granted(s.g.Read, ns) {
 		return []string{ns}
 	}
 	var out []string
@@ -248,7 +250,7 @@ func (s *ScopedStore) Watch(ctx context.Context, q Query) iter.Seq2[Record, erro
 				yield(Record{}, err)
 				return
 			}
-			if granted(ts, rec.Namespace) && !yield(rec, nil) {
+			if Granted(ts, rec.Namespace) && !yield(rec, nil) {
 				return
 			}
 		}
@@ -280,7 +282,7 @@ func (s *ScopedStore) PutFact(ctx context.Context, rec Record, expectedSeq uint6
 	if err := CheckNamespace(rec.Namespace); err != nil {
 		return Record{}, fmt.Errorf("memory: put fact: %w", err)
 	}
-	if !granted(s.g.Write, rec.Namespace) {
+	if !Granted(s.g.Write, rec.Namespace) {
 		return Record{}, s.deny(ctx, "write", rec.Namespace)
 	}
 	if rec.Author == "" {
@@ -298,7 +300,7 @@ func (s *ScopedStore) Fact(ctx context.Context, namespace, key string) (Record, 
 	if err := CheckNamespace(namespace); err != nil {
 		return Record{}, fmt.Errorf("memory: fact: %w", err)
 	}
-	if !granted(s.g.Read, namespace) {
+	if !Granted(s.g.Read, namespace) {
 		return Record{}, s.deny(ctx, "read", namespace)
 	}
 	return f.Fact(ctx, namespace, key)
@@ -313,7 +315,7 @@ func (s *ScopedStore) History(ctx context.Context, namespace, key string) ([]Rec
 	if err := CheckNamespace(namespace); err != nil {
 		return nil, fmt.Errorf("memory: history: %w", err)
 	}
-	if !granted(s.g.Read, namespace) {
+	if !Granted(s.g.Read, namespace) {
 		return nil, s.deny(ctx, "read", namespace)
 	}
 	return f.History(ctx, namespace, key)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -147,7 +146,7 @@ func (d *decoder) agent(p string, a *Agent) {
 			continue // reported as a missing required key
 		}
 		d.namespaces(join(wp, "namespace"), []string{w.Namespace})
-		if !slices.ContainsFunc(a.Memory.Read, func(g string) bool { return memory.Within(w.Namespace, g) }) {
+		if !memory.Granted(a.Memory.Read, w.Namespace) {
 			d.errAt(join(wp, "namespace"), "namespace %q is not within memory.read (%s)", w.Namespace, strings.Join(a.Memory.Read, ", "))
 		}
 	}

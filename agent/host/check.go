@@ -84,7 +84,7 @@ func Missing(req, grant wire.Capabilities) []string {
 	var out []string
 	ns := func(field string, want, have []string) {
 		for _, w := range want {
-			if !slices.ContainsFunc(have, func(g string) bool { return memory.Within(w, g) }) {
+			if !memory.Granted(have, w) {
 				out = append(out, fmt.Sprintf("%s %q", field, w))
 			}
 		}
