@@ -27,7 +27,7 @@ func (x *Index) load(ctx context.Context) error {
 				if len(b) != 16 {
 					return fmt.Errorf("cursor record is %d bytes, want 16", len(b))
 				}
-				x.savedSeq, nDocs = binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])
+				x.cursor, nDocs = binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])
 				return nil
 			}); err != nil {
 				return err
@@ -76,7 +76,7 @@ func (x *Index) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load index: %w", err)
 	}
-	x.saved, x.cursor = len(x.docs), x.savedSeq
+	x.saved = len(x.docs)
 	if x.emb == nil {
 		return nil
 	}
@@ -137,37 +137,58 @@ func (x *Index) load(ctx context.Context) error {
 }
 
 // checkpoint writes the documents and postings blocks added since the last
-// one, then the cursor. Called with x.mu held.
+// one, then the cursor. It gathers them under x.mu and writes them without
+// it, so searches go on meanwhile. Called by one goroutine at a time:
+// ingest, then Close.
 func (x *Index) checkpoint() error {
-	if x.saved == len(x.docs) {
+	x.mu.Lock()
+	from, to, cursor := x.saved, len(x.docs), x.cursor
+	if from == to {
+		x.mu.Unlock()
+		return nil
+	}
+	var kvs []kv
+	for n := from; n < to; n++ {
+		kvs = append(kvs, kv{docKey(prefDoc, uint32(n)), x.encodeDoc(uint32(n))})
+	}
+	x.text.Flush(func(term string, block uint32, data []byte) error {
+		k := append(append(bytes.Clone(prefPost), term...), 0)
+		kvs = append(kvs, kv{binary.BigEndian.AppendUint32(k, block), data})
+		return nil
+	})
+	x.mu.Unlock()
+	// The cursor goes last, in its own batch: if the process dies before it
+	// lands, the documents and blocks past the old cursor are ignored on load.
+	if err := x.write(kvs); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	cur := binary.BigEndian.AppendUint64(nil, cursor)
+	cur = binary.BigEndian.AppendUint64(cur, uint64(to))
+	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCursor, cur) }); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	x.mu.Lock()
+	x.saved = to
+	x.mu.Unlock()
+	return nil
+}
+
+// kv is one key and value to store.
+type kv struct{ k, v []byte }
+
+// write stores kvs in one write batch.
+func (x *Index) write(kvs []kv) error {
+	if len(kvs) == 0 {
 		return nil
 	}
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
-	for n := x.saved; n < len(x.docs); n++ {
-		if err := wb.Set(docKey(prefDoc, uint32(n)), x.encodeDoc(uint32(n))); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
+	for _, e := range kvs {
+		if err := wb.Set(e.k, e.v); err != nil {
+			return err
 		}
 	}
-	err := x.text.Flush(func(term string, block uint32, data []byte) error {
-		k := append(append(bytes.Clone(prefPost), term...), 0)
-		return wb.Set(binary.BigEndian.AppendUint32(k, block), data)
-	})
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	// The cursor goes last, in its own batch: if the process dies before it
-	// lands, the documents and blocks past the old cursor are ignored on load.
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	cur := binary.BigEndian.AppendUint64(nil, x.cursor)
-	cur = binary.BigEndian.AppendUint64(cur, uint64(len(x.docs)))
-	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCursor, cur) }); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	x.saved, x.savedSeq, x.dirtyDocs = len(x.docs), x.cursor, 0
-	return nil
+	return wb.Flush()
 }
 
 func appendString(b []byte, s string) []byte {

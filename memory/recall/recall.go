@@ -132,8 +132,6 @@ type Index struct {
 	vecsBelow   uint32   // documents from the last checkpoint up to here may have a vector stored before a crash
 	cursor      uint64   // Seq of the last record in docs
 	saved       int      // docs[:saved] are checkpointed
-	savedSeq    uint64
-	dirtyDocs   int
 	pending     []pendingEmbed
 	enqueued    uint64 // embeddings ever queued (first attempts)
 	attempted   uint64 // of those, attempted at least once
@@ -191,7 +189,7 @@ func (in *interner) lookup(s string) (uint32, bool) {
 
 // Key prefixes in the index's badger.
 var (
-	keyCursor = []byte("m/cursor") // savedSeq u64, saved docs u64
+	keyCursor = []byte("m/cursor") // cursor u64, saved docs u64
 	keyModel  = []byte("m/model")  // model name of the stored vectors
 	prefDoc   = []byte("d/")       // + docnum BE32 -> doc
 	prefPost  = []byte("p/")       // + term + 0 + block BE32 -> postings block
@@ -365,12 +363,12 @@ func (x *Index) Close() error {
 	x.mu.Unlock()
 	x.cancel()
 	x.wg.Wait()
-	x.mu.Lock()
 	err := x.checkpoint()
 	if err == nil && x.emb != nil {
+		x.mu.Lock()
 		err = x.saveGraphs()
+		x.mu.Unlock()
 	}
-	x.mu.Unlock()
 	if cerr := x.db.Close(); err == nil {
 		err = cerr
 	}
@@ -442,20 +440,24 @@ func (x *Index) ingest(in <-chan memory.Record) {
 					break drain
 				}
 			}
-			x.add(batch)
+			if x.add(batch) {
+				x.saveCheckpoint()
+			}
 			quiet.Reset(time.Second)
 		case <-quiet.C:
-			x.mu.Lock()
-			if err := x.checkpoint(); err != nil {
-				x.lastErr = err.Error()
-				x.log.Error("recall: checkpoint", "err", err)
-			}
-			x.mu.Unlock()
+			x.saveCheckpoint()
 		}
 	}
 }
 
-func (x *Index) add(batch []memory.Record) {
+func (x *Index) saveCheckpoint() {
+	if err := x.checkpoint(); err != nil {
+		x.setErr(err)
+	}
+}
+
+// add indexes batch and reports whether a checkpoint is due.
+func (x *Index) add(batch []memory.Record) (checkpoint bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var newVecs []uint32
@@ -486,7 +488,6 @@ func (x *Index) add(batch []memory.Record) {
 			x.lastErr = err.Error()
 		}
 		x.cursor = r.Seq
-		x.dirtyDocs++
 		if x.emb != nil && strings.TrimSpace(r.Text) != "" && x.attachVector(n, r) {
 			newVecs = append(newVecs, n)
 		}
@@ -496,13 +497,8 @@ func (x *Index) add(batch []memory.Record) {
 		x.lastErr = err.Error()
 		x.log.Error("recall", "err", err)
 	}
-	if x.dirtyDocs >= x.cfg.CheckpointEvery {
-		if err := x.checkpoint(); err != nil {
-			x.lastErr = err.Error()
-			x.log.Error("recall: checkpoint", "err", err)
-		}
-	}
 	x.cond.Broadcast()
+	return len(x.docs)-x.saved >= x.cfg.CheckpointEvery
 }
 
 // supersede marks the previous version of fact n as old. Called with x.mu
