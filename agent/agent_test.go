@@ -372,6 +372,8 @@ agents:
 		{"/call clock", `"utc"`},
 		{`/call memory.put {"text":"battery at 40%"}`, `"id"`},
 		{"/call memory.put {\"nope\":1}", "invalid_argument"},
+		{`/call memory.put {"text":"x","namespace":"agent/desk"}`, "error: denied: memory.put: "},
+		{`/call memory.put {"text":"x","namespace":"agent//rover"}`, "error: invalid_argument: memory.put: "},
 		{"/call warp {}", "no tool"},
 		{"/memory recent 5", "battery at 40%"},
 		{"/memory search battery", "battery at 40%"},

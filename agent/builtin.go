@@ -3,11 +3,11 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
 )
@@ -58,7 +58,7 @@ func (a *Agent) builtinTools() ([]tool.Tool, error) {
 		func(ctx context.Context, in searchArgs) (searchResult, error) {
 			recs, err := a.searchMemory(ctx, in)
 			if err != nil {
-				return searchResult{}, &tool.Error{Code: memoryErrorCode(err), Message: err.Error()}
+				return searchResult{}, host.MemoryError("memory.search", err)
 			}
 			out := searchResult{Records: []foundRecord{}}
 			for _, r := range recs {
@@ -81,7 +81,7 @@ func (a *Agent) builtinTools() ([]tool.Tool, error) {
 			}
 			recs, err := a.mem.Put(ctx, memory.Record{Namespace: ns, Kind: kind, Author: a.cfg.Name, Text: in.Text, Key: in.Key, Tags: in.Tags, Data: in.Data})
 			if err != nil {
-				return putResult{}, &tool.Error{Code: memoryErrorCode(err), Message: err.Error()}
+				return putResult{}, host.MemoryError("memory.put", err)
 			}
 			return putResult{ID: recs[0].ID}, nil
 		})
@@ -120,18 +120,6 @@ func (a *Agent) builtinTools() ([]tool.Tool, error) {
 		chosen = append(chosen, all[i])
 	}
 	return chosen, nil
-}
-
-func memoryErrorCode(err error) string {
-	switch {
-	case errors.Is(err, memory.ErrDenied):
-		return tool.CodeDenied
-	case errors.Is(err, memory.ErrInvalid), errors.Is(err, memory.ErrTooLarge):
-		return tool.CodeInvalidArgument
-	case errors.Is(err, memory.ErrNotFound):
-		return tool.CodeNotFound
-	}
-	return tool.CodeInternal
 }
 
 // searchMemory recalls records for a query across the namespaces the agent

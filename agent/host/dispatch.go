@@ -236,22 +236,32 @@ func (h *Host) memory(ctx context.Context, g *grant, method string, payload []by
 		res = out
 	}
 	if err != nil {
-		switch {
-		case errors.Is(err, memory.ErrDenied):
+		if errors.Is(err, memory.ErrDenied) {
 			// The scoped store wrote the audit record.
 			h.logger.Warn("plugin capability denied", "audit", true, "plugin", g.spec.Name, "method", method, "err", err)
-			return nil, &wire.Error{Code: wire.CodeDenied, Message: fmt.Sprintf("%s: %v", method, err)}
-		case errors.Is(err, memory.ErrNotFound):
-			return nil, &wire.Error{Code: wire.CodeNotFound, Message: fmt.Sprintf("%s: %v", method, err)}
-		case errors.Is(err, memory.ErrInvalid):
-			return nil, &wire.Error{Code: wire.CodeInvalidArgument, Message: fmt.Sprintf("%s: %v", method, err)}
-		case errors.Is(err, memory.ErrTooLarge):
-			return nil, &wire.Error{Code: wire.CodeTooLarge, Message: fmt.Sprintf("%s: %v", method, err)}
-		default:
-			return nil, &wire.Error{Code: wire.CodeUnavailable, Message: fmt.Sprintf("%s: %v", method, err), Retryable: true}
 		}
+		return nil, MemoryError(method, err)
 	}
 	return encode(res)
+}
+
+// MemoryError is a memory failure in the one error shape of tools and
+// plugins, so a built-in tool and a plugin report the same failure alike.
+func MemoryError(op string, err error) *wire.Error {
+	e := &wire.Error{Message: fmt.Sprintf("%s: %v", op, err)}
+	switch {
+	case errors.Is(err, memory.ErrDenied):
+		e.Code = wire.CodeDenied
+	case errors.Is(err, memory.ErrNotFound):
+		e.Code = wire.CodeNotFound
+	case errors.Is(err, memory.ErrInvalid):
+		e.Code = wire.CodeInvalidArgument
+	case errors.Is(err, memory.ErrTooLarge):
+		e.Code = wire.CodeTooLarge
+	default:
+		e.Code, e.Retryable = wire.CodeUnavailable, true
+	}
+	return e
 }
 
 // allowedURL reports whether u's host[:port] is granted. A grant without a
