@@ -16,33 +16,76 @@ import (
 // MinSensorInterval bounds how often a sensor may ask to be polled.
 const MinSensorInterval = 10 * time.Millisecond
 
-// check validates the manifest against the ABI and the plugin's grants and
-// builds its tools.
-func (p *Plugin) check() error {
-	m, name := p.manifest, p.spec.Name
+// CheckManifest checks what a manifest says about itself, whatever an agent
+// grants: the ABI, registration errors, unique method names, tool effects,
+// sensor intervals and every schema. The host refuses a plugin that fails it,
+// and `depai plugin test` runs it so an author learns the same before loading.
+func CheckManifest(m wire.Manifest) error {
 	if m.ABI != wire.ABIVersion {
-		return fmt.Errorf("plugin %q: speaks plugin ABI %d; this agent speaks ABI %d", name, m.ABI, wire.ABIVersion)
+		return fmt.Errorf("speaks plugin ABI %d; this agent speaks ABI %d", m.ABI, wire.ABIVersion)
 	}
 	if len(m.Errors) > 0 {
-		return fmt.Errorf("plugin %q: registration failed: %s", name, strings.Join(m.Errors, "; "))
+		return fmt.Errorf("registration failed: %s", strings.Join(m.Errors, "; "))
+	}
+	seen := map[string]bool{}
+	method := func(kind, name string) error {
+		if name == "" {
+			return fmt.Errorf("a %s has no name", kind)
+		}
+		if seen[name] {
+			return fmt.Errorf("method %q is registered twice", name)
+		}
+		seen[name] = true
+		return nil
+	}
+	for _, d := range m.Tools {
+		if err := method("tool", d.Name); err != nil {
+			return err
+		}
+		switch tool.Effect(d.Effect) {
+		case tool.EffectNone, tool.EffectWrite, tool.EffectActuator, tool.EffectPayment:
+		default:
+			return fmt.Errorf("tool %s: effect %q: want \"\", write, actuator or payment", d.Name, d.Effect)
+		}
+		if _, err := schema.Parse(rawOr(d.Input, `{"type":"object"}`)); err != nil {
+			return fmt.Errorf("tool %s: input schema: %w", d.Name, err)
+		}
+		if len(d.Output) > 0 {
+			if _, err := schema.Parse(d.Output); err != nil {
+				return fmt.Errorf("tool %s: output schema: %w", d.Name, err)
+			}
+		}
+	}
+	for _, s := range m.Sensors {
+		if err := method("sensor", s.Name); err != nil {
+			return err
+		}
+		if s.Interval != "" {
+			d, err := time.ParseDuration(s.Interval)
+			if err != nil || d < MinSensorInterval {
+				return fmt.Errorf("sensor %s: interval %q: want a Go duration of at least %v", s.Name, s.Interval, MinSensorInterval)
+			}
+		}
+		if len(s.Output) > 0 {
+			if _, err := schema.Parse(s.Output); err != nil {
+				return fmt.Errorf("sensor %s: output schema: %w", s.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// check validates the manifest and the plugin's grants and builds its tools.
+func (p *Plugin) check() error {
+	m, name := p.manifest, p.spec.Name
+	if err := CheckManifest(m); err != nil {
+		return fmt.Errorf("plugin %q: %w", name, err)
 	}
 	if missing := Missing(m.Requests, p.spec.Grants); len(missing) > 0 {
 		return fmt.Errorf("plugin %q: requests capabilities that are not granted: %s", name, strings.Join(missing, ", "))
 	}
-	seen := map[string]bool{}
 	for _, d := range m.Tools {
-		if d.Name == "" {
-			return fmt.Errorf("plugin %q: a tool has no name", name)
-		}
-		if seen[d.Name] {
-			return fmt.Errorf("plugin %q: method %q is registered twice", name, d.Name)
-		}
-		seen[d.Name] = true
-		t, err := newPluginTool(p, d)
-		if err != nil {
-			return fmt.Errorf("plugin %q: %w", name, err)
-		}
-		switch t.spec.Effect {
+		switch tool.Effect(d.Effect) {
 		case tool.EffectActuator:
 			if !p.spec.Grants.Actuator {
 				return fmt.Errorf("plugin %q: tool %s is an actuator but the plugin is not granted actuator", name, d.Name)
@@ -52,27 +95,11 @@ func (p *Plugin) check() error {
 				return fmt.Errorf("plugin %q: tool %s moves money but the plugin is not granted payment", name, d.Name)
 			}
 		}
+		t, err := newPluginTool(p, d)
+		if err != nil {
+			return fmt.Errorf("plugin %q: %w", name, err)
+		}
 		p.tools = append(p.tools, t)
-	}
-	for _, s := range m.Sensors {
-		if s.Name == "" {
-			return fmt.Errorf("plugin %q: a sensor has no name", name)
-		}
-		if seen[s.Name] {
-			return fmt.Errorf("plugin %q: method %q is registered twice", name, s.Name)
-		}
-		seen[s.Name] = true
-		if s.Interval != "" {
-			d, err := time.ParseDuration(s.Interval)
-			if err != nil || d < MinSensorInterval {
-				return fmt.Errorf("plugin %q: sensor %s: interval %q: want a Go duration of at least %v", name, s.Name, s.Interval, MinSensorInterval)
-			}
-		}
-		if len(s.Output) > 0 {
-			if _, err := schema.Parse(s.Output); err != nil {
-				return fmt.Errorf("plugin %q: sensor %s: output schema: %w", name, s.Name, err)
-			}
-		}
 	}
 	return nil
 }

@@ -24,12 +24,8 @@ var _ tool.Tool = (*pluginTool)(nil)
 
 var callSeq atomic.Uint64
 
+// newPluginTool builds a tool from a definition CheckManifest accepted.
 func newPluginTool(p *Plugin, d wire.ToolDef) (*pluginTool, error) {
-	switch tool.Effect(d.Effect) {
-	case tool.EffectNone, tool.EffectWrite, tool.EffectActuator, tool.EffectPayment:
-	default:
-		return nil, fmt.Errorf("tool %s: effect %q: want \"\", write, actuator or payment", d.Name, d.Effect)
-	}
 	in, err := schema.Parse(rawOr(d.Input, `{"type":"object"}`))
 	if err != nil {
 		return nil, fmt.Errorf("tool %s: input schema: %w", d.Name, err)

@@ -425,29 +425,15 @@ func runConformance(ctx context.Context, r *report, path string, timeout time.Du
 }
 
 func checkManifest(m wire.Manifest) error {
-	var errs []error
+	// What an agent would refuse at load, then what an author should fix
+	// although an agent would accept it.
+	errs := []error{host.CheckManifest(m)}
 	if m.Name == "" {
 		errs = append(errs, errors.New("no name (call sdk.Plugin in init)"))
 	}
-	if m.ABI != wire.ABIVersion {
-		errs = append(errs, fmt.Errorf("ABI %d, want %d", m.ABI, wire.ABIVersion))
-	}
-	seen := map[string]bool{}
 	for _, t := range m.Tools {
-		if t.Name == "" || seen[t.Name] {
-			errs = append(errs, fmt.Errorf("tool name %q is empty or repeated", t.Name))
-		}
-		seen[t.Name] = true
 		if t.Description == "" {
 			errs = append(errs, fmt.Errorf("tool %s has no description (the model reads it)", t.Name))
-		}
-		if _, err := schema.Parse(t.Input); err != nil {
-			errs = append(errs, fmt.Errorf("tool %s input schema: %w", t.Name, err))
-		}
-		if len(t.Output) > 0 {
-			if _, err := schema.Parse(t.Output); err != nil {
-				errs = append(errs, fmt.Errorf("tool %s output schema: %w", t.Name, err))
-			}
 		}
 	}
 	return errors.Join(errs...)

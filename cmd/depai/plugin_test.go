@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -168,6 +169,33 @@ func TestPluginCommandsInTheBinary(t *testing.T) {
 		stdout, stderr, code = depai(t, "", nil, "plugin", "test", out)
 		if code != 0 || !strings.Contains(stdout, " 0 failed") {
 			t.Fatalf("depai plugin test %s: exit %d\n%s\n%s", target, code, stdout, stderr)
+		}
+	}
+}
+
+// TestCheckManifestIsTheHostsCheck: `depai plugin test` refuses what an
+// agent would refuse at load (registration errors once slipped through),
+// and adds the author-facing checks.
+func TestCheckManifestIsTheHostsCheck(t *testing.T) {
+	good := wire.Manifest{Name: "p", ABI: wire.ABIVersion, Tools: []wire.ToolDef{{Name: "p.t", Description: "d", Input: json.RawMessage(`{"type":"object"}`)}}}
+	if err := checkManifest(good); err != nil {
+		t.Fatalf("good manifest: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		edit func(*wire.Manifest)
+		want string
+	}{
+		"registration errors": {func(m *wire.Manifest) { m.Errors = []string{"sdk.Tool p.x: In has a chan field"} }, "registration failed: sdk.Tool p.x"},
+		"bad effect":          {func(m *wire.Manifest) { m.Tools[0].Effect = "teleport" }, `effect "teleport"`},
+		"bad interval":        {func(m *wire.Manifest) { m.Sensors = []wire.SensorDef{{Name: "s", Interval: "1ns"}} }, `interval "1ns"`},
+		"no description":      {func(m *wire.Manifest) { m.Tools[0].Description = "" }, "has no description"},
+		"no name":             {func(m *wire.Manifest) { m.Name = "" }, "no name"},
+	} {
+		m := good
+		m.Tools = slices.Clone(good.Tools)
+		tc.edit(&m)
+		if err := checkManifest(m); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error mentioning %q", name, err, tc.want)
 		}
 	}
 }
