@@ -25,6 +25,7 @@ func (a *Agent) newHost() *host.Host {
 		Logger:     a.log,
 		Emit:       a.onEmit,
 		OnReading:  a.onReading,
+		PinDir:     filepath.Join(a.fleet.cacheDir, "pinned"),
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +55,12 @@ type Config struct {
 	MaxQueryRecords int
 	// Now is the clock behind the clock method. Nil: time.Now.
 	Now func() time.Time
+	// PinDir receives a private copy of each pinned artifact once its
+	// SHA-256 is verified, and the transport runs that copy — so the bytes
+	// that run (and that a process plugin restarts from) are the bytes
+	// that were checked, whatever happens to the original file. Its mode
+	// is set to 0700. Empty: the user cache directory's depai/pinned.
+	PinDir string
 }
 
 // PluginSpec is one plugin as the agent config describes it.
@@ -170,7 +177,7 @@ func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	if spec.Name == "" {
 		return nil, errors.New("plugin: spec has no name")
 	}
-	kind, err := checkArtifact(spec)
+	kind, path, err := h.checkArtifact(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +185,7 @@ func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	if t == nil {
 		return nil, fmt.Errorf("plugin %q: no %s transport configured", spec.Name, kind)
 	}
-	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: spec.Path, Grants: spec.Grants, Limits: spec.Limits, Host: h})
+	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h})
 	if err != nil {
 		return nil, err
 	}
@@ -191,40 +198,90 @@ func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	return p, nil
 }
 
-// checkArtifact verifies the pin and infers the kind from the file's magic.
-func checkArtifact(spec PluginSpec) (string, error) {
-	f, err := os.Open(spec.Path)
-	if err != nil {
-		return "", fmt.Errorf("plugin %q: %w", spec.Name, err)
+// checkArtifact infers the plugin's kind from the file's magic and, for a
+// pinned plugin, verifies the digest and returns the path of the private
+// copy the transport must load instead of spec.Path.
+func (h *Host) checkArtifact(spec PluginSpec) (kind, path string, err error) {
+	var head []byte
+	path = spec.Path
+	if spec.SHA256 == "" {
+		f, err := os.Open(spec.Path)
+		if err != nil {
+			return "", "", fmt.Errorf("plugin %q: %w", spec.Name, err)
+		}
+		head = make([]byte, 4)
+		n, _ := io.ReadFull(f, head)
+		head = head[:n]
+		f.Close()
+	} else {
+		// Read once: these bytes are hashed, then copied to where only
+		// this agent can write, and only the copy is ever run.
+		code, err := os.ReadFile(spec.Path)
+		if err != nil {
+			return "", "", fmt.Errorf("plugin %q: %w", spec.Name, err)
+		}
+		sum := sha256.Sum256(code)
+		got := hex.EncodeToString(sum[:])
+		if !strings.EqualFold(got, spec.SHA256) {
+			return "", "", fmt.Errorf("plugin %q: %s has SHA-256 %s but the config pins %s", spec.Name, spec.Path, got, spec.SHA256)
+		}
+		if path, err = h.pin(got, code); err != nil {
+			return "", "", fmt.Errorf("plugin %q: %w", spec.Name, err)
+		}
+		head = code[:min(4, len(code))]
 	}
-	defer f.Close()
-	head := make([]byte, 4)
-	n, _ := io.ReadFull(f, head)
-	head = head[:n]
-	if spec.SHA256 != "" {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return "", fmt.Errorf("plugin %q: %w", spec.Name, err)
-		}
-		hash := sha256.New()
-		if _, err := io.Copy(hash, f); err != nil {
-			return "", fmt.Errorf("plugin %q: hash %s: %w", spec.Name, spec.Path, err)
-		}
-		if got := hex.EncodeToString(hash.Sum(nil)); !strings.EqualFold(got, spec.SHA256) {
-			return "", fmt.Errorf("plugin %q: %s has SHA-256 %s but the config pins %s", spec.Name, spec.Path, got, spec.SHA256)
-		}
-	}
-	kind := KindOf(head)
+	kind = KindOf(head)
 	if spec.Kind != "" {
 		// Other kinds (an in-process test transport) have no file format.
 		if kind != "" && kind != spec.Kind && (spec.Kind == KindWASM || spec.Kind == KindProcess) {
-			return "", fmt.Errorf("plugin %q: the config says kind %s but %s is a %s plugin", spec.Name, spec.Kind, spec.Path, kind)
+			return "", "", fmt.Errorf("plugin %q: the config says kind %s but %s is a %s plugin", spec.Name, spec.Kind, spec.Path, kind)
 		}
-		return spec.Kind, nil
+		return spec.Kind, path, nil
 	}
 	if kind == "" {
-		return "", fmt.Errorf("plugin %q: %s is neither a WASM module nor a native executable (first bytes %q)", spec.Name, spec.Path, head)
+		return "", "", fmt.Errorf("plugin %q: %s is neither a WASM module nor a native executable (first bytes %q)", spec.Name, spec.Path, head)
 	}
-	return kind, nil
+	return kind, path, nil
+}
+
+// pin writes verified bytes to PinDir under their digest, atomically.
+func (h *Host) pin(digest string, code []byte) (string, error) {
+	dir := h.cfg.PinDir
+	if dir == "" {
+		uc, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("pin: no cache directory: %w", err)
+		}
+		dir = filepath.Join(uc, "depai", "pinned")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("pin: %w", err)
+	}
+	// What runs from here must not be writable by anyone else.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", fmt.Errorf("pin: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".pin-*")
+	if err != nil {
+		return "", fmt.Errorf("pin: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(code)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return "", fmt.Errorf("pin: %w", werr)
+	}
+	// Executable, for process plugins; nobody else may read or write it.
+	if err := os.Chmod(tmp.Name(), 0o700); err != nil {
+		return "", fmt.Errorf("pin: %w", err)
+	}
+	path := filepath.Join(dir, digest)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("pin: %w", err)
+	}
+	return path, nil
 }
 
 // KindOf tells a plugin's kind from the first bytes of its file: KindWASM,

@@ -203,7 +203,8 @@ func TestAuditRecords(t *testing.T) {
 
 func TestLoadRefusals(t *testing.T) {
 	ctx := context.Background()
-	h := wasmtest.NewHost(t, host.Config{})
+	pins := t.TempDir()
+	h := wasmtest.NewHost(t, host.Config{PinDir: pins})
 	hello := wasmtest.Build(t, plugins+"hello")
 	b, err := os.ReadFile(hello)
 	if err != nil {
@@ -245,6 +246,14 @@ func TestLoadRefusals(t *testing.T) {
 	}
 	if _, err := h.Load(ctx, host.PluginSpec{Name: "pinned", Path: hello, SHA256: strings.ToUpper(hex.EncodeToString(sum[:]))}); err != nil {
 		t.Fatalf("correctly pinned: %v", err)
+	}
+	// The transport ran a private copy of exactly the verified bytes.
+	pinned, err := os.ReadFile(filepath.Join(pins, hex.EncodeToString(sum[:])))
+	if err != nil || !bytes.Equal(pinned, b) {
+		t.Fatalf("pinned copy: %v (equal %v)", err, bytes.Equal(pinned, b))
+	}
+	if fi, err := os.Stat(pins); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("pin dir mode %v, %v; want 0700", fi.Mode().Perm(), err)
 	}
 	if _, err := h.Load(ctx, host.PluginSpec{Name: "pinned", Path: hello}); err == nil || !strings.Contains(err.Error(), "already loaded") {
 		t.Fatalf("second load under one name: %v", err)
