@@ -51,7 +51,7 @@ func BenchmarkRunIdleRSS(b *testing.B) {
 			var rss float64
 			for b.Loop() {
 				p, loaded := startBench(b, fl.file, data)
-				<-loaded
+				waitLoaded(b, loaded)
 				time.Sleep(time.Second)
 				rss += vmRSSMB(b, p.Process.Pid)
 				stopRun(b, p)
@@ -67,9 +67,19 @@ func BenchmarkRunIdleRSS(b *testing.B) {
 func warmDataDir(b *testing.B, file string) string {
 	data := b.TempDir()
 	p, loaded := startBench(b, file, data)
-	<-loaded
+	waitLoaded(b, loaded)
 	stopRun(b, p)
 	return data
+}
+
+// waitLoaded waits for the plugins-loaded log line, failing the benchmark
+// rather than hanging if it never comes.
+func waitLoaded(b *testing.B, loaded <-chan struct{}) {
+	select {
+	case <-loaded:
+	case <-time.After(5 * time.Minute):
+		b.Fatal("depai run never logged that its plugins loaded")
+	}
 }
 
 // startBench starts depai run and returns once it logged ready.
