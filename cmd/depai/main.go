@@ -74,6 +74,13 @@ func newLogger(cmd *cobra.Command, w io.Writer) (*slog.Logger, *slog.LevelVar, e
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), level, nil
 }
 
+// quietLogger logs only warnings and errors to w: for the one-shot commands,
+// whose output is their answer and where the store's and plugins' routine
+// logs would be noise.
+func quietLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",

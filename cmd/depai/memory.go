@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -53,7 +52,7 @@ func openMemory(ctx context.Context, cmd *cobra.Command, dir string, create bool
 		}
 	}
 	// badger's own log is noise on a terminal; warnings and errors still show.
-	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := quietLogger(cmd.ErrOrStderr())
 	return memory.Open(ctx, memory.Config{Dir: dir, Logger: logger, GCInterval: -1})
 }
 

@@ -217,7 +217,7 @@ func newPluginInspectCmd() *cobra.Command {
 		Short: "Load a plugin and print its manifest as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := openPlugin(cmd.Context(), args[0], slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})), host.Limits{})
+			p, err := openPlugin(cmd.Context(), args[0], quietLogger(cmd.ErrOrStderr()), host.Limits{})
 			if err != nil {
 				return err
 			}
@@ -303,7 +303,7 @@ a WASM plugin must answer after a call that missed its deadline.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := &report{w: cmd.OutOrStdout()}
-			runConformance(cmd.Context(), r, args[0], timeout, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+			runConformance(cmd.Context(), r, args[0], timeout, quietLogger(cmd.ErrOrStderr()))
 			fmt.Fprintf(r.w, "\n%d passed, %d failed\n", r.passed, r.failed)
 			if r.failed > 0 {
 				return fmt.Errorf("plugin test: %d check(s) failed", r.failed)
