@@ -266,14 +266,15 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		db.Close()
 		return nil, fmt.Errorf("recall: open %s: %w (the index is derived from the store: remove the directory to rebuild it)", cfg.Dir, err)
 	}
+	// Before ingest starts: it adds to x.parts.
+	for _, p := range x.parts {
+		x.maybeBuild(p)
+	}
 	recs := make(chan memory.Record, 4096)
 	x.wg.Go(func() { x.watch(recs) })
 	x.wg.Go(func() { x.ingest(recs) })
 	if x.emb != nil {
 		x.wg.Go(x.embedLoop)
-	}
-	for _, p := range x.parts {
-		x.maybeBuild(p)
 	}
 	return x, nil
 }
