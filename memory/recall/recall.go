@@ -773,6 +773,10 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	}
 
 	x.mu.RLock()
+	if x.closed { // Close relabels the graphs it saves: they cannot be searched
+		x.mu.RUnlock()
+		return nil, errors.New("recall: search: index closed")
+	}
 	keep, nsOK := x.filter(q.Filter, q.Within, time.Now())
 	lex := x.text.Search(bm25.ParseQuery(q.Text), depth, keep)
 	var sem []vecscan.Result

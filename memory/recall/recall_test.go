@@ -427,6 +427,30 @@ func TestGraphPartition(t *testing.T) {
 	}
 }
 
+// TestSearchAfterClose: Close stores the graphs relabelled by document
+// number, so a search that comes after it (an agent's turn racing shutdown)
+// gets an error, not a search through them.
+func TestSearchAfterClose(t *testing.T) {
+	srv := newServer(t, 16)
+	db, dir := newStore(t)
+	x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1"), ExactBelow: 100})
+	var recs []memory.Record
+	for i := range 400 {
+		text := fmt.Sprintf("alpha w%d item%d", i%13, i)
+		recs = append(recs, memory.Record{Namespace: fmt.Sprintf("fleet/%c", 'a'+i%2), Kind: memory.KindReading, Text: text,
+			Embedding: &memory.Embedding{Model: "m1", Vector: embedtest.Vector(text, 16)}})
+	}
+	put(t, db, recs...)
+	sync(t, x)
+	waitGraphs(t, x, 2)
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if hits, err := x.Search(context.Background(), recall.Query{Text: "alpha w3"}); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("Search after Close = %d hits, %v; want an error saying the index is closed", len(hits), err)
+	}
+}
+
 func waitGraphs(t *testing.T, x *recall.Index, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); x.Stats().Graphs < n; time.Sleep(5 * time.Millisecond) {
