@@ -159,12 +159,18 @@ func (x *Index) checkpoint() error {
 	x.mu.Unlock()
 	// The cursor goes last, in its own batch: if the process dies before it
 	// lands, the documents and blocks past the old cursor are ignored on load.
-	if err := x.write(kvs); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+	err := x.write(kvs)
+	if err == nil {
+		cur := binary.BigEndian.AppendUint64(nil, cursor)
+		cur = binary.BigEndian.AppendUint64(cur, uint64(to))
+		err = x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCursor, cur) })
 	}
-	cur := binary.BigEndian.AppendUint64(nil, cursor)
-	cur = binary.BigEndian.AppendUint64(cur, uint64(to))
-	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCursor, cur) }); err != nil {
+	if err != nil {
+		// The next checkpoint writes these documents again, and the postings
+		// blocks that Flush has stopped tracking with them.
+		x.mu.Lock()
+		x.text.Redirty(uint32(from))
+		x.mu.Unlock()
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	x.mu.Lock()

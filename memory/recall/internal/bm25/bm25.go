@@ -104,6 +104,20 @@ func (x *Index) Flush(yield func(term string, block uint32, data []byte) error) 
 	return nil
 }
 
+// Redirty marks changed again every block that holds documents from doc on,
+// for a caller whose write of what Flush yielded failed: the next Flush
+// yields them again.
+func (x *Index) Redirty(doc uint32) {
+	blk := doc >> BlockBits
+	for t, p := range x.terms {
+		if n := len(p.docs); n > 0 && p.docs[n-1]>>BlockBits >= blk {
+			if d, ok := x.dirty[t]; !ok || blk < d {
+				x.dirty[t] = blk
+			}
+		}
+	}
+}
+
 // ErrCorrupt reports a postings block that does not decode.
 var ErrCorrupt = errors.New("bm25: corrupt postings block")
 

@@ -107,6 +107,21 @@ func TestFlushLoadRoundTrip(t *testing.T) {
 	if n != 2 { // "common" and "late", one block each
 		t.Fatalf("second flush wrote %d blocks, want 2", n)
 	}
+	// A caller whose write failed marks the blocks from a document on
+	// changed again: the last block of every term that reaches it.
+	x.Redirty(3 << BlockBits)
+	again := map[string]uint32{}
+	x.Flush(func(term string, b uint32, data []byte) error {
+		again[term] = b
+		if !reflect.DeepEqual(data, blocks[term][b]) {
+			t.Errorf("redirtied block %q/%d differs from the one flushed before", term, b)
+		}
+		return nil
+	})
+	// Block 3 holds documents 12288-12292 (w3 w4 w5 w6 w0) and "common late".
+	if want := map[string]uint32{"common": 3, "late": 3, "even": 3, "w0": 3, "w3": 3, "w4": 3, "w5": 3, "w6": 3}; !reflect.DeepEqual(again, want) {
+		t.Fatalf("after Redirty, Flush yielded %v, want %v", again, want)
+	}
 	y := New()
 	for d := 0; d < x.Docs(); d++ {
 		y.SetDocLen(uint32(d), x.docLen[d])
