@@ -271,7 +271,8 @@ func (x *Index) decodeDoc(n uint32, b []byte) error {
 
 // encodeVector lays out id, model, dims and the vector as little-endian float32.
 func encodeVector(id, model string, v []float32) []byte {
-	b := appendString(nil, id)
+	b := make([]byte, 0, 2*binary.MaxVarintLen64+len(id)+len(model)+4+4*len(v))
+	b = appendString(b, id)
 	b = appendString(b, model)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
 	for _, f := range v {

@@ -441,7 +441,12 @@ func (x *Index) ingest(in <-chan memory.Record) {
 					break drain
 				}
 			}
-			if x.add(batch) {
+			vecs, due := x.add(batch)
+			// Outside the lock, as checkpoints are: searches need not wait.
+			if err := x.write(vecs); err != nil {
+				x.setErr(fmt.Errorf("recall: store vectors: %w", err))
+			}
+			if due {
 				x.saveCheckpoint()
 			}
 			quiet.Reset(time.Second)
@@ -457,8 +462,9 @@ func (x *Index) saveCheckpoint() {
 	}
 }
 
-// add indexes batch and reports whether a checkpoint is due.
-func (x *Index) add(batch []memory.Record) (checkpoint bool) {
+// add indexes batch. It returns the records' own vectors to store, and
+// whether a checkpoint is due.
+func (x *Index) add(batch []memory.Record) (vecs []kv, checkpoint bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var newVecs []uint32
@@ -494,12 +500,8 @@ func (x *Index) add(batch []memory.Record) (checkpoint bool) {
 		}
 	}
 	x.flushStaged()
-	if err := x.saveVectors(newVecs); err != nil {
-		x.lastErr = err.Error()
-		x.log.Error("recall", "err", err)
-	}
 	x.cond.Broadcast()
-	return len(x.docs)-x.saved >= x.cfg.CheckpointEvery
+	return x.vectorKVs(newVecs), len(x.docs)-x.saved >= x.cfg.CheckpointEvery
 }
 
 // supersede marks the previous version of fact n as old. Called with x.mu
@@ -538,29 +540,22 @@ func (x *Index) attachVector(n uint32, r *memory.Record) bool {
 	return false
 }
 
-// saveVectors stores the vectors of the given documents. Called with x.mu held.
-func (x *Index) saveVectors(docs []uint32) error {
+// vectorKVs encodes the vectors of the given documents for storing.
+// Called with x.mu held.
+func (x *Index) vectorKVs(docs []uint32) []kv {
 	if len(docs) == 0 {
 		return nil
 	}
-	wb := x.db.NewWriteBatch()
-	defer wb.Cancel()
+	kvs := make([]kv, 0, len(docs))
 	model := x.emb.Model()
 	for _, n := range docs {
 		d := &x.docs[n]
 		p := x.parts[x.nss.strs[d.ns]]
 		p.mu.RLock()
-		v := p.vecAt(d.pos)
-		err := wb.Set(docKey(prefVec, n), encodeVector(d.id, model, v))
+		kvs = append(kvs, kv{docKey(prefVec, n), encodeVector(d.id, model, p.vecAt(d.pos))})
 		p.mu.RUnlock()
-		if err != nil {
-			return fmt.Errorf("recall: store vectors: %w", err)
-		}
 	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("recall: store vectors: %w", err)
-	}
-	return nil
+	return kvs
 }
 
 // addVector normalizes v and stages it for doc n's namespace partition;
@@ -707,9 +702,9 @@ func (x *Index) embedLoop() {
 			added = append(added, batch[i].doc)
 		}
 		x.flushStaged()
-		if err := x.saveVectors(added); err != nil {
-			x.lastErr = err.Error()
-			x.log.Error("recall", "err", err)
+		if err := x.write(x.vectorKVs(added)); err != nil {
+			x.lastErr = fmt.Sprintf("recall: store vectors: %v", err)
+			x.log.Error("recall: store vectors", "err", err)
 		}
 		x.cond.Broadcast()
 		x.mu.Unlock()
