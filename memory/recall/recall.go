@@ -14,8 +14,9 @@
 //     the BM25 postings in blocks of 4096 documents (a checkpoint rewrites
 //     only changed blocks), and every vector as raw little-endian float32
 //     with its model and dimensions;
-//   - saved by Close: each namespace's HNSW graph (links only, by document
-//     number), so a clean restart loads it instead of rebuilding it;
+//   - saved by Close, when it changed since it was loaded: each namespace's
+//     HNSW graph (links only, by document number), so a clean restart loads
+//     it instead of rebuilding it;
 //   - rebuilt on open: the vector partitions, from their stored vectors;
 //     and, after a crash or for a namespace newly above Config.ExactBelow,
 //     the HNSW graph, in the background; until it is ready that namespace
