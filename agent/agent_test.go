@@ -15,6 +15,7 @@ import (
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/llm/llmtest"
 	"github.com/depai/depai/memory"
+	"github.com/depai/depai/memory/embed/embedtest"
 )
 
 // sharedCache is one plugin cache for every fleet in this test binary, so
@@ -530,5 +531,36 @@ agents:
 	last := reqs[0].Messages[len(reqs[0].Messages)-1]
 	if !strings.Contains(last.Content, "[agent rover] new observation in fleet from rover: obstacle at dock B") {
 		t.Errorf("wake input = %q", last.Content)
+	}
+}
+
+// TestHybridRecallThroughAnAgent: with memory.embeddings configured the
+// fleet's recall index embeds what agents store and searches by vector as
+// well as BM25. embedtest speaks the real OpenAI embeddings protocol on
+// 127.0.0.1; its vectors are scripted (hashed bags of words).
+func TestHybridRecallThroughAnAgent(t *testing.T) {
+	emb := embedtest.New(64)
+	t.Cleanup(emb.Close)
+	f, _ := openFleet(t, fmt.Sprintf(`
+name: rover
+memory:
+  embeddings: {base_url: %q, model: test-embed}
+`, emb.URL()))
+	a, _ := f.Agent("rover")
+	for _, text := range []string{"the charger is in bay 3", "pallets arrive on tuesdays"} {
+		collect(t, a, fmt.Sprintf(`/call memory.put {"text":%q}`, text))
+	}
+	// Vector recall ranks every record; the one that shares words comes first.
+	if got := reply(collect(t, a, "/memory search charger")); !strings.Contains(strings.SplitN(got, "\n", 2)[0], "bay 3") {
+		t.Errorf("/memory search charger = %q, want the charger first", got)
+	}
+	if _, inputs := emb.Requests(); inputs < 2 {
+		t.Errorf("the embeddings endpoint saw %d texts, want the 2 stored records at least", inputs)
+	}
+	status := reply(collect(t, a, "/status"))
+	for _, want := range []string{"recall: hybrid: bm25 + test-embed (64d)", "4 records indexed (2 with vectors"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("/status lacks %q:\n%s", want, status)
+		}
 	}
 }

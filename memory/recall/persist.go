@@ -10,6 +10,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/depai/depai/memory"
 	"github.com/depai/depai/memory/recall/internal/hnsw"
 )
 
@@ -124,10 +125,11 @@ func (x *Index) load(ctx context.Context) error {
 		if err := x.loadGraphs(txn); err != nil {
 			return err
 		}
-		// Every document with text and no vector is queued; the text is read
-		// from the Source when its turn comes.
+		// Every document with text and no vector is queued, audit records
+		// aside; the text is read from the Source when its turn comes.
+		audit, hasAudit := x.strs.lookup(string(memory.KindAudit))
 		for n := range x.docs {
-			if !x.docs[n].vec && x.text.HasText(uint32(n)) {
+			if !x.docs[n].vec && x.text.HasText(uint32(n)) && !(hasAudit && x.docs[n].kind == audit) {
 				x.pending = append(x.pending, pendingEmbed{doc: uint32(n)})
 				x.enqueued++
 			}

@@ -496,7 +496,7 @@ func (x *Index) add(batch []memory.Record) (vecs []kv, checkpoint bool) {
 			x.lastErr = err.Error()
 		}
 		x.cursor = r.Seq
-		if x.emb != nil && strings.TrimSpace(r.Text) != "" && x.attachVector(n, r) {
+		if x.emb != nil && embedded(r.Kind) && strings.TrimSpace(r.Text) != "" && x.attachVector(n, r) {
 			newVecs = append(newVecs, n)
 		}
 	}
@@ -518,6 +518,11 @@ func (x *Index) supersede(n uint32) {
 	}
 	x.facts[k] = n
 }
+
+// embedded reports whether records of kind get a vector. Audit records are
+// kept for accountability and found by filter, not by meaning: embedding
+// each one would cost an embeddings call for every policy decision.
+func embedded(kind memory.Kind) bool { return kind != memory.KindAudit }
 
 // attachVector gives doc n a vector: the record's own if it is of the
 // current model (it reports true: the vector needs saving), else one stored
