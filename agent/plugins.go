@@ -34,7 +34,12 @@ func (a *Agent) newHost() *host.Host {
 func (a *Agent) loadPlugins(ctx context.Context) {
 	defer close(a.pluginsLoaded)
 	for _, p := range a.cfg.Plugins {
-		if err := a.loadPlugin(ctx, p); err != nil {
+		err := a.loadPlugin(ctx, p)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			a.log.Info("plugin load abandoned: the fleet is closing", "plugin", p.Name)
+		default:
 			a.log.Error("plugin not loaded", "plugin", p.Name, "err", err)
 		}
 	}
