@@ -16,6 +16,8 @@ package config
 import (
 	"fmt"
 	"os"
+
+	"github.com/depai/depai/sdk/wire"
 )
 
 // File is a decoded config file: one agent or a fleet.
@@ -69,8 +71,8 @@ type Model struct {
 
 // Plugin transports.
 const (
-	TransportWASM    = "wasm"
-	TransportProcess = "process"
+	TransportWASM    = wire.TransportWASM
+	TransportProcess = wire.TransportProcess
 )
 
 // Plugin is one plugin an agent loads.

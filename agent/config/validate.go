@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/memory"
+	"github.com/depai/depai/sdk/wire"
 )
 
 // Defaults of values a config leaves out.
@@ -240,7 +240,7 @@ func (d *decoder) plugin(p string, pl *Plugin) {
 }
 
 // inferTransport looks at the file: a WASM module or a native executable,
-// told apart by its first bytes as the host tells them (host.KindOf), or a
+// told apart by its first bytes as the host tells them (wire.KindOf), or a
 // Go package directory (built by the host; WASM by default).
 func inferTransport(path string) (transport string, dir bool, err error) {
 	fi, err := os.Stat(path)
@@ -260,10 +260,10 @@ func inferTransport(path string) (transport string, dir bool, err error) {
 	defer fh.Close()
 	head := make([]byte, 4)
 	n, _ := io.ReadFull(fh, head)
-	switch host.KindOf(head[:n]) {
-	case host.KindWASM:
+	switch wire.KindOf(head[:n]) {
+	case wire.TransportWASM:
 		return TransportWASM, false, nil
-	case host.KindProcess:
+	case wire.TransportProcess:
 		if fi.Mode()&0o111 == 0 {
 			return "", false, fmt.Errorf("%s is a native program without execute permission (chmod +x it)", path)
 		}
