@@ -70,16 +70,20 @@ type Event struct {
 	Data   json.RawMessage `json:"data,omitempty"`
 	Error  string          `json:"error,omitempty"`
 	Code   string          `json:"code,omitempty"` // EventError: one of the Code constants
+	// Command names the operator command an event answers; its Data is the
+	// command's structured result and Text the same for a terminal.
+	Command string `json:"command,omitempty"`
 }
 
 // Status is an agent's state as /status and the operator API report it.
 type Status struct {
 	Name     string    `json:"name"`
 	Role     string    `json:"role"`
-	State    string    `json:"state"` // "idle", "busy", "stopped" (e-stop engaged)
+	State    string    `json:"state"` // "starting" (plugins loading), "idle", "busy", "stopped" (e-stop engaged)
 	Model    string    `json:"model"` // "none" when no endpoint is configured
 	Tools    int       `json:"tools"`
 	Turns    uint64    `json:"turns"`
+	Queued   int       `json:"queued"` // inputs waiting in the inbox
 	Started  time.Time `json:"started"`
 	LastTurn time.Time `json:"last_turn,omitzero"`
 	Memory   string    `json:"memory"` // recall mode, e.g. "bm25 only (no embeddings endpoint)"

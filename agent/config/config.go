@@ -93,19 +93,9 @@ type Plugin struct {
 	Limits    PluginLimits      `yaml:"limits"`
 }
 
-// Grants are the capabilities an agent gives a plugin. Deny by default.
-type Grants struct {
-	MemoryRead  []string `yaml:"memory_read"`  // namespaces
-	MemoryWrite []string `yaml:"memory_write"` // namespaces
-	HTTP        []string `yaml:"http"`         // allowed hosts
-	Emit        []string `yaml:"emit"`         // event topics
-	Secrets     []string `yaml:"secrets"`      // secret names, each defined in Plugin.Secrets
-	Config      []string `yaml:"config"`       // config keys
-	Clock       bool     `yaml:"clock"`
-	Random      bool     `yaml:"random"`
-	Actuator    bool     `yaml:"actuator"`
-	Payment     bool     `yaml:"payment"`
-}
+// Grants are the capabilities an agent gives a plugin: the wire contract's
+// own type. Deny by default.
+type Grants = wire.Capabilities
 
 // PluginLimits bound one plugin. Zero fields take the host's defaults.
 type PluginLimits struct {
