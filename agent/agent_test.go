@@ -404,7 +404,6 @@ agents:
 		{"/call clock", `"utc"`},
 		{`/call memory.put {"text":"battery at 40%"}`, `"id"`},
 
-
 		{"/memory recent 5", "battery at 40%"},
 		{"/memory search battery", "battery at 40%"},
 
