@@ -99,7 +99,7 @@ func (a *Agent) command(ctx context.Context, in Input, text string) Event {
 	}
 	done, err := a.fleet.policy.Authorize(ctx, policy.Action{Agent: a.cfg.Name, Principal: by, Kind: policy.ActionCommand, Name: pname, Args: commandArgs(args)})
 	if err != nil {
-		return Event{Type: EventError, Command: c.name, Code: CodeDenied, Error: err.Error()}
+		return Event{Type: EventError, Command: c.name, Code: CodeDenied, Error: message(err)}
 	}
 	data, reply, err := c.run(ctx, a, call{in: in, by: by, args: args})
 	var result json.RawMessage
@@ -117,13 +117,23 @@ func (a *Agent) command(ctx context.Context, in Input, text string) Event {
 		case errors.As(err, &ce):
 			code = ce.code
 		case errors.As(err, &we) && we.Code == wire.CodeDenied:
-			code = CodeDenied
+			return Event{Type: EventError, Command: c.name, Code: CodeDenied, Error: we.Message}
 		case errors.As(err, &we):
 			code = CodeToolFailed
 		}
 		return Event{Type: EventError, Command: c.name, Code: code, Error: err.Error()}
 	}
 	return Event{Type: EventReply, Command: c.name, Text: reply, Data: result}
+}
+
+// message is an error's text without the code a wire error leads with,
+// for an event that carries the code itself.
+func message(err error) string {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we.Message
+	}
+	return err.Error()
 }
 
 // commandArgs keeps a command's arguments in its audit record as JSON.

@@ -119,7 +119,7 @@ type Fleet struct {
 // commands — the emergency stop works from then on — while plugins load in
 // the background (WaitPlugins); a turn or tool call waits for its agent's
 // plugins. A part that was started is closed again when a later one fails.
-func Open(ctx context.Context, file *config.File, opts Options) (f *Fleet, err error) {
+func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err error) {
 	if len(file.Agents) == 0 {
 		return nil, fmt.Errorf("agent: %s: no agents configured", file.Path)
 	}
@@ -139,7 +139,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (f *Fleet, err e
 		return nil, fmt.Errorf("agent: data dir: %w", err)
 	}
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	f = &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop}
+	f := &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop}
 	defer func() {
 		if err != nil {
 			_ = f.Close(context.WithoutCancel(ctx))
