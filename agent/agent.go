@@ -144,6 +144,7 @@ func (a *Agent) Status() Status {
 		Queued:  a.inbox.queued(),
 		Started: a.started,
 		Memory:  a.fleet.recall.Mode(),
+		Robot:   a.robotState(),
 	}
 	if a.model != nil {
 		s.Model = a.cfg.Model.Model + " @ " + a.cfg.Model.BaseURL

@@ -68,6 +68,7 @@ func init() {
 		{name: "approvals", usage: "/approvals", help: "actions waiting for an operator's approval", run: approvalsCommand},
 		{name: "approve", usage: "/approve ID", help: "let a waiting action run", run: approveCommand},
 		{name: "deny", usage: "/deny ID [REASON]", help: "refuse a waiting action", run: denyCommand},
+		{name: "teleop", usage: "/teleop [ROBOT] on|off", help: "take (or give back) exclusive control of a robot: the model's moves are refused while you hold it", run: teleopCommand},
 		{name: "reset", usage: "/reset", help: "start a new conversation with this agent", run: resetCommand},
 		{name: "stop", usage: "/stop", help: "EMERGENCY STOP: cancel running turns, lock actuators and payments fleet-wide", run: stopCommand},
 		{name: "resume", usage: "/resume", help: "release the emergency stop (admins)", run: resumeCommand},
@@ -377,6 +378,26 @@ func denyCommand(ctx context.Context, a *Agent, c call) (any, string, error) {
 		return nil, "", err
 	}
 	return map[string]string{"denied": id}, "denied " + id, nil
+}
+
+func teleopCommand(ctx context.Context, a *Agent, c call) (any, string, error) {
+	robot, mode := a.cfg.Name, c.args
+	if name, rest, ok := strings.Cut(c.args, " "); ok {
+		robot, mode = name, strings.TrimSpace(rest)
+	}
+	if mode != "on" && mode != "off" {
+		return nil, "", usageError(lookupCommand("teleop"))
+	}
+	if _, err := a.fleet.Agent(robot); err != nil {
+		return nil, "", &commandError{code: CodeInvalid, msg: err.Error()}
+	}
+	if err := a.fleet.policy.Teleop(ctx, robot, c.by, mode == "on"); err != nil {
+		return nil, "", err
+	}
+	if mode == "on" {
+		return map[string]string{"robot": robot, "teleop": c.by.ID}, fmt.Sprintf("You (%s) hold teleop control of %s: its model's actuator calls are refused until /teleop %s off; your own still pass the hard limits.", c.by.ID, robot, robot), nil
+	}
+	return map[string]string{"robot": robot, "teleop": ""}, fmt.Sprintf("Teleop control of %s released.", robot), nil
 }
 
 func resetCommand(ctx context.Context, a *Agent, c call) (any, string, error) {

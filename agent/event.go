@@ -87,4 +87,7 @@ type Status struct {
 	Started  time.Time `json:"started"`
 	LastTurn time.Time `json:"last_turn,omitzero"`
 	Memory   string    `json:"memory"` // recall mode, e.g. "bm25 only (no embeddings endpoint)"
+	// Robot is the robot's latest pose, when one of its plugins reports
+	// one; a stale pose is marked so.
+	Robot *RobotState `json:"robot,omitempty"`
 }

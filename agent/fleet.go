@@ -96,6 +96,7 @@ type Fleet struct {
 	recall    *recall.Index
 	audit     *policy.Log
 	policy    *policy.Engine
+	poses     poses
 	agents    []*Agent
 	byName    map[string]*Agent
 
@@ -194,7 +195,7 @@ func (f *Fleet) provision(ctx context.Context) error {
 		rules[a.Name] = policy.RulesOf(a)
 		timeout = max(timeout, a.Safety.ApprovalTimeout)
 	}
-	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Logger: f.log})
+	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log})
 	if err != nil {
 		return err
 	}

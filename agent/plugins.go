@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/host"
@@ -187,6 +188,7 @@ func (m *pluginManager) pluginNamespace(plugin string) string { return m.a.ns + 
 // queues it as an input (coalesced with the plugin's other events).
 func (m *pluginManager) onEmit(plugin, topic string, payload json.RawMessage) {
 	ctx := m.a.fleet.bgCtx
+	m.a.fleet.poses.observe(m.a.cfg.Name, plugin, payload, time.Now())
 	text := fmt.Sprintf("%s emitted %s: %s", plugin, topic, payload)
 	recs, err := m.a.mem.Put(ctx, memory.Record{
 		Namespace: m.pluginNamespace(plugin), Kind: memory.KindObservation, Author: plugin,
@@ -207,6 +209,7 @@ func (m *pluginManager) onReading(plugin, sensor string, payload json.RawMessage
 		m.a.log.Warn("sensor poll failed", "plugin", plugin, "sensor", sensor, "err", err)
 		return
 	}
+	m.a.fleet.poses.observe(m.a.cfg.Name, plugin, payload, time.Now())
 	_, perr := m.a.mem.Put(m.a.fleet.bgCtx, memory.Record{
 		Namespace: m.pluginNamespace(plugin), Kind: memory.KindReading, Author: plugin,
 		Text: fmt.Sprintf("%s: %s", sensor, payload), Data: payload,
