@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/depai/depai/agent/policy"
+	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -205,16 +206,29 @@ func agentsCommand(_ context.Context, a *Agent, _ call) (any, string, error) {
 	return ss, formatStatus(ss, a.cfg.Name), nil
 }
 
-func toolsCommand(ctx context.Context, a *Agent, _ call) (any, string, error) {
-	// Answer with every tool the agent will have, not those loaded so far.
-	if err := a.plugins.wait(ctx); err != nil {
-		return nil, "", &commandError{code: CodeUnavailable, msg: err.Error()}
-	}
+// ToolsReport is what /tools answers: the tools so far, and the plugins
+// whose tools are still to come.
+type ToolsReport struct {
+	Tools   []tool.Spec `json:"tools"`
+	Loading []string    `json:"loading,omitempty"`
+}
+
+func toolsCommand(_ context.Context, a *Agent, _ call) (any, string, error) {
 	specs := a.tools.Specs()
 	for i := range specs {
 		specs[i].Effect = a.fleet.policy.EffectOf(a.cfg.Name, specs[i].Name, specs[i].Effect)
 	}
-	return specs, formatTools(specs), nil
+	r := ToolsReport{Tools: specs}
+	for _, p := range a.plugins.list() {
+		if p.State == "loading" {
+			r.Loading = append(r.Loading, p.Name)
+		}
+	}
+	text := formatTools(specs)
+	if len(r.Loading) > 0 {
+		text += fmt.Sprintf("\n(still loading: %s — their tools follow; the first start builds plugins from source, which can take a minute)", strings.Join(r.Loading, ", "))
+	}
+	return r, text, nil
 }
 
 func callCommand(ctx context.Context, a *Agent, c call) (any, string, error) {
