@@ -187,11 +187,11 @@ type ActuatorRule struct {
 // Zone is an area the robot must not enter or cross: a circle (lat, lon,
 // radius_m) or a polygon ([[lat, lon], …]).
 type Zone struct {
-	Name    string      `yaml:"name"`
-	Lat     float64     `yaml:"lat" check:"range=-90..90"`
-	Lon     float64     `yaml:"lon" check:"range=-180..180"`
-	RadiusM float64     `yaml:"radius_m" check:"positive"`
-	Polygon [][]float64 `yaml:"polygon"`
+	Name    string      `yaml:"name" json:"name"`
+	Lat     float64     `yaml:"lat" json:"lat,omitempty" check:"range=-90..90"`
+	Lon     float64     `yaml:"lon" json:"lon,omitempty" check:"range=-180..180"`
+	RadiusM float64     `yaml:"radius_m" json:"radius_m,omitempty" check:"positive"`
+	Polygon [][]float64 `yaml:"polygon" json:"polygon,omitempty"`
 }
 
 // Spend limits payments.
