@@ -38,6 +38,7 @@ import (
 	"github.com/depai/depai/agent/host/process"
 	"github.com/depai/depai/agent/host/wasm"
 	"github.com/depai/depai/agent/llm"
+	"github.com/depai/depai/agent/metrics"
 	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
@@ -80,6 +81,9 @@ type Options struct {
 	// Events receives every event of every agent's turns and commands, as
 	// they happen: the seam for a fleet-wide stream. It must not block.
 	Events func(agent string, ev Event)
+	// Metrics receives turns, model calls, tool calls and policy decisions
+	// for GET /metrics. Nil: nothing is counted.
+	Metrics *metrics.Metrics
 	// Secrets resolves the environment variable names the config gives
 	// (model.api_key_env, plugin secrets). Nil: nothing resolves, so an
 	// endpoint that needs a key fails at its first call.
@@ -159,6 +163,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 		f.byName[a.Name()] = a
 	}
 	f.policy.OnStop(f.cancelTurns)
+	f.opts.Metrics.EStop(f.Stopped)
 	for _, a := range f.agents {
 		a.start()
 		f.loading.Go(func() { a.plugins.loadAll(bgCtx) })
@@ -195,7 +200,10 @@ func (f *Fleet) provision(ctx context.Context) error {
 		rules[a.Name] = policy.RulesOf(a)
 		timeout = max(timeout, a.Safety.ApprovalTimeout)
 	}
-	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log})
+	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log,
+		OnDecision: func(a policy.Action, d policy.Decision) {
+			f.opts.Metrics.Decision(a.Agent, string(a.Kind), string(d.Verdict))
+		}})
 	if err != nil {
 		return err
 	}
