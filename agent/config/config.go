@@ -50,9 +50,12 @@ type Agent struct {
 	Model   Model    `yaml:"model"`
 	Tools   []string `yaml:"tools"` // built-in tools to enable; empty: all
 	Plugins []Plugin `yaml:"plugins"`
-	Memory  Memory   `yaml:"memory"`
-	Limits  Limits   `yaml:"limits"`
-	Safety  Safety   `yaml:"safety"`
+	// MCP are Model Context Protocol servers whose tools become the
+	// agent's, under the same policy and audit as any tool.
+	MCP    []MCPServer `yaml:"mcp"`
+	Memory Memory      `yaml:"memory"`
+	Limits Limits      `yaml:"limits"`
+	Safety Safety      `yaml:"safety"`
 
 	Schedule  []Schedule `yaml:"schedule"`
 	Wake      []Wake     `yaml:"wake"`      // memory records that start a turn
@@ -97,6 +100,18 @@ type Plugin struct {
 // Grants are the capabilities an agent gives a plugin: the wire contract's
 // own type. Deny by default.
 type Grants = wire.Capabilities
+
+// MCPServer is an MCP server an agent uses: a command speaking MCP on its
+// stdin and stdout, or a Streamable HTTP URL.
+type MCPServer struct {
+	Name    string   `yaml:"name" check:"required"`
+	Command []string `yaml:"command"` // the first element is the program; relative paths are against the config file
+	URL     string   `yaml:"url"`
+	// Env is the server process's whole environment: NAME → the
+	// environment variable of depai's that holds the value.
+	Env     map[string]string `yaml:"env"`
+	Timeout Duration          `yaml:"timeout" check:"nonneg"` // connecting and each call; default 30s
+}
 
 // PluginLimits bound one plugin. Zero fields take the host's defaults.
 type PluginLimits struct {

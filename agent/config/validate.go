@@ -161,6 +161,27 @@ func (d *decoder) agent(p string, a *Agent) {
 		}
 	}
 
+	for i, m := range a.MCP {
+		mp := fmt.Sprintf("%s[%d]", join(p, "mcp"), i)
+		if m.Name != "" && !nameRE.MatchString(m.Name) {
+			d.errAt(join(mp, "name"), "invalid name %q (expected up to 64 letters, digits, '-' or '_')", m.Name)
+		}
+		switch {
+		case len(m.Command) > 0 && m.URL != "":
+			d.errAt(mp, "give command or url, not both")
+		case len(m.Command) == 0 && m.URL == "":
+			d.errAt(mp, "missing command (a program speaking MCP on stdio) or url (a Streamable HTTP endpoint)")
+		case m.URL != "":
+			if u, err := url.Parse(m.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				d.errAt(join(mp, "url"), "invalid URL %q (expected http:// or https:// and a host)", m.URL)
+			}
+		}
+		for name, env := range m.Env {
+			if !envRE.MatchString(name) || !envRE.MatchString(env) {
+				d.errAt(join(mp, "env"), "%s: %s: expected NAME: ENV_VAR (the variable that holds the value)", name, env)
+			}
+		}
+	}
 	tools := map[string]string{}
 	for i, r := range a.Safety.Actuators {
 		rp := fmt.Sprintf("%s[%d]", join(p, "safety.actuators"), i)
