@@ -252,7 +252,10 @@ func chatSession(ctx context.Context, b backend, in io.Reader, out, errOut io.Wr
 			return fmt.Errorf("line editor: %w", err)
 		}
 		defer rl.Close()
-		c.out, c.errOut = rl.Stdout(), rl.Stderr()
+		// The conversation, its errors included, is on the terminal;
+		// stderr may hold the logs.
+		c.out = rl.Stdout()
+		c.errOut = c.out
 		fmt.Fprintf(c.out, "Chatting with %s (agents: %s). \"@NAME text\" sends to one agent, \"@all text\" to all,\n\"/agent NAME\" switches, /help lists commands, /stop is the emergency stop (also while a turn runs),\nCtrl-C cancels the running turn, Ctrl-C twice or Ctrl-D quits.\n",
 			c.current, strings.Join(names, ", "))
 		if o.banner != "" {
