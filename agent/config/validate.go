@@ -24,10 +24,17 @@ const (
 	DefaultToolCalls    = 16
 	DefaultWallTime     = Duration(2 * time.Minute)
 	DefaultTokens       = 32000
+	DefaultDepth        = 4
+	DefaultInbox        = 64
+	DefaultConcurrency  = 2
+	DefaultApproval     = Duration(5 * time.Minute)
 
 	DefaultModelTimeout     = Duration(60 * time.Second)
 	DefaultFirstByteTimeout = Duration(15 * time.Second)
 )
+
+// auditNamespace is policy.AuditNamespace (which imports this package).
+const auditNamespace = "audit"
 
 var (
 	// Names become memory namespaces, URL path segments and NATS subject
@@ -112,6 +119,28 @@ func (d *decoder) agent(p string, a *Agent) {
 	if a.Limits.Tokens == 0 {
 		a.Limits.Tokens = DefaultTokens
 	}
+	if a.Limits.Depth == 0 {
+		a.Limits.Depth = DefaultDepth
+	}
+	if a.Limits.Inbox == 0 {
+		a.Limits.Inbox = DefaultInbox
+	}
+	if a.Limits.Concurrency == 0 {
+		a.Limits.Concurrency = DefaultConcurrency
+	}
+	if a.Safety.ApprovalTimeout == 0 {
+		a.Safety.ApprovalTimeout = DefaultApproval
+	}
+	if a.Safety.Spend != (Spend{}) {
+		d.errAt(join(p, "safety.spend"), "not supported yet: payments are not enforced by this version, so no spend policy can be promised (remove the key; payment tools are refused)")
+	}
+	for key, grants := range map[string][]string{"memory.read": a.Memory.Read, "memory.write": a.Memory.Write} {
+		for _, ns := range grants {
+			if memory.Within(ns, auditNamespace) {
+				d.errAt(join(p, key), "namespace %q is reserved for the audit log, which only depai itself writes (read it with /audit or depai audit verify)", ns)
+			}
+		}
+	}
 
 	if a.Model.Timeout == 0 {
 		a.Model.Timeout = DefaultModelTimeout
@@ -142,13 +171,32 @@ func (d *decoder) agent(p string, a *Agent) {
 		}
 	}
 
+	tools := map[string]string{}
 	for i, r := range a.Safety.Actuators {
 		rp := fmt.Sprintf("%s[%d]", join(p, "safety.actuators"), i)
+		if first, dup := tools[r.Tool]; dup && r.Tool != "" {
+			d.errAt(join(rp, "tool"), "tool %q already has a rule (at line %d); put all of a tool's limits in one rule", r.Tool, d.lines[first])
+		}
+		tools[r.Tool] = join(rp, "tool")
+		for j, z := range r.KeepOut {
+			zp := fmt.Sprintf("%s[%d]", join(rp, "keep_out"), j)
+			switch {
+			case len(z.Polygon) > 0 && z.RadiusM > 0:
+				d.errAt(zp, "zone %q has both radius_m and polygon (give one: a circle or a polygon)", z.Name)
+			case len(z.Polygon) > 0:
+				d.polygon(join(zp, "polygon"), z.Polygon)
+			case z.RadiusM == 0:
+				d.errAt(zp, "zone %q has neither radius_m (with lat and lon) nor polygon", z.Name)
+			}
+		}
 		if r.MaxRate != "" {
 			if _, _, err := r.Rate(); err != nil {
 				d.errAt(join(rp, "max_rate"), "%v", err)
 			}
 		}
+	}
+	if g := a.Safety.Motion.Geofence; len(g) > 0 {
+		d.polygon(join(p, "safety.motion.geofence"), g)
 	}
 	for i, w := range a.Wake {
 		wp := fmt.Sprintf("%s[%d]", join(p, "wake"), i)
@@ -198,6 +246,19 @@ func (d *decoder) operators(o *Operator) {
 			d.errAt(join(p, "token_env"), "invalid environment variable name %q (the name of the variable, not the token itself)", op.TokenEnv)
 		}
 		op.TokenFile = d.abs(op.TokenFile)
+	}
+}
+
+// polygon checks a list of [lat, lon] points that encloses an area.
+func (d *decoder) polygon(p string, pts [][]float64) {
+	if len(pts) < 3 {
+		d.errAt(p, "a polygon needs at least 3 points, got %d (expected [[lat, lon], [lat, lon], [lat, lon], …])", len(pts))
+		return
+	}
+	for i, q := range pts {
+		if len(q) != 2 || q[0] < -90 || q[0] > 90 || q[1] < -180 || q[1] > 180 {
+			d.errAt(fmt.Sprintf("%s[%d]", p, i), "point %v: expected [lat, lon] with lat in -90..90 and lon in -180..180", q)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -41,6 +42,12 @@ func (e *Error) Unwrap() error {
 		return ErrUnavailable
 	}
 	return e.Kind
+}
+
+// Is makes a timeout also a context.DeadlineExceeded, as callers that
+// know only the standard library's deadline error expect.
+func (e *Error) Is(target error) bool {
+	return target == context.DeadlineExceeded && e.Kind == ErrTimeout
 }
 
 func (e *Error) Error() string {

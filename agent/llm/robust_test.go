@@ -5,6 +5,7 @@ package llm_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -57,8 +58,8 @@ func TestHungEndpointFirstByteTimeout(t *testing.T) {
 	_, _, err := collect(t.Context(), m, ask)
 	took := time.Since(start)
 	e := llmError(t, err)
-	if !errors.Is(err, llm.ErrTimeout) || errors.Is(err, llm.ErrUnavailable) {
-		t.Errorf("error %q is not (only) llm.ErrTimeout", err)
+	if !errors.Is(err, llm.ErrTimeout) || errors.Is(err, llm.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %q is not (only) llm.ErrTimeout, and context.DeadlineExceeded", err)
 	}
 	if !strings.Contains(err.Error(), url+"/chat/completions") || !strings.Contains(err.Error(), "first-byte timeout of 200ms") {
 		t.Errorf("error %q does not name the endpoint and the first-byte timeout", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/depai/depai/agent"
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/operator"
+	"github.com/depai/depai/agent/policy"
 )
 
 // backend is where a chat sends its messages: the fleet in this process
@@ -50,7 +51,9 @@ func (b localBackend) send(ctx context.Context, name, text string) iter.Seq2[age
 	if err != nil {
 		return func(yield func(agent.Event, error) bool) { yield(agent.Event{}, err) }
 	}
-	return a.Handle(ctx, agent.Input{Source: agent.SourceOperator, From: "operator", Text: text})
+	// The terminal's operator owns the process: the admin, as the
+	// generated token's holder is.
+	return a.Handle(ctx, agent.Input{Source: agent.SourceOperator, From: config.GeneratedOperator, Role: policy.RoleAdmin, Text: text})
 }
 
 type remoteBackend struct{ c *operator.Client }

@@ -100,19 +100,20 @@ type SensorDef struct {
 	Interval    string          `json:"interval,omitempty"`
 }
 
-// Capabilities is what a plugin requests and what an agent grants. Deny by
+// Capabilities is what a plugin requests and what an agent grants (the
+// `grants:` of a plugin in the agent config, hence the YAML tags). Deny by
 // default: a zero Capabilities grants nothing.
 type Capabilities struct {
-	MemoryRead  []string `json:"memory_read,omitempty"`  // namespaces (and everything below them)
-	MemoryWrite []string `json:"memory_write,omitempty"` // namespaces (and everything below them)
-	HTTP        []string `json:"http,omitempty"`         // host[:port] allowed for http.fetch
-	Emit        []string `json:"emit,omitempty"`         // topics
-	Secrets     []string `json:"secrets,omitempty"`      // secret names
-	Config      []string `json:"config,omitempty"`       // config keys
-	Clock       bool     `json:"clock,omitempty"`        // real wall clock (otherwise a fixed epoch)
-	Random      bool     `json:"random,omitempty"`       // crypto randomness (otherwise deterministic)
-	Actuator    bool     `json:"actuator,omitempty"`     // may offer actuator tools
-	Payment     bool     `json:"payment,omitempty"`      // may use pay.quote/pay.execute
+	MemoryRead  []string `json:"memory_read,omitempty" yaml:"memory_read"`   // namespaces (and everything below them)
+	MemoryWrite []string `json:"memory_write,omitempty" yaml:"memory_write"` // namespaces (and everything below them)
+	HTTP        []string `json:"http,omitempty" yaml:"http"`                 // host[:port] allowed for http.fetch
+	Emit        []string `json:"emit,omitempty" yaml:"emit"`                 // topics
+	Secrets     []string `json:"secrets,omitempty" yaml:"secrets"`           // secret names
+	Config      []string `json:"config,omitempty" yaml:"config"`             // config keys
+	Clock       bool     `json:"clock,omitempty" yaml:"clock"`               // real wall clock (otherwise a fixed epoch)
+	Random      bool     `json:"random,omitempty" yaml:"random"`             // crypto randomness (otherwise deterministic)
+	Actuator    bool     `json:"actuator,omitempty" yaml:"actuator"`         // may offer actuator tools
+	Payment     bool     `json:"payment,omitempty" yaml:"payment"`           // may use pay.quote/pay.execute
 }
 
 // Call is one request from host to plugin. Method is a tool or sensor name,
