@@ -11,6 +11,7 @@
 package fix
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -228,13 +229,18 @@ func (t *Tracker) stamp(tod time.Duration, now time.Time) time.Time {
 }
 
 // FromTPV turns a gpsd TPV into a fix; gst, when for the same time, gives
-// the accuracy, else gpsd's eph. ok is false for a TPV without a time.
-func FromTPV(v *gpsd.TPV, gst *gpsd.GST, usedSats int, now time.Time) (Fix, bool) {
-	f := Fix{Received: now, Satellites: usedSats}
-	ts, err := time.Parse(time.RFC3339Nano, v.Time)
-	if err != nil {
+// the accuracy, else gpsd's eph. ok is false for a TPV that says nothing
+// about the fix (gpsd sends mode-3 TPVs with only error estimates between
+// fixes); err is set for one with a position but no valid time.
+func FromTPV(v *gpsd.TPV, gst *gpsd.GST, usedSats int, now time.Time) (f Fix, ok bool, err error) {
+	if v.Mode >= 2 && (v.Lat == nil || v.Lon == nil) {
+		return Fix{}, false, nil
+	}
+	f = Fix{Received: now, Satellites: usedSats}
+	ts, terr := time.Parse(time.RFC3339Nano, v.Time)
+	if terr != nil {
 		if v.Mode >= 2 {
-			return Fix{}, false
+			return Fix{}, false, fmt.Errorf("gpsd TPV with a position but time %q: %w", v.Time, terr)
 		}
 		ts = now.UTC()
 	}
@@ -256,10 +262,10 @@ func FromTPV(v *gpsd.TPV, gst *gpsd.GST, usedSats int, now time.Time) (Fix, bool
 		f.Quality = Fix3D
 	}
 	if f.Quality == None {
-		return f, true
+		return f, true, nil
 	}
 	if math.Abs(*v.Lat) > 90 || math.Abs(*v.Lon) > 180 {
-		return Fix{Time: ts, Quality: None, Received: now}, true
+		return Fix{}, false, fmt.Errorf("gpsd TPV position %v,%v out of range", *v.Lat, *v.Lon)
 	}
 	f.Lat, f.Lon = ptr(*v.Lat), ptr(*v.Lon)
 	switch {
@@ -280,7 +286,7 @@ func FromTPV(v *gpsd.TPV, gst *gpsd.GST, usedSats int, now time.Time) (Fix, bool
 		f.Accuracy = ptr(math.Hypot(*v.Epx, *v.Epy))
 		f.VAccuracy = copyPtr(v.Epv)
 	}
-	return f, true
+	return f, true, nil
 }
 
 func ptr(x float64) *float64 { return &x }

@@ -122,20 +122,25 @@ func TestFromTPV(t *testing.T) {
 		{gpsd.TPV{Mode: 3, Time: tm, Lat: f64(48), Lon: f64(11)}, Fix3D},
 		{gpsd.TPV{Mode: 3, Status: 5, Time: tm, Lat: f64(48), Lon: f64(11)}, None},
 		{gpsd.TPV{Mode: 1, Time: tm, Lat: f64(48), Lon: f64(11)}, None},
-		{gpsd.TPV{Mode: 3, Time: tm, Lat: f64(98), Lon: f64(11)}, None},
 	}
 	for _, c := range cases {
-		f, ok := FromTPV(&c.tpv, nil, 7, now)
-		if !ok || f.Quality != c.want || (c.want == None) != (f.Lat == nil) {
+		f, ok, err := FromTPV(&c.tpv, nil, 7, now)
+		if !ok || err != nil || f.Quality != c.want || (c.want == None) != (f.Lat == nil) {
 			t.Errorf("FromTPV(%+v) = %+v, %v; want quality %s", c.tpv, f, ok, c.want)
 		}
 	}
 	gst := &gpsd.GST{Time: tm, Lat: f64(0.03), Lon: f64(0.04), Alt: f64(0.05)}
-	f, _ := FromTPV(&gpsd.TPV{Mode: 3, Status: 3, Time: tm, Lat: f64(48), Lon: f64(11), Eph: f64(24.7)}, gst, 7, now)
+	f, _, _ := FromTPV(&gpsd.TPV{Mode: 3, Status: 3, Time: tm, Lat: f64(48), Lon: f64(11), Eph: f64(24.7)}, gst, 7, now)
 	if *f.Accuracy != 0.05 || *f.VAccuracy != 0.05 {
 		t.Errorf("accuracy from GST: %+v", f)
 	}
-	if _, ok := FromTPV(&gpsd.TPV{Mode: 3, Time: "yesterday", Lat: f64(48), Lon: f64(11)}, nil, 0, now); ok {
+	if _, ok, err := FromTPV(&gpsd.TPV{Mode: 3, Time: "yesterday", Lat: f64(48), Lon: f64(11)}, nil, 0, now); ok || err == nil {
 		t.Error("a fix with a bad time was accepted")
+	}
+	if _, ok, err := FromTPV(&gpsd.TPV{Mode: 3, Time: tm, Lat: f64(98), Lon: f64(11)}, nil, 0, now); ok || err == nil {
+		t.Error("a latitude of 98 was accepted")
+	}
+	if _, ok, err := FromTPV(&gpsd.TPV{Mode: 3, Time: tm}, nil, 0, now); ok || err != nil {
+		t.Errorf("a TPV with only error estimates: ok %v err %v; want ignored", ok, err)
 	}
 }

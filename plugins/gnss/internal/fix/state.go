@@ -96,10 +96,11 @@ func (s *State) GPSD(r gpsd.Report, err error, now time.Time) {
 		if s.sky != nil {
 			used = usedSats(s.sky)
 		}
-		if f, ok := FromTPV(r.TPV, s.gst, used, now); ok {
+		switch f, ok, err := FromTPV(r.TPV, s.gst, used, now); {
+		case err != nil:
+			s.refuse("tpv", err, now)
+		case ok:
 			s.add(f)
-		} else {
-			s.refuse("tpv", errTPVTime, now)
 		}
 	case "SKY":
 		s.sky = r.SKY
@@ -114,12 +115,6 @@ func (s *State) GPSD(r gpsd.Report, err error, now time.Time) {
 		s.status.LastError, s.status.LastErrorAt = "gpsd: "+r.Error, ptrTime(now)
 	}
 }
-
-type constErr string
-
-func (e constErr) Error() string { return string(e) }
-
-const errTPVTime = constErr("gpsd TPV with a fix but no valid time; refused")
 
 func usedSats(k *gpsd.SKY) int {
 	if k.USat != nil {
