@@ -16,6 +16,8 @@ package config
 import (
 	"fmt"
 	"os"
+
+	"github.com/depai/depai/sdk/wire"
 )
 
 // File is a decoded config file: one agent or a fleet.
@@ -69,8 +71,8 @@ type Model struct {
 
 // Plugin transports.
 const (
-	TransportWASM    = "wasm"
-	TransportProcess = "process"
+	TransportWASM    = wire.TransportWASM
+	TransportProcess = wire.TransportProcess
 )
 
 // Plugin is one plugin an agent loads.
@@ -91,19 +93,9 @@ type Plugin struct {
 	Limits    PluginLimits      `yaml:"limits"`
 }
 
-// Grants are the capabilities an agent gives a plugin. Deny by default.
-type Grants struct {
-	MemoryRead  []string `yaml:"memory_read"`  // namespaces
-	MemoryWrite []string `yaml:"memory_write"` // namespaces
-	HTTP        []string `yaml:"http"`         // allowed hosts
-	Emit        []string `yaml:"emit"`         // event topics
-	Secrets     []string `yaml:"secrets"`      // secret names, each defined in Plugin.Secrets
-	Config      []string `yaml:"config"`       // config keys
-	Clock       bool     `yaml:"clock"`
-	Random      bool     `yaml:"random"`
-	Actuator    bool     `yaml:"actuator"`
-	Payment     bool     `yaml:"payment"`
-}
+// Grants are the capabilities an agent gives a plugin: the wire contract's
+// own type. Deny by default.
+type Grants = wire.Capabilities
 
 // PluginLimits bound one plugin. Zero fields take the host's defaults.
 type PluginLimits struct {
@@ -144,12 +136,27 @@ type Limits struct {
 	ToolCalls  int      `yaml:"tool_calls" check:"positive"`  // default 16
 	WallTime   Duration `yaml:"wall_time" check:"positive"`   // default 2m
 	Tokens     int      `yaml:"tokens" check:"positive"`      // default 32000
+	// Depth ends chains of wakes, emits and agent messages: an input more
+	// than Depth hops from its cause is refused (and audited).
+	Depth int `yaml:"depth" check:"positive"` // default 4
+	// Inbox is how many inputs (messages, wakes, events, ticks) may wait
+	// for the agent; past it, new ones are refused as busy.
+	Inbox int `yaml:"inbox" check:"positive"` // default 64
+	// Concurrency is how many turns the agent runs at once.
+	Concurrency int `yaml:"concurrency" check:"positive"` // default 2
 }
 
 // Safety is the deterministic policy between the model and side effects.
 type Safety struct {
+	// Actuators are authoritative: a tool named here is gated and locked by
+	// the e-stop whatever its plugin declares, and a plugin whose tool is
+	// named here but not declared an actuator does not load.
 	Actuators []ActuatorRule `yaml:"actuators"`
-	Spend     Spend          `yaml:"spend"`
+	// Spend is refused until payments are enforced: no payment tool runs.
+	Spend Spend `yaml:"spend"`
+	// ApprovalTimeout is how long an action waits for /approve before it
+	// is denied. Default 5m.
+	ApprovalTimeout Duration `yaml:"approval_timeout" check:"positive"`
 }
 
 // ActuatorRule gates calls of one actuator tool.
@@ -158,6 +165,7 @@ type ActuatorRule struct {
 	MaxRate  string  `yaml:"max_rate"`                 // "N/s", "N/min" or "N/h"; see Rate
 	MaxSpeed float64 `yaml:"max_speed" check:"nonneg"` // m/s; 0: no limit
 	KeepOut  []Zone  `yaml:"keep_out"`
+	Approve  bool    `yaml:"approve"` // every call waits for an operator's /approve
 }
 
 // Zone is a circle the robot must not enter.
