@@ -12,7 +12,10 @@
 // Config (granted keys):
 //
 //	source       gpsd://127.0.0.1:2947 (default) | nmea+tcp://host:port |
-//	             file:///path/log.nmea?speed=1&loop=true (speed 0: as fast as read)
+//	             file:///path/log.nmea?speed=1&loop=true (speed 0: as fast as read) |
+//	             replay:///path/session.rec?speed=1&loop=true (a recording, see record)
+//	record       a file path: the live gpsd or NMEA byte stream is recorded there
+//	             with timestamps (plugins/internal/recording), for replay:// later
 //	stale_after  a Go duration (default 3s): with no data for this long the
 //	             fix is reported as none — an old position is not a current one
 //	track_len    fixes kept for gnss.track (default 600)
@@ -30,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -42,6 +46,7 @@ import (
 	"github.com/depai/depai/plugins/gnss/internal/gpsd"
 	"github.com/depai/depai/plugins/gnss/internal/nmea"
 	"github.com/depai/depai/plugins/internal/backoff"
+	"github.com/depai/depai/plugins/internal/recording"
 	"github.com/depai/depai/sdk"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -57,7 +62,7 @@ const (
 
 func init() {
 	sdk.Plugin("gnss", "0.1.0")
-	sdk.Requests(wire.Capabilities{Config: []string{"source", "stale_after", "track_len"}, Emit: []string{Topic}})
+	sdk.Requests(wire.Capabilities{Config: []string{"source", "stale_after", "track_len", "record"}, Emit: []string{Topic}})
 	sdk.Sensor("gnss.fix", "The receiver's current fix: time, quality, lat/lon/alt, accuracy, speed, heading, satellites.", time.Second, readFix)
 	sdk.Tool("gnss.position", "Where this robot is now: the latest fix, its age, and whether it is stale.", position)
 	sdk.Tool("gnss.track", "The newest fixes, oldest first.", track)
@@ -86,6 +91,7 @@ type settings struct {
 	source   string
 	stale    time.Duration
 	trackLen int
+	record   string
 }
 
 // config reads the plugin's settings; a granted key without a value means
@@ -113,6 +119,11 @@ func config(ctx context.Context) (settings, error) {
 		}
 		s.stale = d
 	}
+	if v, ok, err := get("record"); err != nil {
+		return s, err
+	} else if ok {
+		s.record = v
+	}
 	if v, ok, err := get("track_len"); err != nil {
 		return s, err
 	} else if ok {
@@ -132,14 +143,21 @@ func (r *runner) ensure(ctx context.Context) (*fix.State, settings, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
-	open, err := parseSource(cfg.source)
-	if err != nil {
-		return nil, cfg, err
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state != nil && r.cfg == cfg {
 		return r.state, cfg, nil
+	}
+	var rec *recorder
+	if cfg.record != "" {
+		if rec, err = newRecorder(cfg); err != nil {
+			return nil, cfg, err
+		}
+	}
+	open, err := parseSource(cfg.source, rec)
+	if err != nil {
+		rec.close()
+		return nil, cfg, err
 	}
 	if r.cancel != nil {
 		r.cancel()
@@ -150,12 +168,16 @@ func (r *runner) ensure(ctx context.Context) (*fix.State, settings, error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	r.cfg, r.state, r.cancel = cfg, st, cancel
 	r.emitted.quality, r.emitted.connected = fix.None, false
-	go open(rctx, st)
+	go func() {
+		defer rec.close()
+		open(rctx, st)
+	}()
 	return st, cfg, nil
 }
 
-// parseSource returns the reader loop for a source URL.
-func parseSource(src string) (func(context.Context, *fix.State), error) {
+// parseSource returns the reader loop for a source URL; rec, if not nil,
+// records a live source's bytes.
+func parseSource(src string, rec *recorder) (func(context.Context, *fix.State), error) {
 	u, err := url.Parse(src)
 	if err != nil {
 		return nil, sdk.Errorf(wire.CodeInvalidArgument, "gnss config source %q: %v", src, err)
@@ -168,36 +190,69 @@ func parseSource(src string) (func(context.Context, *fix.State), error) {
 		if u.Host == "" {
 			return nil, bad("want gpsd://host:port")
 		}
-		return func(ctx context.Context, st *fix.State) { readGPSD(ctx, st, u.Host) }, nil
+		return func(ctx context.Context, st *fix.State) { readGPSD(ctx, st, u.Host, rec.start("gpsd", src)) }, nil
 	case "nmea+tcp":
 		if _, _, err := net.SplitHostPort(u.Host); err != nil {
 			return nil, bad("want nmea+tcp://host:port")
 		}
-		return func(ctx context.Context, st *fix.State) { readNMEATCP(ctx, st, u.Host) }, nil
-	case "file":
-		speed := 1.0
-		if v := u.Query().Get("speed"); v != "" {
-			speed, err = strconv.ParseFloat(v, 64)
-			if err != nil || speed < 0 {
-				return nil, bad("speed: want a number ≥ 0 (0: as fast as read)")
-			}
+		return func(ctx context.Context, st *fix.State) { readNMEATCP(ctx, st, u.Host, rec.start("nmea", src)) }, nil
+	case "replay":
+		speed, loop, err := playback(u)
+		if err != nil {
+			return nil, bad(err.Error())
 		}
-		loop := u.Query().Get("loop") == "true"
-		if u.Path == "" {
-			return nil, bad("want file:///absolute/path")
+		return func(ctx context.Context, st *fix.State) { replayRecording(ctx, st, u.Path, speed, loop) }, nil
+	case "file":
+		speed, loop, err := playback(u)
+		if err != nil {
+			return nil, bad(err.Error())
 		}
 		return func(ctx context.Context, st *fix.State) { replay(ctx, st, u.Path, speed, loop) }, nil
 	}
-	return nil, bad("want a gpsd://, nmea+tcp:// or file:// URL")
+	return nil, bad("want a gpsd://, nmea+tcp://, file:// or replay:// URL")
 }
 
-func readGPSD(ctx context.Context, st *fix.State, addr string) {
-	for r, err := range gpsd.Stream(ctx, gpsd.Config{Addr: addr, Backoff: backoff.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}}) {
+// playback reads a replay URL's path, speed and loop.
+func playback(u *url.URL) (speed float64, loop bool, err error) {
+	if u.Path == "" {
+		return 0, false, errors.New("want an absolute path, as in file:///path")
+	}
+	speed = 1
+	if v := u.Query().Get("speed"); v != "" {
+		speed, err = strconv.ParseFloat(v, 64)
+		if err != nil || speed < 0 {
+			return 0, false, errors.New("speed: want a number ≥ 0 (0: as fast as read)")
+		}
+	}
+	return speed, u.Query().Get("loop") == "true", nil
+}
+
+func readGPSD(ctx context.Context, st *fix.State, addr string, rec *recording.Writer) {
+	cfg := gpsd.Config{Addr: addr, Backoff: backoff.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}}
+	if rec != nil {
+		cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return recordedConn{Conn: c, r: recording.Tee(c, rec, time.Now)}, nil
+		}
+	}
+	for r, err := range gpsd.Stream(ctx, cfg) {
 		st.GPSD(r, err, time.Now())
 	}
 }
 
-func readNMEATCP(ctx context.Context, st *fix.State, addr string) {
+// recordedConn is a connection whose reads are recorded; deadlines and
+// writes go to the connection itself.
+type recordedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c recordedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func readNMEATCP(ctx context.Context, st *fix.State, addr string, rec *recording.Writer) {
 	b := backoff.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}
 	d := net.Dialer{Timeout: 5 * time.Second}
 	for ctx.Err() == nil {
@@ -206,8 +261,12 @@ func readNMEATCP(ctx context.Context, st *fix.State, addr string) {
 			st.LinkLost(fmt.Errorf("dial %s: %w", addr, err), time.Now())
 		} else {
 			stop := context.AfterFunc(ctx, func() { conn.Close() })
+			var in io.Reader = conn
+			if rec != nil {
+				in = recording.Tee(conn, rec, time.Now)
+			}
 			var readErr error
-			for s, err := range nmea.Scan(conn) {
+			for s, err := range nmea.Scan(in) {
 				if err != nil && nmea.KindOf(err) == "" {
 					readErr = err
 					break
@@ -260,6 +319,93 @@ func replay(ctx context.Context, st *fix.State, path string, speed float64, loop
 		if !loop || ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+// replayRecording plays a recording made with the record setting, paced by
+// its own timestamps divided by speed.
+func replayRecording(ctx context.Context, st *fix.State, path string, speed float64, loop bool) {
+	for {
+		if err := playOnce(ctx, st, path, speed); err != nil {
+			st.LinkLost(fmt.Errorf("replay %s: %w", path, err), time.Now())
+			return
+		}
+		if !loop || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func playOnce(ctx context.Context, st *fix.State, path string, speed float64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	meta, chunks, err := recording.Open(f)
+	if err != nil {
+		return err
+	}
+	in := recording.Play(ctx, chunks, speed)
+	switch meta.Protocol {
+	case "nmea":
+		for s, err := range nmea.Scan(in) {
+			if err != nil && nmea.KindOf(err) == "" {
+				return err
+			}
+			st.NMEA(s, err, time.Now())
+		}
+	case "gpsd":
+		for r, err := range gpsd.Watch(ctx, readOnly{in}) {
+			if le, ok := errors.AsType[*gpsd.LinkError](err); ok {
+				if errors.Is(le, io.EOF) {
+					return nil
+				}
+				return le.Err
+			}
+			st.GPSD(r, err, time.Now())
+		}
+	default:
+		return fmt.Errorf("recording of protocol %q; want nmea or gpsd", meta.Protocol)
+	}
+	return nil
+}
+
+// readOnly lets gpsd.Watch read a recording: its watch command goes nowhere.
+type readOnly struct{ io.Reader }
+
+func (readOnly) Write(p []byte) (int, error) { return len(p), nil }
+
+// recorder is the record setting's file.
+type recorder struct {
+	f *os.File
+}
+
+func newRecorder(cfg settings) (*recorder, error) {
+	f, err := os.OpenFile(cfg.record, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, sdk.Errorf(wire.CodeInvalidArgument, "gnss config record %q: %v", cfg.record, err)
+	}
+	return &recorder{f: f}, nil
+}
+
+// start writes the recording's header for protocol and returns its writer;
+// nil when not recording or when the header cannot be written (the live
+// stream goes on unrecorded).
+func (r *recorder) start(protocol, source string) *recording.Writer {
+	if r == nil {
+		return nil
+	}
+	w, err := recording.NewWriter(r.f, recording.Meta{Protocol: protocol, Source: source, Started: time.Now()})
+	if err != nil {
+		return nil
+	}
+	return w
+}
+
+func (r *recorder) close() {
+	if r != nil {
+		r.f.Close()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,7 +62,7 @@ func TestGPSD(t *testing.T) {
 		t.Fatalf("position = %+v, %v", pos, err)
 	}
 	st, err := plugintest.CallAs[fix.Status](pt, "gnss.status", StatusIn{})
-	if err != nil || !st.Connected || st.Good == 0 || st.Fixes == 0 {
+	if err != nil || !st.Connected || st.Good == 0 || st.Fixes == 0 || st.Bad != 0 {
 		t.Fatalf("status = %+v, %v", st, err)
 	}
 	var tr TrackOut
@@ -170,4 +171,34 @@ func TestStaleAndBadConfig(t *testing.T) {
 func isCode(err error, code string) bool {
 	we, ok := errors.AsType[*wire.Error](err)
 	return ok && we.Code == code
+}
+
+// TestRecordThenReplay records a real gpsd session (gpsfake) and replays
+// the recording with no gpsd running: the same fixes come back.
+func TestRecordThenReplay(t *testing.T) {
+	addr, stop := gpsfake.Start(t, "testdata/track.nmea", 0.005, 0)
+	rec := filepath.Join(t.TempDir(), "gpsd.rec")
+	live := plugintest.New(t, plugintest.Config(map[string]string{"source": "gpsd://" + addr, "record": rec}))
+	pollUntil(t, live, 30*time.Second, func(f fix.Fix) bool { return f.Quality == fix.RTKFixed })
+	stop()
+
+	pt := plugintest.New(t, plugintest.Config(map[string]string{"source": "replay://" + rec + "?speed=0", "stale_after": "1h"}))
+	f := pollUntil(t, pt, 10*time.Second, func(f fix.Fix) bool { return f.Quality == fix.RTKFixed })
+	if !f.HasPosition() || math.Abs(*f.Lat-48.1173) > 1e-5 {
+		t.Fatalf("replayed fix %+v", f)
+	}
+	if st, err := plugintest.CallAs[fix.Status](pt, "gnss.status", StatusIn{}); err != nil || st.Bad != 0 || st.Fixes == 0 {
+		t.Fatalf("replay status %+v, %v", st, err)
+	}
+	bad := plugintest.New(t, plugintest.Config(map[string]string{"source": "replay://" + trackFile(t)}))
+	if _, err := bad.Poll("gnss.fix"); err == nil {
+		t.Fatal("a plain NMEA log replayed as a recording gave a fix")
+	}
+	var st fix.Status
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && st.LastError == ""; time.Sleep(20 * time.Millisecond) {
+		st, _ = plugintest.CallAs[fix.Status](bad, "gnss.status", StatusIn{})
+	}
+	if !strings.Contains(st.LastError, "not a depai recording") {
+		t.Fatalf("status %+v", st)
+	}
 }

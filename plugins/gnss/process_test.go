@@ -49,7 +49,7 @@ func TestProcessPlugin(t *testing.T) {
 	defer h.Close(context.Background())
 	_, err = h.Load(context.Background(), host.PluginSpec{
 		Name: "gnss", Path: res.Path, Kind: host.KindProcess,
-		Grants: wire.Capabilities{Config: []string{"source", "stale_after", "track_len"}, Emit: []string{Topic}},
+		Grants: wire.Capabilities{Config: []string{"source", "stale_after", "track_len", "record"}, Emit: []string{Topic}},
 		Config: map[string]string{"source": "file://" + trackFile(t) + "?speed=0", "stale_after": "1h"},
 	})
 	if err != nil {

@@ -237,12 +237,15 @@ func FromTPV(v *gpsd.TPV, gst *gpsd.GST, usedSats int, now time.Time) (f Fix, ok
 		return Fix{}, false, nil
 	}
 	f = Fix{Received: now, Satellites: usedSats}
-	ts, terr := time.Parse(time.RFC3339Nano, v.Time)
-	if terr != nil {
-		if v.Mode >= 2 {
-			return Fix{}, false, fmt.Errorf("gpsd TPV with a position but time %q: %w", v.Time, terr)
+	// gpsd reports a position before the receiver's date is known (a GGA
+	// without an RMC yet) with no time at all; that fix is dated by its
+	// arrival. A time that is there but does not parse is refused.
+	ts := now.UTC()
+	if v.Time != "" {
+		var terr error
+		if ts, terr = time.Parse(time.RFC3339Nano, v.Time); terr != nil {
+			return Fix{}, false, fmt.Errorf("gpsd TPV time %q: %w", v.Time, terr)
 		}
-		ts = now.UTC()
 	}
 	f.Time = ts
 	switch {

@@ -140,6 +140,9 @@ func TestFromTPV(t *testing.T) {
 	if _, ok, err := FromTPV(&gpsd.TPV{Mode: 3, Time: tm, Lat: f64(98), Lon: f64(11)}, nil, 0, now); ok || err == nil {
 		t.Error("a latitude of 98 was accepted")
 	}
+	if f, ok, err := FromTPV(&gpsd.TPV{Mode: 3, Lat: f64(48), Lon: f64(11)}, nil, 0, now); !ok || err != nil || !f.Time.Equal(now.UTC()) {
+		t.Errorf("a TPV with a position and no time: %+v, %v, %v; want dated by arrival", f, ok, err)
+	}
 	if _, ok, err := FromTPV(&gpsd.TPV{Mode: 3, Time: tm}, nil, 0, now); ok || err != nil {
 		t.Errorf("a TPV with only error estimates: ok %v err %v; want ignored", ok, err)
 	}
