@@ -14,7 +14,10 @@
 // default 2), position ("lat,lon,alt" of the rover: GGA upload and the
 // distance to the base), sink (tcp://host:port or file:///path),
 // idle_timeout (a Go duration, default 15s: a caster silent that long is
-// dropped), response_timeout (default 10s: the wait for the caster's answer). The password is the secret
+// dropped), response_timeout (default 10s: the wait for the caster's answer),
+// record (a file path: the caster's bytes are recorded there with
+// timestamps, plugins/internal/recording), replay (replay:///path?speed=1: a
+// recording replaces the caster, and repeats when it ends). The password is the secret
 // ntrip_password.
 //
 // The session starts on the first call the host makes (today's SDK has no
@@ -24,22 +27,25 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/depai/depai/plugins/internal/backoff"
+	"github.com/depai/depai/plugins/internal/recording"
 	"github.com/depai/depai/plugins/ntrip/internal/ntrip"
 	"github.com/depai/depai/plugins/ntrip/internal/session"
 	"github.com/depai/depai/sdk"
 	"github.com/depai/depai/sdk/wire"
 )
 
-var configKeys = []string{"caster", "mount", "user", "version", "position", "sink", "idle_timeout", "response_timeout"}
+var configKeys = []string{"caster", "mount", "user", "version", "position", "sink", "idle_timeout", "response_timeout", "record", "replay"}
 
 const secretPassword = "ntrip_password"
 
@@ -55,9 +61,11 @@ func main() { sdk.Main() }
 // settings is the plugin's config, comparable so a change restarts the
 // session.
 type settings struct {
-	ntrip ntrip.Config
-	rover session.Rover
-	sink  string
+	ntrip          ntrip.Config
+	rover          session.Rover
+	sink           string
+	record, replay string
+	speed          float64
 }
 
 func config(ctx context.Context) (settings, error) {
@@ -79,8 +87,22 @@ func config(ctx context.Context) (settings, error) {
 	bad := func(key, msg string) error {
 		return sdk.Errorf(wire.CodeInvalidArgument, "ntrip config %s %q: %s", key, vals[key], msg)
 	}
-	s := settings{ntrip: ntrip.Config{Addr: vals["caster"], Mount: strings.TrimPrefix(vals["mount"], "/"), User: vals["user"], Password: pw}, sink: vals["sink"]}
-	if _, _, err := net.SplitHostPort(s.ntrip.Addr); err != nil {
+	s := settings{ntrip: ntrip.Config{Addr: vals["caster"], Mount: strings.TrimPrefix(vals["mount"], "/"), User: vals["user"], Password: pw}, sink: vals["sink"], record: vals["record"]}
+	if v, ok := vals["replay"]; ok {
+		u, err := url.Parse(v)
+		if err != nil || u.Scheme != "replay" || u.Path == "" {
+			return s, bad("replay", "want replay:///path/to/recording?speed=1")
+		}
+		s.replay, s.speed = u.Path, 1
+		if sp := u.Query().Get("speed"); sp != "" {
+			if s.speed, err = strconv.ParseFloat(sp, 64); err != nil || s.speed < 0 {
+				return s, bad("replay", "speed: want a number ≥ 0 (0: as fast as read)")
+			}
+		}
+		if s.ntrip.Addr == "" {
+			s.ntrip.Addr = "replay"
+		}
+	} else if _, _, err := net.SplitHostPort(s.ntrip.Addr); err != nil {
 		return s, bad("caster", "want host:port")
 	}
 	if v, ok := vals["version"]; ok {
@@ -157,19 +179,63 @@ func ensure(ctx context.Context) (*session.State, settings, error) {
 			return nil, cfg, sdk.Errorf(wire.CodeUnavailable, "ntrip: %v", err)
 		}
 	}
+	scfg := session.Config{NTRIP: cfg.ntrip, Rover: cfg.rover, Backoff: backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}}
+	if cfg.replay != "" {
+		scfg.Open = func(ctx context.Context) (io.ReadCloser, error) { return openReplay(ctx, cfg.replay, cfg.speed) }
+		scfg.Backoff = backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}
+	}
+	var recFile *os.File
+	if cfg.record != "" {
+		if recFile, err = os.OpenFile(cfg.record, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err == nil {
+			scfg.Record, err = recording.NewWriter(recFile, recording.Meta{Protocol: "rtcm3", Source: cfg.ntrip.Addr + "/" + cfg.ntrip.Mount, Started: time.Now()})
+		}
+		if err != nil {
+			if recFile != nil {
+				recFile.Close()
+			}
+			if sink != nil {
+				sink.Close()
+			}
+			return nil, cfg, sdk.Errorf(wire.CodeInvalidArgument, "ntrip config record %q: %v", cfg.record, err)
+		}
+	}
+	if sink != nil {
+		scfg.Sink = sink
+	}
 	st := session.NewState(cfg.ntrip.Addr, cfg.ntrip.Mount, cfg.sink, cfg.rover)
 	// The session outlives the call that started it.
 	rctx, cancel := context.WithCancel(context.Background())
 	sessions.cfg, sessions.state, sessions.cancel = cfg, st, cancel
 	go func() {
-		scfg := session.Config{NTRIP: cfg.ntrip, Rover: cfg.rover, Backoff: backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}}
 		if sink != nil {
-			scfg.Sink = sink
 			defer sink.Close()
+		}
+		if recFile != nil {
+			defer recFile.Close()
 		}
 		session.Run(rctx, scfg, st)
 	}()
 	return st, cfg, nil
+}
+
+// openReplay opens a recording of a caster's bytes as the session's source.
+func openReplay(ctx context.Context, path string, speed float64) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	meta, chunks, err := recording.Open(f)
+	if err == nil && meta.Protocol != "rtcm3" {
+		err = fmt.Errorf("recording %s is of protocol %q; want rtcm3", path, meta.Protocol)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{recording.Play(ctx, chunks, speed), f}, nil
 }
 
 // StatusIn is ntrip.status's input (none).

@@ -170,3 +170,26 @@ func TestBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordThenReplay records str2str's stream (inside unshare -n) and
+// replays the recording with no caster: the same message types are
+// counted again.
+func TestRecordThenReplay(t *testing.T) {
+	if !casttest.InNetns(t) {
+		return
+	}
+	c := casttest.Start(t, "user", "pw", "GEOD01")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go feed(ctx, c.Input, corrections(t, false))
+	rec := filepath.Join(t.TempDir(), "caster.rec")
+	live := plugintest.New(t, plugintest.Config(map[string]string{"caster": c.Addr, "mount": "GEOD01", "user": "user", "version": "1", "record": rec}), plugintest.Secrets(map[string]string{secretPassword: "pw"}))
+	waitStatus(t, live, func(s session.Status) bool { return s.ByType["1005"] >= 3 })
+	cancel()
+
+	pt := plugintest.New(t, plugintest.Config(map[string]string{"replay": "replay://" + rec + "?speed=0"}))
+	st := waitStatus(t, pt, func(s session.Status) bool { return s.ByType["1005"] >= 3 && s.ByType["1124"] >= 3 })
+	if st.Bad != 0 || st.Station == nil || st.Station.ID != 2003 {
+		t.Fatalf("replayed status %+v", st)
+	}
+}

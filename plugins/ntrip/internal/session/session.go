@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/depai/depai/plugins/internal/backoff"
+	"github.com/depai/depai/plugins/internal/recording"
 	"github.com/depai/depai/plugins/ntrip/internal/ntrip"
 	"github.com/depai/depai/plugins/ntrip/internal/rtcm"
 )
@@ -185,6 +186,11 @@ type Config struct {
 	// Backoff paces reconnects; a 401 waits the maximum at once, since
 	// retrying a refused password quickly only gets the account locked.
 	Backoff backoff.Backoff
+	// Open, if set, replaces the caster as the byte source (a replayed
+	// recording); each time its stream ends it is opened again.
+	Open func(ctx context.Context) (io.ReadCloser, error)
+	// Record, if set, records the source's bytes as they arrive.
+	Record *recording.Writer
 }
 
 // Run keeps the stream up until ctx ends. If cfg.Rover is set, its GGA is
@@ -192,11 +198,7 @@ type Config struct {
 func Run(ctx context.Context, cfg Config, st *State) {
 	b := cfg.Backoff
 	for ctx.Err() == nil {
-		nc := cfg.NTRIP
-		if cfg.Rover.Set {
-			nc.GGA = GGA(cfg.Rover, time.Now())
-		}
-		s, err := ntrip.Connect(ctx, nc)
+		s, err := open(ctx, cfg)
 		if err != nil {
 			st.linkLost(err, time.Now())
 			wait := b.Next()
@@ -209,9 +211,12 @@ func Run(ctx context.Context, cfg Config, st *State) {
 			continue
 		}
 		stop := context.AfterFunc(ctx, func() { s.Close() })
-		n, _ := s.GGASent()
-		st.connected(n)
-		err = pump(s, cfg.Sink, st, &b)
+		st.connected(ggaSent(s))
+		var in io.Reader = s
+		if cfg.Record != nil {
+			in = recording.Tee(s, cfg.Record, time.Now)
+		}
+		err = pump(in, s, cfg.Sink, st, &b)
 		stop()
 		s.Close()
 		if ctx.Err() != nil {
@@ -224,9 +229,29 @@ func Run(ctx context.Context, cfg Config, st *State) {
 	}
 }
 
-// pump frames the stream into st and the sink until it fails.
-func pump(s *ntrip.Stream, sink io.Writer, st *State, b *backoff.Backoff) error {
-	r := countingReader{r: s, st: st}
+func open(ctx context.Context, cfg Config) (io.ReadCloser, error) {
+	if cfg.Open != nil {
+		return cfg.Open(ctx)
+	}
+	nc := cfg.NTRIP
+	if cfg.Rover.Set {
+		nc.GGA = GGA(cfg.Rover, time.Now())
+	}
+	return ntrip.Connect(ctx, nc)
+}
+
+func ggaSent(s io.Reader) int {
+	if ns, ok := s.(*ntrip.Stream); ok {
+		n, _ := ns.GGASent()
+		return n
+	}
+	return 0
+}
+
+// pump frames in (src, perhaps recorded) into st and the sink until it
+// fails.
+func pump(in io.Reader, src io.Reader, sink io.Writer, st *State, b *backoff.Backoff) error {
+	r := countingReader{r: in, st: st}
 	for f, err := range rtcm.Frames(&r) {
 		if err != nil && rtcm.KindOf(err) == "" {
 			return err
@@ -240,7 +265,7 @@ func pump(s *ntrip.Stream, sink io.Writer, st *State, b *backoff.Backoff) error 
 			n, werr := sink.Write(f.Raw)
 			st.sunk(n, werr)
 		}
-		if n, gerr := s.GGASent(); gerr == nil {
+		if n := ggaSent(src); n > 0 {
 			st.mu.Lock()
 			st.st.GGASent = n
 			st.mu.Unlock()
