@@ -1,4 +1,4 @@
-// Command mqtt is the depai plugin for MQTT telemetry (3.1.1): it
+// Command mqtt is the depai plugin for MQTT telemetry (3.1.1 and 5): it
 // subscribes to configured topic filters (wildcards + and #), maps each
 // JSON payload's fields to readings with units, follows Sparkplug B births
 // and deaths (devices online/offline), and publishes commands only through
@@ -13,7 +13,8 @@
 // Config (granted keys): broker (tcp://host:port), client_id, user,
 // subscriptions (a JSON array of {filter, qos, fields:[{name, path, unit,
 // optional}]}), publish_topics (comma-separated filters mqtt.publish may
-// publish to; none: it publishes nowhere). The password is the secret
+// publish to; none: it publishes nowhere), version (3.1.1, the default, or
+// 5). The password is the secret
 // mqtt_password.
 //
 // The client starts on the first call the host makes (today's SDK has no
@@ -34,7 +35,7 @@ import (
 	"github.com/depai/depai/sdk/wire"
 )
 
-var configKeys = []string{"broker", "client_id", "user", "subscriptions", "publish_topics"}
+var configKeys = []string{"broker", "client_id", "user", "subscriptions", "publish_topics", "version"}
 
 const secretPassword = "mqtt_password"
 
@@ -53,6 +54,7 @@ func main() { sdk.Main() }
 type settings struct {
 	broker, clientID, user, password string
 	subscriptions, publishTopics     string
+	version                          int
 }
 
 func config(ctx context.Context) (settings, []telemetry.Subscription, []string, error) {
@@ -72,6 +74,14 @@ func config(ctx context.Context) (settings, []telemetry.Subscription, []string, 
 		return settings{}, nil, nil, err
 	}
 	s := settings{broker: vals["broker"], clientID: vals["client_id"], user: vals["user"], password: pw, subscriptions: vals["subscriptions"], publishTopics: vals["publish_topics"]}
+	switch vals["version"] {
+	case "", "3.1.1", "4":
+		s.version = 4
+	case "5":
+		s.version = 5
+	default:
+		return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config version %q: want 3.1.1 or 5", vals["version"])
+	}
 	if s.broker == "" {
 		return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config broker: empty; want tcp://host:port")
 	}
@@ -117,7 +127,7 @@ func ensure(ctx context.Context) (*telemetry.State, *link.Client, []string, erro
 		clients.client.Close()
 	}
 	st := telemetry.NewState(cfg.broker, subs)
-	c, err := link.Start(link.Config{Broker: cfg.broker, ClientID: cfg.clientID, User: cfg.user, Password: cfg.password, Subs: subs}, st)
+	c, err := link.Start(link.Config{Broker: cfg.broker, ClientID: cfg.clientID, User: cfg.user, Password: cfg.password, Subs: subs, Version: cfg.version}, st)
 	if err != nil {
 		clients.state, clients.client = nil, nil
 		return nil, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "%v", err)

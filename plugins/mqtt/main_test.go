@@ -111,12 +111,13 @@ func TestPluginNeedsActuatorGrant(t *testing.T) {
 	}
 }
 
-// TestPluginAgainstMochi: the embedded broker, and a bad config refused.
+// TestPluginAgainstMochi: the embedded broker over MQTT 5, and a bad config
+// refused.
 func TestPluginAgainstMochi(t *testing.T) {
 	broker := brokertest.Mochi(t)
 	p := publisher(t, broker)
 	pub(t, p, "robots/m1/telemetry", `{"battery":{"voltage":25},"speed":2}`)
-	pt := plugintest.New(t, plugintest.Config(map[string]string{"broker": broker, "subscriptions": subsJSON}))
+	pt := plugintest.New(t, plugintest.Config(map[string]string{"broker": broker, "subscriptions": subsJSON, "version": "5", "publish_topics": "robots/+/cmd"}))
 	var tel Telemetry
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && len(tel.Readings) < 2; time.Sleep(20 * time.Millisecond) {
 		var err error
@@ -127,8 +128,27 @@ func TestPluginAgainstMochi(t *testing.T) {
 	if len(tel.Readings) != 2 || tel.Readings[0].Value != 25 {
 		t.Fatalf("readings %+v", tel.Readings)
 	}
-	bad := plugintest.New(t, plugintest.Config(map[string]string{"broker": broker, "subscriptions": `[{"filter":"a/#/b"}]`}))
-	if _, err := bad.Call("mqtt.status", StatusIn{}); err == nil {
-		t.Fatal("a bad filter was accepted")
+	got := make(chan string, 1)
+	p.Subscribe("robots/m1/cmd", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }).WaitTimeout(5 * time.Second)
+	if _, err := pt.Call("mqtt.publish", PublishIn{Topic: "robots/m1/cmd", Payload: json.RawMessage(`{"stop":true}`), QoS: 2}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != `{"stop":true}` {
+			t.Fatalf("subscriber got %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the MQTT 5 publish never arrived")
+	}
+	for _, cfg := range []map[string]string{
+		{"broker": broker, "subscriptions": `[{"filter":"a/#/b"}]`},
+		{"broker": broker, "subscriptions": subsJSON, "version": "3"},
+		{"broker": "udp://x:1", "subscriptions": subsJSON},
+	} {
+		bad := plugintest.New(t, plugintest.Config(cfg))
+		if _, err := bad.Call("mqtt.status", StatusIn{}); err == nil {
+			t.Errorf("config %v accepted", cfg)
+		}
 	}
 }

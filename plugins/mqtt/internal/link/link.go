@@ -1,8 +1,9 @@
-// Package link is the mqtt plugin's broker connection, MQTT 3.1.1 through
-// github.com/eclipse/paho.mqtt.golang: it connects (retrying while the
-// broker is down), subscribes to the configured filters on every connect
-// (a reconnect after the broker restarted resubscribes), hands each message
-// to a telemetry.State, and publishes.
+// Package link is the mqtt plugin's broker connection — MQTT 3.1.1 through
+// github.com/eclipse/paho.mqtt.golang, MQTT 5 through
+// github.com/eclipse/paho.golang's autopaho: it connects (retrying while
+// the broker is down), subscribes to the configured filters on every
+// connect (a reconnect after the broker restarted resubscribes), hands each
+// message to a telemetry.State, and publishes.
 package link
 
 import (
@@ -41,11 +42,19 @@ type Config struct {
 	// KeepAlive is the MQTT keepalive (default 30 s): how soon a silent
 	// broker is noticed.
 	KeepAlive time.Duration
+	// Version is 4 (MQTT 3.1.1, the default) or 5.
+	Version int
 }
 
 // Client is a running connection.
 type Client struct {
-	c paho.Client
+	c conn
+}
+
+// conn is one protocol version's client.
+type conn interface {
+	publish(ctx context.Context, topic string, payload []byte, qos byte, retained bool) error
+	close()
 }
 
 // Start begins connecting and returns at once; st.Status says when the
@@ -65,6 +74,31 @@ func Start(cfg Config, st *telemetry.State) (*Client, error) {
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 30 * time.Second
 	}
+	switch cfg.Version {
+	case 0, 4:
+		return &Client{c: startV3(cfg, st)}, nil
+	case 5:
+		c, err := startV5(cfg, st)
+		if err != nil {
+			return nil, err
+		}
+		return &Client{c: c}, nil
+	}
+	return nil, fmt.Errorf("mqtt: protocol version %d; want 4 (3.1.1) or 5", cfg.Version)
+}
+
+// Publish sends one message and waits for the broker's acknowledgement
+// (QoS 1 and 2) or until ctx ends.
+func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos byte, retained bool) error {
+	return c.c.publish(ctx, topic, payload, qos, retained)
+}
+
+// Close disconnects, letting in-flight work finish for up to 250 ms.
+func (c *Client) Close() { c.c.close() }
+
+type v3 struct{ c paho.Client }
+
+func startV3(cfg Config, st *telemetry.State) *v3 {
 	o := paho.NewClientOptions().AddBroker(cfg.Broker).SetClientID(cfg.ClientID).
 		SetUsername(cfg.User).SetPassword(cfg.Password).
 		SetProtocolVersion(4). // MQTT 3.1.1
@@ -101,15 +135,13 @@ func Start(cfg Config, st *telemetry.State) (*Client, error) {
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) { st.LinkLost(err, time.Now()) })
 	c := paho.NewClient(o)
 	c.Connect() // with ConnectRetry, completes when the broker is reached
-	return &Client{c: c}, nil
+	return &v3{c: c}
 }
 
 // ErrNotConnected is a publish while the broker is unreachable.
 var ErrNotConnected = errors.New("mqtt: not connected to the broker")
 
-// Publish sends one message and waits for the broker's acknowledgement
-// (QoS 1 and 2) or until ctx ends.
-func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos byte, retained bool) error {
+func (c *v3) publish(ctx context.Context, topic string, payload []byte, qos byte, retained bool) error {
 	if !c.c.IsConnectionOpen() {
 		return ErrNotConnected
 	}
@@ -125,5 +157,4 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos 
 	}
 }
 
-// Close disconnects, letting in-flight work finish for up to 250 ms.
-func (c *Client) Close() { c.c.Disconnect(250) }
+func (c *v3) close() { c.c.Disconnect(250) }

@@ -61,13 +61,19 @@ func reading(st *telemetry.State, topic, name string) (telemetry.Reading, bool) 
 // it offline, and a broker restart is survived with the subscriptions
 // restored.
 func TestMosquitto(t *testing.T) {
+	for _, v := range []int{4, 5} {
+		t.Run(map[int]string{4: "3.1.1", 5: "5"}[v], func(t *testing.T) { testMosquitto(t, v) })
+	}
+}
+
+func testMosquitto(t *testing.T, version int) {
 	port := brokertest.FreePort(t)
 	broker, stop := brokertest.Mosquitto(t, port)
 	p := publisher(t, broker)
 	pub(t, p, "robots/r1/telemetry", true, `{"battery":{"voltage":24.1},"speed":0.5}`)
 
 	st := telemetry.NewState(broker, subs)
-	c, err := link.Start(link.Config{Broker: broker, Subs: subs, MaxReconnect: 300 * time.Millisecond}, st)
+	c, err := link.Start(link.Config{Broker: broker, Subs: subs, MaxReconnect: 300 * time.Millisecond, Version: version}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,13 +130,19 @@ func TestMosquitto(t *testing.T) {
 // TestMochi runs the same subscribe/decode path against the embedded
 // mochi-mqtt broker.
 func TestMochi(t *testing.T) {
+	for _, v := range []int{4, 5} {
+		t.Run(map[int]string{4: "3.1.1", 5: "5"}[v], func(t *testing.T) { testMochi(t, v) })
+	}
+}
+
+func testMochi(t *testing.T, version int) {
 	broker := brokertest.Mochi(t)
 	p := publisher(t, broker)
 	// Retained, so they arrive whenever the subscription lands.
 	pub(t, p, "robots/m1/telemetry", true, `{"battery":{"voltage":25},"speed":2}`)
 	pub(t, p, "robots/m2/telemetry", true, `{"battery":{"voltage":"high"},"speed":2}`)
 	st := telemetry.NewState(broker, subs)
-	c, err := link.Start(link.Config{Broker: broker, Subs: subs}, st)
+	c, err := link.Start(link.Config{Broker: broker, Subs: subs, Version: version}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
