@@ -8,6 +8,7 @@ package brokertest
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -68,7 +69,7 @@ func Mosquitto(t testing.TB, port int) (url string, stop func()) {
 // closed at cleanup, and returns its tcp:// URL.
 func Mochi(t testing.TB) string {
 	t.Helper()
-	s := mochi.New(&mochi.Options{InlineClient: false, Logger: nil})
+	s := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
