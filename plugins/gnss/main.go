@@ -3,15 +3,17 @@
 // heading and satellites, read from gpsd's JSON protocol, from raw NMEA 0183
 // over TCP, or from a replayed NMEA log.
 //
-// It is a process plugin, not WASM: it holds a long-lived TCP connection to
-// gpsd or the receiver and reads it from its own goroutine, and it opens
-// log files from the local file system — both beyond the WASM sandbox. A
+// It is a process plugin, not WASM: it opens the receiver's serial port, or
+// holds a long-lived TCP connection to gpsd or the receiver, and reads it
+// from its own goroutine, and it opens log files from the local file
+// system — all beyond the WASM sandbox. A
 // process plugin is trusted native code with the file system and network
 // of the agent's user; grant it only to a receiver you trust.
 //
 // Config (granted keys):
 //
 //	source       gpsd://127.0.0.1:2947 (default) | nmea+tcp://host:port |
+//	             serial:///dev/ttyUSB0?baud=9600 (8N1; default baud 9600) |
 //	             file:///path/log.nmea?speed=1&loop=true (speed 0: as fast as read) |
 //	             replay:///path/session.rec?speed=1&loop=true (a recording, see record)
 //	record       a file path: the live gpsd or NMEA byte stream is recorded there
@@ -49,6 +51,7 @@ import (
 	"github.com/depai/depai/plugins/internal/recording"
 	"github.com/depai/depai/sdk"
 	"github.com/depai/depai/sdk/wire"
+	"go.bug.st/serial"
 )
 
 // Topic is where quality and link changes are emitted.
@@ -196,6 +199,17 @@ func parseSource(src string, rec *recorder) (func(context.Context, *fix.State), 
 			return nil, bad("want nmea+tcp://host:port")
 		}
 		return func(ctx context.Context, st *fix.State) { readNMEATCP(ctx, st, u.Host, rec.start("nmea", src)) }, nil
+	case "serial":
+		baud := 9600
+		if v := u.Query().Get("baud"); v != "" {
+			if baud, err = strconv.Atoi(v); err != nil || baud < 50 || baud > 4000000 {
+				return nil, bad("baud: want a rate such as 9600 or 115200")
+			}
+		}
+		if u.Path == "" {
+			return nil, bad("want serial:///dev/ttyXXX")
+		}
+		return func(ctx context.Context, st *fix.State) { readSerial(ctx, st, u.Path, baud, rec.start("nmea", src)) }, nil
 	case "replay":
 		speed, loop, err := playback(u)
 		if err != nil {
@@ -209,7 +223,7 @@ func parseSource(src string, rec *recorder) (func(context.Context, *fix.State), 
 		}
 		return func(ctx context.Context, st *fix.State) { replay(ctx, st, u.Path, speed, loop) }, nil
 	}
-	return nil, bad("want a gpsd://, nmea+tcp://, file:// or replay:// URL")
+	return nil, bad("want a gpsd://, nmea+tcp://, serial://, file:// or replay:// URL")
 }
 
 // playback reads a replay URL's path, speed and loop.
@@ -281,6 +295,42 @@ func readNMEATCP(ctx context.Context, st *fix.State, addr string, rec *recording
 			}
 			if ctx.Err() == nil {
 				st.LinkLost(fmt.Errorf("read %s: %w", addr, readErr), time.Now())
+			}
+		}
+		if !backoff.Sleep(ctx, b.Next()) {
+			return
+		}
+	}
+}
+
+// readSerial reads NMEA from a serial port, reopening it (a receiver
+// unplugged and plugged back) with backoff.
+func readSerial(ctx context.Context, st *fix.State, path string, baud int, rec *recording.Writer) {
+	b := backoff.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
+	for ctx.Err() == nil {
+		port, err := serial.Open(path, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
+		if err != nil {
+			st.LinkLost(fmt.Errorf("open %s: %w", path, err), time.Now())
+		} else {
+			// Closing the port is what ends a blocked read.
+			stop := context.AfterFunc(ctx, func() { port.Close() })
+			var in io.Reader = port
+			if rec != nil {
+				in = recording.Tee(port, rec, time.Now)
+			}
+			readErr := errors.New("port closed")
+			for s, err := range nmea.Scan(in) {
+				if err != nil && nmea.KindOf(err) == "" {
+					readErr = err
+					break
+				}
+				b.Reset()
+				st.NMEA(s, err, time.Now())
+			}
+			stop()
+			port.Close()
+			if ctx.Err() == nil {
+				st.LinkLost(fmt.Errorf("read %s: %w", path, readErr), time.Now())
 			}
 		}
 		if !backoff.Sleep(ctx, b.Next()) {
