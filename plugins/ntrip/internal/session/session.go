@@ -63,6 +63,7 @@ type State struct {
 	rover    Rover
 	winStart time.Time
 	winBytes int64
+	lastRate float64 // bytes/s over the previous window
 }
 
 // NewState returns the state of a session with cfg.
@@ -80,8 +81,12 @@ func (s *State) Status(now time.Time) Status {
 		a := now.Sub(*st.LastFrameAt).Seconds()
 		st.Age = &a
 	}
-	if el := now.Sub(s.winStart).Seconds(); el > 0 && !s.winStart.IsZero() {
+	// The current window, once it is long enough to mean something;
+	// before that, the window before it.
+	if el := now.Sub(s.winStart).Seconds(); el >= 1 && !s.winStart.IsZero() {
 		st.BytesPerSec = float64(s.st.Bytes-s.winBytes) / el
+	} else {
+		st.BytesPerSec = s.lastRate
 	}
 	return st
 }
@@ -100,7 +105,10 @@ func clone(m map[string]int) map[string]int {
 func (s *State) bytes(n int, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.winStart.IsZero() || now.Sub(s.winStart) > 10*time.Second {
+	if el := now.Sub(s.winStart); s.winStart.IsZero() || el > 10*time.Second {
+		if !s.winStart.IsZero() {
+			s.lastRate = float64(s.st.Bytes-s.winBytes) / el.Seconds()
+		}
 		s.winStart, s.winBytes = now, s.st.Bytes
 	}
 	s.st.Bytes += int64(n)
