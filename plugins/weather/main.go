@@ -115,12 +115,15 @@ type cached struct {
 // init() with no per-instance hook, so the process (or WASM instance)
 // holds them here; the lock guards them and is not held during fetches.
 var feed = struct {
-	mu        sync.Mutex
-	cache     map[string]cached
-	lastCall  time.Time
-	holdUntil time.Time
-	st        Status
-}{cache: map[string]cached{}}
+	mu    sync.Mutex
+	cache map[string]cached
+	// limits are per upstream (base_url): one API's 429 does not hold
+	// back another.
+	limits map[string]*limit
+	st     Status
+}{cache: map[string]cached{}, limits: map[string]*limit{}}
+
+type limit struct{ lastCall, holdUntil time.Time }
 
 type settings struct {
 	base     *url.URL
@@ -200,7 +203,12 @@ func get(ctx context.Context, kind string, p Place) ([]byte, time.Time, bool, er
 		feed.mu.Unlock()
 		return c.body, c.fetched, false, nil
 	}
-	if now.Before(feed.holdUntil) || (!feed.lastCall.IsZero() && now.Sub(feed.lastCall) < cfg.gap) {
+	lim := feed.limits[cfg.base.String()]
+	if lim == nil {
+		lim = &limit{}
+		feed.limits[cfg.base.String()] = lim
+	}
+	if now.Before(lim.holdUntil) || (!lim.lastCall.IsZero() && now.Sub(lim.lastCall) < cfg.gap) {
 		feed.st.Limited++
 		feed.mu.Unlock()
 		if have {
@@ -208,7 +216,7 @@ func get(ctx context.Context, kind string, p Place) ([]byte, time.Time, bool, er
 		}
 		return nil, time.Time{}, false, &wire.Error{Code: wire.CodeUnavailable, Message: "weather: rate limited (min_interval or the API's Retry-After); try again shortly", Retryable: true}
 	}
-	feed.lastCall = now
+	lim.lastCall = now
 	feed.st.Calls++
 	feed.mu.Unlock()
 
@@ -237,7 +245,7 @@ func get(ctx context.Context, kind string, p Place) ([]byte, time.Time, bool, er
 		feed.st.BadByKind[kindErr]++
 		feed.st.LastError = err.Error()
 		if kindErr == "http_429" {
-			feed.holdUntil = now.Add(retryAfter(resp.Header))
+			lim.holdUntil = now.Add(retryAfter(resp.Header))
 		}
 		if have {
 			return c.body, c.fetched, true, nil

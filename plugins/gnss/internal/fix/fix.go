@@ -238,9 +238,10 @@ func FromTPV(v *gpsd.TPV, gst *gpsd.GST, usedSats int, now time.Time) (f Fix, ok
 	}
 	f = Fix{Received: now, Satellites: usedSats}
 	// gpsd reports a position before the receiver's date is known (a GGA
-	// without an RMC yet) with no time at all; that fix is dated by its
-	// arrival. A time that is there but does not parse is refused.
-	ts := now.UTC()
+	// without an RMC yet) with no time at all; such a fix has a zero Time
+	// and State decides how to date it. A time that is there but does not
+	// parse is refused.
+	var ts time.Time
 	if v.Time != "" {
 		var terr error
 		if ts, terr = time.Parse(time.RFC3339Nano, v.Time); terr != nil {
@@ -265,6 +266,9 @@ func FromTPV(v *gpsd.TPV, gst *gpsd.GST, usedSats int, now time.Time) (f Fix, ok
 		f.Quality = Fix3D
 	}
 	if f.Quality == None {
+		if ts.IsZero() {
+			f.Time = now.UTC()
+		}
 		return f, true, nil
 	}
 	if math.Abs(*v.Lat) > 90 || math.Abs(*v.Lon) > 180 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,10 +141,32 @@ func TestFromTPV(t *testing.T) {
 	if _, ok, err := FromTPV(&gpsd.TPV{Mode: 3, Time: tm, Lat: f64(98), Lon: f64(11)}, nil, 0, now); ok || err == nil {
 		t.Error("a latitude of 98 was accepted")
 	}
-	if f, ok, err := FromTPV(&gpsd.TPV{Mode: 3, Lat: f64(48), Lon: f64(11)}, nil, 0, now); !ok || err != nil || !f.Time.Equal(now.UTC()) {
-		t.Errorf("a TPV with a position and no time: %+v, %v, %v; want dated by arrival", f, ok, err)
+	if f, ok, err := FromTPV(&gpsd.TPV{Mode: 3, Lat: f64(48), Lon: f64(11)}, nil, 0, now); !ok || err != nil || !f.Time.IsZero() {
+		t.Errorf("a TPV with a position and no time: %+v, %v, %v; want a fix with a zero time", f, ok, err)
 	}
 	if _, ok, err := FromTPV(&gpsd.TPV{Mode: 3, Time: tm}, nil, 0, now); ok || err != nil {
 		t.Errorf("a TPV with only error estimates: ok %v err %v; want ignored", ok, err)
+	}
+}
+
+// TestUndatedTPV: gpsd's undated TPVs are dated by arrival until a dated
+// one came, and ignored after, so the track stays in receiver time order.
+func TestUndatedTPV(t *testing.T) {
+	f64 := func(x float64) *float64 { return &x }
+	s := NewState("gpsd", 10)
+	now := time.Date(2026, 12, 1, 17, 0, 0, 0, time.UTC)
+	tpv := func(tm string) gpsd.Report {
+		return gpsd.Report{Class: "TPV", TPV: &gpsd.TPV{Mode: 3, Status: 3, Time: tm, Lat: f64(48), Lon: f64(11)}}
+	}
+	s.GPSD(tpv(""), nil, now)
+	s.GPSD(tpv("2026-12-01T12:00:01Z"), nil, now)
+	s.GPSD(tpv(""), nil, now)
+	s.GPSD(tpv("2026-12-01T12:00:02Z"), nil, now)
+	var times []string
+	for _, f := range s.Track(10) {
+		times = append(times, f.Time.Format("15:04:05"))
+	}
+	if got := strings.Join(times, " "); got != "17:00:00 12:00:01 12:00:02" || s.Status().Bad != 0 {
+		t.Fatalf("track times %q, status %+v", got, s.Status())
 	}
 }

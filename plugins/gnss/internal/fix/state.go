@@ -30,14 +30,15 @@ type Status struct {
 // read it. Its one lock guards everything and is never held while calling
 // out.
 type State struct {
-	mu      sync.Mutex
-	tracker Tracker
-	status  Status
-	track   []Fix // ring of the newest fixes
-	next    int
-	full    bool
-	gst     *gpsd.GST
-	sky     *gpsd.SKY
+	mu       sync.Mutex
+	tracker  Tracker
+	status   Status
+	track    []Fix // ring of the newest fixes
+	next     int
+	full     bool
+	gst      *gpsd.GST
+	sky      *gpsd.SKY
+	timedTPV bool // this link has sent a dated TPV
 }
 
 // NewState returns the state of a receiver at source keeping the newest
@@ -99,7 +100,16 @@ func (s *State) GPSD(r gpsd.Report, err error, now time.Time) {
 		switch f, ok, err := FromTPV(r.TPV, s.gst, used, now); {
 		case err != nil:
 			s.refuse("tpv", err, now)
-		case ok:
+		case !ok:
+		case f.Time.IsZero() && s.timedTPV:
+			// Undated while dated fixes come: the dated one of this
+			// epoch follows; mixing arrival and receiver times would
+			// disorder the track.
+		case f.Time.IsZero():
+			f.Time = now.UTC() // a receiver that never gives gpsd a date
+			s.add(f)
+		default:
+			s.timedTPV = true
 			s.add(f)
 		}
 	case "SKY":
@@ -143,6 +153,7 @@ func (s *State) linkLost(err error, now time.Time) {
 	}
 	s.status.Connected = false
 	s.tracker = Tracker{} // what the next link says starts afresh
+	s.timedTPV = false
 	s.status.LastError, s.status.LastErrorAt = err.Error(), ptrTime(now)
 	if s.status.Quality != None {
 		s.add(Fix{Time: now.UTC(), Quality: None, Received: now})
