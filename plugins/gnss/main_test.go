@@ -53,7 +53,7 @@ func pollUntil(t *testing.T, pt *plugintest.Plugin, within time.Duration, ok fun
 func TestGPSD(t *testing.T) {
 	addr, _ := gpsfake.Start(t, "testdata/track.nmea", 0.005, 0)
 	pt := plugintest.New(t, plugintest.Config(map[string]string{"source": "gpsd://" + addr}))
-	f := pollUntil(t, pt, 30*time.Second, func(f fix.Fix) bool { return f.Quality == fix.RTKFixed })
+	f := pollUntil(t, pt, 30*time.Second, func(f fix.Fix) bool { return f.Quality == fix.RTKFixed && f.Satellites > 0 })
 	if !f.HasPosition() || math.Abs(*f.Lat-48.1173) > 1e-5 || f.Speed == nil || math.Abs(*f.Speed-1) > 0.01 || f.Heading == nil || *f.Heading != 90 || f.Accuracy == nil {
 		t.Fatalf("RTK fixed reading = %+v", f)
 	}
@@ -62,7 +62,8 @@ func TestGPSD(t *testing.T) {
 		t.Fatalf("position = %+v, %v", pos, err)
 	}
 	st, err := plugintest.CallAs[fix.Status](pt, "gnss.status", StatusIn{})
-	if err != nil || !st.Connected || st.Good == 0 || st.Fixes == 0 || st.Bad != 0 {
+	// gpsd's SKY (from the log's GSV and GSA) gives satellites in view and used.
+	if err != nil || !st.Connected || st.Good == 0 || st.Fixes == 0 || st.Bad != 0 || st.Visible != 8 || f.Satellites != 8 {
 		t.Fatalf("status = %+v, %v", st, err)
 	}
 	var tr TrackOut

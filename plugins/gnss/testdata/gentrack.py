@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes track.nmea: 60 one-second epochs of a receiver moving east at 1 m/s
 (2 knots ~ 1 m/s) whose fix improves none -> GPS -> DGPS -> RTK float -> RTK
-fixed, with GGA, RMC, GSA, GST and VTG, correct checksums, and four bad lines
+fixed, with GGA, RMC, GSA, GSV (8 satellites, so gpsd reports SKY), GST and
+VTG, correct checksums, and four bad lines
 the plugin must count and never believe. Run it from this directory."""
 import math
 
@@ -33,6 +34,8 @@ for i in range(60):
     out.append(f("GNGGA,%s,%s,N,%s,E,%d,12,0.7,545.4,M,46.9,M,%s" % (t, la, lo, q, age)))
     out.append(f("GNRMC,%s,A,%s,N,%s,E,1.944,90.0,011226,,,%s" % (t, la, lo, mode)))
     out.append(f("GNGSA,A,3,04,05,09,12,24,25,29,31,,,,,1.2,0.7,1.0"))
+    out.append(f("GPGSV,2,1,08,04,45,120,42,05,30,060,40,09,60,200,45,12,20,300,38"))
+    out.append(f("GPGSV,2,2,08,24,50,150,44,25,15,030,35,29,70,250,47,31,25,330,39"))
     out.append(f("GNGST,%s,%.3f,%.3f,%.3f,0.0,%.3f,%.3f,%.3f" % (t, sigma, sigma, sigma, sigma * 0.8, sigma * 0.6, sigma * 1.5)))
     out.append(f("GNVTG,90.0,T,,M,1.944,N,3.600,K,%s" % mode))
     if i == 20:  # bad checksum on an RTK fixed GGA one degree north: must not be believed

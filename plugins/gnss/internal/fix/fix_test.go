@@ -27,8 +27,8 @@ func TestTrackFile(t *testing.T) {
 		s.NMEA(sen, err, now)
 	}
 	st := s.Status()
-	if st.Bad != 4 || st.BadByKind["checksum"] != 3 || st.BadByKind["format"] != 1 || st.Fixes != 60 || st.Good != 60*5-5*2 {
-		t.Fatalf("status = %+v; want 4 bad (3 checksum, 1 format), 60 fixes, 290 good", st)
+	if st.Bad != 4 || st.BadByKind["checksum"] != 3 || st.BadByKind["format"] != 1 || st.Fixes != 60 || st.Good != 60*5-5*2 || st.Ignored != 55*2 {
+		t.Fatalf("status = %+v; want 4 bad (3 checksum, 1 format), 60 fixes, 290 good, 110 GSV ignored", st)
 	}
 	track := s.Track(1000)
 	if len(track) != 60 {
