@@ -1,11 +1,12 @@
 package telemetry
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/depai/depai/plugins/internal/jsonmap"
 )
 
 // Device is a Sparkplug node or device's state.
@@ -71,9 +72,9 @@ func (s *State) Message(topic string, payload []byte, retained bool, now time.Ti
 		if s.st.BadByKind == nil {
 			s.st.BadByKind = map[string]int{}
 		}
-		kind := "other"
-		if e, ok := errors.AsType[*Error](err); ok {
-			kind = string(e.Kind)
+		kind := string(jsonmap.KindOf(err))
+		if kind == "" {
+			kind = "other"
 		}
 		s.st.BadByKind[kind]++
 		s.st.LastError, s.st.LastErrorAt = err.Error(), &now

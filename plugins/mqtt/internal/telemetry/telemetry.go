@@ -7,23 +7,17 @@
 package telemetry
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/depai/depai/plugins/internal/jsonmap"
 )
 
 // Field maps one JSON value of a payload to a reading.
-type Field struct {
-	Name string `json:"name"` // the reading's name, e.g. battery_voltage
-	Path string `json:"path"` // dot-separated path into the payload, e.g. battery.voltage; "" for a bare number payload
-	Unit string `json:"unit,omitempty"`
-	// Optional fields missing from a payload are not an error.
-	Optional bool `json:"optional,omitempty"`
-}
+type Field = jsonmap.Field
 
 // Subscription is a topic filter (MQTT wildcards + and #), its QoS, and how
 // to read its payloads. With no fields, a message counts but yields no
@@ -53,10 +47,8 @@ func ParseSubscriptions(s string) ([]Subscription, error) {
 		if sub.QoS > 2 {
 			return nil, fmt.Errorf("subscriptions[%d].qos %d: want 0, 1 or 2", i, sub.QoS)
 		}
-		for j, f := range sub.Fields {
-			if f.Name == "" {
-				return nil, fmt.Errorf("subscriptions[%d].fields[%d].name: empty", i, j)
-			}
+		if err := jsonmap.ValidFields(sub.Fields); err != nil {
+			return nil, fmt.Errorf("subscriptions[%d].%w", i, err)
 		}
 	}
 	return subs, nil
@@ -107,100 +99,21 @@ type Reading struct {
 	Time  time.Time `json:"time" jsonschema:"when the plugin received the message"`
 }
 
-// Kind classifies a refused payload.
-type Kind string
-
-// Refusal kinds.
-const (
-	KindNotJSON      Kind = "not_json"
-	KindMissingField Kind = "missing_field"
-	KindNotNumber    Kind = "not_number"
-)
-
-// Error is a payload that did not map.
-type Error struct {
-	Kind  Kind
-	Topic string
-	Field string
-	Msg   string
-}
-
-func (e *Error) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("mqtt %s: field %s: %s", e.Topic, e.Field, e.Msg)
-	}
-	return fmt.Sprintf("mqtt %s: %s", e.Topic, e.Msg)
-}
-
-// Decode maps a payload by fields. It is all or nothing: if a required
-// field is missing or not a number, no reading from the message is
-// returned, because half a message may pair one robot's voltage with
-// another moment's current.
+// Decode maps a payload by fields (all or nothing, see jsonmap.Decode);
+// errors name the topic and hold a *jsonmap.Error.
 func Decode(topic string, payload []byte, fields []Field, now time.Time) ([]Reading, error) {
 	if len(fields) == 0 {
 		return nil, nil
 	}
-	var doc any
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	if err := dec.Decode(&doc); err != nil || dec.More() {
-		msg := "payload is not JSON"
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		return nil, &Error{Kind: KindNotJSON, Topic: topic, Msg: msg}
+	vs, err := jsonmap.Decode(payload, fields)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt %s: %w", topic, err)
 	}
-	out := make([]Reading, 0, len(fields))
-	for _, f := range fields {
-		v, ok := lookup(doc, f.Path)
-		if !ok {
-			if f.Optional {
-				continue
-			}
-			return nil, &Error{Kind: KindMissingField, Topic: topic, Field: f.Path, Msg: "missing"}
-		}
-		x, err := number(v)
-		if err != nil {
-			return nil, &Error{Kind: KindNotNumber, Topic: topic, Field: f.Path, Msg: err.Error()}
-		}
-		out = append(out, Reading{Topic: topic, Name: f.Name, Value: x, Unit: f.Unit, Time: now})
+	out := make([]Reading, len(vs))
+	for i, v := range vs {
+		out[i] = Reading{Topic: topic, Name: v.Name, Value: v.Value, Unit: v.Unit, Time: now}
 	}
 	return out, nil
-}
-
-func lookup(doc any, path string) (any, bool) {
-	if path == "" {
-		return doc, true
-	}
-	for _, k := range strings.Split(path, ".") {
-		m, ok := doc.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if doc, ok = m[k]; !ok {
-			return nil, false
-		}
-	}
-	return doc, true
-}
-
-func number(v any) (float64, error) {
-	switch x := v.(type) {
-	case json.Number:
-		f, err := strconv.ParseFloat(string(x), 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s out of range", x)
-		}
-		return f, nil
-	case bool:
-		if x {
-			return 1, nil
-		}
-		return 0, nil
-	case nil:
-		return 0, errors.New("null; want a number")
-	}
-	return 0, fmt.Errorf("%T; want a number", v)
 }
 
 // Sparkplug is a parsed Sparkplug B topic.
