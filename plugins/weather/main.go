@@ -28,17 +28,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/depai/depai/plugins/internal/fetchcache"
 	"github.com/depai/depai/sdk"
 	"github.com/depai/depai/sdk/wire"
 )
 
 const defaultBase = "https://api.open-meteo.com"
-
-// maxBody bounds an answer; a week of hourly values is about 20 KB.
-const maxBody = 1 << 20
 
 func init() {
 	sdk.Plugin("weather", "0.1.0")
@@ -96,34 +93,12 @@ type Forecast struct {
 }
 
 // Status is weather.status's answer.
-type Status struct {
-	Calls     int            `json:"calls" jsonschema:"requests sent upstream"`
-	CacheHits int            `json:"cache_hits"`
-	Limited   int            `json:"rate_limited" jsonschema:"requests not sent because of min_interval or a 429's Retry-After"`
-	Bad       int            `json:"bad"`
-	BadByKind map[string]int `json:"bad_by_kind,omitempty" jsonschema:"http_429, http_5xx, http_other, not_json, missing_field, too_large, unavailable"`
-	LastError string         `json:"last_error,omitempty"`
-}
+type Status = fetchcache.Stats
 
-// cached is one upstream answer.
-type cached struct {
-	body    []byte
-	fetched time.Time
-}
-
-// feed is the plugin's cache and counters. The SDK registers handlers in
-// init() with no per-instance hook, so the process (or WASM instance)
-// holds them here; the lock guards them and is not held during fetches.
-var feed = struct {
-	mu    sync.Mutex
-	cache map[string]cached
-	// limits are per upstream (base_url): one API's 429 does not hold
-	// back another.
-	limits map[string]*limit
-	st     Status
-}{cache: map[string]cached{}, limits: map[string]*limit{}}
-
-type limit struct{ lastCall, holdUntil time.Time }
+// cache is the plugin's answers and counters. The SDK registers handlers
+// in init() with no per-instance hook, so the process (or WASM instance)
+// holds it here.
+var cache fetchcache.Cache
 
 type settings struct {
 	base     *url.URL
@@ -195,31 +170,6 @@ func get(ctx context.Context, kind string, p Place) ([]byte, time.Time, bool, er
 	}
 	lat, lon := math.Round(p.Lat*100)/100, math.Round(p.Lon*100)/100
 	key := fmt.Sprintf("%s|%s|%.2f|%.2f", cfg.base, kind, lat, lon)
-
-	feed.mu.Lock()
-	c, have := feed.cache[key]
-	if have && now.Sub(c.fetched) < cfg.ttl {
-		feed.st.CacheHits++
-		feed.mu.Unlock()
-		return c.body, c.fetched, false, nil
-	}
-	lim := feed.limits[cfg.base.String()]
-	if lim == nil {
-		lim = &limit{}
-		feed.limits[cfg.base.String()] = lim
-	}
-	if now.Before(lim.holdUntil) || (!lim.lastCall.IsZero() && now.Sub(lim.lastCall) < cfg.gap) {
-		feed.st.Limited++
-		feed.mu.Unlock()
-		if have {
-			return c.body, c.fetched, true, nil
-		}
-		return nil, time.Time{}, false, &wire.Error{Code: wire.CodeUnavailable, Message: "weather: rate limited (min_interval or the API's Retry-After); try again shortly", Retryable: true}
-	}
-	lim.lastCall = now
-	feed.st.Calls++
-	feed.mu.Unlock()
-
 	q := url.Values{"latitude": {strconv.FormatFloat(lat, 'f', 2, 64)}, "longitude": {strconv.FormatFloat(lon, 'f', 2, 64)}, "timezone": {"UTC"}}
 	if kind == "current" {
 		q.Set("current", "temperature_2m,relative_humidity_2m,precipitation,weather_code,wind_speed_10m,wind_direction_10m")
@@ -233,72 +183,32 @@ func get(ctx context.Context, kind string, p Place) ([]byte, time.Time, bool, er
 	u := *cfg.base
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/forecast"
 	u.RawQuery = q.Encode()
-	resp, ferr := sdk.HTTPFetch(ctx, sdk.Request{URL: u.String(), Header: map[string][]string{"Accept": {"application/json"}}, Timeout: 10 * time.Second})
-	body, kindErr, err := check(kind, resp, ferr)
-	feed.mu.Lock()
-	defer feed.mu.Unlock()
-	if err != nil {
-		feed.st.Bad++
-		if feed.st.BadByKind == nil {
-			feed.st.BadByKind = map[string]int{}
-		}
-		feed.st.BadByKind[kindErr]++
-		feed.st.LastError = err.Error()
-		if kindErr == "http_429" {
-			lim.holdUntil = now.Add(retryAfter(resp.Header))
-		}
-		if have {
-			return c.body, c.fetched, true, nil
-		}
-		return nil, time.Time{}, false, &wire.Error{Code: wire.CodeUnavailable, Message: err.Error(), Retryable: true}
+	fetch := func() (sdk.Response, error) {
+		return sdk.HTTPFetch(ctx, sdk.Request{URL: u.String(), Header: map[string][]string{"Accept": {"application/json"}}, Timeout: 10 * time.Second})
 	}
-	feed.cache[key] = cached{body: body, fetched: now}
-	return body, now, false, nil
+	a, err := cache.Get(key, cfg.base.String(), fetchcache.Policy{TTL: cfg.ttl, Gap: cfg.gap}, now, fetch, func(b []byte) error { return check(kind, b) })
+	if err != nil {
+		return nil, time.Time{}, false, err
+	}
+	return a.Body, a.Fetched, a.Stale, nil
 }
 
-func retryAfter(h map[string][]string) time.Duration {
-	for k, vs := range h {
-		if strings.EqualFold(k, "Retry-After") && len(vs) > 0 {
-			if n, err := strconv.Atoi(strings.TrimSpace(vs[0])); err == nil && n >= 0 {
-				return min(time.Duration(n)*time.Second, time.Hour)
-			}
-		}
-	}
-	return 30 * time.Second
-}
-
-// check classifies an upstream answer; the body is returned only when it
-// is JSON with the fields kind needs.
-func check(kind string, resp sdk.Response, err error) ([]byte, string, error) {
-	if err != nil {
-		if we, ok := errors.AsType[*wire.Error](err); ok && we.Code == wire.CodeTooLarge {
-			return nil, "too_large", fmt.Errorf("weather: answer too large: %v", err)
-		}
-		return nil, "unavailable", fmt.Errorf("weather: %v", err)
-	}
-	switch {
-	case len(resp.Body) > maxBody:
-		return nil, "too_large", fmt.Errorf("weather: answer of %d bytes; at most %d expected", len(resp.Body), maxBody)
-	case resp.Status == 429:
-		return nil, "http_429", fmt.Errorf("weather: upstream rate limit (HTTP 429)")
-	case resp.Status >= 500:
-		return nil, "http_5xx", fmt.Errorf("weather: upstream HTTP %d", resp.Status)
-	case resp.Status != 200:
-		return nil, "http_other", fmt.Errorf("weather: upstream HTTP %d", resp.Status)
-	}
+// check accepts a body that is JSON with the fields kind needs.
+func check(kind string, body []byte) error {
+	var err error
 	if kind == "current" {
-		_, err = decodeCurrent(resp.Body)
+		_, err = decodeCurrent(body)
 	} else {
-		_, err = decodeHourly(resp.Body, 1)
+		_, err = decodeHourly(body, 1)
 	}
 	if err != nil {
 		k := "missing_field"
-		if _, ok := errors.AsType[*json.SyntaxError](err); ok || !json.Valid(resp.Body) {
+		if !json.Valid(body) {
 			k = "not_json"
 		}
-		return nil, k, err
+		return &fetchcache.CheckError{Kind: k, Err: err}
 	}
-	return resp.Body, "", nil
+	return nil
 }
 
 type currentDoc struct {
@@ -436,15 +346,4 @@ func forecast(ctx context.Context, p Place) (Forecast, error) {
 // StatusIn is weather.status's input (none).
 type StatusIn struct{}
 
-func status(context.Context, StatusIn) (Status, error) {
-	feed.mu.Lock()
-	defer feed.mu.Unlock()
-	st := feed.st
-	if st.BadByKind != nil {
-		st.BadByKind = make(map[string]int, len(feed.st.BadByKind))
-		for k, v := range feed.st.BadByKind {
-			st.BadByKind[k] = v
-		}
-	}
-	return st, nil
-}
+func status(context.Context, StatusIn) (Status, error) { return cache.Stats(), nil }

@@ -94,18 +94,27 @@ func Decode(doc []byte, fields []Field) ([]Value, error) {
 	return out, nil
 }
 
-// Lookup follows a dot-separated path of object keys into a document
-// decoded with UseNumber; "" is the document itself.
+// Lookup follows a dot-separated path into a document decoded with
+// UseNumber: object keys, and decimal indexes into arrays ("items.0.count");
+// "" is the document itself.
 func Lookup(doc any, path string) (any, bool) {
 	if path == "" {
 		return doc, true
 	}
 	for _, k := range strings.Split(path, ".") {
-		m, ok := doc.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if doc, ok = m[k]; !ok {
+		switch v := doc.(type) {
+		case map[string]any:
+			var ok bool
+			if doc, ok = v[k]; !ok {
+				return nil, false
+			}
+		case []any:
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(v) {
+				return nil, false
+			}
+			doc = v[i]
+		default:
 			return nil, false
 		}
 	}

@@ -14,6 +14,12 @@ func TestDecodeAllOrNothing(t *testing.T) {
 	if vs, err := Decode([]byte(`{"a":{"b":1.5},"t":"hot"}`), fields); KindOf(err) != KindNotNumber || vs != nil {
 		t.Fatalf("a bad optional field: %+v, %v", vs, err)
 	}
+	if vs, err := Decode([]byte(`{"items":[{"n":1},{"n":2}]}`), []Field{{Name: "second", Path: "items.1.n"}}); err != nil || vs[0].Value != 2 {
+		t.Fatalf("array index: %+v, %v", vs, err)
+	}
+	if _, err := Decode([]byte(`{"items":[{"n":1}]}`), []Field{{Name: "x", Path: "items.1.n"}}); KindOf(err) != KindMissingField {
+		t.Fatalf("index out of range: %v", err)
+	}
 	if err := ValidFields([]Field{{Name: "a"}, {Name: "a"}}); err == nil {
 		t.Fatal("duplicate names accepted")
 	}
