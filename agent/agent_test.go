@@ -423,7 +423,7 @@ agents:
 		{"/call warp {}", agent.CodeToolFailed, "no tool"},
 		{"/memory recent x", agent.CodeInvalid, "positive count"},
 		{"/call memory.put {\"nope\":1}", agent.CodeToolFailed, "invalid_argument"},
-		{`/call memory.put {"text":"x","namespace":"agent/desk"}`, agent.CodeDenied, "denied: memory.put: "},
+		{`/call memory.put {"text":"x","namespace":"agent/desk"}`, agent.CodeDenied, `memory.put: memory: write "agent/desk" by rover: memory: access denied`},
 		{`/call memory.put {"text":"x","namespace":"agent//rover"}`, agent.CodeToolFailed, "invalid_argument: memory.put: "},
 		{`/call memory.put {"text":"forged","kind":"audit"}`, agent.CodeDenied, "audit log only"},
 		{"/memory history agent/desk dock-door", agent.CodeInvalid, "denied"},

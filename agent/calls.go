@@ -21,8 +21,19 @@ import (
 func (a *Agent) invoke(ctx context.Context, name string, args json.RawMessage, by policy.Principal) (json.RawMessage, error) {
 	t, ok := a.tools.Get(name)
 	if !ok {
+		a.fleet.opts.Metrics.ToolCall(a.cfg.Name, "unknown", wire.CodeNotFound)
 		return a.tools.Call(ctx, name, args) // the set explains the unknown name
 	}
+	out, err := a.authorized(ctx, t, name, args, by)
+	outcome := "ok"
+	if err != nil {
+		outcome = asToolError(err).Code
+	}
+	a.fleet.opts.Metrics.ToolCall(a.cfg.Name, name, outcome)
+	return out, err
+}
+
+func (a *Agent) authorized(ctx context.Context, t tool.Tool, name string, args json.RawMessage, by policy.Principal) (json.RawMessage, error) {
 	d, _ := depthFrom(ctx)
 	done, err := a.fleet.policy.Authorize(ctx, policy.Action{
 		Agent: a.cfg.Name, Principal: by, Kind: policy.ActionTool, Name: name, Effect: t.Spec().Effect, Args: args, Depth: d,

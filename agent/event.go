@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/policy"
 )
 
@@ -87,4 +88,11 @@ type Status struct {
 	Started  time.Time `json:"started"`
 	LastTurn time.Time `json:"last_turn,omitzero"`
 	Memory   string    `json:"memory"` // recall mode, e.g. "bm25 only (no embeddings endpoint)"
+	// Robot is the robot's latest pose, when one of its plugins reports
+	// one; a stale pose is marked so.
+	Robot *RobotState `json:"robot,omitempty"`
+	// KeepOut and Geofence are the areas the agent's safety config keeps
+	// its robot out of and in, for maps.
+	KeepOut  []config.Zone `json:"keep_out,omitempty"`
+	Geofence [][]float64   `json:"geofence,omitempty"`
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/depai/depai/agent/host/process"
 	"github.com/depai/depai/agent/host/wasm"
 	"github.com/depai/depai/agent/llm"
+	"github.com/depai/depai/agent/metrics"
 	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
@@ -80,6 +81,9 @@ type Options struct {
 	// Events receives every event of every agent's turns and commands, as
 	// they happen: the seam for a fleet-wide stream. It must not block.
 	Events func(agent string, ev Event)
+	// Metrics receives turns, model calls, tool calls and policy decisions
+	// for GET /metrics. Nil: nothing is counted.
+	Metrics *metrics.Metrics
 	// Secrets resolves the environment variable names the config gives
 	// (model.api_key_env, plugin secrets). Nil: nothing resolves, so an
 	// endpoint that needs a key fails at its first call.
@@ -96,6 +100,7 @@ type Fleet struct {
 	recall    *recall.Index
 	audit     *policy.Log
 	policy    *policy.Engine
+	poses     poses
 	agents    []*Agent
 	byName    map[string]*Agent
 
@@ -119,7 +124,7 @@ type Fleet struct {
 // commands — the emergency stop works from then on — while plugins load in
 // the background (WaitPlugins); a turn or tool call waits for its agent's
 // plugins. A part that was started is closed again when a later one fails.
-func Open(ctx context.Context, file *config.File, opts Options) (f *Fleet, err error) {
+func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err error) {
 	if len(file.Agents) == 0 {
 		return nil, fmt.Errorf("agent: %s: no agents configured", file.Path)
 	}
@@ -139,7 +144,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (f *Fleet, err e
 		return nil, fmt.Errorf("agent: data dir: %w", err)
 	}
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	f = &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop}
+	f := &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop}
 	defer func() {
 		if err != nil {
 			_ = f.Close(context.WithoutCancel(ctx))
@@ -158,6 +163,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (f *Fleet, err e
 		f.byName[a.Name()] = a
 	}
 	f.policy.OnStop(f.cancelTurns)
+	f.opts.Metrics.EStop(f.Stopped)
 	for _, a := range f.agents {
 		a.start()
 		f.loading.Go(func() { a.plugins.loadAll(bgCtx) })
@@ -194,7 +200,10 @@ func (f *Fleet) provision(ctx context.Context) error {
 		rules[a.Name] = policy.RulesOf(a)
 		timeout = max(timeout, a.Safety.ApprovalTimeout)
 	}
-	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Logger: f.log})
+	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log,
+		OnDecision: func(a policy.Action, d policy.Decision) {
+			f.opts.Metrics.Decision(a.Agent, string(a.Kind), string(d.Verdict))
+		}})
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,7 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 		a.run(ctx, &rec, send)
 	}
 	rec.Millis = time.Since(start).Milliseconds()
+	a.fleet.opts.Metrics.Turn(a.cfg.Name, rec.EndedBy, time.Since(start), rec.Tokens)
 	rec.N = a.turns.Add(1)
 	a.lastTurn.Store(time.Now().UnixNano())
 	a.remember(id, &rec)
@@ -213,11 +214,14 @@ func (a *Agent) run(ctx context.Context, rec *turnRecord, emit func(Event)) {
 			return
 		}
 		rec.ModelCalls++
+		began := time.Now()
 		resp, err := a.generate(ctx, &llm.Request{Messages: msgs, Tools: specs, MaxTokens: a.cfg.Model.MaxTokens, Temperature: a.cfg.Model.Temperature}, emit)
 		if err != nil {
 			a.interrupted(ctx, rec, err)
+			a.fleet.opts.Metrics.ModelCall(a.cfg.Name, rec.EndedBy, time.Since(began))
 			return
 		}
+		a.fleet.opts.Metrics.ModelCall(a.cfg.Name, "ok", time.Since(began))
 		rec.Tokens += usedTokens(msgs, resp)
 		calls := resp.Message.ToolCalls
 		if len(calls) == 0 && strings.TrimSpace(resp.Message.Content) == "" {

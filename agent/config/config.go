@@ -16,6 +16,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/depai/depai/sdk/wire"
 )
@@ -49,9 +50,12 @@ type Agent struct {
 	Model   Model    `yaml:"model"`
 	Tools   []string `yaml:"tools"` // built-in tools to enable; empty: all
 	Plugins []Plugin `yaml:"plugins"`
-	Memory  Memory   `yaml:"memory"`
-	Limits  Limits   `yaml:"limits"`
-	Safety  Safety   `yaml:"safety"`
+	// MCP are Model Context Protocol servers whose tools become the
+	// agent's, under the same policy and audit as any tool.
+	MCP    []MCPServer `yaml:"mcp"`
+	Memory Memory      `yaml:"memory"`
+	Limits Limits      `yaml:"limits"`
+	Safety Safety      `yaml:"safety"`
 
 	Schedule  []Schedule `yaml:"schedule"`
 	Wake      []Wake     `yaml:"wake"`      // memory records that start a turn
@@ -96,6 +100,18 @@ type Plugin struct {
 // Grants are the capabilities an agent gives a plugin: the wire contract's
 // own type. Deny by default.
 type Grants = wire.Capabilities
+
+// MCPServer is an MCP server an agent uses: a command speaking MCP on its
+// stdin and stdout, or a Streamable HTTP URL.
+type MCPServer struct {
+	Name    string   `yaml:"name" check:"required"`
+	Command []string `yaml:"command"` // the first element is the program; relative paths are against the config file
+	URL     string   `yaml:"url"`
+	// Env is the server process's whole environment: NAME → the
+	// environment variable of depai's that holds the value.
+	Env     map[string]string `yaml:"env"`
+	Timeout Duration          `yaml:"timeout" check:"nonneg"` // connecting and each call; default 30s
+}
 
 // PluginLimits bound one plugin. Zero fields take the host's defaults.
 type PluginLimits struct {
@@ -157,7 +173,22 @@ type Safety struct {
 	// ApprovalTimeout is how long an action waits for /approve before it
 	// is denied. Default 5m.
 	ApprovalTimeout Duration `yaml:"approval_timeout" check:"positive"`
+	// Motion are the rules that decide a move on where the robot is.
+	Motion Motion `yaml:"motion"`
 }
+
+// Motion rules need the robot's pose (its latest reading with lat/lon).
+// With any of them set, every actuator call is decided on a fresh pose and
+// refused without one.
+type Motion struct {
+	MaxPoseAge     Duration    `yaml:"max_pose_age" check:"nonneg"`                               // older pose: no motion; default 10s
+	MinFix         string      `yaml:"min_fix" check:"oneof=none|2d|3d|dgps|rtk_float|rtk_fixed"` // worse fix: no motion
+	BatteryReserve float64     `yaml:"battery_reserve" check:"range=0..100"`                      // percent; below it: no motion
+	Geofence       [][]float64 `yaml:"geofence"`                                                  // [[lat, lon], …]: the area the robot must stay in
+}
+
+// DefaultMaxPoseAge is how old a pose may be before it is stale.
+const DefaultMaxPoseAge = Duration(10 * time.Second)
 
 // ActuatorRule gates calls of one actuator tool.
 type ActuatorRule struct {
@@ -168,12 +199,14 @@ type ActuatorRule struct {
 	Approve  bool    `yaml:"approve"` // every call waits for an operator's /approve
 }
 
-// Zone is a circle the robot must not enter.
+// Zone is an area the robot must not enter or cross: a circle (lat, lon,
+// radius_m) or a polygon ([[lat, lon], …]).
 type Zone struct {
-	Name    string  `yaml:"name"`
-	Lat     float64 `yaml:"lat" check:"range=-90..90"`
-	Lon     float64 `yaml:"lon" check:"range=-180..180"`
-	RadiusM float64 `yaml:"radius_m" check:"positive"`
+	Name    string      `yaml:"name" json:"name"`
+	Lat     float64     `yaml:"lat" json:"lat,omitempty" check:"range=-90..90"`
+	Lon     float64     `yaml:"lon" json:"lon,omitempty" check:"range=-180..180"`
+	RadiusM float64     `yaml:"radius_m" json:"radius_m,omitempty" check:"positive"`
+	Polygon [][]float64 `yaml:"polygon" json:"polygon,omitempty"`
 }
 
 // Spend limits payments.

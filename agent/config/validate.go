@@ -161,6 +161,27 @@ func (d *decoder) agent(p string, a *Agent) {
 		}
 	}
 
+	for i, m := range a.MCP {
+		mp := fmt.Sprintf("%s[%d]", join(p, "mcp"), i)
+		if m.Name != "" && !nameRE.MatchString(m.Name) {
+			d.errAt(join(mp, "name"), "invalid name %q (expected up to 64 letters, digits, '-' or '_')", m.Name)
+		}
+		switch {
+		case len(m.Command) > 0 && m.URL != "":
+			d.errAt(mp, "give command or url, not both")
+		case len(m.Command) == 0 && m.URL == "":
+			d.errAt(mp, "missing command (a program speaking MCP on stdio) or url (a Streamable HTTP endpoint)")
+		case m.URL != "":
+			if u, err := url.Parse(m.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				d.errAt(join(mp, "url"), "invalid URL %q (expected http:// or https:// and a host)", m.URL)
+			}
+		}
+		for name, env := range m.Env {
+			if !envRE.MatchString(name) || !envRE.MatchString(env) {
+				d.errAt(join(mp, "env"), "%s: %s: expected NAME: ENV_VAR (the variable that holds the value)", name, env)
+			}
+		}
+	}
 	tools := map[string]string{}
 	for i, r := range a.Safety.Actuators {
 		rp := fmt.Sprintf("%s[%d]", join(p, "safety.actuators"), i)
@@ -168,11 +189,25 @@ func (d *decoder) agent(p string, a *Agent) {
 			d.errAt(join(rp, "tool"), "tool %q already has a rule (at line %d); put all of a tool's limits in one rule", r.Tool, d.lines[first])
 		}
 		tools[r.Tool] = join(rp, "tool")
+		for j, z := range r.KeepOut {
+			zp := fmt.Sprintf("%s[%d]", join(rp, "keep_out"), j)
+			switch {
+			case len(z.Polygon) > 0 && z.RadiusM > 0:
+				d.errAt(zp, "zone %q has both radius_m and polygon (give one: a circle or a polygon)", z.Name)
+			case len(z.Polygon) > 0:
+				d.polygon(join(zp, "polygon"), z.Polygon)
+			case z.RadiusM == 0:
+				d.errAt(zp, "zone %q has neither radius_m (with lat and lon) nor polygon", z.Name)
+			}
+		}
 		if r.MaxRate != "" {
 			if _, _, err := r.Rate(); err != nil {
 				d.errAt(join(rp, "max_rate"), "%v", err)
 			}
 		}
+	}
+	if g := a.Safety.Motion.Geofence; len(g) > 0 {
+		d.polygon(join(p, "safety.motion.geofence"), g)
 	}
 	for i, w := range a.Wake {
 		wp := fmt.Sprintf("%s[%d]", join(p, "wake"), i)
@@ -191,6 +226,19 @@ func (d *decoder) agent(p string, a *Agent) {
 		}
 		if strings.TrimSpace(s.Input) == "" {
 			d.errorf(d.lines[sp], join(sp, "input"), "missing input (the message the agent receives each time)")
+		}
+	}
+}
+
+// polygon checks a list of [lat, lon] points that encloses an area.
+func (d *decoder) polygon(p string, pts [][]float64) {
+	if len(pts) < 3 {
+		d.errAt(p, "a polygon needs at least 3 points, got %d (expected [[lat, lon], [lat, lon], [lat, lon], …])", len(pts))
+		return
+	}
+	for i, q := range pts {
+		if len(q) != 2 || q[0] < -90 || q[0] > 90 || q[1] < -180 || q[1] > 180 {
+			d.errAt(fmt.Sprintf("%s[%d]", p, i), "point %v: expected [lat, lon] with lat in -90..90 and lon in -180..180", q)
 		}
 	}
 }
