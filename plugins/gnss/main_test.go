@@ -17,7 +17,7 @@ import (
 	"github.com/depai/depai/sdk/wire"
 )
 
-func trackFile(t *testing.T) string {
+func trackFile(t testing.TB) string {
 	p, err := filepath.Abs("testdata/track.nmea")
 	if err != nil {
 		t.Fatal(err)
