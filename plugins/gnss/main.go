@@ -484,6 +484,9 @@ func current(st *fix.State, cfg settings, now time.Time) (fix.Fix, time.Duration
 	return f, age, stale, true
 }
 
+// readFix is the gnss.fix sensor. Times are the process's wall clock: a
+// process plugin is native code with the real clock, so it needs no clock
+// grant.
 func readFix(ctx context.Context) (fix.Fix, error) {
 	st, cfg, err := receiver.ensure(ctx)
 	if err != nil {
@@ -513,6 +516,9 @@ type Event struct {
 	Previous  fix.Quality `json:"previous,omitempty"`
 	Source    string      `json:"source"`
 	LastError string      `json:"last_error,omitempty"`
+	// Fix is the fix that changed the quality: the reading "on change",
+	// between the interval's polls.
+	Fix *fix.Fix `json:"fix,omitempty"`
 }
 
 // emitChanges emits what changed since the last poll. Emitting waits for a
@@ -534,7 +540,11 @@ func (r *runner) emitChanges(ctx context.Context, st *fix.State, f fix.Fix, have
 		r.emitted.connected = s.Connected
 	}
 	if q != r.emitted.quality {
-		evs = append(evs, Event{Type: "quality_changed", Quality: q, Previous: r.emitted.quality, Source: s.Source})
+		ev := Event{Type: "quality_changed", Quality: q, Previous: r.emitted.quality, Source: s.Source}
+		if have {
+			ev.Fix = &f
+		}
+		evs = append(evs, ev)
 		r.emitted.quality = q
 	}
 	r.mu.Unlock()

@@ -80,6 +80,9 @@ func TestGPSD(t *testing.T) {
 			t.Fatalf("emitted %s %s", e.Topic, e.Payload)
 		}
 		types = append(types, ev.Type+":"+string(ev.Quality))
+		if ev.Type == "quality_changed" && ev.Quality != fix.None && (ev.Fix == nil || ev.Fix.Quality != ev.Quality || !ev.Fix.HasPosition()) {
+			t.Errorf("quality_changed without its fix: %s", e.Payload)
+		}
 	}
 	if len(types) < 2 || types[0] != "receiver_connected:"+string(types[0][len("receiver_connected:"):]) || types[len(types)-1] != "quality_changed:rtk_fixed" {
 		t.Fatalf("events = %v; want receiver_connected first and quality_changed:rtk_fixed last", types)
