@@ -15,6 +15,9 @@ import (
 // TestWASM builds the plugin to WASM and asks it for the weather through
 // the agent's host and its http.fetch grant, against the fixture API.
 func TestWASM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the plugin")
+	}
 	var mode atomic.Value
 	srv, _ := fixtureAPI(t, &mode)
 	h := wasmtest.NewHost(t, host.Config{})
