@@ -20,15 +20,6 @@ import (
 	"github.com/depai/depai/plugins/mqtt/internal/telemetry"
 )
 
-// Will is the message the broker publishes when the client dies — for a
-// Sparkplug edge node, its NDEATH.
-type Will struct {
-	Topic    string
-	Payload  []byte
-	QoS      byte
-	Retained bool
-}
-
 // Config is a broker and what to subscribe to.
 type Config struct {
 	Broker   string // tcp://host:port
@@ -36,7 +27,6 @@ type Config struct {
 	User     string
 	Password string
 	Subs     []telemetry.Subscription
-	Will     *Will
 	// MaxReconnect caps the reconnect backoff (default 10 s).
 	MaxReconnect time.Duration
 	// KeepAlive is the MQTT keepalive (default 30 s): how soon a silent
@@ -110,9 +100,6 @@ func startV3(cfg Config, st *telemetry.State) *v3 {
 		// Messages are independent readings; order across topics does not
 		// matter, and a slow handler must not stall the network loop.
 		SetOrderMatters(false)
-	if cfg.Will != nil {
-		o.SetBinaryWill(cfg.Will.Topic, cfg.Will.Payload, cfg.Will.QoS, cfg.Will.Retained)
-	}
 	filters := make(map[string]byte, len(cfg.Subs))
 	for _, s := range cfg.Subs {
 		filters[s.Filter] = s.QoS

@@ -68,9 +68,6 @@ func startV5(cfg Config, st *telemetry.State) (*v5, error) {
 			}},
 		},
 	}
-	if cfg.Will != nil {
-		ac.WillMessage = &paho5.WillMessage{Topic: cfg.Will.Topic, Payload: cfg.Will.Payload, QoS: cfg.Will.QoS, Retain: cfg.Will.Retained}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cm, err := autopaho.NewConnection(ctx, ac)
 	if err != nil {
