@@ -121,12 +121,20 @@ func (s *State) Connected() {
 	s.st.Connected = true
 }
 
-// LinkLost records that the connection dropped.
+// LinkLost records that the connection dropped. Every Sparkplug node and
+// device is marked offline: without the broker their deaths would go
+// unheard, so "online" would be a guess (Sparkplug asks host applications
+// the same); their next births bring them back.
 func (s *State) LinkLost(err error, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st.Connected {
 		s.st.Reconnects++
+	}
+	for _, d := range s.devices {
+		if d.Online {
+			d.Online, d.Since = false, now
+		}
 	}
 	s.st.Connected = false
 	s.st.LastError, s.st.LastErrorAt = "connection lost: "+err.Error(), &now

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,11 @@ func TestSparkplugBirthDeath(t *testing.T) {
 	s.Message("spBv1.0/plant/NDEATH/edge1", nil, false, now)
 	if g := got(); g != "plant/edge1- plant/edge1/robot1- plant/edge1/robot2- " {
 		t.Fatalf("after NDEATH %q", g)
+	}
+	s.Message("spBv1.0/plant/NBIRTH/edge1", nil, false, now)
+	s.LinkLost(errors.New("broker gone"), now)
+	if g := got(); g != "plant/edge1- plant/edge1/robot1- plant/edge1/robot2- " {
+		t.Fatalf("after losing the broker %q; want all offline", g)
 	}
 	for _, bad := range []string{"spBv1.0/plant/DBIRTH/edge1", "spBv1.0/plant/NBIRTH/edge1/d", "spBv1.0/plant/STATE/x", "spAv1.0/g/NBIRTH/n", "spBv1.0//NBIRTH/n"} {
 		if _, ok := ParseSparkplug(bad); ok {
