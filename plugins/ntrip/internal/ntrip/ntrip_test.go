@@ -301,3 +301,34 @@ func FuzzSourcetable(f *testing.F) {
 		}
 	})
 }
+
+// TestV2Sourcetable: an NTRIP v2 caster's sourcetable comes as HTTP/1.1,
+// chunked, gnss/sourcetable (net/http in the test, as in
+// TestV2ChunkedWithGGA); and a v2 caster answering a stream request with
+// its sourcetable means the mountpoint does not exist.
+func TestV2Sourcetable(t *testing.T) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Ntrip-Version") != "Ntrip/2.0" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "gnss/sourcetable")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "STR;AUTO;Nearest;RTCM 3.2;;2;GPS;GEODNET;DEU;48.12;11.52;1;1;x;none;B;N;9600;\r\n")
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, "STR;BASE1;Base;RTCM 3.3;;2;GPS+GAL;GEODNET;DEU;48.2;11.6;0;0;x;none;B;N;4800;\r\nENDSOURCETABLE\r\n")
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	tab, err := ntrip.GetSourcetable(context.Background(), ntrip.Config{Addr: l.Addr().String()})
+	if err != nil || len(tab.Mounts) != 2 || tab.Mounts[1].Name != "BASE1" || tab.Mounts[1].NeedsGGA {
+		t.Fatalf("sourcetable = %+v, %v", tab, err)
+	}
+	if _, err := ntrip.Connect(context.Background(), ntrip.Config{Addr: l.Addr().String(), Mount: "NOPE"}); !errors.Is(err, ntrip.ErrNoMount) {
+		t.Fatalf("unknown mount on v2: %v; want ErrNoMount", err)
+	}
+}
