@@ -33,7 +33,13 @@ func InNetns(t *testing.T) bool {
 			t.Skipf("%s not installed (scripts/test installs rtklib; unshare and ip come with util-linux and iproute2)", tool)
 		}
 	}
-	args := []string{"-n", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, os.Args[0], "-test.run", "^" + t.Name() + "$", "-test.v", "-test.count=1"}
+	// As root, a network namespace; otherwise a user namespace too (-r), so
+	// that unprivileged CI can still bring lo up inside it.
+	args := []string{"-n"}
+	if os.Geteuid() != 0 {
+		args = []string{"-r", "-n"}
+	}
+	args = append(args, "sh", "-c", `ip link set lo up && exec "$0" "$@"`, os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v", "-test.count=1")
 	cmd := exec.Command("unshare", args...)
 	cmd.Env = append(os.Environ(), envInNetns+"=1")
 	var out bytes.Buffer

@@ -159,34 +159,45 @@ func Connect(ctx context.Context, cfg Config) (*Stream, error) {
 		return nil, &StatusError{Code: status.code, Status: status.line}
 	}
 	if cfg.GGA != "" {
+		// The first GGA goes up before Connect returns: a nearest-base
+		// mountpoint sends nothing until it has one.
+		line := strings.TrimRight(cfg.GGA, "\r\n") + "\r\n"
+		if err := s.sendGGA(line, cfg.GGAInterval); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("ntrip: send GGA: %w", err)
+		}
 		s.wg.Add(1)
-		go s.uploadGGA(cfg.GGA, cfg.GGAInterval)
+		go s.uploadGGA(line, cfg.GGAInterval)
 	}
 	return s, nil
 }
 
-// uploadGGA writes the rover's position now and every interval; a write
-// error is kept for GGASent, and the read side notices the dead link.
-func (s *Stream) uploadGGA(gga string, every time.Duration) {
+// uploadGGA writes the rover's position every interval; a write error is
+// kept for GGASent, and the read side notices the dead link.
+func (s *Stream) uploadGGA(line string, every time.Duration) {
 	defer s.wg.Done()
-	line := strings.TrimRight(gga, "\r\n") + "\r\n"
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(every))
-		_, err := io.WriteString(s.conn, line)
-		s.mu.Lock()
-		if err == nil {
-			s.ggaSent++
-		}
-		s.ggaErr = err
-		s.mu.Unlock()
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
 		}
+		_ = s.sendGGA(line, every)
 	}
+}
+
+func (s *Stream) sendGGA(line string, timeout time.Duration) error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := io.WriteString(s.conn, line)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.ggaSent++
+	}
+	s.ggaErr = err
+	return err
 }
 
 type statusLine struct {
