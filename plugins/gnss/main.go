@@ -40,6 +40,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -151,17 +152,21 @@ func (r *runner) ensure(ctx context.Context) (*fix.State, settings, error) {
 	if r.state != nil && r.cfg == cfg {
 		return r.state, cfg, nil
 	}
+	// Validate the source before the record file is created (and
+	// truncated), so a typo costs no recording.
+	if _, err := parseSource(cfg.source, nil); err != nil {
+		return nil, cfg, err
+	}
 	var rec *recorder
 	if cfg.record != "" {
+		if u, _ := url.Parse(cfg.source); (u.Scheme == "file" || u.Scheme == "replay") && filepath.Clean(u.Path) == filepath.Clean(cfg.record) {
+			return nil, cfg, sdk.Errorf(wire.CodeInvalidArgument, "gnss config record %q is the file being replayed", cfg.record)
+		}
 		if rec, err = newRecorder(cfg); err != nil {
 			return nil, cfg, err
 		}
 	}
-	open, err := parseSource(cfg.source, rec)
-	if err != nil {
-		rec.close()
-		return nil, cfg, err
-	}
+	open, _ := parseSource(cfg.source, rec) // validated above
 	if r.cancel != nil {
 		r.cancel()
 	}

@@ -163,6 +163,19 @@ func TestStaleAndBadConfig(t *testing.T) {
 		t.Fatalf("position after the replay ended = %+v, %v", pos, err)
 	}
 
+	keep := filepath.Join(t.TempDir(), "keep.rec")
+	if err := os.WriteFile(keep, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range []map[string]string{{"source": "bogus://x", "record": keep}, {"source": "replay://" + keep, "record": keep}} {
+		bad := plugintest.New(t, plugintest.Config(cfg))
+		if _, err := bad.Call("gnss.status", StatusIn{}); !isCode(err, wire.CodeInvalidArgument) {
+			t.Errorf("config %v: %v; want invalid_argument", cfg, err)
+		}
+	}
+	if b, _ := os.ReadFile(keep); string(b) != "precious" {
+		t.Fatalf("a refused config truncated the record file: %q", b)
+	}
 	for _, src := range []string{"bogus://x", "gpsd://", "file://x?speed=-1"} {
 		bad := plugintest.New(t, plugintest.Config(map[string]string{"source": src}))
 		_, err := bad.Call("gnss.status", StatusIn{})

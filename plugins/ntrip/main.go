@@ -32,6 +32,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,6 +105,9 @@ func config(ctx context.Context) (settings, error) {
 		}
 	} else if _, _, err := net.SplitHostPort(s.ntrip.Addr); err != nil {
 		return s, bad("caster", "want host:port")
+	}
+	if s.record != "" && s.replay != "" && filepath.Clean(s.record) == filepath.Clean(s.replay) {
+		return s, bad("record", "is the recording being replayed")
 	}
 	if v, ok := vals["version"]; ok {
 		n, err := strconv.Atoi(v)

@@ -162,6 +162,7 @@ func TestBadConfig(t *testing.T) {
 		{"caster": "127.0.0.1:1", "version": "3"},
 		{"caster": "127.0.0.1:1", "position": "91,0"},
 		{"caster": "127.0.0.1:1", "sink": "udp://x"},
+		{"replay": "replay:///tmp/x.rec", "record": "/tmp/x.rec"},
 	} {
 		pt := plugintest.New(t, plugintest.Config(cfg))
 		_, err := pt.Call("ntrip.status", StatusIn{})
