@@ -112,17 +112,42 @@ func startV3(cfg Config, st *telemetry.State) *v3 {
 		if len(filters) == 0 {
 			return
 		}
-		t := c.SubscribeMultiple(filters, handler)
-		go func() {
-			if t.WaitTimeout(10*time.Second) && t.Error() != nil {
-				st.LinkLost(fmt.Errorf("subscribe: %w", t.Error()), time.Now())
+		go subscribeWithRetry(st, func() error {
+			t := c.SubscribeMultiple(filters, handler)
+			if !t.WaitTimeout(10 * time.Second) {
+				return errors.New("no SUBACK within 10s")
 			}
-		}()
+			if err := t.Error(); err != nil {
+				return err
+			}
+			if st, ok := t.(*paho.SubscribeToken); ok {
+				for f, q := range st.Result() {
+					if q == 0x80 {
+						return fmt.Errorf("the broker refused %q", f)
+					}
+				}
+			}
+			return nil
+		})
 	})
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) { st.LinkLost(err, time.Now()) })
 	c := paho.NewClient(o)
 	c.Connect() // with ConnectRetry, completes when the broker is reached
 	return &v3{c: c}
+}
+
+// subscribeWithRetry runs subscribe until it works, at most five times with
+// growing pauses, recording each failure in st: a subscription lost to a
+// busy broker must not leave the link up and deaf.
+func subscribeWithRetry(st *telemetry.State, subscribe func() error) {
+	for attempt := range 5 {
+		err := subscribe()
+		if err == nil {
+			return
+		}
+		st.Failed(fmt.Errorf("subscribe, attempt %d of 5: %w", attempt+1, err), time.Now())
+		time.Sleep(200 * time.Millisecond << attempt)
+	}
 }
 
 // ErrNotConnected is a publish while the broker is unreachable.

@@ -48,13 +48,20 @@ func startV5(cfg Config, st *telemetry.State) (*v5, error) {
 			if len(subs) == 0 {
 				return
 			}
-			go func() { // OnConnectionUp must not block
+			go subscribeWithRetry(st, func() error { // OnConnectionUp must not block
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				if _, err := cm.Subscribe(ctx, &paho5.Subscribe{Subscriptions: subs}); err != nil {
-					st.LinkLost(fmt.Errorf("subscribe: %w", err), time.Now())
+				ack, err := cm.Subscribe(ctx, &paho5.Subscribe{Subscriptions: subs})
+				if err != nil {
+					return err
 				}
-			}()
+				for i, r := range ack.Reasons {
+					if r >= 0x80 && i < len(subs) {
+						return fmt.Errorf("the broker refused %q (reason 0x%02x)", subs[i].Topic, r)
+					}
+				}
+				return nil
+			})
 		},
 		OnConnectionDown: func() bool {
 			st.LinkLost(errors.New("MQTT 5 connection down"), time.Now())

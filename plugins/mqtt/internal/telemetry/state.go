@@ -140,6 +140,14 @@ func (s *State) LinkLost(err error, now time.Time) {
 	s.st.LastError, s.st.LastErrorAt = "connection lost: "+err.Error(), &now
 }
 
+// Failed records an error of the link that does not end it (a refused
+// subscription).
+func (s *State) Failed(err error, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.LastError, s.st.LastErrorAt = err.Error(), &now
+}
+
 // Published counts a publish.
 func (s *State) Published() {
 	s.mu.Lock()
