@@ -120,8 +120,8 @@ func startV3(cfg Config, st *telemetry.State) *v3 {
 			if err := t.Error(); err != nil {
 				return err
 			}
-			if st, ok := t.(*paho.SubscribeToken); ok {
-				for f, q := range st.Result() {
+			if sub, ok := t.(*paho.SubscribeToken); ok {
+				for f, q := range sub.Result() {
 					if q == 0x80 {
 						return fmt.Errorf("the broker refused %q", f)
 					}
