@@ -69,7 +69,7 @@ func TestPluginAgainstMosquitto(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && st.Bad == 0; time.Sleep(20 * time.Millisecond) {
 		st, _ = plugintest.CallAs[telemetry.Status](pt, "mqtt.status", StatusIn{})
 	}
-	if !st.Connected || st.BadByKind["not_json"] != 1 || st.LastError == "" {
+	if !st.Connected || st.BadByKind["not_json"] < 1 || st.LastError == "" {
 		t.Fatalf("status %+v", st)
 	}
 	devs, err := plugintest.CallAs[DevicesOut](pt, "mqtt.devices", DevicesIn{})
