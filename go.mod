@@ -3,6 +3,7 @@ module github.com/depai/depai
 go 1.26.8
 
 require (
+	github.com/adrianmo/go-nmea v1.10.0
 	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/google/jsonschema-go v0.4.3
 	github.com/hashicorp/go-hclog v1.6.3
