@@ -334,8 +334,17 @@ func onStop(ctx context.Context) error {
 	for {
 		bot.mu.Lock()
 		rest := r.v == 0
+		var last sample
+		if rest && bot.nmea != nil {
+			last = bot.sampleLocked(time.Now())
+		}
+		srv := bot.nmea
 		bot.mu.Unlock()
 		if rest {
+			// The receiver's last epoch before the process goes: at rest.
+			if srv != nil {
+				srv.broadcast([]byte(nmeaSentences(last)))
+			}
 			return nil
 		}
 		select {
