@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"math"
 	"net"
@@ -135,7 +136,7 @@ func TestStopReachesRestWithinTheDecelerationTime(t *testing.T) {
 		t.Errorf("at rest after %v, want within the deceleration time 500ms (+150ms)", took)
 	}
 	if p.Mode != ModeIdle {
-		t.Errorf("mode at rest %q, want idle", p.Mode)
+		t.Errorf("mode at rest %q, want idle: %+v", p.Mode, p)
 	}
 }
 
@@ -363,4 +364,23 @@ func FuzzSettings(f *testing.F) {
 			t.Fatalf("%s=%q: state %+v", key, val, r)
 		}
 	})
+}
+
+// TestHostStopBringsItToRest: the agent's stop (Host.StopAll, as /stop
+// calls it) reaches the stop handler, which is acknowledged at once while
+// the robot decelerates to rest.
+func TestHostStopBringsItToRest(t *testing.T) {
+	pt := start(t, map[string]string{"max_accel_mps2": "5", "max_decel_mps2": "3"})
+	if _, err := pt.Call("drive.velocity", DriveVelocity{Linear: 1.5, Duration: 30}); err != nil {
+		t.Fatal(err)
+	}
+	waitSpeed(t, pt, func(v float64) bool { return v >= 1.5 }, 5*time.Second)
+	res := pt.StopAll(context.Background())
+	if len(res) != 1 || !res[0].Acked || res[0].Took > 100*time.Millisecond {
+		t.Fatalf("StopAll = %+v, want acknowledged at once", res)
+	}
+	if p := poseOf(t, pt); p.SpeedMPS == 0 || p.Mode != ModeStopping {
+		t.Errorf("just after the stop: %+v, want still decelerating (mode stopping)", p)
+	}
+	waitSpeed(t, pt, func(v float64) bool { return v == 0 }, 650*time.Millisecond)
 }

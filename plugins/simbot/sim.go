@@ -126,7 +126,8 @@ func (r *robot) step(dt float64) {
 		limit = r.set.maxAccel
 	}
 	r.v += clamp(wantV-r.v, limit*dt)
-	if math.Abs(r.v) < 1e-9 {
+	// Below a millimetre per second is at rest (and reported so).
+	if math.Abs(r.v) < 1e-3 && math.Abs(wantV) < 1e-3 {
 		r.v = 0
 	}
 	r.w = clamp(wantW, r.set.maxYawRate)
