@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/depai/depai/agent/policy"
+	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -68,6 +69,7 @@ func init() {
 		{name: "approvals", usage: "/approvals", help: "actions waiting for an operator's approval", run: approvalsCommand},
 		{name: "approve", usage: "/approve ID", help: "let a waiting action run", run: approveCommand},
 		{name: "deny", usage: "/deny ID [REASON]", help: "refuse a waiting action", run: denyCommand},
+		{name: "teleop", usage: "/teleop [ROBOT] on|off", help: "take (or give back) exclusive control of a robot: the model's moves are refused while you hold it", run: teleopCommand},
 		{name: "reset", usage: "/reset", help: "start a new conversation with this agent", run: resetCommand},
 		{name: "stop", usage: "/stop", help: "EMERGENCY STOP: cancel running turns, lock actuators and payments fleet-wide", run: stopCommand},
 		{name: "resume", usage: "/resume", help: "release the emergency stop (admins)", run: resumeCommand},
@@ -204,16 +206,29 @@ func agentsCommand(_ context.Context, a *Agent, _ call) (any, string, error) {
 	return ss, formatStatus(ss, a.cfg.Name), nil
 }
 
-func toolsCommand(ctx context.Context, a *Agent, _ call) (any, string, error) {
-	// Answer with every tool the agent will have, not those loaded so far.
-	if err := a.plugins.wait(ctx); err != nil {
-		return nil, "", &commandError{code: CodeUnavailable, msg: err.Error()}
-	}
+// ToolsReport is what /tools answers: the tools so far, and the plugins
+// whose tools are still to come.
+type ToolsReport struct {
+	Tools   []tool.Spec `json:"tools"`
+	Loading []string    `json:"loading,omitempty"`
+}
+
+func toolsCommand(_ context.Context, a *Agent, _ call) (any, string, error) {
 	specs := a.tools.Specs()
 	for i := range specs {
 		specs[i].Effect = a.fleet.policy.EffectOf(a.cfg.Name, specs[i].Name, specs[i].Effect)
 	}
-	return specs, formatTools(specs), nil
+	r := ToolsReport{Tools: specs}
+	for _, p := range a.plugins.list() {
+		if p.State == "loading" {
+			r.Loading = append(r.Loading, p.Name)
+		}
+	}
+	text := formatTools(specs)
+	if len(r.Loading) > 0 {
+		text += fmt.Sprintf("\n(still loading: %s — their tools follow; the first start builds plugins from source, which can take a minute)", strings.Join(r.Loading, ", "))
+	}
+	return r, text, nil
 }
 
 func callCommand(ctx context.Context, a *Agent, c call) (any, string, error) {
@@ -377,6 +392,26 @@ func denyCommand(ctx context.Context, a *Agent, c call) (any, string, error) {
 		return nil, "", err
 	}
 	return map[string]string{"denied": id}, "denied " + id, nil
+}
+
+func teleopCommand(ctx context.Context, a *Agent, c call) (any, string, error) {
+	robot, mode := a.cfg.Name, c.args
+	if name, rest, ok := strings.Cut(c.args, " "); ok {
+		robot, mode = name, strings.TrimSpace(rest)
+	}
+	if mode != "on" && mode != "off" {
+		return nil, "", usageError(lookupCommand("teleop"))
+	}
+	if _, err := a.fleet.Agent(robot); err != nil {
+		return nil, "", &commandError{code: CodeInvalid, msg: err.Error()}
+	}
+	if err := a.fleet.policy.Teleop(ctx, robot, c.by, mode == "on"); err != nil {
+		return nil, "", err
+	}
+	if mode == "on" {
+		return map[string]string{"robot": robot, "teleop": c.by.ID}, fmt.Sprintf("You (%s) hold teleop control of %s: its model's actuator calls are refused until /teleop %s off; your own still pass the hard limits.", c.by.ID, robot, robot), nil
+	}
+	return map[string]string{"robot": robot, "teleop": ""}, fmt.Sprintf("Teleop control of %s released.", robot), nil
 }
 
 func resetCommand(ctx context.Context, a *Agent, c call) (any, string, error) {

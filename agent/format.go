@@ -29,7 +29,32 @@ func formatStatus(ss []Status, current string) string {
 			time.Since(s.Started).Round(time.Second), s.Memory)
 	}
 	w.Flush()
+	for _, s := range ss {
+		if r := s.Robot; r != nil {
+			state := fmt.Sprintf("%.6f,%.6f heading %.0f° %.1f m/s fix %s", r.Lat, r.Lon, r.HeadingDeg, r.SpeedMPS, fixOrUnknown(r.Fix))
+			if r.BatteryPct != nil {
+				state += fmt.Sprintf(" battery %.0f%%", *r.BatteryPct)
+			}
+			if r.Stale {
+				state += fmt.Sprintf(" STALE (%s old)", time.Duration(r.AgeMillis)*time.Millisecond)
+			}
+			if r.Time.IsZero() {
+				state = "no pose yet"
+			}
+			if r.Teleop != "" {
+				state += " [teleop: " + r.Teleop + "]"
+			}
+			fmt.Fprintf(&b, "  %s: %s\n", s.Name, state)
+		}
+	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+func fixOrUnknown(f policy.Fix) string {
+	if f == "" {
+		return "unknown"
+	}
+	return string(f)
 }
 
 func formatStatusReport(r StatusReport, current string) string {

@@ -9,10 +9,13 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/build"
+	"github.com/depai/depai/agent/mcp"
+	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
 )
 
@@ -25,9 +28,10 @@ type pluginManager struct {
 
 	loaded chan struct{} // closed when every configured plugin has been tried
 
-	// mu guards errs. Lock order: after Agent.mu.
+	// mu guards errs and mcp. Lock order: after Agent.mu.
 	mu   sync.Mutex
-	errs map[string]error // why a configured plugin is not loaded, by name
+	errs map[string]error // why a configured plugin or MCP server is not loaded, by name
+	mcp  []*mcp.Client
 }
 
 func newPluginManager(a *Agent) *pluginManager {
@@ -61,7 +65,55 @@ func (m *pluginManager) loadAll(ctx context.Context) {
 			}
 		})
 	}
+	for _, s := range m.a.cfg.MCP {
+		wg.Go(func() {
+			if err := m.connectMCP(ctx, s); err != nil && ctx.Err() == nil {
+				m.a.log.Error("MCP server not connected", "mcp", s.Name, "err", err)
+			}
+		})
+	}
 	wg.Wait()
+}
+
+// connectMCP connects one configured MCP server and adds its tools. A tool
+// a safety rule names is an actuator: the operator's config says so.
+func (m *pluginManager) connectMCP(ctx context.Context, s config.MCPServer) (err error) {
+	key := "mcp:" + s.Name
+	defer func() {
+		m.mu.Lock()
+		m.errs[key] = err
+		m.mu.Unlock()
+	}()
+	var env []string
+	for name, from := range s.Env {
+		v, ok := m.a.fleet.opts.Secrets(from)
+		if !ok {
+			return fmt.Errorf("mcp %s: env %s: environment variable %s is not set", s.Name, name, from)
+		}
+		env = append(env, name+"="+v)
+	}
+	c, err := mcp.Connect(ctx, mcp.ClientConfig{
+		Name: s.Name, Command: s.Command, Dir: filepath.Dir(m.a.fleet.file.Path), Env: env, URL: s.URL, Timeout: s.Timeout.Std(),
+		Effect: func(name string, readOnly bool) tool.Effect {
+			declared := tool.EffectWrite
+			if readOnly {
+				declared = tool.EffectNone
+			}
+			return m.a.fleet.policy.EffectOf(m.a.cfg.Name, name, declared)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.a.tools.Add(c.Tools()...); err != nil {
+		_ = c.Close()
+		return fmt.Errorf("mcp %s: %w", s.Name, err)
+	}
+	m.mu.Lock()
+	m.mcp = append(m.mcp, c)
+	m.mu.Unlock()
+	m.a.log.Info("MCP server connected", "mcp", s.Name, "tools", len(c.Tools()))
+	return nil
 }
 
 // wait waits until the agent's configured plugins have been tried, so a
@@ -94,10 +146,25 @@ func (m *pluginManager) failures() []error {
 			errs = append(errs, err)
 		}
 	}
+	for _, s := range m.a.cfg.MCP {
+		if err := m.errs["mcp:"+s.Name]; err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errs
 }
 
-func (m *pluginManager) close(ctx context.Context) error { return m.host.Close(ctx) }
+func (m *pluginManager) close(ctx context.Context) error {
+	m.mu.Lock()
+	clients := m.mcp
+	m.mcp = nil
+	m.mu.Unlock()
+	errs := []error{m.host.Close(ctx)}
+	for _, c := range clients {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // load loads one configured plugin and adds its tools, recording why when
 // it cannot. A tool that a safety rule names but the plugin does not
@@ -147,6 +214,7 @@ func (m *pluginManager) spec(ctx context.Context, p config.Plugin) (host.PluginS
 		if kind == config.TransportProcess {
 			target = build.Native
 		}
+		m.a.log.Info("building plugin from source (the first build takes up to a minute; later starts use the cache)", "plugin", p.Name, "dir", path, "target", target)
 		res, err := build.Plugin(ctx, build.Options{Dir: path, Target: target, CacheDir: filepath.Join(m.a.fleet.cacheDir, "plugins")})
 		if err != nil {
 			return host.PluginSpec{}, fmt.Errorf("plugin %q: build %s: %w", p.Name, path, err)
@@ -187,6 +255,7 @@ func (m *pluginManager) pluginNamespace(plugin string) string { return m.a.ns + 
 // queues it as an input (coalesced with the plugin's other events).
 func (m *pluginManager) onEmit(plugin, topic string, payload json.RawMessage) {
 	ctx := m.a.fleet.bgCtx
+	m.a.fleet.poses.observe(m.a.cfg.Name, plugin, payload, time.Now())
 	text := fmt.Sprintf("%s emitted %s: %s", plugin, topic, payload)
 	recs, err := m.a.mem.Put(ctx, memory.Record{
 		Namespace: m.pluginNamespace(plugin), Kind: memory.KindObservation, Author: plugin,
@@ -207,6 +276,7 @@ func (m *pluginManager) onReading(plugin, sensor string, payload json.RawMessage
 		m.a.log.Warn("sensor poll failed", "plugin", plugin, "sensor", sensor, "err", err)
 		return
 	}
+	m.a.fleet.poses.observe(m.a.cfg.Name, plugin, payload, time.Now())
 	_, perr := m.a.mem.Put(m.a.fleet.bgCtx, memory.Record{
 		Namespace: m.pluginNamespace(plugin), Kind: memory.KindReading, Author: plugin,
 		Text: fmt.Sprintf("%s: %s", sensor, payload), Data: payload,

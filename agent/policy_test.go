@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -279,5 +280,42 @@ func TestTurnsAcrossRestarts(t *testing.T) {
 	recs := reply(collect(t, desk, "/memory recent 10"))
 	if strings.Contains(recs, " turn ") || desk.Status().Turns != 0 {
 		t.Errorf("the no-model answer was stored as a turn:\n%s", recs)
+	}
+}
+
+// TestMotionDecidedOnTheRobotsPose: the path from where the robot is, not
+// just the target, is checked against keep-out zones; a stale pose stops
+// motion; /status shows the robot.
+func TestMotionDecidedOnTheRobotsPose(t *testing.T) {
+	srv := llmtest.NewServer(t)
+	r := &robot{}
+	f, err := openWith(t, fmt.Sprintf(robotFleet+"  motion: {max_pose_age: 300ms, min_fix: rtk_float}\n", srv.URL), agent.Options{Tools: map[string][]tool.Tool{"rover": {r.tool(t, tool.EffectActuator)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := f.Agent("rover")
+	through := `/call drive.to {"lat":52.523,"lon":13.405,"speed":1,"label":"through"}`
+	if got := failure(t, a, through); !strings.Contains(got.Error, "position is unknown") {
+		t.Fatalf("a move with no pose: %+v", got)
+	}
+	pose := json.RawMessage(`{"lat":52.5173,"lon":13.405,"heading_deg":0,"speed_mps":0,"fix":"rtk_fixed","battery_pct":90}`)
+	if err := a.Report(t.Context(), "gnss", "position", pose); err != nil {
+		t.Fatal(err)
+	}
+	if got := failure(t, a, through); !strings.Contains(got.Error, "straight path") || !strings.Contains(got.Error, `"dock"`) {
+		t.Errorf("a path through the zone: %+v", got)
+	}
+	if got := reply(collect(t, a, `/call drive.to {"lat":52.5175,"lon":13.408,"speed":1,"label":"around"}`)); !strings.Contains(got, "arrived") {
+		t.Errorf("a clear move: %q", got)
+	}
+	if st := reply(collect(t, a, "/status")); !strings.Contains(st, "52.517300,13.405000") || !strings.Contains(st, "fix rtk_fixed") {
+		t.Errorf("/status does not show the robot:\n%s", st)
+	}
+	waitFor(t, func() bool { return a.Status().Robot.Stale })
+	if got := failure(t, a, `/call drive.to {"lat":52.5175,"lon":13.408,"speed":1}`); !strings.Contains(got.Error, "stale pose") {
+		t.Errorf("a move on a stale pose: %+v", got)
+	}
+	if got := r.done(); len(got) != 1 || got[0] != "around" {
+		t.Errorf("moves = %v, want only the clear one", got)
 	}
 }

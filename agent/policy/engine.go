@@ -32,11 +32,13 @@ type Rules struct {
 	Operators []string
 	// MaxDepth ends chains of wakes, emits and agent messages; 0: DefaultMaxDepth.
 	MaxDepth int
+	// Motion are the rules decided on where the robot is (Config.Poses).
+	Motion config.Motion
 }
 
 // RulesOf is an agent's policy as its config states it.
 func RulesOf(a config.Agent) Rules {
-	return Rules{Actuators: a.Safety.Actuators, Operators: a.Operators, MaxDepth: a.Limits.Depth}
+	return Rules{Actuators: a.Safety.Actuators, Operators: a.Operators, MaxDepth: a.Limits.Depth, Motion: a.Safety.Motion}
 }
 
 // Config configures an Engine.
@@ -49,8 +51,14 @@ type Config struct {
 	// listed gets no actuator rules and accepts every operator.
 	Agents          map[string]Rules
 	ApprovalTimeout time.Duration // 0: DefaultApprovalTimeout
-	Logger          *slog.Logger
-	Now             func() time.Time // nil: time.Now
+	// Poses says where each agent's robot is, for the motion rules. Nil: no
+	// robot reports a pose, and a rule that needs one refuses every move.
+	Poses Poses
+	// OnDecision is told of every decision Authorize makes (for metrics);
+	// it must not block.
+	OnDecision func(Action, Decision)
+	Logger     *slog.Logger
+	Now        func() time.Time // nil: time.Now
 }
 
 // Engine is the policy engine. It is safe for concurrent use.
@@ -91,6 +99,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Poses == nil {
+		cfg.Poses = func(string) (Pose, bool) { return Pose{}, false }
 	}
 	e := &Engine{cfg: cfg, log: cfg.Log, logger: cfg.Logger, now: cfg.Now, agents: map[string]*agentRules{}, waiting: map[string]chan Decision{}}
 	e.denials.window = time.Second
@@ -197,6 +208,31 @@ func (e *Engine) Resume(ctx context.Context, by Principal) error {
 	return e.cfg.State.setEStop(EStop{})
 }
 
+// Teleop gives an operator exclusive control of an agent's robot (on), or
+// releases it: while held, every other principal's actuator calls are
+// refused, and the holder's own still pass the hard limits. Taking it from
+// another operator needs an admin.
+func (e *Engine) Teleop(ctx context.Context, agent string, by Principal, on bool) error {
+	if by.Kind != PrincipalOperator || !by.Role.AtLeast(RoleOperator) {
+		return &wire.Error{Code: wire.CodeDenied, Message: fmt.Sprintf("teleop needs the operator role; %s has %s", by, roleName(by.Role))}
+	}
+	holder, held := e.cfg.State.Teleop(agent)
+	if held && holder != by.ID && !by.Role.AtLeast(RoleAdmin) {
+		return &wire.Error{Code: wire.CodeDenied, Message: fmt.Sprintf("operator %s holds teleop control of %s; only they or an admin may change it", holder, agent)}
+	}
+	next, action := by.ID, "teleop.take"
+	if !on {
+		next, action = "", "teleop.release"
+	}
+	if _, err := e.log.Write(ctx, Entry{Agent: agent, Principal: by, Kind: ActionCommand, Action: action, Target: agent, Phase: PhaseEvent, Decision: Allow}); err != nil {
+		return fmt.Errorf("teleop not changed: %w", err)
+	}
+	return e.cfg.State.setTeleop(agent, next)
+}
+
+// TeleopHolder is the operator holding teleop control of an agent, if any.
+func (e *Engine) TeleopHolder(agent string) (string, bool) { return e.cfg.State.Teleop(agent) }
+
 // Decide decides a without recording it or waiting for anyone. Authorize
 // is what callers use; Decide is for showing what would happen.
 func (e *Engine) Decide(_ context.Context, a Action) Decision {
@@ -229,9 +265,20 @@ func (e *Engine) Decide(_ context.Context, a Action) Decision {
 		d.Verdict, d.Rule = Deny, "safety.spend"
 		d.Reason = fmt.Sprintf("%s moves money and payments are not enabled on agent %s (no spend policy is in force)", a.Name, a.Agent)
 	case wire.EffectActuator:
-		if g := r.gates[a.Name]; g != nil {
-			return g.decide(a, d, e.now())
+		if holder, held := e.cfg.State.Teleop(a.Agent); held && !(a.Principal.Kind == PrincipalOperator && a.Principal.ID == holder) {
+			d.Verdict, d.Rule = Deny, "teleop"
+			d.Reason = fmt.Sprintf("operator %s holds teleop control of %s; %s may not move it until /teleop %s off", holder, a.Agent, a.Principal, a.Agent)
+			return d
 		}
+		var pose *Pose
+		if p, ok := e.cfg.Poses(a.Agent); ok {
+			pose = &p
+		}
+		g := r.gates[a.Name]
+		if g == nil {
+			g = &gate{key: "safety.motion", rule: config.ActuatorRule{Tool: a.Name}}
+		}
+		return g.decide(a, d, motionRules{cfg: r.Motion}, pose, e.now())
 	}
 	return d
 }
@@ -246,6 +293,9 @@ func roleName(r Role) string {
 // Authorize implements Gate.
 func (e *Engine) Authorize(ctx context.Context, a Action) (func(json.RawMessage, error), error) {
 	d := e.Decide(ctx, a)
+	if e.cfg.OnDecision != nil {
+		e.cfg.OnDecision(a, d)
+	}
 	if d.Verdict == Deny {
 		e.deny(ctx, a, d)
 		return nil, &wire.Error{Code: wire.CodeDenied, Message: d.Reason}
@@ -373,6 +423,7 @@ var commands = map[string]command{
 	"call":  {RoleOperator, false}, // the tool call itself is decided and audited
 	"ask":   {RoleOperator, false},
 	"reset": {RoleOperator, true}, "approve": {RoleOperator, true}, "deny": {RoleOperator, true},
+	"teleop":         {RoleOperator, false}, // the engine audits the change itself
 	"resume":         {RoleAdmin, true},
 	"plugins.manage": {RoleAdmin, true},
 }
@@ -535,37 +586,53 @@ func (g *gate) deny(d Decision, rule, format string, args ...any) Decision {
 	return d
 }
 
-// decide applies the rule to one call. Fields a rule needs but the call
-// does not carry in a readable form deny it: fail closed.
-func (g *gate) decide(a Action, d Decision, now time.Time) Decision {
+// decide applies the rule and the agent's motion rules to one call. Fields
+// a rule needs but the call does not carry in a readable form deny it: fail
+// closed.
+func (g *gate) decide(a Action, d Decision, m motionRules, pose *Pose, now time.Time) Decision {
 	var in motion
 	if len(a.Args) > 0 {
 		if err := json.Unmarshal(a.Args, &in); err != nil {
-			return g.deny(d, "", "the arguments of %s cannot be read (%v), so its safety rule cannot be checked", a.Name, err)
+			return g.deny(d, "", "the arguments of %s cannot be read (%v), so its safety rules cannot be checked", a.Name, err)
 		}
+	}
+	if in.Speed != nil && (!finite(*in.Speed) || *in.Speed < 0) {
+		return g.deny(d, ".max_speed", "speed %v is not a valid speed in m/s", *in.Speed)
 	}
 	if g.rule.MaxSpeed > 0 {
 		switch {
 		case in.Speed == nil:
 			return g.deny(d, ".max_speed", "%s carries no speed, so max_speed %.2f m/s cannot be checked; pass \"speed\" in m/s", a.Name, g.rule.MaxSpeed)
-		case !finite(*in.Speed) || *in.Speed < 0:
-			return g.deny(d, ".max_speed", "speed %v is not a valid speed in m/s", *in.Speed)
 		case *in.Speed > g.rule.MaxSpeed:
 			return g.deny(d, ".max_speed", "speed %.2f m/s is above the limit of %.2f m/s for %s", *in.Speed, g.rule.MaxSpeed, a.Name)
 		}
 	}
-	if len(g.rule.KeepOut) > 0 {
-		lat, lon := pick(in.Lat, in.Latitude), pick(in.Lon, in.Longitude)
-		if lat == nil || lon == nil {
-			return g.deny(d, ".keep_out", "%s carries no target position (lat/lon), so its keep-out zones cannot be checked", a.Name)
-		}
+	lat, lon := pick(in.Lat, in.Latitude), pick(in.Lon, in.Longitude)
+	hasTarget := lat != nil && lon != nil
+	if (lat == nil) != (lon == nil) || (!hasTarget && (len(g.rule.KeepOut) > 0 || len(m.cfg.Geofence) > 0)) {
+		return g.deny(d, ".keep_out", "%s carries no target position (lat/lon), so its keep-out zones and geofence cannot be checked", a.Name)
+	}
+	if hasTarget {
 		if !finite(*lat) || !finite(*lon) || *lat < -90 || *lat > 90 || *lon < -180 || *lon > 180 {
 			return g.deny(d, ".keep_out", "target %v,%v is not a valid position (latitude -90..90, longitude -180..180)", *lat, *lon)
 		}
-		for _, z := range g.rule.KeepOut {
-			if m := haversineM(*lat, *lon, z.Lat, z.Lon); m < z.RadiusM {
-				return g.deny(d, ".keep_out["+z.Name+"]", "target %.6f,%.6f is inside keep-out zone %q (%.0f m from its centre, radius %.0f m)", *lat, *lon, z.Name, m, z.RadiusM)
+	}
+	if hasTarget || m.needsPose() {
+		tlat, tlon := 0.0, 0.0
+		if hasTarget {
+			tlat, tlon = *lat, *lon
+		} else if pose != nil {
+			tlat, tlon = pose.Lat, pose.Lon // a move in place: the pose rules still hold
+		}
+		if rule, reason := checkMove(m, g.rule.KeepOut, pose, tlat, tlon, now); rule != "" {
+			if strings.HasPrefix(rule, "keep_out") {
+				rule = "." + rule
+			} else {
+				d.Rule = rule
+				d.Verdict, d.Reason = Deny, reason
+				return d
 			}
+			return g.deny(d, rule, "%s", reason)
 		}
 	}
 	if g.rate > 0 {

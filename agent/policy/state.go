@@ -23,8 +23,8 @@ type EStop struct {
 	Reason  string    `json:"reason,omitempty"`
 }
 
-// State is the safety state that must survive a crash: the e-stop and the
-// approvals waiting for an operator. Every change is written to a file and
+// State is the safety state that must survive a crash: the e-stop, the
+// approvals waiting for an operator and who holds teleop control. Every change is written to a file and
 // synced before it is reported done. A state that cannot be read engages
 // the e-stop: a restart never releases it.
 type State struct {
@@ -34,15 +34,17 @@ type State struct {
 	mu        sync.Mutex
 	estop     EStop
 	approvals []Approval
+	teleop    map[string]string // agent → the operator holding exclusive control
 	// broken is why the file could not be read at open, if it could not;
 	// the e-stop is then engaged until an admin releases it.
 	broken string
 }
 
 type stateFile struct {
-	Version   int        `json:"version"`
-	EStop     EStop      `json:"estop"`
-	Approvals []Approval `json:"approvals,omitempty"`
+	Version   int               `json:"version"`
+	EStop     EStop             `json:"estop"`
+	Approvals []Approval        `json:"approvals,omitempty"`
+	Teleop    map[string]string `json:"teleop,omitempty"`
 }
 
 // OpenState reads the safety state kept in dir (created if missing). A file
@@ -64,7 +66,7 @@ func OpenState(dir string) (*State, error) {
 			err = fmt.Errorf("version %d, want 1", f.Version)
 		}
 		if err == nil {
-			s.estop, s.approvals = f.EStop, f.Approvals
+			s.estop, s.approvals, s.teleop = f.EStop, f.Approvals, f.Teleop
 			return s, nil
 		}
 	}
@@ -95,6 +97,38 @@ func (s *State) Approvals() []Approval {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.approvals)
+}
+
+// Teleop says which operator holds exclusive control of an agent's robot.
+func (s *State) Teleop(agent string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.teleop[agent]
+	return h, ok
+}
+
+// setTeleop gives holder exclusive control of agent ("" releases it).
+func (s *State) setTeleop(agent, holder string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, had := s.teleop[agent]
+	if s.teleop == nil {
+		s.teleop = map[string]string{}
+	}
+	if holder == "" {
+		delete(s.teleop, agent)
+	} else {
+		s.teleop[agent] = holder
+	}
+	if err := s.saveLocked(); err != nil {
+		if had {
+			s.teleop[agent] = old
+		} else {
+			delete(s.teleop, agent)
+		}
+		return err
+	}
+	return nil
 }
 
 func (s *State) setEStop(e EStop) error {
@@ -156,7 +190,7 @@ func (s *State) save() error {
 // over the old one, then syncs the directory: the file is either the old
 // state or the new one, never a mix.
 func (s *State) saveLocked() error {
-	data, err := json.MarshalIndent(stateFile{Version: 1, EStop: s.estop, Approvals: s.approvals}, "", "  ")
+	data, err := json.MarshalIndent(stateFile{Version: 1, EStop: s.estop, Approvals: s.approvals, Teleop: s.teleop}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("safety state: encode: %w", err)
 	}
