@@ -312,8 +312,9 @@ func (h *Host) Plugins() []*Plugin {
 	return ps
 }
 
-// Unload stops a plugin: its sensors stop, calls in flight end with an
-// error, and its grants are revoked.
+// Unload stops a plugin: its actuators are told to stop (wire.StopUnload),
+// its sensors and heartbeats stop, calls in flight end with an error, and
+// its grants are revoked.
 func (h *Host) Unload(ctx context.Context, name string) error {
 	h.mu.Lock()
 	p, ok := h.plugins[name]
@@ -358,7 +359,8 @@ func (h *Host) Reload(ctx context.Context, name string) (*Plugin, error) {
 	return p, old.close(ctx)
 }
 
-// Close unloads every plugin.
+// Close stops every actuator plugin at once (wire.StopShutdown), then
+// unloads every plugin.
 func (h *Host) Close(ctx context.Context) error {
 	ctx = h.stopForClose(ctx)
 	var errs []error
