@@ -42,18 +42,20 @@ func stopRecorder(t *testing.T, watchdog time.Duration) (*registry.Registry, fun
 // TestWatchdogTripsRefusesAndResumes: without heartbeats the watchdog calls
 // the stop handler once and refuses actuator calls; a heartbeat re-arms it.
 func TestWatchdogTripsRefusesAndResumes(t *testing.T) {
-	const timeout = 60 * time.Millisecond
+	// Beats every 20ms against a 250ms timeout: a loaded machine's late
+	// wake-ups must not look like missing heartbeats.
+	const timeout = 250 * time.Millisecond
 	reg, reasons := stopRecorder(t, timeout)
 	a := newActuation(reg, reg.Manifest(), "bot")
 	a.start()
 	drive := wire.Call{Method: "drive"}
 	beat := wire.Call{Method: wire.MethodHeartbeat}
 	// Beats keep it quiet well past the timeout.
-	for range 6 {
+	for range 40 {
 		if res, ok := a.intercept(beat); !ok || res.Error != nil {
 			t.Fatalf("heartbeat: %v %+v", ok, res)
 		}
-		time.Sleep(timeout / 3)
+		time.Sleep(20 * time.Millisecond)
 	}
 	if got := reasons(); len(got) != 0 {
 		t.Fatalf("stops while heartbeats arrived: %q", got)
