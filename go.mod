@@ -3,6 +3,8 @@ module github.com/depai/depai
 go 1.26.8
 
 require (
+	github.com/adrianmo/go-nmea v1.10.0
+	github.com/aler9/goroslib v1.2.0
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/dgraph-io/badger/v4 v4.9.6
@@ -34,8 +36,6 @@ require (
 )
 
 require (
-	github.com/adrianmo/go-nmea v1.10.0 // indirect
-	github.com/aler9/goroslib v1.2.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
