@@ -132,8 +132,8 @@ func TestOpenCorrupt(t *testing.T) {
 	}{
 		{"garbled MANIFEST", func(t *testing.T, dir string) { garble(t, filepath.Join(dir, "MANIFEST"), 8) }, "corrupt"},
 		{"truncated MANIFEST", func(t *testing.T, dir string) { truncate(t, filepath.Join(dir, "MANIFEST"), 10) }, "corrupt"},
-		{"truncated table", func(t *testing.T, dir string) { truncate(t, filepath.Join(dir, sst), 100) }, "corrupt"},
-		{"garbled table", func(t *testing.T, dir string) { garble(t, filepath.Join(dir, sst), 0) }, "corrupt"},
+		{"truncated table", func(t *testing.T, dir string) { truncate(t, filepath.Join(dir, sst), 100) }, "damaged"},
+		{"garbled table", func(t *testing.T, dir string) { garble(t, filepath.Join(dir, sst), 0) }, "damaged"},
 		{"missing MANIFEST", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "MANIFEST")) }, "not a depai memory store"},
 		{"some other directory", func(t *testing.T, dir string) {
 			os.RemoveAll(dir)

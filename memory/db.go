@@ -60,7 +60,15 @@ type Config struct {
 	// the process (SIGBUS) — so the store refuses writes while it still has
 	// room. Default: twice the memtable plus twice the value-log file size.
 	MinFreeBytes int64
-	Logger       *slog.Logger // default slog.Default()
+	// ReadOnly opens the store for reading only (badger's read-only mode):
+	// nothing in the directory is written, Put fails with ErrReadOnly. It
+	// reads a read-only copy, which must have been closed cleanly or copied
+	// from a store that was.
+	ReadOnly bool
+	// Repair, when the store does not verify on open, salvages it first
+	// (see Repair) instead of refusing; DB.Repaired says what was lost.
+	Repair bool
+	Logger *slog.Logger // default slog.Default()
 }
 
 // DB is the badger-backed Store. It implements Store, Watcher and Facts.
@@ -94,7 +102,12 @@ type DB struct {
 	watchers map[*watcher]struct{}
 
 	// owned by the committer goroutine
-	entropy *rand.PCG
+	entropy    *rand.PCG
+	mark       *os.File // the sequence mark (nil when read-only)
+	markFailed bool
+
+	metaLastSeq uint64 // kv.MetaLastSeq as loaded
+	repaired    *RepairReport
 }
 
 var (
@@ -103,9 +116,19 @@ var (
 	_ Facts   = (*DB)(nil)
 )
 
-// Open opens (or creates) the store in cfg.Dir. A directory that is not a
-// depai memory store, or whose files are corrupt or truncated, is an error
-// that says so; nothing in it is changed.
+// Open opens (or creates) the store in cfg.Dir.
+//
+// Before badger reads anything, Open checks the directory's files itself
+// (badger would silently truncate a log at its first bad entry and skip
+// unreadable table blocks): the MANIFEST, every table's index and block
+// checksums, every write-ahead log entry, the newest value log, and the
+// sequence mark that proves no acknowledged commit is missing. A directory
+// that is not a depai memory store, or that does not verify, is an error
+// that says which file and what is wrong (a *DamageError wrapping
+// ErrDamaged); nothing in it is changed. With Config.Repair set, a damaged
+// store is repaired first (see Repair) and DB.Repaired says what was lost.
+// A directory that cannot be written is an error wrapping ErrReadOnly that
+// says how to read it; Config.ReadOnly opens it for reading.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("memory: open: %w: Config.Dir is empty", ErrInvalid)
@@ -117,30 +140,63 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
+	if !cfg.ReadOnly {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, openError(cfg.Dir, err))
+		}
 	}
 	fresh, err := isEmptyDir(cfg.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, openError(cfg.Dir, err))
 	}
+	if fresh && cfg.ReadOnly {
+		return nil, fmt.Errorf("memory: open %s read-only: %w: the directory is empty or missing", cfg.Dir, ErrNotFound)
+	}
+	if !cfg.ReadOnly {
+		if err := unix.Access(cfg.Dir, unix.W_OK); err != nil {
+			return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, openError(cfg.Dir, err))
+		}
+	}
+	var repaired *RepairReport
+	var fc fileCheck
 	if !fresh {
 		if _, err := os.Stat(filepath.Join(cfg.Dir, "MANIFEST")); err != nil {
 			return nil, fmt.Errorf("memory: open %s: not a depai memory store (no MANIFEST): %w", cfg.Dir, err)
 		}
-		if err := checkTables(cfg.Dir); err != nil {
-			return nil, fmt.Errorf("memory: open %s: data directory is corrupt or truncated (restore it from a backup or an export): %w", cfg.Dir, err)
+		if fc, err = checkFiles(cfg.Dir, checkOpen); err != nil {
+			return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, openError(cfg.Dir, err))
 		}
+		if len(fc.damage) > 0 {
+			if !cfg.Repair || cfg.ReadOnly {
+				return nil, &DamageError{Dir: cfg.Dir, Damage: fc.damage}
+			}
+			rep, err := Repair(ctx, cfg)
+			if err != nil {
+				return nil, err
+			}
+			repaired = &rep
+			if fc, err = checkFiles(cfg.Dir, checkOpen); err != nil {
+				return nil, fmt.Errorf("memory: open %s after repair: %w", cfg.Dir, err)
+			}
+			if len(fc.damage) > 0 {
+				return nil, fmt.Errorf("memory: open %s after repair: %w", cfg.Dir, &DamageError{Dir: cfg.Dir, Damage: fc.damage})
+			}
+		}
+	}
+	if cfg.ReadOnly {
+		opts = opts.WithReadOnly(true)
 	}
 	bdb, err := openBadger(opts)
 	switch {
 	case err == nil:
 	case strings.Contains(err.Error(), "directory lock"):
 		return nil, fmt.Errorf("memory: open %s: in use by another process: %w", cfg.Dir, err)
+	case cfg.ReadOnly && errors.Is(err, badger.ErrTruncateNeeded):
+		return nil, fmt.Errorf("memory: open %s read-only: %w: its write-ahead log ends in a write a crash interrupted, which only a writable open drops; copy the directory to a writable place (cp -a %s COPY) and open the copy: %v", cfg.Dir, ErrReadOnly, cfg.Dir, err)
 	case fresh:
-		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, openError(cfg.Dir, err))
 	default:
-		return nil, fmt.Errorf("memory: open %s: data directory is corrupt or truncated (restore it from a backup or an export): %w", cfg.Dir, err)
+		return nil, fmt.Errorf("memory: open %s: badger refused files that verified: %w", cfg.Dir, openError(cfg.Dir, err))
 	}
 	db := &DB{
 		cfg:      cfg,
@@ -153,19 +209,66 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		ns:       make(map[string]struct{}),
 		watchers: make(map[*watcher]struct{}),
 		entropy:  rand.NewPCG(uint64(time.Now().UnixNano()), 0x9E3779B97F4A7C15),
+		repaired: repaired,
 	}
 	if err := db.load(fresh); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
 	}
+	if db.metaLastSeq < fc.mark {
+		// Reached only when the logs held no commit (checkFiles compared
+		// theirs): the newest commit is in the tables.
+		bdb.Close()
+		return nil, &DamageError{Dir: cfg.Dir, Damage: []Damage{{File: "tables", What: fmt.Sprintf("hold commits up to record %d, but records up to %d were acknowledged (sequence mark)", db.metaLastSeq, fc.mark),
+			Lost: []SeqRange{{db.metaLastSeq + 1, fc.mark}}}}}
+	}
+	if !cfg.ReadOnly {
+		if db.mark, err = os.OpenFile(filepath.Join(cfg.Dir, markFile), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+			bdb.Close()
+			return nil, fmt.Errorf("memory: open %s: sequence mark: %w", cfg.Dir, openError(cfg.Dir, err))
+		}
+		if fc.mark == 0 {
+			db.writeMark(db.metaLastSeq)
+		}
+	}
 	go db.commitLoop()
-	if cfg.GCInterval > 0 {
+	if cfg.GCInterval > 0 && !cfg.ReadOnly {
 		db.bg.Go(db.gcLoop)
 	}
 	if cfg.TrimInterval > 0 {
 		db.bg.Go(db.trimLoop)
 	}
 	return db, nil
+}
+
+// Repaired returns what Config.Repair did on open, nil if the store needed
+// no repair.
+func (db *DB) Repaired() *RepairReport { return db.repaired }
+
+// writeMark records seq as acknowledged. Called by the committer, after
+// badger synced the commit that set kv.MetaLastSeq to seq.
+func (db *DB) writeMark(seq uint64) {
+	if db.mark == nil {
+		return
+	}
+	if _, err := db.mark.WriteAt(encodeMark(seq), 0); err != nil && !db.markFailed {
+		db.markFailed = true
+		db.log.Warn("memory: cannot update the sequence mark; continuity is proven only up to its last value", "dir", db.cfg.Dir, "err", err)
+	}
+}
+
+// openError says what a file-system error on open means for the user.
+func openError(dir string, err error) error {
+	switch {
+	case errors.Is(err, unix.EROFS) || strings.Contains(err.Error(), "read-only file system"):
+		return fmt.Errorf("%w: %s is on a read-only file system; to read it, open it read-only (depai memory export|stats|verify --read-only), or copy it to a writable place (cp -a %s COPY) and use the copy: %v", ErrReadOnly, dir, dir, err)
+	case errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%w: permission denied: %s and its files must be readable and writable by uid %d (to only read it, use --read-only): %v", ErrDenied, dir, os.Getuid(), err)
+	case errors.Is(err, unix.ENOSPC):
+		free, _ := freeBytes(dir)
+		return fmt.Errorf("%w: no space left in %s (%d bytes free): %v", ErrDiskFull, dir, free, err)
+	}
+	return err
 }
 
 // openBadger turns a badger panic on garbage input into an error: some
@@ -245,59 +348,6 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 	return o, nil
 }
 
-// checkTables checks the footer of every table file. badger reads a table's
-// index from offsets in its footer without checking them against the file
-// size, and panics in a goroutine of its own (which no recover reaches) on a
-// truncated table; so the store checks first.
-//
-//	… index | uint32 len(index) | checksum | uint32 len(checksum)   (big-endian)
-func checkTables(dir string) error {
-	ssts, err := filepath.Glob(filepath.Join(dir, "*.sst"))
-	if err != nil {
-		return err
-	}
-	for _, path := range ssts {
-		if err := checkTable(path); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func checkTable(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := st.Size()
-	bad := func(what string) error {
-		return fmt.Errorf("table %s (%d bytes): %s", filepath.Base(path), size, what)
-	}
-	if size < 8 {
-		return bad("too short for a footer")
-	}
-	var b [4]byte
-	if _, err := f.ReadAt(b[:], size-4); err != nil {
-		return err
-	}
-	cl := int64(binary.BigEndian.Uint32(b[:]))
-	if cl > size-8 {
-		return bad(fmt.Sprintf("checksum length %d exceeds the file", cl))
-	}
-	if _, err := f.ReadAt(b[:], size-8-cl); err != nil {
-		return err
-	}
-	if il := int64(binary.BigEndian.Uint32(b[:])); il > size-8-cl {
-		return bad(fmt.Sprintf("index length %d exceeds the file", il))
-	}
-	return nil
-}
-
 func isEmptyDir(dir string) (bool, error) {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -341,6 +391,17 @@ func (db *DB) load(fresh bool) error {
 		if string(v) != kv.FormatVersion {
 			return fmt.Errorf("data format %q, this build reads %q", v, kv.FormatVersion)
 		}
+		if item, err := txn.Get([]byte(kv.MetaLastSeq)); err == nil {
+			if err := item.Value(func(v []byte) error {
+				var err error
+				db.metaLastSeq, err = kv.Seq(v)
+				return err
+			}); err != nil {
+				return fmt.Errorf("data directory is corrupt: last-seq record: %w", err)
+			}
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kv.PrefixNSSet}})
 		for it.Rewind(); it.Valid(); it.Next() {
 			db.ns[string(it.Item().Key()[1:])] = struct{}{}
@@ -373,6 +434,11 @@ func (db *DB) load(fresh bool) error {
 			newest = append(newest, rec)
 		}
 		slices.Reverse(newest)
+		// Seqs are never reused: not after the newest records expired, nor
+		// after Repair lost some.
+		if db.metaLastSeq > db.lastSeq.Load() {
+			db.lastSeq.Store(db.metaLastSeq)
+		}
 		// With every record in RAM, the ring is complete down to Seq 1.
 		floor := uint64(1)
 		if it.Valid() {
@@ -406,6 +472,9 @@ func (db *DB) Put(ctx context.Context, recs ...Record) ([]Record, error) {
 func (db *DB) submit(ctx context.Context, r *request) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memory: put: %w", err)
+	}
+	if db.cfg.ReadOnly {
+		return nil, fmt.Errorf("memory: put: %w: %s was opened read-only", ErrReadOnly, db.cfg.Dir)
 	}
 	if !db.enter(&db.writes) {
 		return nil, fmt.Errorf("memory: put: %w", ErrClosed)
@@ -495,7 +564,12 @@ func (db *DB) Close() error {
 	<-db.stopped
 	db.reads.Wait()
 	db.bg.Wait()
-	if err := db.bdb.Close(); err != nil {
+	err := db.bdb.Close()
+	if db.mark != nil {
+		// After badger's close: the mark must never lead the data.
+		err = errors.Join(err, db.mark.Sync(), db.mark.Close())
+	}
+	if err != nil {
 		return fmt.Errorf("memory: close %s: %w", db.cfg.Dir, err)
 	}
 	return nil

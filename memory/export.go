@@ -15,13 +15,17 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/depai/depai/memory/internal/badgerfile"
 	"github.com/depai/depai/memory/internal/kv"
 )
 
 // Export writes the records of s that match q as JSONL — one Record as JSON
 // per line, in Seq order (q.Ascending is forced; q.Limit is honoured) — and
 // returns how many it wrote. Vectors are written as JSON numbers, which
-// round-trip float32 exactly.
+// round-trip float32 exactly. From a *DB, the export then checks every
+// table block's checksum, and fails with an error wrapping ErrDamaged if
+// one does not verify: badger's iterators end early at an unreadable
+// block instead of failing, so the export may lack records.
 func Export(ctx context.Context, s Store, w io.Writer, q Query) (int, error) {
 	q.Ascending = true
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -40,7 +44,45 @@ func Export(ctx context.Context, s Store, w io.Writer, q Query) (int, error) {
 	if err := bw.Flush(); err != nil {
 		return n, fmt.Errorf("memory: export: %w", err)
 	}
+	if db, ok := s.(*DB); ok {
+		if err := db.verifyTables(); err != nil {
+			return n, fmt.Errorf("memory: export: %d records written, but the export is incomplete: %w", n, err)
+		}
+	}
 	return n, nil
+}
+
+// verifyTables checks every block of every table badger has open.
+// badger's VerifyChecksum dereferences a nil block when a block does not
+// read (and then leaks its table references; the store is damaged
+// anyway), so its panic is an error here.
+func (db *DB) verifyTables() (err error) {
+	if !db.enter(&db.reads) {
+		return ErrClosed
+	}
+	defer db.reads.Done()
+	defer func() {
+		if p := recover(); p != nil {
+			err = db.tableDamage(fmt.Sprintf("a table block does not read (%v)", p))
+		}
+	}()
+	if err := db.bdb.VerifyChecksum(); err != nil {
+		return db.tableDamage(err.Error())
+	}
+	return nil
+}
+
+// tableDamage names the damaged tables, reading them without badger.
+func (db *DB) tableDamage(what string) error {
+	var blocks int
+	var damage []Damage
+	if tables, err := badgerfile.Manifest(db.cfg.Dir); err == nil {
+		damage = checkTablesConcurrently(tables, &blocks)
+	}
+	if len(damage) == 0 {
+		damage = []Damage{{File: "tables", What: what}}
+	}
+	return &DamageError{Dir: db.cfg.Dir, Damage: damage}
 }
 
 // ImportOptions configures DB.Import.
