@@ -47,7 +47,9 @@ func (x *Index) watch(out chan<- memory.Record) {
 
 // ingest indexes records in batches of what has arrived, and checkpoints.
 func (x *Index) ingest(in <-chan memory.Record) {
-	quiet := time.NewTimer(time.Hour)
+	// A second without records means the index has caught up (records
+	// that expired unread never arrive).
+	quiet := time.NewTimer(time.Second)
 	defer quiet.Stop()
 	batch := make([]memory.Record, 0, 1024)
 	for {
@@ -79,6 +81,9 @@ func (x *Index) ingest(in <-chan memory.Record) {
 			}
 			quiet.Reset(time.Second)
 		case <-quiet.C:
+			x.mu.Lock()
+			x.ready = true
+			x.mu.Unlock()
 			x.saveCheckpoint()
 		}
 	}
@@ -87,7 +92,11 @@ func (x *Index) ingest(in <-chan memory.Record) {
 func (x *Index) saveCheckpoint() {
 	if err := x.checkpoint(); err != nil {
 		x.setErr(err)
+		return
 	}
+	x.mu.Lock()
+	x.diskFull = false
+	x.mu.Unlock()
 }
 
 // add indexes batch. It returns the records' own vectors to store, and
@@ -128,6 +137,9 @@ func (x *Index) add(batch []memory.Record) (vecs []kv, checkpoint bool) {
 		}
 	}
 	x.flushStaged()
+	if x.cursor >= x.target {
+		x.ready = true
+	}
 	x.cond.Broadcast()
 	return x.vectorKVs(newVecs), len(x.docs)-x.saved >= x.cfg.CheckpointEvery
 }

@@ -31,10 +31,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/memory/embed"
@@ -67,6 +67,12 @@ type Config struct {
 	// slower. 0: 64 (recall@10 0.999 on clustered synthetic 384-d vectors
 	// at 200k per namespace; the hnsw benchmark logs the trade-off).
 	EfSearch int
+	// MinFreeBytes is the free space in Dir below which the index stops
+	// saving (it keeps indexing in RAM, and saves once there is room):
+	// badger writes through memory-mapped files, and a write the disk
+	// cannot back kills the process with SIGBUS. 0: 96 MiB (the index's
+	// two memtables, their write-ahead logs and a margin).
+	MinFreeBytes int64
 }
 
 // Query is a recall request.
@@ -101,6 +107,16 @@ type Stats struct {
 	Cursor        uint64 // Seq of the last record indexed
 	Graphs        int    // namespaces searched through an HNSW graph
 	LastError     string // the most recent background error, "" if none
+	// Ready is set once the index has loaded what it saved and caught up
+	// with the records the Source held when it opened. Until then Search
+	// ranks the newest matching records by BM25 (see Search).
+	Ready bool
+	// Phase is "loading", "rebuilding" (the saved index was damaged,
+	// missing or of another version), "catching up", "ready" or
+	// "unavailable" (the index directory cannot be used; Search falls back).
+	Phase string
+	// Progress is how far the current phase is, from 0 to 1.
+	Progress float64
 }
 
 // Index is a hybrid recall index. It is safe for concurrent use.
@@ -132,7 +148,20 @@ type Index struct {
 	enqueued    uint64 // embeddings ever queued (first attempts)
 	attempted   uint64 // of those, attempted at least once
 	lastErr     string
+	diskFull    bool // the last save was refused for lack of space
 	closed      bool
+
+	// Open returns before the index is loaded: start loads it and then
+	// starts following the Source. Until loaded is set (under mu), the
+	// fields above belong to start alone, and readers look only at these.
+	started   chan struct{} // closed when start has finished
+	loaded    bool          // guarded by mu
+	ready     bool          // guarded by mu: loaded and caught up with target
+	broken    bool          // guarded by mu: the directory is unusable; fallback search only
+	rebuild   bool          // guarded by mu: the load found damage and started over
+	target    uint64        // the Source's LastSeq at Open
+	loadDone  atomic.Int64  // documents loaded so far
+	loadTotal atomic.Int64  // documents to load
 }
 
 type doc struct {
@@ -187,6 +216,7 @@ func (in *interner) lookup(s string) (uint32, bool) {
 var (
 	keyCursor = []byte("m/cursor") // cursor u64, saved docs u64
 	keyModel  = []byte("m/model")  // model name of the stored vectors
+	keyFormat = []byte("m/format") // formatVersion
 	prefDoc   = []byte("d/")       // + docnum BE32 -> doc
 	prefPost  = []byte("p/")       // + term + 0 + block BE32 -> postings block
 	prefVec   = []byte("v/")       // + docnum BE32 -> id, model, dims, float32 LE
@@ -198,82 +228,6 @@ var (
 // valueThreshold is the index badger's value threshold: values below it are
 // kept in the LSM tree, so the index needs no value-log GC.
 const valueThreshold = 1 << 20
-
-// Open opens or creates the index in cfg.Dir, loads what it persisted, and
-// starts following cfg.Source from its cursor.
-func Open(ctx context.Context, cfg Config) (*Index, error) {
-	if cfg.Source == nil {
-		return nil, errors.New("recall: open: Config.Source is nil; want a memory store that is also a memory.Watcher")
-	}
-	if cfg.Dir == "" {
-		return nil, errors.New("recall: open: Config.Dir is empty; want the index's data directory")
-	}
-	if cfg.ExactBelow < 0 || cfg.CheckpointEvery < 0 || cfg.EmbedBatch < 0 || cfg.EfSearch < 0 {
-		return nil, fmt.Errorf("recall: open %s: ExactBelow %d, CheckpointEvery %d, EmbedBatch %d, EfSearch %d: want 0 (default) or positive values",
-			cfg.Dir, cfg.ExactBelow, cfg.CheckpointEvery, cfg.EmbedBatch, cfg.EfSearch)
-	}
-	if cfg.ExactBelow == 0 {
-		cfg.ExactBelow = 30000
-	}
-	if cfg.CheckpointEvery == 0 {
-		cfg.CheckpointEvery = 20000
-	}
-	if cfg.EmbedBatch == 0 {
-		cfg.EmbedBatch = 64
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	opts := badger.DefaultOptions(cfg.Dir).
-		WithLogger(nil).
-		WithSyncWrites(false). // derived data: after a crash it is rebuilt from the Store
-		WithMetricsEnabled(false).
-		WithCompression(options.Snappy).
-		WithMemTableSize(16 << 20).
-		WithNumMemtables(2).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
-		WithValueThreshold(valueThreshold)
-	db, err := badger.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("recall: open %s: %w (if it is corrupt, remove it: the index is rebuilt from the store)", cfg.Dir, err)
-	}
-	x := &Index{
-		cfg:   cfg,
-		log:   log,
-		db:    db,
-		emb:   cfg.Embedder,
-		hcfg:  hnsw.Config{EfSearch: cfg.EfSearch},
-		text:  bm25.New(),
-		parts: map[string]*partition{},
-		facts: map[factKey]uint32{},
-
-		stagedParts: map[*partition]struct{}{},
-	}
-	x.cond = sync.NewCond(&x.mu)
-	x.ctx, x.cancel = context.WithCancel(context.Background())
-	x.loading = true
-	err = x.load(ctx)
-	x.loading = false
-	if err != nil {
-		x.cancel()
-		x.wg.Wait()
-		db.Close()
-		return nil, fmt.Errorf("recall: open %s: %w (the index is derived from the store: remove the directory to rebuild it)", cfg.Dir, err)
-	}
-	// Before ingest starts: it adds to x.parts.
-	for _, p := range x.parts {
-		x.maybeBuild(p)
-	}
-	recs := make(chan memory.Record, 4096)
-	x.wg.Go(func() { x.watch(recs) })
-	x.wg.Go(func() { x.ingest(recs) })
-	if x.emb != nil {
-		x.wg.Go(x.embedLoop)
-	}
-	return x, nil
-}
 
 // Mode says how recall ranks, for /status, e.g. "hybrid: bm25 +
 // text-embedding-3-small (384d)" or "bm25 only (no embeddings endpoint
@@ -288,8 +242,11 @@ func (x *Index) Mode() string {
 	}
 	mode := fmt.Sprintf("hybrid: bm25 + %s (%s)", x.emb.Model(), dims)
 	x.mu.RLock()
-	pending := len(x.pending)
+	pending, loaded := len(x.pending), x.loaded
 	x.mu.RUnlock()
+	if !loaded {
+		return mode + "; index loading"
+	}
 	if pending > 0 {
 		mode += fmt.Sprintf("; %d records waiting for embeddings", pending)
 	}
@@ -300,7 +257,29 @@ func (x *Index) Mode() string {
 func (x *Index) Stats() Stats {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	s := Stats{Docs: len(x.docs), PendingEmbeds: len(x.pending), Cursor: x.cursor, LastError: x.lastErr}
+	if !x.loaded {
+		s := Stats{Phase: "loading", LastError: x.lastErr}
+		switch {
+		case x.broken:
+			s.Phase = "unavailable"
+		case x.rebuild:
+			s.Phase = "rebuilding"
+		}
+		if t := x.loadTotal.Load(); t > 0 {
+			s.Progress = float64(x.loadDone.Load()) / float64(t)
+		}
+		return s
+	}
+	s := Stats{Docs: len(x.docs), PendingEmbeds: len(x.pending), Cursor: x.cursor, LastError: x.lastErr, Ready: x.ready, Phase: "ready", Progress: 1}
+	if !x.ready {
+		s.Phase = "catching up"
+		if x.rebuild {
+			s.Phase = "rebuilding"
+		}
+		if x.target > 0 {
+			s.Progress = min(1, float64(x.cursor)/float64(x.target))
+		}
+	}
 	for _, p := range x.parts {
 		p.mu.RLock()
 		s.Vectors += len(p.docs)
@@ -319,11 +298,19 @@ func (x *Index) Sync(ctx context.Context) error {
 	target := x.cfg.Source.LastSeq()
 	for {
 		x.mu.Lock()
-		cur, closed, embedding := x.cursor, x.closed, x.attempted < x.enqueued
+		loaded, broken, closed := x.loaded, x.broken, x.closed
+		var cur uint64
+		var embedding bool
+		if loaded {
+			cur, embedding = x.cursor, x.attempted < x.enqueued
+		}
 		x.mu.Unlock()
 		switch {
 		case closed:
 			return errors.New("recall: sync: index closed")
+		case broken:
+			return nil // Search reads the Source itself
+		case !loaded:
 		case cur >= target && !embedding:
 			return nil
 		case cur < target && !x.unread(ctx, cur, target):
@@ -340,6 +327,17 @@ func (x *Index) Sync(ctx context.Context) error {
 	}
 }
 
+// WaitLoaded waits until the index has loaded what it saved, or found it
+// unusable and started rebuilding (Stats then says "rebuilding").
+func (x *Index) WaitLoaded(ctx context.Context) error {
+	select {
+	case <-x.started:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("recall: wait for load: %w", ctx.Err())
+	}
+}
+
 // unread reports whether the Source still holds a record in (after, upto].
 func (x *Index) unread(ctx context.Context, after, upto uint64) bool {
 	for rec, err := range x.cfg.Source.Query(ctx, memory.Query{AfterSeq: after, Ascending: true, Limit: 1}) {
@@ -348,7 +346,8 @@ func (x *Index) unread(ctx context.Context, after, upto uint64) bool {
 	return false
 }
 
-// Close stops following the Source, checkpoints, and closes the index.
+// Close stops following the Source, checkpoints, and closes the index. It
+// does not wait for a load in progress to finish: the load stops.
 func (x *Index) Close() error {
 	x.mu.Lock()
 	if x.closed {
@@ -359,14 +358,24 @@ func (x *Index) Close() error {
 	x.cond.Broadcast()
 	x.mu.Unlock()
 	x.cancel()
+	<-x.started
 	x.wg.Wait()
-	err := x.checkpoint()
-	if err == nil && x.emb != nil {
-		x.mu.Lock()
-		err = x.saveGraphs()
-		x.mu.Unlock()
+	x.mu.RLock()
+	loaded := x.loaded
+	x.mu.RUnlock()
+	if x.db == nil {
+		return nil
 	}
-	if cerr := x.db.Close(); err == nil {
+	var err error
+	if loaded { // a load cut short holds part of the index: saving it would lose the rest
+		err = x.checkpoint()
+		if err == nil && x.emb != nil {
+			x.mu.Lock()
+			err = x.saveGraphs()
+			x.mu.Unlock()
+		}
+	}
+	if cerr := x.closeDB(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -375,9 +384,15 @@ func (x *Index) Close() error {
 	return nil
 }
 
+// setErr records a background error. A full disk is logged once until
+// the index saves again.
 func (x *Index) setErr(err error) {
-	x.log.Error("recall", "err", err)
 	x.mu.Lock()
+	quiet := errors.Is(err, memory.ErrDiskFull) && x.diskFull
+	x.diskFull = errors.Is(err, memory.ErrDiskFull)
 	x.lastErr = err.Error()
 	x.mu.Unlock()
+	if !quiet {
+		x.log.Error("recall", "err", err)
+	}
 }

@@ -17,6 +17,11 @@ import (
 
 // Search returns up to q.K records matching q.Filter, ranked by BM25 and
 // vector similarity fused with RRF.
+//
+// While the index is loading or rebuilding (Stats.Ready false), Search
+// ranks by BM25 alone the newest scanLimit records that match q.Filter,
+// read from the Source: recent memories are found at once after a start,
+// older ones once the index is ready.
 func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	if strings.TrimSpace(q.Text) == "" {
 		return nil, errors.New("recall: search: Query.Text is empty; to list records by filter alone use memory.Store.Query")
@@ -52,6 +57,10 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	if x.closed { // Close relabels the graphs it saves: they cannot be searched
 		x.mu.RUnlock()
 		return nil, errors.New("recall: search: index closed")
+	}
+	if !x.loaded || x.rebuild && !x.ready {
+		x.mu.RUnlock()
+		return x.scanSearch(ctx, q)
 	}
 	keep, nsOK := x.filter(q.Filter, q.Within, time.Now())
 	lex := x.text.Search(bm25.ParseQuery(q.Text), depth, keep)
@@ -183,4 +192,38 @@ func (x *Index) filter(f memory.Query, within []string, now time.Time) (keep fun
 		}
 		return true
 	}, nsOK
+}
+
+// scanLimit is how many of the newest matching records Search ranks while
+// the index is not ready.
+const scanLimit = 4096
+
+// scanSearch ranks the newest matching records of the Source by BM25, in
+// a throwaway index.
+func (x *Index) scanSearch(ctx context.Context, q Query) ([]Hit, error) {
+	f := q.Filter
+	f.Limit = scanLimit
+	var recs []memory.Record
+	text := bm25.New()
+	for rec, err := range x.cfg.Source.Query(ctx, f) {
+		if err != nil {
+			return nil, fmt.Errorf("recall: search (index not ready, scanning the store): %w", err)
+		}
+		if !rec.ValidTo.IsZero() {
+			continue // a superseded fact
+		}
+		if len(q.Within) > 0 && !slices.ContainsFunc(q.Within, func(w string) bool { return w != "" && memory.Within(rec.Namespace, w) }) {
+			continue
+		}
+		if err := text.Add(uint32(len(recs)), rec.Text); err != nil {
+			return nil, fmt.Errorf("recall: search: %w", err)
+		}
+		recs = append(recs, rec)
+	}
+	res := text.Search(bm25.ParseQuery(q.Text), q.K, nil)
+	hits := make([]Hit, len(res))
+	for i, r := range res {
+		hits[i] = Hit{Record: recs[r.ID], Score: float64(r.Score), BM25Rank: i + 1}
+	}
+	return hits, nil
 }
