@@ -170,6 +170,12 @@ func (x *Index) openAndLoad() error {
 // no recover reaches.
 func checkDir(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); errors.Is(err, os.ErrNotExist) {
+		// badger would start an empty index beside the old files.
+		for _, pat := range []string{"*.sst", "*.vlog", "*.mem"} {
+			if m, _ := filepath.Glob(filepath.Join(dir, pat)); len(m) > 0 {
+				return fmt.Errorf("MANIFEST missing beside %s", filepath.Base(m[0]))
+			}
+		}
 		return nil
 	}
 	tables, err := badgerfile.Manifest(dir)

@@ -231,24 +231,26 @@ const valueThreshold = 1 << 20
 
 // Mode says how recall ranks, for /status, e.g. "hybrid: bm25 +
 // text-embedding-3-small (384d)" or "bm25 only (no embeddings endpoint
-// configured)"; while records wait for embeddings it says how many.
+// configured)"; while records wait for embeddings it says how many, and
+// until the index is ready, how far its load or rebuild is.
 func (x *Index) Mode() string {
-	if x.emb == nil {
-		return "bm25 only (no embeddings endpoint configured)"
+	mode := "bm25 only (no embeddings endpoint configured)"
+	if x.emb != nil {
+		dims := "dimensions not yet known"
+		if d := x.emb.Dims(); d > 0 {
+			dims = fmt.Sprintf("%dd", d)
+		}
+		mode = fmt.Sprintf("hybrid: bm25 + %s (%s)", x.emb.Model(), dims)
 	}
-	dims := "dimensions not yet known"
-	if d := x.emb.Dims(); d > 0 {
-		dims = fmt.Sprintf("%dd", d)
+	st := x.Stats()
+	if st.PendingEmbeds > 0 {
+		mode += fmt.Sprintf("; %d records waiting for embeddings", st.PendingEmbeds)
 	}
-	mode := fmt.Sprintf("hybrid: bm25 + %s (%s)", x.emb.Model(), dims)
-	x.mu.RLock()
-	pending, loaded := len(x.pending), x.loaded
-	x.mu.RUnlock()
-	if !loaded {
-		return mode + "; index loading"
-	}
-	if pending > 0 {
-		mode += fmt.Sprintf("; %d records waiting for embeddings", pending)
+	switch {
+	case st.Phase == "unavailable":
+		mode += "; index unavailable, searching the newest records of the store"
+	case !st.Ready:
+		mode += fmt.Sprintf("; index %s %.0f%% (until ready, search ranks the newest records of the store)", st.Phase, 100*st.Progress)
 	}
 	return mode
 }
