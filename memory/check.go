@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/dgraph-io/badger/v4/options"
+
 	"github.com/depai/depai/memory/internal/badgerfile"
 	"github.com/depai/depai/memory/internal/kv"
 )
@@ -177,17 +179,33 @@ func checkFiles(dir string, level checkLevel) (fileCheck, error) {
 	tables, err := badgerfile.Manifest(dir)
 	if err != nil {
 		fc.damage = append(fc.damage, Damage{File: "MANIFEST", What: err.Error()})
+		ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+		fc.tables = unlistedTables(ssts) // for Repair to salvage
 		return fc, nil
 	}
-	fc.tables = tables
-	fc.damage = append(fc.damage, checkTablesConcurrently(tables, &fc.blocks)...)
+	ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if len(tables) == 0 && len(ssts) > 0 {
+		// badger would delete every table as left over from a compaction.
+		fc.damage = append(fc.damage, Damage{File: "MANIFEST", What: fmt.Sprintf("lists no tables, but %d table files are present (%s…)", len(ssts), filepath.Base(ssts[0]))})
+		fc.tables = unlistedTables(ssts)
+	} else {
+		fc.tables = tables
+	}
+	tdmg, lastSeqTables := checkTablesLastSeq(fc.tables, &fc.blocks)
+	fc.damage = append(fc.damage, tdmg...)
 
 	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
 	vlogs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
 	sort.Strings(mems)
 	sort.Strings(vlogs)
-	if level == checkOpen && len(vlogs) > 1 {
-		vlogs = vlogs[len(vlogs)-1:] // badger replays only the newest
+	if level == checkOpen && len(vlogs) > 0 {
+		// badger replays only the newest; of the others it reads the header.
+		for _, path := range vlogs {
+			if d := badgerfile.CheckLogHeader(path); d != nil {
+				fc.damage = append(fc.damage, Damage{File: d.File, What: d.What})
+			}
+		}
+		vlogs = vlogs[len(vlogs)-1:]
 	}
 	var tornAcked []int // indexes in fc.damage
 	for _, path := range append(mems, vlogs...) {
@@ -234,6 +252,10 @@ func checkFiles(dir string, level checkLevel) (fileCheck, error) {
 	for _, i := range tornAcked {
 		fc.damage[i].Lost = []SeqRange{{fc.lastSeqWAL + 1, mark}}
 	}
+	if len(fc.damage) == 0 && fc.lastSeqWAL == 0 && lastSeqTables < mark {
+		fc.damage = append(fc.damage, Damage{File: "tables", What: fmt.Sprintf("hold commits up to record %d and the write-ahead log none, but records up to %d were acknowledged (sequence mark)", lastSeqTables, mark),
+			Lost: []SeqRange{{lastSeqTables + 1, mark}}})
+	}
 	if len(fc.damage) == 0 && fc.lastSeqWAL != 0 && fc.lastSeqWAL < mark {
 		fc.damage = append(fc.damage, Damage{File: filepath.Base(mems[len(mems)-1]), What: fmt.Sprintf("write-ahead log holds commits up to record %d, but records up to %d were acknowledged (sequence mark)", fc.lastSeqWAL, mark),
 			Lost: []SeqRange{{fc.lastSeqWAL + 1, mark}}})
@@ -244,6 +266,14 @@ func checkFiles(dir string, level checkLevel) (fileCheck, error) {
 // checkTablesConcurrently opens every table and verifies every block, two
 // tables at a time.
 func checkTablesConcurrently(tables []badgerfile.TableInfo, blocks *int) []Damage {
+	d, _ := checkTablesLastSeq(tables, blocks)
+	return d
+}
+
+// checkTablesLastSeq checks every table, two at a time, and returns the
+// newest kv.MetaLastSeq they hold.
+func checkTablesLastSeq(tables []badgerfile.TableInfo, blocks *int) ([]Damage, uint64) {
+	var newestVer, lastSeq uint64
 	var mu sync.Mutex
 	var damage []Damage
 	var wg sync.WaitGroup
@@ -252,9 +282,12 @@ func checkTablesConcurrently(tables []badgerfile.TableInfo, blocks *int) []Damag
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			d, n := checkTable(ti)
+			d, n, seq, ver := checkTableLastSeq(ti)
 			mu.Lock()
 			*blocks += n
+			if ver > newestVer {
+				newestVer, lastSeq = ver, seq
+			}
 			if d != nil {
 				damage = append(damage, *d)
 			}
@@ -263,22 +296,55 @@ func checkTablesConcurrently(tables []badgerfile.TableInfo, blocks *int) []Damag
 	}
 	wg.Wait()
 	slices.SortFunc(damage, func(a, b Damage) int { return strings.Compare(a.File, b.File) })
-	return damage
+	return damage, lastSeq
 }
 
 func checkTable(ti badgerfile.TableInfo) (*Damage, int) {
+	d, n, _, _ := checkTableLastSeq(ti)
+	return d, n
+}
+
+// checkTableLastSeq checks a table and returns the kv.MetaLastSeq it holds
+// (ver 0: none).
+func checkTableLastSeq(ti badgerfile.TableInfo) (dmg *Damage, blocks int, lastSeq, ver uint64) {
 	name := filepath.Base(ti.Path)
 	if _, err := os.Stat(ti.Path); err != nil {
-		return &Damage{File: name, What: fmt.Sprintf("table %d listed in MANIFEST (level %d): %v", ti.ID, ti.Level, err)}, 0
+		return &Damage{File: name, What: fmt.Sprintf("table %d listed in MANIFEST (level %d): %v", ti.ID, ti.Level, err)}, 0, 0, 0
 	}
 	t, err := badgerfile.OpenTable(ti)
 	if err != nil {
-		return &Damage{File: name, What: err.Error()}, 0
+		return &Damage{File: name, What: err.Error()}, 0, 0, 0
 	}
 	defer t.Close()
 	n := t.Blocks()
 	if b, err := t.Verify(); err != nil {
-		return &Damage{File: name, What: fmt.Sprintf("block %d of %d: %v", b, n, err)}, n
+		return &Damage{File: name, What: fmt.Sprintf("block %d of %d: %v", b, n, err)}, n, 0, 0
 	}
-	return nil, n
+	if v, ver, ok, err := t.Get([]byte(kv.MetaLastSeq)); err == nil && ok {
+		if seq, err := kv.Seq(v); err == nil {
+			return nil, n, seq, ver
+		}
+	}
+	return nil, n, 0, 0
+}
+
+// unlistedTables describes table files the MANIFEST does not list, for
+// salvage: the compression is the one their first block decodes with.
+func unlistedTables(paths []string) []badgerfile.TableInfo {
+	var out []badgerfile.TableInfo
+	for _, p := range paths {
+		var id uint64
+		if _, err := fmt.Sscanf(filepath.Base(p), "%06d.sst", &id); err != nil {
+			continue
+		}
+		ti := badgerfile.TableInfo{ID: id, Path: p, Compression: options.Snappy}
+		if t, err := badgerfile.OpenTable(ti); err == nil {
+			if _, err := t.Verify(); err != nil {
+				ti.Compression = options.None
+			}
+			t.Close()
+		}
+		out = append(out, ti)
+	}
+	return out
 }

@@ -130,8 +130,8 @@ func TestOpenCorrupt(t *testing.T) {
 		harm  func(t *testing.T, dir string)
 		inErr string
 	}{
-		{"garbled MANIFEST", func(t *testing.T, dir string) { garble(t, filepath.Join(dir, "MANIFEST"), 8) }, "corrupt"},
-		{"truncated MANIFEST", func(t *testing.T, dir string) { truncate(t, filepath.Join(dir, "MANIFEST"), 10) }, "corrupt"},
+		{"garbled MANIFEST", func(t *testing.T, dir string) { garble(t, filepath.Join(dir, "MANIFEST"), 8) }, "damaged"},
+		{"truncated MANIFEST", func(t *testing.T, dir string) { truncate(t, filepath.Join(dir, "MANIFEST"), 10) }, "damaged"},
 		{"truncated table", func(t *testing.T, dir string) { truncate(t, filepath.Join(dir, sst), 100) }, "damaged"},
 		{"garbled table", func(t *testing.T, dir string) { garble(t, filepath.Join(dir, sst), 0) }, "damaged"},
 		{"missing MANIFEST", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "MANIFEST")) }, "not a depai memory store"},

@@ -114,6 +114,10 @@ func scan(path string, d []byte, salvage bool) LogScan {
 		}
 		return s
 	}
+	if id := binary.BigEndian.Uint64(d); id != 0 {
+		s.Damage = &Damage{File: name, What: fmt.Sprintf("log header names encryption key %d, and the store is not encrypted", id)}
+		return s
+	}
 	off := headerSize
 	s.ValidEnd = int64(off)
 	var cur []Entry
@@ -385,4 +389,23 @@ func mapFile(path string) ([]byte, func(), error) {
 		return b, func() {}, nil
 	}
 	return d, func() { _ = unix.Munmap(d) }, nil
+}
+
+// CheckLogHeader checks only the header of a log file, which badger reads
+// from every value log on open (and refuses an empty one, after growing it).
+func CheckLogHeader(path string) *Damage {
+	f, err := os.Open(path)
+	if err != nil {
+		return &Damage{File: baseName(path), What: err.Error()}
+	}
+	defer f.Close()
+	var b [headerSize]byte
+	n, err := io.ReadFull(f, b[:])
+	if err != nil {
+		return &Damage{File: baseName(path), What: fmt.Sprintf("%d bytes, too short for the %d-byte log header", n, headerSize)}
+	}
+	if id := binary.BigEndian.Uint64(b[:]); id != 0 {
+		return &Damage{File: baseName(path), What: fmt.Sprintf("log header names encryption key %d, and the store is not encrypted", id)}
+	}
+	return nil
 }

@@ -171,6 +171,26 @@ func (t *Table) blockOf(base []byte) int {
 	return 0
 }
 
+// Get returns the newest version of userKey in the table.
+func (t *Table) Get(userKey []byte) (val []byte, ver uint64, ok bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("table %s: unreadable (%v)", filepath.Base(t.info.Path), p)
+		}
+	}()
+	it := t.t.NewIterator(0)
+	defer it.Close()
+	it.Seek(y.KeyWithTs(userKey, ^uint64(0)))
+	if !it.Valid() || !y.SameKey(it.Key(), y.KeyWithTs(userKey, 0)) {
+		return nil, 0, false, nil
+	}
+	vs := it.ValueCopy()
+	if vs.Meta&BitDelete != 0 {
+		return nil, 0, false, nil
+	}
+	return vs.Value, y.ParseTs(it.Key()), true, nil
+}
+
 // checkFooter checks the footer of a table file. badger reads a table's
 // index from offsets in its footer without checking them against the file
 // size, and panics in a goroutine of its own (which no recover reaches) on
