@@ -58,6 +58,15 @@ func TestKill9(t *testing.T) {
 	if !killed {
 		t.Fatalf("writer ended before it was killed: %v", err)
 	}
+	// What kill -9 leaves is not damage: at most a write it interrupted,
+	// never acknowledged.
+	rep, err := memory.Verify(context.Background(), dir)
+	if err != nil || !rep.OK() {
+		t.Fatalf("Verify after kill -9 = %+v, %v; want no damage", rep, err)
+	}
+	if rep.Mark < uint64(len(acked)) {
+		t.Errorf("sequence mark %d, below the %d acknowledged records", rep.Mark, len(acked))
+	}
 	db, err := memory.Open(context.Background(), memory.Config{Dir: dir})
 	if err != nil {
 		t.Fatalf("reopen after kill -9: %v", err)

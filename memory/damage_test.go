@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -423,5 +424,61 @@ func TestReadOnlyFileSystem(t *testing.T) {
 	}
 	if dirHash(t, dir) != before {
 		t.Error("the directory changed")
+	}
+}
+
+// TestDiskFilledByAnotherProcess: another process fills the disk under an
+// open store. Puts fail with ErrDiskFull naming the directory and the free
+// space, reads go on, nothing acknowledged is lost, and writing resumes
+// once there is room.
+func TestDiskFilledByAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	mnt := t.TempDir()
+	if err := mountTmpfs(mnt, "size=128m"); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { unmount(mnt) })
+	dir := filepath.Join(mnt, "memory")
+	db := openDB(t, memory.Config{Dir: dir, Profile: memory.ProfileLowMem})
+	var acked []memory.Record
+	putOne := func(i int) error {
+		out, err := db.Put(ctx, memory.Record{Namespace: "agent/robot-1", Kind: memory.KindReading, Text: fmt.Sprint("reading ", i)})
+		acked = append(acked, out...)
+		return err
+	}
+	for i := range 200 {
+		if err := putOne(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filler := exec.Command("sh", "-c", `cat /dev/zero > "$1"`, "sh", filepath.Join(mnt, "fill"))
+	if out, err := filler.CombinedOutput(); !strings.Contains(string(out), "No space left") {
+		t.Fatalf("filler: %v %s", err, out)
+	}
+	err := putOne(200)
+	if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "bytes free") {
+		t.Fatalf("Put on a full disk: %v; want ErrDiskFull naming %s and the free space", err, dir)
+	}
+	if _, err := db.Get(ctx, acked[len(acked)-1].ID); err != nil {
+		t.Fatalf("Get on a full disk: %v", err)
+	}
+	if err := os.Remove(filepath.Join(mnt, "fill")); err != nil {
+		t.Fatal(err)
+	}
+	if err := putOne(201); err != nil {
+		t.Fatalf("Put once there is room again: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := memory.Verify(ctx, dir); err != nil || !rep.OK() || rep.Records != len(acked) {
+		t.Fatalf("Verify = %+v, %v; want %d records, no damage", rep, err, len(acked))
+	}
+	db = openDB(t, memory.Config{Dir: dir, Profile: memory.ProfileLowMem})
+	defer db.Close()
+	for _, r := range acked {
+		if _, err := db.Get(ctx, r.ID); err != nil {
+			t.Fatalf("acknowledged %d lost: %v", r.Seq, err)
+		}
 	}
 }
