@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4/options"
+	"golang.org/x/sys/unix"
 
 	"github.com/depai/depai/memory/internal/badgerfile"
 	"github.com/depai/depai/memory/internal/kv"
@@ -191,7 +192,11 @@ func checkFiles(dir string, level checkLevel) (fileCheck, error) {
 	} else {
 		fc.tables = tables
 	}
-	tdmg, lastSeqTables := checkTablesLastSeq(fc.tables, &fc.blocks)
+	var known verifiedTables
+	if level == checkOpen {
+		known = readVerified(dir)
+	}
+	tdmg, lastSeqTables := checkTablesLastSeq(fc.tables, &fc.blocks, known)
 	fc.damage = append(fc.damage, tdmg...)
 
 	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
@@ -266,13 +271,13 @@ func checkFiles(dir string, level checkLevel) (fileCheck, error) {
 // checkTablesConcurrently opens every table and verifies every block, two
 // tables at a time.
 func checkTablesConcurrently(tables []badgerfile.TableInfo, blocks *int) []Damage {
-	d, _ := checkTablesLastSeq(tables, blocks)
+	d, _ := checkTablesLastSeq(tables, blocks, nil)
 	return d
 }
 
 // checkTablesLastSeq checks every table, two at a time, and returns the
 // newest kv.MetaLastSeq they hold.
-func checkTablesLastSeq(tables []badgerfile.TableInfo, blocks *int) ([]Damage, uint64) {
+func checkTablesLastSeq(tables []badgerfile.TableInfo, blocks *int, known verifiedTables) ([]Damage, uint64) {
 	var newestVer, lastSeq uint64
 	var mu sync.Mutex
 	var damage []Damage
@@ -282,7 +287,7 @@ func checkTablesLastSeq(tables []badgerfile.TableInfo, blocks *int) ([]Damage, u
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			d, n, seq, ver := checkTableLastSeq(ti)
+			d, n, seq, ver := checkTableLastSeq(ti, known.has(ti.Path))
 			mu.Lock()
 			*blocks += n
 			if ver > newestVer {
@@ -300,13 +305,13 @@ func checkTablesLastSeq(tables []badgerfile.TableInfo, blocks *int) ([]Damage, u
 }
 
 func checkTable(ti badgerfile.TableInfo) (*Damage, int) {
-	d, n, _, _ := checkTableLastSeq(ti)
+	d, n, _, _ := checkTableLastSeq(ti, false)
 	return d, n
 }
 
 // checkTableLastSeq checks a table and returns the kv.MetaLastSeq it holds
 // (ver 0: none).
-func checkTableLastSeq(ti badgerfile.TableInfo) (dmg *Damage, blocks int, lastSeq, ver uint64) {
+func checkTableLastSeq(ti badgerfile.TableInfo, verified bool) (dmg *Damage, blocks int, lastSeq, ver uint64) {
 	name := filepath.Base(ti.Path)
 	if _, err := os.Stat(ti.Path); err != nil {
 		return &Damage{File: name, What: fmt.Sprintf("table %d listed in MANIFEST (level %d): %v", ti.ID, ti.Level, err)}, 0, 0, 0
@@ -317,8 +322,10 @@ func checkTableLastSeq(ti badgerfile.TableInfo) (dmg *Damage, blocks int, lastSe
 	}
 	defer t.Close()
 	n := t.Blocks()
-	if b, err := t.Verify(); err != nil {
-		return &Damage{File: name, What: fmt.Sprintf("block %d of %d: %v", b, n, err)}, n, 0, 0
+	if !verified {
+		if b, err := t.Verify(); err != nil {
+			return &Damage{File: name, What: fmt.Sprintf("block %d of %d: %v", b, n, err)}, n, 0, 0
+		}
 	}
 	if v, ver, ok, err := t.Get([]byte(kv.MetaLastSeq)); err == nil && ok {
 		if seq, err := kv.Seq(v); err == nil {
@@ -347,4 +354,61 @@ func unlistedTables(paths []string) []badgerfile.TableInfo {
 		out = append(out, ti)
 	}
 	return out
+}
+
+// The verified-tables file lists the tables whose every block an open
+// verified, by file identity: name, size and ctime (which every write to
+// the file, and every chmod, changes). Tables are immutable, so a later
+// open checks only their index, and the blocks of tables new since; a
+// table modified since it was verified is verified again. Damage that
+// leaves ctime alone (the disk's own bit rot) is found by Verify, Export
+// and badger's checksum on every block read.
+const verifiedFile = "depai-verified"
+
+type verifiedTables map[string]string // file name → "size ctime"
+
+func tableIdentity(path string) (string, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", false
+	}
+	return fmt.Sprintf("%d %d", st.Size, st.Ctim.Nano()), true
+}
+
+func readVerified(dir string) verifiedTables {
+	b, err := os.ReadFile(filepath.Join(dir, verifiedFile))
+	if err != nil {
+		return nil
+	}
+	v := verifiedTables{}
+	for line := range strings.Lines(string(b)) {
+		if name, id, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
+			v[name] = id
+		}
+	}
+	return v
+}
+
+func (v verifiedTables) has(path string) bool {
+	want, ok := v[filepath.Base(path)]
+	if !ok {
+		return false
+	}
+	id, ok := tableIdentity(path)
+	return ok && id == want
+}
+
+// writeVerified records tables as verified. A failure costs only a
+// re-verification on the next open.
+func writeVerified(dir string, tables []badgerfile.TableInfo) {
+	var b strings.Builder
+	for _, t := range tables {
+		if id, ok := tableIdentity(t.Path); ok {
+			fmt.Fprintf(&b, "%s %s\n", filepath.Base(t.Path), id)
+		}
+	}
+	tmp := filepath.Join(dir, verifiedFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err == nil {
+		_ = os.Rename(tmp, filepath.Join(dir, verifiedFile))
+	}
 }

@@ -64,6 +64,12 @@ func closedStore(t *testing.T, n int) (string, []memory.Record) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Open once more, so the open records its tables as verified: damage
+	// done afterwards must still be found.
+	db = openDB(t, memory.Config{Dir: dir})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return dir, acked
 }
 

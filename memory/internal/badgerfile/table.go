@@ -89,27 +89,47 @@ func (t *Table) Blocks() int { return len(t.t.KeySplits(1<<30, nil)) }
 // Verify checks the checksum of every block. It returns the first damaged
 // block's number and what is wrong, or -1.
 func (t *Table) Verify() (block int, err error) {
-	for i := range t.Blocks() {
-		if err := t.verifyBlock(i); err != nil {
+	// One pass: the iterator reads (checksums, decompresses) each block
+	// in turn and stops at the first that does not read. Stopping short of
+	// the table's key count means damage; then find which block.
+	if n, err := t.count(); err == nil && n == int(t.t.KeyCount()) {
+		return -1, nil
+	}
+	keys := t.t.KeySplits(1<<30, nil)
+	for i, k := range keys {
+		if err := t.readsAt([]byte(k)); err != nil {
 			return i, err
 		}
 	}
-	return -1, nil
+	return len(keys) - 1, errors.New("a block ends early (entries are missing)")
 }
 
-// verifyBlock reads block i through an iterator (table reads it, checks
-// its checksum, decompresses it). badger's own Table.VerifyChecksum
-// dereferences a nil block on a read error; this does not.
-func (t *Table) verifyBlock(i int) (err error) {
+func (t *Table) count() (n int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("unreadable (%v)", p)
 		}
 	}()
-	keys := t.t.KeySplits(1<<30, nil)
 	it := t.t.NewIterator(0)
 	defer it.Close()
-	it.Seek([]byte(keys[i]))
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+	}
+	return n, nil
+}
+
+// readsAt reads the block whose first key is base (table reads it, checks
+// its checksum, decompresses it). badger's own Table.VerifyChecksum
+// dereferences a nil block on a read error; this does not.
+func (t *Table) readsAt(base []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("unreadable (%v)", p)
+		}
+	}()
+	it := t.t.NewIterator(0)
+	defer it.Close()
+	it.Seek(base)
 	if !it.Valid() {
 		return errors.New("checksum or format error")
 	}
@@ -147,7 +167,7 @@ func (t *Table) scanBlock(from, to []byte, fn func([]byte, y.ValueStruct)) (err 
 			err = fmt.Errorf("unreadable (%v)", p)
 		}
 	}()
-	if err := t.verifyBlock(t.blockOf(from)); err != nil {
+	if err := t.readsAt(from); err != nil {
 		return err
 	}
 	it := t.t.NewIterator(0)
@@ -160,15 +180,6 @@ func (t *Table) scanBlock(from, to []byte, fn func([]byte, y.ValueStruct)) (err 
 		fn(k, it.ValueCopy())
 	}
 	return nil
-}
-
-func (t *Table) blockOf(base []byte) int {
-	for i, k := range t.t.KeySplits(1<<30, nil) {
-		if k == string(base) {
-			return i
-		}
-	}
-	return 0
 }
 
 // Get returns the newest version of userKey in the table.
