@@ -23,6 +23,21 @@
 //     is searched by exact scan, so results are never missing.
 //
 // Records committed after the last checkpoint are read again from the Store.
+//
+// Open returns at once; the index loads in the background (Stats.Phase,
+// Progress, Ready), and Search ranks the newest records of the Store by
+// BM25 until it is ready. The index is derived data: a directory that is
+// damaged (tables are checked before badger reads them), missing files or
+// of another format version is removed and rebuilt from the Store, never
+// an error and never a crash. Saving stops while Dir has less than
+// Config.MinFreeBytes free (badger writes through mapped files, and a full
+// disk would kill the process with SIGBUS); the index keeps indexing in RAM
+// and saves once there is room.
+//
+// Lock order: Index.mu before a partition's mu, never the reverse; a
+// graph build holds only its partition's read lock. Searches hold Index.mu
+// shared and fetch records from the Store after releasing it. The start
+// goroutine owns the index state until it sets loaded under Index.mu.
 package recall
 
 import (
