@@ -256,7 +256,7 @@ func TestWALGarbageBlock(t *testing.T) {
 }
 
 func TestTableGarbageBlock(t *testing.T) {
-	dir, acked := closedStore(t, 20000)
+	dir, acked := closedStore(t, 6000)
 	ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
 	if len(ssts) == 0 {
 		t.Fatal("no table")
@@ -281,7 +281,7 @@ func TestTableGarbageBlock(t *testing.T) {
 func TestExportDamageIsLoud(t *testing.T) {
 	// A table damaged while the store is open (bit rot, another writer)
 	// fails the export instead of ending it early with exit status 0.
-	dir, _ := closedStore(t, 20000)
+	dir, _ := closedStore(t, 6000)
 	db := openDB(t, memory.Config{Dir: dir})
 	defer db.Close()
 	ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
