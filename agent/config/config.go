@@ -16,6 +16,9 @@ package config
 import (
 	"fmt"
 	"os"
+	"time"
+
+	"github.com/depai/depai/sdk/wire"
 )
 
 // File is a decoded config file: one agent or a fleet.
@@ -69,8 +72,8 @@ type Model struct {
 
 // Plugin transports.
 const (
-	TransportWASM    = "wasm"
-	TransportProcess = "process"
+	TransportWASM    = wire.TransportWASM
+	TransportProcess = wire.TransportProcess
 )
 
 // Plugin is one plugin an agent loads.
@@ -91,19 +94,9 @@ type Plugin struct {
 	Limits    PluginLimits      `yaml:"limits"`
 }
 
-// Grants are the capabilities an agent gives a plugin. Deny by default.
-type Grants struct {
-	MemoryRead  []string `yaml:"memory_read"`  // namespaces
-	MemoryWrite []string `yaml:"memory_write"` // namespaces
-	HTTP        []string `yaml:"http"`         // allowed hosts
-	Emit        []string `yaml:"emit"`         // event topics
-	Secrets     []string `yaml:"secrets"`      // secret names, each defined in Plugin.Secrets
-	Config      []string `yaml:"config"`       // config keys
-	Clock       bool     `yaml:"clock"`
-	Random      bool     `yaml:"random"`
-	Actuator    bool     `yaml:"actuator"`
-	Payment     bool     `yaml:"payment"`
-}
+// Grants are the capabilities an agent gives a plugin: the wire contract's
+// own type. Deny by default.
+type Grants = wire.Capabilities
 
 // PluginLimits bound one plugin. Zero fields take the host's defaults.
 type PluginLimits struct {
@@ -144,13 +137,43 @@ type Limits struct {
 	ToolCalls  int      `yaml:"tool_calls" check:"positive"`  // default 16
 	WallTime   Duration `yaml:"wall_time" check:"positive"`   // default 2m
 	Tokens     int      `yaml:"tokens" check:"positive"`      // default 32000
+	// Depth ends chains of wakes, emits and agent messages: an input more
+	// than Depth hops from its cause is refused (and audited).
+	Depth int `yaml:"depth" check:"positive"` // default 4
+	// Inbox is how many inputs (messages, wakes, events, ticks) may wait
+	// for the agent; past it, new ones are refused as busy.
+	Inbox int `yaml:"inbox" check:"positive"` // default 64
+	// Concurrency is how many turns the agent runs at once.
+	Concurrency int `yaml:"concurrency" check:"positive"` // default 2
 }
 
 // Safety is the deterministic policy between the model and side effects.
 type Safety struct {
+	// Actuators are authoritative: a tool named here is gated and locked by
+	// the e-stop whatever its plugin declares, and a plugin whose tool is
+	// named here but not declared an actuator does not load.
 	Actuators []ActuatorRule `yaml:"actuators"`
-	Spend     Spend          `yaml:"spend"`
+	// Spend is refused until payments are enforced: no payment tool runs.
+	Spend Spend `yaml:"spend"`
+	// ApprovalTimeout is how long an action waits for /approve before it
+	// is denied. Default 5m.
+	ApprovalTimeout Duration `yaml:"approval_timeout" check:"positive"`
+	// Motion are the rules that decide a move on where the robot is.
+	Motion Motion `yaml:"motion"`
 }
+
+// Motion rules need the robot's pose (its latest reading with lat/lon).
+// With any of them set, every actuator call is decided on a fresh pose and
+// refused without one.
+type Motion struct {
+	MaxPoseAge     Duration    `yaml:"max_pose_age" check:"nonneg"`                               // older pose: no motion; default 10s
+	MinFix         string      `yaml:"min_fix" check:"oneof=none|2d|3d|dgps|rtk_float|rtk_fixed"` // worse fix: no motion
+	BatteryReserve float64     `yaml:"battery_reserve" check:"range=0..100"`                      // percent; below it: no motion
+	Geofence       [][]float64 `yaml:"geofence"`                                                  // [[lat, lon], …]: the area the robot must stay in
+}
+
+// DefaultMaxPoseAge is how old a pose may be before it is stale.
+const DefaultMaxPoseAge = Duration(10 * time.Second)
 
 // ActuatorRule gates calls of one actuator tool.
 type ActuatorRule struct {
@@ -158,14 +181,17 @@ type ActuatorRule struct {
 	MaxRate  string  `yaml:"max_rate"`                 // "N/s", "N/min" or "N/h"; see Rate
 	MaxSpeed float64 `yaml:"max_speed" check:"nonneg"` // m/s; 0: no limit
 	KeepOut  []Zone  `yaml:"keep_out"`
+	Approve  bool    `yaml:"approve"` // every call waits for an operator's /approve
 }
 
-// Zone is a circle the robot must not enter.
+// Zone is an area the robot must not enter or cross: a circle (lat, lon,
+// radius_m) or a polygon ([[lat, lon], …]).
 type Zone struct {
-	Name    string  `yaml:"name"`
-	Lat     float64 `yaml:"lat" check:"range=-90..90"`
-	Lon     float64 `yaml:"lon" check:"range=-180..180"`
-	RadiusM float64 `yaml:"radius_m" check:"positive"`
+	Name    string      `yaml:"name" json:"name"`
+	Lat     float64     `yaml:"lat" json:"lat,omitempty" check:"range=-90..90"`
+	Lon     float64     `yaml:"lon" json:"lon,omitempty" check:"range=-180..180"`
+	RadiusM float64     `yaml:"radius_m" json:"radius_m,omitempty" check:"positive"`
+	Polygon [][]float64 `yaml:"polygon" json:"polygon,omitempty"`
 }
 
 // Spend limits payments.

@@ -142,12 +142,19 @@ func (c *Client) send(ctx context.Context, agentName, text string, yield func(ag
 		}
 		switch agent.EventType(se.Type) {
 		case agent.EventDelta, agent.EventToolCall, agent.EventToolResult, agent.EventReply:
-		case "error":
+		case agent.EventError:
+			// The agent's own error event (a turn that failed) carries a
+			// code; the server's (a request that failed) an error body.
 			var eb errorBody
-			if err := json.Unmarshal([]byte(se.Data), &eb); err != nil || eb.Error == nil {
+			if err := json.Unmarshal([]byte(se.Data), &eb); err == nil && eb.Error != nil {
+				return eb.Error
+			}
+			var ev agent.Event
+			if err := json.Unmarshal([]byte(se.Data), &ev); err != nil || ev.Code == "" {
 				return fmt.Errorf("operator: POST %s: malformed error event %q", path, abbreviate(se.Data, 200))
 			}
-			return eb.Error
+			yield(ev, nil)
+			return nil
 		default:
 			continue // an event type this client does not know yet
 		}

@@ -35,7 +35,8 @@ agents:
 		{"/tools", "clock"},
 		{"/call clock {}", "20"}, // the year of an RFC 3339 time
 		{"where are you?", "no model configured"},
-		{"/memory search where are you", "where are you?"},
+		{`/call memory.put {"text":"parked at dock 4"}`, `"id"`},
+		{"/memory search dock", "parked at dock 4"},
 	}
 	for _, tt := range tests {
 		var reply agent.Event

@@ -325,6 +325,9 @@ func (c *chat) send(ctx context.Context, name, text string) {
 			if !strings.HasSuffix(ev.Text, "\n") {
 				fmt.Fprintln(c.out)
 			}
+		case agent.EventError:
+			c.endLine(&shown)
+			c.fail(fmt.Errorf("[%s] %s", ev.Code, ev.Error))
 		}
 	}
 }

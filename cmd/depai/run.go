@@ -87,7 +87,7 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 		log.Info("low-memory profile: Go memory limit set", "bytes", limit)
 	}
 	dir := dataDir(o.data, cfg.DataDir)
-	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log})
+	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log, Secrets: os.LookupEnv})
 	if err != nil {
 		if ctx.Err() != nil {
 			// Ctrl-C while plugins were still building or loading: the
