@@ -17,6 +17,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/oklog/ulid/v2"
+
+	"github.com/depai/depai/memory/internal/badgerfile"
 )
 
 // Profiles for Config.Profile.
@@ -228,6 +230,14 @@ func (db *DB) Close() error {
 	if db.mark != nil {
 		// After badger's close: the mark must never lead the data.
 		err = errors.Join(err, db.mark.Sync(), db.mark.Close())
+		// The tables now listed were verified by the open or written by
+		// this process; the next open checks only their index (unless a
+		// file changed since: see verifiedFile).
+		if err == nil {
+			if tables, terr := badgerfile.Manifest(db.cfg.Dir); terr == nil {
+				writeVerified(db.cfg.Dir, tables)
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("memory: close %s: %w", db.cfg.Dir, err)
