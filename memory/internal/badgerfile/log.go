@@ -70,7 +70,7 @@ func (d Damage) Error() string {
 
 // LogScan is what ScanLog found.
 type LogScan struct {
-	Size     int64 // file length
+	Size     int64 // bytes scanned: the file up to its last data extent
 	ValidEnd int64 // end of the last complete transaction before the first damage
 	// Torn is the length of an interrupted write after ValidEnd: entries of
 	// an unfinished transaction, then zeros. badger drops it on open; it
@@ -379,10 +379,17 @@ func mapFile(path string) ([]byte, func(), error) {
 	if st.Size() > 1<<40 {
 		return nil, nil, fmt.Errorf("%s: %d bytes is not a log file", path, st.Size())
 	}
-	d, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	// badger preallocates its logs as sparse files of twice their nominal
+	// size; what lies past the last data extent is a hole (zeros), and
+	// reading it would only fault in zero pages.
+	size := dataEnd(f, st.Size())
+	if size == 0 {
+		return nil, func() {}, nil
+	}
+	d, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		// Fall back to reading (file systems without mmap).
-		b, rerr := io.ReadAll(f)
+		b, rerr := io.ReadAll(io.NewSectionReader(f, 0, size))
 		if rerr != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -408,4 +415,25 @@ func CheckLogHeader(path string) *Damage {
 		return &Damage{File: baseName(path), What: fmt.Sprintf("log header names encryption key %d, and the store is not encrypted", id)}
 	}
 	return nil
+}
+
+// dataEnd returns the end of the last data extent of f (size when the file
+// system cannot tell).
+func dataEnd(f *os.File, size int64) int64 {
+	end := int64(0)
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+		if err != nil {
+			if errors.Is(err, unix.ENXIO) {
+				return end
+			}
+			return size
+		}
+		hole, err := unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE)
+		if err != nil {
+			return size
+		}
+		end, off = hole, hole
+	}
+	return min(end, size)
 }
