@@ -86,6 +86,8 @@ func (x *Index) resetState() {
 	x.stagedParts = map[*partition]struct{}{}
 	x.nss, x.strs = interner{}, interner{}
 	x.pending, x.enqueued, x.attempted = nil, 0, 0
+	x.loadDone.Store(0)
+	x.loadTotal.Store(0)
 }
 
 // start loads the index — or, if that fails, removes the directory and

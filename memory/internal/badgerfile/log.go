@@ -198,7 +198,10 @@ loop:
 	// Resynchronise after the next transaction end marker that verifies:
 	// what follows it begins a transaction, and the rest of every damaged
 	// one is skipped with it (a commit is all or nothing).
-	next := resync(d, off+1, last)
+	next := skipDamagedTxn(d, off, last, curTs)
+	if next < 0 {
+		next = resync(d, off+1, last)
+	}
 	if next < 0 {
 		dmg.Len = int64(last + 1 - int(s.ValidEnd))
 		dmg.What += fmt.Sprintf("; the %d bytes after it hold no verifiable transaction", dmg.Len)
@@ -284,6 +287,40 @@ func readableKey(d []byte, off int) []byte {
 		return nil
 	}
 	return d[off+h.hlen : off+h.hlen+int(h.klen)]
+}
+
+// skipDamagedTxn handles damage that left the entry's length intact: it
+// walks the entries after it to where the damaged transaction (version
+// ts, or the entry's own if ts is 0) ends, and returns that offset, or -1.
+func skipDamagedTxn(d []byte, off, last int, ts uint64) int {
+	h, ok := parseHeader(d, off)
+	if !ok || off+h.total > last+1 {
+		return -1
+	}
+	if ts == 0 {
+		if k := readableKey(d, off); k != nil && h.meta&bitTxn != 0 {
+			ts = version(k)
+		}
+	}
+	for p := off + h.total; p <= last; {
+		e, n, err := parseEntry(d, p)
+		if err != nil {
+			return -1
+		}
+		switch {
+		case e.Meta&bitFinTxn != 0:
+			if v, err := strconv.ParseUint(string(e.Value), 10, 64); err != nil || ts != 0 && v != ts {
+				return -1
+			}
+			return p + n
+		case e.Meta&bitTxn != 0 && ts != 0 && version(e.Key) != ts:
+			return p // the damaged entry was the end marker
+		case e.Meta&bitTxn == 0 && ts != 0:
+			return p
+		}
+		p += n
+	}
+	return -1
 }
 
 // resync returns the offset just after the first verifying transaction
