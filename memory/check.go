@@ -234,7 +234,11 @@ func checkFiles(dir string, level checkLevel) (fileCheck, error) {
 			}
 		}
 		if s.Damage != nil {
-			fc.damage = append(fc.damage, Damage{File: s.Damage.File, Offset: s.Damage.Offset, What: s.Damage.What})
+			what := s.Damage.What
+			if s.Damage.Len > 0 {
+				what += fmt.Sprintf("; %d bytes from there do not verify", s.Damage.Len)
+			}
+			fc.damage = append(fc.damage, Damage{File: s.Damage.File, Offset: s.Damage.Offset, What: what})
 		}
 		fc.torn += s.Torn
 		// A torn transaction was never acknowledged — unless the mark says

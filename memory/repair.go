@@ -73,7 +73,7 @@ func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 		}
 	}
 	rep.Records, rep.Expired, rep.LastSeq = sv.live, sv.expired, sv.maxSeq
-	rep.Gaps = sv.gaps(max(sv.maxSeq, 0))
+	rep.Gaps = sv.gaps(sv.maxSeq)
 	if sv.metaLastSeq < fc.mark && !slices.ContainsFunc(rep.Damage, func(d Damage) bool { return len(d.Lost) > 0 }) {
 		rep.Damage = append(rep.Damage, Damage{File: markFile, What: fmt.Sprintf("records up to %d were acknowledged, the store's files reach %d", fc.mark, sv.metaLastSeq),
 			Lost: []SeqRange{{sv.metaLastSeq + 1, fc.mark}}})

@@ -259,8 +259,6 @@ func parseHeader(d []byte, off int) (header, bool) {
 	return h, true
 }
 
-var errNoEntry = errors.New("no entry")
-
 func parseEntry(d []byte, off int) (Entry, int, error) {
 	h, ok := parseHeader(d, off)
 	if !ok {
