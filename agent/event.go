@@ -74,6 +74,9 @@ type Event struct {
 	// Command names the operator command an event answers; its Data is the
 	// command's structured result and Text the same for a terminal.
 	Command string `json:"command,omitempty"`
+	// TraceID is the OpenTelemetry trace of the turn, on its last event
+	// (and in its audit records), when tracing is on.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Status is an agent's state as /status and the operator API report it.

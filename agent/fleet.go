@@ -33,6 +33,9 @@ import (
 	"strings"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/process"
@@ -81,6 +84,10 @@ type Options struct {
 	// Events receives every event of every agent's turns and commands, as
 	// they happen: the seam for a fleet-wide stream. It must not block.
 	Events func(agent string, ev Event)
+	// Tracer receives a span per turn (invoke_agent), model call (chat) and
+	// tool call (execute_tool), with the OpenTelemetry GenAI attributes.
+	// Nil: no spans.
+	Tracer trace.TracerProvider
 	// Metrics receives turns, model calls, tool calls and policy decisions
 	// for GET /metrics. Nil: nothing is counted.
 	Metrics *metrics.Metrics
@@ -106,6 +113,7 @@ type Fleet struct {
 
 	cacheDir   string
 	transports map[string]host.Transport // shared by every agent's plugin host
+	tracer     trace.Tracer
 
 	bgCtx context.Context    // lives until Close: inboxes, schedules, wakes
 	stop  context.CancelFunc // ends bgCtx
@@ -140,11 +148,15 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 	if opts.CacheDir == "" {
 		opts.CacheDir = filepath.Join(opts.DataDir, "cache")
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider()
+	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: data dir: %w", err)
 	}
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	f := &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop}
+	f := &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop,
+		tracer: opts.Tracer.Tracer("github.com/depai/depai/agent")}
 	defer func() {
 		if err != nil {
 			_ = f.Close(context.WithoutCancel(ctx))
