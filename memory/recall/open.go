@@ -103,7 +103,7 @@ func (x *Index) start() {
 		x.mu.Unlock()
 		x.closeDB()
 		x.resetState()
-		if rerr := os.RemoveAll(x.cfg.Dir); rerr != nil {
+		if rerr := removeIndexFiles(x.cfg.Dir); rerr != nil {
 			err = fmt.Errorf("%w; removing it: %v", err, rerr)
 		} else {
 			err = x.openAndLoad()
@@ -135,6 +135,21 @@ func (x *Index) start() {
 	if x.emb != nil {
 		x.wg.Go(x.embedLoop)
 	}
+}
+
+// removeIndexFiles removes badger's files from dir, and nothing else: a
+// Config.Dir pointing at the wrong directory loses no one's data.
+func removeIndexFiles(dir string) error {
+	var errs []error
+	for _, pat := range []string{"*.sst", "*.vlog", "*.mem", "MANIFEST", "KEYREGISTRY", "DISCARD", "LOCK"} {
+		paths, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, p := range paths {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // openAndLoad opens the index's badger and loads it. Called by start.
