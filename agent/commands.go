@@ -179,11 +179,14 @@ type StatusReport struct {
 
 // RecallStatus is the recall index as /status reports it.
 type RecallStatus struct {
-	Mode          string `json:"mode"`
-	Docs          int    `json:"docs"`
-	Vectors       int    `json:"vectors"`
-	PendingEmbeds int    `json:"pending_embeds"`
-	LastError     string `json:"last_error,omitempty"`
+	Ready         bool    `json:"ready"`
+	Phase         string  `json:"phase"` // loading, rebuilding, catching up, ready, unavailable
+	Progress      float64 `json:"progress"`
+	Mode          string  `json:"mode"`
+	Docs          int     `json:"docs"`
+	Vectors       int     `json:"vectors"`
+	PendingEmbeds int     `json:"pending_embeds"`
+	LastError     string  `json:"last_error,omitempty"`
 }
 
 // AuditHeadInfo is the head of the audit chain.
@@ -205,7 +208,7 @@ func statusCommand(_ context.Context, a *Agent, _ call) (any, string, error) {
 	n, head := a.fleet.audit.Head()
 	r := StatusReport{
 		Agents: a.fleetStatus(), EStop: a.fleet.policy.EStop(), Approvals: len(a.fleet.policy.Approvals()),
-		Recall:  RecallStatus{Mode: a.fleet.recall.Mode(), Docs: st.Docs, Vectors: st.Vectors, PendingEmbeds: st.PendingEmbeds, LastError: st.LastError},
+		Recall:  RecallStatus{Ready: st.Ready, Phase: st.Phase, Progress: st.Progress, Mode: a.fleet.recall.Mode(), Docs: st.Docs, Vectors: st.Vectors, PendingEmbeds: st.PendingEmbeds, LastError: st.LastError},
 		Plugins: a.plugins.list(), Audit: AuditHeadInfo{Entries: n, Head: head},
 	}
 	return r, formatStatusReport(r, a.cfg.Name), nil
