@@ -659,7 +659,6 @@ func (c *Client) finish(ctx context.Context, it *intent, reused bool) (*Receipt,
 		c.mu.Lock()
 		it.receipt = rc
 		c.mu.Unlock()
-		reused = false
 	}
 	out := *it.receipt
 	out.Reused = reused
