@@ -53,7 +53,9 @@ func (refuseAll) Verify(context.Context, VerifyRequest) (VerifyResponse, error) 
 func (refuseAll) Settle(context.Context, VerifyRequest) (SettleResponse, error) {
 	return SettleResponse{}, errors.New("never")
 }
-func (refuseAll) Supported(context.Context) (SupportedResponse, error) { return SupportedResponse{}, nil }
+func (refuseAll) Supported(context.Context) (SupportedResponse, error) {
+	return SupportedResponse{}, nil
+}
 
 // FuzzPaymentHeader sends arbitrary PAYMENT-SIGNATURE and X-PAYMENT values to
 // a Paywall: it must answer 402 and never run the handler.

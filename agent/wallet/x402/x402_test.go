@@ -274,7 +274,10 @@ func TestFacilitatorRefusals(t *testing.T) {
 		mutate func(*VerifyRequest)
 		reason string
 	}{
-		{"tampered value", func(r *VerifyRequest) { r.PaymentPayload.Payload.Authorization.Value = "1"; r.PaymentRequirements.Amount = "1" }, ReasonSignature},
+		{"tampered value", func(r *VerifyRequest) {
+			r.PaymentPayload.Payload.Authorization.Value = "1"
+			r.PaymentRequirements.Amount = "1"
+		}, ReasonSignature},
 		{"other payee", func(r *VerifyRequest) {
 			r.PaymentRequirements.PayTo = "0x0000000000000000000000000000000000000001"
 		}, ReasonRecipient},
