@@ -132,6 +132,7 @@ var (
 	ErrReverted     = errors.New("wallet: transaction reverted")
 	ErrPending      = errors.New("wallet: transaction sent but not yet confirmed")
 	ErrFeeCap       = errors.New("wallet: the network fee is above the configured cap")
+	ErrNotSent      = errors.New("wallet: the transaction would fail; nothing was sent")
 	ErrNoTransferEv = errors.New("wallet: the token reported success but logged no matching Transfer")
 )
 
@@ -456,7 +457,7 @@ func (c *Client) sign(ctx context.Context, k Call, fp common.Hash) (it *intent, 
 		return c.backend.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &to, Value: value, Data: k.Data})
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("wallet: payment %q: estimate gas (the transaction would fail; nothing was sent): %w", k.Key, err)
+		return nil, false, fmt.Errorf("%w: payment %q: estimate gas: %w", ErrNotSent, k.Key, err)
 	}
 	if len(k.Data) > 0 {
 		gas += gas / 5 // contract calls: room for state that changes before inclusion
@@ -668,11 +669,19 @@ func (c *Client) finish(ctx context.Context, it *intent, reused bool) (*Receipt,
 	return &out, nil
 }
 
-// wait polls for the receipt and the configured confirmations.
+// wait polls for the receipt and the configured confirmations: at once,
+// then after PollInterval, backing off to 8×PollInterval so that many
+// payments in flight do not flood the node.
 func (c *Client) wait(ctx context.Context, it *intent) (*types.Receipt, error) {
-	t := time.NewTicker(c.cfg.PollInterval)
+	delay := c.cfg.PollInterval
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
+		select {
+		case <-ctx.Done():
+			return nil, &PendingError{Key: it.Key, TxHash: it.Hash, Err: ctx.Err()}
+		case <-t.C:
+		}
 		r, err := call(ctx, c, func(ctx context.Context) (*types.Receipt, error) { return c.backend.TransactionReceipt(ctx, it.Hash) })
 		if err == nil && r != nil {
 			if c.cfg.Confirmations <= 1 {
@@ -684,11 +693,8 @@ func (c *Client) wait(ctx context.Context, it *intent) (*types.Receipt, error) {
 			}
 		}
 		// Not found yet, or a failed poll: poll again until ctx ends.
-		select {
-		case <-ctx.Done():
-			return nil, &PendingError{Key: it.Key, TxHash: it.Hash, Err: ctx.Err()}
-		case <-t.C:
-		}
+		t.Reset(delay)
+		delay = min(2*delay, 8*c.cfg.PollInterval)
 	}
 }
 

@@ -216,8 +216,10 @@ type checked struct {
 	payer common.Address
 }
 
-// check verifies a payment; a non-empty reason refuses it.
-func (l *Local) check(ctx context.Context, req VerifyRequest, simulate bool) (checked, string, string) {
+// check verifies a payment; a non-empty reason refuses it. full adds the
+// balance check and a simulation of the transfer (settling skips them: the
+// wallet's gas estimate simulates the transaction before anything is sent).
+func (l *Local) check(ctx context.Context, req VerifyRequest, full bool) (checked, string, string) {
 	var c checked
 	r := req.PaymentRequirements
 	version := req.X402Version
@@ -278,6 +280,9 @@ func (l *Local) check(ctx context.Context, req VerifyRequest, simulate bool) (ch
 	} else if used {
 		return c, ReasonNonceUsed, "the token reports this authorization's nonce as used"
 	}
+	if !full {
+		return c, "", ""
+	}
 	bal, err := l.w.BalanceOf(ctx, o.Asset, a.From)
 	if err != nil {
 		return c, ReasonSimulation, err.Error()
@@ -285,10 +290,8 @@ func (l *Local) check(ctx context.Context, req VerifyRequest, simulate bool) (ch
 	if bal.Cmp(a.Value) < 0 {
 		return c, ReasonBalance, fmt.Sprintf("payer holds %s, the payment is %s", bal, a.Value)
 	}
-	if simulate {
-		if _, err := l.w.Read(ctx, o.Asset, l.calldata(c)); err != nil {
-			return c, ReasonSimulation, err.Error()
-		}
+	if _, err := l.w.Read(ctx, o.Asset, l.calldata(c)); err != nil {
+		return c, ReasonSimulation, err.Error()
 	}
 	return c, "", ""
 }
@@ -323,7 +326,7 @@ func (l *Local) Verify(ctx context.Context, req VerifyRequest) (VerifyResponse, 
 func (l *Local) Settle(ctx context.Context, req VerifyRequest) (SettleResponse, error) {
 	network := req.PaymentRequirements.Network
 	key := ""
-	c, reason, msg := l.check(ctx, req, true)
+	c, reason, msg := l.check(ctx, req, false)
 	if reason == ReasonNonceUsed {
 		// Perhaps settled by us before: the journal knows.
 		key = "x402-settle:" + ReplayKey(c.offer.ChainID, c.offer.Asset, c.auth)
@@ -337,6 +340,13 @@ func (l *Local) Settle(ctx context.Context, req VerifyRequest) (SettleResponse, 
 	key = "x402-settle:" + ReplayKey(c.offer.ChainID, c.offer.Asset, c.auth)
 	r, err := l.w.Send(ctx, wallet.Call{Key: key, To: c.offer.Asset, Data: l.calldata(c)})
 	if err != nil {
+		if errors.Is(err, wallet.ErrNotSent) {
+			// The estimate (a simulation) failed: say why, as verify would.
+			if _, reason, msg := l.check(ctx, req, true); reason != "" {
+				return SettleResponse{Success: false, ErrorReason: reason, ErrorMessage: msg, Network: network, Payer: c.payer.Hex()}, nil
+			}
+			return SettleResponse{Success: false, ErrorReason: ReasonSimulation, ErrorMessage: err.Error(), Network: network, Payer: c.payer.Hex()}, nil
+		}
 		var rev *wallet.RevertedError
 		if errors.As(err, &rev) {
 			return SettleResponse{Success: false, ErrorReason: ReasonTxFailed, ErrorMessage: err.Error(), Transaction: rev.Receipt.TxHash.Hex(), Network: network, Payer: c.payer.Hex()}, nil

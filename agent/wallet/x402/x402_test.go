@@ -59,7 +59,7 @@ func newMarket(t testing.TB) *market {
 	m.seller = common.HexToAddress("0x5e11e55e11e55e11e55e11e55e11e55e11e55e1")
 	var err error
 	m.facWallet, err = wallet.Open(context.Background(), wallet.Config{ChainID: chain, RPC: m.node.URL, Signer: importKey(t, m.dir, facPriv),
-		Journal: filepath.Join(m.dir, "facilitator.journal"), PollInterval: 10 * time.Millisecond})
+		Journal: filepath.Join(m.dir, "facilitator.journal"), PollInterval: 2 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
