@@ -189,8 +189,9 @@ func TestRPCTimeout(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang })}
 	go srv.Serve(ln)
 	t.Cleanup(func() { close(hang); srv.Close() })
+	signer := importKey(t, testchain.NewKey(t))
 	start := time.Now()
-	_, err = Open(context.Background(), Config{ChainID: 3338, RPC: "http://" + ln.Addr().String(), Signer: importKey(t, testchain.NewKey(t)),
+	_, err = Open(context.Background(), Config{ChainID: 3338, RPC: "http://" + ln.Addr().String(), Signer: signer,
 		Journal: filepath.Join(t.TempDir(), "j"), CallTimeout: 200 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "eth_chainId from http://"+ln.Addr().String()) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
