@@ -37,6 +37,8 @@ type market struct {
 	facURL      string
 	price       Price
 	dir         string
+	buyerPriv   *ecdsa.PrivateKey
+	facPriv     *ecdsa.PrivateKey
 }
 
 func importKey(t testing.TB, dir string, priv *ecdsa.PrivateKey) *wallet.Key {
@@ -55,6 +57,7 @@ func newMarket(t testing.TB) *market {
 	m.node.Fund(t, testchain.Ether(100), crypto.PubkeyToAddress(deployer.PublicKey), crypto.PubkeyToAddress(facPriv.PublicKey))
 	m.token = testchain.DeployToken(t, m.node.Client, nil, deployer, "Test USD")
 	m.buyer = importKey(t, m.dir, buyerPriv)
+	m.buyerPriv, m.facPriv = buyerPriv, facPriv
 	testchain.Mint(t, m.node.Client, nil, deployer, m.token, m.buyer.Address(), big.NewInt(1_000_000))
 	m.seller = common.HexToAddress("0x5e11e55e11e55e11e55e11e55e11e55e11e55e1")
 	var err error
