@@ -75,7 +75,6 @@ func serve(t *testing.T, cmd *exec.Cmd) string {
 	return ""
 }
 
-
 // TestInteropGoClientTSServer: our Transport pays an @x402/express paywall
 // whose facilitator is @x402/core's x402Facilitator with @x402/evm.
 func TestInteropGoClientTSServer(t *testing.T) {
