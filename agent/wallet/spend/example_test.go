@@ -18,7 +18,7 @@ func Example() {
 	const usdc = "0x0000000000000000000000000000000000000c0c"
 	pol, err := spend.Compile(spend.Rules{
 		Payees: []string{"0x00000000000000000000000000000000000000aa"},
-		Limits: []spend.Limit{{Chain: 3338, Asset: usdc, PerPayment: big.NewInt(100), PerHour: big.NewInt(140), PerDay: big.NewInt(1000), ApproveAbove: big.NewInt(80)}},
+		Limits: []spend.Limit{{Chain: 3338, Asset: usdc, PerPayment: big.NewInt(100), PerHour: big.NewInt(140), PerDay: big.NewInt(1000), ApproveAbove: big.NewInt(50)}},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -40,14 +40,16 @@ func Example() {
 		}
 		fmt.Println(key, d.Verdict, d.Rule)
 	}
-	pay("feed-1", 60, false)
-	pay("feed-2", 90, false) // above the approval threshold
-	pay("feed-2", 90, true)  // approved by an operator, but the hour is full
-	pay("feed-1", 60, false) // a retry is not counted twice
+	pay("feed-1", 40, false)
+	pay("feed-2", 70, false) // above the approval threshold: parks for /approve
+	pay("feed-2", 70, true)  // approved by an operator
+	pay("feed-3", 40, false) // 40+70+40 would exceed the hour's 140
+	pay("feed-1", 40, false) // a retry is not counted twice
 	ledger.Commit(ctx, "feed-1", "0xabc")
 	// Output:
 	// feed-1 allow within_limits
 	// feed-2 needs_approval approval_threshold
-	// feed-2 deny per_hour_cap
+	// feed-2 allow within_limits
+	// feed-3 deny per_hour_cap
 	// feed-1 allow already_reserved
 }
