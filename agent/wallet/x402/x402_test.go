@@ -494,3 +494,42 @@ func TestV1Fallback(t *testing.T) {
 		t.Fatalf("seller holds %d, want 700", got)
 	}
 }
+
+// TestConcurrentBuyersNoOverspend: 32 requests at once against a budget
+// that fits 10 of them: exactly 10 are paid, the seller receives exactly
+// that, and the other 22 are refused by the policy before signing.
+func TestConcurrentBuyersNoOverspend(t *testing.T) {
+	m := newMarket(t)
+	srv, _ := m.sell(t, &HTTPFacilitator{URL: m.facURL}, nil)
+	b := newBudget(t, m, 10*m.price.Amount.Int64())
+	hc := m.client(t, b, nil)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	paid, refused := 0, 0
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := hc.Get(srv.URL + "/feed")
+			mu.Lock()
+			defer mu.Unlock()
+			var pe *PaymentError
+			switch {
+			case err == nil && resp.StatusCode == 200:
+				paid++
+				resp.Body.Close()
+			case errors.As(err, &pe) && pe.Stage == "policy":
+				refused++
+			default:
+				t.Errorf("unexpected %v %v", resp, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if paid != 10 || refused != 22 {
+		t.Fatalf("paid %d refused %d, want 10 and 22", paid, refused)
+	}
+	if got := m.balance(t, m.seller); got != 10*m.price.Amount.Int64() {
+		t.Fatalf("seller holds %d, want %d", got, 10*m.price.Amount.Int64())
+	}
+}
