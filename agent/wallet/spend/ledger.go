@@ -52,6 +52,7 @@ type Ledger struct {
 
 	mu      sync.Mutex
 	byKey   map[string]*entry
+	order   []*entry // reservations by time, so keys older than retain are forgotten
 	windows map[assetKey]*window
 	last    time.Time // latest reservation time; reservation times never go back
 }
@@ -144,6 +145,7 @@ func Open(cfg Config) (*Ledger, error) {
 			continue
 		}
 		live = append(live, e)
+		l.order = append(l.order, e)
 		l.window(e.key).add(e)
 		if e.At.After(l.last) {
 			l.last = e.At
@@ -255,6 +257,8 @@ func (l *Ledger) Reserve(ctx context.Context, pol *Policy, pay Payment, approved
 			return Decision{}, fmt.Errorf("spend: reserve %q: %w", pay.Key, err)
 		}
 		l.byKey[pay.Key] = e
+		l.order = append(l.order, e)
+		l.forget(now)
 		w.add(e)
 		l.last = now
 		l.mu.Unlock()
@@ -263,6 +267,24 @@ func (l *Ledger) Reserve(ctx context.Context, pol *Policy, pay Payment, approved
 			return Decision{}, fmt.Errorf("spend: reserve %q: %w", pay.Key, err)
 		}
 		return d, nil
+	}
+}
+
+// forget drops keys older than retain, so a long-running agent's memory
+// stays bounded by the retention period (the file is compacted at Open).
+// Called with l.mu held.
+func (l *Ledger) forget(now time.Time) {
+	i := 0
+	for i < len(l.order) && now.Sub(l.order[i].At) > l.retain {
+		if e := l.order[i]; l.byKey[e.Payment.Key] == e {
+			delete(l.byKey, e.Payment.Key)
+		}
+		i++
+	}
+	if i > 0 {
+		n := copy(l.order, l.order[i:])
+		clear(l.order[n:])
+		l.order = l.order[:n]
 	}
 }
 

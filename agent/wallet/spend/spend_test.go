@@ -302,3 +302,23 @@ func FuzzLedgerRecords(f *testing.F) {
 		l.Reserve(context.Background(), pol, Payment{Key: "a", Chain: 1, Asset: Native, Payee: payeeA, Amount: n(1)}, false)
 	})
 }
+
+func TestOldKeysForgotten(t *testing.T) {
+	ctx := context.Background()
+	pol := testPolicy(t)
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	l, err := Open(Config{Path: filepath.Join(t.TempDir(), "ledger"), Now: c.now, Retain: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Reserve(ctx, pol, pay("old", 10), false)
+	c.add(25 * time.Hour)
+	l.Reserve(ctx, pol, pay("new", 10), false)
+	if _, ok := l.Get("old"); ok {
+		t.Fatal("a key older than Retain is still held in memory")
+	}
+	if _, ok := l.Get("new"); !ok {
+		t.Fatal("the new key is missing")
+	}
+}
