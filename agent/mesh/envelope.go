@@ -97,7 +97,7 @@ const (
 	ReasonMalformed    Reason = "malformed"
 	ReasonUnsigned     Reason = "unsigned"
 	ReasonBadSignature Reason = "bad_signature"
-	ReasonForeign      Reason = "foreign"  // the sender is not a fleet member
+	ReasonForeign      Reason = "foreign"   // the sender is not a fleet member
 	ReasonMisrouted    Reason = "misrouted" // addressed to someone else
 	ReasonExpired      Reason = "expired"
 	ReasonReplay       Reason = "replay"

@@ -33,7 +33,7 @@ type replicator struct {
 	store  ReplicaStore
 	cursor string // file holding the last published local Seq; "" keeps it in RAM
 
-	mu      sync.Mutex // guards applied
+	mu      sync.Mutex          // guards applied
 	applied map[string]struct{} // IDs imported here, not to be published back
 }
 

@@ -131,7 +131,7 @@ type (
 		ETA   time.Duration `json:"eta,omitempty"`
 		Note  string        `json:"note,omitempty"`
 	}
-	awardPayload    struct {
+	awardPayload struct {
 		To string `json:"to"`
 	}
 	progressPayload struct {
@@ -155,9 +155,9 @@ type taskView struct {
 
 	mu       sync.Mutex // guards all below
 	tasks    map[string]*Task
-	applied  uint64               // last stream sequence applied
-	replayTo uint64               // until this seq, history is replayed: no notifications
-	outcomes map[uint64]error     // recent apply results, for writers waiting on their own message
+	applied  uint64           // last stream sequence applied
+	replayTo uint64           // until this seq, history is replayed: no notifications
+	outcomes map[uint64]error // recent apply results, for writers waiting on their own message
 	waiters  map[uint64]chan error
 	changed  chan struct{} // closed and replaced on every applied message
 	handlers map[string]*taskQueue
