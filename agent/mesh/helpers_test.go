@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -108,4 +109,15 @@ func registered(t testing.TB, n *Node, name string) {
 		_, ok := n.reg.lookup(ctx, name)
 		return ok
 	})
+}
+
+// freePort finds a loopback port that is free now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
