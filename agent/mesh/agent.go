@@ -52,7 +52,7 @@ func (n *Node) addAgent(ac AgentConfig) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc)
+	js, err := n.jetStream(nc)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("mesh: agent %s: %w", ac.Name, err)
@@ -194,6 +194,12 @@ func (a *Agent) Ask(ctx context.Context, to string, payload json.RawMessage, o A
 	rctx, cancel := context.WithDeadline(ctx, exp)
 	defer cancel()
 	m, err := a.nc.RequestWithContext(rctx, InboxSubject(to), data)
+	// Interest crosses a leaf link a moment after a subscription (or a
+	// reconnect): give it that moment before calling the agent unreachable.
+	for wait := 25 * time.Millisecond; errors.Is(err, nats.ErrNoResponders) && wait <= 400*time.Millisecond; wait *= 2 {
+		sleepCtx(rctx, wait)
+		m, err = a.nc.RequestWithContext(rctx, InboxSubject(to), data)
+	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return Envelope{}, fmt.Errorf("%w: %s is not serving its inbox", ErrUnreachable, to)

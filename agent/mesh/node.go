@@ -112,6 +112,10 @@ type Config struct {
 	TaskRetention time.Duration
 	// Replicas of the fleet's streams and bucket, for a cluster; default 1.
 	Replicas int
+	// Domain is the JetStream domain that holds the fleet's streams and
+	// bucket: the embedded hub's, which its leaf nodes reach over their link.
+	// Default "depai"; in ModeExternal, "" (the cluster's own JetStream).
+	Domain string
 
 	// OnReject is called, synchronously and briefly, for every refused
 	// message; the core turns it into an audit record.
@@ -189,6 +193,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
 	}
+	if cfg.Domain == "" && cfg.Mode != ModeExternal {
+		cfg.Domain = "depai"
+	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	n = &Node{cfg: cfg, log: cfg.Logger, agents: map[string]*Agent{}}
 	if n.log == nil {
@@ -208,7 +215,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.nc, err = n.connect(cfg.Name, cfg.Node, ""); err != nil {
 		return n, err
 	}
-	if n.js, err = jetstream.New(n.nc); err != nil {
+	if n.js, err = n.jetStream(n.nc); err != nil {
 		return n, fmt.Errorf("mesh: jetstream: %w", err)
 	}
 	n.verify = newVerifier(cfg.Limits, n.isMember)
@@ -292,7 +299,7 @@ func (n *Node) startServer() error {
 	}
 	users := []User{{NKey: cfg.Node.NKey()}}
 	for _, a := range cfg.Agents {
-		users = append(users, User{NKey: a.Identity.NKey(), Permissions: agentPermissions(a.Name)})
+		users = append(users, User{NKey: a.Identity.NKey(), Permissions: agentPermissions(a.Name, cfg.Domain)})
 	}
 	for _, d := range cfg.LeafNodes {
 		nk, _ := identity.NKeyFromDID(d) // checked in Config.check
@@ -304,7 +311,7 @@ func (n *Node) startServer() error {
 		Logger:     n.log,
 	}
 	if cfg.Mode == ModeEmbedded {
-		sc.JetStream, sc.StoreDir = true, filepath.Join(cfg.DataDir, "nats")
+		sc.JetStream, sc.StoreDir, sc.Domain = true, filepath.Join(cfg.DataDir, "nats"), cfg.Domain
 		sc.LeafListen, sc.LeafTLS = cfg.LeafListen, cfg.LeafTLS
 	} else {
 		sc.Remotes, sc.RemoteTLS, sc.LeafKey, sc.ReconnectInterval = cfg.Hub, cfg.HubTLS, cfg.Node, cfg.ReconnectInterval
@@ -315,6 +322,14 @@ func (n *Node) startServer() error {
 	}
 	n.srv, n.url = srv, srv.ClientURL()
 	return nil
+}
+
+// jetStream is the fleet's JetStream as seen through nc.
+func (n *Node) jetStream(nc *nats.Conn) (jetstream.JetStream, error) {
+	if n.cfg.Domain == "" {
+		return jetstream.New(nc)
+	}
+	return jetstream.NewWithDomain(nc, n.cfg.Domain)
 }
 
 // Server is the embedded server, nil in ModeExternal.

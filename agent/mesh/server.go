@@ -33,6 +33,8 @@ type ServerConfig struct {
 	// node leaves it off so that the fleet's streams live in the hub and its
 	// JetStream API requests reach the hub over the leaf link.
 	JetStream bool
+	// Domain is the JetStream domain, so that leaf nodes can address it.
+	Domain string
 	// LeafListen, "host:port", accepts leaf nodes (a hub). Port 0 picks one.
 	LeafListen string
 	// LeafTLS, when set, is required of leaf connections.
@@ -78,6 +80,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		MaxPayload: cfg.MaxPayload,
 		JetStream:  cfg.JetStream,
 		StoreDir:   cfg.StoreDir,
+	}
+	if cfg.JetStream {
+		opts.JetStreamDomain = cfg.Domain
 	}
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
@@ -209,15 +214,23 @@ func (s slogLogger) Tracef(f string, a ...any)  {}
 // its own registry key, and the JetStream API calls a consumer needs; it
 // subscribes to its own subjects and its own reply inboxes. Replies to
 // requests it receives are allowed once each.
-func agentPermissions(name string) *server.Permissions {
-	js := []string{"$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>", "$JS.API.CONSUMER.>", "$JS.ACK.>", "$JS.FC.>"}
+func agentPermissions(name, domain string) *server.Permissions {
+	pub := []string{
+		"depai.agent." + name + ".>",
+		"depai.agent.*.inbox",
+		"depai.tasks.*." + name + ".*",
+		"$KV." + registryBucket + "." + name,
+		"$JS.ACK.>", "$JS.FC.>",
+	}
+	api := []string{"INFO", "STREAM.INFO.*", "STREAM.MSG.GET.*", "DIRECT.GET.>", "CONSUMER.>", "$KV." + registryBucket + "." + name}
+	for _, a := range api {
+		pub = append(pub, "$JS.API."+a)
+		if domain != "" {
+			pub = append(pub, "$JS."+domain+".API."+a)
+		}
+	}
 	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: append([]string{
-			"depai.agent." + name + ".>",
-			"depai.agent.*.inbox",
-			"depai.tasks.*." + name + ".*",
-			"$KV." + registryBucket + "." + name,
-		}, js...)},
+		Publish: &server.SubjectPermission{Allow: pub},
 		Subscribe: &server.SubjectPermission{Allow: []string{
 			"depai.agent." + name + ".>",
 			inboxPrefix(name) + ".>",
