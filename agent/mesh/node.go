@@ -20,8 +20,10 @@
 //     record ID, applied to each node's store by the node's durable consumer
 //
 // Lock order (a lock may be taken while holding those before it, never
-// the reverse): Node.mu → taskView.mu → registry.mu → verifier.mu;
-// replicator.mu is a leaf lock.
+// the reverse): taskView.mu → registry.mu, and taskView.mu → taskQueue.mu
+// (applying a task message checks membership and queues notifications).
+// Node.mu, Agent.mu, verifier.mu and replicator.mu are leaf locks: nothing
+// else is taken while one is held.
 package mesh
 
 import (

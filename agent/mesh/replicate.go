@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,12 @@ const (
 	memSchema   = "depai.mem.record"
 	memBatch    = 256
 	memDupeWind = 10 * time.Minute
+	// memAckWait is how soon a delivery that never arrived comes again: a
+	// hub that just restarted may deliver to a leaf before it knows the
+	// leaf's reply subject again, and those messages are lost in transit.
+	// Acks are explicit, one per message, for the same reason: acking "all
+	// up to N" would acknowledge such lost messages too.
+	memAckWait = 5 * time.Second
 )
 
 func newReplicator(n *Node) (*replicator, error) {
@@ -215,95 +222,125 @@ func (r *replicator) saveCursor(seq uint64) {
 	}
 }
 
-// in applies other nodes' records from the node's durable consumer.
+// in applies other nodes' records from the node's durable consumer. It
+// reads with one long-lived pull subscription (Messages), not a Fetch per
+// batch: a Fetch that gives up client-side while the hub is still
+// delivering to it loses those deliveries until AckWait brings them back,
+// which across a busy leaf link happened again and again.
 func (r *replicator) in(ctx context.Context, stream jetstream.Stream) {
 	n := r.n
 	var filters []string
 	for _, ns := range n.cfg.Shared {
 		filters = append(filters, memSubject(ns), memSubject(ns)+".>")
 	}
-	var cons jetstream.Consumer
+	var it jetstream.MessagesContext
 	if retry(ctx, n.log, "memory consumer", func() error {
-		var err error
-		cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable: "mem_" + n.cfg.Name, FilterSubjects: filters, AckPolicy: jetstream.AckExplicitPolicy,
-			DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: 30 * time.Second, MaxAckPending: 4 * memBatch,
+			DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: memAckWait, MaxAckPending: 4 * memBatch,
 		})
+		if err != nil {
+			return err
+		}
+		it, err = cons.Messages(append(pullOpts(), jetstream.PullMaxMessages(2*memBatch))...)
 		return err
 	}) != nil {
 		return
 	}
-	for ctx.Err() == nil {
-		batch, err := cons.FetchNoWait(memBatch)
-		if err == nil {
-			var msgs []jetstream.Msg
-			for m := range batch.Messages() {
-				msgs = append(msgs, m)
+	msgs := make(chan jetstream.Msg, memBatch)
+	if !n.goSafe(func() { stopOnDone(ctx, it) }) {
+		it.Stop()
+		return
+	}
+	if !n.goSafe(func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
 			}
-			err = batch.Error()
-			if len(msgs) > 0 {
-				if aerr := r.apply(ctx, msgs); aerr != nil && ctx.Err() == nil {
-					n.log.Warn("applying shared memory failed; will retry", "err", aerr)
-					sleepCtx(ctx, 250*time.Millisecond)
-				}
+			if err != nil {
+				// Missed heartbeats and the like: the iterator carries on.
+				n.log.Debug("memory consumer", "err", err)
+				sleepCtx(ctx, 100*time.Millisecond)
 				continue
 			}
-		}
-		if err != nil && ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			n.log.Debug("memory fetch", "err", err)
-			sleepCtx(ctx, 250*time.Millisecond)
-			continue
-		}
-		// Nothing waiting: block for the next message, briefly.
-		b, err := cons.Fetch(memBatch, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			sleepCtx(ctx, 250*time.Millisecond)
-			continue
-		}
-		var msgs []jetstream.Msg
-		for m := range b.Messages() {
-			msgs = append(msgs, m)
-		}
-		if len(msgs) > 0 {
-			if aerr := r.apply(ctx, msgs); aerr != nil && ctx.Err() == nil {
-				n.log.Warn("applying shared memory failed; will retry", "err", aerr)
-				sleepCtx(ctx, 250*time.Millisecond)
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
 			}
+		}
+	}) {
+		return
+	}
+	batch := make([]jetstream.Msg, 0, memBatch)
+	for {
+		m, ok := <-msgs
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], m)
+	fill:
+		for len(batch) < memBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		// A failed import leaves the batch unacknowledged: it comes again after AckWait.
+		if err := r.apply(ctx, batch); err != nil && ctx.Err() == nil {
+			n.log.Warn("applying shared memory failed; it is redelivered", "err", err)
 		}
 	}
 }
 
+// pullOpts make a pull iterator notice a lost hub quickly: a hub that
+// restarts forgets the pull requests waiting on it, and the iterator only
+// asks again once it misses heartbeats (by default after 30 s).
+func pullOpts() []jetstream.PullMessagesOpt {
+	return []jetstream.PullMessagesOpt{jetstream.PullExpiry(4 * time.Second), jetstream.PullHeartbeat(time.Second)}
+}
+
+// stopOnDone stops an iterator when ctx ends, so that its Next returns.
+func stopOnDone(ctx context.Context, it interface{ Stop() }) {
+	<-ctx.Done()
+	it.Stop()
+}
+
 // apply verifies and imports one batch, then acknowledges it. Messages
-// that fail verification are refused, reported and terminated; a failed
-// import leaves the batch unacknowledged, to come again.
+// that fail verification are refused, reported and acknowledged (they
+// would fail again); a failed import leaves the batch unacknowledged, to
+// come again.
 func (r *replicator) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	n := r.n
 	var lines bytes.Buffer
 	var ids []string
 	var keep []jetstream.Msg
-	for _, m := range msgs {
-		env, err := n.verify.openStored(m.Subject(), m.Data(), false)
-		if err == nil && env.Schema != memSchema {
-			err = &RejectError{Rejection{Time: time.Now(), Reason: ReasonMalformed, Detail: "schema " + clip(env.Schema) + ", want " + memSchema, Subject: m.Subject(), From: env.From, Size: len(m.Data())}}
-		}
-		var rec memory.Record
-		if err == nil {
-			if rec, err = memory.ParseLine(env.Payload); err != nil || memSubject(rec.Namespace) != m.Subject() || !r.shared(rec.Namespace) {
-				err = &RejectError{Rejection{Time: time.Now(), Reason: ReasonMalformed, Detail: fmt.Sprintf("record: %v (namespace %q on %s)", err, rec.Namespace, m.Subject()), Subject: m.Subject(), From: env.From, FromName: env.FromName, Size: len(m.Data())}}
-			}
-		}
+	checked := r.checkAll(msgs)
+	batchIDs := make(map[string]bool, len(msgs))
+	for i, m := range msgs {
+		env, rec, err := checked[i].env, checked[i].rec, checked[i].err
+		keep = append(keep, m)
 		if err != nil {
 			n.rejectErr(err, n.cfg.Name)
-			_ = m.Term()
 			continue
 		}
-		keep = append(keep, m)
 		if !rec.ExpiresAt.IsZero() && !rec.ExpiresAt.After(time.Now()) {
 			continue // expired in transit; Import would skip it too
+		}
+		if batchIDs[rec.ID] {
+			continue // a redelivery in the same batch (Import does not dedupe within one call)
 		}
 		if _, err := r.store.Get(ctx, rec.ID); err == nil {
 			continue // already here: written on this node, or applied before
 		}
+		batchIDs[rec.ID] = true
 		lines.Write(env.Payload)
 		lines.WriteByte('\n')
 		ids = append(ids, rec.ID)
@@ -329,4 +366,51 @@ func (r *replicator) apply(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 	}
 	return nil
+}
+
+type checkedRecord struct {
+	env Envelope
+	rec memory.Record
+	err error
+}
+
+// checkAll verifies and parses a batch, spread over the CPUs: signature
+// checks are most of what catching up costs.
+func (r *replicator) checkAll(msgs []jetstream.Msg) []checkedRecord {
+	out := make([]checkedRecord, len(msgs))
+	workers := min(runtime.GOMAXPROCS(0), (len(msgs)+31)/32)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		if !r.n.goSafe(func() {
+			defer wg.Done()
+			for i := w; i < len(msgs); i += workers {
+				out[i] = r.check(msgs[i])
+			}
+		}) {
+			wg.Done()
+			for i := w; i < len(msgs); i += workers {
+				out[i] = r.check(msgs[i])
+			}
+		}
+	}
+	for i := 0; i < len(msgs); i += max(workers, 1) {
+		out[i] = r.check(msgs[i])
+	}
+	wg.Wait()
+	return out
+}
+
+func (r *replicator) check(m jetstream.Msg) checkedRecord {
+	env, err := r.n.verify.openStored(m.Subject(), m.Data(), false)
+	if err == nil && env.Schema != memSchema {
+		err = &RejectError{Rejection{Time: time.Now(), Reason: ReasonMalformed, Detail: "schema " + clip(env.Schema) + ", want " + memSchema, Subject: m.Subject(), From: env.From, Size: len(m.Data())}}
+	}
+	var rec memory.Record
+	if err == nil {
+		if rec, err = memory.ParseLine(env.Payload); err != nil || memSubject(rec.Namespace) != m.Subject() || !r.shared(rec.Namespace) {
+			err = &RejectError{Rejection{Time: time.Now(), Reason: ReasonMalformed, Detail: fmt.Sprintf("record: %v (namespace %q on %s)", err, rec.Namespace, m.Subject()), Subject: m.Subject(), From: env.From, FromName: env.FromName, Size: len(m.Data())}}
+		}
+	}
+	return checkedRecord{env: env, rec: rec, err: err}
 }

@@ -218,12 +218,17 @@ func (v *taskView) consume(ctx context.Context, stream jetstream.Stream) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(pullOpts()...)
 	if err != nil {
 		return err
 	}
 	defer it.Stop()
-	go func() { <-ctx.Done(); it.Stop() }()
+	// Ends with the node or when this consume returns (cctx), whichever first.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !v.n.goSafe(func() { stopOnDone(cctx, it) }) {
+		return ErrClosed
+	}
 	for {
 		m, err := it.Next()
 		if err != nil {
