@@ -40,15 +40,15 @@ func Requests(c wire.Capabilities) { registry.Default.Request(c) }
 type ToolOption func(*wire.ToolDef)
 
 // Writes marks a tool that changes memory or remote state.
-func Writes() ToolOption { return func(d *wire.ToolDef) { d.Effect = "write" } }
+func Writes() ToolOption { return func(d *wire.ToolDef) { d.Effect = wire.EffectWrite } }
 
 // Actuator marks a tool that moves something in the physical world. The
 // agent loads it only when the plugin is granted actuator rights, and its
 // safety policy gates every call before the plugin sees it.
-func Actuator() ToolOption { return func(d *wire.ToolDef) { d.Effect = "actuator" } }
+func Actuator() ToolOption { return func(d *wire.ToolDef) { d.Effect = wire.EffectActuator } }
 
 // Payment marks a tool that moves money; it needs the payment grant.
-func Payment() ToolOption { return func(d *wire.ToolDef) { d.Effect = "payment" } }
+func Payment() ToolOption { return func(d *wire.ToolDef) { d.Effect = wire.EffectPayment } }
 
 // Tool registers a typed tool. In and Out must be JSON-encodable; their
 // schemas are what the model sees. Arguments that do not match In's schema

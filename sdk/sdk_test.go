@@ -110,7 +110,7 @@ func TestManifest(t *testing.T) {
 	if m.Name != "sdktest" || m.Version != "1.2.3" || m.ABI != wire.ABIVersion || len(m.Errors) != 0 {
 		t.Fatalf("manifest = %+v", m)
 	}
-	effects := map[string]string{}
+	effects := map[string]wire.Effect{}
 	for _, d := range m.Tools {
 		effects[d.Name] = d.Effect
 		if !json.Valid(d.Input) || !json.Valid(d.Output) {

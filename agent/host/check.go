@@ -42,9 +42,7 @@ func CheckManifest(m wire.Manifest) error {
 		if err := method("tool", d.Name); err != nil {
 			return err
 		}
-		switch tool.Effect(d.Effect) {
-		case tool.EffectNone, tool.EffectWrite, tool.EffectActuator, tool.EffectPayment:
-		default:
+		if !d.Effect.Valid() {
 			return fmt.Errorf("tool %s: effect %q: want \"\", write, actuator or payment", d.Name, d.Effect)
 		}
 		if _, err := schema.Parse(rawOr(d.Input, `{"type":"object"}`)); err != nil {
@@ -85,7 +83,7 @@ func (p *Plugin) check() error {
 		return fmt.Errorf("plugin %q: requests capabilities that are not granted: %s", name, strings.Join(missing, ", "))
 	}
 	for _, d := range m.Tools {
-		switch tool.Effect(d.Effect) {
+		switch d.Effect {
 		case tool.EffectActuator:
 			if !p.spec.Grants.Actuator {
 				return fmt.Errorf("plugin %q: tool %s is an actuator but the plugin is not granted actuator", name, d.Name)

@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,10 +22,10 @@ import (
 	"github.com/depai/depai/sdk/wire"
 )
 
-// Transport kinds.
+// Transport kinds, as sdk/wire defines them.
 const (
-	KindWASM    = "wasm"
-	KindProcess = "process"
+	KindWASM    = wire.TransportWASM
+	KindProcess = wire.TransportProcess
 )
 
 // Config configures a Host. Every field is optional; a capability whose
@@ -284,22 +283,8 @@ func (h *Host) pin(digest string, code []byte) (string, error) {
 	return path, nil
 }
 
-// KindOf tells a plugin's kind from the first bytes of its file: KindWASM,
-// KindProcess (ELF, Mach-O, PE, or a #! script), or "" when it is neither.
-func KindOf(head []byte) string {
-	switch {
-	case bytes.HasPrefix(head, []byte("\x00asm")):
-		return KindWASM
-	case bytes.HasPrefix(head, []byte("\x7fELF")),
-		bytes.HasPrefix(head, []byte{0xcf, 0xfa, 0xed, 0xfe}), // Mach-O 64
-		bytes.HasPrefix(head, []byte{0xce, 0xfa, 0xed, 0xfe}), // Mach-O 32
-		bytes.HasPrefix(head, []byte{0xca, 0xfe, 0xba, 0xbe}), // Mach-O universal
-		bytes.HasPrefix(head, []byte("MZ")),
-		bytes.HasPrefix(head, []byte("#!")):
-		return KindProcess
-	}
-	return ""
-}
+// KindOf tells a plugin's kind from the first bytes of its file; see wire.KindOf.
+func KindOf(head []byte) string { return wire.KindOf(head) }
 
 // Plugin returns the loaded plugin with this name.
 func (h *Host) Plugin(name string) (*Plugin, bool) {

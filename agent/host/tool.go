@@ -32,7 +32,7 @@ func newPluginTool(p *Plugin, d wire.ToolDef) (*pluginTool, error) {
 	}
 	t := &pluginTool{p: p, in: in, spec: tool.Spec{
 		Name: d.Name, Description: d.Description, InputSchema: in.JSON(),
-		OutputSchema: d.Output, Effect: tool.Effect(d.Effect), Source: p.spec.Name,
+		OutputSchema: d.Output, Effect: d.Effect, Source: p.spec.Name,
 	}}
 	if len(d.Output) > 0 {
 		if t.out, err = schema.Parse(d.Output); err != nil {

@@ -10,15 +10,15 @@ import (
 	"github.com/depai/depai/sdk/wire"
 )
 
-// Effect says what kind of side effect a tool has; the safety policy gates
-// actuators and payments before any implementation sees the call.
-type Effect string
+// Effect says what kind of side effect a tool has; see wire.Effect.
+type Effect = wire.Effect
 
+// Effects, as sdk/wire defines them.
 const (
-	EffectNone     Effect = ""         // reads or computes only
-	EffectWrite    Effect = "write"    // changes memory or remote state
-	EffectActuator Effect = "actuator" // moves something in the physical world
-	EffectPayment  Effect = "payment"  // moves money
+	EffectNone     = wire.EffectNone
+	EffectWrite    = wire.EffectWrite
+	EffectActuator = wire.EffectActuator
+	EffectPayment  = wire.EffectPayment
 )
 
 // Spec describes a tool. InputSchema and OutputSchema are JSON Schemas.

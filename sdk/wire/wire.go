@@ -8,6 +8,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 )
@@ -36,7 +37,57 @@ type ToolDef struct {
 	Description string          `json:"description"`
 	Input       json.RawMessage `json:"input"`
 	Output      json.RawMessage `json:"output,omitempty"`
-	Effect      string          `json:"effect,omitempty"` // "", "write", "actuator", "payment"
+	Effect      Effect          `json:"effect,omitempty"`
+}
+
+// Effect says what kind of side effect a tool has. A plugin declares it, but
+// the agent's safety config is authoritative: a tool a safety rule names is
+// gated as that rule says, whatever its manifest claims.
+type Effect string
+
+// Effects.
+const (
+	EffectNone     Effect = ""         // reads or computes only
+	EffectWrite    Effect = "write"    // changes memory or remote state
+	EffectActuator Effect = "actuator" // moves something in the physical world
+	EffectPayment  Effect = "payment"  // moves money
+)
+
+// Valid reports whether e is one of the effects above.
+func (e Effect) Valid() bool {
+	switch e {
+	case EffectNone, EffectWrite, EffectActuator, EffectPayment:
+		return true
+	}
+	return false
+}
+
+// Gated reports whether calls with this effect pass the safety policy and
+// are locked by the emergency stop.
+func (e Effect) Gated() bool { return e == EffectActuator || e == EffectPayment }
+
+// Transport kinds: how a plugin runs.
+const (
+	TransportWASM    = "wasm"    // sandboxed in wazero; the default
+	TransportProcess = "process" // a native executable under go-plugin; trusted native code
+)
+
+// KindOf tells a plugin's transport from the first bytes of its file:
+// TransportWASM, TransportProcess (ELF, Mach-O, PE, or a #! script), or ""
+// when it is neither.
+func KindOf(head []byte) string {
+	switch {
+	case bytes.HasPrefix(head, []byte("\x00asm")):
+		return TransportWASM
+	case bytes.HasPrefix(head, []byte("\x7fELF")),
+		bytes.HasPrefix(head, []byte{0xcf, 0xfa, 0xed, 0xfe}), // Mach-O 64
+		bytes.HasPrefix(head, []byte{0xce, 0xfa, 0xed, 0xfe}), // Mach-O 32
+		bytes.HasPrefix(head, []byte{0xca, 0xfe, 0xba, 0xbe}), // Mach-O universal
+		bytes.HasPrefix(head, []byte("MZ")),
+		bytes.HasPrefix(head, []byte("#!")):
+		return TransportProcess
+	}
+	return ""
 }
 
 // SensorDef describes a sensor or feed: the host polls it every Interval (a
@@ -49,19 +100,20 @@ type SensorDef struct {
 	Interval    string          `json:"interval,omitempty"`
 }
 
-// Capabilities is what a plugin requests and what an agent grants. Deny by
+// Capabilities is what a plugin requests and what an agent grants (the
+// `grants:` of a plugin in the agent config, hence the YAML tags). Deny by
 // default: a zero Capabilities grants nothing.
 type Capabilities struct {
-	MemoryRead  []string `json:"memory_read,omitempty"`  // namespaces (and everything below them)
-	MemoryWrite []string `json:"memory_write,omitempty"` // namespaces (and everything below them)
-	HTTP        []string `json:"http,omitempty"`         // host[:port] allowed for http.fetch
-	Emit        []string `json:"emit,omitempty"`         // topics
-	Secrets     []string `json:"secrets,omitempty"`      // secret names
-	Config      []string `json:"config,omitempty"`       // config keys
-	Clock       bool     `json:"clock,omitempty"`        // real wall clock (otherwise a fixed epoch)
-	Random      bool     `json:"random,omitempty"`       // crypto randomness (otherwise deterministic)
-	Actuator    bool     `json:"actuator,omitempty"`     // may offer actuator tools
-	Payment     bool     `json:"payment,omitempty"`      // may use pay.quote/pay.execute
+	MemoryRead  []string `json:"memory_read,omitempty" yaml:"memory_read"`   // namespaces (and everything below them)
+	MemoryWrite []string `json:"memory_write,omitempty" yaml:"memory_write"` // namespaces (and everything below them)
+	HTTP        []string `json:"http,omitempty" yaml:"http"`                 // host[:port] allowed for http.fetch
+	Emit        []string `json:"emit,omitempty" yaml:"emit"`                 // topics
+	Secrets     []string `json:"secrets,omitempty" yaml:"secrets"`           // secret names
+	Config      []string `json:"config,omitempty" yaml:"config"`             // config keys
+	Clock       bool     `json:"clock,omitempty" yaml:"clock"`               // real wall clock (otherwise a fixed epoch)
+	Random      bool     `json:"random,omitempty" yaml:"random"`             // crypto randomness (otherwise deterministic)
+	Actuator    bool     `json:"actuator,omitempty" yaml:"actuator"`         // may offer actuator tools
+	Payment     bool     `json:"payment,omitempty" yaml:"payment"`           // may use pay.quote/pay.execute
 }
 
 // Call is one request from host to plugin. Method is a tool or sensor name,
