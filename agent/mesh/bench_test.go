@@ -152,8 +152,7 @@ func BenchmarkLeafCatchUp10k(b *testing.B) {
 		b.StartTimer()
 		t0 := time.Now()
 		f.leaf = startNode(b, f.leafCfg)
-		// LastSeq, not a count: scanning 10k records while it catches up would slow it.
-		waitFor(b, 60*time.Second, "the leaf to catch up", func() bool { return f.leafStor.LastSeq() >= total })
+		waitFor(b, 60*time.Second, "the leaf to catch up", func() bool { return stored(b, f.leafStor) >= total })
 		el := time.Since(t0)
 		b.StopTimer()
 		if n, d := countIn(b, f.leafStor, "fleet"); n != total || d != 0 {

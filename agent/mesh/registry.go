@@ -99,14 +99,23 @@ func parseCard(key string, data []byte) (Card, error) {
 type registry struct {
 	n *Node
 
-	mu     sync.Mutex // guards kv, byName, ready
+	mu     sync.Mutex // guards kv, byName, misses, ready
 	kv     jetstream.KeyValue
 	byName map[string]Card
+	// misses remembers (did, name) pairs the bucket did not confirm, for a
+	// moment, so a flood from outside the fleet costs one lookup, not one
+	// per message.
+	misses map[string]time.Time
 	ready  chan struct{} // closed once kv is set
 }
 
+const (
+	missTTL   = 2 * time.Second
+	maxMisses = 4096
+)
+
 func newRegistry(n *Node) *registry {
-	return &registry{n: n, byName: map[string]Card{}, ready: make(chan struct{})}
+	return &registry{n: n, byName: map[string]Card{}, misses: map[string]time.Time{}, ready: make(chan struct{})}
 }
 
 func (r *registry) start() { r.n.goSafe(r.run) }
@@ -208,11 +217,27 @@ func (r *registry) has(did, name string) bool {
 	if ok && c.DID == did {
 		return true
 	}
+	miss := did + "\x00" + name
+	r.mu.Lock()
+	at, missed := r.misses[miss]
+	r.mu.Unlock()
+	if missed && time.Since(at) < missTTL {
+		return false
+	}
 	// A card written a moment ago may not have reached the watch yet.
 	ctx, cancel := context.WithTimeout(r.n.ctx, time.Second)
 	defer cancel()
 	c, ok = r.fetch(ctx, name)
-	return ok && c.DID == did
+	if ok && c.DID == did {
+		return true
+	}
+	r.mu.Lock()
+	if len(r.misses) >= maxMisses {
+		clear(r.misses)
+	}
+	r.misses[miss] = time.Now()
+	r.mu.Unlock()
+	return false
 }
 
 // lookup returns the live card of name, from the cache or the bucket.

@@ -111,3 +111,38 @@ func TestWatchCardsSeesNewCards(t *testing.T) {
 	}
 	t.Fatalf("no busy card for alice; saw %v", seen)
 }
+
+// A sender the registry does not know is looked up in the bucket once, then
+// refused from memory for a moment: a flood from outside the fleet costs
+// one lookup, not one per message.
+func TestUnknownSenderIsLookedUpOnce(t *testing.T) {
+	n := startNode(t, Config{Name: "n1", DataDir: t.TempDir(), Agents: agents(t, "alice")})
+	registered(t, n, "alice")
+	stranger := key(t, "stranger")
+	if n.isMember(stranger.DID(), "ghost") {
+		t.Fatal("a stranger is a member")
+	}
+	n.reg.mu.Lock()
+	_, cached := n.reg.misses[stranger.DID()+"\x00ghost"]
+	n.reg.mu.Unlock()
+	if !cached {
+		t.Fatal("the miss was not remembered")
+	}
+	// A real card appears: within missTTL the cached refusal still stands, after it the card counts.
+	c := Card{Name: "ghost", Node: "n1", Status: StatusOnline, Heartbeat: time.Now()}
+	if err := n.reg.put(context.Background(), n.js, stranger, c); err != nil {
+		t.Fatal(err)
+	}
+	n.reg.mu.Lock()
+	delete(n.reg.byName, "ghost") // as if the watch had not delivered it yet
+	n.reg.mu.Unlock()
+	if n.reg.has(stranger.DID(), "ghost") {
+		t.Fatal("the cached miss was not used")
+	}
+	n.reg.mu.Lock()
+	n.reg.misses[stranger.DID()+"\x00ghost"] = time.Now().Add(-missTTL)
+	n.reg.mu.Unlock()
+	if !n.reg.has(stranger.DID(), "ghost") {
+		t.Fatal("after missTTL the bucket is asked again")
+	}
+}
