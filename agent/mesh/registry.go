@@ -62,7 +62,10 @@ func (c *Card) sign(id *identity.Identity) ([]byte, error) {
 	c.DID = id.DID()
 	c.Heartbeat = c.Heartbeat.UTC().Round(0)
 	if c.Pose != nil {
-		c.Pose.Time = c.Pose.Time.UTC().Round(0)
+		// A copy: copies of a card share their Pose.
+		p := *c.Pose
+		p.Time = p.Time.UTC().Round(0)
+		c.Pose = &p
 	}
 	msg, err := c.signed()
 	if err != nil {
