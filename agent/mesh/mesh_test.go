@@ -131,3 +131,69 @@ func TestShutdownIsIdempotentAndLeavesNoGoroutine(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
 }
+
+// ModeExternal joins a NATS server this node does not run (here a
+// nats-server started on its own, with JetStream and the agents' nkeys as
+// its users): requests, registry and tasks work as with the embedded one.
+func TestExternalCluster(t *testing.T) {
+	as := agents(t, "alice", "bob")
+	nodeKey := key(t, "node ext")
+	users := []User{{NKey: nodeKey.NKey()}}
+	for _, a := range as {
+		users = append(users, User{NKey: a.Identity.NKey(), Permissions: agentPermissions(a.Name, "")})
+	}
+	srv, err := StartServer(ServerConfig{Name: "cluster", JetStream: true, StoreDir: t.TempDir(), Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	n := startNode(t, Config{Name: "ext", Mode: ModeExternal, Node: nodeKey, URLs: []string{srv.ClientURL()}, Agents: as})
+	registered(t, n, "bob")
+	mustAgent(t, n, "bob").Serve(echo)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if rep, err := mustAgent(t, n, "alice").Ask(ctx, "bob", json.RawMessage(`"x"`), AskOptions{}); err != nil || string(rep.Payload) != `"x"` {
+		t.Fatalf("ask: %+v %v", rep, err)
+	}
+	task, err := mustAgent(t, n, "alice").Delegate(ctx, Offer{To: "bob", Kind: "k", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mustAgent(t, n, "bob").Accept(ctx, task.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	id := key(t, "x")
+	ok := func(c Config) Config {
+		if c.Name == "" {
+			c.Name = "n1"
+		}
+		if c.Node == nil {
+			c.Node = id
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Name: "bad name"}, "Config.Name"},
+		{Config{Name: "_sys"}, "reserved"},
+		{Config{Name: "n1"}, "Config.Node"},
+		{ok(Config{}), "Config.DataDir"},
+		{ok(Config{Mode: "mesh"}), `Config.Mode "mesh"`},
+		{ok(Config{Mode: ModeLeaf, DataDir: "d"}), "Config.Hub"},
+		{ok(Config{Mode: ModeExternal}), "Config.URLs"},
+		{ok(Config{DataDir: "d", Agents: []AgentConfig{{Name: "a", Identity: id}, {Name: "a", Identity: id}}}), `Config.Agents[1]: name "a" is used twice`},
+		{ok(Config{DataDir: "d", Agents: []AgentConfig{{Name: "a"}}}), "Config.Agents[0] (a): Identity"},
+		{ok(Config{DataDir: "d", Members: []string{"did:web:x"}}), "Config.Members"},
+		{ok(Config{DataDir: "d", Shared: []string{"fleet"}}), "Config.Shared and Config.Store"},
+	} {
+		_, err := Start(context.Background(), tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Start(%+v) = %v, want an error containing %q", tc.cfg, err, tc.want)
+		}
+	}
+}
