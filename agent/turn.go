@@ -331,8 +331,11 @@ func (a *Agent) interrupted(ctx context.Context, rec *turnRecord, err error) {
 		rec.fail(CodeCancelled, "the turn was cancelled")
 	default:
 		code := CodeModelUnavailable
-		if errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(err, llm.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 			code = CodeModelTimeout
+		case errors.Is(err, llm.ErrEmpty):
+			code = CodeModelEmpty
 		}
 		a.log.Warn("model call failed", "endpoint", a.cfg.Model.BaseURL, "code", code, "err", err)
 		rec.fail(code, fmt.Sprintf("model endpoint %s: %v", a.cfg.Model.BaseURL, err))

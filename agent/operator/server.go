@@ -21,6 +21,7 @@ import (
 
 	"github.com/depai/depai/agent"
 	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/operator/console"
 	"github.com/depai/depai/agent/operator/internal/sse"
 	"github.com/depai/depai/agent/policy"
 )
@@ -60,11 +61,25 @@ type Config struct {
 	// KeepAlive is the interval of the comment lines a streamed turn
 	// sends while it runs; 0: DefaultKeepAlive.
 	KeepAlive time.Duration
+	// Events is the fleet-wide event stream served on GET /v1/events (and
+	// what the console follows). Nil: no such route.
+	Events *console.Hub
+	// Console serves the web console on / with its session logins, which
+	// then also authenticate the API.
+	Console bool
+	// Metrics is served on GET /metrics (behind the same authentication:
+	// give a scraper a viewer's token). Nil: no such route.
+	Metrics http.Handler
+	// MCP serves the fleet's tools to MCP clients over Streamable HTTP on
+	// /mcp, with the calling operator's role.
+	MCP bool
 }
 
 // Server serves the operator API. Create it with NewServer, run it with
 // Serve, stop it with Shutdown.
 type Server struct {
+	cfg         Config
+	console     *console.Console // nil without Config.Console
 	agents      []Agent
 	ops         []credential
 	log         *slog.Logger
@@ -113,6 +128,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("operator: listen on %s: %w", addr, err)
 	}
 	s := &Server{
+		cfg:         cfg,
 		agents:      slices.Clone(cfg.Agents),
 		ops:         ops,
 		log:         log,
@@ -121,6 +137,14 @@ func NewServer(cfg Config) (*Server, error) {
 		keepAlive:   cmp.Or(cfg.KeepAlive, DefaultKeepAlive),
 		authLog:     authLog{log: log, window: authLogWindow},
 		ln:          ln,
+	}
+	if cfg.Console {
+		c, err := console.New(console.Config{Authenticate: s.check})
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		s.console = c
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.http = &http.Server{
@@ -209,6 +233,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	if s.cfg.Events != nil {
+		mux.HandleFunc("GET /v1/events", console.ServeEvents(s.cfg.Events))
+	}
+	if s.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", s.cfg.Metrics)
+	}
+	if s.cfg.MCP {
+		mux.Handle("/mcp", s.mcpHandler())
+	}
 	mux.HandleFunc("GET /v1/agents", s.listAgents)
 	mux.HandleFunc("GET /v1/agents/{name}", s.getAgent)
 	mux.HandleFunc("POST /v1/agents/{name}/messages", s.postMessage)
@@ -218,9 +251,18 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/agents/{name}", methodNotAllowed("GET"))
 	mux.HandleFunc("/v1/agents/{name}/messages", methodNotAllowed("POST"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages)", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages, GET /v1/events, GET /metrics, /mcp)", r.Method, r.URL.Path))
 	})
-	return s.authenticate(mux)
+	api := s.authenticate(mux)
+	if s.console == nil {
+		return api
+	}
+	// The console's page, assets and login are public; everything else is
+	// the API, which a console session also authenticates.
+	public := http.NewServeMux()
+	s.console.Routes(public)
+	public.Handle("/", api)
+	return public
 }
 
 // credential is an Operator with its token hashed.
@@ -267,18 +309,16 @@ type opKey struct{}
 // routes exist.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		ok := strings.EqualFold(scheme, "Bearer") && got != ""
-		// Compare hashes, with every operator's: equal lengths and the same
-		// work whichever matches, so the time says nothing about the
-		// tokens, not even their lengths.
-		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		var op *credential
-		for i := range s.ops {
-			if subtle.ConstantTimeCompare(sum[:], s.ops[i].sum[:]) == 1 {
-				op = &s.ops[i]
+		if s.console != nil && r.Header.Get("Authorization") == "" {
+			if so, ok := s.console.Session(r); ok {
+				op := &credential{name: so.Name, role: so.Role}
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), opKey{}, op)))
+				return
 			}
 		}
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok := strings.EqualFold(scheme, "Bearer") && got != ""
+		op := s.operatorOf(got)
 		if !ok || op == nil {
 			s.authLog.failed(r)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="depai"`)
@@ -291,6 +331,32 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), opKey{}, op)))
 	})
+}
+
+// operatorOf finds the operator whose token this is. It compares hashes, with
+// every operator's: equal lengths and the same work whichever matches, so
+// the time says nothing about the tokens, not even their lengths.
+func (s *Server) operatorOf(token string) *credential {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	var op *credential
+	for i := range s.ops {
+		if subtle.ConstantTimeCompare(sum[:], s.ops[i].sum[:]) == 1 {
+			op = &s.ops[i]
+		}
+	}
+	return op
+}
+
+// check is the console's login: a token's operator.
+func (s *Server) check(token string) (console.Operator, bool) {
+	if token == "" {
+		return console.Operator{}, false
+	}
+	op := s.operatorOf(token)
+	if op == nil {
+		return console.Operator{}, false
+	}
+	return console.Operator{Name: op.name, Role: op.role}, true
 }
 
 // authLog logs failed authentications at most once a window: the first of

@@ -174,7 +174,7 @@ func TestScriptedChatFailsOnErrorEvent(t *testing.T) {
 }
 
 // TestRunChatExitsNonZeroOnModelFailure: depai run --chat against a model
-// that fails exits 1 with the error's code (needs the core's EventError).
+// that fails exits 1 with the error's code.
 func TestRunChatExitsNonZeroOnModelFailure(t *testing.T) {
 	model := llmtest.NewServer(t, llmtest.Reply{Status: 400, Error: "model 'm' not found"})
 	file := filepath.Join(t.TempDir(), "fleet.yaml")
@@ -182,9 +182,6 @@ func TestRunChatExitsNonZeroOnModelFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, stderr, code := depai(t, "hello\n", nil, "run", file, "--chat", "--data", t.TempDir(), "--log-level", "error")
-	if code == 0 && strings.Contains(out, "model endpoint failed") {
-		t.Skip("needs the core's EventError: lead wires it")
-	}
 	if code != 1 || !strings.Contains(stderr, "error [model_unavailable]: ") || !strings.Contains(stderr, "model 'm' not found") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and error [model_unavailable] with the endpoint's message", code, out, stderr)
 	}

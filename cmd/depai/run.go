@@ -18,7 +18,9 @@ import (
 
 	"github.com/depai/depai/agent"
 	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/metrics"
 	"github.com/depai/depai/agent/operator"
+	"github.com/depai/depai/agent/operator/console"
 	"github.com/depai/depai/agent/policy"
 )
 
@@ -101,7 +103,9 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 		return err
 	}
 	defer stopTracing(context.WithoutCancel(ctx))
-	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log, Secrets: os.LookupEnv, Tracer: tracer})
+	hub, m := console.NewHub(), metrics.New()
+	defer hub.Close()
+	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log, Secrets: os.LookupEnv, Tracer: tracer, Events: hub.Publish, Metrics: m})
 	if err != nil {
 		if ctx.Err() != nil {
 			// Ctrl-C while plugins were still building or loading: the
@@ -136,7 +140,8 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 		agents = append(agents, a)
 		names = append(names, a.Name())
 	}
-	srv, err := operator.NewServer(operator.Config{Addr: addr, Agents: agents, Operators: ops, Logger: log})
+	srv, err := operator.NewServer(operator.Config{Addr: addr, Agents: agents, Operators: ops, Logger: log,
+		Events: hub, Console: true, Metrics: m.Handler(), MCP: true})
 	if err != nil {
 		return fmt.Errorf("%w (is another depai run using it? pass --addr 127.0.0.1:0 for a free port)", err)
 	}
@@ -157,7 +162,7 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	}
 	defer os.Remove(filepath.Join(dir, runInfoFile))
 
-	log.Info("operator API", "url", "http://"+srv.Addr(), "token_file", tokenFile, "new_token", created)
+	log.Info("operator API and console", "url", "http://"+srv.Addr(), "console", "http://"+srv.Addr()+"/", "token_file", tokenFile, "new_token", created)
 	log.Info("ready", "agents", strings.Join(names, ","), "data", absDir, "startup", time.Since(start).Round(10*time.Microsecond))
 	go func() {
 		// Commands and the e-stop work from "ready"; turns and tool calls

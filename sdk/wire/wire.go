@@ -158,6 +158,7 @@ const (
 	CodeInvalidArgument = "invalid_argument"
 	CodeNotFound        = "not_found"
 	CodeDenied          = "denied"
+	CodeForbidden       = "forbidden" // the caller's role does not allow it
 	CodeTimeout         = "timeout"
 	CodeUnavailable     = "unavailable"
 	CodeTooLarge        = "too_large"

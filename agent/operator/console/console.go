@@ -46,8 +46,6 @@ type Operator struct {
 type Config struct {
 	// Authenticate checks an operator token; required.
 	Authenticate func(token string) (Operator, bool)
-	// Hub is the fleet-wide event stream; required.
-	Hub *Hub
 	// SessionTTL is how long a session lasts without use. Default 12h.
 	SessionTTL time.Duration
 	// Now is the clock; nil: time.Now.
@@ -71,8 +69,8 @@ type session struct {
 
 // New returns a Console.
 func New(cfg Config) (*Console, error) {
-	if cfg.Authenticate == nil || cfg.Hub == nil {
-		return nil, fmt.Errorf("console: Config.Authenticate and Config.Hub are required")
+	if cfg.Authenticate == nil {
+		return nil, fmt.Errorf("console: Config.Authenticate is required")
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
@@ -221,16 +219,20 @@ func (c *Console) Session(r *http.Request) (Operator, bool) {
 // and browsers keep it open.
 const keepAlive = 10 * time.Second
 
-// Events serves GET /v1/events: the fleet's events as SSE (event: the
-// agent event's type; data: a FleetEvent), until the client leaves. The
-// caller has authenticated the request.
-func (c *Console) Events(w http.ResponseWriter, r *http.Request) {
+// ServeEvents serves GET /v1/events from hub: the fleet's events as SSE
+// (event: the agent event's type; data: a FleetEvent), until the client
+// leaves. The caller has authenticated the request.
+func ServeEvents(hub *Hub) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { serveEvents(hub, w, r) }
+}
+
+func serveEvents(hub *Hub, w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		writeError(w, http.StatusInternalServerError, "internal", "streaming unsupported")
 		return
 	}
-	events, dropped, cancel := c.cfg.Hub.Subscribe(256)
+	events, dropped, cancel := hub.Subscribe(256)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")

@@ -19,7 +19,7 @@ import (
 func newConsole(t *testing.T) (*console.Console, *console.Hub, *httptest.Server) {
 	t.Helper()
 	hub := console.NewHub()
-	c, err := console.New(console.Config{Hub: hub, Authenticate: func(tok string) (console.Operator, bool) {
+	c, err := console.New(console.Config{Authenticate: func(tok string) (console.Operator, bool) {
 		if tok == "secret" {
 			return console.Operator{Name: "ada", Role: policy.RoleOperator}, true
 		}
@@ -39,7 +39,7 @@ func newConsole(t *testing.T) (*console.Console, *console.Hub, *httptest.Server)
 		}
 		_ = json.NewEncoder(w).Encode(op)
 	})
-	mux.HandleFunc("GET /v1/events", c.Events)
+	mux.HandleFunc("GET /v1/events", console.ServeEvents(hub))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return c, hub, srv
