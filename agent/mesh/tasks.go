@@ -155,10 +155,10 @@ type taskView struct {
 
 	mu       sync.Mutex // guards all below
 	tasks    map[string]*Task
-	applied  uint64           // last stream sequence applied
-	replayTo uint64           // until this seq, history is replayed: no notifications
-	outcomes map[uint64]error // recent apply results, for writers waiting on their own message
-	waiters  map[uint64]chan error
+	applied  uint64             // last stream sequence applied
+	replayTo uint64             // until this seq, history is replayed: no notifications
+	outcomes map[uint64]outcome // recent apply results, for writers waiting on their own message
+	waiters  map[uint64]chan outcome
 	changed  chan struct{} // closed and replaced on every applied message
 	handlers map[string]*taskQueue
 	timedOut map[string]bool // timeouts already raised
@@ -167,7 +167,7 @@ type taskView struct {
 }
 
 func newTaskView(n *Node) *taskView {
-	return &taskView{n: n, tasks: map[string]*Task{}, outcomes: map[uint64]error{}, waiters: map[uint64]chan error{},
+	return &taskView{n: n, tasks: map[string]*Task{}, outcomes: map[uint64]outcome{}, waiters: map[uint64]chan outcome{},
 		changed: make(chan struct{}), handlers: map[string]*taskQueue{}, timedOut: map[string]bool{}, ready: make(chan struct{})}
 }
 
@@ -252,11 +252,15 @@ func (v *taskView) apply(seq uint64, at time.Time, subject string, data []byte) 
 	live := seq > v.replayTo
 	u, err := v.applyLocked(seq, at, subject, data, live)
 	v.applied = seq
+	out := outcome{err: err}
+	if u != nil {
+		out.task = v.snapshot(&u.Task)
+	}
 	if ch, ok := v.waiters[seq]; ok {
-		ch <- err
+		ch <- out
 		delete(v.waiters, seq)
 	} else {
-		v.outcomes[seq] = err
+		v.outcomes[seq] = out
 		if len(v.outcomes) > 1024 {
 			for s := range v.outcomes {
 				if s+1024 < seq {
@@ -482,30 +486,43 @@ func (v *taskView) snapshot(t *Task) Task {
 	return c
 }
 
-// waitApplied waits until the message at seq is applied and returns
-// whether it was accepted by the task rules.
-func (v *taskView) waitApplied(ctx context.Context, seq uint64) error {
+// outcome is what applying one message did: the task as that message
+// left it, or why the task's rules refused it.
+type outcome struct {
+	task Task
+	err  error
+}
+
+// waitApplied waits until the message at seq is applied and returns the
+// task as it left it, or why it was refused.
+func (v *taskView) waitApplied(ctx context.Context, seq uint64, id string) (Task, error) {
 	v.mu.Lock()
 	if seq <= v.applied {
-		err, ok := v.outcomes[seq]
+		out, ok := v.outcomes[seq]
 		delete(v.outcomes, seq)
-		v.mu.Unlock()
 		if !ok {
-			return nil // applied long ago; its outcome is forgotten
+			// Applied long ago and its outcome forgotten: the task as it is now.
+			t := v.tasks[id]
+			v.mu.Unlock()
+			if t == nil {
+				return Task{}, fmt.Errorf("%w: %s", ErrNoTask, id)
+			}
+			return v.snapshot(t), nil
 		}
-		return err
+		v.mu.Unlock()
+		return out.task, out.err
 	}
-	ch := make(chan error, 1)
+	ch := make(chan outcome, 1)
 	v.waiters[seq] = ch
 	v.mu.Unlock()
 	select {
-	case err := <-ch:
-		return err
+	case out := <-ch:
+		return out.task, out.err
 	case <-ctx.Done():
 		v.mu.Lock()
 		delete(v.waiters, seq)
 		v.mu.Unlock()
-		return fmt.Errorf("mesh: waiting for task message %d to apply: %w", seq, ctx.Err())
+		return Task{}, fmt.Errorf("mesh: waiting for task message %d to apply: %w", seq, ctx.Err())
 	}
 }
 
@@ -581,7 +598,8 @@ func (a *Agent) ServeTasks(h TaskHandler) error {
 }
 
 // publishTask signs and stores one task message and waits until this node
-// has applied it, so the caller learns whether the task's rules took it.
+// has applied it, so the caller learns whether the task's rules took it,
+// and returns the task as that message left it.
 func (a *Agent) publishTask(ctx context.Context, id string, ev TaskEvent, toDID string, payload any) (Task, error) {
 	v := a.node.tasks
 	p, err := json.Marshal(payload)
@@ -603,14 +621,14 @@ func (a *Agent) publishTask(ctx context.Context, id string, ev TaskEvent, toDID 
 	if err != nil {
 		return Task{}, fmt.Errorf("mesh: task %s: %s: %w", id, ev, err)
 	}
-	if err := v.waitApplied(ctx, ack.Sequence); err != nil {
+	t, err := v.waitApplied(ctx, ack.Sequence, id)
+	if err != nil {
 		var re *RejectError
 		if errors.As(err, &re) {
 			return Task{}, fmt.Errorf("%w: %s", ErrTaskRejected, re.Detail)
 		}
 		return Task{}, err
 	}
-	t, _ := v.get(id)
 	return t, nil
 }
 
