@@ -144,7 +144,7 @@ func (r *registry) run() {
 	var kv jetstream.KeyValue
 	err := retry(ctx, n.log, "registry bucket", func() error {
 		var err error
-		kv, err = n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		kv, err = ensureBucket(ctx, n.js, jetstream.KeyValueConfig{
 			Bucket: registryBucket, Description: "depai agent cards", History: 1,
 			TTL: n.cfg.RegistryTTL, Storage: jetstream.FileStorage, Replicas: n.cfg.Replicas,
 		})
@@ -460,4 +460,31 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// ensureStream opens a stream, creating it when missing. An existing stream
+// is not updated: every node starting would rewrite the same config, and
+// nats-server 2.15.2 races (under -race) between a stream's config update
+// and a consumer being added to it.
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return js.Stream(ctx, cfg.Name)
+		}
+	}
+	return s, err
+}
+
+// ensureBucket is ensureStream for a KV bucket.
+func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			return js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	return kv, err
 }

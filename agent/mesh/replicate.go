@@ -70,7 +70,7 @@ func (r *replicator) run() {
 	var stream jetstream.Stream
 	if retry(ctx, n.log, "memory stream", func() error {
 		var err error
-		stream, err = n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		stream, err = ensureStream(ctx, n.js, jetstream.StreamConfig{
 			Name: memStream, Description: "depai shared memory", Subjects: []string{memSubjects},
 			Storage: jetstream.FileStorage, Duplicates: memDupeWind, Replicas: n.cfg.Replicas,
 		})

@@ -179,7 +179,7 @@ func (v *taskView) run() {
 	var stream jetstream.Stream
 	if retry(ctx, n.log, "tasks stream", func() error {
 		var err error
-		stream, err = n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		stream, err = ensureStream(ctx, n.js, jetstream.StreamConfig{
 			Name: tasksStream, Description: "depai task delegation", Subjects: []string{tasksSubjects},
 			Storage: jetstream.FileStorage, MaxAge: n.cfg.TaskRetention, Duplicates: 2 * time.Minute, Replicas: n.cfg.Replicas,
 			MaxMsgSize: int32(n.cfg.Limits.MaxMessageBytes),
