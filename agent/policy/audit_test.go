@@ -12,7 +12,7 @@ import (
 	"github.com/depai/depai/memory"
 )
 
-func openStore(t *testing.T) *memory.DB {
+func openStore(t testing.TB) *memory.DB {
 	t.Helper()
 	db, err := memory.Open(context.Background(), memory.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -22,7 +22,7 @@ func openStore(t *testing.T) *memory.DB {
 	return db
 }
 
-func openLog(t *testing.T, db memory.Store) *policy.Log {
+func openLog(t testing.TB, db memory.Store) *policy.Log {
 	t.Helper()
 	l, err := policy.OpenLog(context.Background(), db)
 	if err != nil {

@@ -124,26 +124,9 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	}()
 
 	tokenFile := tokenPath(cfg.Operator.TokenFile, dir)
-	ops, created, err := operators(cfg.Operator, tokenFile)
+	srv, created, err := startAPI(cfg, o, fleet, tokenFile, hub, m, log)
 	if err != nil {
 		return err
-	}
-	addr := cmp.Or(o.addr, cfg.Operator.Addr)
-	if addr == "" && o.chat {
-		// Nothing configured: a free port, so that two people running the
-		// README's command do not clash. The log and the banner say which.
-		addr = "127.0.0.1:0"
-	}
-	var agents []operator.Agent
-	var names []string
-	for _, a := range fleet.Agents() {
-		agents = append(agents, a)
-		names = append(names, a.Name())
-	}
-	srv, err := operator.NewServer(operator.Config{Addr: addr, Agents: agents, Operators: ops, Logger: log,
-		Events: hub, Console: true, Metrics: m.Handler(), MCP: true})
-	if err != nil {
-		return fmt.Errorf("%w (is another depai run using it? pass --addr 127.0.0.1:0 for a free port)", err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
@@ -163,6 +146,10 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	defer os.Remove(filepath.Join(dir, runInfoFile))
 
 	log.Info("operator API and console", "url", "http://"+srv.Addr(), "console", "http://"+srv.Addr()+"/", "token_file", tokenFile, "new_token", created)
+	var names []string
+	for _, a := range fleet.Agents() {
+		names = append(names, a.Name())
+	}
 	log.Info("ready", "agents", strings.Join(names, ","), "data", absDir, "startup", time.Since(start).Round(10*time.Microsecond))
 	go func() {
 		// Commands and the e-stop work from "ready"; turns and tool calls
@@ -183,21 +170,11 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 			log.Info("while chatting, only warnings and errors are logged (--log-level changes that)")
 			level.Set(slog.LevelWarn)
 		}
-		chatDone := make(chan error, 1)
-		chatCtx, chatStop := context.WithCancel(ctx)
-		defer chatStop()
-		go func() {
-			chatDone <- chatSession(chatCtx, localBackend{fleet}, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), sessionOptions{
-				first:   o.agent,
-				history: historyPath(dir),
-				banner:  fmt.Sprintf("Operator API on http://%s (token in %s; depai chat --data %s joins).", srv.Addr(), tokenFile, absDir),
-			})
-		}()
-		select {
-		case err = <-chatDone:
-		case err = <-served:
-			chatStop()
-		}
+		err = chatUntilDone(ctx, cmd, fleet, sessionOptions{
+			first:   o.agent,
+			history: historyPath(dir),
+			banner:  fmt.Sprintf("Operator API on http://%s (token in %s; depai chat --data %s joins).", srv.Addr(), tokenFile, absDir),
+		}, served)
 	} else {
 		select {
 		case <-ctx.Done():
@@ -208,6 +185,50 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	stopping = time.Now()
 	log.Info("shutting down")
 	return err
+}
+
+// startAPI binds the operator API (with the console, the event stream,
+// metrics and MCP) on the configured address, or on a free port for a chat
+// with none configured.
+func startAPI(cfg *config.File, o runOptions, fleet *agent.Fleet, tokenFile string, hub *console.Hub, m *metrics.Metrics, log *slog.Logger) (*operator.Server, bool, error) {
+	ops, created, err := operators(cfg.Operator, tokenFile)
+	if err != nil {
+		return nil, false, err
+	}
+	addr := cmp.Or(o.addr, cfg.Operator.Addr)
+	if addr == "" && o.chat {
+		// Nothing configured: a free port, so that two people running the
+		// README's command do not clash. The log and the banner say which.
+		addr = "127.0.0.1:0"
+	}
+	var agents []operator.Agent
+	for _, a := range fleet.Agents() {
+		agents = append(agents, a)
+	}
+	srv, err := operator.NewServer(operator.Config{Addr: addr, Agents: agents, Operators: ops, Logger: log,
+		Events: hub, Console: true, Metrics: m.Handler(), MCP: true})
+	if err != nil {
+		return nil, false, fmt.Errorf("%w (is another depai run using it? pass --addr 127.0.0.1:0 for a free port)", err)
+	}
+	return srv, created, nil
+}
+
+// chatUntilDone runs the terminal chat with the fleet until it ends, or
+// until the API stops serving.
+func chatUntilDone(ctx context.Context, cmd *cobra.Command, fleet *agent.Fleet, so sessionOptions, served <-chan error) error {
+	chatDone := make(chan error, 1)
+	chatCtx, chatStop := context.WithCancel(ctx)
+	defer chatStop()
+	go func() {
+		chatDone <- chatSession(chatCtx, localBackend{fleet}, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), so)
+	}()
+	select {
+	case err := <-chatDone:
+		return err
+	case err := <-served:
+		chatStop()
+		return err
+	}
 }
 
 // operators are the token holders of the API: the generated token's admin
