@@ -145,6 +145,11 @@ func (a *Agent) Status() Status {
 		Started: a.started,
 		Memory:  a.fleet.recall.Mode(),
 		Robot:   a.robotState(),
+
+		Geofence: a.cfg.Safety.Motion.Geofence,
+	}
+	for _, r := range a.cfg.Safety.Actuators {
+		s.KeepOut = append(s.KeepOut, r.KeepOut...)
 	}
 	if a.model != nil {
 		s.Model = a.cfg.Model.Model + " @ " + a.cfg.Model.BaseURL

@@ -8,6 +8,10 @@ import (
 	"strings"
 	"sync"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/tool"
@@ -21,8 +25,29 @@ import (
 func (a *Agent) invoke(ctx context.Context, name string, args json.RawMessage, by policy.Principal) (json.RawMessage, error) {
 	t, ok := a.tools.Get(name)
 	if !ok {
+		a.fleet.opts.Metrics.ToolCall(a.cfg.Name, "unknown", wire.CodeNotFound)
 		return a.tools.Call(ctx, name, args) // the set explains the unknown name
 	}
+	ctx, span := a.fleet.tracer.Start(ctx, "execute_tool "+name, trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "execute_tool"),
+		attribute.String("gen_ai.tool.name", name),
+		attribute.String("gen_ai.tool.description", t.Spec().Description),
+		attribute.String("gen_ai.agent.name", a.cfg.Name),
+		attribute.String("depai.principal", by.String()),
+	))
+	defer span.End()
+	out, err := a.authorized(ctx, t, name, args, by)
+	outcome := "ok"
+	if err != nil {
+		outcome = asToolError(err).Code
+		span.SetStatus(codes.Error, outcome)
+		span.SetAttributes(attribute.String("error.type", outcome))
+	}
+	a.fleet.opts.Metrics.ToolCall(a.cfg.Name, name, outcome)
+	return out, err
+}
+
+func (a *Agent) authorized(ctx context.Context, t tool.Tool, name string, args json.RawMessage, by policy.Principal) (json.RawMessage, error) {
 	d, _ := depthFrom(ctx)
 	done, err := a.fleet.policy.Authorize(ctx, policy.Action{
 		Agent: a.cfg.Name, Principal: by, Kind: policy.ActionTool, Name: name, Effect: t.Spec().Effect, Args: args, Depth: d,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/policy"
 )
 
@@ -73,6 +74,9 @@ type Event struct {
 	// Command names the operator command an event answers; its Data is the
 	// command's structured result and Text the same for a terminal.
 	Command string `json:"command,omitempty"`
+	// TraceID is the OpenTelemetry trace of the turn, on its last event
+	// (and in its audit records), when tracing is on.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Status is an agent's state as /status and the operator API report it.
@@ -90,4 +94,8 @@ type Status struct {
 	// Robot is the robot's latest pose, when one of its plugins reports
 	// one; a stale pose is marked so.
 	Robot *RobotState `json:"robot,omitempty"`
+	// KeepOut and Geofence are the areas the agent's safety config keeps
+	// its robot out of and in, for maps.
+	KeepOut  []config.Zone `json:"keep_out,omitempty"`
+	Geofence [][]float64   `json:"geofence,omitempty"`
 }

@@ -33,11 +33,15 @@ import (
 	"strings"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/process"
 	"github.com/depai/depai/agent/host/wasm"
 	"github.com/depai/depai/agent/llm"
+	"github.com/depai/depai/agent/metrics"
 	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
@@ -80,6 +84,13 @@ type Options struct {
 	// Events receives every event of every agent's turns and commands, as
 	// they happen: the seam for a fleet-wide stream. It must not block.
 	Events func(agent string, ev Event)
+	// Tracer receives a span per turn (invoke_agent), model call (chat) and
+	// tool call (execute_tool), with the OpenTelemetry GenAI attributes.
+	// Nil: no spans.
+	Tracer trace.TracerProvider
+	// Metrics receives turns, model calls, tool calls and policy decisions
+	// for GET /metrics. Nil: nothing is counted.
+	Metrics *metrics.Metrics
 	// Secrets resolves the environment variable names the config gives
 	// (model.api_key_env, plugin secrets). Nil: nothing resolves, so an
 	// endpoint that needs a key fails at its first call.
@@ -102,6 +113,7 @@ type Fleet struct {
 
 	cacheDir   string
 	transports map[string]host.Transport // shared by every agent's plugin host
+	tracer     trace.Tracer
 
 	bgCtx context.Context    // lives until Close: inboxes, schedules, wakes
 	stop  context.CancelFunc // ends bgCtx
@@ -136,11 +148,15 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 	if opts.CacheDir == "" {
 		opts.CacheDir = filepath.Join(opts.DataDir, "cache")
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider()
+	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: data dir: %w", err)
 	}
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	f := &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop}
+	f := &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop,
+		tracer: opts.Tracer.Tracer("github.com/depai/depai/agent")}
 	defer func() {
 		if err != nil {
 			_ = f.Close(context.WithoutCancel(ctx))
@@ -159,6 +175,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 		f.byName[a.Name()] = a
 	}
 	f.policy.OnStop(f.cancelTurns)
+	f.opts.Metrics.EStop(f.Stopped)
 	for _, a := range f.agents {
 		a.start()
 		f.loading.Go(func() { a.plugins.loadAll(bgCtx) })
@@ -195,7 +212,10 @@ func (f *Fleet) provision(ctx context.Context) error {
 		rules[a.Name] = policy.RulesOf(a)
 		timeout = max(timeout, a.Safety.ApprovalTimeout)
 	}
-	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log})
+	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log,
+		OnDecision: func(a policy.Action, d policy.Decision) {
+			f.opts.Metrics.Decision(a.Agent, string(a.Kind), string(d.Verdict))
+		}})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/build"
+	"github.com/depai/depai/agent/mcp"
+	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
 )
 
@@ -26,9 +28,10 @@ type pluginManager struct {
 
 	loaded chan struct{} // closed when every configured plugin has been tried
 
-	// mu guards errs. Lock order: after Agent.mu.
+	// mu guards errs and mcp. Lock order: after Agent.mu.
 	mu   sync.Mutex
-	errs map[string]error // why a configured plugin is not loaded, by name
+	errs map[string]error // why a configured plugin or MCP server is not loaded, by name
+	mcp  []*mcp.Client
 }
 
 func newPluginManager(a *Agent) *pluginManager {
@@ -62,7 +65,55 @@ func (m *pluginManager) loadAll(ctx context.Context) {
 			}
 		})
 	}
+	for _, s := range m.a.cfg.MCP {
+		wg.Go(func() {
+			if err := m.connectMCP(ctx, s); err != nil && ctx.Err() == nil {
+				m.a.log.Error("MCP server not connected", "mcp", s.Name, "err", err)
+			}
+		})
+	}
 	wg.Wait()
+}
+
+// connectMCP connects one configured MCP server and adds its tools. A tool
+// a safety rule names is an actuator: the operator's config says so.
+func (m *pluginManager) connectMCP(ctx context.Context, s config.MCPServer) (err error) {
+	key := "mcp:" + s.Name
+	defer func() {
+		m.mu.Lock()
+		m.errs[key] = err
+		m.mu.Unlock()
+	}()
+	var env []string
+	for name, from := range s.Env {
+		v, ok := m.a.fleet.opts.Secrets(from)
+		if !ok {
+			return fmt.Errorf("mcp %s: env %s: environment variable %s is not set", s.Name, name, from)
+		}
+		env = append(env, name+"="+v)
+	}
+	c, err := mcp.Connect(ctx, mcp.ClientConfig{
+		Name: s.Name, Command: s.Command, Dir: filepath.Dir(m.a.fleet.file.Path), Env: env, URL: s.URL, Timeout: s.Timeout.Std(),
+		Effect: func(name string, readOnly bool) tool.Effect {
+			declared := tool.EffectWrite
+			if readOnly {
+				declared = tool.EffectNone
+			}
+			return m.a.fleet.policy.EffectOf(m.a.cfg.Name, name, declared)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.a.tools.Add(c.Tools()...); err != nil {
+		_ = c.Close()
+		return fmt.Errorf("mcp %s: %w", s.Name, err)
+	}
+	m.mu.Lock()
+	m.mcp = append(m.mcp, c)
+	m.mu.Unlock()
+	m.a.log.Info("MCP server connected", "mcp", s.Name, "tools", len(c.Tools()))
+	return nil
 }
 
 // wait waits until the agent's configured plugins have been tried, so a
@@ -95,10 +146,25 @@ func (m *pluginManager) failures() []error {
 			errs = append(errs, err)
 		}
 	}
+	for _, s := range m.a.cfg.MCP {
+		if err := m.errs["mcp:"+s.Name]; err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errs
 }
 
-func (m *pluginManager) close(ctx context.Context) error { return m.host.Close(ctx) }
+func (m *pluginManager) close(ctx context.Context) error {
+	m.mu.Lock()
+	clients := m.mcp
+	m.mcp = nil
+	m.mu.Unlock()
+	errs := []error{m.host.Close(ctx)}
+	for _, c := range clients {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // load loads one configured plugin and adds its tools, recording why when
 // it cannot. A tool that a safety rule names but the plugin does not

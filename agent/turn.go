@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/tool"
@@ -52,6 +55,19 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	defer cancel()
 	defer a.track(cancel)()
 	ctx = withDepth(ctx, in.Depth)
+	ctx, span := a.fleet.tracer.Start(ctx, "invoke_agent "+a.cfg.Name, trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "invoke_agent"),
+		attribute.String("gen_ai.agent.name", a.cfg.Name),
+		attribute.String("gen_ai.conversation.id", a.ns),
+		attribute.String("depai.turn.id", id),
+		attribute.String("depai.input.source", string(in.Source)),
+		attribute.Int("depai.input.depth", in.Depth),
+	))
+	defer span.End()
+	traceID := ""
+	if sc := span.SpanContext(); sc.HasTraceID() {
+		traceID = sc.TraceID().String()
+	}
 
 	open := true
 	send := func(ev Event) {
@@ -76,21 +92,29 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 		a.run(ctx, &rec, send)
 	}
 	rec.Millis = time.Since(start).Milliseconds()
+	a.fleet.opts.Metrics.Turn(a.cfg.Name, rec.EndedBy, time.Since(start), rec.Tokens)
 	rec.N = a.turns.Add(1)
 	a.lastTurn.Store(time.Now().UnixNano())
 	a.remember(id, &rec)
 	// The consumer may be gone (cancelled): the turn is stored anyway, since
 	// what happened is history.
+	span.SetAttributes(attribute.Int("depai.turn.model_calls", rec.ModelCalls), attribute.Int("depai.turn.tokens", rec.Tokens), attribute.String("depai.turn.ended_by", rec.EndedBy))
 	if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
 		a.log.Error("store turn", "turn", id, "err", err)
-		send(errorEvent(CodeUnavailable, fmt.Sprintf("the turn could not be stored, so it is not durable: %v (its reply was: %.500s)", err, rec.Reply)))
+		span.SetStatus(codes.Error, "turn not stored")
+		ev := errorEvent(CodeUnavailable, fmt.Sprintf("the turn could not be stored, so it is not durable: %v (its reply was: %.500s)", err, rec.Reply))
+		ev.TraceID = traceID
+		send(ev)
 		return
 	}
 	if rec.Error != nil {
-		send(errorEvent(rec.Error.Code, rec.Error.Message))
+		span.SetStatus(codes.Error, rec.Error.Code)
+		ev := errorEvent(rec.Error.Code, rec.Error.Message)
+		ev.TraceID = traceID
+		send(ev)
 		return
 	}
-	send(Event{Type: EventReply, Text: rec.Reply})
+	send(Event{Type: EventReply, Text: rec.Reply, TraceID: traceID})
 }
 
 func errorEvent(code, msg string) Event { return Event{Type: EventError, Code: code, Error: msg} }
@@ -213,11 +237,29 @@ func (a *Agent) run(ctx context.Context, rec *turnRecord, emit func(Event)) {
 			return
 		}
 		rec.ModelCalls++
-		resp, err := a.generate(ctx, &llm.Request{Messages: msgs, Tools: specs, MaxTokens: a.cfg.Model.MaxTokens, Temperature: a.cfg.Model.Temperature}, emit)
+		began := time.Now()
+		mctx, span := a.fleet.tracer.Start(ctx, "chat "+a.cfg.Model.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+			attribute.String("gen_ai.operation.name", "chat"),
+			attribute.String("gen_ai.provider.name", "openai"),
+			attribute.String("gen_ai.request.model", a.cfg.Model.Model),
+			attribute.String("server.address", a.cfg.Model.BaseURL),
+		))
+		resp, err := a.generate(mctx, &llm.Request{Messages: msgs, Tools: specs, MaxTokens: a.cfg.Model.MaxTokens, Temperature: a.cfg.Model.Temperature}, emit)
 		if err != nil {
 			a.interrupted(ctx, rec, err)
+			a.fleet.opts.Metrics.ModelCall(a.cfg.Name, rec.EndedBy, time.Since(began))
+			span.SetStatus(codes.Error, rec.EndedBy)
+			span.SetAttributes(attribute.String("error.type", rec.EndedBy))
+			span.End()
 			return
 		}
+		a.fleet.opts.Metrics.ModelCall(a.cfg.Name, "ok", time.Since(began))
+		span.SetAttributes(
+			attribute.Int("gen_ai.usage.input_tokens", resp.Usage.PromptTokens),
+			attribute.Int("gen_ai.usage.output_tokens", resp.Usage.CompletionTokens),
+			attribute.StringSlice("gen_ai.response.finish_reasons", []string{resp.FinishReason}),
+		)
+		span.End()
 		rec.Tokens += usedTokens(msgs, resp)
 		calls := resp.Message.ToolCalls
 		if len(calls) == 0 && strings.TrimSpace(resp.Message.Content) == "" {
@@ -289,8 +331,11 @@ func (a *Agent) interrupted(ctx context.Context, rec *turnRecord, err error) {
 		rec.fail(CodeCancelled, "the turn was cancelled")
 	default:
 		code := CodeModelUnavailable
-		if errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(err, llm.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 			code = CodeModelTimeout
+		case errors.Is(err, llm.ErrEmpty):
+			code = CodeModelEmpty
 		}
 		a.log.Warn("model call failed", "endpoint", a.cfg.Model.BaseURL, "code", code, "err", err)
 		rec.fail(code, fmt.Sprintf("model endpoint %s: %v", a.cfg.Model.BaseURL, err))

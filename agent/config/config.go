@@ -31,8 +31,37 @@ type File struct {
 
 // Operator configures the operator API of `depai run`.
 type Operator struct {
-	Addr      string `yaml:"addr"`       // default "127.0.0.1:7700"
+	// Addr is where the API listens. Empty: the CLI picks —
+	// DefaultOperatorAddr for `depai run`, a free port for `depai run
+	// --chat` (so that two people running the README's command do not
+	// clash).
+	Addr      string `yaml:"addr"`
 	TokenFile string `yaml:"token_file"` // relative to the config file; empty: the caller picks one in the data dir
+	// Operators are named operators with their own tokens and roles,
+	// besides the generated token (TokenFile), which is the admin named
+	// "operator".
+	Operators []OperatorToken `yaml:"operators"`
+}
+
+// Operator roles, as agent/policy orders them: each includes the ones
+// before it.
+const (
+	RoleViewer   = "viewer"   // reads status, tools, memory and the audit log; may engage the e-stop
+	RoleOperator = "operator" // also talks to agents, calls tools, approves, takes teleop
+	RoleAdmin    = "admin"    // also releases the e-stop and manages plugins
+)
+
+// GeneratedOperator is the name of the generated token's operator.
+const GeneratedOperator = "operator"
+
+// OperatorToken is one named operator of the API. Its token is read from a
+// file (mode 0600, like the generated one) or an environment variable:
+// exactly one of TokenFile and TokenEnv.
+type OperatorToken struct {
+	Name      string `yaml:"name" check:"required"`
+	Role      string `yaml:"role" check:"required,oneof=viewer|operator|admin"`
+	TokenFile string `yaml:"token_file"` // relative to the config file; absolute after Load
+	TokenEnv  string `yaml:"token_env"`  // the environment variable holding the token
 }
 
 // Roles of an agent.
@@ -50,9 +79,12 @@ type Agent struct {
 	Model   Model    `yaml:"model"`
 	Tools   []string `yaml:"tools"` // built-in tools to enable; empty: all
 	Plugins []Plugin `yaml:"plugins"`
-	Memory  Memory   `yaml:"memory"`
-	Limits  Limits   `yaml:"limits"`
-	Safety  Safety   `yaml:"safety"`
+	// MCP are Model Context Protocol servers whose tools become the
+	// agent's, under the same policy and audit as any tool.
+	MCP    []MCPServer `yaml:"mcp"`
+	Memory Memory      `yaml:"memory"`
+	Limits Limits      `yaml:"limits"`
+	Safety Safety      `yaml:"safety"`
 
 	Schedule  []Schedule `yaml:"schedule"`
 	Wake      []Wake     `yaml:"wake"`      // memory records that start a turn
@@ -67,8 +99,19 @@ type Model struct {
 	APIKeyEnv   string   `yaml:"api_key_env"` // the environment variable holding the API key
 	MaxTokens   int      `yaml:"max_tokens" check:"nonneg"`
 	Temperature *float32 `yaml:"temperature" check:"range=0..2"`
-	Timeout     Duration `yaml:"timeout" check:"nonneg"` // per model call; 0: bounded by the turn's wall time only
+	Timeout     Duration `yaml:"timeout" check:"nonneg"` // per model call, retries included; default 60s
+	// FirstByteTimeout bounds the wait for a streamed reply to start; a
+	// hung endpoint is reported after it. Default 15s.
+	FirstByteTimeout Duration `yaml:"first_byte_timeout" check:"nonneg"`
+	// Stream is whether replies are streamed (default true). false sends
+	// every request with stream: false, for servers that do not stream
+	// tool calls; see Streaming.
+	Stream *bool `yaml:"stream"`
 }
+
+// Streaming reports whether requests to the model are streamed: unless
+// stream: false is configured.
+func (m Model) Streaming() bool { return m.Stream == nil || *m.Stream }
 
 // Plugin transports.
 const (
@@ -97,6 +140,18 @@ type Plugin struct {
 // Grants are the capabilities an agent gives a plugin: the wire contract's
 // own type. Deny by default.
 type Grants = wire.Capabilities
+
+// MCPServer is an MCP server an agent uses: a command speaking MCP on its
+// stdin and stdout, or a Streamable HTTP URL.
+type MCPServer struct {
+	Name    string   `yaml:"name" check:"required"`
+	Command []string `yaml:"command"` // the first element is the program; relative paths are against the config file
+	URL     string   `yaml:"url"`
+	// Env is the server process's whole environment: NAME → the
+	// environment variable of depai's that holds the value.
+	Env     map[string]string `yaml:"env"`
+	Timeout Duration          `yaml:"timeout" check:"nonneg"` // connecting and each call; default 30s
+}
 
 // PluginLimits bound one plugin. Zero fields take the host's defaults.
 type PluginLimits struct {
@@ -187,11 +242,11 @@ type ActuatorRule struct {
 // Zone is an area the robot must not enter or cross: a circle (lat, lon,
 // radius_m) or a polygon ([[lat, lon], …]).
 type Zone struct {
-	Name    string      `yaml:"name"`
-	Lat     float64     `yaml:"lat" check:"range=-90..90"`
-	Lon     float64     `yaml:"lon" check:"range=-180..180"`
-	RadiusM float64     `yaml:"radius_m" check:"positive"`
-	Polygon [][]float64 `yaml:"polygon"`
+	Name    string      `yaml:"name" json:"name"`
+	Lat     float64     `yaml:"lat" json:"lat,omitempty" check:"range=-90..90"`
+	Lon     float64     `yaml:"lon" json:"lon,omitempty" check:"range=-180..180"`
+	RadiusM float64     `yaml:"radius_m" json:"radius_m,omitempty" check:"positive"`
+	Polygon [][]float64 `yaml:"polygon" json:"polygon,omitempty"`
 }
 
 // Spend limits payments.

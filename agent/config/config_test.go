@@ -39,7 +39,7 @@ func TestLoadFleet(t *testing.T) {
 				Persona: "You are a survey rover. Be brief.",
 				Model: config.Model{
 					BaseURL: "http://127.0.0.1:11434/v1", Model: "llama3.2", APIKeyEnv: "OLLAMA_KEY",
-					MaxTokens: 512, Temperature: &temp, Timeout: config.Duration(30 * time.Second),
+					MaxTokens: 512, Temperature: &temp, Timeout: config.Duration(30 * time.Second), FirstByteTimeout: config.DefaultFirstByteTimeout,
 				},
 				Tools: []string{"memory.search", "clock"},
 				Plugins: []config.Plugin{
@@ -73,6 +73,7 @@ func TestLoadFleet(t *testing.T) {
 			{
 				Name:    "dispatcher",
 				Role:    "digital",
+				Model:   config.Model{Timeout: config.DefaultModelTimeout, FirstByteTimeout: config.DefaultFirstByteTimeout},
 				Persona: "You assign survey jobs to rovers.",
 				Memory:  config.Memory{Read: []string{"agent/dispatcher", "shared"}, Write: []string{"agent/dispatcher", "shared"}, Profile: "default"},
 				Limits:  config.Limits{ModelCalls: 8, ToolCalls: 16, WallTime: config.Duration(2 * time.Minute), Tokens: 32000, Depth: 4, Inbox: 64, Concurrency: 2},
@@ -97,8 +98,36 @@ func TestLoadSingleAgent(t *testing.T) {
 	if len(f.Agents) != 1 || f.Agents[0].Name != "solo" || f.Agents[0].Model.BaseURL != "" {
 		t.Fatalf("agents = %+v; want one agent solo with no model", f.Agents)
 	}
-	if f.Operator.Addr != config.DefaultOperatorAddr {
-		t.Errorf("operator addr = %q; want the default %q", f.Operator.Addr, config.DefaultOperatorAddr)
+	if f.Operator.Addr != "" {
+		t.Errorf("operator addr = %q; want it empty (the CLI picks one)", f.Operator.Addr)
+	}
+}
+
+func TestOperatorsAndModelKeys(t *testing.T) {
+	f, err := config.Parse("/etc/depai/fleet.yaml", []byte(`
+name: a
+model: {base_url: "http://127.0.0.1:8080/v1", stream: false, first_byte_timeout: 5s, timeout: 2m}
+operator:
+  operators:
+    - {name: alice, role: viewer, token_file: tokens/alice}
+    - {name: ci-bot, role: operator, token_env: DEPAI_CI_TOKEN}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []config.OperatorToken{
+		{Name: "alice", Role: config.RoleViewer, TokenFile: "/etc/depai/tokens/alice"},
+		{Name: "ci-bot", Role: config.RoleOperator, TokenEnv: "DEPAI_CI_TOKEN"},
+	}
+	if !reflect.DeepEqual(f.Operator.Operators, want) {
+		t.Errorf("operators = %+v; want %+v", f.Operator.Operators, want)
+	}
+	m := f.Agents[0].Model
+	if m.Streaming() || m.FirstByteTimeout != config.Duration(5*time.Second) || m.Timeout != config.Duration(2*time.Minute) {
+		t.Errorf("model = %+v; want stream false, first byte 5s, timeout 2m", m)
+	}
+	if !(config.Model{}).Streaming() {
+		t.Error("a model without stream: is not streamed; want streaming by default")
 	}
 }
 
@@ -231,6 +260,18 @@ func TestErrors(t *testing.T) {
 			`fleet.yaml:3: schedule[0]: missing required key "every"`},
 		{"bad operator addr", "name: a\noperator: {addr: \"7700\"}\n",
 			`fleet.yaml:2: operator.addr: invalid address "7700" (expected host:port, such as "127.0.0.1:7700")`},
+		{"operator without token", "name: a\noperator:\n  operators:\n    - {name: alice, role: viewer}\n",
+			`fleet.yaml:4: operator.operators[0]: missing token_file or token_env (where operator "alice"'s token is)`},
+		{"operator two tokens", "name: a\noperator:\n  operators:\n    - {name: alice, role: viewer, token_file: a, token_env: A}\n",
+			`fleet.yaml:4: operator.operators[0].token_env: both token_file and token_env are set; keep one`},
+		{"operator bad role", "name: a\noperator:\n  operators:\n    - {name: alice, role: root, token_env: A}\n",
+			`fleet.yaml:4: operator.operators[0].role: unknown value "root" (expected viewer or operator or admin)`},
+		{"operator reserved name", "name: a\noperator:\n  operators:\n    - {name: operator, role: admin, token_env: A}\n",
+			`fleet.yaml:4: operator.operators[0].name: name "operator" is the generated token's admin (operator.token_file); pick another`},
+		{"operator duplicate", "name: a\noperator:\n  operators:\n    - {name: bob, role: admin, token_env: A}\n    - {name: bob, role: viewer, token_env: B}\n",
+			`fleet.yaml:5: operator.operators[1].name: duplicate operator name "bob" (first at line 4)`},
+		{"operator token value in env", "name: a\noperator:\n  operators:\n    - {name: bob, role: admin, token_env: \"abc-123\"}\n",
+			`fleet.yaml:4: operator.operators[0].token_env: invalid environment variable name "abc-123" (the name of the variable, not the token itself)`},
 		{"duplicate tool", "name: a\ntools: [clock, clock]\n",
 			`fleet.yaml:2: tools[1]: duplicate tool "clock" (also tools[0])`},
 		{"syntax", "name: a\n  role: robot\n",

@@ -28,6 +28,9 @@ const (
 	DefaultInbox        = 64
 	DefaultConcurrency  = 2
 	DefaultApproval     = Duration(5 * time.Minute)
+
+	DefaultModelTimeout     = Duration(60 * time.Second)
+	DefaultFirstByteTimeout = Duration(15 * time.Second)
 )
 
 // auditNamespace is policy.AuditNamespace (which imports this package).
@@ -44,12 +47,13 @@ var (
 // finish applies defaults and checks what the decoder cannot see field by
 // field: names, duplicates, files, formats. It is the one place defaults live.
 func (d *decoder) finish(f *File, fleet bool) {
-	if f.Operator.Addr == "" {
-		f.Operator.Addr = DefaultOperatorAddr
-	} else if _, port, err := net.SplitHostPort(f.Operator.Addr); err != nil || port == "" {
-		d.errAt("operator.addr", "invalid address %q (expected host:port, such as %q)", f.Operator.Addr, DefaultOperatorAddr)
+	if f.Operator.Addr != "" {
+		if _, port, err := net.SplitHostPort(f.Operator.Addr); err != nil || port == "" {
+			d.errAt("operator.addr", "invalid address %q (expected host:port, such as %q)", f.Operator.Addr, DefaultOperatorAddr)
+		}
 	}
 	f.Operator.TokenFile = d.abs(f.Operator.TokenFile)
+	d.operators(&f.Operator)
 	f.DataDir = d.abs(f.DataDir)
 
 	names := map[string]string{} // agent name → key of its first use
@@ -138,6 +142,12 @@ func (d *decoder) agent(p string, a *Agent) {
 		}
 	}
 
+	if a.Model.Timeout == 0 {
+		a.Model.Timeout = DefaultModelTimeout
+	}
+	if a.Model.FirstByteTimeout == 0 {
+		a.Model.FirstByteTimeout = DefaultFirstByteTimeout
+	}
 	d.model(join(p, "model"), &a.Model)
 	d.embeddings(join(p, "memory.embeddings"), a.Memory.Embeddings)
 	d.names(join(p, "tools"), a.Tools, "tool")
@@ -161,6 +171,27 @@ func (d *decoder) agent(p string, a *Agent) {
 		}
 	}
 
+	for i, m := range a.MCP {
+		mp := fmt.Sprintf("%s[%d]", join(p, "mcp"), i)
+		if m.Name != "" && !nameRE.MatchString(m.Name) {
+			d.errAt(join(mp, "name"), "invalid name %q (expected up to 64 letters, digits, '-' or '_')", m.Name)
+		}
+		switch {
+		case len(m.Command) > 0 && m.URL != "":
+			d.errAt(mp, "give command or url, not both")
+		case len(m.Command) == 0 && m.URL == "":
+			d.errAt(mp, "missing command (a program speaking MCP on stdio) or url (a Streamable HTTP endpoint)")
+		case m.URL != "":
+			if u, err := url.Parse(m.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				d.errAt(join(mp, "url"), "invalid URL %q (expected http:// or https:// and a host)", m.URL)
+			}
+		}
+		for name, env := range m.Env {
+			if !envRE.MatchString(name) || !envRE.MatchString(env) {
+				d.errAt(join(mp, "env"), "%s: %s: expected NAME: ENV_VAR (the variable that holds the value)", name, env)
+			}
+		}
+	}
 	tools := map[string]string{}
 	for i, r := range a.Safety.Actuators {
 		rp := fmt.Sprintf("%s[%d]", join(p, "safety.actuators"), i)
@@ -206,6 +237,36 @@ func (d *decoder) agent(p string, a *Agent) {
 		if strings.TrimSpace(s.Input) == "" {
 			d.errorf(d.lines[sp], join(sp, "input"), "missing input (the message the agent receives each time)")
 		}
+	}
+}
+
+// operators checks the named operators: valid, unique names (not the
+// generated token's), one token source each.
+func (d *decoder) operators(o *Operator) {
+	names := map[string]string{GeneratedOperator: ""}
+	for i := range o.Operators {
+		p := fmt.Sprintf("operator.operators[%d]", i)
+		op := &o.Operators[i]
+		switch first, dup := names[op.Name]; {
+		case op.Name == "":
+		case !nameRE.MatchString(op.Name):
+			d.errAt(join(p, "name"), "invalid name %q (expected up to 64 letters, digits, '-' or '_', starting with a letter or digit)", op.Name)
+		case dup && first == "":
+			d.errAt(join(p, "name"), "name %q is the generated token's admin (operator.token_file); pick another", op.Name)
+		case dup:
+			d.errAt(join(p, "name"), "duplicate operator name %q (first at line %d)", op.Name, d.lines[first])
+		default:
+			names[op.Name] = join(p, "name")
+		}
+		switch {
+		case op.TokenFile == "" && op.TokenEnv == "":
+			d.errorf(d.lines[p], p, "missing token_file or token_env (where operator %q's token is)", op.Name)
+		case op.TokenFile != "" && op.TokenEnv != "":
+			d.errAt(join(p, "token_env"), "both token_file and token_env are set; keep one")
+		case op.TokenEnv != "" && !envRE.MatchString(op.TokenEnv):
+			d.errAt(join(p, "token_env"), "invalid environment variable name %q (the name of the variable, not the token itself)", op.TokenEnv)
+		}
+		op.TokenFile = d.abs(op.TokenFile)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -54,8 +56,9 @@ type Entry struct {
 	Args      json.RawMessage `json:"args,omitempty"`
 	Result    json.RawMessage `json:"result,omitempty"`
 	Error     *wire.Error     `json:"error,omitempty"`
-	Ref       uint64          `json:"ref,omitempty"`   // an outcome's decision, by N
-	Count     int             `json:"count,omitempty"` // denials coalesced into this entry
+	Ref       uint64          `json:"ref,omitempty"`      // an outcome's decision, by N
+	TraceID   string          `json:"trace_id,omitempty"` // the OpenTelemetry trace the action was part of
+	Count     int             `json:"count,omitempty"`    // denials coalesced into this entry
 	// Lost are entries of this chain that could not be stored (a full
 	// disk); Verify accepts their gaps only because a later entry declares them.
 	Lost []uint64 `json:"lost,omitempty"`
@@ -169,6 +172,9 @@ func OpenLog(ctx context.Context, store memory.Store) (*Log, error) {
 // next one), so the action it describes must not proceed.
 func (l *Log) Write(ctx context.Context, e Entry) (uint64, error) {
 	e.Args, e.Result = clip(e.Args), clip(e.Result)
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() && e.TraceID == "" {
+		e.TraceID = sc.TraceID().String()
+	}
 	if e.Time.IsZero() {
 		e.Time = l.now()
 	}

@@ -53,9 +53,12 @@ type Config struct {
 	ApprovalTimeout time.Duration // 0: DefaultApprovalTimeout
 	// Poses says where each agent's robot is, for the motion rules. Nil: no
 	// robot reports a pose, and a rule that needs one refuses every move.
-	Poses  Poses
-	Logger *slog.Logger
-	Now    func() time.Time // nil: time.Now
+	Poses Poses
+	// OnDecision is told of every decision Authorize makes (for metrics);
+	// it must not block.
+	OnDecision func(Action, Decision)
+	Logger     *slog.Logger
+	Now        func() time.Time // nil: time.Now
 }
 
 // Engine is the policy engine. It is safe for concurrent use.
@@ -290,6 +293,9 @@ func roleName(r Role) string {
 // Authorize implements Gate.
 func (e *Engine) Authorize(ctx context.Context, a Action) (func(json.RawMessage, error), error) {
 	d := e.Decide(ctx, a)
+	if e.cfg.OnDecision != nil {
+		e.cfg.OnDecision(a, d)
+	}
 	if d.Verdict == Deny {
 		e.deny(ctx, a, d)
 		return nil, &wire.Error{Code: wire.CodeDenied, Message: d.Reason}
