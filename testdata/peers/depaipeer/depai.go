@@ -7,7 +7,9 @@
 // model adapter builds its own HTTP client (harness.HTTPClient cannot be
 // handed to it). Every depai turn also does what the other peers do not:
 // recall from memory, the policy decision and its audit records, and the
-// durable turn record.
+// durable turn record. The harness's 8 sessions share one agent, so the
+// agent runs up to 8 turns at once (limits.concurrency; depai's default is 2,
+// and the other 6 would wait in its inbox).
 //
 // This copy lives in depai's testdata/peers (the harness's run.sh picks it
 // up) and follows depai's API: ask returns an *agent.TurnError for a failed
@@ -75,7 +77,7 @@ func open(ctx context.Context, baseURL, transport string, tools map[string][]too
 persona: %q
 model: {base_url: %q, model: %q}
 tools: [clock]
-%slimits: {model_calls: 4, tool_calls: 4}
+%slimits: {model_calls: 4, tool_calls: 4, concurrency: 8}
 `, harness.Instruction, baseURL, harness.Model, plugins)
 	path := filepath.Join(dir, "peer.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
