@@ -101,7 +101,7 @@ func (a *Agent) command(ctx context.Context, in Input, text string) Event {
 	}
 	done, err := a.fleet.policy.Authorize(ctx, policy.Action{Agent: a.cfg.Name, Principal: by, Kind: policy.ActionCommand, Name: pname, Args: commandArgs(args)})
 	if err != nil {
-		return Event{Type: EventError, Command: c.name, Code: CodeDenied, Error: message(err)}
+		return Event{Type: EventError, Command: c.name, Code: deniedCode(err), Error: message(err)}
 	}
 	data, reply, err := c.run(ctx, a, call{in: in, by: by, args: args})
 	var result json.RawMessage
@@ -118,14 +118,24 @@ func (a *Agent) command(ctx context.Context, in Input, text string) Event {
 		switch {
 		case errors.As(err, &ce):
 			code = ce.code
-		case errors.As(err, &we) && we.Code == wire.CodeDenied:
-			return Event{Type: EventError, Command: c.name, Code: CodeDenied, Error: we.Message}
+		case errors.As(err, &we) && (we.Code == wire.CodeDenied || we.Code == wire.CodeForbidden):
+			return Event{Type: EventError, Command: c.name, Code: deniedCode(err), Error: we.Message}
 		case errors.As(err, &we):
 			code = CodeToolFailed
 		}
 		return Event{Type: EventError, Command: c.name, Code: code, Error: err.Error()}
 	}
 	return Event{Type: EventReply, Command: c.name, Text: reply, Data: result}
+}
+
+// deniedCode is the event code of a refusal: forbidden for the caller's
+// role, denied for the action.
+func deniedCode(err error) string {
+	var we *wire.Error
+	if errors.As(err, &we) && we.Code == wire.CodeForbidden {
+		return CodeForbidden
+	}
+	return CodeDenied
 }
 
 // message is an error's text without the code a wire error leads with,
@@ -169,11 +179,14 @@ type StatusReport struct {
 
 // RecallStatus is the recall index as /status reports it.
 type RecallStatus struct {
-	Mode          string `json:"mode"`
-	Docs          int    `json:"docs"`
-	Vectors       int    `json:"vectors"`
-	PendingEmbeds int    `json:"pending_embeds"`
-	LastError     string `json:"last_error,omitempty"`
+	Ready         bool    `json:"ready"`
+	Phase         string  `json:"phase"` // loading, rebuilding, catching up, ready, unavailable
+	Progress      float64 `json:"progress"`
+	Mode          string  `json:"mode"`
+	Docs          int     `json:"docs"`
+	Vectors       int     `json:"vectors"`
+	PendingEmbeds int     `json:"pending_embeds"`
+	LastError     string  `json:"last_error,omitempty"`
 }
 
 // AuditHeadInfo is the head of the audit chain.
@@ -195,7 +208,7 @@ func statusCommand(_ context.Context, a *Agent, _ call) (any, string, error) {
 	n, head := a.fleet.audit.Head()
 	r := StatusReport{
 		Agents: a.fleetStatus(), EStop: a.fleet.policy.EStop(), Approvals: len(a.fleet.policy.Approvals()),
-		Recall:  RecallStatus{Mode: a.fleet.recall.Mode(), Docs: st.Docs, Vectors: st.Vectors, PendingEmbeds: st.PendingEmbeds, LastError: st.LastError},
+		Recall:  RecallStatus{Ready: st.Ready, Phase: st.Phase, Progress: st.Progress, Mode: a.fleet.recall.Mode(), Docs: st.Docs, Vectors: st.Vectors, PendingEmbeds: st.PendingEmbeds, LastError: st.LastError},
 		Plugins: a.plugins.list(), Audit: AuditHeadInfo{Entries: n, Head: head},
 	}
 	return r, formatStatusReport(r, a.cfg.Name), nil

@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -175,6 +176,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 		f.byName[a.Name()] = a
 	}
 	f.policy.OnStop(f.cancelTurns)
+	f.policy.OnStop(f.stopActuators)
 	f.opts.Metrics.EStop(f.Stopped)
 	for _, a := range f.agents {
 		a.start()
@@ -293,6 +295,34 @@ func (f *Fleet) WaitPlugins(ctx context.Context) error {
 
 // Stopped reports whether the emergency stop is engaged.
 func (f *Fleet) Stopped() bool { return f.policy != nil && f.policy.Stopped() }
+
+// stopActuators is the e-stop's hook that reaches the machines: every
+// agent's actuator plugins are told to stop at once, in parallel, and each
+// answer is on record. A plugin that does not acknowledge is quarantined by
+// its host, and its tools are dropped from the agent.
+func (f *Fleet) stopActuators(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, a := range f.agents {
+		wg.Go(func() {
+			for _, r := range a.plugins.host.StopAll(ctx) {
+				e := policy.Entry{Agent: a.Name(), Principal: policy.Principal{Kind: policy.PrincipalSystem}, Kind: policy.ActionHost,
+					Action: "actuator.stop", Target: r.Plugin, Phase: policy.PhaseOutcome, Error: r.Err,
+					Reason: fmt.Sprintf("acknowledged=%v in %v", r.Acked, r.Took.Round(time.Microsecond))}
+				if r.Quarantined {
+					e.Reason += "; quarantined: unloaded until cleared"
+					a.tools.RemoveSource(r.Plugin)
+				}
+				if _, err := f.audit.Write(context.WithoutCancel(ctx), e); err != nil {
+					f.log.Error("audit: actuator stop not recorded", "plugin", r.Plugin, "err", err)
+				}
+				if !r.Acked {
+					f.log.Error("actuator plugin did not acknowledge the emergency stop", "agent", a.Name(), "plugin", r.Plugin, "err", r.Err, "quarantined", r.Quarantined)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
 
 // cancelTurns is the e-stop's hook: every running turn of every agent ends.
 func (f *Fleet) cancelTurns(context.Context) {

@@ -262,7 +262,9 @@ func (m *pluginManager) onEmit(plugin, topic string, payload json.RawMessage) {
 		Text: text, Data: payload, Tags: []string{"plugin:" + plugin, "topic:" + topic},
 	})
 	if err != nil {
-		m.a.log.Error("store plugin event", "plugin", plugin, "topic", topic, "err", err)
+		if ctx.Err() == nil { // a put cut short by shutdown is no failure
+			m.a.log.Error("store plugin event", "plugin", plugin, "topic", topic, "err", err)
+		}
 		return
 	}
 	if m.a.model != nil {
@@ -282,7 +284,7 @@ func (m *pluginManager) onReading(plugin, sensor string, payload json.RawMessage
 		Text: fmt.Sprintf("%s: %s", sensor, payload), Data: payload,
 		Tags: []string{"plugin:" + plugin, "sensor:" + sensor},
 	})
-	if perr != nil {
+	if perr != nil && m.a.fleet.bgCtx.Err() == nil {
 		m.a.log.Error("store reading", "plugin", plugin, "sensor", sensor, "err", perr)
 	}
 }

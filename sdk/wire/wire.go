@@ -25,6 +25,8 @@ type Manifest struct {
 	Tools    []ToolDef    `json:"tools,omitempty"`
 	Sensors  []SensorDef  `json:"sensors,omitempty"`
 	Requests Capabilities `json:"requests"` // capabilities the plugin needs; the agent config grants them
+	// Actuation declares the plugin's stop handler and watchdog (see actuation.go).
+	Actuation ActuationDef `json:"actuation,omitzero"`
 	// Errors are registration mistakes found while the plugin initialised
 	// (a tool whose types have no JSON Schema, a duplicate name). A host
 	// refuses a manifest that lists any.
@@ -158,6 +160,7 @@ const (
 	CodeInvalidArgument = "invalid_argument"
 	CodeNotFound        = "not_found"
 	CodeDenied          = "denied"
+	CodeForbidden       = "forbidden" // the caller's role does not allow it
 	CodeTimeout         = "timeout"
 	CodeUnavailable     = "unavailable"
 	CodeTooLarge        = "too_large"

@@ -235,6 +235,7 @@ func (in *instance) restart() {
 		return
 	}
 	in.log.Info("plugin restarted", "pid", p.run.pid)
+	in.stopRestarted(p, m)
 	in.install(p)
 }
 
@@ -284,6 +285,11 @@ func (in *instance) Call(ctx context.Context, call wire.Call) wire.Result {
 	if werr != nil {
 		return wire.Result{Error: werr}
 	}
+	return in.callProc(ctx, p, call)
+}
+
+// callProc runs one call in process p; ctx has its deadline.
+func (in *instance) callProc(ctx context.Context, p *proc, call wire.Call) wire.Result {
 	if d, ok := ctx.Deadline(); ok && call.Deadline == 0 {
 		call.Deadline = d.UnixNano()
 	}

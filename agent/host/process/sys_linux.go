@@ -6,9 +6,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sysProcAttr kills the plugin when the agent dies, however it dies.
+// sysProcAttr ends the plugin when the agent dies, however it dies. The
+// signal is SIGTERM, not SIGKILL, so that an actuator plugin's SDK can stop
+// its machine before it exits (wire.StopHostLost); a plugin without a stop
+// handler dies of it at once, and the SDK exits within its host-lost grace
+// in any case.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
 
 // limitMemory caps the plugin's data segment (heap and anonymous mappings).

@@ -112,9 +112,11 @@ func (s *server) init(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb
 	if err != nil {
 		return nil, fmt.Errorf("native: call socket: %w", err)
 	}
-	c := &calls{srv: s, st: st, host: &hostCaller{conn: conn, max: st.MaxMessageBytes}, cancels: map[uint64]context.CancelFunc{}}
+	m := s.reg.Manifest()
+	c := &calls{srv: s, st: st, host: &hostCaller{conn: conn, max: st.MaxMessageBytes}, cancels: map[uint64]context.CancelFunc{}, act: newActuation(s.reg, m, st.Plugin)}
+	c.act.start()
 	go c.serve(ln, path)
-	b, err := json.Marshal(wire.ProcessReady{Manifest: s.reg.Manifest(), CallAddr: path})
+	b, err := json.Marshal(wire.ProcessReady{Manifest: m, CallAddr: path})
 	if err != nil {
 		return nil, fmt.Errorf("native: encode manifest: %w", err)
 	}
@@ -148,6 +150,7 @@ type calls struct {
 	srv  *server
 	st   wire.ProcessStart
 	host *hostCaller
+	act  *actuation
 
 	wmu  sync.Mutex // one frame at a time on conn
 	conn net.Conn
@@ -178,7 +181,7 @@ func (c *calls) serve(ln net.Listener, path string) {
 			continue
 		case err != nil:
 			// The host closed the socket or died: nothing is left to serve.
-			os.Exit(0)
+			c.act.hostGone("the host closed the call socket")
 		}
 		switch kind {
 		case wire.FrameCall:
@@ -198,6 +201,10 @@ func (c *calls) run(id uint64, body []byte) {
 	var call wire.Call
 	if err := json.Unmarshal(body, &call); err != nil {
 		c.reply(id, wire.Result{Error: wire.Errorf(wire.CodeInvalidArgument, "plugin %q: malformed call envelope: %v", c.st.Plugin, err)})
+		return
+	}
+	if res, ok := c.act.intercept(call); ok {
+		c.reply(id, res)
 		return
 	}
 	var ctx context.Context
@@ -228,7 +235,7 @@ func (c *calls) reply(id uint64, res wire.Result) {
 	_, err = c.conn.Write(frame)
 	c.wmu.Unlock()
 	if err != nil {
-		os.Exit(0)
+		c.act.hostGone("the call socket broke")
 	}
 }
 
