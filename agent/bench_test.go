@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/llm/llmtest"
+	"github.com/depai/depai/agent/tool"
 )
 
 // The turn benchmarks run the same exchange — message → tool call → tool
@@ -159,4 +162,133 @@ func bareCall(ctx context.Context, c *openai.Client, msgs []openai.ChatCompletio
 			msg.ToolCalls[i].Function.Arguments += tc.Function.Arguments
 		}
 	}
+}
+
+// scriptedModel is the harness's scripted endpoint without the HTTP: it
+// answers a user message with a call of the first tool offered (its "text"
+// argument set to the message) and a tool result with "final: <result>". The
+// core benchmarks use it so that their allocations, CPU and heap are the
+// agent's alone, not the model client's (agent/llm has its own benchmarks).
+type scriptedModel struct{}
+
+func (scriptedModel) Generate(_ context.Context, req *llm.Request) iter.Seq2[llm.Chunk, error] {
+	return func(yield func(llm.Chunk, error) bool) {
+		last := req.Messages[len(req.Messages)-1]
+		resp := &llm.Response{FinishReason: "stop", Usage: llm.Usage{TotalTokens: 100}}
+		resp.Message.Role = llm.RoleAssistant
+		if last.Role == llm.RoleTool {
+			resp.Message.Content = "final: " + last.Content
+		} else {
+			args, _ := json.Marshal(map[string]string{"text": last.Content})
+			resp.FinishReason = "tool_calls"
+			resp.Message.ToolCalls = []llm.ToolCall{{ID: "call_1", Name: req.Tools[0].Name, Arguments: string(args)}}
+		}
+		yield(llm.Chunk{Final: resp}, nil)
+	}
+}
+
+// coreAgent is the harness's depai-inproc agent on the scripted model:
+// persona, clock, and the in-process echo tool "aecho.echo" with the given
+// effect (a write is audited: a decision and an outcome record per call).
+// extra is appended to the agent's YAML.
+func coreAgent(b *testing.B, effect tool.Effect, extra string) *agent.Agent {
+	b.Helper()
+	dir := b.TempDir()
+	yaml := "name: peer\npersona: You are a test agent. Call the echo tool with the user's text, then answer.\n" +
+		"model: {base_url: http://127.0.0.1:1/v1, model: scripted}\ntools: [clock]\nlimits: {model_calls: 4, tool_calls: 4}\n" + extra
+	file, err := config.Parse(filepath.Join(dir, "peer.yaml"), []byte(yaml))
+	if err != nil {
+		b.Fatal(err)
+	}
+	type echoArgs struct {
+		Text string `json:"text" jsonschema:"the text to echo"`
+	}
+	type echoResult struct {
+		Echo string `json:"echo"`
+	}
+	echo, err := tool.New("aecho.echo", "Echoes the given text back.", effect, func(_ context.Context, in echoArgs) (echoResult, error) {
+		return echoResult{Echo: in.Text}, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := agent.Open(context.Background(), file, agent.Options{
+		DataDir: filepath.Join(dir, "data"),
+		Models:  func(context.Context, string, config.Model) (llm.Model, error) { return scriptedModel{}, nil },
+		Tools:   map[string][]tool.Tool{"peer": {echo}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = f.Close(context.Background()) })
+	a, err := f.Agent("peer")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
+func coreTurn(b *testing.B, a *agent.Agent, i int) {
+	in := fmt.Sprintf("ping %d", i)
+	got, err := a.Ask(context.Background(), agent.Input{Text: in})
+	if err != nil || !strings.HasPrefix(got, "final: ") || !strings.Contains(got, in) {
+		b.Fatalf("turn %q: reply %q, %v", in, got, err)
+	}
+}
+
+// BenchmarkTurnCore is the agent's own cost of the harness turn (no HTTP),
+// and what each part of it costs: the default turn has recall (a search of
+// every input), the policy decision and the durable turn record; "audited"
+// makes the tool a write, so each call adds two audit records. What recall
+// and the turn record cost alone is BenchmarkTurnParts (internal).
+func BenchmarkTurnCore(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		effect tool.Effect
+		extra  string
+	}{
+		{"default", tool.EffectNone, ""},
+		{"audited", tool.EffectWrite, ""},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			a := coreAgent(b, c.effect, c.extra)
+			for i := range 100 {
+				coreTurn(b, a, i)
+			}
+			b.ReportAllocs()
+			i := 100
+			for b.Loop() {
+				coreTurn(b, a, i)
+				i++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "turns/s")
+		})
+	}
+}
+
+// BenchmarkTurnFootprint is target 2 of issue 14: the live heap after a
+// forced GC once 100 turns are done, and its growth over the next b.N
+// (run it with -benchtime 10000x), and the goroutines left over.
+func BenchmarkTurnFootprint(b *testing.B) {
+	a := coreAgent(b, tool.EffectNone, "")
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for i := range 100 {
+		coreTurn(b, a, i)
+	}
+	h0, g0 := heap(), runtime.NumGoroutine()
+	i := 100
+	for b.Loop() {
+		coreTurn(b, a, i)
+		i++
+	}
+	b.StopTimer()
+	h1 := heap()
+	b.ReportMetric(float64(h0)/(1<<20), "heap@100-MiB")
+	b.ReportMetric((float64(h1)-float64(h0))/(1<<20), "heap-growth-MiB")
+	b.ReportMetric(float64(runtime.NumGoroutine()-g0), "goroutines-left")
 }

@@ -69,6 +69,11 @@ func (a *Agent) runCalls(ctx context.Context, calls []llm.ToolCall, emit func(Ev
 	var gated []int
 	var wg sync.WaitGroup
 	model := policy.Principal{Kind: policy.PrincipalModel, ID: a.cfg.Name}
+	call := func(i int) {
+		out, err := a.invoke(ctx, calls[i].Name, notes[i].Args, model)
+		notes[i].Result, notes[i].Error = out, asToolError(err)
+	}
+	last := -1 // the last parallel call runs on this goroutine: one call starts none
 	for i, c := range calls {
 		args, argErr := cleanArgs(c.Arguments)
 		notes[i] = callNote{ID: c.ID, Tool: c.Name, Args: args}
@@ -82,15 +87,17 @@ func (a *Agent) runCalls(ctx context.Context, calls []llm.ToolCall, emit func(Ev
 			gated = append(gated, i)
 			continue
 		}
-		wg.Go(func() {
-			out, err := a.invoke(ctx, c.Name, args, model)
-			notes[i].Result, notes[i].Error = out, asToolError(err)
-		})
+		if j := last; j >= 0 {
+			wg.Go(func() { call(j) })
+		}
+		last = i
+	}
+	if last >= 0 {
+		call(last)
 	}
 	wg.Wait()
 	for _, i := range gated {
-		out, err := a.invoke(ctx, calls[i].Name, notes[i].Args, model)
-		notes[i].Result, notes[i].Error = out, asToolError(err)
+		call(i)
 	}
 	for _, n := range notes {
 		ev := Event{Type: EventToolResult, Tool: n.Tool, CallID: n.ID, Data: n.Result}

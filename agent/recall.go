@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,15 +49,7 @@ func openRecall(ctx context.Context, file *config.File, db recall.Source, dataDi
 // the agent may read). The recall index is shared by the fleet, so the
 // agent's read grants bound every search.
 func (a *Agent) search(ctx context.Context, text, namespace string, kinds []memory.Kind, k int) ([]memory.Record, error) {
-	if namespace != "" && !memory.Granted(a.cfg.Memory.Read, namespace) {
-		return nil, fmt.Errorf("%w: %s may not read namespace %q (granted: %s)", memory.ErrDenied, a.cfg.Name, namespace, strings.Join(a.cfg.Memory.Read, ", "))
-	}
-	hits, err := a.fleet.recall.Search(ctx, recall.Query{
-		Text:   text,
-		K:      k,
-		Filter: memory.Query{Namespace: namespace, Kinds: kinds},
-		Within: a.cfg.Memory.Read,
-	})
+	hits, err := a.searchHits(ctx, text, namespace, kinds, k)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +58,18 @@ func (a *Agent) search(ctx context.Context, text, namespace string, kinds []memo
 		out[i] = h.Record
 	}
 	return out, nil
+}
+
+func (a *Agent) searchHits(ctx context.Context, text, namespace string, kinds []memory.Kind, k int) ([]recall.Hit, error) {
+	if namespace != "" && !memory.Granted(a.cfg.Memory.Read, namespace) {
+		return nil, fmt.Errorf("%w: %s may not read namespace %q (granted: %s)", memory.ErrDenied, a.cfg.Name, namespace, strings.Join(a.cfg.Memory.Read, ", "))
+	}
+	return a.fleet.recall.Search(ctx, recall.Query{
+		Text:   text,
+		K:      k,
+		Filter: memory.Query{Namespace: namespace, Kinds: kinds},
+		Within: a.cfg.Memory.Read,
+	})
 }
 
 // syncRecall lets the index catch up with recent writes, briefly: a search
@@ -77,34 +82,55 @@ func (a *Agent) syncRecall(ctx context.Context) {
 	}
 }
 
-// recalled is the part of a turn's system prompt that carries memories
-// relevant to the input, within the recall budget. Audit records and the
-// turns already in the conversation are left out.
-func (a *Agent) recalled(ctx context.Context, in Input, inConversation map[string]bool) string {
+// recalled appends to a turn's system prompt the memories relevant to the
+// input, within the recall budget. Audit records and the turns already in
+// the conversation (their turn IDs in skip) are left out. It runs on every
+// turn, so it writes straight into b: no line is built on its own.
+func (a *Agent) recalled(ctx context.Context, b *strings.Builder, in Input, skip []string) {
 	if strings.TrimSpace(in.Text) == "" {
-		return ""
+		return
 	}
 	// A few spare hits make room for the turns skipped below.
-	recs, err := a.search(ctx, in.Text, "", nil, recallHits+2)
+	hits, err := a.searchHits(ctx, in.Text, "", nil, recallHits+2)
 	if err != nil {
 		a.log.Warn("recall for turn", "err", err)
-		return ""
+		return
 	}
-	var b strings.Builder
-	n := 0
-	for _, r := range recs {
-		if r.Kind == memory.KindAudit || r.Kind == memory.KindTurn && inConversation[turnID(r)] || n == recallHits {
+	const header = "\n\nMemories that may be relevant (oldest facts may be superseded):\n"
+	var stamp [len(time.DateTime) + 8]byte
+	used, n := 0, 0
+	for _, h := range hits {
+		r := &h.Record
+		if r.Kind == memory.KindAudit || r.Kind == memory.KindTurn && slices.Contains(skip, turnID(*r)) || n == recallHits {
 			continue
 		}
-		line := fmt.Sprintf("- [%s %s %s] %s\n", r.Time.UTC().Format(time.DateTime), r.Kind, r.Namespace, strings.ReplaceAll(r.Text, "\n", " "))
-		if b.Len()+len(line) > recallBytes {
+		// "- [<time> <kind> <namespace>] <text on one line>\n"
+		ts := r.Time.UTC().AppendFormat(stamp[:0], time.DateTime)
+		size := len("- [") + len(ts) + 1 + len(r.Kind) + 1 + len(r.Namespace) + len("] ") + len(r.Text) + 1
+		if used+size > recallBytes {
 			break
 		}
-		b.WriteString(line)
+		if n == 0 {
+			b.Grow(len(header) + min(recallBytes, size*recallHits))
+			b.WriteString(header)
+		}
+		b.WriteString("- [")
+		b.Write(ts)
+		b.WriteByte(' ')
+		b.WriteString(string(r.Kind))
+		b.WriteByte(' ')
+		b.WriteString(r.Namespace)
+		b.WriteString("] ")
+		for text := r.Text; text != ""; {
+			line, rest, more := strings.Cut(text, "\n")
+			b.WriteString(line)
+			if more {
+				b.WriteByte(' ')
+			}
+			text = rest
+		}
+		b.WriteByte('\n')
+		used += size
 		n++
 	}
-	if n == 0 {
-		return ""
-	}
-	return "Memories that may be relevant (oldest facts may be superseded):\n" + b.String()
 }

@@ -364,37 +364,44 @@ func (a *Agent) generate(ctx context.Context, req *llm.Request, emit func(Event)
 // compose builds the conversation for a turn: the persona, recent turns and
 // the new input.
 func (a *Agent) compose(ctx context.Context, in Input) []llm.Message {
+	// The conversation is at most recentTurns long: copied to the stack, not
+	// the heap.
+	var buf [recentTurns]pastTurn
 	a.histMu.Lock()
-	recent := slices.Clone(a.history)
+	recent := buf[:copy(buf[:], a.history)]
 	a.histMu.Unlock()
-	inConversation := make(map[string]bool, len(recent))
-	for _, t := range recent {
-		inConversation[t.id] = true
+	var ids [recentTurns]string
+	for i, t := range recent {
+		ids[i] = t.id
 	}
-	system := a.systemPrompt()
-	if mem := a.recalled(ctx, in, inConversation); mem != "" {
-		system += "\n\n" + mem
-	}
-	msgs := make([]llm.Message, 0, 2+2*len(recent))
-	msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: system})
+	var system strings.Builder
+	a.systemPrompt(&system)
+	a.recalled(ctx, &system, in, ids[:len(recent)])
+	msgs := make([]llm.Message, 0, 2+2*len(recent)+3) // and room for a round of one tool call and the answer
+	msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: system.String()})
 	for _, t := range recent {
 		msgs = append(msgs, llm.Message{Role: llm.RoleUser, Content: inputText(t.input)}, llm.Message{Role: llm.RoleAssistant, Content: t.reply})
 	}
 	return append(msgs, llm.Message{Role: llm.RoleUser, Content: inputText(in)})
 }
 
-func (a *Agent) systemPrompt() string {
-	var b strings.Builder
+// systemPrompt writes the persona and the agent's situation to b.
+func (a *Agent) systemPrompt(b *strings.Builder) {
 	if a.cfg.Persona != "" {
 		b.WriteString(a.cfg.Persona)
 		b.WriteString("\n\n")
 	}
-	fmt.Fprintf(&b, "You are %s, a %s agent of depai. The time is %s. Use the tools when they help; answer briefly.",
-		a.cfg.Name, a.cfg.Role, time.Now().UTC().Format(time.RFC3339))
+	var stamp [len(time.RFC3339) + 8]byte
+	b.WriteString("You are ")
+	b.WriteString(a.cfg.Name)
+	b.WriteString(", a ")
+	b.WriteString(a.cfg.Role)
+	b.WriteString(" agent of depai. The time is ")
+	b.Write(time.Now().UTC().AppendFormat(stamp[:0], time.RFC3339))
+	b.WriteString(". Use the tools when they help; answer briefly.")
 	if a.fleet.Stopped() {
 		b.WriteString(" The emergency stop is engaged: actuators and payments are locked.")
 	}
-	return b.String()
 }
 
 // inputText says who is speaking when it is not the operator.
@@ -420,7 +427,21 @@ func (a *Agent) storeTurn(ctx context.Context, id string, rec *turnRecord) error
 		Author:    a.cfg.Name,
 		Text:      text,
 		Data:      data,
-		Tags:      []string{"turn:" + id, "source:" + string(rec.Input.Source), "ended:" + rec.EndedBy, depthTag + strconv.Itoa(rec.Input.Depth)},
+		Tags:      turnTags(id, rec),
 	})
 	return err
+}
+
+// turnTags are a turn record's tags in two allocations, not one a tag: the
+// turn's own tag, and the other three cut from one string. (The recall index
+// keeps every distinct tag, so the unique one must not pin the others.)
+func turnTags(id string, rec *turnRecord) []string {
+	var buf [96]byte
+	b := append(append(buf[:0], "source:"...), rec.Input.Source...)
+	source := len(b)
+	b = append(append(b, "ended:"...), rec.EndedBy...)
+	ended := len(b)
+	b = strconv.AppendInt(append(b, depthTag...), int64(rec.Input.Depth), 10)
+	rest := string(b)
+	return []string{"turn:" + id, rest[:source], rest[source:ended], rest[ended:]}
 }
