@@ -142,7 +142,7 @@ func (a *Agent) pluginSpec(ctx context.Context, p config.Plugin) (host.PluginSpe
 
 // onEmit stores what a plugin publishes and, when the agent has a model,
 // lets it react in a turn of its own.
-func (a *Agent) onEmit(plugin, topic string, payload json.RawMessage) {
+func (a *Agent) onEmit(plugin, topic string, payload json.RawMessage) error {
 	ctx := context.Background()
 	text := fmt.Sprintf("%s emitted %s: %s", plugin, topic, payload)
 	_, err := a.fleet.store.Put(ctx, memory.Record{
@@ -151,15 +151,17 @@ func (a *Agent) onEmit(plugin, topic string, payload json.RawMessage) {
 	})
 	if err != nil {
 		a.log.Error("store plugin event", "plugin", plugin, "topic", topic, "err", err)
+		return fmt.Errorf("event not stored: %w", err)
 	}
 	if a.model == nil {
-		return
+		return nil
 	}
 	a.fleet.bg.Go(func() {
 		if _, err := a.Ask(a.fleet.bgCtx, Input{Source: SourceSensor, From: plugin, Text: text}); err != nil {
 			a.log.Warn("event turn", "plugin", plugin, "err", err)
 		}
 	})
+	return nil
 }
 
 // onReading stores each sensor poll as a reading.

@@ -85,7 +85,9 @@ func (h *Host) HostCall(ctx context.Context, plugin, method string, payload []by
 		if h.cfg.Emit == nil {
 			return nil, wire.Errorf(wire.CodeUnavailable, "emit: this agent has no event sink")
 		}
-		h.cfg.Emit(plugin, a.Topic, a.Payload)
+		if err := h.cfg.Emit(plugin, a.Topic, a.Payload); err != nil {
+			return nil, &wire.Error{Code: wire.CodeUnavailable, Message: fmt.Sprintf("emit %q: the event was dropped: %v", a.Topic, err), Retryable: true}
+		}
 		return ok, nil
 	case wire.HostConfig, wire.HostSecret:
 		var a wire.KeyArgs

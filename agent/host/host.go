@@ -39,8 +39,10 @@ type Config struct {
 	// Logger receives plugin log lines (tagged with the plugin's name) and
 	// audit lines. Nil: slog.Default().
 	Logger *slog.Logger
-	// Emit receives what plugins publish on granted topics.
-	Emit func(plugin, topic string, payload json.RawMessage)
+	// Emit receives what plugins publish on granted topics. An error means
+	// the event was dropped; the plugin's sdk.Emit returns it (code
+	// unavailable, retryable).
+	Emit func(plugin, topic string, payload json.RawMessage) error
 	// OnReading receives each sensor poll's result (or error). Nil: sensors
 	// are not polled.
 	OnReading func(plugin, sensor string, payload json.RawMessage, err error)

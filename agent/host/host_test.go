@@ -71,10 +71,11 @@ func TestDispatcher(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	h := wasmtest.NewHost(t, host.Config{
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		Emit: func(plugin, topic string, payload json.RawMessage) {
+		Emit: func(plugin, topic string, payload json.RawMessage) error {
 			mu.Lock()
 			defer mu.Unlock()
 			events = append(events, emitted{plugin, topic, string(payload)})
+			return nil
 		},
 		Now: func() time.Time { return now },
 	})

@@ -108,10 +108,11 @@ func Load(t testing.TB, opts ...Option) (*Plugin, error) {
 		Transports: map[string]host.Transport{kindInProcess: inProcess{}},
 		Store:      store,
 		Logger:     o.logger,
-		Emit: func(_, topic string, payload json.RawMessage) {
+		Emit: func(_, topic string, payload json.RawMessage) error {
 			pt.mu.Lock()
 			defer pt.mu.Unlock()
 			pt.emitted = append(pt.emitted, Emitted{Topic: topic, Payload: slices.Clone(payload)})
+			return nil
 		},
 	})
 	pt.host = h
@@ -197,7 +198,7 @@ func (p *Plugin) Poll(sensor string) (json.RawMessage, error) {
 	if !slices.ContainsFunc(p.plugin.Manifest().Sensors, func(s wire.SensorDef) bool { return s.Name == sensor }) {
 		return nil, wire.Errorf(wire.CodeNotFound, "plugin %q has no sensor %q", p.plugin.Name(), sensor)
 	}
-	res := inProcessInstance{name: p.plugin.Name(), host: p.host}.Call(context.Background(), wire.Call{Method: sensor})
+	res := registry.Default.Dispatch(context.Background(), hostCaller{name: p.plugin.Name(), host: p.host}, wire.Call{Method: sensor})
 	if res.Error != nil {
 		return nil, res.Error
 	}
@@ -208,24 +209,43 @@ func (p *Plugin) Poll(sensor string) (json.RawMessage, error) {
 type inProcess struct{}
 
 func (inProcess) Load(_ context.Context, spec host.LoadSpec) (host.Instance, error) {
-	return inProcessInstance{name: spec.Name, host: spec.Host}, nil
+	i := &inProcessInstance{name: spec.Name, host: spec.Host, stop: func() {}}
+	if registry.Default.Manifest().Run {
+		// As the transports do: the run hooks start after loading and end
+		// on unload.
+		ctx, cancel := context.WithCancel(context.Background())
+		i.stop = cancel
+		i.running.Go(func() {
+			registry.Default.Dispatch(ctx, hostCaller{name: i.name, host: i.host}, wire.Call{Method: wire.MethodRun})
+		})
+	}
+	return i, nil
 }
 
 type inProcessInstance struct {
+	name    string
+	host    host.Dispatcher
+	stop    context.CancelFunc
+	running sync.WaitGroup
+}
+
+func (i *inProcessInstance) Manifest() wire.Manifest { return registry.Default.Manifest() }
+
+func (i *inProcessInstance) Call(ctx context.Context, c wire.Call) wire.Result {
+	return registry.Default.Dispatch(ctx, hostCaller{name: i.name, host: i.host}, c)
+}
+
+func (i *inProcessInstance) Close(context.Context) error {
+	i.stop()
+	i.running.Wait()
+	return nil
+}
+
+// hostCaller routes the plugin's host calls to the host's dispatcher.
+type hostCaller struct {
 	name string
 	host host.Dispatcher
 }
-
-func (i inProcessInstance) Manifest() wire.Manifest { return registry.Default.Manifest() }
-
-func (i inProcessInstance) Call(ctx context.Context, c wire.Call) wire.Result {
-	return registry.Default.Dispatch(ctx, hostCaller(i), c)
-}
-
-func (inProcessInstance) Close(context.Context) error { return nil }
-
-// hostCaller routes the plugin's host calls to the host's dispatcher.
-type hostCaller inProcessInstance
 
 func (h hostCaller) HostCall(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	if h.host == nil {

@@ -25,6 +25,9 @@ type Manifest struct {
 	Tools    []ToolDef    `json:"tools,omitempty"`
 	Sensors  []SensorDef  `json:"sensors,omitempty"`
 	Requests Capabilities `json:"requests"` // capabilities the plugin needs; the agent config grants them
+	// Run says the plugin registered a run hook (sdk.Run): the host calls
+	// MethodRun once after loading, with no deadline, and ends it on unload.
+	Run bool `json:"run,omitempty"`
 	// Errors are registration mistakes found while the plugin initialised
 	// (a tool whose types have no JSON Schema, a duplicate name). A host
 	// refuses a manifest that lists any.
@@ -130,6 +133,10 @@ type Call struct {
 // Reserved plugin methods.
 const (
 	MethodDescribe = "$describe" // returns the Manifest
+	// MethodRun runs the plugin's run hooks (sdk.Run) until they return or
+	// the call is canceled. The host calls it once per loaded plugin, with no
+	// deadline, and cancels it when the plugin is unloaded.
+	MethodRun = "$run"
 )
 
 // Result answers a Call: a payload, or an error.

@@ -39,6 +39,11 @@ type plugin struct {
 	sem    chan struct{}
 	idle   chan *instance
 	closed atomic.Bool
+
+	// stopRun ends the run hook's instance (see startRun); running is done
+	// when it has stopped.
+	stopRun context.CancelFunc
+	running sync.WaitGroup
 }
 
 var _ host.Instance = (*plugin)(nil)
@@ -321,11 +326,40 @@ func errResult(code, format string, args ...any) wire.Result {
 	return wire.Result{Error: wire.Errorf(code, format, args...)}
 }
 
+// startRun runs the plugin's run hooks (sdk.Run) in an instance of their
+// own, outside the call pool and with no deadline, until Close.
+func (p *plugin) startRun() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stopRun = cancel
+	p.running.Go(func() {
+		inst, err := p.newInstance(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.logger.Warn("plugin run hook did not start", "err", err)
+			}
+			return
+		}
+		res, _ := p.run(ctx, inst, wire.Call{Method: wire.MethodRun})
+		_ = inst.mod.Close(context.Background())
+		switch {
+		case ctx.Err() != nil:
+		case res.Error != nil:
+			p.logger.Warn("plugin run hook ended", "err", res.Error)
+		default:
+			p.logger.Info("plugin run hook returned")
+		}
+	})
+}
+
 // Close stops every instance and releases the plugin's runtime. Calls in
 // flight end with an error.
 func (p *plugin) Close(ctx context.Context) error {
 	if p.closed.Swap(true) {
 		return nil
+	}
+	if p.stopRun != nil {
+		p.stopRun()
+		p.running.Wait()
 	}
 	return p.rt.Close(ctx)
 }

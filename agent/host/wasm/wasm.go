@@ -120,6 +120,9 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("plugin %q: %w", spec.Name, err)
 	}
+	if p.manifest.Run {
+		p.startRun()
+	}
 	return p, nil
 }
 

@@ -1,0 +1,177 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/build"
+	"github.com/depai/depai/agent/host/process"
+	"github.com/depai/depai/agent/host/wasm"
+	"github.com/depai/depai/agent/host/wasm/wasmtest"
+	"github.com/depai/depai/agent/tool"
+	"github.com/depai/depai/memory"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// The containment tests load testdata/hostile, an attacker built from one
+// source for both transports, into a real host and assert what each
+// transport lets it do.
+
+var (
+	hostileMu    sync.Mutex
+	hostileBuilt = map[string]string{}
+)
+
+// hostile builds testdata/hostile for a transport (once per test binary,
+// cached by content hash across runs).
+func hostile(t testing.TB, kind string) string {
+	t.Helper()
+	hostileMu.Lock()
+	defer hostileMu.Unlock()
+	if p, ok := hostileBuilt[kind]; ok {
+		return p
+	}
+	target := build.WASM
+	if kind == host.KindProcess {
+		target = build.Native
+	}
+	res, err := build.Plugin(context.Background(), build.Options{Dir: "testdata/hostile", Target: target, CacheDir: filepath.Join(wasmtest.CacheDir(), "plugins")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostileBuilt[kind] = res.Path
+	return res.Path
+}
+
+// events collects what plugins emit.
+type events struct {
+	mu  sync.Mutex
+	got map[string][]json.RawMessage
+}
+
+func (e *events) emit(_, topic string, payload json.RawMessage) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.got == nil {
+		e.got = map[string][]json.RawMessage{}
+	}
+	e.got[topic] = append(e.got[topic], payload)
+	return nil
+}
+
+func (e *events) count(topic string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.got[topic])
+}
+
+// containHost is a host with both real transports and a badger store.
+func containHost(t testing.TB, cfg host.Config) *host.Host {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quietLog
+	}
+	tr, err := wasm.New(wasm.Config{CacheDir: wasmtest.CacheDir(), Logger: cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store == nil {
+		store, err := memory.Open(context.Background(), memory.Config{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = store.Close() })
+		cfg.Store = store
+	}
+	cfg.Transports = map[string]host.Transport{host.KindWASM: tr, host.KindProcess: process.New(process.Config{Logger: cfg.Logger})}
+	h := host.New(cfg)
+	t.Cleanup(func() {
+		_ = h.Close(context.Background())
+		_ = tr.Close(context.Background())
+	})
+	return h
+}
+
+func loadHostile(t testing.TB, h *host.Host, kind string, grants wire.Capabilities) *host.Plugin {
+	t.Helper()
+	p, err := h.Load(context.Background(), host.PluginSpec{Name: "hostile", Kind: kind, Path: hostile(t, kind), Grants: grants})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type hostileOut struct {
+	Value string `json:"value"`
+	Err   string `json:"err"`
+	Code  string `json:"code"`
+	Count int    `json:"count"`
+}
+
+func callHostile(t testing.TB, p *host.Plugin, name string, args any) (hostileOut, *wire.Error) {
+	t.Helper()
+	b, _ := json.Marshal(args)
+	var tl tool.Tool
+	for _, x := range p.Tools() {
+		if x.Spec().Name == name {
+			tl = x
+		}
+	}
+	if tl == nil {
+		t.Fatalf("no tool %s", name)
+	}
+	out, err := tl.Call(context.Background(), b)
+	if err != nil {
+		we, ok := errors.AsType[*wire.Error](err)
+		if !ok {
+			t.Fatalf("%s: %v is not a *wire.Error", name, err)
+		}
+		return hostileOut{}, we
+	}
+	var o hostileOut
+	if err := json.Unmarshal(out, &o); err != nil {
+		t.Fatal(err)
+	}
+	return o, nil
+}
+
+func eachTransport(t *testing.T, f func(t *testing.T, kind string)) {
+	for _, kind := range []string{host.KindWASM, host.KindProcess} {
+		t.Run(kind, func(t *testing.T) { f(t, kind) })
+	}
+}
+
+// TestRunHook: sdk.Run starts after the load with the host in its context,
+// pushes events while the plugin is loaded, and stops on unload.
+func TestRunHook(t *testing.T) {
+	eachTransport(t, func(t *testing.T, kind string) {
+		var ev events
+		h := containHost(t, host.Config{Emit: ev.emit})
+		loadHostile(t, h, kind, wire.Capabilities{Emit: []string{"run"}, Clock: true})
+		deadline := time.Now().Add(10 * time.Second)
+		for ev.count("run") < 3 {
+			if time.Now().After(deadline) {
+				t.Fatalf("run hook emitted %d events in 10s; want 3", ev.count("run"))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := h.Unload(context.Background(), "hostile"); err != nil {
+			t.Fatal(err)
+		}
+		n := ev.count("run")
+		time.Sleep(200 * time.Millisecond)
+		if m := ev.count("run"); m > n+1 {
+			t.Fatalf("run hook emitted %d events after unload", m-n)
+		}
+	})
+}
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
