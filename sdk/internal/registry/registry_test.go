@@ -68,7 +68,9 @@ func TestDispatch(t *testing.T) {
 
 type hostFunc func(context.Context, string, []byte) ([]byte, error)
 
-func (f hostFunc) HostCall(ctx context.Context, m string, p []byte) ([]byte, error) { return f(ctx, m, p) }
+func (f hostFunc) HostCall(ctx context.Context, m string, p []byte) ([]byte, error) {
+	return f(ctx, m, p)
+}
 
 // TestRunHooks: $run runs every hook with the host in its context, waits for
 // all of them and reports the first failure; a panic is a crashed result
