@@ -78,6 +78,9 @@ type PluginSpec struct {
 	Config  map[string]string // values for granted config keys
 	Secrets map[string]string // resolved values for granted secret names
 	Limits  Limits
+	// UnconfinedOK lists confinement features (Feature*) a process plugin may
+	// run without where the kernel lacks them.
+	UnconfinedOK []string
 }
 
 // Host loads plugins and serves their host calls under one policy engine.
@@ -136,6 +139,15 @@ func (p *Plugin) Spec() PluginSpec { return p.spec }
 // Manifest is what the plugin says about itself.
 func (p *Plugin) Manifest() wire.Manifest { return p.manifest }
 
+// Confinement says what the plugin's transport enforces on it, and which
+// confinement features the kernel lacked (allowed by unconfined_ok).
+func (p *Plugin) Confinement() Confinement {
+	if c, ok := p.inst.(Confined); ok {
+		return c.Confinement()
+	}
+	return Confinement{}
+}
+
 // Tools are the plugin's tools; each Spec().Source is the plugin's name.
 func (p *Plugin) Tools() []tool.Tool { return slices.Clone(p.tools) }
 
@@ -186,7 +198,7 @@ func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	if t == nil {
 		return nil, fmt.Errorf("plugin %q: no %s transport configured", spec.Name, kind)
 	}
-	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h})
+	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h, UnconfinedOK: spec.UnconfinedOK})
 	if err != nil {
 		return nil, err
 	}

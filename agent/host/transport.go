@@ -28,6 +28,34 @@ type LoadSpec struct {
 	Grants wire.Capabilities // what the agent config grants
 	Limits Limits
 	Host   Dispatcher // where the plugin's host_calls go
+	// UnconfinedOK lists the confinement features (Feature*) this plugin
+	// may run without when the kernel lacks them. Any other missing
+	// feature fails the load.
+	UnconfinedOK []string
+}
+
+// Confinement features of process plugins, as the config's unconfined_ok
+// names them.
+const (
+	FeatureLandlock    = "landlock"     // file access limited to the granted paths
+	FeatureLandlockNet = "landlock-net" // TCP connect limited to the granted ports
+	FeatureSignals     = "signals"      // no signals to processes outside the plugin's domain
+	FeatureSeccomp     = "seccomp"      // no ptrace, raw or UDP sockets, mounts, keyrings, kernel modules
+	FeaturePIDNS       = "pidns"        // its own PID namespace: it sees no other process, and its children die with it
+)
+
+// Features lists every confinement feature.
+var Features = []string{FeatureLandlock, FeatureLandlockNet, FeatureSignals, FeatureSeccomp, FeaturePIDNS}
+
+// Confinement says what a transport enforces on one plugin.
+type Confinement struct {
+	Enforced []string `json:"enforced"`          // what holds, in words
+	Missing  []string `json:"missing,omitempty"` // Feature* the kernel lacks, run without because unconfined_ok allowed it
+}
+
+// Confined is implemented by instances that report their confinement.
+type Confined interface {
+	Confinement() Confinement
 }
 
 // Limits bound a plugin's resources. Zero fields take the defaults in

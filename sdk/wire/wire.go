@@ -104,19 +104,41 @@ type SensorDef struct {
 }
 
 // Capabilities is what a plugin requests and what an agent grants. Deny by
-// default: a zero Capabilities grants nothing.
+// default: a zero Capabilities grants nothing. The yaml tags are the keys of
+// a plugin's grants: in the agent config.
 type Capabilities struct {
-	MemoryRead  []string `json:"memory_read,omitempty"`  // namespaces (and everything below them)
-	MemoryWrite []string `json:"memory_write,omitempty"` // namespaces (and everything below them)
-	HTTP        []string `json:"http,omitempty"`         // host[:port] allowed for http.fetch
-	Emit        []string `json:"emit,omitempty"`         // topics
-	Secrets     []string `json:"secrets,omitempty"`      // secret names
-	Config      []string `json:"config,omitempty"`       // config keys
-	Clock       bool     `json:"clock,omitempty"`        // real wall clock (otherwise a fixed epoch)
-	Random      bool     `json:"random,omitempty"`       // crypto randomness (otherwise deterministic)
-	Actuator    bool     `json:"actuator,omitempty"`     // may offer actuator tools
-	Payment     bool     `json:"payment,omitempty"`      // may use pay.quote/pay.execute
+	MemoryRead  []string `json:"memory_read,omitempty" yaml:"memory_read"`   // namespaces (and everything below them)
+	MemoryWrite []string `json:"memory_write,omitempty" yaml:"memory_write"` // namespaces (and everything below them)
+	HTTP        []string `json:"http,omitempty" yaml:"http"`                 // host[:port] allowed for http.fetch
+	Emit        []string `json:"emit,omitempty" yaml:"emit"`                 // topics
+	Secrets     []string `json:"secrets,omitempty" yaml:"secrets"`           // secret names
+	Config      []string `json:"config,omitempty" yaml:"config"`             // config keys
+	Clock       bool     `json:"clock,omitempty" yaml:"clock"`               // real wall clock (otherwise a fixed epoch)
+	// Random is accepted for compatibility and changes nothing: every
+	// plugin's randomness is the host's CSPRNG (see README, "Plugins").
+	Random   bool `json:"random,omitempty" yaml:"random"`
+	Actuator bool `json:"actuator,omitempty" yaml:"actuator"` // may offer actuator tools
+	Payment  bool `json:"payment,omitempty" yaml:"payment"`   // may use pay.quote/pay.execute
+	// Files are paths a process plugin may open, enforced by the kernel
+	// (Landlock). A directory covers everything below it.
+	Files []FileGrant `json:"files,omitempty" yaml:"files"`
+	// Net are "host:port" TCP destinations a process plugin may connect to.
+	// The kernel (Landlock) enforces the ports; it cannot tell hosts apart,
+	// so a granted port is reachable on every host.
+	Net []string `json:"net,omitempty" yaml:"net"`
 }
+
+// FileGrant is one path a process plugin may open.
+type FileGrant struct {
+	Path string `json:"path" yaml:"path"`
+	Mode string `json:"mode" yaml:"mode"` // FileRO or FileRW
+}
+
+// File grant modes.
+const (
+	FileRO = "ro"
+	FileRW = "rw"
+)
 
 // Call is one request from host to plugin. Method is a tool or sensor name,
 // or one of the reserved methods below.
@@ -167,7 +189,8 @@ const (
 	CodeTimeout         = "timeout"
 	CodeUnavailable     = "unavailable"
 	CodeTooLarge        = "too_large"
-	CodeCrashed         = "crashed" // the plugin trapped, panicked or died during the call
+	CodeCrashed         = "crashed"      // the plugin trapped, panicked or died during the call
+	CodeRateLimited     = "rate_limited" // the plugin asked the host for more than its rate allows; retryable
 	CodeInternal        = "internal"
 )
 

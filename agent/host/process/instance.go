@@ -30,6 +30,7 @@ const crashSettle = 250 * time.Millisecond
 // instance is one supervised plugin: at most one live process at a time,
 // replaced after a crash.
 type instance struct {
+	t      *transport
 	cfg    Config
 	spec   host.LoadSpec
 	limits host.Limits
@@ -44,11 +45,17 @@ type instance struct {
 	crashes []time.Time   // within Restart.Window
 	failed  error         // set when supervision gave up
 	closed  bool
+	// confinement is what the launcher enforces on the current process.
+	confinement host.Confinement
 }
 
-func newInstance(cfg Config, spec host.LoadSpec) *instance {
+var _ host.Confined = (*instance)(nil)
+
+func newInstance(t *transport, spec host.LoadSpec) *instance {
 	l := spec.Limits.OrDefault()
+	cfg := t.cfg
 	return &instance{
+		t:      t,
 		cfg:    cfg,
 		spec:   spec,
 		limits: l,
@@ -66,6 +73,7 @@ type proc struct {
 	run    *cmdRunner
 	// timeout is the start timeout this process was given.
 	timeout time.Duration
+	stderr  *lineLogger
 }
 
 func (p *proc) kill() {
@@ -89,14 +97,15 @@ func (in *instance) start(ctx context.Context) (*proc, wire.Manifest, error) {
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
 		timeout = time.Until(d)
 	}
-	p := &proc{timeout: timeout}
+	p := &proc{timeout: timeout, stderr: newLineLogger(in.log.With("stream", "stderr"))}
 	p.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  plugin.HandshakeConfig{ProtocolVersion: wire.ABIVersion, MagicCookieKey: wire.ProcessCookieKey, MagicCookieValue: wire.ProcessCookieValue},
 		Plugins:          plugin.PluginSet{wire.ProcessPluginSet: &clientPlugin{}},
-		RunnerFunc:       runnerFunc(in.spec.Path, in.cfg.MemoryLimit, func(r *cmdRunner) { p.run = r }),
+		RunnerFunc:       in.runnerFunc(func(r *cmdRunner) { p.run = r }),
+		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     timeout,
-		Stderr:           newLineLogger(in.log.With("stream", "stderr")),
+		Stderr:           p.stderr,
 		SyncStderr:       newLineLogger(in.log.With("stream", "stderr")),
 		SyncStdout:       newLineLogger(in.log.With("stream", "stdout")),
 		Logger:           hclog.NewNullLogger(),
@@ -109,6 +118,9 @@ func (in *instance) start(ctx context.Context) (*proc, wire.Manifest, error) {
 	m, err := in.handshake(ctx, p)
 	if err != nil {
 		p.kill()
+		if last := p.stderr.lastLine(); last != "" {
+			err = fmt.Errorf("%w; its last output: %s", err, last)
+		}
 		return nil, wire.Manifest{}, err
 	}
 	return p, m, nil
@@ -266,6 +278,13 @@ func (in *instance) live(ctx context.Context) (*proc, *wire.Error) {
 }
 
 func (in *instance) Manifest() wire.Manifest { return in.manifest }
+
+// Confinement is what the launcher enforces on the plugin's process.
+func (in *instance) Confinement() host.Confinement {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.confinement
+}
 
 // Call runs one method in the plugin; see host.Instance.
 func (in *instance) Call(ctx context.Context, call wire.Call) wire.Result {

@@ -15,8 +15,9 @@ const maxLine = 16 << 10
 type lineLogger struct {
 	log *slog.Logger
 
-	mu  sync.Mutex
-	buf []byte
+	mu   sync.Mutex
+	buf  []byte
+	last string // the last line, for an error that explains a failed start
 }
 
 func newLineLogger(log *slog.Logger) *lineLogger {
@@ -47,6 +48,14 @@ func (w *lineLogger) flush() {
 	line := bytes.TrimRight(w.buf, "\r")
 	if len(line) > 0 {
 		w.log.Info(string(line))
+		w.last = string(line)
 	}
 	w.buf = w.buf[:0]
+}
+
+// lastLine is the last complete line written, or "".
+func (w *lineLogger) lastLine() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
 }

@@ -67,17 +67,15 @@ func callCtx(t *testing.T, ctx context.Context, in host.Instance, method string,
 	return in.Call(ctx, wire.Call{Method: method, Payload: b, CallID: method})
 }
 
+// pid is the plugin's process id as the host sees it (the plugin itself
+// sees 1, the first process of its PID namespace), once a call succeeds.
 func pid(t *testing.T, in host.Instance) int {
 	t.Helper()
 	res := call(t, in, "pid", nil)
 	if res.Error != nil {
 		t.Fatalf("pid: %v", res.Error)
 	}
-	n, err := strconv.Atoi(string(res.Payload))
-	if err != nil {
-		t.Fatalf("pid: %q: %v", res.Payload, err)
-	}
-	return n
+	return PID(in)
 }
 
 func TestLoadCallDescribe(t *testing.T) {
@@ -245,7 +243,7 @@ func TestChaos(t *testing.T) {
 				for deadline := time.Now().Add(10 * time.Second); after == before && time.Now().Before(deadline); {
 					time.Sleep(20 * time.Millisecond)
 					if res := call(t, victim, "pid", nil); res.Error == nil {
-						after, _ = strconv.Atoi(string(res.Payload))
+						after = PID(victim)
 					}
 				}
 			}
