@@ -127,8 +127,9 @@ func (a *Agent) pluginSpec(ctx context.Context, p config.Plugin) (host.PluginSpe
 		Grants: wire.Capabilities{
 			MemoryRead: g.MemoryRead, MemoryWrite: g.MemoryWrite, HTTP: g.HTTP, Emit: g.Emit,
 			Secrets: g.Secrets, Config: g.Config, Clock: g.Clock, Random: g.Random,
-			Actuator: g.Actuator, Payment: g.Payment,
+			Actuator: g.Actuator, Payment: g.Payment, Files: g.Files, Net: g.Net,
 		},
+		UnconfinedOK: p.UnconfinedOK,
 		Config:  p.Config,
 		Secrets: secrets,
 		Limits: host.Limits{

@@ -68,8 +68,8 @@ type Config struct {
 type PluginSpec struct {
 	Name string // unique within the host; the Source of its tools
 	Path string // .wasm module or native executable
-	// Kind is KindWASM, KindProcess or another key of Config.Transports;
-	// empty infers it from the file's first bytes.
+	// Kind is KindWASM, KindProcess or another key of Config.Transports.
+	// Empty loads a WASM module; a native executable must say KindProcess.
 	Kind string
 	// SHA256, when set, pins the artifact: a file with another digest is
 	// refused before anything of it runs.
@@ -251,8 +251,11 @@ func (h *Host) checkArtifact(spec PluginSpec) (kind, path string, err error) {
 		}
 		return spec.Kind, path, nil
 	}
-	if kind == "" {
+	switch kind {
+	case "":
 		return "", "", fmt.Errorf("plugin %q: %s is neither a WASM module nor a native executable (first bytes %q)", spec.Name, spec.Path, head)
+	case KindProcess:
+		return "", "", fmt.Errorf("plugin %q: %s is a native executable; a process plugin must be asked for by its kind (transport: process in the agent config), never inferred from the file", spec.Name, spec.Path)
 	}
 	return kind, path, nil
 }

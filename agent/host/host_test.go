@@ -229,7 +229,8 @@ func TestLoadRefusals(t *testing.T) {
 			`requests capabilities that are not granted: memory_write "notes"`},
 		{"pin", host.PluginSpec{Path: hello, SHA256: strings.Repeat("0", 64)}, "has SHA-256 " + hex.EncodeToString(sum[:]) + " but the config pins 000"},
 		{"junk", host.PluginSpec{Path: junk}, "neither a WASM module nor a native executable"},
-		{"no transport", host.PluginSpec{Path: exe}, "no process transport configured"},
+		{"no transport", host.PluginSpec{Path: exe, Kind: host.KindProcess}, "no process transport configured"},
+		{"process not asked for", host.PluginSpec{Path: exe}, "is a native executable; a process plugin must be asked for by its kind"},
 		{"kind mismatch", host.PluginSpec{Path: hello, Kind: host.KindProcess}, "the config says kind process but"},
 		{"missing", host.PluginSpec{Path: filepath.Join(t.TempDir(), "nope.wasm")}, "no such file"},
 	}

@@ -34,18 +34,14 @@ type LoadSpec struct {
 	UnconfinedOK []string
 }
 
-// Confinement features of process plugins, as the config's unconfined_ok
-// names them.
+// Confinement features of process plugins, as sdk/wire names them.
 const (
-	FeatureLandlock    = "landlock"     // file access limited to the granted paths
-	FeatureLandlockNet = "landlock-net" // TCP connect limited to the granted ports
-	FeatureSignals     = "signals"      // no signals to processes outside the plugin's domain
-	FeatureSeccomp     = "seccomp"      // no ptrace, raw or UDP sockets, mounts, keyrings, kernel modules
-	FeaturePIDNS       = "pidns"        // its own PID namespace: it sees no other process, and its children die with it
+	FeatureLandlock    = wire.ConfineLandlock
+	FeatureLandlockNet = wire.ConfineLandlockNet
+	FeatureSignals     = wire.ConfineSignals
+	FeatureSeccomp     = wire.ConfineSeccomp
+	FeaturePIDNS       = wire.ConfinePIDNS
 )
-
-// Features lists every confinement feature.
-var Features = []string{FeatureLandlock, FeatureLandlockNet, FeatureSignals, FeatureSeccomp, FeaturePIDNS}
 
 // Confinement says what a transport enforces on one plugin.
 type Confinement struct {

@@ -128,6 +128,20 @@ type Capabilities struct {
 	Net []string `json:"net,omitempty" yaml:"net"`
 }
 
+// Confinement features of process plugins: what the kernel enforces on one,
+// by the names a plugin's unconfined_ok config uses to let it run without
+// a feature the kernel lacks.
+const (
+	ConfineLandlock    = "landlock"     // file access limited to the granted paths
+	ConfineLandlockNet = "landlock-net" // TCP connect limited to the granted ports
+	ConfineSignals     = "signals"      // no signals to processes outside the plugin's domain
+	ConfineSeccomp     = "seccomp"      // no ptrace, raw or UDP sockets, mounts, keyrings, kernel modules
+	ConfinePIDNS       = "pidns"        // its own PID namespace: it sees no other process, and its children die with it
+)
+
+// ConfineFeatures lists every confinement feature.
+var ConfineFeatures = []string{ConfineLandlock, ConfineLandlockNet, ConfineSignals, ConfineSeccomp, ConfinePIDNS}
+
 // FileGrant is one path a process plugin may open.
 type FileGrant struct {
 	Path string `json:"path" yaml:"path"`
