@@ -130,8 +130,8 @@ func (a *Agent) pluginSpec(ctx context.Context, p config.Plugin) (host.PluginSpe
 			Actuator: g.Actuator, Payment: g.Payment, Files: g.Files, Net: g.Net,
 		},
 		UnconfinedOK: p.UnconfinedOK,
-		Config:  p.Config,
-		Secrets: secrets,
+		Config:       p.Config,
+		Secrets:      secrets,
 		Limits: host.Limits{
 			MemoryBytes:     uint64(p.Limits.Memory),
 			CallTimeout:     p.Limits.CallTimeout.Std(),
