@@ -75,6 +75,10 @@ func (e *events) count(topic string) int {
 
 // containHost is a host with both real transports and a badger store.
 func containHost(t testing.TB, cfg host.Config) *host.Host {
+	return containHostWith(t, cfg, process.Config{})
+}
+
+func containHostWith(t testing.TB, cfg host.Config, pc process.Config) *host.Host {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLog
@@ -91,7 +95,10 @@ func containHost(t testing.TB, cfg host.Config) *host.Host {
 		t.Cleanup(func() { _ = store.Close() })
 		cfg.Store = store
 	}
-	cfg.Transports = map[string]host.Transport{host.KindWASM: tr, host.KindProcess: process.New(process.Config{Logger: cfg.Logger})}
+	if pc.Logger == nil {
+		pc.Logger = cfg.Logger
+	}
+	cfg.Transports = map[string]host.Transport{host.KindWASM: tr, host.KindProcess: process.New(pc)}
 	h := host.New(cfg)
 	t.Cleanup(func() {
 		_ = h.Close(context.Background())
@@ -102,7 +109,13 @@ func containHost(t testing.TB, cfg host.Config) *host.Host {
 
 func loadHostile(t testing.TB, h *host.Host, kind string, grants wire.Capabilities) *host.Plugin {
 	t.Helper()
-	p, err := h.Load(context.Background(), host.PluginSpec{Name: "hostile", Kind: kind, Path: hostile(t, kind), Grants: grants})
+	return loadHostileSpec(t, h, host.PluginSpec{Kind: kind, Grants: grants})
+}
+
+func loadHostileSpec(t testing.TB, h *host.Host, spec host.PluginSpec) *host.Plugin {
+	t.Helper()
+	spec.Name, spec.Path = "hostile", hostile(t, spec.Kind)
+	p, err := h.Load(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -139,6 +139,10 @@ func (p *Plugin) Spec() PluginSpec { return p.spec }
 // Manifest is what the plugin says about itself.
 func (p *Plugin) Manifest() wire.Manifest { return p.manifest }
 
+// Instance is the running plugin as its transport serves it, for
+// transport-specific questions (process.PID).
+func (p *Plugin) Instance() Instance { return p.inst }
+
 // Confinement says what the plugin's transport enforces on it, and which
 // confinement features the kernel lacked (allowed by unconfined_ok).
 func (p *Plugin) Confinement() Confinement {

@@ -67,7 +67,7 @@ func (t *transport) plan(spec host.LoadSpec, workDir string, env []string) (laun
 	c := host.Confinement{Enforced: []string{
 		"empty environment (only the handshake)",
 		"own working directory " + workDir,
-		fmt.Sprintf("memory: data segment (RLIMIT_DATA) %d MiB", l.DataLimit>>20),
+		fmt.Sprintf("memory: %d MiB of writable mappings (RLIMIT_DATA; a Go runtime maps its heap in 64 MiB arenas)", l.DataLimit>>20),
 		"no capabilities, no_new_privs",
 		"own process group, killed with it; parent-death signal",
 		fmt.Sprintf("CPU while idle: restarted above %.0f%% of a core", t.cfg.IdleCPU*100),

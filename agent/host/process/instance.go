@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -74,6 +75,9 @@ type proc struct {
 	// timeout is the start timeout this process was given.
 	timeout time.Duration
 	stderr  *lineLogger
+	// inflight counts calls running in it; started counts every call, so
+	// the idle-CPU watch can tell a window with no call at all.
+	inflight, started atomic.Int64
 }
 
 func (p *proc) kill() {
@@ -190,6 +194,37 @@ func (in *instance) install(p *proc) {
 	close(in.ready)
 	in.mu.Unlock()
 	go in.watch(p)
+	go in.watchIdleCPU(p)
+}
+
+// watchIdleCPU restarts a process that burns CPU while no call is in flight
+// — a goroutine a handler left spinning, say — measured from the kernel's
+// accounting (utime+stime in /proc/<pid>/stat) over each IdleWindow.
+func (in *instance) watchIdleCPU(p *proc) {
+	tick := time.NewTicker(in.cfg.IdleWindow)
+	defer tick.Stop()
+	last, ok := cpuTime(p.run.pid)
+	calls := p.started.Load()
+	for ok {
+		select {
+		case <-p.run.exited:
+			return
+		case <-tick.C:
+		}
+		now, ok2 := cpuTime(p.run.pid)
+		if !ok2 {
+			return
+		}
+		idle := p.inflight.Load() == 0 && p.started.Load() == calls
+		used := (now - last).Seconds() / in.cfg.IdleWindow.Seconds()
+		last, calls = now, p.started.Load()
+		if idle && used > in.cfg.IdleCPU {
+			in.log.Error("plugin burned CPU while idle; restarting it", "cpu", fmt.Sprintf("%.0f%%", used*100),
+				"limit", fmt.Sprintf("%.0f%%", in.cfg.IdleCPU*100), "window", in.cfg.IdleWindow, "pid", p.run.pid)
+			p.kill()
+			return
+		}
+	}
 }
 
 func (in *instance) watch(p *proc) {
@@ -303,6 +338,9 @@ func (in *instance) Call(ctx context.Context, call wire.Call) wire.Result {
 	if werr != nil {
 		return wire.Result{Error: werr}
 	}
+	p.started.Add(1)
+	p.inflight.Add(1)
+	defer p.inflight.Add(-1)
 	if d, ok := ctx.Deadline(); ok && call.Deadline == 0 {
 		call.Deadline = d.UnixNano()
 	}

@@ -5,6 +5,7 @@ package process
 import (
 	"errors"
 	"syscall"
+	"time"
 )
 
 // kernelFeatures: outside Linux no confinement feature is available; a
@@ -26,3 +27,6 @@ func sysProcAttr(bool) *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgi
 func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
 
 func launch(string) error { return errors.New("the plugin launcher needs Linux") }
+
+// cpuTime is not measured outside Linux; idle CPU goes unwatched there.
+func cpuTime(int) (time.Duration, bool) { return 0, false }
