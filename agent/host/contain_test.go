@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,3 +190,51 @@ func TestRunHook(t *testing.T) {
 }
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// TestLoadDeadline: a WASM plugin whose init() never returns fails its load
+// at the deadline with an error that says so, while another plugin loads
+// concurrently and is usable at once (such a plugin used to hang its
+// agent's plugin loading for ever).
+func TestLoadDeadline(t *testing.T) {
+	hang := wasmtest.Build(t, "wasm/testdata/inithang")
+	hello := wasmtest.Build(t, plugins+"hello")
+	// Compile hello into the shared cache first, so that its load below
+	// is quick whatever else this machine is doing.
+	if _, err := containHost(t, host.Config{}).Load(context.Background(), host.PluginSpec{Name: "hello", Path: hello}); err != nil {
+		t.Fatal(err)
+	}
+	h := containHost(t, host.Config{LoadTimeout: 3 * time.Second})
+	failed := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := h.Load(context.Background(), host.PluginSpec{Name: "hang", Path: hang})
+		failed <- err
+	}()
+	for !slices.ContainsFunc(h.Status(), func(s host.Status) bool { return s.Name == "hang" && s.State == host.StateLoading }) {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := h.Load(context.Background(), host.PluginSpec{Name: "hello", Path: hello}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.Await(context.Background(), "hello")
+	if err != nil || p.Name() != "hello" {
+		t.Fatalf("Await(hello) = %v, %v while hang loads", p, err)
+	}
+	if err := h.Unload(context.Background(), "hang"); err == nil || !strings.Contains(err.Error(), "still loading") {
+		t.Fatalf("Unload of a loading plugin = %v; want it said to be still loading", err)
+	}
+	err = <-failed
+	if err == nil || !strings.Contains(err.Error(), "did not finish loading within 3s") || time.Since(start) > 2*time.Minute {
+		t.Fatalf("Load(hang) = %v after %v; want the load deadline", err, time.Since(start))
+	}
+	if _, aerr := h.Await(context.Background(), "hang"); aerr == nil || aerr.Error() != err.Error() {
+		t.Fatalf("Await(hang) = %v; want the load error", aerr)
+	}
+	states := map[string]host.State{}
+	for _, s := range h.Status() {
+		states[s.Name] = s.State
+	}
+	if states["hang"] != host.StateFailed || states["hello"] != host.StateLoaded {
+		t.Fatalf("status = %v", states)
+	}
+}

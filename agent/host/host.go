@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/sdk/wire"
@@ -33,11 +34,22 @@ const (
 type Config struct {
 	// Transports start plugins, by kind (KindWASM, KindProcess).
 	Transports map[string]Transport
-	// Store backs memory.get/put/query and receives audit records of
-	// denials.
+	// Agent is on whose behalf the plugins act: Action.Agent of what the
+	// Gate is asked.
+	Agent string
+	// Gate decides every host call with a side effect — memory.put,
+	// http.fetch, emit, pay.* — after the grants allowed it, and audits it;
+	// a refusal reaches the plugin as code denied with the Gate's reason. A
+	// Gate that is also a DenialAuditor audits the host's own denials too.
+	// Nil allows everything the grants allow (tests, depai plugin test).
+	// The host writes no audit record itself.
+	Gate policy.Gate
+	// Rates bound what each plugin can make the host do.
+	Rates Rates
+	// Store backs memory.get/put/query.
 	Store memory.Store
-	// Logger receives plugin log lines (tagged with the plugin's name) and
-	// audit lines. Nil: slog.Default().
+	// Logger receives plugin log lines (tagged with the plugin's name) and,
+	// without a DenialAuditor, coalesced denials. Nil: slog.Default().
 	Logger *slog.Logger
 	// Emit receives what plugins publish on granted topics. An error means
 	// the event was dropped; the plugin's sdk.Emit returns it (code
@@ -50,12 +62,18 @@ type Config struct {
 	// timeout are replaced by the plugin's allowlist and limits. Nil: a
 	// clone of http.DefaultTransport.
 	HTTPClient *http.Client
-	// AuditNamespace is where denials are recorded. Default "audit".
+	// AuditNamespace is where the scoped memory store records the denials
+	// it decides itself (a memory.get of a record outside the grants).
+	// Default "audit".
 	AuditNamespace string
 	// MaxQueryRecords caps one memory.query. Default 1000.
 	MaxQueryRecords int
 	// Now is the clock behind the clock method. Nil: time.Now.
 	Now func() time.Time
+	// LoadTimeout bounds one plugin's load, its initialisation included: a
+	// plugin whose init() never returns fails its load at this deadline,
+	// and holds up nothing else. Default 30s.
+	LoadTimeout time.Duration
 	// PinDir receives a private copy of each pinned artifact once its
 	// SHA-256 is verified, and the transport runs that copy — so the bytes
 	// that run (and that a process plugin restarts from) are the bytes
@@ -92,6 +110,7 @@ type Host struct {
 
 	mu      sync.RWMutex
 	plugins map[string]*Plugin
+	status  map[string]*status // every plugin Load was asked for, until Unload
 	// grants are the policy state the dispatcher checks, by plugin name;
 	// present from just before a plugin starts until it is unloaded.
 	grants map[string]*grant
@@ -113,11 +132,77 @@ func New(cfg Config) *Host {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.LoadTimeout <= 0 {
+		cfg.LoadTimeout = 30 * time.Second
+	}
 	base := cfg.HTTPClient
 	if base == nil {
 		base = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
-	return &Host{cfg: cfg, logger: cfg.Logger, http: base, plugins: map[string]*Plugin{}, grants: map[string]*grant{}}
+	return &Host{cfg: cfg, logger: cfg.Logger, http: base, plugins: map[string]*Plugin{}, grants: map[string]*grant{}, status: map[string]*status{}}
+}
+
+// State is where a plugin is in its life.
+type State string
+
+// States.
+const (
+	StateLoading State = "loading"
+	StateLoaded  State = "loaded"
+	StateFailed  State = "failed" // its last load failed; Status.Err says why
+)
+
+// Status is one plugin the host was asked to load.
+type Status struct {
+	Name   string
+	State  State
+	Err    error   // why it failed
+	Plugin *Plugin // when loaded
+	Since  time.Time
+}
+
+// status is a plugin's State, with a channel closed when it leaves loading.
+type status struct {
+	Status
+	settled chan struct{}
+}
+
+// Status lists every plugin the host was asked to load — loading, loaded
+// or failed — by name. Plugins load concurrently; a plugin still loading
+// holds up only the callers that Await it.
+func (h *Host) Status() []Status {
+	h.mu.RLock()
+	out := make([]Status, 0, len(h.status))
+	for _, s := range h.status {
+		out = append(out, s.Status)
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Await waits until the named plugin has loaded or failed, or ctx ends, so
+// that a call of one plugin's tool waits for that plugin alone.
+func (h *Host) Await(ctx context.Context, name string) (*Plugin, error) {
+	h.mu.RLock()
+	s := h.status[name]
+	h.mu.RUnlock()
+	if s == nil {
+		return nil, fmt.Errorf("plugin %q: not loaded", name)
+	}
+	select {
+	case <-s.settled:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("plugin %q is still loading: %w", name, ctx.Err())
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if s := h.status[name]; s != nil && s.State == StateLoaded {
+		return s.Plugin, nil
+	} else if s != nil && s.State == StateFailed {
+		return nil, s.Err
+	}
+	return nil, fmt.Errorf("plugin %q: not loaded", name)
 }
 
 // Plugin is one loaded plugin.
@@ -175,16 +260,26 @@ func (h *Host) Load(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 		return nil, err
 	}
 	h.grants[spec.Name] = g
+	st := &status{Status: Status{Name: spec.Name, State: StateLoading, Since: time.Now()}, settled: make(chan struct{})}
+	h.status[spec.Name] = st
 	h.mu.Unlock()
 
-	p, err := h.start(ctx, spec)
+	lctx, cancel := context.WithTimeout(ctx, h.cfg.LoadTimeout)
+	p, err := h.start(lctx, spec)
+	if err != nil && lctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		err = fmt.Errorf("plugin %q: did not finish loading within %v (does its init() return?): %w", spec.Name, h.cfg.LoadTimeout, err)
+	}
+	cancel()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer close(st.settled)
 	if err != nil {
 		delete(h.grants, spec.Name)
+		st.Status = Status{Name: spec.Name, State: StateFailed, Err: err, Since: time.Now()}
 		return nil, err
 	}
 	h.plugins[spec.Name] = p
+	st.Status = Status{Name: spec.Name, State: StateLoaded, Plugin: p, Since: time.Now()}
 	h.poll(p)
 	return p, nil
 }
@@ -332,12 +427,20 @@ func (h *Host) Plugins() []*Plugin {
 func (h *Host) Unload(ctx context.Context, name string) error {
 	h.mu.Lock()
 	p, ok := h.plugins[name]
+	st := h.status[name]
 	if ok {
 		delete(h.plugins, name)
 		delete(h.grants, name)
+		delete(h.status, name)
 	}
 	h.mu.Unlock()
 	if !ok {
+		switch {
+		case st != nil && st.State == StateLoading:
+			return fmt.Errorf("plugin %q is still loading (since %s)", name, st.Since.Format(time.TimeOnly))
+		case st != nil && st.State == StateFailed:
+			return fmt.Errorf("plugin %q: not loaded: %w", name, st.Err)
+		}
 		return fmt.Errorf("plugin %q: not loaded", name)
 	}
 	h.logger.Info("plugin unloaded", "plugin", name)
@@ -364,6 +467,9 @@ func (h *Host) Reload(ctx context.Context, name string) (*Plugin, error) {
 		return nil, fmt.Errorf("plugin %q: unloaded or reloaded during reload", name)
 	}
 	h.plugins[name] = p
+	if st := h.status[name]; st != nil {
+		st.Plugin, st.Since = p, time.Now()
+	}
 	h.poll(p)
 	h.mu.Unlock()
 	h.logger.Info("plugin reloaded", "plugin", name)

@@ -61,6 +61,7 @@ type Limits struct {
 	CallTimeout     time.Duration // per call, when the caller's context has no earlier deadline
 	Concurrency     int           // calls in flight (WASM: instances in the pool)
 	MaxMessageBytes int           // payload size either way
+	OutputBytes     int           // bytes per second of stdout and stderr that reach the log
 }
 
 // DefaultLimits are the limits of a plugin whose config sets none.
@@ -69,6 +70,7 @@ var DefaultLimits = Limits{
 	CallTimeout:     10 * time.Second,
 	Concurrency:     4,
 	MaxMessageBytes: 4 << 20,
+	OutputBytes:     64 << 10,
 }
 
 // Instance is one loaded plugin.

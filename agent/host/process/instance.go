@@ -37,6 +37,7 @@ type instance struct {
 	limits host.Limits
 	log    *slog.Logger
 	sem    chan struct{} // Limits.Concurrency slots
+	output *host.OutputLimiter
 
 	manifest wire.Manifest
 
@@ -62,6 +63,7 @@ func newInstance(t *transport, spec host.LoadSpec) *instance {
 		limits: l,
 		log:    cfg.Logger.With("plugin", spec.Name),
 		sem:    make(chan struct{}, l.Concurrency),
+		output: host.NewOutputLimiter(float64(l.OutputBytes), cfg.Logger.With("plugin", spec.Name)),
 		ready:  make(chan struct{}),
 	}
 }
@@ -101,7 +103,7 @@ func (in *instance) start(ctx context.Context) (*proc, wire.Manifest, error) {
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
 		timeout = time.Until(d)
 	}
-	p := &proc{timeout: timeout, stderr: newLineLogger(in.log.With("stream", "stderr"))}
+	p := &proc{timeout: timeout, stderr: newLineLogger(in.log.With("stream", "stderr"), in.output)}
 	p.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  plugin.HandshakeConfig{ProtocolVersion: wire.ABIVersion, MagicCookieKey: wire.ProcessCookieKey, MagicCookieValue: wire.ProcessCookieValue},
 		Plugins:          plugin.PluginSet{wire.ProcessPluginSet: &clientPlugin{}},
@@ -110,8 +112,8 @@ func (in *instance) start(ctx context.Context) (*proc, wire.Manifest, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     timeout,
 		Stderr:           p.stderr,
-		SyncStderr:       newLineLogger(in.log.With("stream", "stderr")),
-		SyncStdout:       newLineLogger(in.log.With("stream", "stdout")),
+		SyncStderr:       newLineLogger(in.log.With("stream", "stderr"), in.output),
+		SyncStdout:       newLineLogger(in.log.With("stream", "stdout"), in.output),
 		Logger:           hclog.NewNullLogger(),
 		GRPCDialOptions: []grpc.DialOption{
 			grpc.WithDefaultCallOptions(

@@ -32,6 +32,7 @@ type plugin struct {
 	limits   host.Limits
 	disp     host.Dispatcher
 	logger   *slog.Logger
+	output   *host.OutputLimiter // shared by every instance's stdout and stderr
 	manifest wire.Manifest
 
 	// sem bounds the instances alive (idle or in a call); idle holds those
@@ -159,11 +160,11 @@ func (p *plugin) replenish() {
 }
 
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
-	inst := &instance{stderr: newTail(p.logger, slog.LevelWarn)}
+	inst := &instance{stderr: newTail(p.logger, slog.LevelWarn, p.output)}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions("_initialize").
-		WithStdout(newTail(p.logger, slog.LevelInfo)).
+		WithStdout(newTail(p.logger, slog.LevelInfo, p.output)).
 		WithStderr(inst.stderr)
 	if p.grants.Clock {
 		cfg = cfg.WithSysWalltime().WithSysNanotime().WithNanosleep(inst.sleep)
@@ -378,6 +379,7 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 type tail struct {
 	mu     sync.Mutex
 	logger *slog.Logger
+	limit  *host.OutputLimiter
 	level  slog.Level
 	line   []byte
 	head   []byte
@@ -386,7 +388,15 @@ type tail struct {
 
 const tailBytes = 256
 
-func newTail(l *slog.Logger, level slog.Level) *tail { return &tail{logger: l, level: level} }
+func newTail(l *slog.Logger, level slog.Level, limit *host.OutputLimiter) *tail {
+	return &tail{logger: l, level: level, limit: limit}
+}
+
+func (t *tail) emit(line []byte) {
+	if t.limit.Allow(len(line)) {
+		t.logger.Log(context.Background(), t.level, "plugin output", "line", string(line))
+	}
+}
 
 func (t *tail) Write(b []byte) (int, error) {
 	t.mu.Lock()
@@ -404,11 +414,11 @@ func (t *tail) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		t.logger.Log(context.Background(), t.level, "plugin output", "line", string(t.line[:i]))
+		t.emit(t.line[:i])
 		t.line = t.line[i+1:]
 	}
 	if len(t.line) > 4*tailBytes {
-		t.logger.Log(context.Background(), t.level, "plugin output", "line", string(t.line))
+		t.emit(t.line)
 		t.line = t.line[:0]
 	}
 	return len(b), nil

@@ -113,6 +113,7 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 		limits: limits,
 		disp:   spec.Host,
 		logger: t.logger.With("plugin", spec.Name),
+		output: host.NewOutputLimiter(float64(limits.OutputBytes), t.logger.With("plugin", spec.Name)),
 		sem:    make(chan struct{}, limits.Concurrency),
 		idle:   make(chan *instance, limits.Concurrency),
 	}
