@@ -6,8 +6,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -116,7 +119,10 @@ func loadHostile(t testing.TB, h *host.Host, kind string, grants wire.Capabiliti
 
 func loadHostileSpec(t testing.TB, h *host.Host, spec host.PluginSpec) *host.Plugin {
 	t.Helper()
-	spec.Name, spec.Path = "hostile", hostile(t, spec.Kind)
+	if spec.Name == "" {
+		spec.Name = "hostile"
+	}
+	spec.Path = hostile(t, spec.Kind)
 	p, err := h.Load(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
@@ -237,4 +243,94 @@ func TestLoadDeadline(t *testing.T) {
 	if states["hang"] != host.StateFailed || states["hello"] != host.StateLoaded {
 		t.Fatalf("status = %v", states)
 	}
+}
+
+// TestWASMHonestResults: a result over the message limit is too_large (a
+// 50 MiB one used to be reported as timeout); an HTTP fetch that times out
+// reaches the plugin, which can handle it (the fetch's timeout used to equal
+// the call's, and the instance was stopped instead); a panic's stack goes
+// to the log, not to the caller.
+func TestWASMHonestResults(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	var logs syncBuffer
+	h := containHost(t, host.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	big := loadHostileSpec(t, h, host.PluginSpec{Name: "big", Kind: host.KindWASM, Limits: host.Limits{MemoryBytes: 256 << 20, CallTimeout: time.Minute}})
+	if _, werr := callHostile(t, big, "hostile.big", map[string]int{"n": 5}); werr == nil || werr.Code != wire.CodeTooLarge {
+		t.Errorf("a 5 MiB result over the 4 MiB limit = %v; want too_large", werr)
+	}
+	p := loadHostileSpec(t, h, host.PluginSpec{Kind: host.KindWASM, Grants: wire.Capabilities{HTTP: []string{strings.TrimPrefix(slow.URL, "http://")}},
+		Limits: host.Limits{CallTimeout: 2 * time.Second}})
+	start := time.Now()
+	out, werr := callHostile(t, p, "hostile.fetch", map[string]string{"path": slow.URL})
+	if werr != nil || out.Code != wire.CodeTimeout || time.Since(start) > 2*time.Second {
+		t.Errorf("fetch of a server that never answers = %+v, %v after %v; want the plugin to see timeout before its own deadline", out, werr, time.Since(start))
+	}
+	_, werr = callHostile(t, p, "hostile.panic", struct{}{})
+	if werr == nil || werr.Code != wire.CodeCrashed || strings.Contains(werr.Message, "goroutine") || strings.Contains(werr.Message, ".go:") {
+		t.Errorf("panic = %v; want crashed, one line, no stack", werr)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "goroutine") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the panic's stack is not in the log:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFloodsBounded: what a plugin can make the host do is rate-limited on
+// both transports — log lines, output, emits (and Emit returns the error
+// when an event is dropped; it used to return nil) and denied calls, which
+// reach the audit as one record per window with a count (one call used to
+// write 4,779 audit records and 21 MiB of log).
+func TestFloodsBounded(t *testing.T) {
+	eachTransport(t, func(t *testing.T, kind string) {
+		var logs syncBuffer
+		g := &gate{}
+		var ev events
+		h := containHost(t, host.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Gate: g, Emit: ev.emit,
+			Rates: host.Rates{Emits: 10, LogBytes: 16 << 10, DenialWindow: time.Second}})
+		p := loadHostileSpec(t, h, host.PluginSpec{Kind: kind, Grants: wire.Capabilities{Emit: []string{"t"}, Clock: true},
+			Limits: host.Limits{OutputBytes: 16 << 10, CallTimeout: 30 * time.Second}})
+		out, werr := callHostile(t, p, "hostile.emit", map[string]int{"n": 200})
+		if werr != nil || out.Count < 150 || !strings.Contains(out.Err, "rate_limited") || ev.count("t") > 40 {
+			t.Errorf("200 emits at 10/s: %d refused (%s), %d delivered; want most refused, each with an error", out.Count, out.Err, ev.count("t"))
+		}
+		if _, werr := callHostile(t, p, "hostile.log", map[string]int{"n": 2000}); werr != nil {
+			t.Fatal(werr)
+		}
+		if _, werr := callHostile(t, p, "hostile.stdout", map[string]int{"n": 2000}); werr != nil {
+			t.Fatal(werr)
+		}
+		start := time.Now()
+		out, werr = callHostile(t, p, "hostile.denied", map[string]int{"n": 400})
+		if werr != nil || out.Count != 400 {
+			t.Fatalf("denied calls: %+v, %v", out, werr)
+		}
+		elapsed := time.Since(start)
+		time.Sleep(1500 * time.Millisecond)
+		if n := len(logs.String()); n > 400<<10 {
+			t.Errorf("%d KiB of log from 4 MiB of plugin log and output; want it bounded by the rates", n>>10)
+		}
+		_, _, all := g.snapshot()
+		var audited []string
+		sum := 0
+		for _, a := range all {
+			if rest, ok := strings.CutPrefix(a, "secret operator_token not granted x"); ok {
+				audited = append(audited, a)
+				n, _ := strconv.Atoi(rest)
+				sum += n
+			}
+		}
+		windows := int(elapsed/time.Second) + 1
+		if len(audited) == 0 || len(audited) > 2*windows || sum > 400 {
+			t.Errorf("audit records for 400 denied calls in %d windows: %v; want at most two per window, counting them (the calls beyond the host-call rate are rate_limited, not denied)", windows, audited)
+		}
+	})
 }

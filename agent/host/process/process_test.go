@@ -123,7 +123,7 @@ func TestHostCallsGoThroughThePolicyEngine(t *testing.T) {
 		Logger:     slog.New(newRecorder()),
 	})
 	defer h.Close(context.Background())
-	p, err := h.Load(context.Background(), host.PluginSpec{Name: "chaos", Path: chaosPlugin, Grants: wire.Capabilities{Emit: []string{"chaos"}, Clock: true}})
+	p, err := h.Load(context.Background(), host.PluginSpec{Name: "chaos", Kind: host.KindProcess, Path: chaosPlugin, Grants: wire.Capabilities{Emit: []string{"chaos"}, Clock: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,9 @@
 // modules (Go guests built as wasip1 reactors against depai/sdk) run by
 // wazero. Each plugin gets its own runtime with its memory limit, one
 // compiled module and a bounded pool of instances, one per concurrent call.
-// A module sees no files, environment, sockets, real clock or real
-// randomness unless granted; everything else goes through host_call, where
-// the host's policy engine decides.
+// A module sees no files, environment or sockets, and no real clock unless
+// granted; its randomness is always the host's CSPRNG. Everything else goes
+// through host_call, where the host's grants and policy decide.
 //
 // The ABI is documented in depai/sdk's main_wasip1.go, the guest side.
 package wasm
@@ -96,6 +96,9 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 	}
 	if spec.Host == nil {
 		return nil, fmt.Errorf("plugin %q: no host dispatcher in the load spec", spec.Name)
+	}
+	if len(spec.Grants.Files) > 0 || len(spec.Grants.Net) > 0 {
+		return nil, fmt.Errorf("plugin %q: files and net grants confine process plugins; a WASM plugin has no files or sockets (it reaches the network through http.fetch)", spec.Name)
 	}
 	limits := spec.Limits.OrDefault()
 	pages := limits.MemoryBytes / 65536
