@@ -334,3 +334,29 @@ func TestFloodsBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestSensorBackoff: a failing sensor is polled less and less often (one
+// polled every 10ms used to fail, and log, 100 times a second for ever).
+func TestSensorBackoff(t *testing.T) {
+	var mu sync.Mutex
+	var fails []time.Time
+	h := containHost(t, host.Config{OnReading: func(_, sensor string, _ json.RawMessage, err error) {
+		if sensor == "hostile.fail" && err != nil {
+			mu.Lock()
+			fails = append(fails, time.Now())
+			mu.Unlock()
+		}
+	}})
+	loadHostile(t, h, host.KindWASM, wire.Capabilities{})
+	time.Sleep(1500 * time.Millisecond)
+	if err := h.Unload(context.Background(), "hostile"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// 10, 20, 40 … 1280ms: at most 8 polls in 1.5s, where a fixed 10ms
+	// interval makes 150.
+	if len(fails) == 0 || len(fails) > 8 {
+		t.Fatalf("%d failed polls in 1.5s; want a doubling backoff", len(fails))
+	}
+}

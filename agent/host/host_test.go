@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/depai/depai/agent/host"
-	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/host/wasm/wasmtest"
+	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/sdk/wire"
 )

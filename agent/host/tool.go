@@ -75,8 +75,18 @@ func newCall(ctx context.Context, method string, payload json.RawMessage) wire.C
 	return c
 }
 
+// MaxSensorBackoff caps the wait between polls of a failing sensor.
+const MaxSensorBackoff = 5 * time.Minute
+
 // poll starts polling p's sensors that have an interval, if the host has a
 // reading callback. Called with h.mu held.
+//
+// Each sensor has one poller: polls never overlap, and the next starts an
+// interval after the last one ended. A poll is bounded by the call timeout
+// and by ten intervals, whichever is less, and a failure (a timeout
+// included) doubles the wait before the next poll, up to MaxSensorBackoff —
+// so a sensor that fails or spins costs a bounded, shrinking share of a
+// core and of the log, instead of all of them for ever.
 func (h *Host) poll(p *Plugin) {
 	if h.cfg.OnReading == nil {
 		return
@@ -88,29 +98,32 @@ func (h *Host) poll(p *Plugin) {
 		if err != nil || s.Interval == "" {
 			continue // pushed by emit only; check() vetted the rest
 		}
-		p.polling.Add(1)
-		go func() {
-			defer p.polling.Done()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
+		timeout := min(p.spec.Limits.OrDefault().CallTimeout, 10*every)
+		p.polling.Go(func() {
+			wait := every
+			t := time.NewTimer(wait)
+			defer t.Stop()
 			for {
 				select {
 				case <-ctx.Done():
 					return
-				case <-tick.C:
+				case <-t.C:
 				}
-				cctx, cancel := context.WithTimeout(ctx, p.spec.Limits.OrDefault().CallTimeout)
+				cctx, cancel := context.WithTimeout(ctx, timeout)
 				res := p.inst.Call(cctx, newCall(cctx, s.Name, nil))
 				cancel()
 				if ctx.Err() != nil {
 					return
 				}
 				if res.Error != nil {
+					wait = min(2*wait, MaxSensorBackoff)
 					h.cfg.OnReading(p.spec.Name, s.Name, nil, res.Error)
 				} else {
+					wait = every
 					h.cfg.OnReading(p.spec.Name, s.Name, res.Payload, nil)
 				}
+				t.Reset(wait)
 			}
-		}()
+		})
 	}
 }

@@ -144,6 +144,9 @@ func init() {
 		}()
 		return Out{Value: "spinning"}, nil
 	})
+	sdk.Sensor("hostile.fail", "A sensor that always fails.", 10*time.Millisecond, func(context.Context) (Out, error) {
+		return Out{}, sdk.Errorf("unavailable", "no device")
+	})
 	// The run hook pushes a reading every 20ms while the plugin is loaded.
 	sdk.Run(func(ctx context.Context) error {
 		for i := 0; ; i++ {
