@@ -121,15 +121,19 @@ func listen(t *testing.T) string {
 // used to allocate 2 GiB under a 128 MiB limit).
 func TestProcessMemoryLimit(t *testing.T) {
 	h := containHost(t, host.Config{})
-	p := loadHostileSpec(t, h, host.PluginSpec{Kind: host.KindProcess, Limits: host.Limits{MemoryBytes: 128 << 20}})
-	out, werr := callHostile(t, p, "hostile.alloc", map[string]int{"n": 2048})
-	if werr == nil || werr.Code != wire.CodeCrashed {
-		t.Fatalf("2 GiB under a 128 MiB limit = %+v, %v; want the plugin to die of it", out, werr)
+	for _, limit := range []uint64{128 << 20, 256 << 20} {
+		p := loadHostileSpec(t, h, host.PluginSpec{Name: fmt.Sprint("mem", limit>>20), Kind: host.KindProcess, Limits: host.Limits{MemoryBytes: limit}})
+		out, werr := callHostile(t, p, "hostile.alloc", map[string]int{"n": 2048})
+		if werr == nil || werr.Code != wire.CodeCrashed {
+			t.Fatalf("2 GiB under a %d MiB limit = %+v, %v; want the plugin to die of it", limit>>20, out, werr)
+		}
 	}
 	// RLIMIT_DATA counts writable mappings, and the Go runtime maps its
-	// heap in 64 MiB arenas: under 128 MiB a Go plugin has little heap.
-	if out, werr := callHostile(t, p, "hostile.alloc", map[string]int{"n": 1}); werr != nil || out.Count != 1 {
-		t.Fatalf("1 MiB after the restart = %+v, %v", out, werr)
+	// heap in 64 MiB arenas: a Go plugin needs some 150 MiB of limit for a
+	// working heap of tens of MiB.
+	p, _ := h.Plugin("mem256")
+	if out, werr := callHostile(t, p, "hostile.alloc", map[string]int{"n": 16}); werr != nil || out.Count != 16 {
+		t.Fatalf("16 MiB under 256 MiB, after the restart = %+v, %v", out, werr)
 	}
 }
 
@@ -178,8 +182,14 @@ func TestProcessIdleCPU(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, werr := callHostile(t, p, "hostile.cwd", struct{}{}); werr != nil {
-		t.Fatal(werr)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		// The first call may still meet the dying process.
+		if _, werr := callHostile(t, p, "hostile.cwd", struct{}{}); werr == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal(werr)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if after := process.PID(inst); after == before || after == 0 {
 		t.Fatalf("pid %d before, %d after; want a new process", before, after)

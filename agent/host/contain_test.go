@@ -21,7 +21,6 @@ import (
 	"github.com/depai/depai/agent/host/process"
 	"github.com/depai/depai/agent/host/wasm"
 	"github.com/depai/depai/agent/host/wasm/wasmtest"
-	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -140,13 +139,8 @@ type hostileOut struct {
 func callHostile(t testing.TB, p *host.Plugin, name string, args any) (hostileOut, *wire.Error) {
 	t.Helper()
 	b, _ := json.Marshal(args)
-	var tl tool.Tool
-	for _, x := range p.Tools() {
-		if x.Spec().Name == name {
-			tl = x
-		}
-	}
-	if tl == nil {
+	tl, ok := p.Tool(name)
+	if !ok {
 		t.Fatalf("no tool %s", name)
 	}
 	out, err := tl.Call(context.Background(), b)
@@ -358,5 +352,37 @@ func TestSensorBackoff(t *testing.T) {
 	// interval makes 150.
 	if len(fails) == 0 || len(fails) > 8 {
 		t.Fatalf("%d failed polls in 1.5s; want a doubling backoff", len(fails))
+	}
+}
+
+// TestSameArtifactTwice: one artifact loads under two names, and the second
+// copy's tools are qualified by its configured name (both copies used to
+// offer the same tool names, and the second could not be added).
+func TestSameArtifactTwice(t *testing.T) {
+	h := containHost(t, host.Config{})
+	hello := wasmtest.Build(t, plugins+"hello")
+	a, err := h.Load(context.Background(), host.PluginSpec{Name: "hello", Path: hello})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.Load(context.Background(), host.PluginSpec{Name: "hello-eu", Path: hello})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n1, n2 := a.Tools()[0].Spec().Name, b.Tools()[0].Spec().Name; n1 != "hello.greet" || n2 != "hello-eu.greet" {
+		t.Fatalf("tool names %q and %q; want hello.greet and hello-eu.greet", n1, n2)
+	}
+	out, err := b.Tools()[0].Call(context.Background(), json.RawMessage(`{"name":"Ada"}`))
+	if err != nil || !strings.Contains(string(out), "Ada") {
+		t.Fatalf("the qualified tool = %s, %v", out, err)
+	}
+	for _, tc := range []struct{ configured, manifest, declared, want string }{
+		{"weather", "weather", "weather.now", "weather.now"},
+		{"weather-eu", "weather", "weather.now", "weather-eu.now"},
+		{"weather-eu", "weather", "forecast", "weather-eu.forecast"},
+	} {
+		if got := host.ToolName(tc.configured, tc.manifest, tc.declared); got != tc.want {
+			t.Errorf("ToolName(%q, %q, %q) = %q; want %q", tc.configured, tc.manifest, tc.declared, got, tc.want)
+		}
 	}
 }

@@ -237,8 +237,20 @@ func (p *Plugin) Confinement() Confinement {
 	return Confinement{}
 }
 
-// Tools are the plugin's tools; each Spec().Source is the plugin's name.
+// Tools are the plugin's tools, named by ToolName; each Spec().Source is
+// the plugin's name.
 func (p *Plugin) Tools() []tool.Tool { return slices.Clone(p.tools) }
+
+// Tool returns the tool the manifest declares as declared, whatever name
+// ToolName gave it.
+func (p *Plugin) Tool(declared string) (tool.Tool, bool) {
+	for _, t := range p.tools {
+		if t.(*pluginTool).declared == declared {
+			return t, true
+		}
+	}
+	return nil, false
+}
 
 // Load starts a plugin and checks it against its grants. On any failure —
 // unreadable or unpinned file, unknown kind, wrong ABI, bad manifest,

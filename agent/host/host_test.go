@@ -392,10 +392,8 @@ func toolNamed(t *testing.T, p *host.Plugin, name string) interface {
 	Call(context.Context, json.RawMessage) (json.RawMessage, error)
 } {
 	t.Helper()
-	for _, tl := range p.Tools() {
-		if tl.Spec().Name == name {
-			return tl
-		}
+	if tl, ok := p.Tool(name); ok {
+		return tl
 	}
 	t.Fatalf("no tool %s", name)
 	return nil

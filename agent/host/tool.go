@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,9 +16,29 @@ import (
 
 // pluginTool is one plugin tool as the agent sees it.
 type pluginTool struct {
-	p       *Plugin
-	spec    tool.Spec
-	in, out *schema.Schema
+	p        *Plugin
+	spec     tool.Spec
+	declared string // the name in the manifest: the method the plugin is called with
+	in, out  *schema.Schema
+}
+
+// ToolName is the name the host gives a tool a plugin declares as declared.
+// A plugin loaded under its manifest's name keeps the names it declares.
+// Loaded under another name — the same artifact twice, say, as "weather"
+// and "weather-eu" — its tools are qualified by that configured name: the
+// manifest-name prefix of "weather.now" is replaced ("weather-eu.now"), and
+// a name without that prefix gets the configured name in front
+// ("weather-eu.forecast" for "forecast"). The rule depends on nothing but
+// the two names, not on what else is loaded or in which order, so a tool's
+// name is the same on every start.
+func ToolName(configured, manifest, declared string) string {
+	if configured == manifest {
+		return declared
+	}
+	if rest, ok := strings.CutPrefix(declared, manifest+"."); ok && manifest != "" {
+		return configured + "." + rest
+	}
+	return configured + "." + declared
 }
 
 var _ tool.Tool = (*pluginTool)(nil)
@@ -30,8 +51,8 @@ func newPluginTool(p *Plugin, d wire.ToolDef) (*pluginTool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tool %s: input schema: %w", d.Name, err)
 	}
-	t := &pluginTool{p: p, in: in, spec: tool.Spec{
-		Name: d.Name, Description: d.Description, InputSchema: in.JSON(),
+	t := &pluginTool{p: p, in: in, declared: d.Name, spec: tool.Spec{
+		Name: ToolName(p.spec.Name, p.manifest.Name, d.Name), Description: d.Description, InputSchema: in.JSON(),
 		OutputSchema: d.Output, Effect: d.Effect, Source: p.spec.Name,
 	}}
 	if len(d.Output) > 0 {
@@ -53,7 +74,7 @@ func (t *pluginTool) Call(ctx context.Context, args json.RawMessage) (json.RawMe
 	if err := t.in.Validate(args); err != nil {
 		return nil, &tool.Error{Code: tool.CodeInvalidArgument, Message: fmt.Sprintf("arguments for %s %v; expected schema %s", t.spec.Name, err, t.in.JSON())}
 	}
-	c := newCall(ctx, t.spec.Name, args)
+	c := newCall(ctx, t.declared, args)
 	c.Checked = true
 	res := t.p.inst.Call(ctx, c)
 	if res.Error != nil {

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/depai/depai/agent/host"
-	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -127,12 +126,7 @@ func TestHostCallsGoThroughThePolicyEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var hostTool tool.Tool
-	for _, tl := range p.Tools() {
-		if tl.Spec().Name == "host" {
-			hostTool = tl
-		}
-	}
+	hostTool, _ := p.Tool("host")
 	if hostTool == nil {
 		t.Fatal("no host tool")
 	}

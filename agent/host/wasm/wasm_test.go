@@ -50,12 +50,12 @@ func callCtx(ctx context.Context, t testing.TB, tl tool.Tool, args string) (stri
 	return string(out), nil
 }
 
+// toolOf finds a tool by the name its manifest declares (the host
+// qualifies it when the plugin is loaded under another name).
 func toolOf(t testing.TB, p *host.Plugin, name string) tool.Tool {
 	t.Helper()
-	for _, tl := range p.Tools() {
-		if tl.Spec().Name == name {
-			return tl
-		}
+	if tl, ok := p.Tool(name); ok {
+		return tl
 	}
 	t.Fatalf("plugin %s has no tool %s", p.Name(), name)
 	return nil
