@@ -11,6 +11,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,7 +38,8 @@ import (
 type Options struct {
 	DataDir string // where memory lives; created with mode 0700
 	// CacheDir holds built plugins and compiled WASM code, which several
-	// data dirs may share. Default: DataDir/cache.
+	// data dirs share. Default: host.DefaultCacheDir() (the user cache
+	// directory's depai), or DataDir/cache where there is none.
 	CacheDir string
 	Logger   *slog.Logger // nil: discard
 }
@@ -93,7 +95,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) 
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if opts.CacheDir == "" {
-		opts.CacheDir = filepath.Join(opts.DataDir, "cache")
+		opts.CacheDir = cmp.Or(host.DefaultCacheDir(), filepath.Join(opts.DataDir, "cache"))
 	}
 	wasmT, err := wasm.New(wasm.Config{CacheDir: filepath.Join(opts.CacheDir, "wasm"), Logger: log})
 	if err != nil {

@@ -203,7 +203,7 @@ func TestLoadDeadline(t *testing.T) {
 	if _, err := containHost(t, host.Config{}).Load(context.Background(), host.PluginSpec{Name: "hello", Path: hello}); err != nil {
 		t.Fatal(err)
 	}
-	h := containHost(t, host.Config{LoadTimeout: 3 * time.Second})
+	h := containHost(t, host.Config{InitTimeout: 3 * time.Second})
 	failed := make(chan error, 1)
 	start := time.Now()
 	go func() {
@@ -224,7 +224,7 @@ func TestLoadDeadline(t *testing.T) {
 		t.Fatalf("Unload of a loading plugin = %v; want it said to be still loading", err)
 	}
 	err = <-failed
-	if err == nil || !strings.Contains(err.Error(), "did not finish loading within 3s") || time.Since(start) > 2*time.Minute {
+	if err == nil || !strings.Contains(err.Error(), "did not finish initialising within 3s") || time.Since(start) > 2*time.Minute {
 		t.Fatalf("Load(hang) = %v after %v; want the load deadline", err, time.Since(start))
 	}
 	if _, aerr := h.Await(context.Background(), "hang"); aerr == nil || aerr.Error() != err.Error() {

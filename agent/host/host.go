@@ -70,10 +70,12 @@ type Config struct {
 	MaxQueryRecords int
 	// Now is the clock behind the clock method. Nil: time.Now.
 	Now func() time.Time
-	// LoadTimeout bounds one plugin's load, its initialisation included: a
-	// plugin whose init() never returns fails its load at this deadline,
-	// and holds up nothing else. Default 30s.
-	LoadTimeout time.Duration
+	// InitTimeout bounds a plugin's own start-up — a WASM module's
+	// _initialize (the Go runtime and every init()) and describe, after the
+	// host compiled it: a plugin whose init() never returns fails its load
+	// at this deadline and holds up nothing else. Compilation is the host's
+	// work and is not counted. Default 30s.
+	InitTimeout time.Duration
 	// PinDir receives a private copy of each pinned artifact once its
 	// SHA-256 is verified, and the transport runs that copy — so the bytes
 	// that run (and that a process plugin restarts from) are the bytes
@@ -132,8 +134,8 @@ func New(cfg Config) *Host {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.LoadTimeout <= 0 {
-		cfg.LoadTimeout = 30 * time.Second
+	if cfg.InitTimeout <= 0 {
+		cfg.InitTimeout = 30 * time.Second
 	}
 	base := cfg.HTTPClient
 	if base == nil {
@@ -276,12 +278,7 @@ func (h *Host) Load(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	h.status[spec.Name] = st
 	h.mu.Unlock()
 
-	lctx, cancel := context.WithTimeout(ctx, h.cfg.LoadTimeout)
-	p, err := h.start(lctx, spec)
-	if err != nil && lctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-		err = fmt.Errorf("plugin %q: did not finish loading within %v (does its init() return?): %w", spec.Name, h.cfg.LoadTimeout, err)
-	}
-	cancel()
+	p, err := h.start(ctx, spec)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer close(st.settled)
@@ -309,7 +306,7 @@ func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	if t == nil {
 		return nil, fmt.Errorf("plugin %q: no %s transport configured", spec.Name, kind)
 	}
-	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h, UnconfinedOK: spec.UnconfinedOK})
+	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h, UnconfinedOK: spec.UnconfinedOK, InitTimeout: h.cfg.InitTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -409,6 +406,22 @@ func (h *Host) pin(digest string, code []byte) (string, error) {
 		return "", fmt.Errorf("pin: %w", err)
 	}
 	return path, nil
+}
+
+// Transport is the host's transport of this kind, or nil.
+func (h *Host) Transport(kind string) Transport { return h.cfg.Transports[kind] }
+
+// DefaultCacheDir is where built plugins, compiled WASM code and pinned
+// artifacts are kept unless configured otherwise: the user cache
+// directory's depai, shared by every agent and data dir of the user, so a
+// new data dir does not rebuild or recompile anything. "" when the system
+// has no user cache directory.
+func DefaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "depai")
 }
 
 // KindOf tells a plugin's kind from the first bytes of its file; see wire.KindOf.

@@ -28,6 +28,9 @@ type LoadSpec struct {
 	Grants wire.Capabilities // what the agent config grants
 	Limits Limits
 	Host   Dispatcher // where the plugin's host_calls go
+	// InitTimeout bounds the plugin's own start-up (see Config.InitTimeout);
+	// 0: the transport's default.
+	InitTimeout time.Duration
 	// UnconfinedOK lists the confinement features (Feature*) this plugin
 	// may run without when the kernel lacks them. Any other missing
 	// feature fails the load.

@@ -10,12 +10,14 @@
 package wasm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -120,7 +122,7 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 		sem:    make(chan struct{}, limits.Concurrency),
 		idle:   make(chan *instance, limits.Concurrency),
 	}
-	if err := p.start(ctx, spec.Path, code); err != nil {
+	if err := p.start(ctx, spec.Path, code, cmp.Or(spec.InitTimeout, defaultInitTimeout)); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("plugin %q: %w", spec.Name, err)
 	}
@@ -130,7 +132,11 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 	return p, nil
 }
 
-func (p *plugin) start(ctx context.Context, path string, code []byte) error {
+// defaultInitTimeout bounds _initialize and describe when the load spec
+// sets no InitTimeout.
+const defaultInitTimeout = 30 * time.Second
+
+func (p *plugin) start(ctx context.Context, path string, code []byte, initTimeout time.Duration) error {
 	if err := instantiateWASI(ctx, p.rt); err != nil {
 		return err
 	}
@@ -145,23 +151,33 @@ func (p *plugin) start(ctx context.Context, path string, code []byte) error {
 	if err := checkExports(compiled); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	// From here on the plugin's own code runs: its init() and describe
+	// get initTimeout, and a module that overstays is stopped.
+	ctx, cancel := context.WithTimeout(ctx, initTimeout)
+	defer cancel()
+	initErr := func(err error) error {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("did not finish initialising within %v (does its init() return?): %w", initTimeout, err)
+		}
+		return err
+	}
 	p.sem <- struct{}{}
 	inst, err := p.newInstance(ctx)
 	if err != nil {
 		<-p.sem
-		return err
+		return initErr(err)
 	}
 	defer p.put(inst, true)
 	v, err := inst.abiVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("abi_version: %w", err)
+		return initErr(fmt.Errorf("abi_version: %w", err))
 	}
 	if v != wire.ABIVersion {
 		return fmt.Errorf("speaks plugin ABI %d; this agent speaks ABI %d", v, wire.ABIVersion)
 	}
 	m, err := inst.describe(ctx, p.limits.MaxMessageBytes)
 	if err != nil {
-		return fmt.Errorf("describe: %w", err)
+		return initErr(fmt.Errorf("describe: %w", err))
 	}
 	p.manifest = m
 	return nil

@@ -1,7 +1,6 @@
 // Package registry holds what a plugin registered in init(): its manifest and
-// handlers. Both transports (the wasip1 exports and the go-plugin server) and
-// sdk/plugintest dispatch calls through it, so a plugin behaves the same
-// wherever it runs.
+// handlers. Both transports (the wasip1 exports and the go-plugin server)
+// dispatch calls through it, so a plugin behaves the same wherever it runs.
 package registry
 
 import (
