@@ -143,4 +143,3 @@ func TestNotGranted(t *testing.T) {
 		t.Fatalf("Load = %v; want %q", err, want)
 	}
 }
-
