@@ -178,6 +178,16 @@ func decodeResult(b []byte) (wire.Result, error) {
 	return r, nil
 }
 
+// CPUTime is the CPU time the process serving in has used so far, or false
+// when there is none (or the system does not say).
+func CPUTime(in host.Instance) (time.Duration, bool) {
+	pid := PID(in)
+	if pid == 0 {
+		return 0, false
+	}
+	return cpuTime(pid)
+}
+
 // PID returns the operating-system process id currently serving in, or 0
 // when in is not a process plugin or has no live process (restarting, given
 // up, closed). Operators see it in plugin listings; `depai plugin test`
