@@ -1,238 +1,33 @@
-// Package agent is depai's core: it wires configuration, the model, tools,
-// plugins and shared memory into agents, and runs their turns.
-//
-// A Fleet is the agents of one config file sharing one memory store. Each
-// Agent turns an Input (an operator message or command, a message from
-// another agent, a sensor event, a schedule tick) into one turn: one model
-// call with native tool calling per round, tool calls run through the safety
-// gate (in parallel within a round), bounded by model calls, tool calls,
-// tokens and wall time, and stored in memory whole. Operator commands
-// (/help, /status, /stop …) bypass the model and work without one.
 package agent
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/depai/depai/agent/config"
-	"github.com/depai/depai/agent/host"
-	"github.com/depai/depai/agent/host/process"
-	"github.com/depai/depai/agent/host/wasm"
 	"github.com/depai/depai/agent/llm"
+	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
-	"github.com/depai/depai/memory/recall"
 )
 
-// Options are the parts of a fleet that do not come from its config file.
-type Options struct {
-	DataDir string // where memory lives; created with mode 0700
-	// CacheDir holds built plugins and compiled WASM code, which several
-	// data dirs share. Default: host.DefaultCacheDir() (the user cache
-	// directory's depai), or DataDir/cache where there is none.
-	CacheDir string
-	Logger   *slog.Logger // nil: discard
-}
-
-// Fleet is the agents of one config file and what they share.
-type Fleet struct {
-	file   *config.File
-	log    *slog.Logger
-	store  *memory.DB
-	recall *recall.Index
-	agents []*Agent
-	byName map[string]*Agent
-
-	cacheDir   string
-	transports map[string]host.Transport // shared by every agent's plugin host
-
-	estop atomic.Bool // the emergency stop: engaged by /stop, released by /resume
-
-	bgCtx context.Context    // lives until Close: schedules and event turns
-	stop  context.CancelFunc // ends bgCtx
-	bg    sync.WaitGroup     // schedules, wakes and event turns
-	// loading tracks the agents' plugin loaders, which Close does not wait
-	// out: a WASM compile cannot be interrupted.
-	loading sync.WaitGroup
-}
-
-// Open starts every agent in file: it opens the shared memory under
-// opts.DataDir, connects each agent's model and registers its tools. It
-// returns as soon as the agents answer commands — the emergency stop works
-// from then on — while plugins load in the background (WaitPlugins);
-// turns and tool calls wait for their agent's plugins.
-func Open(ctx context.Context, file *config.File, opts Options) (*Fleet, error) {
-	if len(file.Agents) == 0 {
-		return nil, fmt.Errorf("agent: %s: no agents configured", file.Path)
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if opts.DataDir == "" {
-		return nil, errors.New("agent: Options.DataDir is required")
-	}
-	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("agent: data dir: %w", err)
-	}
-	db, err := memory.Open(ctx, memory.Config{Dir: filepath.Join(opts.DataDir, "memory"), Profile: memoryProfile(file), Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	idx, err := openRecall(ctx, file, db, opts.DataDir, log)
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	if opts.CacheDir == "" {
-		opts.CacheDir = cmp.Or(host.DefaultCacheDir(), filepath.Join(opts.DataDir, "cache"))
-	}
-	wasmT, err := wasm.New(wasm.Config{CacheDir: filepath.Join(opts.CacheDir, "wasm"), Logger: log})
-	if err != nil {
-		_ = idx.Close()
-		_ = db.Close()
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	f := &Fleet{
-		file: file, log: log, store: db, recall: idx, byName: map[string]*Agent{},
-		cacheDir:   opts.CacheDir,
-		transports: map[string]host.Transport{host.KindWASM: wasmT, host.KindProcess: process.New(process.Config{Logger: log})},
-		bgCtx:      bgCtx, stop: stop,
-	}
-	for i := range file.Agents {
-		a, err := newAgent(ctx, f, file.Agents[i])
-		if err != nil {
-			_ = f.Close(ctx)
-			return nil, fmt.Errorf("agent: %s: agent %q: %w", file.Path, file.Agents[i].Name, err)
-		}
-		f.agents = append(f.agents, a)
-		f.byName[a.Name()] = a
-	}
-	for _, a := range f.agents {
-		a.startSchedules()
-		a.startWakes()
-		f.loading.Go(func() { a.loadPlugins(bgCtx) })
-	}
-	return f, nil
-}
-
-// memoryProfile picks the store profile: the leanest any agent asks for,
-// since the store is shared.
-func memoryProfile(file *config.File) string {
-	for _, a := range file.Agents {
-		if a.Memory.Profile == config.ProfileLowMem {
-			return memory.ProfileLowMem
-		}
-	}
-	return memory.ProfileDefault
-}
-
-// Agents lists the agents in config order.
-func (f *Fleet) Agents() []*Agent { return append([]*Agent(nil), f.agents...) }
-
-// Agent returns the named agent.
-func (f *Fleet) Agent(name string) (*Agent, error) {
-	if a, ok := f.byName[name]; ok {
-		return a, nil
-	}
-	names := make([]string, len(f.agents))
-	for i, a := range f.agents {
-		names[i] = a.Name()
-	}
-	return nil, fmt.Errorf("no agent %q; agents: %s", name, strings.Join(names, ", "))
-}
-
-// WaitPlugins waits until every agent has tried to load its plugins and
-// returns the failures, each naming the agent and the plugin. A plugin that
-// fails to load leaves its agent running without it.
-func (f *Fleet) WaitPlugins(ctx context.Context) error {
-	var errs []error
-	for _, a := range f.agents {
-		if err := a.waitPlugins(ctx); err != nil {
-			return err
-		}
-		a.pluginMu.Lock()
-		for _, p := range a.cfg.Plugins {
-			if err := a.pluginErrs[p.Name]; err != nil {
-				errs = append(errs, fmt.Errorf("agent %s: %w", a.Name(), err))
-			}
-		}
-		a.pluginMu.Unlock()
-	}
-	return errors.Join(errs...)
-}
-
-// Stopped reports whether the emergency stop is engaged.
-func (f *Fleet) Stopped() bool { return f.estop.Load() }
-
-// Close stops schedules, cancels running turns and closes memory.
-func (f *Fleet) Close(ctx context.Context) error {
-	f.stop()
-	for _, a := range f.agents {
-		a.cancelTurns()
-	}
-	var errs []error
-	if !waitCtx(ctx, &f.bg) {
-		errs = append(errs, fmt.Errorf("turns still running: %w", ctx.Err()))
-	}
-	// A plugin still compiling is not worth delaying shutdown for: its
-	// loader sees the cancelled context and unloads what it finishes.
-	if !waitCtx(ctx, &f.loading) {
-		f.log.Warn("shutting down while plugins are still loading")
-	}
-	for _, a := range f.agents {
-		a.settle()
-		if err := a.host.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("agent %s: plugins: %w", a.Name(), err))
-		}
-	}
-	// Memory is closed whatever happened above: acknowledged writes are
-	// already durable, and a clean close spares the next start a replay.
-	if err := f.recall.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("recall: %w", err))
-	}
-	if err := f.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("memory: %w", err))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("agent: close: %w", err)
-	}
-	return nil
-}
-
-// waitCtx waits for wg, or until ctx ends; it reports whether wg finished.
-func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// Agent is one configured agent.
+// Agent is one configured agent: a turn runner behind a bounded inbox, a
+// command table, and a plugin manager.
 type Agent struct {
 	cfg     config.Agent
 	fleet   *Fleet
 	log     *slog.Logger
 	model   llm.Model // nil: no endpoint configured
-	host    *host.Host
-	gates   map[string]*gate    // actuator rules by tool name
-	mem     *memory.ScopedStore // the agent's view of memory: only its granted namespaces
+	mem     *memory.ScopedStore
 	tools   *tool.Set
+	plugins *pluginManager
+	inbox   *inbox
 	ns      string // the agent's own namespace
 	started time.Time
 
@@ -243,13 +38,9 @@ type Agent struct {
 	inflight map[uint64]context.CancelFunc // running turns; the agent is busy while any is
 	nextTurn uint64
 
-	pluginsLoaded chan struct{} // closed when the configured plugins have been tried
-	pluginMu      sync.Mutex
-	pluginErrs    map[string]error // why a configured plugin is not loaded, by name
-
 	histMu  sync.Mutex
 	history []pastTurn // the newest turns, oldest first: the conversation a turn sees
-	writes  sync.WaitGroup
+	since   uint64     // the Seq after which turns count as this conversation's (/reset)
 }
 
 func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
@@ -261,16 +52,8 @@ func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
 		ns:       "agent/" + cfg.Name,
 		started:  time.Now(),
 		inflight: map[uint64]context.CancelFunc{},
-
-		pluginsLoaded: make(chan struct{}),
-		pluginErrs:    map[string]error{},
 	}
-	gates, err := newGates(cfg.Safety.Actuators)
-	if err != nil {
-		return nil, err
-	}
-	a.gates = gates
-	mem, err := memory.Scoped(f.store, memory.Grants{Principal: cfg.Name, Read: cfg.Memory.Read, Write: cfg.Memory.Write})
+	mem, err := memory.Scoped(f.store, memory.Grants{Principal: cfg.Name, Read: cfg.Memory.Read, Write: cfg.Memory.Write, OnDenied: a.memoryDenied(policy.Principal{Kind: policy.PrincipalAgent, ID: cfg.Name})})
 	if err != nil {
 		return nil, err
 	}
@@ -279,12 +62,11 @@ func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
 		return nil, err
 	}
 	if cfg.Model.BaseURL != "" {
-		m, err := llm.NewOpenAI(llm.OpenAIConfig{
-			BaseURL: cfg.Model.BaseURL,
-			Model:   cfg.Model.Model,
-			APIKey:  os.Getenv(cfg.Model.APIKeyEnv),
-			Timeout: cfg.Model.Timeout.Std(),
-		})
+		models := f.opts.Models
+		if models == nil {
+			models = f.openAIModel
+		}
+		m, err := models(ctx, cfg.Name, cfg.Model)
 		if err != nil {
 			return nil, fmt.Errorf("model: %w", err)
 		}
@@ -297,14 +79,57 @@ func newAgent(ctx context.Context, f *Fleet, cfg config.Agent) (*Agent, error) {
 	if err := a.tools.Add(builtins...); err != nil {
 		return nil, err
 	}
-	a.host = a.newHost()
+	for _, t := range f.opts.Tools[cfg.Name] {
+		s := t.Spec()
+		if err := f.policy.CheckTool(cfg.Name, sourceName(s.Source), s.Name, s.Effect); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.tools.Add(f.opts.Tools[cfg.Name]...); err != nil {
+		return nil, fmt.Errorf("in-process tools: %w", err)
+	}
+	a.plugins = newPluginManager(a)
+	a.inbox = newInbox(a, cfg.Limits.Inbox, cfg.Limits.Concurrency)
 	return a, nil
+}
+
+func sourceName(s string) string {
+	if s == "" {
+		return "the program embedding depai"
+	}
+	return s
+}
+
+// openAIModel is the default ModelFactory.
+func (f *Fleet) openAIModel(_ context.Context, _ string, m config.Model) (llm.Model, error) {
+	key, _ := f.opts.Secrets(m.APIKeyEnv)
+	return llm.NewOpenAI(llm.OpenAIConfig{BaseURL: m.BaseURL, Model: m.Model, APIKey: key, Timeout: m.Timeout.Std()})
+}
+
+// memoryDenied reports a scoped store's refusal to the audit log.
+func (a *Agent) memoryDenied(p policy.Principal) func(context.Context, memory.Denial) {
+	return func(ctx context.Context, d memory.Denial) {
+		_, err := a.fleet.audit.Write(context.WithoutCancel(ctx), policy.Entry{
+			Agent: a.cfg.Name, Principal: p, Kind: policy.ActionHost, Action: "memory." + d.Op, Target: d.Namespace,
+			Phase: policy.PhaseDecision, Decision: policy.Deny, Rule: "memory grants", Reason: d.Reason,
+		})
+		if err != nil {
+			a.log.Error("audit: memory denial not recorded", "namespace", d.Namespace, "err", err)
+		}
+	}
+}
+
+// start begins the agent's background work: its inbox, schedules and wakes.
+func (a *Agent) start() {
+	a.inbox.start()
+	a.startSchedules()
+	a.startWakes()
 }
 
 // Name is the agent's configured name.
 func (a *Agent) Name() string { return a.cfg.Name }
 
-// Tools is the set of tools the agent can call; the plugin host adds to it.
+// Tools is the set of tools the agent can call; the plugin manager adds to it.
 func (a *Agent) Tools() *tool.Set { return a.tools }
 
 // Status reports the agent's state.
@@ -316,8 +141,15 @@ func (a *Agent) Status() Status {
 		Model:   "none",
 		Tools:   a.tools.Len(),
 		Turns:   a.turns.Load(),
+		Queued:  a.inbox.queued(),
 		Started: a.started,
 		Memory:  a.fleet.recall.Mode(),
+		Robot:   a.robotState(),
+
+		Geofence: a.cfg.Safety.Motion.Geofence,
+	}
+	for _, r := range a.cfg.Safety.Actuators {
+		s.KeepOut = append(s.KeepOut, r.KeepOut...)
 	}
 	if a.model != nil {
 		s.Model = a.cfg.Model.Model + " @ " + a.cfg.Model.BaseURL
@@ -328,7 +160,7 @@ func (a *Agent) Status() Status {
 	switch {
 	case a.fleet.Stopped():
 		s.State = "stopped"
-	case !a.pluginsDone():
+	case !a.plugins.done():
 		s.State = "starting"
 	case a.running() > 0:
 		s.State = "busy"
@@ -336,36 +168,64 @@ func (a *Agent) Status() Status {
 	return s
 }
 
-// Handle runs one input: an operator command (text starting with "/") or a
-// turn. It streams the turn's events; the last is an EventReply. Stopping
-// the iteration early cancels the turn.
+// Handle runs one input: an operator command (text starting with "/") at
+// once, or a turn through the agent's inbox. An operator input without a
+// Role is the embedding program's own, with admin rights. It streams the events; the
+// last is an EventReply or an EventError. Stopping the iteration early
+// cancels the turn.
 func (a *Agent) Handle(ctx context.Context, in Input) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
 		if in.Source == "" {
 			in.Source = SourceOperator
 		}
+		if in.Source == SourceOperator && in.Role == "" {
+			// An operator input without a role comes from the program that
+			// embeds the fleet, not over the API (which always sets one).
+			in.Role = policy.RoleAdmin
+			if in.From == "" {
+				in.From = "local"
+			}
+		}
+		emit := func(ev Event) bool {
+			if a.fleet.opts.Events != nil {
+				a.fleet.opts.Events(a.cfg.Name, ev)
+			}
+			return yield(ev, nil)
+		}
 		text := strings.TrimSpace(in.Text)
 		if strings.HasPrefix(text, "/") && (in.Source == SourceOperator || in.Source == SourceSchedule) {
-			a.command(ctx, text, yield)
+			emit(a.command(ctx, in, text))
 			return
 		}
-		a.turn(ctx, in, yield)
+		a.inbox.run(ctx, in, emit)
 	}
 }
 
-// Ask runs an input to completion and returns the reply text.
+// Ask runs an input to completion and returns the reply text; a turn that
+// failed is an *EventError.
 func (a *Agent) Ask(ctx context.Context, in Input) (string, error) {
 	var reply string
 	for ev, err := range a.Handle(ctx, in) {
 		if err != nil {
 			return "", err
 		}
-		if ev.Type == EventReply {
+		switch ev.Type {
+		case EventReply:
 			reply = ev.Text
+		case EventError:
+			return "", &TurnError{Code: ev.Code, Message: ev.Error}
 		}
 	}
 	return reply, nil
 }
+
+// TurnError is a turn that ended with an EventError.
+type TurnError struct {
+	Code    string
+	Message string
+}
+
+func (e *TurnError) Error() string { return e.Code + ": " + e.Message }
 
 // track registers a running turn's cancel func so /stop can reach it.
 func (a *Agent) track(cancel context.CancelFunc) (release func()) {
@@ -396,53 +256,4 @@ func (a *Agent) cancelTurns() int {
 		cancel()
 	}
 	return len(a.inflight)
-}
-
-// startWakes follows shared memory for the records the agent's config
-// subscribes to; each one starts a turn.
-func (a *Agent) startWakes() {
-	ctx := a.fleet.bgCtx
-	for _, w := range a.cfg.Wake {
-		q := memory.Query{Namespace: w.Namespace, Tags: w.Tags, AfterSeq: a.mem.LastSeq()}
-		for _, k := range w.Kinds {
-			q.Kinds = append(q.Kinds, memory.Kind(k))
-		}
-		a.fleet.bg.Go(func() {
-			for r, err := range a.mem.Watch(ctx, q) {
-				if err != nil {
-					if ctx.Err() == nil {
-						a.log.Error("wake watch ended", "namespace", w.Namespace, "err", err)
-					}
-					return
-				}
-				if r.Author == a.cfg.Name {
-					continue
-				}
-				text := fmt.Sprintf("new %s in %s from %s: %s", r.Kind, r.Namespace, r.Author, r.Text)
-				if _, err := a.Ask(ctx, Input{Source: SourceAgent, From: r.Author, Text: text}); err != nil {
-					a.log.Warn("wake turn failed", "record", r.ID, "err", err)
-				}
-			}
-		})
-	}
-}
-
-func (a *Agent) startSchedules() {
-	ctx := a.fleet.bgCtx
-	for _, s := range a.cfg.Schedule {
-		a.fleet.bg.Go(func() {
-			t := time.NewTicker(s.Every.Std())
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					if _, err := a.Ask(ctx, Input{Source: SourceSchedule, From: "schedule", Text: s.Input}); err != nil {
-						a.log.Warn("scheduled turn failed", "input", s.Input, "err", err)
-					}
-				}
-			}
-		})
-	}
 }

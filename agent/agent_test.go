@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,17 +88,38 @@ agents:
 
 func collect(t *testing.T, a *agent.Agent, text string) []agent.Event {
 	t.Helper()
+	evs := events(t, a, agent.Input{Text: text})
+	if evs[len(evs)-1].Type != agent.EventReply {
+		t.Fatalf("%s did not end with a reply: %+v", text, evs[len(evs)-1])
+	}
+	return evs
+}
+
+// events runs an input and returns every event; the last must end it.
+func events(t *testing.T, a *agent.Agent, in agent.Input) []agent.Event {
+	t.Helper()
 	var evs []agent.Event
-	for ev, err := range a.Handle(t.Context(), agent.Input{Text: text}) {
+	for ev, err := range a.Handle(t.Context(), in) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		evs = append(evs, ev)
 	}
-	if len(evs) == 0 || evs[len(evs)-1].Type != agent.EventReply {
-		t.Fatalf("turn did not end with a reply: %+v", evs)
+	if len(evs) == 0 {
+		t.Fatalf("%q produced no events", in.Text)
 	}
 	return evs
+}
+
+// failure runs text and returns the EventError that must end it.
+func failure(t *testing.T, a *agent.Agent, text string) agent.Event {
+	t.Helper()
+	evs := events(t, a, agent.Input{Text: text})
+	last := evs[len(evs)-1]
+	if last.Type != agent.EventError || last.Code == "" || last.Error == "" {
+		t.Fatalf("%s did not end with an error event: %+v", text, last)
+	}
+	return last
 }
 
 func reply(evs []agent.Event) string { return evs[len(evs)-1].Text }
@@ -252,7 +274,7 @@ func TestBounds(t *testing.T) {
 	t.Run("model calls", func(t *testing.T) {
 		srv := llmtest.NewServer(t, loop(), loop(), loop(), loop())
 		a := modelFleet(t, srv, "model_calls: 3")
-		got := reply(collect(t, a, "loop"))
+		got := failure(t, a, "loop").Error
 		if !strings.Contains(got, "3 model calls") || len(srv.Requests()) != 3 {
 			t.Errorf("reply %q after %d calls", got, len(srv.Requests()))
 		}
@@ -260,7 +282,7 @@ func TestBounds(t *testing.T) {
 	t.Run("tool calls", func(t *testing.T) {
 		srv := llmtest.NewServer(t, loop(), loop(), loop())
 		a := modelFleet(t, srv, "tool_calls: 2")
-		if got := reply(collect(t, a, "loop")); !strings.Contains(got, "2 tool calls") {
+		if got := failure(t, a, "loop"); got.Code != agent.CodeBound || !strings.Contains(got.Error, "2 tool calls") {
 			t.Errorf("reply = %q", got)
 		}
 	})
@@ -270,7 +292,7 @@ func TestBounds(t *testing.T) {
 			llmtest.Reply{Text: "never"},
 		)
 		a := modelFleet(t, srv, "tokens: 500")
-		if got := reply(collect(t, a, "loop")); !strings.Contains(got, "500 tokens") {
+		if got := failure(t, a, "loop").Error; !strings.Contains(got, "500 tokens") {
 			t.Errorf("reply = %q", got)
 		}
 	})
@@ -281,14 +303,14 @@ func TestBounds(t *testing.T) {
 			llmtest.Reply{Text: "never"},
 		)
 		a := modelFleet(t, srv, "tokens: 500")
-		if got := reply(collect(t, a, "loop")); !strings.Contains(got, "500 tokens") {
+		if got := failure(t, a, "loop").Error; !strings.Contains(got, "500 tokens") {
 			t.Errorf("reply = %q", got)
 		}
 	})
 	t.Run("wall time", func(t *testing.T) {
 		srv := llmtest.NewServer(t, llmtest.Reply{Text: "thinking", Hang: true})
 		a := modelFleet(t, srv, "wall_time: 300ms")
-		if got := reply(collect(t, a, "hang")); !strings.Contains(got, "wall time") {
+		if got := failure(t, a, "hang").Error; !strings.Contains(got, "wall time") {
 			t.Errorf("reply = %q", got)
 		}
 	})
@@ -301,12 +323,23 @@ func TestModelEndpointFailuresKeepTheAgentRunning(t *testing.T) {
 		llmtest.Reply{Text: "back"},
 	)
 	a := modelFleet(t, srv, "")
-	if got := reply(collect(t, a, "one")); !strings.Contains(got, "model not loaded") {
-		t.Errorf("reply to a 400 = %q", got)
+	// Failures are errors with a code naming the endpoint, never an
+	// answer-shaped apology.
+	if got := failure(t, a, "one"); got.Code != agent.CodeModelUnavailable || !strings.Contains(got.Error, "model not loaded") || !strings.Contains(got.Error, srv.URL) {
+		t.Errorf("a 400 = %+v", got)
 	}
-	if got := reply(collect(t, a, "two")); !strings.Contains(got, "model endpoint failed") {
-		t.Errorf("reply to garbage SSE = %q", got)
+	if got := failure(t, a, "two"); got.Code != agent.CodeModelUnavailable || !strings.Contains(got.Error, srv.URL) {
+		t.Errorf("garbage SSE = %+v", got)
 	}
+	// A failed turn is not conversation: the next request carries no
+	// empty or apologetic assistant message.
+	defer func() {
+		for _, m := range srv.Requests()[2].Messages {
+			if m.Role == llm.RoleAssistant {
+				t.Errorf("a failed turn was sent as history: %+v", m)
+			}
+		}
+	}()
 	if got := reply(collect(t, a, "three")); got != "back" {
 		t.Errorf("reply after failures = %q", got)
 	}
@@ -315,13 +348,10 @@ func TestModelEndpointFailuresKeepTheAgentRunning(t *testing.T) {
 func TestStopCancelsARunningTurn(t *testing.T) {
 	srv := llmtest.NewServer(t, llmtest.Reply{Text: "moving", Hang: true})
 	a := modelFleet(t, srv, "")
-	done := make(chan string)
+	done := make(chan error)
 	go func() {
-		r, err := a.Ask(context.Background(), agent.Input{Text: "drive to the dock"})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- r
+		_, err := a.Ask(context.Background(), agent.Input{Text: "drive to the dock"})
+		done <- err
 	}()
 	waitFor(t, func() bool { return a.Status().State == "busy" })
 	stop := reply(collect(t, a, "/stop"))
@@ -329,9 +359,10 @@ func TestStopCancelsARunningTurn(t *testing.T) {
 		t.Errorf("/stop = %q", stop)
 	}
 	select {
-	case r := <-done:
-		if !strings.Contains(r, "emergency stop") {
-			t.Errorf("cancelled turn replied %q", r)
+	case err := <-done:
+		var te *agent.TurnError
+		if !errors.As(err, &te) || te.Code != agent.CodeEStop {
+			t.Errorf("cancelled turn ended with %v, want an estop error", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the turn did not end after /stop")
@@ -372,25 +403,36 @@ agents:
 		{"/call clock {}", `"unix"`},
 		{"/call clock", `"utc"`},
 		{`/call memory.put {"text":"battery at 40%"}`, `"id"`},
-		{"/call memory.put {\"nope\":1}", "invalid_argument"},
-		{`/call memory.put {"text":"x","namespace":"agent/desk"}`, "error: denied: memory.put: "},
-		{`/call memory.put {"text":"x","namespace":"agent//rover"}`, "error: invalid_argument: memory.put: "},
-		{"/call warp {}", "no tool"},
+
 		{"/memory recent 5", "battery at 40%"},
 		{"/memory search battery", "battery at 40%"},
-		{"/memory recent x", "positive count"},
+
 		{`/call memory.put {"text":"dock door is open","kind":"fact","key":"dock-door"}`, `"id"`},
 		{`/call memory.put {"text":"dock door is closed","kind":"fact","key":"dock-door"}`, `"id"`},
 		{"/memory history agent/rover dock-door", "→ 20"},
 		{"/memory history agent/rover dock-door", "dock door is closed"},
-		{"/memory history agent/desk dock-door", "denied"},
-		{"/memory history agent/rover", "usage"},
+
 		{"/ask desk hi", "desk: Agent desk has no model"},
-		{"/ask nobody hi", "no agent"},
-		{"/frobnicate", "unknown command"},
 	} {
 		if got := reply(collect(t, a, tc.in)); !strings.Contains(got, tc.want) {
 			t.Errorf("%s → %q, want it to contain %q", tc.in, got, tc.want)
+		}
+	}
+	// Failed commands are error events with a code, never a reply.
+	for _, tc := range []struct{ in, code, want string }{
+		{"/call warp {}", agent.CodeToolFailed, "no tool"},
+		{"/memory recent x", agent.CodeInvalid, "positive count"},
+		{"/call memory.put {\"nope\":1}", agent.CodeToolFailed, "invalid_argument"},
+		{`/call memory.put {"text":"x","namespace":"agent/desk"}`, agent.CodeDenied, `memory.put: memory: write "agent/desk" by rover: memory: access denied`},
+		{`/call memory.put {"text":"x","namespace":"agent//rover"}`, agent.CodeToolFailed, "invalid_argument: memory.put: "},
+		{`/call memory.put {"text":"forged","kind":"audit"}`, agent.CodeDenied, "audit log only"},
+		{"/memory history agent/desk dock-door", agent.CodeInvalid, "denied"},
+		{"/memory history agent/rover", agent.CodeInvalid, "usage"},
+		{"/ask nobody hi", agent.CodeInvalid, "no agent"},
+		{"/frobnicate", agent.CodeInvalid, "unknown command"},
+	} {
+		if got := failure(t, a, tc.in); got.Code != tc.code || !strings.Contains(got.Error, tc.want) {
+			t.Errorf("%s → %+v, want code %s and %q", tc.in, got, tc.code, tc.want)
 		}
 	}
 }
@@ -465,8 +507,8 @@ func TestTurnRecallsMemories(t *testing.T) {
 	if system.Role != llm.RoleSystem || !strings.Contains(system.Content, "the charger is in bay 3") {
 		t.Errorf("system prompt did not recall the fact: %q", system.Content)
 	}
-	if got := reply(collect(t, a, `/call memory.search {"query":"charger","namespace":"agent/other"}`)); !strings.Contains(got, "error: denied: ") {
-		t.Errorf("search outside the grants = %q", got)
+	if got := failure(t, a, `/call memory.search {"query":"charger","namespace":"agent/other"}`); got.Code != agent.CodeDenied {
+		t.Errorf("search outside the grants = %+v", got)
 	}
 }
 
@@ -558,7 +600,7 @@ memory:
 		t.Errorf("the embeddings endpoint saw %d texts, want the 2 stored records at least", inputs)
 	}
 	status := reply(collect(t, a, "/status"))
-	for _, want := range []string{"recall: hybrid: bm25 + test-embed (64d)", "4 records indexed (2 with vectors"} {
+	for _, want := range []string{"recall: hybrid: bm25 + test-embed (64d)", "(2 with vectors"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("/status lacks %q:\n%s", want, status)
 		}

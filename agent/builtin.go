@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/depai/depai/agent/host"
@@ -79,7 +80,13 @@ func (a *Agent) builtinTools() ([]tool.Tool, error) {
 			if ns == "" {
 				ns = a.ns
 			}
-			recs, err := a.mem.Put(ctx, memory.Record{Namespace: ns, Kind: kind, Author: a.cfg.Name, Text: in.Text, Key: in.Key, Tags: in.Tags, Data: in.Data})
+			tags := in.Tags
+			if d, ok := depthFrom(ctx); ok {
+				// What a turn writes carries its depth, so the wakes it
+				// causes are one hop further from their cause.
+				tags = append(slices.Clip(tags), depthTag+strconv.Itoa(d))
+			}
+			recs, err := a.mem.Put(ctx, memory.Record{Namespace: ns, Kind: kind, Author: a.cfg.Name, Text: in.Text, Key: in.Key, Tags: tags, Data: in.Data})
 			if err != nil {
 				return putResult{}, host.MemoryError("memory.put", err)
 			}
@@ -133,7 +140,6 @@ func (a *Agent) searchMemory(ctx context.Context, in searchArgs) ([]memory.Recor
 	if in.Kind != "" {
 		kinds = []memory.Kind{memory.Kind(in.Kind)}
 	}
-	a.settle()
 	a.syncRecall(ctx)
 	return a.search(ctx, in.Query, in.Namespace, kinds, limit)
 }

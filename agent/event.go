@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/policy"
 )
 
@@ -70,17 +71,31 @@ type Event struct {
 	Data   json.RawMessage `json:"data,omitempty"`
 	Error  string          `json:"error,omitempty"`
 	Code   string          `json:"code,omitempty"` // EventError: one of the Code constants
+	// Command names the operator command an event answers; its Data is the
+	// command's structured result and Text the same for a terminal.
+	Command string `json:"command,omitempty"`
+	// TraceID is the OpenTelemetry trace of the turn, on its last event
+	// (and in its audit records), when tracing is on.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Status is an agent's state as /status and the operator API report it.
 type Status struct {
 	Name     string    `json:"name"`
 	Role     string    `json:"role"`
-	State    string    `json:"state"` // "idle", "busy", "stopped" (e-stop engaged)
+	State    string    `json:"state"` // "starting" (plugins loading), "idle", "busy", "stopped" (e-stop engaged)
 	Model    string    `json:"model"` // "none" when no endpoint is configured
 	Tools    int       `json:"tools"`
 	Turns    uint64    `json:"turns"`
+	Queued   int       `json:"queued"` // inputs waiting in the inbox
 	Started  time.Time `json:"started"`
 	LastTurn time.Time `json:"last_turn,omitzero"`
 	Memory   string    `json:"memory"` // recall mode, e.g. "bm25 only (no embeddings endpoint)"
+	// Robot is the robot's latest pose, when one of its plugins reports
+	// one; a stale pose is marked so.
+	Robot *RobotState `json:"robot,omitempty"`
+	// KeepOut and Geofence are the areas the agent's safety config keeps
+	// its robot out of and in, for maps.
+	KeepOut  []config.Zone `json:"keep_out,omitempty"`
+	Geofence [][]float64   `json:"geofence,omitempty"`
 }

@@ -3,100 +3,210 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"text/tabwriter"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/build"
+	"github.com/depai/depai/agent/mcp"
+	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
-	"github.com/depai/depai/sdk/wire"
 )
 
-// newHost gives an agent its own plugin host: grants are per agent, while
-// the transports (and so the WASM compilation cache) are shared by the fleet.
-func (a *Agent) newHost() *host.Host {
-	return host.New(host.Config{
+// pluginManager loads, unloads and reloads one agent's plugins. Each agent
+// has its own host (grants are per agent); the transports, and so the WASM
+// compilation cache, are shared by the fleet.
+type pluginManager struct {
+	a    *Agent
+	host *host.Host
+
+	loaded chan struct{} // closed when every configured plugin has been tried
+
+	// mu guards errs and mcp. Lock order: after Agent.mu.
+	mu   sync.Mutex
+	errs map[string]error // why a configured plugin or MCP server is not loaded, by name
+	mcp  []*mcp.Client
+}
+
+func newPluginManager(a *Agent) *pluginManager {
+	m := &pluginManager{a: a, loaded: make(chan struct{}), errs: map[string]error{}}
+	m.host = host.New(host.Config{
 		Transports: a.fleet.transports,
 		Store:      a.fleet.store,
 		Logger:     a.log,
-		Emit:       a.onEmit,
-		OnReading:  a.onReading,
+		Emit:       m.onEmit,
+		OnReading:  m.onReading,
 		PinDir:     filepath.Join(a.fleet.cacheDir, "pinned"),
 	})
+	return m
 }
 
-// loadPlugins tries every plugin in the agent's config. A plugin that fails
-// is logged and reported (/plugins, WaitPlugins); the agent runs on without it.
-func (a *Agent) loadPlugins(ctx context.Context) {
-	defer close(a.pluginsLoaded)
-	for _, p := range a.cfg.Plugins {
-		err := a.loadPlugin(ctx, p)
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			a.log.Info("plugin load abandoned: the fleet is closing", "plugin", p.Name)
-		default:
-			a.log.Error("plugin not loaded", "plugin", p.Name, "err", err)
-		}
+// loadAll tries every plugin in the agent's config, concurrently. A plugin
+// that fails is logged and reported (/plugins, WaitPlugins); the agent runs
+// on without it.
+func (m *pluginManager) loadAll(ctx context.Context) {
+	defer close(m.loaded)
+	var wg sync.WaitGroup
+	for _, p := range m.a.cfg.Plugins {
+		wg.Go(func() {
+			err := m.load(ctx, p)
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				m.a.log.Info("plugin load abandoned: the fleet is closing", "plugin", p.Name)
+			default:
+				m.a.log.Error("plugin not loaded", "plugin", p.Name, "err", err)
+			}
+		})
 	}
+	for _, s := range m.a.cfg.MCP {
+		wg.Go(func() {
+			if err := m.connectMCP(ctx, s); err != nil && ctx.Err() == nil {
+				m.a.log.Error("MCP server not connected", "mcp", s.Name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
-// waitPlugins waits until the agent's configured plugins have been tried,
-// so a turn or tool call sees every tool it will have.
-func (a *Agent) waitPlugins(ctx context.Context) error {
+// connectMCP connects one configured MCP server and adds its tools. A tool
+// a safety rule names is an actuator: the operator's config says so.
+func (m *pluginManager) connectMCP(ctx context.Context, s config.MCPServer) (err error) {
+	key := "mcp:" + s.Name
+	defer func() {
+		m.mu.Lock()
+		m.errs[key] = err
+		m.mu.Unlock()
+	}()
+	var env []string
+	for name, from := range s.Env {
+		v, ok := m.a.fleet.opts.Secrets(from)
+		if !ok {
+			return fmt.Errorf("mcp %s: env %s: environment variable %s is not set", s.Name, name, from)
+		}
+		env = append(env, name+"="+v)
+	}
+	c, err := mcp.Connect(ctx, mcp.ClientConfig{
+		Name: s.Name, Command: s.Command, Dir: filepath.Dir(m.a.fleet.file.Path), Env: env, URL: s.URL, Timeout: s.Timeout.Std(),
+		Effect: func(name string, readOnly bool) tool.Effect {
+			declared := tool.EffectWrite
+			if readOnly {
+				declared = tool.EffectNone
+			}
+			return m.a.fleet.policy.EffectOf(m.a.cfg.Name, name, declared)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.a.tools.Add(c.Tools()...); err != nil {
+		_ = c.Close()
+		return fmt.Errorf("mcp %s: %w", s.Name, err)
+	}
+	m.mu.Lock()
+	m.mcp = append(m.mcp, c)
+	m.mu.Unlock()
+	m.a.log.Info("MCP server connected", "mcp", s.Name, "tools", len(c.Tools()))
+	return nil
+}
+
+// wait waits until the agent's configured plugins have been tried, so a
+// turn or tool call sees every tool it will have.
+func (m *pluginManager) wait(ctx context.Context) error {
 	select {
-	case <-a.pluginsLoaded:
+	case <-m.loaded:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for %s's plugins to load: %w", a.cfg.Name, ctx.Err())
+		return fmt.Errorf("waiting for %s's plugins to load: %w", m.a.cfg.Name, ctx.Err())
 	}
 }
 
-func (a *Agent) pluginsDone() bool {
+func (m *pluginManager) done() bool {
 	select {
-	case <-a.pluginsLoaded:
+	case <-m.loaded:
 		return true
 	default:
 		return false
 	}
 }
 
-// loadPlugin loads one configured plugin and adds its tools, recording why
-// when it cannot.
-func (a *Agent) loadPlugin(ctx context.Context, p config.Plugin) (err error) {
+// failures are the configured plugins that did not load, in config order.
+func (m *pluginManager) failures() []error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, p := range m.a.cfg.Plugins {
+		if err := m.errs[p.Name]; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, s := range m.a.cfg.MCP {
+		if err := m.errs["mcp:"+s.Name]; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+func (m *pluginManager) close(ctx context.Context) error {
+	m.mu.Lock()
+	clients := m.mcp
+	m.mcp = nil
+	m.mu.Unlock()
+	errs := []error{m.host.Close(ctx)}
+	for _, c := range clients {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// load loads one configured plugin and adds its tools, recording why when
+// it cannot. A tool that a safety rule names but the plugin does not
+// declare an actuator refuses the whole plugin.
+func (m *pluginManager) load(ctx context.Context, p config.Plugin) (err error) {
 	defer func() {
-		a.pluginMu.Lock()
-		a.pluginErrs[p.Name] = err
-		a.pluginMu.Unlock()
+		m.mu.Lock()
+		m.errs[p.Name] = err
+		m.mu.Unlock()
 	}()
-	spec, err := a.pluginSpec(ctx, p)
+	spec, err := m.spec(ctx, p)
 	if err != nil {
 		return err
 	}
-	loaded, err := a.host.Load(ctx, spec)
+	loaded, err := m.host.Load(ctx, spec)
 	if err != nil {
 		return err
+	}
+	unload := func(cause error) error {
+		_ = m.host.Unload(context.WithoutCancel(ctx), p.Name)
+		return fmt.Errorf("plugin %q: %w", p.Name, cause)
 	}
 	if ctx.Err() != nil {
 		// The fleet closed while this plugin loaded: nobody will call it.
-		_ = a.host.Unload(context.WithoutCancel(ctx), p.Name)
-		return fmt.Errorf("plugin %q: %w", p.Name, ctx.Err())
+		return unload(ctx.Err())
 	}
-	if err := a.tools.Add(loaded.Tools()...); err != nil {
-		_ = a.host.Unload(ctx, p.Name)
-		return fmt.Errorf("plugin %q: %w", p.Name, err)
+	for _, t := range loaded.Tools() {
+		s := t.Spec()
+		if err := m.a.fleet.policy.CheckTool(m.a.cfg.Name, p.Name, s.Name, s.Effect); err != nil {
+			return unload(err)
+		}
+	}
+	if err := m.a.tools.Add(loaded.Tools()...); err != nil {
+		return unload(err)
 	}
 	return nil
 }
 
-// pluginSpec turns a plugin's config into what the host loads: a Go package
+// spec turns a plugin's config into what the host loads: a Go package
 // directory is built (and cached by content hash) first, and secrets are
-// read from the environment variables the config names.
-func (a *Agent) pluginSpec(ctx context.Context, p config.Plugin) (host.PluginSpec, error) {
+// resolved from the names the config gives.
+func (m *pluginManager) spec(ctx context.Context, p config.Plugin) (host.PluginSpec, error) {
 	path := p.Path
 	kind := p.Transport
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
@@ -104,7 +214,8 @@ func (a *Agent) pluginSpec(ctx context.Context, p config.Plugin) (host.PluginSpe
 		if kind == config.TransportProcess {
 			target = build.Native
 		}
-		res, err := build.Plugin(ctx, build.Options{Dir: path, Target: target, CacheDir: filepath.Join(a.fleet.cacheDir, "plugins")})
+		m.a.log.Info("building plugin from source (the first build takes up to a minute; later starts use the cache)", "plugin", p.Name, "dir", path, "target", target)
+		res, err := build.Plugin(ctx, build.Options{Dir: path, Target: target, CacheDir: filepath.Join(m.a.fleet.cacheDir, "plugins")})
 		if err != nil {
 			return host.PluginSpec{}, fmt.Errorf("plugin %q: build %s: %w", p.Name, path, err)
 		}
@@ -112,23 +223,18 @@ func (a *Agent) pluginSpec(ctx context.Context, p config.Plugin) (host.PluginSpe
 	}
 	secrets := map[string]string{}
 	for name, env := range p.Secrets {
-		v, ok := os.LookupEnv(env)
+		v, ok := m.a.fleet.opts.Secrets(env)
 		if !ok {
 			return host.PluginSpec{}, fmt.Errorf("plugin %q: secret %s: environment variable %s is not set", p.Name, name, env)
 		}
 		secrets[name] = v
 	}
-	g := p.Grants
 	return host.PluginSpec{
-		Name:   p.Name,
-		Path:   path,
-		Kind:   kind,
-		SHA256: p.SHA256,
-		Grants: wire.Capabilities{
-			MemoryRead: g.MemoryRead, MemoryWrite: g.MemoryWrite, HTTP: g.HTTP, Emit: g.Emit,
-			Secrets: g.Secrets, Config: g.Config, Clock: g.Clock, Random: g.Random,
-			Actuator: g.Actuator, Payment: g.Payment, Files: g.Files, Net: g.Net,
-		},
+		Name:    p.Name,
+		Path:    path,
+		Kind:    kind,
+		SHA256:  p.SHA256,
+		Grants:       p.Grants,
 		UnconfinedOK: p.UnconfinedOK,
 		Config:       p.Config,
 		Secrets:      secrets,
@@ -141,113 +247,136 @@ func (a *Agent) pluginSpec(ctx context.Context, p config.Plugin) (host.PluginSpe
 	}, nil
 }
 
+// pluginNamespace is where a plugin's events and readings are kept: inside
+// the agent's own namespace, so the agent reads what its plugins report,
+// and written through the agent's grants.
+func (m *pluginManager) pluginNamespace(plugin string) string { return m.a.ns + "/" + plugin }
+
 // onEmit stores what a plugin publishes and, when the agent has a model,
-// lets it react in a turn of its own.
-func (a *Agent) onEmit(plugin, topic string, payload json.RawMessage) error {
-	ctx := context.Background()
+// queues it as an input (coalesced with the plugin's other events).
+func (m *pluginManager) onEmit(plugin, topic string, payload json.RawMessage) error {
+	ctx := m.a.fleet.bgCtx
+	m.a.fleet.poses.observe(m.a.cfg.Name, plugin, payload, time.Now())
 	text := fmt.Sprintf("%s emitted %s: %s", plugin, topic, payload)
-	_, err := a.fleet.store.Put(ctx, memory.Record{
-		Namespace: a.ns, Kind: memory.KindObservation, Author: plugin,
+	recs, err := m.a.mem.Put(ctx, memory.Record{
+		Namespace: m.pluginNamespace(plugin), Kind: memory.KindObservation, Author: plugin,
 		Text: text, Data: payload, Tags: []string{"plugin:" + plugin, "topic:" + topic},
 	})
 	if err != nil {
-		a.log.Error("store plugin event", "plugin", plugin, "topic", topic, "err", err)
+		m.a.log.Error("store plugin event", "plugin", plugin, "topic", topic, "err", err)
 		return fmt.Errorf("event not stored: %w", err)
 	}
-	if a.model == nil {
-		return nil
+	if m.a.model != nil {
+		m.a.inbox.post(Input{Source: SourceSensor, From: plugin, Cause: recs[0].ID, Text: text})
 	}
-	a.fleet.bg.Go(func() {
-		if _, err := a.Ask(a.fleet.bgCtx, Input{Source: SourceSensor, From: plugin, Text: text}); err != nil {
-			a.log.Warn("event turn", "plugin", plugin, "err", err)
-		}
-	})
 	return nil
 }
 
 // onReading stores each sensor poll as a reading.
-func (a *Agent) onReading(plugin, sensor string, payload json.RawMessage, err error) {
+func (m *pluginManager) onReading(plugin, sensor string, payload json.RawMessage, err error) {
 	if err != nil {
-		a.log.Warn("sensor poll failed", "plugin", plugin, "sensor", sensor, "err", err)
+		m.a.log.Warn("sensor poll failed", "plugin", plugin, "sensor", sensor, "err", err)
 		return
 	}
-	_, perr := a.fleet.store.Put(context.Background(), memory.Record{
-		Namespace: a.ns, Kind: memory.KindReading, Author: plugin,
+	m.a.fleet.poses.observe(m.a.cfg.Name, plugin, payload, time.Now())
+	_, perr := m.a.mem.Put(m.a.fleet.bgCtx, memory.Record{
+		Namespace: m.pluginNamespace(plugin), Kind: memory.KindReading, Author: plugin,
 		Text: fmt.Sprintf("%s: %s", sensor, payload), Data: payload,
 		Tags: []string{"plugin:" + plugin, "sensor:" + sensor},
 	})
 	if perr != nil {
-		a.log.Error("store reading", "plugin", plugin, "sensor", sensor, "err", perr)
+		m.a.log.Error("store reading", "plugin", plugin, "sensor", sensor, "err", perr)
 	}
 }
 
-// pluginsCommand is /plugins [list | load NAME | unload NAME | reload NAME].
-func (a *Agent) pluginsCommand(ctx context.Context, rest string) string {
-	sub, name, _ := strings.Cut(rest, " ")
-	name = strings.TrimSpace(name)
-	if sub != "" && sub != "list" && name == "" {
-		return fmt.Sprintf("usage: /plugins %s NAME", sub)
+// PluginInfo is one configured plugin as /plugins reports it.
+type PluginInfo struct {
+	Name    string   `json:"name"`
+	State   string   `json:"state"` // "loading", "loaded", "failed"
+	Error   string   `json:"error,omitempty"`
+	Version string   `json:"version,omitempty"`
+	File    string   `json:"file,omitempty"`
+	Tools   []string `json:"tools,omitempty"`
+	Sensors int      `json:"sensors,omitempty"`
+}
+
+// list reports every configured plugin (and any loaded by hand).
+func (m *pluginManager) list() []PluginInfo {
+	var out []PluginInfo
+	seen := map[string]bool{}
+	for _, p := range m.host.Plugins() {
+		mf := p.Manifest()
+		info := PluginInfo{Name: p.Name(), State: "loaded", Version: mf.Version, File: filepath.Base(p.Spec().Path), Sensors: len(mf.Sensors)}
+		for _, t := range mf.Tools {
+			info.Tools = append(info.Tools, t.Name)
+		}
+		out = append(out, info)
+		seen[p.Name()] = true
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.a.cfg.Plugins {
+		if seen[p.Name] {
+			continue
+		}
+		info := PluginInfo{Name: p.Name, State: "loading"}
+		if err, tried := m.errs[p.Name]; tried && err != nil {
+			info.State, info.Error = "failed", err.Error()
+		} else if tried {
+			info.State = "unloaded"
+		}
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b PluginInfo) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// manage is /plugins load|unload|reload NAME.
+func (m *pluginManager) manage(ctx context.Context, sub, name string) (string, error) {
 	switch sub {
-	case "", "list":
-		return a.pluginList()
 	case "load":
-		for _, p := range a.cfg.Plugins {
+		for _, p := range m.a.cfg.Plugins {
 			if p.Name == name {
-				if err := a.loadPlugin(ctx, p); err != nil {
-					return "error: " + err.Error()
+				if err := m.load(ctx, p); err != nil {
+					return "", err
 				}
-				return fmt.Sprintf("plugin %s loaded", name)
+				return fmt.Sprintf("plugin %s loaded", name), nil
 			}
 		}
-		return fmt.Sprintf("error: no plugin %q in %s's config", name, a.cfg.Name)
+		return "", fmt.Errorf("no plugin %q in %s's config", name, m.a.cfg.Name)
 	case "unload":
-		if err := a.host.Unload(ctx, name); err != nil {
-			return "error: " + err.Error()
+		if err := m.host.Unload(ctx, name); err != nil {
+			return "", err
 		}
-		n := a.tools.RemoveSource(name)
-		return fmt.Sprintf("plugin %s unloaded (%d tools removed)", name, n)
+		n := m.a.tools.RemoveSource(name)
+		return fmt.Sprintf("plugin %s unloaded (%d tools removed)", name, n), nil
 	case "reload":
 		// A failed reload leaves the old plugin running, so its tools stay.
-		p, err := a.host.Reload(ctx, name)
+		p, err := m.host.Reload(ctx, name)
 		if err != nil {
-			return "error: " + err.Error()
+			return "", err
 		}
-		a.tools.RemoveSource(name)
-		if err := a.tools.Add(p.Tools()...); err != nil {
-			return "error: " + err.Error()
+		for _, t := range p.Tools() {
+			s := t.Spec()
+			if err := m.a.fleet.policy.CheckTool(m.a.cfg.Name, name, s.Name, s.Effect); err != nil {
+				_ = m.host.Unload(ctx, name)
+				m.a.tools.RemoveSource(name)
+				return "", fmt.Errorf("plugin %q reloaded and refused: %w", name, err)
+			}
 		}
-		return fmt.Sprintf("plugin %s reloaded (version %s)", name, p.Manifest().Version)
-	}
-	return fmt.Sprintf("unknown /plugins subcommand %q; use list, load, unload or reload", sub)
-}
-
-func (a *Agent) pluginList() string {
-	if !a.pluginsDone() {
-		return "plugins are still loading; /status shows the agent as starting until they are"
-	}
-	ps := a.host.Plugins()
-	var b strings.Builder
-	a.pluginMu.Lock()
-	for _, p := range a.cfg.Plugins {
-		if err := a.pluginErrs[p.Name]; err != nil {
-			fmt.Fprintf(&b, "NOT LOADED %s: %v\n", p.Name, err)
+		m.a.tools.RemoveSource(name)
+		if err := m.a.tools.Add(p.Tools()...); err != nil {
+			return "", err
 		}
+		return fmt.Sprintf("plugin %s reloaded (version %s)", name, p.Manifest().Version), nil
 	}
-	a.pluginMu.Unlock()
-	if len(ps) == 0 {
-		return b.String() + "no plugins loaded"
-	}
-	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "PLUGIN\tVERSION\tFILE\tTOOLS\tSENSORS")
-	for _, p := range ps {
-		m := p.Manifest()
-		names := make([]string, 0, len(m.Tools))
-		for _, t := range m.Tools {
-			names = append(names, t.Name)
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\n", p.Name(), m.Version, filepath.Base(p.Spec().Path), strings.Join(names, ","), len(m.Sensors))
-	}
-	w.Flush()
-	return strings.TrimRight(b.String(), "\n")
+	return "", errors.New("unknown /plugins subcommand " + sub + "; use list, load, unload or reload")
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -27,14 +26,15 @@ const (
 )
 
 // openRecall opens the fleet's one recall index, following the shared store.
-func openRecall(ctx context.Context, file *config.File, db *memory.DB, dataDir string, log *slog.Logger) (*recall.Index, error) {
+func openRecall(ctx context.Context, file *config.File, db recall.Source, dataDir string, secrets func(string) (string, bool), log *slog.Logger) (*recall.Index, error) {
 	var emb embed.Embedder
 	for _, a := range file.Agents {
 		e := a.Memory.Embeddings
 		if e.BaseURL == "" {
 			continue
 		}
-		c, err := embed.New(embed.Config{BaseURL: e.BaseURL, Model: e.Model, APIKey: os.Getenv(e.APIKeyEnv), Dims: e.Dims})
+		key, _ := secrets(e.APIKeyEnv)
+		c, err := embed.New(embed.Config{BaseURL: e.BaseURL, Model: e.Model, APIKey: key, Dims: e.Dims})
 		if err != nil {
 			return nil, fmt.Errorf("agent %q: memory.embeddings: %w", a.Name, err)
 		}

@@ -6,15 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
+	"github.com/depai/depai/sdk/wire"
 )
 
 // recentTurns is how many earlier turns a turn sees as conversation.
@@ -22,13 +26,15 @@ const recentTurns = 6
 
 // turnRecord is what memory keeps of a turn (Record.Data of a KindTurn record).
 type turnRecord struct {
-	Input      Input      `json:"input"`
-	Calls      []callNote `json:"calls,omitempty"`
-	Reply      string     `json:"reply"`
-	EndedBy    string     `json:"ended_by"` // "answer", "no_model", a bound ("model_calls" …), "cancelled", "model_error"
-	ModelCalls int        `json:"model_calls"`
-	Tokens     int        `json:"tokens"`
-	Millis     int64      `json:"millis"`
+	N          uint64      `json:"n"` // the agent's turn count, this one included
+	Input      Input       `json:"input"`
+	Calls      []callNote  `json:"calls,omitempty"`
+	Reply      string      `json:"reply"`
+	EndedBy    string      `json:"ended_by"`        // "answer" or the error's code
+	Error      *wire.Error `json:"error,omitempty"` // why a turn that failed failed
+	ModelCalls int         `json:"model_calls"`
+	Tokens     int         `json:"tokens"`
+	Millis     int64       `json:"millis"`
 }
 
 type callNote struct {
@@ -39,50 +45,91 @@ type callNote struct {
 	Error  *tool.Error     `json:"error,omitempty"`
 }
 
-// turn runs one model-driven turn and streams its events.
-func (a *Agent) turn(ctx context.Context, in Input, yield func(Event, error) bool) {
+// turn runs one model-driven turn and streams its events. The record of
+// the turn is durable before its last event is sent: a reply the operator
+// saw survives a crash.
+func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	start := time.Now()
 	id := ulid.Make().String()
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Limits.WallTime.Std())
 	defer cancel()
 	defer a.track(cancel)()
+	ctx = withDepth(ctx, in.Depth)
+	ctx, span := a.fleet.tracer.Start(ctx, "invoke_agent "+a.cfg.Name, trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "invoke_agent"),
+		attribute.String("gen_ai.agent.name", a.cfg.Name),
+		attribute.String("gen_ai.conversation.id", a.ns),
+		attribute.String("depai.turn.id", id),
+		attribute.String("depai.input.source", string(in.Source)),
+		attribute.Int("depai.input.depth", in.Depth),
+	))
+	defer span.End()
+	traceID := ""
+	if sc := span.SpanContext(); sc.HasTraceID() {
+		traceID = sc.TraceID().String()
+	}
 
 	open := true
-	emit := func(ev Event) {
+	send := func(ev Event) {
 		if !open {
 			return
 		}
 		ev.TurnID = id
-		if !yield(ev, nil) {
+		if !emit(ev) {
 			open = false
 			cancel() // the consumer left: stop working for it
 		}
 	}
-
+	if a.model == nil {
+		// Not a turn: nothing is stored, nothing is counted.
+		send(Event{Type: EventReply, Text: a.noModelReply()})
+		return
+	}
 	rec := turnRecord{Input: in}
-	switch {
-	case a.model == nil:
-		rec.Reply, rec.EndedBy = a.noModelReply(), "no_model"
-	case a.waitPlugins(ctx) != nil:
-		rec.Reply, rec.EndedBy = a.interrupted(ctx, ctx.Err())
-	default:
-		a.run(ctx, &rec, emit)
+	if err := a.plugins.wait(ctx); err != nil {
+		a.interrupted(ctx, &rec, err)
+	} else {
+		a.run(ctx, &rec, send)
 	}
 	rec.Millis = time.Since(start).Milliseconds()
-	a.turns.Add(1)
+	a.fleet.opts.Metrics.Turn(a.cfg.Name, rec.EndedBy, time.Since(start), rec.Tokens)
+	rec.N = a.turns.Add(1)
 	a.lastTurn.Store(time.Now().UnixNano())
-
-	// The turn is stored even when it was cancelled: what happened is
-	// history. It is written behind the reply — the next turn reads its
-	// conversation from RAM, and readers of memory wait for pending writes
-	// (see settle) — so a durable write is not on the turn's critical path.
 	a.remember(id, &rec)
-	a.writes.Go(func() {
-		if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
-			a.log.Error("store turn", "turn", id, "err", err)
-		}
-	})
-	emit(Event{Type: EventReply, Text: rec.Reply})
+	// The consumer may be gone (cancelled): the turn is stored anyway, since
+	// what happened is history.
+	span.SetAttributes(attribute.Int("depai.turn.model_calls", rec.ModelCalls), attribute.Int("depai.turn.tokens", rec.Tokens), attribute.String("depai.turn.ended_by", rec.EndedBy))
+	if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
+		a.log.Error("store turn", "turn", id, "err", err)
+		span.SetStatus(codes.Error, "turn not stored")
+		ev := errorEvent(CodeUnavailable, fmt.Sprintf("the turn could not be stored, so it is not durable: %v (its reply was: %.500s)", err, rec.Reply))
+		ev.TraceID = traceID
+		send(ev)
+		return
+	}
+	if rec.Error != nil {
+		span.SetStatus(codes.Error, rec.Error.Code)
+		ev := errorEvent(rec.Error.Code, rec.Error.Message)
+		ev.TraceID = traceID
+		send(ev)
+		return
+	}
+	send(Event{Type: EventReply, Text: rec.Reply, TraceID: traceID})
+}
+
+func errorEvent(code, msg string) Event { return Event{Type: EventError, Code: code, Error: msg} }
+
+// depthKey carries a turn's depth to the tools it calls, so what they
+// write carries it on (see depthTag).
+type depthKey struct{}
+
+func withDepth(ctx context.Context, d int) context.Context {
+	return context.WithValue(ctx, depthKey{}, d)
+}
+
+func depthFrom(ctx context.Context) (int, bool) {
+	d, ok := ctx.Value(depthKey{}).(int)
+	return d, ok
 }
 
 // pastTurn is one exchange of the conversation a turn sees.
@@ -92,9 +139,11 @@ type pastTurn struct {
 	reply string
 }
 
-// remember appends a finished turn to the in-RAM conversation.
+// remember appends a finished turn to the in-RAM conversation. A turn
+// without an answer is no exchange: an empty assistant message is never
+// sent to a model.
 func (a *Agent) remember(id string, rec *turnRecord) {
-	if rec.EndedBy == "no_model" {
+	if rec.Error != nil || strings.TrimSpace(rec.Reply) == "" {
 		return
 	}
 	a.histMu.Lock()
@@ -105,8 +154,15 @@ func (a *Agent) remember(id string, rec *turnRecord) {
 	}
 }
 
-// loadHistory fills the in-RAM conversation from memory at start.
+// loadHistory fills the in-RAM conversation from memory at start: the
+// newest turns since the last /reset, and the turn count.
 func (a *Agent) loadHistory(ctx context.Context) error {
+	for r, err := range a.mem.Query(ctx, memory.Query{Namespace: a.ns, Kinds: []memory.Kind{memory.KindMessage}, Tags: []string{resetTag}, Limit: 1}) {
+		if err != nil {
+			return fmt.Errorf("conversation reset: %w", err)
+		}
+		a.since = r.Seq
+	}
 	var recs []memory.Record
 	for r, err := range a.mem.Query(ctx, memory.Query{Namespace: a.ns, Kinds: []memory.Kind{memory.KindTurn}, Limit: recentTurns}) {
 		if err != nil {
@@ -121,8 +177,27 @@ func (a *Agent) loadHistory(ctx context.Context) error {
 			a.log.Warn("skipping unreadable turn record", "id", r.ID, "err", err)
 			continue
 		}
-		a.remember(turnID(r), &t)
+		a.turns.Store(max(a.turns.Load(), t.N))
+		if r.Seq > a.since {
+			a.remember(turnID(r), &t)
+		}
 	}
+	return nil
+}
+
+// resetTag marks the record /reset writes: turns before it are not part of
+// the conversation any more.
+const resetTag = "conversation:reset"
+
+// reset starts a new conversation; it is durable, so a restart keeps it.
+func (a *Agent) reset(ctx context.Context, by string) error {
+	recs, err := a.mem.Put(ctx, memory.Record{Namespace: a.ns, Kind: memory.KindMessage, Author: a.cfg.Name, Text: "conversation reset by " + by, Tags: []string{resetTag}})
+	if err != nil {
+		return err
+	}
+	a.histMu.Lock()
+	defer a.histMu.Unlock()
+	a.history, a.since = nil, recs[0].Seq
 	return nil
 }
 
@@ -135,10 +210,6 @@ func turnID(r memory.Record) string {
 	}
 	return ""
 }
-
-// settle waits until the agent's turn records are written, so what memory
-// says includes every finished turn.
-func (a *Agent) settle() { a.writes.Wait() }
 
 func (a *Agent) noModelReply() string {
 	return fmt.Sprintf(`Agent %s has no model configured, so it answers commands only (try /help).
@@ -158,22 +229,44 @@ func (a *Agent) run(ctx context.Context, rec *turnRecord, emit func(Event)) {
 	toolCalls := 0
 	for {
 		if rec.ModelCalls >= lim.ModelCalls {
-			rec.Reply, rec.EndedBy = boundReply("model_calls", fmt.Sprintf("%d model calls", lim.ModelCalls)), "model_calls"
+			rec.fail(CodeBound, boundText("model_calls", fmt.Sprintf("%d model calls", lim.ModelCalls)))
 			return
 		}
 		if lim.Tokens > 0 && rec.Tokens >= lim.Tokens {
-			rec.Reply, rec.EndedBy = boundReply("tokens", fmt.Sprintf("%d tokens", lim.Tokens)), "tokens"
+			rec.fail(CodeBound, boundText("tokens", fmt.Sprintf("%d tokens", lim.Tokens)))
 			return
 		}
 		rec.ModelCalls++
-		resp, err := a.generate(ctx, &llm.Request{Messages: msgs, Tools: specs, MaxTokens: a.cfg.Model.MaxTokens, Temperature: a.cfg.Model.Temperature}, emit)
+		began := time.Now()
+		mctx, span := a.fleet.tracer.Start(ctx, "chat "+a.cfg.Model.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+			attribute.String("gen_ai.operation.name", "chat"),
+			attribute.String("gen_ai.provider.name", "openai"),
+			attribute.String("gen_ai.request.model", a.cfg.Model.Model),
+			attribute.String("server.address", a.cfg.Model.BaseURL),
+		))
+		resp, err := a.generate(mctx, &llm.Request{Messages: msgs, Tools: specs, MaxTokens: a.cfg.Model.MaxTokens, Temperature: a.cfg.Model.Temperature}, emit)
 		if err != nil {
-			rec.Reply, rec.EndedBy = a.interrupted(ctx, err)
+			a.interrupted(ctx, rec, err)
+			a.fleet.opts.Metrics.ModelCall(a.cfg.Name, rec.EndedBy, time.Since(began))
+			span.SetStatus(codes.Error, rec.EndedBy)
+			span.SetAttributes(attribute.String("error.type", rec.EndedBy))
+			span.End()
 			return
 		}
+		a.fleet.opts.Metrics.ModelCall(a.cfg.Name, "ok", time.Since(began))
+		span.SetAttributes(
+			attribute.Int("gen_ai.usage.input_tokens", resp.Usage.PromptTokens),
+			attribute.Int("gen_ai.usage.output_tokens", resp.Usage.CompletionTokens),
+			attribute.StringSlice("gen_ai.response.finish_reasons", []string{resp.FinishReason}),
+		)
+		span.End()
 		rec.Tokens += usedTokens(msgs, resp)
-		msgs = append(msgs, resp.Message)
 		calls := resp.Message.ToolCalls
+		if len(calls) == 0 && strings.TrimSpace(resp.Message.Content) == "" {
+			rec.fail(CodeModelEmpty, fmt.Sprintf("the model at %s answered with neither text nor a tool call (finish reason %q)", a.cfg.Model.BaseURL, resp.FinishReason))
+			return
+		}
+		msgs = append(msgs, resp.Message)
 		if len(calls) == 0 {
 			rec.Reply, rec.EndedBy = resp.Message.Content, "answer"
 			if resp.FinishReason == "length" {
@@ -182,7 +275,7 @@ func (a *Agent) run(ctx context.Context, rec *turnRecord, emit func(Event)) {
 			return
 		}
 		if toolCalls+len(calls) > lim.ToolCalls {
-			rec.Reply, rec.EndedBy = boundReply("tool_calls", fmt.Sprintf("%d tool calls", lim.ToolCalls)), "tool_calls"
+			rec.fail(CodeBound, boundText("tool_calls", fmt.Sprintf("%d tool calls", lim.ToolCalls)))
 			return
 		}
 		toolCalls += len(calls)
@@ -192,10 +285,15 @@ func (a *Agent) run(ctx context.Context, rec *turnRecord, emit func(Event)) {
 			msgs = append(msgs, llm.Message{Role: llm.RoleTool, ToolCallID: n.ID, Content: toolContent(n)})
 		}
 		if ctx.Err() != nil {
-			rec.Reply, rec.EndedBy = a.interrupted(ctx, ctx.Err())
+			a.interrupted(ctx, rec, ctx.Err())
 			return
 		}
 	}
+}
+
+// fail ends the turn with an error.
+func (rec *turnRecord) fail(code, msg string) {
+	rec.EndedBy, rec.Error = code, &wire.Error{Code: code, Message: msg}
 }
 
 // usedTokens is the call's token count as the endpoint reported it, or an
@@ -218,22 +316,30 @@ func usedTokens(sent []llm.Message, resp *llm.Response) int {
 	return n/4 + 1
 }
 
-func boundReply(key, what string) string {
-	return fmt.Sprintf("I stopped this turn: it reached its limit of %s (limits.%s in the agent's config). Ask again with a narrower request, or raise the limit.", what, key)
+func boundText(key, what string) string {
+	return fmt.Sprintf("the turn reached its limit of %s (limits.%s in the agent's config); ask again with a narrower request, or raise the limit", what, key)
 }
 
-// interrupted explains why a turn ended early on an error.
-func (a *Agent) interrupted(ctx context.Context, err error) (reply, endedBy string) {
+// interrupted records why a turn ended early on an error.
+func (a *Agent) interrupted(ctx context.Context, rec *turnRecord, err error) {
 	switch {
 	case a.fleet.Stopped() && ctx.Err() != nil:
-		return "Turn cancelled: the emergency stop is engaged (/resume releases it).", "estop"
+		rec.fail(CodeEStop, "the emergency stop cancelled the turn (an admin's /resume releases it)")
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return boundReply("wall_time", a.cfg.Limits.WallTime.String()+" of wall time"), "wall_time"
+		rec.fail(CodeBound, boundText("wall_time", a.cfg.Limits.WallTime.String()+" of wall time"))
 	case ctx.Err() != nil:
-		return "Turn cancelled.", "cancelled"
+		rec.fail(CodeCancelled, "the turn was cancelled")
+	default:
+		code := CodeModelUnavailable
+		switch {
+		case errors.Is(err, llm.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+			code = CodeModelTimeout
+		case errors.Is(err, llm.ErrEmpty):
+			code = CodeModelEmpty
+		}
+		a.log.Warn("model call failed", "endpoint", a.cfg.Model.BaseURL, "code", code, "err", err)
+		rec.fail(code, fmt.Sprintf("model endpoint %s: %v", a.cfg.Model.BaseURL, err))
 	}
-	a.log.Warn("model call failed", "err", err)
-	return fmt.Sprintf("The model endpoint failed, so this turn has no answer: %v", err), "model_error"
 }
 
 // generate makes one model call, streaming text deltas as they arrive.
@@ -253,90 +359,6 @@ func (a *Agent) generate(ctx context.Context, req *llm.Request, emit func(Event)
 		return nil, err
 	}
 	return nil, errors.New("model stream ended without a final message")
-}
-
-// runCalls runs one round of tool calls in parallel and reports them in the
-// order the model asked for them.
-func (a *Agent) runCalls(ctx context.Context, calls []llm.ToolCall, emit func(Event)) []callNote {
-	notes := make([]callNote, len(calls))
-	var wg sync.WaitGroup
-	for i, c := range calls {
-		args, argErr := cleanArgs(c.Arguments)
-		notes[i] = callNote{ID: c.ID, Tool: c.Name, Args: args}
-		emit(Event{Type: EventToolCall, Tool: c.Name, CallID: c.ID, Data: args})
-		if argErr != nil {
-			notes[i].Args = nil
-			notes[i].Error = argErr
-			continue
-		}
-		wg.Go(func() {
-			out, err := a.invoke(ctx, c.Name, args, "model")
-			notes[i].Result, notes[i].Error = out, asToolError(err)
-		})
-	}
-	wg.Wait()
-	for _, n := range notes {
-		ev := Event{Type: EventToolResult, Tool: n.Tool, CallID: n.ID, Data: n.Result}
-		if n.Error != nil {
-			ev.Error = n.Error.Error()
-		}
-		emit(ev)
-	}
-	return notes
-}
-
-// cleanArgs accepts the JSON arguments a model produced, forgiving a Markdown
-// code fence around them; anything else that is not a JSON object is an error
-// the model is told about.
-func cleanArgs(s string) (json.RawMessage, *tool.Error) {
-	s = strings.TrimSpace(s)
-	if rest, ok := strings.CutPrefix(s, "```"); ok {
-		rest = strings.TrimPrefix(rest, "json")
-		s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "```"))
-	}
-	if s == "" {
-		return json.RawMessage("{}"), nil
-	}
-	if !json.Valid([]byte(s)) || !strings.HasPrefix(s, "{") {
-		return nil, &tool.Error{Code: tool.CodeInvalidArgument, Message: fmt.Sprintf("arguments must be one JSON object; got %.200q", s)}
-	}
-	return json.RawMessage(s), nil
-}
-
-func asToolError(err error) *tool.Error {
-	if err == nil {
-		return nil
-	}
-	var te *tool.Error
-	if errors.As(err, &te) {
-		return te
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return &tool.Error{Code: tool.CodeTimeout, Message: err.Error(), Retryable: true}
-	}
-	return &tool.Error{Code: tool.CodeInternal, Message: err.Error()}
-}
-
-// toolContent is what the model reads as a tool's answer.
-func toolContent(n callNote) string {
-	if n.Error != nil {
-		b, _ := json.Marshal(map[string]*tool.Error{"error": n.Error})
-		return string(b)
-	}
-	if len(n.Result) == 0 {
-		return "null"
-	}
-	return string(n.Result)
-}
-
-// modelTools describes the agent's tools to the model.
-func (a *Agent) modelTools() []llm.ToolSpec {
-	specs := a.tools.Specs()
-	out := make([]llm.ToolSpec, len(specs))
-	for i, s := range specs {
-		out[i] = llm.ToolSpec{Name: s.Name, Description: s.Description, Parameters: s.InputSchema}
-	}
-	return out
 }
 
 // compose builds the conversation for a turn: the persona, recent turns and
@@ -388,13 +410,17 @@ func (a *Agent) storeTurn(ctx context.Context, id string, rec *turnRecord) error
 	if err != nil {
 		return fmt.Errorf("encode turn %s: %w", id, err)
 	}
+	text := inputText(rec.Input) + "\n" + rec.Reply
+	if rec.Error != nil {
+		text = inputText(rec.Input) + "\n[" + rec.Error.Code + "] " + rec.Error.Message
+	}
 	_, err = a.mem.Put(ctx, memory.Record{
 		Namespace: a.ns,
 		Kind:      memory.KindTurn,
 		Author:    a.cfg.Name,
-		Text:      inputText(rec.Input) + "\n" + rec.Reply,
+		Text:      text,
 		Data:      data,
-		Tags:      []string{"turn:" + id, "source:" + string(rec.Input.Source), "ended:" + rec.EndedBy},
+		Tags:      []string{"turn:" + id, "source:" + string(rec.Input.Source), "ended:" + rec.EndedBy, depthTag + strconv.Itoa(rec.Input.Depth)},
 	})
 	return err
 }

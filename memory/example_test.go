@@ -59,7 +59,7 @@ func ExampleScoped() {
 	_, err = robot.Put(ctx, memory.Record{Namespace: "agent/robot-10", Kind: memory.KindObservation, Text: "not mine"})
 	fmt.Println(err)
 	// Output:
-	// memory: write "agent/robot-10" by robot-1: memory: access denied (read grants ["agent/robot-1" "fleet"], write grants ["agent/robot-1"])
+	// memory: write "agent/robot-10" by robot-1: memory: access denied (not granted; read grants ["agent/robot-1" "fleet"], write grants ["agent/robot-1"])
 }
 
 func ExampleDB_PutFact() {

@@ -2,8 +2,6 @@ package memory
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -14,18 +12,28 @@ import (
 // covers "fleet/site-a"; "agent/robot-1" does not cover "agent/robot-10".
 // Write does not imply Read.
 type Grants struct {
-	Principal string   // who acts; the Author of its audit records and, when empty, of what it writes
+	Principal string   // who acts; when empty, the Author of what it writes
 	Read      []string // namespaces it may Get, Query and Watch
 	Write     []string // namespaces it may Put into
-	// AuditNamespace is where denials are recorded as KindAudit records,
-	// bypassing the grants. Default "audit".
-	AuditNamespace string
+	// OnDenied is told of every denied access, so that the caller's audit
+	// log can record it; the scoped store itself writes no audit records.
+	OnDenied func(ctx context.Context, d Denial)
+}
+
+// Denial is one access a ScopedStore refused.
+type Denial struct {
+	Principal string `json:"principal"`
+	Op        string `json:"op"` // "read" or "write"
+	Namespace string `json:"namespace"`
+	Reason    string `json:"reason"`
 }
 
 // ScopedStore is a view of a Store limited to some Grants. A denied access
-// returns an error wrapping ErrDenied and is written to the underlying store
-// as a KindAudit record. Watch and the Facts methods work when the
-// underlying store implements Watcher and Facts.
+// returns an error wrapping ErrDenied and is reported to Grants.OnDenied.
+// Nothing written through a scoped store may be of KindAudit: audit records
+// are written by the agent's audit log alone, so none can be forged through
+// a grant. Watch and the Facts methods work when the underlying store
+// implements Watcher and Facts.
 type ScopedStore struct {
 	s Store
 	g Grants
@@ -39,16 +47,13 @@ var (
 
 // Scoped returns a view of s limited to g. Invalid grant namespaces are an error.
 func Scoped(s Store, g Grants) (*ScopedStore, error) {
-	if g.AuditNamespace == "" {
-		g.AuditNamespace = "audit"
-	}
 	if g.Principal == "" {
 		return nil, fmt.Errorf("memory: scoped: %w: grants have no principal", ErrInvalid)
 	}
 	for _, set := range []struct {
 		name string
 		ns   []string
-	}{{"read", g.Read}, {"write", g.Write}, {"audit", []string{g.AuditNamespace}}} {
+	}{{"read", g.Read}, {"write", g.Write}} {
 		for _, ns := range set.ns {
 			if err := CheckNamespace(ns); err != nil {
 				return nil, fmt.Errorf("memory: scoped %s: %s grant: %w", g.Principal, set.name, err)
@@ -70,21 +75,11 @@ func Granted(grants []string, ns string) bool {
 	return false
 }
 
-// deny records a denied access as an audit record and returns the error.
-func (s *ScopedStore) deny(ctx context.Context, op, ns string) error {
-	err := fmt.Errorf("memory: %s %q by %s: %w (read grants %q, write grants %q)", op, ns, s.g.Principal, ErrDenied, s.g.Read, s.g.Write)
-	data, _ := json.Marshal(map[string]string{"decision": "deny", "op": op, "namespace": ns, "principal": s.g.Principal})
-	audit := Record{
-		Namespace: s.g.AuditNamespace,
-		Kind:      KindAudit,
-		Author:    s.g.Principal,
-		Text:      fmt.Sprintf("denied %s of namespace %s to %s", op, ns, s.g.Principal),
-		Data:      data,
-		Tags:      []string{"denied", op},
-	}
-	// The audit record is written even when the denied caller's ctx ended.
-	if _, aerr := s.s.Put(context.WithoutCancel(ctx), audit); aerr != nil {
-		return errors.Join(err, fmt.Errorf("memory: writing audit record: %w", aerr))
+// deny reports a denied access and returns the error.
+func (s *ScopedStore) deny(ctx context.Context, op, ns, why string) error {
+	err := fmt.Errorf("memory: %s %q by %s: %w (%s; read grants %q, write grants %q)", op, ns, s.g.Principal, ErrDenied, why, s.g.Read, s.g.Write)
+	if s.g.OnDenied != nil {
+		s.g.OnDenied(ctx, Denial{Principal: s.g.Principal, Op: op, Namespace: ns, Reason: why})
 	}
 	return err
 }
@@ -97,8 +92,11 @@ func (s *ScopedStore) Put(ctx context.Context, recs ...Record) ([]Record, error)
 		if err := CheckNamespace(recs[i].Namespace); err != nil {
 			return nil, fmt.Errorf("memory: put record %d: %w", i, err)
 		}
+		if recs[i].Kind == KindAudit {
+			return nil, s.deny(ctx, "write", recs[i].Namespace, "records of kind audit are written by depai's audit log only")
+		}
 		if !Granted(s.g.Write, recs[i].Namespace) {
-			return nil, s.deny(ctx, "write", recs[i].Namespace)
+			return nil, s.deny(ctx, "write", recs[i].Namespace, "not granted")
 		}
 		if recs[i].Author == "" {
 			recs[i].Author = s.g.Principal
@@ -114,7 +112,7 @@ func (s *ScopedStore) Get(ctx context.Context, id string) (Record, error) {
 		return Record{}, err
 	}
 	if !Granted(s.g.Read, rec.Namespace) {
-		return Record{}, s.deny(ctx, "read", rec.Namespace)
+		return Record{}, s.deny(ctx, "read", rec.Namespace, "not granted")
 	}
 	return rec, nil
 }
@@ -149,7 +147,7 @@ func (s *ScopedStore) Query(ctx context.Context, q Query) iter.Seq2[Record, erro
 	switch len(ts) {
 	case 0:
 		return func(yield func(Record, error) bool) {
-			yield(Record{}, s.deny(ctx, "read", q.Namespace))
+			yield(Record{}, s.deny(ctx, "read", q.Namespace, "not granted"))
 		}
 	case 1:
 		q.Namespace = ts[0]
@@ -237,7 +235,7 @@ func (s *ScopedStore) Watch(ctx context.Context, q Query) iter.Seq2[Record, erro
 	switch len(ts) {
 	case 0:
 		return func(yield func(Record, error) bool) {
-			yield(Record{}, s.deny(ctx, "watch", q.Namespace))
+			yield(Record{}, s.deny(ctx, "watch", q.Namespace, "not granted"))
 		}
 	case 1:
 		q.Namespace = ts[0]
@@ -282,8 +280,11 @@ func (s *ScopedStore) PutFact(ctx context.Context, rec Record, expectedSeq uint6
 	if err := CheckNamespace(rec.Namespace); err != nil {
 		return Record{}, fmt.Errorf("memory: put fact: %w", err)
 	}
+	if rec.Kind == KindAudit {
+		return Record{}, s.deny(ctx, "write", rec.Namespace, "records of kind audit are written by depai's audit log only")
+	}
 	if !Granted(s.g.Write, rec.Namespace) {
-		return Record{}, s.deny(ctx, "write", rec.Namespace)
+		return Record{}, s.deny(ctx, "write", rec.Namespace, "not granted")
 	}
 	if rec.Author == "" {
 		rec.Author = s.g.Principal
@@ -301,7 +302,7 @@ func (s *ScopedStore) Fact(ctx context.Context, namespace, key string) (Record, 
 		return Record{}, fmt.Errorf("memory: fact: %w", err)
 	}
 	if !Granted(s.g.Read, namespace) {
-		return Record{}, s.deny(ctx, "read", namespace)
+		return Record{}, s.deny(ctx, "read", namespace, "not granted")
 	}
 	return f.Fact(ctx, namespace, key)
 }
@@ -316,7 +317,7 @@ func (s *ScopedStore) History(ctx context.Context, namespace, key string) ([]Rec
 		return nil, fmt.Errorf("memory: history: %w", err)
 	}
 	if !Granted(s.g.Read, namespace) {
-		return nil, s.deny(ctx, "read", namespace)
+		return nil, s.deny(ctx, "read", namespace, "not granted")
 	}
 	return f.History(ctx, namespace, key)
 }

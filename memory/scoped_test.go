@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/depai/depai/memory"
@@ -24,10 +25,17 @@ func TestScoped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
+	var denied []memory.Denial
 	robot, err := memory.Scoped(db, memory.Grants{
 		Principal: "robot-1",
 		Read:      []string{"agent/robot-1", "fleet/site-a", "shared"},
 		Write:     []string{"agent/robot-1"},
+		OnDenied: func(_ context.Context, d memory.Denial) {
+			mu.Lock()
+			defer mu.Unlock()
+			denied = append(denied, d)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -63,17 +71,14 @@ func TestScoped(t *testing.T) {
 	})
 
 	denials := func() int {
-		n := 0
-		for rec, err := range db.Query(ctx, memory.Query{Namespace: "audit", Kinds: []memory.Kind{memory.KindAudit}}) {
-			if err != nil {
-				t.Fatal(err)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range denied {
+			if d.Principal != "robot-1" || d.Reason == "" {
+				t.Errorf("denial %+v", d)
 			}
-			if rec.Author != "robot-1" || !strings.Contains(string(rec.Data), `"decision":"deny"`) {
-				t.Errorf("audit record %+v", rec)
-			}
-			n++
 		}
-		return n
+		return len(denied)
 	}
 
 	tests := []struct {
@@ -89,6 +94,10 @@ func TestScoped(t *testing.T) {
 		}},
 		{"write sibling", func() error {
 			_, err := robot.Put(ctx, memory.Record{Namespace: "agent/robot-10", Kind: memory.KindMessage, Text: "x"})
+			return err
+		}},
+		{"write an audit record (a forgery) in a granted namespace", func() error {
+			_, err := robot.Put(ctx, memory.Record{Namespace: "agent/robot-1", Kind: memory.KindAudit, Text: "estop.release fleet"})
 			return err
 		}},
 		{"fact ungranted", func() error { _, err := robot.Fact(ctx, "fleet/site-b", "k"); return err }},
@@ -109,7 +118,7 @@ func TestScoped(t *testing.T) {
 				t.Errorf("error %q does not name the principal", err)
 			}
 			if n := denials(); n != i+1 {
-				t.Errorf("%d audit records, want %d", n, i+1)
+				t.Errorf("%d denials reported, want %d", n, i+1)
 			}
 		})
 	}

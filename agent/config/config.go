@@ -16,6 +16,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/depai/depai/sdk/wire"
 )
@@ -30,8 +31,37 @@ type File struct {
 
 // Operator configures the operator API of `depai run`.
 type Operator struct {
-	Addr      string `yaml:"addr"`       // default "127.0.0.1:7700"
+	// Addr is where the API listens. Empty: the CLI picks —
+	// DefaultOperatorAddr for `depai run`, a free port for `depai run
+	// --chat` (so that two people running the README's command do not
+	// clash).
+	Addr      string `yaml:"addr"`
 	TokenFile string `yaml:"token_file"` // relative to the config file; empty: the caller picks one in the data dir
+	// Operators are named operators with their own tokens and roles,
+	// besides the generated token (TokenFile), which is the admin named
+	// "operator".
+	Operators []OperatorToken `yaml:"operators"`
+}
+
+// Operator roles, as agent/policy orders them: each includes the ones
+// before it.
+const (
+	RoleViewer   = "viewer"   // reads status, tools, memory and the audit log; may engage the e-stop
+	RoleOperator = "operator" // also talks to agents, calls tools, approves, takes teleop
+	RoleAdmin    = "admin"    // also releases the e-stop and manages plugins
+)
+
+// GeneratedOperator is the name of the generated token's operator.
+const GeneratedOperator = "operator"
+
+// OperatorToken is one named operator of the API. Its token is read from a
+// file (mode 0600, like the generated one) or an environment variable:
+// exactly one of TokenFile and TokenEnv.
+type OperatorToken struct {
+	Name      string `yaml:"name" check:"required"`
+	Role      string `yaml:"role" check:"required,oneof=viewer|operator|admin"`
+	TokenFile string `yaml:"token_file"` // relative to the config file; absolute after Load
+	TokenEnv  string `yaml:"token_env"`  // the environment variable holding the token
 }
 
 // Roles of an agent.
@@ -49,9 +79,12 @@ type Agent struct {
 	Model   Model    `yaml:"model"`
 	Tools   []string `yaml:"tools"` // built-in tools to enable; empty: all
 	Plugins []Plugin `yaml:"plugins"`
-	Memory  Memory   `yaml:"memory"`
-	Limits  Limits   `yaml:"limits"`
-	Safety  Safety   `yaml:"safety"`
+	// MCP are Model Context Protocol servers whose tools become the
+	// agent's, under the same policy and audit as any tool.
+	MCP    []MCPServer `yaml:"mcp"`
+	Memory Memory      `yaml:"memory"`
+	Limits Limits      `yaml:"limits"`
+	Safety Safety      `yaml:"safety"`
 
 	Schedule  []Schedule `yaml:"schedule"`
 	Wake      []Wake     `yaml:"wake"`      // memory records that start a turn
@@ -66,8 +99,19 @@ type Model struct {
 	APIKeyEnv   string   `yaml:"api_key_env"` // the environment variable holding the API key
 	MaxTokens   int      `yaml:"max_tokens" check:"nonneg"`
 	Temperature *float32 `yaml:"temperature" check:"range=0..2"`
-	Timeout     Duration `yaml:"timeout" check:"nonneg"` // per model call; 0: bounded by the turn's wall time only
+	Timeout     Duration `yaml:"timeout" check:"nonneg"` // per model call, retries included; default 60s
+	// FirstByteTimeout bounds the wait for a streamed reply to start; a
+	// hung endpoint is reported after it. Default 15s.
+	FirstByteTimeout Duration `yaml:"first_byte_timeout" check:"nonneg"`
+	// Stream is whether replies are streamed (default true). false sends
+	// every request with stream: false, for servers that do not stream
+	// tool calls; see Streaming.
+	Stream *bool `yaml:"stream"`
 }
+
+// Streaming reports whether requests to the model are streamed: unless
+// stream: false is configured.
+func (m Model) Streaming() bool { return m.Stream == nil || *m.Stream }
 
 // Plugin transports.
 const (
@@ -98,23 +142,20 @@ type Plugin struct {
 	UnconfinedOK []string `yaml:"unconfined_ok"`
 }
 
-// Grants are the capabilities an agent gives a plugin. Deny by default.
-type Grants struct {
-	MemoryRead  []string `yaml:"memory_read"`  // namespaces
-	MemoryWrite []string `yaml:"memory_write"` // namespaces
-	HTTP        []string `yaml:"http"`         // allowed hosts
-	Emit        []string `yaml:"emit"`         // event topics
-	Secrets     []string `yaml:"secrets"`      // secret names, each defined in Plugin.Secrets
-	Config      []string `yaml:"config"`       // config keys
-	Clock       bool     `yaml:"clock"`
-	Random      bool     `yaml:"random"`
-	Actuator    bool     `yaml:"actuator"`
-	Payment     bool     `yaml:"payment"`
-	// Files and Net confine process plugins (the kernel enforces them):
-	// paths it may open, ro or rw (relative to the config file), and
-	// host:port TCP destinations (Landlock enforces the ports only).
-	Files []wire.FileGrant `yaml:"files"`
-	Net   []string         `yaml:"net"`
+// Grants are the capabilities an agent gives a plugin: the wire contract's
+// own type. Deny by default.
+type Grants = wire.Capabilities
+
+// MCPServer is an MCP server an agent uses: a command speaking MCP on its
+// stdin and stdout, or a Streamable HTTP URL.
+type MCPServer struct {
+	Name    string   `yaml:"name" check:"required"`
+	Command []string `yaml:"command"` // the first element is the program; relative paths are against the config file
+	URL     string   `yaml:"url"`
+	// Env is the server process's whole environment: NAME → the
+	// environment variable of depai's that holds the value.
+	Env     map[string]string `yaml:"env"`
+	Timeout Duration          `yaml:"timeout" check:"nonneg"` // connecting and each call; default 30s
 }
 
 // PluginLimits bound one plugin. Zero fields take the host's defaults.
@@ -156,13 +197,43 @@ type Limits struct {
 	ToolCalls  int      `yaml:"tool_calls" check:"positive"`  // default 16
 	WallTime   Duration `yaml:"wall_time" check:"positive"`   // default 2m
 	Tokens     int      `yaml:"tokens" check:"positive"`      // default 32000
+	// Depth ends chains of wakes, emits and agent messages: an input more
+	// than Depth hops from its cause is refused (and audited).
+	Depth int `yaml:"depth" check:"positive"` // default 4
+	// Inbox is how many inputs (messages, wakes, events, ticks) may wait
+	// for the agent; past it, new ones are refused as busy.
+	Inbox int `yaml:"inbox" check:"positive"` // default 64
+	// Concurrency is how many turns the agent runs at once.
+	Concurrency int `yaml:"concurrency" check:"positive"` // default 2
 }
 
 // Safety is the deterministic policy between the model and side effects.
 type Safety struct {
+	// Actuators are authoritative: a tool named here is gated and locked by
+	// the e-stop whatever its plugin declares, and a plugin whose tool is
+	// named here but not declared an actuator does not load.
 	Actuators []ActuatorRule `yaml:"actuators"`
-	Spend     Spend          `yaml:"spend"`
+	// Spend is refused until payments are enforced: no payment tool runs.
+	Spend Spend `yaml:"spend"`
+	// ApprovalTimeout is how long an action waits for /approve before it
+	// is denied. Default 5m.
+	ApprovalTimeout Duration `yaml:"approval_timeout" check:"positive"`
+	// Motion are the rules that decide a move on where the robot is.
+	Motion Motion `yaml:"motion"`
 }
+
+// Motion rules need the robot's pose (its latest reading with lat/lon).
+// With any of them set, every actuator call is decided on a fresh pose and
+// refused without one.
+type Motion struct {
+	MaxPoseAge     Duration    `yaml:"max_pose_age" check:"nonneg"`                               // older pose: no motion; default 10s
+	MinFix         string      `yaml:"min_fix" check:"oneof=none|2d|3d|dgps|rtk_float|rtk_fixed"` // worse fix: no motion
+	BatteryReserve float64     `yaml:"battery_reserve" check:"range=0..100"`                      // percent; below it: no motion
+	Geofence       [][]float64 `yaml:"geofence"`                                                  // [[lat, lon], …]: the area the robot must stay in
+}
+
+// DefaultMaxPoseAge is how old a pose may be before it is stale.
+const DefaultMaxPoseAge = Duration(10 * time.Second)
 
 // ActuatorRule gates calls of one actuator tool.
 type ActuatorRule struct {
@@ -170,14 +241,17 @@ type ActuatorRule struct {
 	MaxRate  string  `yaml:"max_rate"`                 // "N/s", "N/min" or "N/h"; see Rate
 	MaxSpeed float64 `yaml:"max_speed" check:"nonneg"` // m/s; 0: no limit
 	KeepOut  []Zone  `yaml:"keep_out"`
+	Approve  bool    `yaml:"approve"` // every call waits for an operator's /approve
 }
 
-// Zone is a circle the robot must not enter.
+// Zone is an area the robot must not enter or cross: a circle (lat, lon,
+// radius_m) or a polygon ([[lat, lon], …]).
 type Zone struct {
-	Name    string  `yaml:"name"`
-	Lat     float64 `yaml:"lat" check:"range=-90..90"`
-	Lon     float64 `yaml:"lon" check:"range=-180..180"`
-	RadiusM float64 `yaml:"radius_m" check:"positive"`
+	Name    string      `yaml:"name" json:"name"`
+	Lat     float64     `yaml:"lat" json:"lat,omitempty" check:"range=-90..90"`
+	Lon     float64     `yaml:"lon" json:"lon,omitempty" check:"range=-180..180"`
+	RadiusM float64     `yaml:"radius_m" json:"radius_m,omitempty" check:"positive"`
+	Polygon [][]float64 `yaml:"polygon" json:"polygon,omitempty"`
 }
 
 // Spend limits payments.

@@ -40,7 +40,7 @@ func TestLoadFleet(t *testing.T) {
 				Persona: "You are a survey rover. Be brief.",
 				Model: config.Model{
 					BaseURL: "http://127.0.0.1:11434/v1", Model: "llama3.2", APIKeyEnv: "OLLAMA_KEY",
-					MaxTokens: 512, Temperature: &temp, Timeout: config.Duration(30 * time.Second),
+					MaxTokens: 512, Temperature: &temp, Timeout: config.Duration(30 * time.Second), FirstByteTimeout: config.DefaultFirstByteTimeout,
 				},
 				Tools: []string{"memory.search", "clock"},
 				Plugins: []config.Plugin{
@@ -63,21 +63,22 @@ func TestLoadFleet(t *testing.T) {
 					Write:   []string{"agent/scout", "shared"},
 					Profile: "lowmem",
 				},
-				Limits: config.Limits{ModelCalls: 4, ToolCalls: 16, WallTime: config.Duration(45 * time.Second), Tokens: 32000},
+				Limits: config.Limits{ModelCalls: 4, ToolCalls: 16, WallTime: config.Duration(45 * time.Second), Tokens: 32000, Depth: 4, Inbox: 64, Concurrency: 2},
 				Safety: config.Safety{Actuators: []config.ActuatorRule{{
 					Tool: "drive", MaxRate: "2/s", MaxSpeed: 1.5,
 					KeepOut: []config.Zone{{Name: "pond", Lat: 52.52, Lon: 13.405, RadiusM: 25}},
-				}}},
+				}}, ApprovalTimeout: config.DefaultApproval},
 				Schedule:  []config.Schedule{{Every: config.Duration(10 * time.Minute), Input: "report your position"}},
 				Operators: []string{"alice"},
 			},
 			{
 				Name:    "dispatcher",
 				Role:    "digital",
+				Model:   config.Model{Timeout: config.DefaultModelTimeout, FirstByteTimeout: config.DefaultFirstByteTimeout},
 				Persona: "You assign survey jobs to rovers.",
 				Memory:  config.Memory{Read: []string{"agent/dispatcher", "shared"}, Write: []string{"agent/dispatcher", "shared"}, Profile: "default"},
-				Limits:  config.Limits{ModelCalls: 8, ToolCalls: 16, WallTime: config.Duration(2 * time.Minute), Tokens: 32000},
-				Safety:  config.Safety{Spend: config.Spend{DailyLimit: 20, ApprovalAbove: 5, Currency: "USDC"}},
+				Limits:  config.Limits{ModelCalls: 8, ToolCalls: 16, WallTime: config.Duration(2 * time.Minute), Tokens: 32000, Depth: 4, Inbox: 64, Concurrency: 2},
+				Safety:  config.Safety{ApprovalTimeout: config.DefaultApproval},
 			},
 		},
 	}
@@ -98,8 +99,36 @@ func TestLoadSingleAgent(t *testing.T) {
 	if len(f.Agents) != 1 || f.Agents[0].Name != "solo" || f.Agents[0].Model.BaseURL != "" {
 		t.Fatalf("agents = %+v; want one agent solo with no model", f.Agents)
 	}
-	if f.Operator.Addr != config.DefaultOperatorAddr {
-		t.Errorf("operator addr = %q; want the default %q", f.Operator.Addr, config.DefaultOperatorAddr)
+	if f.Operator.Addr != "" {
+		t.Errorf("operator addr = %q; want it empty (the CLI picks one)", f.Operator.Addr)
+	}
+}
+
+func TestOperatorsAndModelKeys(t *testing.T) {
+	f, err := config.Parse("/etc/depai/fleet.yaml", []byte(`
+name: a
+model: {base_url: "http://127.0.0.1:8080/v1", stream: false, first_byte_timeout: 5s, timeout: 2m}
+operator:
+  operators:
+    - {name: alice, role: viewer, token_file: tokens/alice}
+    - {name: ci-bot, role: operator, token_env: DEPAI_CI_TOKEN}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []config.OperatorToken{
+		{Name: "alice", Role: config.RoleViewer, TokenFile: "/etc/depai/tokens/alice"},
+		{Name: "ci-bot", Role: config.RoleOperator, TokenEnv: "DEPAI_CI_TOKEN"},
+	}
+	if !reflect.DeepEqual(f.Operator.Operators, want) {
+		t.Errorf("operators = %+v; want %+v", f.Operator.Operators, want)
+	}
+	m := f.Agents[0].Model
+	if m.Streaming() || m.FirstByteTimeout != config.Duration(5*time.Second) || m.Timeout != config.Duration(2*time.Minute) {
+		t.Errorf("model = %+v; want stream false, first byte 5s, timeout 2m", m)
+	}
+	if !(config.Model{}).Streaming() {
+		t.Error("a model without stream: is not streamed; want streaming by default")
 	}
 }
 
@@ -123,7 +152,13 @@ func TestErrors(t *testing.T) {
 		{"typo nested", "agents:\n  - name: a\n    limits:\n      wall_tme: 1s\n",
 			`fleet.yaml:4: agents[0].limits.wall_tme: unknown key (did you mean "wall_time"?)`},
 		{"unknown key", "name: a\nlimits:\n  zzzzzzzz: 1\n",
-			`fleet.yaml:3: limits.zzzzzzzz: unknown key (expected one of model_calls, tool_calls, wall_time, tokens)`},
+			`fleet.yaml:3: limits.zzzzzzzz: unknown key (expected one of model_calls, tool_calls, wall_time, tokens, depth, inbox, concurrency)`},
+		{"spend promised but not enforced", "name: a\nsafety:\n  spend: {daily_limit: 5}\n",
+			`fleet.yaml:3: safety.spend: not supported yet: payments are not enforced by this version, so no spend policy can be promised (remove the key; payment tools are refused)`},
+		{"the audit namespace granted", "name: a\nmemory: {write: [audit]}\n",
+			`fleet.yaml:2: memory.write: namespace "audit" is reserved for the audit log, which only depai itself writes (read it with /audit or depai audit verify)`},
+		{"two rules for one tool", "name: a\nsafety:\n  actuators:\n    - tool: drive\n    - tool: drive\n",
+			`fleet.yaml:5: safety.actuators[1].tool: tool "drive" already has a rule (at line 4); put all of a tool's limits in one rule`},
 		{"unknown top key", "agents: [{name: a}]\nplugins: []\n",
 			`fleet.yaml:2: plugins: unknown key (expected one of operator, data_dir, agents)`},
 		{"duplicate key", "name: a\nrole: robot\nrole: digital\n",
@@ -226,6 +261,18 @@ func TestErrors(t *testing.T) {
 			`fleet.yaml:3: schedule[0]: missing required key "every"`},
 		{"bad operator addr", "name: a\noperator: {addr: \"7700\"}\n",
 			`fleet.yaml:2: operator.addr: invalid address "7700" (expected host:port, such as "127.0.0.1:7700")`},
+		{"operator without token", "name: a\noperator:\n  operators:\n    - {name: alice, role: viewer}\n",
+			`fleet.yaml:4: operator.operators[0]: missing token_file or token_env (where operator "alice"'s token is)`},
+		{"operator two tokens", "name: a\noperator:\n  operators:\n    - {name: alice, role: viewer, token_file: a, token_env: A}\n",
+			`fleet.yaml:4: operator.operators[0].token_env: both token_file and token_env are set; keep one`},
+		{"operator bad role", "name: a\noperator:\n  operators:\n    - {name: alice, role: root, token_env: A}\n",
+			`fleet.yaml:4: operator.operators[0].role: unknown value "root" (expected viewer or operator or admin)`},
+		{"operator reserved name", "name: a\noperator:\n  operators:\n    - {name: operator, role: admin, token_env: A}\n",
+			`fleet.yaml:4: operator.operators[0].name: name "operator" is the generated token's admin (operator.token_file); pick another`},
+		{"operator duplicate", "name: a\noperator:\n  operators:\n    - {name: bob, role: admin, token_env: A}\n    - {name: bob, role: viewer, token_env: B}\n",
+			`fleet.yaml:5: operator.operators[1].name: duplicate operator name "bob" (first at line 4)`},
+		{"operator token value in env", "name: a\noperator:\n  operators:\n    - {name: bob, role: admin, token_env: \"abc-123\"}\n",
+			`fleet.yaml:4: operator.operators[0].token_env: invalid environment variable name "abc-123" (the name of the variable, not the token itself)`},
 		{"duplicate tool", "name: a\ntools: [clock, clock]\n",
 			`fleet.yaml:2: tools[1]: duplicate tool "clock" (also tools[0])`},
 		{"syntax", "name: a\n  role: robot\n",

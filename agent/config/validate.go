@@ -25,7 +25,17 @@ const (
 	DefaultToolCalls    = 16
 	DefaultWallTime     = Duration(2 * time.Minute)
 	DefaultTokens       = 32000
+	DefaultDepth        = 4
+	DefaultInbox        = 64
+	DefaultConcurrency  = 2
+	DefaultApproval     = Duration(5 * time.Minute)
+
+	DefaultModelTimeout     = Duration(60 * time.Second)
+	DefaultFirstByteTimeout = Duration(15 * time.Second)
 )
+
+// auditNamespace is policy.AuditNamespace (which imports this package).
+const auditNamespace = "audit"
 
 var (
 	// Names become memory namespaces, URL path segments and NATS subject
@@ -38,12 +48,13 @@ var (
 // finish applies defaults and checks what the decoder cannot see field by
 // field: names, duplicates, files, formats. It is the one place defaults live.
 func (d *decoder) finish(f *File, fleet bool) {
-	if f.Operator.Addr == "" {
-		f.Operator.Addr = DefaultOperatorAddr
-	} else if _, port, err := net.SplitHostPort(f.Operator.Addr); err != nil || port == "" {
-		d.errAt("operator.addr", "invalid address %q (expected host:port, such as %q)", f.Operator.Addr, DefaultOperatorAddr)
+	if f.Operator.Addr != "" {
+		if _, port, err := net.SplitHostPort(f.Operator.Addr); err != nil || port == "" {
+			d.errAt("operator.addr", "invalid address %q (expected host:port, such as %q)", f.Operator.Addr, DefaultOperatorAddr)
+		}
 	}
 	f.Operator.TokenFile = d.abs(f.Operator.TokenFile)
+	d.operators(&f.Operator)
 	f.DataDir = d.abs(f.DataDir)
 
 	names := map[string]string{} // agent name → key of its first use
@@ -109,7 +120,35 @@ func (d *decoder) agent(p string, a *Agent) {
 	if a.Limits.Tokens == 0 {
 		a.Limits.Tokens = DefaultTokens
 	}
+	if a.Limits.Depth == 0 {
+		a.Limits.Depth = DefaultDepth
+	}
+	if a.Limits.Inbox == 0 {
+		a.Limits.Inbox = DefaultInbox
+	}
+	if a.Limits.Concurrency == 0 {
+		a.Limits.Concurrency = DefaultConcurrency
+	}
+	if a.Safety.ApprovalTimeout == 0 {
+		a.Safety.ApprovalTimeout = DefaultApproval
+	}
+	if a.Safety.Spend != (Spend{}) {
+		d.errAt(join(p, "safety.spend"), "not supported yet: payments are not enforced by this version, so no spend policy can be promised (remove the key; payment tools are refused)")
+	}
+	for key, grants := range map[string][]string{"memory.read": a.Memory.Read, "memory.write": a.Memory.Write} {
+		for _, ns := range grants {
+			if memory.Within(ns, auditNamespace) {
+				d.errAt(join(p, key), "namespace %q is reserved for the audit log, which only depai itself writes (read it with /audit or depai audit verify)", ns)
+			}
+		}
+	}
 
+	if a.Model.Timeout == 0 {
+		a.Model.Timeout = DefaultModelTimeout
+	}
+	if a.Model.FirstByteTimeout == 0 {
+		a.Model.FirstByteTimeout = DefaultFirstByteTimeout
+	}
 	d.model(join(p, "model"), &a.Model)
 	d.embeddings(join(p, "memory.embeddings"), a.Memory.Embeddings)
 	d.names(join(p, "tools"), a.Tools, "tool")
@@ -134,13 +173,53 @@ func (d *decoder) agent(p string, a *Agent) {
 		}
 	}
 
+	for i, m := range a.MCP {
+		mp := fmt.Sprintf("%s[%d]", join(p, "mcp"), i)
+		if m.Name != "" && !nameRE.MatchString(m.Name) {
+			d.errAt(join(mp, "name"), "invalid name %q (expected up to 64 letters, digits, '-' or '_')", m.Name)
+		}
+		switch {
+		case len(m.Command) > 0 && m.URL != "":
+			d.errAt(mp, "give command or url, not both")
+		case len(m.Command) == 0 && m.URL == "":
+			d.errAt(mp, "missing command (a program speaking MCP on stdio) or url (a Streamable HTTP endpoint)")
+		case m.URL != "":
+			if u, err := url.Parse(m.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				d.errAt(join(mp, "url"), "invalid URL %q (expected http:// or https:// and a host)", m.URL)
+			}
+		}
+		for name, env := range m.Env {
+			if !envRE.MatchString(name) || !envRE.MatchString(env) {
+				d.errAt(join(mp, "env"), "%s: %s: expected NAME: ENV_VAR (the variable that holds the value)", name, env)
+			}
+		}
+	}
+	tools := map[string]string{}
 	for i, r := range a.Safety.Actuators {
 		rp := fmt.Sprintf("%s[%d]", join(p, "safety.actuators"), i)
+		if first, dup := tools[r.Tool]; dup && r.Tool != "" {
+			d.errAt(join(rp, "tool"), "tool %q already has a rule (at line %d); put all of a tool's limits in one rule", r.Tool, d.lines[first])
+		}
+		tools[r.Tool] = join(rp, "tool")
+		for j, z := range r.KeepOut {
+			zp := fmt.Sprintf("%s[%d]", join(rp, "keep_out"), j)
+			switch {
+			case len(z.Polygon) > 0 && z.RadiusM > 0:
+				d.errAt(zp, "zone %q has both radius_m and polygon (give one: a circle or a polygon)", z.Name)
+			case len(z.Polygon) > 0:
+				d.polygon(join(zp, "polygon"), z.Polygon)
+			case z.RadiusM == 0:
+				d.errAt(zp, "zone %q has neither radius_m (with lat and lon) nor polygon", z.Name)
+			}
+		}
 		if r.MaxRate != "" {
 			if _, _, err := r.Rate(); err != nil {
 				d.errAt(join(rp, "max_rate"), "%v", err)
 			}
 		}
+	}
+	if g := a.Safety.Motion.Geofence; len(g) > 0 {
+		d.polygon(join(p, "safety.motion.geofence"), g)
 	}
 	for i, w := range a.Wake {
 		wp := fmt.Sprintf("%s[%d]", join(p, "wake"), i)
@@ -159,6 +238,49 @@ func (d *decoder) agent(p string, a *Agent) {
 		}
 		if strings.TrimSpace(s.Input) == "" {
 			d.errorf(d.lines[sp], join(sp, "input"), "missing input (the message the agent receives each time)")
+		}
+	}
+}
+
+// operators checks the named operators: valid, unique names (not the
+// generated token's), one token source each.
+func (d *decoder) operators(o *Operator) {
+	names := map[string]string{GeneratedOperator: ""}
+	for i := range o.Operators {
+		p := fmt.Sprintf("operator.operators[%d]", i)
+		op := &o.Operators[i]
+		switch first, dup := names[op.Name]; {
+		case op.Name == "":
+		case !nameRE.MatchString(op.Name):
+			d.errAt(join(p, "name"), "invalid name %q (expected up to 64 letters, digits, '-' or '_', starting with a letter or digit)", op.Name)
+		case dup && first == "":
+			d.errAt(join(p, "name"), "name %q is the generated token's admin (operator.token_file); pick another", op.Name)
+		case dup:
+			d.errAt(join(p, "name"), "duplicate operator name %q (first at line %d)", op.Name, d.lines[first])
+		default:
+			names[op.Name] = join(p, "name")
+		}
+		switch {
+		case op.TokenFile == "" && op.TokenEnv == "":
+			d.errorf(d.lines[p], p, "missing token_file or token_env (where operator %q's token is)", op.Name)
+		case op.TokenFile != "" && op.TokenEnv != "":
+			d.errAt(join(p, "token_env"), "both token_file and token_env are set; keep one")
+		case op.TokenEnv != "" && !envRE.MatchString(op.TokenEnv):
+			d.errAt(join(p, "token_env"), "invalid environment variable name %q (the name of the variable, not the token itself)", op.TokenEnv)
+		}
+		op.TokenFile = d.abs(op.TokenFile)
+	}
+}
+
+// polygon checks a list of [lat, lon] points that encloses an area.
+func (d *decoder) polygon(p string, pts [][]float64) {
+	if len(pts) < 3 {
+		d.errAt(p, "a polygon needs at least 3 points, got %d (expected [[lat, lon], [lat, lon], [lat, lon], …])", len(pts))
+		return
+	}
+	for i, q := range pts {
+		if len(q) != 2 || q[0] < -90 || q[0] > 90 || q[1] < -180 || q[1] > 180 {
+			d.errAt(fmt.Sprintf("%s[%d]", p, i), "point %v: expected [lat, lon] with lat in -90..90 and lon in -180..180", q)
 		}
 	}
 }

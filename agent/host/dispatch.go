@@ -43,7 +43,6 @@ func (h *Host) newGrant(spec PluginSpec) (*grant, error) {
 	if h.cfg.Store != nil {
 		s, err := memory.Scoped(h.cfg.Store, memory.Grants{
 			Principal: spec.Name, Read: spec.Grants.MemoryRead, Write: spec.Grants.MemoryWrite,
-			AuditNamespace: h.cfg.AuditNamespace,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("plugin %q: memory grants: %w", spec.Name, err)

@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"iter"
+	"slices"
+	"strings"
 )
 
 // Model generates one assistant message for a conversation.
@@ -42,6 +44,21 @@ type Message struct {
 	Content    string     `json:"content,omitempty"`
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`   // assistant messages
 	ToolCallID string     `json:"tool_call_id,omitempty"` // tool messages: the call answered
+}
+
+// Empty reports whether m is an assistant message that says nothing: no
+// text and no tool calls. Such a message is never history: Generate never
+// returns one (it fails with ErrEmpty instead), the OpenAI adapter leaves
+// any it is given out of the request, and a caller should store none (use
+// Compact on a conversation read back from storage).
+func (m Message) Empty() bool {
+	return m.Role == RoleAssistant && strings.TrimSpace(m.Content) == "" && len(m.ToolCalls) == 0
+}
+
+// Compact returns msgs without its empty assistant messages (see
+// Message.Empty), reusing msgs' array.
+func Compact(msgs []Message) []Message {
+	return slices.DeleteFunc(msgs, Message.Empty)
 }
 
 // ToolCall is the model's request to run a tool. Arguments is the raw JSON

@@ -7,15 +7,28 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/depai/depai/internal/httpretry"
+)
+
+// Defaults of an OpenAIConfig.
+const (
+	DefaultTimeout          = 60 * time.Second
+	DefaultFirstByteTimeout = 15 * time.Second
+	// DefaultMaxIdleConnsPerHost is how many idle connections the default
+	// transport keeps to the endpoint: enough that many concurrent turns
+	// reuse connections instead of opening one each (Go's default keeps 2).
+	DefaultMaxIdleConnsPerHost = 64
 )
 
 // OpenAIConfig configures an adapter for an OpenAI-compatible endpoint.
@@ -24,13 +37,22 @@ type OpenAIConfig struct {
 	Model   string
 	APIKey  string // sent as a bearer token when not empty
 
-	// HTTPClient defaults to a client without an overall timeout: a stream
-	// lasts as long as the model writes, and ctx or Timeout bound it.
+	// HTTPClient defaults to a client of the adapter's own pooled transport
+	// (keep-alive, DefaultMaxIdleConnsPerHost idle connections) without an
+	// overall timeout: a stream lasts as long as the model writes, and ctx,
+	// Timeout and FirstByteTimeout bound it.
 	HTTPClient *http.Client
+
+	// NoStream sends every request with stream: false, for servers that do
+	// not stream tool calls. Without it the adapter streams, and falls back
+	// to a non-streamed request by itself when a stream ends with neither
+	// text nor tool calls.
+	NoStream bool
 
 	// MaxRetries is how many times a failed call is retried before any of
 	// the reply was delivered: on 408, 429, 5xx, a connection failure or a
-	// stream cut short. 0 means 3; negative means never.
+	// stream cut short. 0 means 3; negative means never. Timeouts are not
+	// retried: a hung endpoint is reported at once.
 	MaxRetries int
 	// Backoff is the wait before the first retry, doubled for each further
 	// one, with jitter; default 500ms. A Retry-After from the endpoint is
@@ -39,20 +61,37 @@ type OpenAIConfig struct {
 	// MaxBackoff caps the wait; a Retry-After longer than this ends the call
 	// with the endpoint's error rather than blocking. Default 30s.
 	MaxBackoff time.Duration
-	// Timeout bounds one Generate call including retries; 0: ctx alone.
+	// Timeout bounds one Generate call including retries; 0:
+	// DefaultTimeout; negative: ctx alone.
 	Timeout time.Duration
+	// FirstByteTimeout bounds the wait for the response of a streamed
+	// request (its status and headers); 0: DefaultFirstByteTimeout;
+	// negative: Timeout alone. A non-streamed reply arrives only when it is
+	// whole, so only Timeout bounds it.
+	FirstByteTimeout time.Duration
 
 	// MaxTokens and Temperature apply to requests that set none.
 	MaxTokens   int
 	Temperature *float32
+
+	// Logger gets an Info line when the adapter falls back from streaming;
+	// nil: no logs.
+	Logger *slog.Logger
 }
 
 // OpenAI is a Model backed by an OpenAI-compatible chat completions
-// endpoint, streamed, with native tool calling. It is safe for concurrent use.
+// endpoint, streamed (or not, see OpenAIConfig.NoStream), with native tool
+// calling. It is safe for concurrent use.
 type OpenAI struct {
 	cfg      OpenAIConfig
 	client   *openai.Client
 	endpoint string
+	hint404  string // appended to a 404's message: a base URL without /v1
+	log      *slog.Logger
+	// noStream is set once a streamed reply came back empty and the same
+	// request without streaming did not: this endpoint does not stream
+	// tool calls, so later calls skip the streamed attempt.
+	noStream atomic.Bool
 }
 
 var _ Model = (*OpenAI)(nil)
@@ -64,7 +103,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		return nil, fmt.Errorf("llm: invalid base URL %q: expected http(s)://host[:port]/path, such as \"http://127.0.0.1:11434/v1\"", cfg.BaseURL)
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{}
+		cfg.HTTPClient = &http.Client{Transport: newTransport()}
 	}
 	switch {
 	case cfg.MaxRetries == 0:
@@ -78,15 +117,41 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.FirstByteTimeout == 0 {
+		cfg.FirstByteTimeout = DefaultFirstByteTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	base := strings.TrimRight(cfg.BaseURL, "/")
 	oc := openai.DefaultConfig(cfg.APIKey)
-	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	oc.HTTPClient = hintingDoer{cfg.HTTPClient}
-	return &OpenAI{cfg: cfg, client: openai.NewClientWithConfig(oc), endpoint: oc.BaseURL + "/chat/completions"}, nil
+	oc.BaseURL = base
+	oc.HTTPClient = doer{cfg.HTTPClient}
+	o := &OpenAI{cfg: cfg, client: openai.NewClientWithConfig(oc), endpoint: base + "/chat/completions", log: log}
+	if !strings.Contains(u.Path+"/", "/v1/") {
+		o.hint404 = fmt.Sprintf(" (did you mean %s/v1? OpenAI-compatible servers serve /v1/chat/completions)", base)
+	}
+	return o, nil
+}
+
+// newTransport is a pooled transport for one adapter: Go's defaults (proxy
+// from the environment, HTTP/2, dial and TLS timeouts) with enough idle
+// connections kept for concurrent turns.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * DefaultMaxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	return t
 }
 
 // Generate streams one reply. Text deltas are yielded as they arrive; tool
 // calls are assembled from their streamed fragments and delivered whole in
-// the final chunk. Failures before any chunk was yielded are retried; after
+// the final chunk. A non-streamed reply is yielded as one text chunk and the
+// final chunk. Failures before any chunk was yielded are retried; after
 // that, an error ends the stream.
 func (o *OpenAI) Generate(ctx context.Context, req *Request) iter.Seq2[Chunk, error] {
 	return func(yield func(Chunk, error) bool) {
@@ -97,31 +162,77 @@ func (o *OpenAI) Generate(ctx context.Context, req *Request) iter.Seq2[Chunk, er
 			defer cancel()
 		}
 		wreq, names := o.wire(req)
+		stream := !o.cfg.NoStream && !o.noStream.Load()
+		fellBack := false
 		for attempt := 1; ; attempt++ {
-			var hint retryHint
-			res, delivered, err := o.attempt(context.WithValue(ctx, hintKey{}, &hint), &wreq, names, yield)
+			st := &attemptState{stream: stream}
+			if stream {
+				st.firstByte = o.cfg.FirstByteTimeout
+			}
+			actx := context.WithValue(ctx, stateKey{}, st)
+			var (
+				res       *Response
+				delivered bool
+				err       error
+			)
+			if stream {
+				res, delivered, err = o.streamed(actx, &wreq, names, st, yield)
+			} else {
+				res, err = o.whole(actx, &wreq, names)
+			}
 			if err == nil {
-				if res != nil {
+				switch {
+				case res == nil: // the caller stopped
+					return
+				case !res.Message.Empty():
+					if fellBack && !o.noStream.Swap(true) {
+						o.log.Info("llm: the endpoint answered without streaming what its stream left out; not streaming to it from now on (set model.stream: false to say so in the config)",
+							"endpoint", o.endpoint, "model", o.cfg.Model)
+					}
+					if !stream && res.Message.Content != "" && !yield(Chunk{Text: res.Message.Content}, nil) {
+						return
+					}
 					yield(Chunk{Final: res}, nil)
+					return
+				case stream:
+					// Servers that cannot stream tool calls end the stream
+					// empty; the same request without streaming gets them.
+					o.log.Info("llm: the stream ended with neither text nor tool calls; asking again without streaming",
+						"endpoint", o.endpoint, "model", o.cfg.Model, "finish_reason", res.FinishReason)
+					stream, fellBack = false, true
+					attempt-- // the fallback is not a retry
+					continue
 				}
+				yield(Chunk{}, &Error{Kind: ErrEmpty, Endpoint: o.endpoint, Attempts: attempt,
+					Message: fmt.Sprintf("the endpoint answered with neither text nor tool calls (finish_reason %q)", res.FinishReason)})
 				return
 			}
-			if ctx.Err() != nil {
-				yield(Chunk{}, o.canceled(parent, attempt))
+			if parent.Err() != nil {
+				yield(Chunk{}, fmt.Errorf("llm: %s: %w", o.endpoint, context.Cause(parent)))
 				return
 			}
 			var e *Error
 			if !errors.As(err, &e) {
 				e = &Error{Message: err.Error()}
 			}
+			switch {
+			case st.timedOut.Load():
+				e = &Error{Kind: ErrTimeout, Retryable: true,
+					Message: fmt.Sprintf("no response within the first-byte timeout of %v (the endpoint accepted the connection but sent nothing; is it overloaded or hung?)", o.cfg.FirstByteTimeout)}
+			case ctx.Err() != nil:
+				e = &Error{Kind: ErrTimeout, Retryable: true,
+					Message: fmt.Sprintf("no complete reply within the model timeout of %v", o.cfg.Timeout)}
+			case e.Status == http.StatusNotFound:
+				e.Message += o.hint404
+			}
 			e.Endpoint, e.Attempts = o.endpoint, attempt
-			if delivered || !e.Retryable || attempt > o.cfg.MaxRetries {
+			if e.Kind == ErrTimeout || delivered || !e.Retryable || attempt > o.cfg.MaxRetries {
 				yield(Chunk{}, e)
 				return
 			}
-			wait := hint.after
-			if wait == 0 {
-				wait = o.backoff(attempt)
+			wait, asked := st.retryAfter, st.retryAfterSet
+			if !asked {
+				wait = httpretry.Backoff(o.cfg.Backoff, o.cfg.MaxBackoff, attempt)
 			}
 			if wait > o.cfg.MaxBackoff {
 				e.Message += fmt.Sprintf(" (the endpoint asks to retry after %v)", wait)
@@ -137,33 +248,16 @@ func (o *OpenAI) Generate(ctx context.Context, req *Request) iter.Seq2[Chunk, er
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				yield(Chunk{}, o.canceled(parent, attempt))
+				if parent.Err() != nil {
+					yield(Chunk{}, fmt.Errorf("llm: %s: %w", o.endpoint, context.Cause(parent)))
+					return
+				}
+				yield(Chunk{}, &Error{Kind: ErrTimeout, Retryable: true, Endpoint: o.endpoint, Attempts: attempt,
+					Message: fmt.Sprintf("no complete reply within the model timeout of %v (last error: %s)", o.cfg.Timeout, e.Message)})
 				return
 			}
 		}
 	}
-}
-
-// canceled is the error for a call ended by ctx: the caller's cancellation
-// (which errors.Is finds), or the adapter's own Timeout.
-func (o *OpenAI) canceled(parent context.Context, attempts int) error {
-	if parent.Err() != nil {
-		return fmt.Errorf("llm: %s: %w", o.endpoint, context.Cause(parent))
-	}
-	return &Error{
-		Message:   fmt.Sprintf("no complete reply within the model timeout of %v", o.cfg.Timeout),
-		Retryable: true, Endpoint: o.endpoint, Attempts: attempts,
-	}
-}
-
-// backoff is the jittered wait before retry n (1-based): between half and all
-// of Backoff·2^(n-1).
-func (o *OpenAI) backoff(n int) time.Duration {
-	d := o.cfg.Backoff << min(n-1, 20)
-	if d <= 0 || d > o.cfg.MaxBackoff {
-		d = o.cfg.MaxBackoff
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // reasoning reports model families whose API takes max_completion_tokens
@@ -187,11 +281,16 @@ func (o *OpenAI) wire(req *Request) (openai.ChatCompletionRequest, *toolNames) {
 	names := newToolNames(req.Tools)
 	w := openai.ChatCompletionRequest{
 		Model:         o.cfg.Model,
-		Messages:      make([]openai.ChatCompletionMessage, len(req.Messages)),
+		Messages:      make([]openai.ChatCompletionMessage, 0, len(req.Messages)),
 		Stream:        true,
 		StreamOptions: &openai.StreamOptions{IncludeUsage: true},
 	}
-	for i, m := range req.Messages {
+	for _, m := range req.Messages {
+		if m.Empty() {
+			// Endpoints reject an assistant message without content or tool
+			// calls, or the model imitates it: it is no history.
+			continue
+		}
 		wm := openai.ChatCompletionMessage{Role: string(m.Role), Content: m.Content, ToolCallID: m.ToolCallID}
 		if len(m.ToolCalls) > 0 {
 			wm.ToolCalls = make([]openai.ToolCall, len(m.ToolCalls))
@@ -199,7 +298,7 @@ func (o *OpenAI) wire(req *Request) (openai.ChatCompletionRequest, *toolNames) {
 				wm.ToolCalls[j] = openai.ToolCall{ID: c.ID, Type: openai.ToolTypeFunction, Function: openai.FunctionCall{Name: names.wire(c.Name), Arguments: c.Arguments}}
 			}
 		}
-		w.Messages[i] = wm
+		w.Messages = append(w.Messages, wm)
 	}
 	if len(req.Tools) > 0 {
 		w.Tools = make([]openai.Tool, len(req.Tools))
@@ -235,9 +334,41 @@ func (o *OpenAI) wire(req *Request) (openai.ChatCompletionRequest, *toolNames) {
 	return w, names
 }
 
-// attempt makes one streamed call. delivered reports whether any chunk
+// whole makes one non-streamed call.
+func (o *OpenAI) whole(ctx context.Context, wreq *openai.ChatCompletionRequest, names *toolNames) (*Response, error) {
+	r := *wreq
+	r.Stream, r.StreamOptions = false, nil
+	resp, err := o.client.CreateChatCompletion(ctx, r)
+	if err != nil {
+		return nil, classify(err)
+	}
+	var c *openai.ChatCompletionChoice
+	for i := range resp.Choices {
+		if resp.Choices[i].Index == 0 {
+			c = &resp.Choices[i]
+			break
+		}
+	}
+	if c == nil {
+		return nil, &Error{Message: fmt.Sprintf("the reply has no choice with index 0 (%d choices; is base_url an OpenAI-compatible API root, such as .../v1?)", len(resp.Choices))}
+	}
+	var calls toolCalls
+	for _, tc := range c.Message.ToolCalls {
+		tc.Index = nil // whole calls come in order; some servers number them all 0
+		if err := calls.add(tc); err != nil {
+			return nil, err
+		}
+	}
+	return &Response{
+		Message:      Message{Role: RoleAssistant, Content: c.Message.Content, ToolCalls: calls.done(names)},
+		FinishReason: string(c.FinishReason),
+		Usage:        Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens, TotalTokens: resp.Usage.TotalTokens},
+	}, nil
+}
+
+// streamed makes one streamed call. delivered reports whether any chunk
 // reached the caller; a nil result with a nil error means the caller stopped.
-func (o *OpenAI) attempt(ctx context.Context, wreq *openai.ChatCompletionRequest, names *toolNames, yield func(Chunk, error) bool) (res *Response, delivered bool, err error) {
+func (o *OpenAI) streamed(ctx context.Context, wreq *openai.ChatCompletionRequest, names *toolNames, st *attemptState, yield func(Chunk, error) bool) (res *Response, delivered bool, err error) {
 	stream, err := o.client.CreateChatCompletionStream(ctx, *wreq)
 	if err != nil {
 		return nil, false, classify(err)
@@ -254,6 +385,7 @@ func (o *OpenAI) attempt(ctx context.Context, wreq *openai.ChatCompletionRequest
 	for {
 		r, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
+			st.finished() // what is left of the body is its end: drain it, keep the connection
 			break
 		}
 		if err != nil {
@@ -439,16 +571,11 @@ func sanitizeToolName(s string) string {
 	return string(b)
 }
 
-// retryable statuses: the request may succeed later.
-func retryableStatus(status int) bool {
-	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
-}
-
 // classify turns a failure to get a stream going into an *Error.
 func classify(err error) error {
 	var apiErr *openai.APIError
 	if errors.As(err, &apiErr) {
-		return &Error{Status: apiErr.HTTPStatusCode, Message: apiErr.Message, Retryable: retryableStatus(apiErr.HTTPStatusCode)}
+		return &Error{Status: apiErr.HTTPStatusCode, Message: apiErr.Message, Retryable: httpretry.Retryable(apiErr.HTTPStatusCode)}
 	}
 	var reqErr *openai.RequestError
 	if errors.As(err, &reqErr) {
@@ -459,7 +586,7 @@ func classify(err error) error {
 		if msg == "" {
 			msg = reqErr.HTTPStatus
 		}
-		return &Error{Status: reqErr.HTTPStatusCode, Message: msg, Retryable: retryableStatus(reqErr.HTTPStatusCode)}
+		return &Error{Status: reqErr.HTTPStatusCode, Message: msg, Retryable: httpretry.Retryable(reqErr.HTTPStatusCode)}
 	}
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
@@ -488,35 +615,89 @@ func classifyStream(err error) error {
 	return &Error{Message: fmt.Sprintf("reading the stream: %v", err), Retryable: true}
 }
 
-// retryHint carries the endpoint's Retry-After from the HTTP layer, which
-// go-openai's errors do not expose, back to the retry loop.
-type retryHint struct{ after time.Duration }
+// attemptState is what the HTTP layer tells the retry loop about one
+// attempt, which go-openai's errors do not carry: the endpoint's
+// Retry-After and whether the first-byte timeout fired. It also sets how
+// long the first byte may take, and lets the stream mark its body drained.
+type attemptState struct {
+	stream    bool
+	firstByte time.Duration // 0: no first-byte timeout
 
-type hintKey struct{}
+	retryAfter    time.Duration
+	retryAfterSet bool
+	timedOut      atomic.Bool
 
-// hintingDoer records Retry-After of error responses into the request's hint.
-type hintingDoer struct{ c *http.Client }
-
-func (d hintingDoer) Do(req *http.Request) (*http.Response, error) {
-	resp, err := d.c.Do(req)
-	if err == nil && resp.StatusCode >= 400 {
-		if h, ok := req.Context().Value(hintKey{}).(*retryHint); ok {
-			h.after = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		}
-	}
-	return resp, err
+	body *body // the response body, once there is one
 }
 
-// parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or bad.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
+// finished marks the attempt's stream as read to its end.
+func (st *attemptState) finished() {
+	if st.body != nil {
+		st.body.complete.Store(true)
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(min(s, 1<<30)) * time.Second
+}
+
+type stateKey struct{}
+
+// doer is the HTTP layer under go-openai: it bounds the wait for the
+// response by the first-byte timeout, records Retry-After of error
+// responses, and wraps bodies so that connections go back to the pool.
+type doer struct{ c *http.Client }
+
+func (d doer) Do(req *http.Request) (*http.Response, error) {
+	st, _ := req.Context().Value(stateKey{}).(*attemptState)
+	if st == nil {
+		return d.c.Do(req)
 	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+	ctx, cancel := context.WithCancel(req.Context())
+	var timer *time.Timer
+	if st.firstByte > 0 {
+		timer = time.AfterFunc(st.firstByte, func() {
+			st.timedOut.Store(true)
+			cancel()
+		})
 	}
-	return 0
+	resp, err := d.c.Do(req.WithContext(ctx))
+	if timer != nil && !timer.Stop() && err == nil {
+		// The timeout fired as the response arrived: it is too late.
+		resp.Body.Close()
+		resp, err = nil, context.Canceled
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode >= 400 {
+		st.retryAfter, st.retryAfterSet = httpretry.After(resp.Header.Get("Retry-After"), time.Now())
+	}
+	b := &body{ReadCloser: resp.Body, cancel: cancel}
+	// A non-streamed body is whole once the server answered: draining what
+	// the JSON decoder left (a newline, the chunked terminator) is cheap.
+	b.complete.Store(!st.stream || resp.StatusCode >= 400)
+	st.body = b
+	resp.Body = b
+	return resp, nil
+}
+
+// maxDrain bounds what Close reads of a complete body to reuse its
+// connection.
+const maxDrain = 64 << 10
+
+// body is a response body that, once its reply is complete, is drained on
+// Close so that its connection is reused (an unread remainder makes net/http
+// close it); a body closed early is not drained — the model may still be
+// writing — and its connection is closed.
+type body struct {
+	io.ReadCloser
+	cancel   context.CancelFunc
+	complete atomic.Bool
+}
+
+func (b *body) Close() error {
+	if b.complete.Load() {
+		_, _ = io.CopyN(io.Discard, b.ReadCloser, maxDrain)
+	}
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }

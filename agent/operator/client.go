@@ -2,6 +2,7 @@ package operator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,8 +97,9 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 
 // Send sends text (a message or an operator command) to the named agent and
 // yields the turn's events as they arrive; the last is the reply. A failure
-// is yielded as the error of the last pair; a server-side failure is an
-// *Error. Breaking out of the loop, or cancelling ctx, ends the request and
+// is yielded as the error of the last pair: a turn that failed (the stream's
+// error event) or a refused request is an *Error with the code, such as
+// agent.CodeModelTimeout. Breaking out of the loop, or cancelling ctx, ends the request and
 // with it the turn.
 func (c *Client) Send(ctx context.Context, agentName, text string) iter.Seq2[agent.Event, error] {
 	return func(yield func(agent.Event, error) bool) {
@@ -141,19 +143,18 @@ func (c *Client) send(ctx context.Context, agentName, text string, yield func(ag
 			return fmt.Errorf("operator: POST %s: the stream ended before the reply: %w", path, err)
 		}
 		switch agent.EventType(se.Type) {
-		case agent.EventDelta, agent.EventToolCall, agent.EventToolResult, agent.EventReply:
-		case "error":
-			var eb errorBody
-			if err := json.Unmarshal([]byte(se.Data), &eb); err != nil || eb.Error == nil {
-				return fmt.Errorf("operator: POST %s: malformed error event %q", path, abbreviate(se.Data, 200))
-			}
-			return eb.Error
+		case agent.EventDelta, agent.EventToolCall, agent.EventToolResult, agent.EventReply, agent.EventError:
 		default:
 			continue // an event type this client does not know yet
 		}
 		var ev agent.Event
 		if err := json.Unmarshal([]byte(se.Data), &ev); err != nil {
 			return fmt.Errorf("operator: POST %s: malformed %s event: %w", path, se.Type, err)
+		}
+		if ev.Type == agent.EventError {
+			// The turn failed: its code and message, as the JSON answer
+			// would carry them.
+			return &Error{Code: cmp.Or(ev.Code, CodeTurnFailed), Message: cmp.Or(ev.Error, "the turn failed")}
 		}
 		if !yield(ev, nil) {
 			return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/depai/depai/agent"
 	"github.com/depai/depai/agent/operator"
+	"github.com/depai/depai/agent/policy"
 )
 
 // echoAgent echoes what it is sent.
@@ -30,7 +31,9 @@ func ExampleNewServer() {
 	srv, err := operator.NewServer(operator.Config{
 		Addr:   "127.0.0.1:0",                 // a free port; srv.Addr() says which
 		Agents: []operator.Agent{echoAgent{}}, // in depai run: the agents of agent.Open
-		Token:  "secret",                      // in depai run: operator.LoadOrCreateToken
+		// In depai run: the generated token (operator.LoadOrCreateToken) is
+		// the admin "operator"; the config's operator.operators add more.
+		Operators: []operator.Operator{{Name: "operator", Role: policy.RoleAdmin, Token: "secret"}},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -45,7 +48,7 @@ func ExampleNewServer() {
 }
 
 func ExampleNewClient() {
-	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: []operator.Agent{echoAgent{}}, Token: "secret"})
+	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: []operator.Agent{echoAgent{}}, Operators: []operator.Operator{{Name: "ada", Role: policy.RoleOperator, Token: "secret"}}})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -21,6 +21,7 @@ import (
 //	stream     delta, delta, tool_call, tool_result, reply
 //	block      a delta, then waits for ctx to end and records that on cancelled
 //	fail       a delta, then an error
+//	error CODE a delta, then an error event with CODE, as a failed turn ends
 //	anything   "echo: " + text
 type scriptedFleet struct {
 	agents []*scriptedAgent
@@ -100,6 +101,12 @@ func (a *scriptedAgent) Handle(ctx context.Context, in agent.Input) iter.Seq2[ag
 			}
 			yield(agent.Event{}, errors.New("model endpoint returned 500"))
 		default:
+			if code, ok := strings.CutPrefix(in.Text, "error "); ok {
+				if yield(agent.Event{Type: agent.EventDelta, TurnID: id, Text: "partial"}, nil) {
+					yield(agent.Event{Type: agent.EventError, TurnID: id, Code: code, Error: "scripted failure: " + code}, nil)
+				}
+				return
+			}
 			reply("echo: " + strings.TrimSpace(in.Text))
 		}
 	}

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -20,15 +21,25 @@ import (
 
 	"github.com/depai/depai/agent"
 	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/operator/console"
 	"github.com/depai/depai/agent/operator/internal/sse"
+	"github.com/depai/depai/agent/policy"
 )
 
 // DefaultAddr is where the API listens when Config.Addr is empty: the
 // config file's default operator.addr.
 const DefaultAddr = config.DefaultOperatorAddr
 
-// DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is 0.
-const DefaultMaxBodyBytes = 1 << 20
+// Defaults of a Config.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultBodyTimeout  = 10 * time.Second
+	DefaultKeepAlive    = 10 * time.Second
+)
+
+// authLogWindow is how often at most a failed authentication is logged;
+// the others in a window are counted into one line.
+const authLogWindow = 10 * time.Second
 
 // Config configures a Server.
 type Config struct {
@@ -37,20 +48,45 @@ type Config struct {
 	// free port; Server.Addr reports it. Empty: DefaultAddr.
 	Addr   string
 	Agents []Agent // required: the fleet's agents, in config order
-	Token  string  // required: the bearer token every request must carry
-	Logger *slog.Logger
+	// Operators are the token holders (at least one): names unique, roles
+	// valid, tokens not empty and not shared.
+	Operators []Operator
+	Logger    *slog.Logger
 	// MaxBodyBytes bounds a request body; a larger one gets 413. 0:
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// BodyTimeout bounds reading a request body, so that a client
+	// trickling it cannot hold a handler; 0: DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	// KeepAlive is the interval of the comment lines a streamed turn
+	// sends while it runs; 0: DefaultKeepAlive.
+	KeepAlive time.Duration
+	// Events is the fleet-wide event stream served on GET /v1/events (and
+	// what the console follows). Nil: no such route.
+	Events *console.Hub
+	// Console serves the web console on / with its session logins, which
+	// then also authenticate the API.
+	Console bool
+	// Metrics is served on GET /metrics (behind the same authentication:
+	// give a scraper a viewer's token). Nil: no such route.
+	Metrics http.Handler
+	// MCP serves the fleet's tools to MCP clients over Streamable HTTP on
+	// /mcp, with the calling operator's role.
+	MCP bool
 }
 
 // Server serves the operator API. Create it with NewServer, run it with
 // Serve, stop it with Shutdown.
 type Server struct {
-	agents  []Agent
-	token   [sha256.Size]byte
-	log     *slog.Logger
-	maxBody int64
+	cfg         Config
+	console     *console.Console // nil without Config.Console
+	agents      []Agent
+	ops         []credential
+	log         *slog.Logger
+	maxBody     int64
+	bodyTimeout time.Duration
+	keepAlive   time.Duration
+	authLog     authLog
 
 	ln   net.Listener
 	http *http.Server
@@ -71,8 +107,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if len(cfg.Agents) == 0 {
 		return nil, errors.New("operator: Config.Agents is required")
 	}
-	if cfg.Token == "" {
-		return nil, errors.New("operator: Config.Token is required (the API never runs without authentication)")
+	ops, err := credentials(cfg.Operators)
+	if err != nil {
+		return nil, err
 	}
 	addr, err := loopbackAddr(cfg.Addr)
 	if err != nil {
@@ -91,18 +128,31 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("operator: listen on %s: %w", addr, err)
 	}
 	s := &Server{
-		agents:  slices.Clone(cfg.Agents),
-		token:   sha256.Sum256([]byte(cfg.Token)),
-		log:     log,
-		maxBody: maxBody,
-		ln:      ln,
+		cfg:         cfg,
+		agents:      slices.Clone(cfg.Agents),
+		ops:         ops,
+		log:         log,
+		maxBody:     maxBody,
+		bodyTimeout: cmp.Or(cfg.BodyTimeout, DefaultBodyTimeout),
+		keepAlive:   cmp.Or(cfg.KeepAlive, DefaultKeepAlive),
+		authLog:     authLog{log: log, window: authLogWindow},
+		ln:          ln,
+	}
+	if cfg.Console {
+		c, err := console.New(console.Config{Authenticate: s.check})
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		s.console = c
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.http = &http.Server{
 		Handler: s.routes(),
 		// No ReadTimeout or WriteTimeout: a turn streams for as long as its
-		// own bounds allow, and a read deadline would cancel it. Bodies are
-		// small and bounded by MaxBodyBytes.
+		// own bounds allow, and a connection-wide read deadline would cancel
+		// it. Bodies are bounded by MaxBodyBytes, and their reading by a
+		// per-request deadline (BodyTimeout).
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return s.base },
@@ -159,6 +209,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	s.mu.Unlock()
 	err := s.http.Shutdown(ctx)
+	s.authLog.stop()
 	// Serve closes the listener, but Serve may never have run.
 	_ = s.ln.Close()
 	s.cancel()
@@ -182,6 +233,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	if s.cfg.Events != nil {
+		mux.HandleFunc("GET /v1/events", console.ServeEvents(s.cfg.Events))
+	}
+	if s.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", s.cfg.Metrics)
+	}
+	if s.cfg.MCP {
+		mux.Handle("/mcp", s.mcpHandler())
+	}
 	mux.HandleFunc("GET /v1/agents", s.listAgents)
 	mux.HandleFunc("GET /v1/agents/{name}", s.getAgent)
 	mux.HandleFunc("POST /v1/agents/{name}/messages", s.postMessage)
@@ -191,23 +251,76 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/agents/{name}", methodNotAllowed("GET"))
 	mux.HandleFunc("/v1/agents/{name}/messages", methodNotAllowed("POST"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages)", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages, GET /v1/events, GET /metrics, /mcp)", r.Method, r.URL.Path))
 	})
-	return s.authenticate(mux)
+	api := s.authenticate(mux)
+	if s.console == nil {
+		return api
+	}
+	// The console's page, assets and login are public; everything else is
+	// the API, which a console session also authenticates.
+	public := http.NewServeMux()
+	s.console.Routes(public)
+	public.Handle("/", api)
+	return public
 }
 
-// authenticate rejects any request without the bearer token before routing,
-// so that an unauthenticated client learns nothing, not even which routes
-// exist.
+// credential is an Operator with its token hashed.
+type credential struct {
+	name string
+	role policy.Role
+	sum  [sha256.Size]byte
+}
+
+// credentials checks the operators and hashes their tokens.
+func credentials(ops []Operator) ([]credential, error) {
+	if len(ops) == 0 {
+		return nil, errors.New("operator: Config.Operators is required (the API never runs without authentication)")
+	}
+	out := make([]credential, len(ops))
+	names := map[string]bool{}
+	sums := map[[sha256.Size]byte]string{}
+	for i, op := range ops {
+		switch {
+		case op.Name == "":
+			return nil, fmt.Errorf("operator: Config.Operators[%d]: empty name", i)
+		case names[op.Name]:
+			return nil, fmt.Errorf("operator: Config.Operators[%d]: duplicate name %q", i, op.Name)
+		case !op.Role.Valid():
+			return nil, fmt.Errorf("operator: operator %q: invalid role %q (expected %s, %s or %s)", op.Name, op.Role, policy.RoleViewer, policy.RoleOperator, policy.RoleAdmin)
+		case strings.TrimSpace(op.Token) == "":
+			return nil, fmt.Errorf("operator: operator %q: empty token", op.Name)
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(op.Token)))
+		if other, dup := sums[sum]; dup {
+			return nil, fmt.Errorf("operator: operators %q and %q have the same token (each needs its own)", other, op.Name)
+		}
+		names[op.Name], sums[sum] = true, op.Name
+		out[i] = credential{name: op.Name, role: op.Role, sum: sum}
+	}
+	return out, nil
+}
+
+// opKey is the request context key of the authenticated *credential.
+type opKey struct{}
+
+// authenticate rejects any request without a known bearer token before
+// routing, so that an unauthenticated client learns nothing, not even which
+// routes exist.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.console != nil && r.Header.Get("Authorization") == "" {
+			if so, ok := s.console.Session(r); ok {
+				op := &credential{name: so.Name, role: so.Role}
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), opKey{}, op)))
+				return
+			}
+		}
 		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		ok := strings.EqualFold(scheme, "Bearer") && got != ""
-		// Compare hashes: equal lengths, so the comparison time says
-		// nothing about the token, not even its length.
-		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		if !ok || subtle.ConstantTimeCompare(sum[:], s.token[:]) != 1 {
-			s.log.Warn("operator: unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		op := s.operatorOf(got)
+		if !ok || op == nil {
+			s.authLog.failed(r)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="depai"`)
 			msg := "missing bearer token (send Authorization: Bearer <token>; depai run prints where the token file is)"
 			if ok {
@@ -216,8 +329,80 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, msg)
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), opKey{}, op)))
 	})
+}
+
+// operatorOf finds the operator whose token this is. It compares hashes, with
+// every operator's: equal lengths and the same work whichever matches, so
+// the time says nothing about the tokens, not even their lengths.
+func (s *Server) operatorOf(token string) *credential {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	var op *credential
+	for i := range s.ops {
+		if subtle.ConstantTimeCompare(sum[:], s.ops[i].sum[:]) == 1 {
+			op = &s.ops[i]
+		}
+	}
+	return op
+}
+
+// check is the console's login: a token's operator.
+func (s *Server) check(token string) (console.Operator, bool) {
+	if token == "" {
+		return console.Operator{}, false
+	}
+	op := s.operatorOf(token)
+	if op == nil {
+		return console.Operator{}, false
+	}
+	return console.Operator{Name: op.name, Role: op.role}, true
+}
+
+// authLog logs failed authentications at most once a window: the first of
+// a window at once, the rest as one count when the window ends. A flood of
+// unauthenticated requests costs a line per window, not one each.
+type authLog struct {
+	log    *slog.Logger
+	window time.Duration
+
+	mu      sync.Mutex
+	timer   *time.Timer // running while a window is open
+	count   int         // failures in the open window after its first
+	stopped bool
+}
+
+func (l *authLog) failed(r *http.Request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.timer != nil || l.stopped {
+		l.count++
+		return
+	}
+	l.log.Warn("operator: unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	l.timer = time.AfterFunc(l.window, l.flush)
+}
+
+// flush ends a window, logging what it counted.
+func (l *authLog) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.timer = nil
+	if l.count > 0 {
+		l.log.Warn("operator: more unauthorized requests", "count", l.count, "within", l.window)
+		l.count = 0
+	}
+}
+
+// stop ends the open window now, so that no timer outlives the server.
+func (l *authLog) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	t := l.timer
+	l.mu.Unlock()
+	if t != nil && t.Stop() {
+		l.flush()
+	}
 }
 
 func methodNotAllowed(allow string) http.HandlerFunc {
@@ -265,6 +450,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	op := r.Context().Value(opKey{}).(*credential)
 	if !s.beginTurn() {
 		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down")
 		return
@@ -272,7 +458,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	defer s.turns.Done()
 	// The request's context ends when the client goes away or Shutdown
 	// gives up waiting; either way the turn is cancelled.
-	in := agent.Input{Source: agent.SourceOperator, From: msg.From, Text: msg.Text}
+	in := agent.Input{Source: agent.SourceOperator, From: op.name, Role: op.role, Text: msg.Text}
 	s.log.Debug("operator: message", "agent", a.Name(), "from", in.From, "text", abbreviate(in.Text, 80))
 	turn := a.Handle(r.Context(), in)
 	if wantsJSON(r.Header.Get("Accept")) {
@@ -296,11 +482,23 @@ func (s *Server) beginTurn() bool {
 
 func (s *Server) decodeMessage(w http.ResponseWriter, r *http.Request) (Message, bool) {
 	var msg Message
+	// A deadline for the body alone: cleared once it is read, so that the
+	// connection's background read (which notices a client going away
+	// mid-turn) is not cut by it.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.bodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		var netErr net.Error
+		switch {
+		case errors.As(err, &tooLarge):
 			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
+			return msg, false
+		case errors.As(err, &netErr) && netErr.Timeout():
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, CodeBodyTimeout, fmt.Sprintf("the request body did not arrive within %v", s.bodyTimeout))
 			return msg, false
 		}
 		writeError(w, http.StatusBadRequest, CodeBadJSON, fmt.Sprintf("reading request body: %v", err))
@@ -313,9 +511,6 @@ func (s *Server) decodeMessage(w http.ResponseWriter, r *http.Request) (Message,
 	if strings.TrimSpace(msg.Text) == "" {
 		writeError(w, http.StatusBadRequest, CodeMissingText, `request body: "text" is missing or empty (expected {"text": "..."}, such as {"text": "/status"})`)
 		return msg, false
-	}
-	if msg.From == "" {
-		msg.From = "operator"
 	}
 	return msg, true
 }
@@ -343,7 +538,9 @@ func wantsJSON(accept string) bool {
 }
 
 // stream sends the turn as server-sent events. Headers go out at once, so
-// the client knows the turn started; a failure after that is an error event.
+// the client knows the turn started; a failure after that is an error
+// event. While the turn runs, a keep-alive comment goes out every
+// s.keepAlive, from a second goroutine: writes to w are serialised by mu.
 func (s *Server) stream(w http.ResponseWriter, turn iter.Seq2[agent.Event, error]) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -352,28 +549,53 @@ func (s *Server) stream(w http.ResponseWriter, turn iter.Seq2[agent.Event, error
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
-	for ev, err := range turn {
-		var typ string
-		var data []byte
-		if err != nil {
-			typ = "error"
-			data, _ = json.Marshal(errorBody{&Error{Code: CodeTurnFailed, Message: err.Error()}})
-		} else {
-			typ = string(ev.Type)
-			data, err = json.Marshal(ev)
-			if err != nil {
-				typ = "error"
-				data, _ = json.Marshal(errorBody{&Error{Code: CodeTurnFailed, Message: fmt.Sprintf("encoding %s event: %v", ev.Type, err)}})
+
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var keepAlive sync.WaitGroup
+	keepAlive.Go(func() {
+		t := time.NewTicker(s.keepAlive)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				mu.Lock()
+				if sse.Comment(w, "keep-alive") == nil {
+					_ = rc.Flush()
+				}
+				mu.Unlock()
 			}
 		}
-		if werr := sse.Write(w, typ, data); werr != nil {
+	})
+	defer func() {
+		close(stop)
+		keepAlive.Wait()
+	}()
+
+	for ev, err := range turn {
+		if err != nil {
+			ev = agent.Event{Type: agent.EventError, Code: CodeTurnFailed, Error: err.Error()}
+		}
+		data, err := json.Marshal(ev)
+		if err != nil {
+			ev = agent.Event{Type: agent.EventError, TurnID: ev.TurnID, Code: CodeTurnFailed, Error: fmt.Sprintf("encoding %s event: %v", ev.Type, err)}
+			data, _ = json.Marshal(ev)
+		}
+		mu.Lock()
+		werr := sse.Write(w, string(ev.Type), data)
+		if werr == nil {
+			_ = rc.Flush()
+		}
+		mu.Unlock()
+		if werr != nil {
 			// The client is gone; its request context is cancelled, which
 			// ends the turn. Stop consuming it.
 			s.log.Debug("operator: stream write failed", "error", werr)
 			return
 		}
-		_ = rc.Flush()
-		if typ == "error" {
+		if ev.Type == agent.EventError {
 			return
 		}
 	}
@@ -386,8 +608,13 @@ func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, turn iter.Se
 			writeError(w, http.StatusInternalServerError, CodeTurnFailed, err.Error())
 			return
 		}
-		if ev.Type == agent.EventDelta {
+		switch ev.Type {
+		case agent.EventDelta:
 			continue
+		case agent.EventError:
+			code := cmp.Or(ev.Code, CodeTurnFailed)
+			writeError(w, StatusOf(code), code, ev.Error)
+			return
 		}
 		res.Events = append(res.Events, ev)
 		if ev.Type == agent.EventReply {

@@ -16,14 +16,21 @@ import (
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/llm/llmtest"
 	"github.com/depai/depai/agent/operator"
+	"github.com/depai/depai/agent/policy"
 )
 
 const testToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
+// admin is the generated token's operator, as depai run passes it.
+var admin = []operator.Operator{{Name: "operator", Role: policy.RoleAdmin, Token: testToken}}
+
+// one is an operator list with the token "t".
+var one = []operator.Operator{{Name: "operator", Role: policy.RoleAdmin, Token: "t"}}
+
 // startServer serves agents on a free loopback port until the test ends.
 func startServer(t testing.TB, agents []operator.Agent) *operator.Server {
 	t.Helper()
-	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: agents, Token: testToken})
+	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: agents, Operators: admin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +219,7 @@ func TestStreamWire(t *testing.T) {
 name: rover-1
 model: {base_url: %q, model: test-model}
 `, model.URL)))
-	resp, body := request(t, srv, "POST", "/v1/agents/rover-1/messages", "Bearer "+testToken, `{"text":"what time is it?","from":"alice"}`)
+	resp, body := request(t, srv, "POST", "/v1/agents/rover-1/messages", "Bearer "+testToken, `{"text":"what time is it?"}`)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
@@ -265,11 +272,11 @@ func TestJSONAnswer(t *testing.T) {
 	fleet := newScriptedFleet("rover-1")
 	srv := startServer(t, fleet.Agents())
 	auth := "Bearer " + testToken
-	resp, body := request(t, srv, "POST", "/v1/agents/rover-1/messages", auth, `{"text":"stream","from":"alice"}`, "Accept", "application/json")
+	resp, body := request(t, srv, "POST", "/v1/agents/rover-1/messages", auth, `{"text":"stream"}`, "Accept", "application/json")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("status %d, Content-Type %q, body %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	if in := fleet.agents[0].lastInput(); in.From != "alice" || in.Source != agent.SourceOperator || in.Text != "stream" {
+	if in := fleet.agents[0].lastInput(); in.From != "operator" || in.Role != policy.RoleAdmin || in.Source != agent.SourceOperator || in.Text != "stream" {
 		t.Errorf("agent got input %+v", in)
 	}
 	var res operator.TurnResult
@@ -414,7 +421,7 @@ func TestDisconnectCancelsTurn(t *testing.T) {
 // as long as its ctx allows, then cancels it and returns.
 func TestShutdownCancelsStreamingTurn(t *testing.T) {
 	fleet := newScriptedFleet("a")
-	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: fleet.Agents(), Token: testToken})
+	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: fleet.Agents(), Operators: admin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,14 +466,14 @@ func TestNewServerConfig(t *testing.T) {
 		cfg  operator.Config
 		err  string // "" for success
 	}{
-		{"no agents", operator.Config{Addr: "127.0.0.1:0", Token: "t"}, "Config.Agents is required"},
-		{"no token", operator.Config{Addr: "127.0.0.1:0", Agents: fleet.Agents()}, "Config.Token is required"},
-		{"all interfaces", operator.Config{Addr: "0.0.0.0:0", Agents: fleet.Agents(), Token: "t"}, `host "0.0.0.0" is not a loopback address`},
-		{"a name", operator.Config{Addr: "example.com:0", Agents: fleet.Agents(), Token: "t"}, `host "example.com" is not a loopback address`},
-		{"no port", operator.Config{Addr: "127.0.0.1", Agents: fleet.Agents(), Token: "t"}, "expected host:port"},
-		{"port only", operator.Config{Addr: ":0", Agents: fleet.Agents(), Token: "t"}, ""},
-		{"ipv4 loopback", operator.Config{Addr: "127.0.0.1:0", Agents: fleet.Agents(), Token: "t"}, ""},
-		{"localhost", operator.Config{Addr: "localhost:0", Agents: fleet.Agents(), Token: "t"}, ""},
+		{"no agents", operator.Config{Addr: "127.0.0.1:0", Operators: one}, "Config.Agents is required"},
+		{"no token", operator.Config{Addr: "127.0.0.1:0", Agents: fleet.Agents()}, "Config.Operators is required"},
+		{"all interfaces", operator.Config{Addr: "0.0.0.0:0", Agents: fleet.Agents(), Operators: one}, `host "0.0.0.0" is not a loopback address`},
+		{"a name", operator.Config{Addr: "example.com:0", Agents: fleet.Agents(), Operators: one}, `host "example.com" is not a loopback address`},
+		{"no port", operator.Config{Addr: "127.0.0.1", Agents: fleet.Agents(), Operators: one}, "expected host:port"},
+		{"port only", operator.Config{Addr: ":0", Agents: fleet.Agents(), Operators: one}, ""},
+		{"ipv4 loopback", operator.Config{Addr: "127.0.0.1:0", Agents: fleet.Agents(), Operators: one}, ""},
+		{"localhost", operator.Config{Addr: "localhost:0", Agents: fleet.Agents(), Operators: one}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -487,7 +494,7 @@ func TestNewServerConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Shut down without ever serving: the port is free again.
-			again, err := operator.NewServer(operator.Config{Addr: srv.Addr(), Agents: fleet.Agents(), Token: "t"})
+			again, err := operator.NewServer(operator.Config{Addr: srv.Addr(), Agents: fleet.Agents(), Operators: one})
 			if err != nil {
 				t.Fatalf("the port is still taken after Shutdown: %v", err)
 			}
@@ -496,7 +503,7 @@ func TestNewServerConfig(t *testing.T) {
 	}
 
 	srv := startServer(t, fleet.Agents())
-	if _, err := operator.NewServer(operator.Config{Addr: srv.Addr(), Agents: fleet.Agents(), Token: "t"}); err == nil || !strings.Contains(err.Error(), "listen on "+srv.Addr()) {
+	if _, err := operator.NewServer(operator.Config{Addr: srv.Addr(), Agents: fleet.Agents(), Operators: one}); err == nil || !strings.Contains(err.Error(), "listen on "+srv.Addr()) {
 		t.Errorf("NewServer on a port in use: %v", err)
 	}
 }

@@ -136,7 +136,7 @@ func TestRunServeChatStop(t *testing.T) {
 	}
 
 	t.Run("data dir", func(t *testing.T) {
-		out, stderr, code := depai(t, "/status\nremember the blue crate at dock 4\n", nil, "chat", "--data", data)
+		out, stderr, code := depai(t, "/status\n/call memory.put {\"text\":\"the blue crate at dock 4\"}\n", nil, "chat", "--data", data)
 		if code != 0 || !regexp.MustCompile(`(?m)^\* scout\s+robot`).MatchString(out) {
 			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 		}

@@ -56,7 +56,7 @@ the config's data_dir, else $XDG_STATE_HOME/depai (~/.local/state/depai).`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newRunCmd(), newChatCmd(), newMemoryCmd(), newPluginCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newChatCmd(), newMCPCmd(), newMemoryCmd(), newAuditCmd(), newPluginCmd(), newVersionCmd())
 	return root
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,10 @@ import (
 
 	"github.com/depai/depai/agent"
 	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/metrics"
 	"github.com/depai/depai/agent/operator"
+	"github.com/depai/depai/agent/operator/console"
+	"github.com/depai/depai/agent/policy"
 )
 
 // Shutdown budget: Ctrl-C to exit within a second. Turns streaming over the
@@ -65,8 +69,15 @@ message, each reply is printed, and depai exits at end of input.`,
 
 func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	start := time.Now()
-	// A second Ctrl-C, after stop, kills the process the default way.
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	// A second Ctrl-C, after stop, kills the process the default way. On a
+	// chat terminal, Ctrl-C belongs to the chat (it cancels the running
+	// turn; twice quits), so SIGINT does not stop the fleet by itself.
+	sigs := []os.Signal{syscall.SIGTERM}
+	chatTerminal := o.chat && isTerminal(cmd.InOrStdin())
+	if !chatTerminal {
+		sigs = append(sigs, os.Interrupt)
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), sigs...)
 	defer stop()
 	log, level, err := newLogger(cmd, cmd.ErrOrStderr())
 	if err != nil {
@@ -87,7 +98,14 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 		log.Info("low-memory profile: Go memory limit set", "bytes", limit)
 	}
 	dir := dataDir(o.data, cfg.DataDir)
-	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log})
+	tracer, stopTracing, err := tracerFromEnv(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(context.WithoutCancel(ctx))
+	hub, m := console.NewHub(), metrics.New()
+	defer hub.Close()
+	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log, Secrets: os.LookupEnv, Tracer: tracer, Events: hub.Publish, Metrics: m})
 	if err != nil {
 		if ctx.Err() != nil {
 			// Ctrl-C while plugins were still building or loading: the
@@ -106,13 +124,15 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	}()
 
 	tokenFile := tokenPath(cfg.Operator.TokenFile, dir)
-	token, created, err := operator.LoadOrCreateToken(tokenFile)
+	ops, created, err := operators(cfg.Operator, tokenFile)
 	if err != nil {
 		return err
 	}
-	addr := o.addr
-	if addr == "" {
-		addr = cfg.Operator.Addr
+	addr := cmp.Or(o.addr, cfg.Operator.Addr)
+	if addr == "" && o.chat {
+		// Nothing configured: a free port, so that two people running the
+		// README's command do not clash. The log and the banner say which.
+		addr = "127.0.0.1:0"
 	}
 	var agents []operator.Agent
 	var names []string
@@ -120,7 +140,8 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 		agents = append(agents, a)
 		names = append(names, a.Name())
 	}
-	srv, err := operator.NewServer(operator.Config{Addr: addr, Agents: agents, Token: token, Logger: log})
+	srv, err := operator.NewServer(operator.Config{Addr: addr, Agents: agents, Operators: ops, Logger: log,
+		Events: hub, Console: true, Metrics: m.Handler(), MCP: true})
 	if err != nil {
 		return fmt.Errorf("%w (is another depai run using it? pass --addr 127.0.0.1:0 for a free port)", err)
 	}
@@ -141,7 +162,7 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	}
 	defer os.Remove(filepath.Join(dir, runInfoFile))
 
-	log.Info("operator API", "url", "http://"+srv.Addr(), "token_file", tokenFile, "new_token", created)
+	log.Info("operator API and console", "url", "http://"+srv.Addr(), "console", "http://"+srv.Addr()+"/", "token_file", tokenFile, "new_token", created)
 	log.Info("ready", "agents", strings.Join(names, ","), "data", absDir, "startup", time.Since(start).Round(10*time.Microsecond))
 	go func() {
 		// Commands and the e-stop work from "ready"; turns and tool calls
@@ -157,18 +178,25 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	}()
 
 	if o.chat {
-		if isTerminal(cmd.InOrStdin()) && !cmd.Flags().Changed("log-level") && level.Level() < slog.LevelWarn {
+		if chatTerminal && !cmd.Flags().Changed("log-level") && level.Level() < slog.LevelWarn {
 			// Info logs would break into the conversation on the terminal.
 			log.Info("while chatting, only warnings and errors are logged (--log-level changes that)")
 			level.Set(slog.LevelWarn)
 		}
 		chatDone := make(chan error, 1)
+		chatCtx, chatStop := context.WithCancel(ctx)
+		defer chatStop()
 		go func() {
-			chatDone <- chatSession(ctx, localBackend{fleet}, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o.agent)
+			chatDone <- chatSession(chatCtx, localBackend{fleet}, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), sessionOptions{
+				first:   o.agent,
+				history: historyPath(dir),
+				banner:  fmt.Sprintf("Operator API on http://%s (token in %s; depai chat --data %s joins).", srv.Addr(), tokenFile, absDir),
+			})
 		}()
 		select {
 		case err = <-chatDone:
 		case err = <-served:
+			chatStop()
 		}
 	} else {
 		select {
@@ -180,6 +208,29 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	stopping = time.Now()
 	log.Info("shutting down")
 	return err
+}
+
+// operators are the token holders of the API: the generated token's admin
+// "operator", and the config's named operators with their tokens read from
+// their files (0600, as the generated one) or environment variables.
+func operators(cfg config.Operator, tokenFile string) (ops []operator.Operator, created bool, err error) {
+	token, created, err := operator.LoadOrCreateToken(tokenFile)
+	if err != nil {
+		return nil, false, err
+	}
+	ops = append(ops, operator.Operator{Name: config.GeneratedOperator, Role: policy.RoleAdmin, Token: token})
+	for _, op := range cfg.Operators {
+		var tok string
+		if op.TokenFile != "" {
+			if tok, err = operator.ReadToken(op.TokenFile); err != nil {
+				return nil, false, fmt.Errorf("operator %q: %w", op.Name, err)
+			}
+		} else if tok = strings.TrimSpace(os.Getenv(op.TokenEnv)); tok == "" {
+			return nil, false, fmt.Errorf("operator %q: $%s (its token_env) is not set or empty", op.Name, op.TokenEnv)
+		}
+		ops = append(ops, operator.Operator{Name: op.Name, Role: policy.Role(op.Role), Token: tok})
+	}
+	return ops, created, nil
 }
 
 // lowMemRuntimeLimit is the Go runtime's soft memory limit when an agent

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/depai/depai/internal/httpretry"
 )
 
 // Embedder turns texts into vectors, one per text, in order.
@@ -264,8 +266,9 @@ func (c *Client) post(ctx context.Context, body []byte, n int) (vecs [][]float32
 			msg = ae.Error.Message
 		}
 		err := fmt.Errorf("embed: POST %s: %s: %s", c.url, resp.Status, msg)
-		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-			return nil, parseRetryAfter(resp.Header.Get("Retry-After")), err
+		if httpretry.Retryable(resp.StatusCode) {
+			wait, _ := httpretry.After(resp.Header.Get("Retry-After"), time.Now())
+			return nil, min(wait, maxRetryAfter), err
 		}
 		return nil, -1, err
 	}
@@ -312,12 +315,9 @@ func (c *Client) checkDims(n int) error {
 	return nil
 }
 
-func parseRetryAfter(h string) time.Duration {
-	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s >= 0 {
-		return min(time.Duration(s)*time.Second, time.Minute)
-	}
-	return 0
-}
+// maxRetryAfter caps the wait an endpoint's Retry-After may impose on one
+// retry.
+const maxRetryAfter = time.Minute
 
 func snippet(b []byte) string {
 	const max = 200

@@ -103,9 +103,9 @@ type SensorDef struct {
 	Interval    string          `json:"interval,omitempty"`
 }
 
-// Capabilities is what a plugin requests and what an agent grants. Deny by
-// default: a zero Capabilities grants nothing. The yaml tags are the keys of
-// a plugin's grants: in the agent config.
+// Capabilities is what a plugin requests and what an agent grants (the
+// `grants:` of a plugin in the agent config, hence the YAML tags). Deny by
+// default: a zero Capabilities grants nothing.
 type Capabilities struct {
 	MemoryRead  []string `json:"memory_read,omitempty" yaml:"memory_read"`   // namespaces (and everything below them)
 	MemoryWrite []string `json:"memory_write,omitempty" yaml:"memory_write"` // namespaces (and everything below them)

@@ -9,8 +9,9 @@
 // scripts. (For POST /v1/embeddings, use memory/embed/embedtest.) Replies
 // can also be failures: an HTTP error with an OpenAI error body and
 // Retry-After, garbage or truncated SSE, a delay, or a hang until the client
-// gives up. Every request is recorded, decoded, so tests assert what a client
-// sent.
+// gives up. A server can also play one that does not stream tool calls
+// (Config.StreamsNoToolCalls). Every request is recorded, decoded, so tests
+// assert what a client sent, and accepted connections are counted (Conns).
 //
 // In a test:
 //
@@ -34,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -104,6 +106,12 @@ type Config struct {
 	// APIKey, when set, is required as "Authorization: Bearer <key>";
 	// requests without it get 401.
 	APIKey string
+	// StreamsNoToolCalls plays a server that supports tool calls only
+	// without streaming: a streamed answer leaves the reply's tool calls
+	// out (the stream ends with its text, if any, and its finish_reason),
+	// and a reply with tool calls is not used up by a streamed request, so
+	// that the client asking again with stream: false gets it.
+	StreamsNoToolCalls bool
 }
 
 // Server is a running scripted endpoint.
@@ -116,6 +124,8 @@ type Server struct {
 	ln     net.Listener
 	closed chan struct{}
 	once   sync.Once
+
+	conns atomic.Int64 // connections accepted
 
 	mu       sync.Mutex
 	replies  []Reply
@@ -153,7 +163,11 @@ func Start(cfg Config) (*Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("llmtest: no route for %s %s", r.Method, r.URL.Path), 0)
 	})
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ConnState: func(_ net.Conn, cs http.ConnState) {
+		if cs == http.StateNew {
+			s.conns.Add(1)
+		}
+	}}
 	go func() { _ = s.srv.Serve(ln) }() // returns ErrServerClosed on Close
 	return s, nil
 }
@@ -185,6 +199,10 @@ func (s *Server) Requests() []Request {
 	}
 	return out
 }
+
+// Conns is the number of TCP connections the server has accepted: a client
+// that pools its connections opens few.
+func (s *Server) Conns() int { return int(s.conns.Load()) }
 
 // Remaining is the number of scripted replies not yet used.
 func (s *Server) Remaining() int {
@@ -348,6 +366,12 @@ func (s *Server) next(rec recorded) (Reply, error) {
 	n := len(s.requests)
 	if len(s.replies) > 0 {
 		r := s.replies[0]
+		if s.cfg.StreamsNoToolCalls && rec.probe.Stream && len(r.ToolCalls) > 0 {
+			// Keep it for the non-streamed request that gets the calls.
+			s.mu.Unlock()
+			r.ToolCalls = nil
+			return r, nil
+		}
 		s.replies = s.replies[1:]
 		s.mu.Unlock()
 		return r, nil
@@ -383,6 +407,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply, err := s.next(rec)
+	if s.cfg.StreamsNoToolCalls && rec.probe.Stream {
+		reply.ToolCalls = nil // also from a Respond function
+	}
 	switch {
 	case errors.Is(err, errNoReply):
 		writeError(w, http.StatusInternalServerError, err.Error(), 0)

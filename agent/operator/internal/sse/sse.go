@@ -51,6 +51,16 @@ func Write(w io.Writer, typ string, data []byte) error {
 	return err
 }
 
+// Comment writes a comment line, which readers skip: a keep-alive that
+// shows the stream is still open.
+func Comment(w io.Writer, text string) error {
+	if strings.ContainsAny(text, "\r\n") {
+		return fmt.Errorf("sse: comment %q contains a line break", text)
+	}
+	_, err := io.WriteString(w, ": "+text+"\n\n")
+	return err
+}
+
 // ErrTooLong is returned when a line or an event's data exceeds the reader's
 // limit.
 var ErrTooLong = errors.New("sse: event too long")

@@ -1,0 +1,366 @@
+// Package agent is depai's core and composition root: it wires
+// configuration, models, tools, plugins, shared memory and the policy engine
+// into agents, and runs their turns.
+//
+// A Fleet is the agents of one config file sharing one memory store, one
+// policy engine and one audit log. Each Agent turns an Input (an operator
+// message, a message from another agent, a sensor event, a schedule tick)
+// into one turn through its bounded inbox: one model call with native tool
+// calling per round; read-only tool calls of a round run in parallel,
+// actuator and payment calls one after another in the model's order, every
+// one through the policy; bounded by model calls, tool calls, tokens and wall
+// time; stored durably before it is reported done. Operator commands (/help,
+// /status, /stop …) bypass the model and the inbox, and /stop works while
+// turns run. Failures end a turn with an EventError carrying a code.
+//
+// Open builds the parts it is not given (Options): the store, the models,
+// the plugin transports, the event sink, and the in-process Go tools a
+// program embedding depai adds. Environment variables are read by the
+// caller (cmd/depai), never here: Options.Secrets resolves the names the
+// config gives.
+//
+// Lock order: Fleet.mu, then Agent.mu, then Agent.histMu; the policy
+// engine's locks are taken after all of these.
+package agent
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/process"
+	"github.com/depai/depai/agent/host/wasm"
+	"github.com/depai/depai/agent/llm"
+	"github.com/depai/depai/agent/metrics"
+	"github.com/depai/depai/agent/policy"
+	"github.com/depai/depai/agent/tool"
+	"github.com/depai/depai/memory"
+	"github.com/depai/depai/memory/recall"
+)
+
+// Store is the memory a fleet runs on: a memory.Store that can also be
+// watched and keeps versioned facts. memory.DB is one.
+type Store interface {
+	memory.Store
+	memory.Watcher
+	memory.Facts
+}
+
+// ModelFactory connects one agent to its model endpoint.
+type ModelFactory func(ctx context.Context, agent string, cfg config.Model) (llm.Model, error)
+
+// Options are the parts of a fleet that do not come from its config file.
+// Every field but DataDir is optional.
+type Options struct {
+	DataDir string // where memory, the recall index and the safety state live; created with mode 0700
+	// CacheDir holds built plugins and compiled WASM code, which several
+	// data dirs share. Default: host.DefaultCacheDir() (the user cache
+	// directory's depai), or DataDir/cache where there is none.
+	CacheDir string
+	Logger   *slog.Logger // nil: discard
+
+	// Store is the shared memory. Nil: a memory.DB opened in DataDir/memory
+	// (and closed by Fleet.Close; a given Store is the caller's to close).
+	Store Store
+	// Models connects agents to their models. Nil: the OpenAI-compatible
+	// adapter, with the API key from Secrets.
+	Models ModelFactory
+	// Transports start plugins, by transport kind (wire.TransportWASM,
+	// wire.TransportProcess). Nil: wazero and go-plugin.
+	Transports map[string]host.Transport
+	// Tools are in-process Go tools, by agent name, for a program that
+	// embeds depai: they are offered to the model and /call like any other
+	// tool, and pass the same policy.
+	Tools map[string][]tool.Tool
+	// Events receives every event of every agent's turns and commands, as
+	// they happen: the seam for a fleet-wide stream. It must not block.
+	Events func(agent string, ev Event)
+	// Tracer receives a span per turn (invoke_agent), model call (chat) and
+	// tool call (execute_tool), with the OpenTelemetry GenAI attributes.
+	// Nil: no spans.
+	Tracer trace.TracerProvider
+	// Metrics receives turns, model calls, tool calls and policy decisions
+	// for GET /metrics. Nil: nothing is counted.
+	Metrics *metrics.Metrics
+	// Secrets resolves the environment variable names the config gives
+	// (model.api_key_env, plugin secrets). Nil: nothing resolves, so an
+	// endpoint that needs a key fails at its first call.
+	Secrets func(name string) (string, bool)
+}
+
+// Fleet is the agents of one config file and what they share.
+type Fleet struct {
+	file      *config.File
+	log       *slog.Logger
+	opts      Options
+	store     Store
+	ownsStore bool
+	recall    *recall.Index
+	audit     *policy.Log
+	policy    *policy.Engine
+	poses     poses
+	agents    []*Agent
+	byName    map[string]*Agent
+
+	cacheDir   string
+	transports map[string]host.Transport // shared by every agent's plugin host
+	tracer     trace.Tracer
+
+	bgCtx context.Context    // lives until Close: inboxes, schedules, wakes
+	stop  context.CancelFunc // ends bgCtx
+
+	// mu guards closing; bg counts the goroutines started through goBG,
+	// which refuses new ones once Close began.
+	mu      sync.Mutex
+	closing bool
+	bg      sync.WaitGroup
+	// loading tracks plugin loaders, which Close does not wait out: a WASM
+	// compile cannot be interrupted.
+	loading sync.WaitGroup
+}
+
+// Open starts every agent in file. It returns as soon as the agents answer
+// commands — the emergency stop works from then on — while plugins load in
+// the background (WaitPlugins); a turn or tool call waits for its agent's
+// plugins. A part that was started is closed again when a later one fails.
+func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err error) {
+	if len(file.Agents) == 0 {
+		return nil, fmt.Errorf("agent: %s: no agents configured", file.Path)
+	}
+	if opts.DataDir == "" {
+		return nil, errors.New("agent: Options.DataDir is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Secrets == nil {
+		opts.Secrets = func(string) (string, bool) { return "", false }
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = cmp.Or(host.DefaultCacheDir(), filepath.Join(opts.DataDir, "cache"))
+	}
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider()
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent: data dir: %w", err)
+	}
+	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	f := &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop,
+		tracer: opts.Tracer.Tracer("github.com/depai/depai/agent")}
+	defer func() {
+		if err != nil {
+			_ = f.Close(context.WithoutCancel(ctx))
+			err = fmt.Errorf("agent: %w", err)
+		}
+	}()
+	if err := f.provision(ctx); err != nil {
+		return nil, err
+	}
+	for i := range file.Agents {
+		a, err := newAgent(ctx, f, file.Agents[i])
+		if err != nil {
+			return nil, fmt.Errorf("%s: agent %q: %w", file.Path, file.Agents[i].Name, err)
+		}
+		f.agents = append(f.agents, a)
+		f.byName[a.Name()] = a
+	}
+	f.policy.OnStop(f.cancelTurns)
+	f.opts.Metrics.EStop(f.Stopped)
+	for _, a := range f.agents {
+		a.start()
+		f.loading.Go(func() { a.plugins.loadAll(bgCtx) })
+	}
+	return f, nil
+}
+
+// provision opens the shared parts: memory, the audit log, the policy
+// engine, recall and the plugin transports.
+func (f *Fleet) provision(ctx context.Context) error {
+	f.store = f.opts.Store
+	if f.store == nil {
+		db, err := memory.Open(ctx, memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), Logger: f.log})
+		if err != nil {
+			return err
+		}
+		f.store, f.ownsStore = db, true
+	}
+	audit, err := policy.OpenLog(ctx, f.store)
+	if err != nil {
+		return err
+	}
+	f.audit = audit
+	state, err := policy.OpenState(f.opts.DataDir)
+	if err != nil {
+		return err
+	}
+	if why := state.Broken(); why != "" {
+		f.log.Error("emergency stop engaged at start", "reason", why)
+	}
+	rules := map[string]policy.Rules{}
+	var timeout config.Duration
+	for _, a := range f.file.Agents {
+		rules[a.Name] = policy.RulesOf(a)
+		timeout = max(timeout, a.Safety.ApprovalTimeout)
+	}
+	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log,
+		OnDecision: func(a policy.Action, d policy.Decision) {
+			f.opts.Metrics.Decision(a.Agent, string(a.Kind), string(d.Verdict))
+		}})
+	if err != nil {
+		return err
+	}
+	f.recall, err = openRecall(ctx, f.file, f.store, f.opts.DataDir, f.opts.Secrets, f.log)
+	if err != nil {
+		return err
+	}
+	f.transports = f.opts.Transports
+	if f.transports == nil {
+		wasmT, err := wasm.New(wasm.Config{CacheDir: filepath.Join(f.cacheDir, "wasm"), Logger: f.log})
+		if err != nil {
+			return err
+		}
+		f.transports = map[string]host.Transport{host.KindWASM: wasmT, host.KindProcess: process.New(process.Config{Logger: f.log})}
+	}
+	return nil
+}
+
+// memoryProfile picks the store profile: the leanest any agent asks for,
+// since the store is shared.
+func memoryProfile(file *config.File) string {
+	for _, a := range file.Agents {
+		if a.Memory.Profile == config.ProfileLowMem {
+			return memory.ProfileLowMem
+		}
+	}
+	return memory.ProfileDefault
+}
+
+// goBG runs fn in a goroutine that Close waits for, unless Close has begun:
+// then fn does not run and goBG reports false.
+func (f *Fleet) goBG(fn func()) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing {
+		return false
+	}
+	f.bg.Go(fn)
+	return true
+}
+
+// Agents lists the agents in config order.
+func (f *Fleet) Agents() []*Agent { return append([]*Agent(nil), f.agents...) }
+
+// Agent returns the named agent.
+func (f *Fleet) Agent(name string) (*Agent, error) {
+	if a, ok := f.byName[name]; ok {
+		return a, nil
+	}
+	names := make([]string, len(f.agents))
+	for i, a := range f.agents {
+		names[i] = a.Name()
+	}
+	return nil, fmt.Errorf("no agent %q; agents: %s", name, strings.Join(names, ", "))
+}
+
+// Policy is the fleet's policy engine: the e-stop, approvals, decisions.
+func (f *Fleet) Policy() *policy.Engine { return f.policy }
+
+// WaitPlugins waits until every agent has tried to load its plugins and
+// returns the failures, each naming the agent and the plugin. A plugin that
+// fails to load leaves its agent running without it.
+func (f *Fleet) WaitPlugins(ctx context.Context) error {
+	var errs []error
+	for _, a := range f.agents {
+		if err := a.plugins.wait(ctx); err != nil {
+			return err
+		}
+		for _, err := range a.plugins.failures() {
+			errs = append(errs, fmt.Errorf("agent %s: %w", a.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stopped reports whether the emergency stop is engaged.
+func (f *Fleet) Stopped() bool { return f.policy != nil && f.policy.Stopped() }
+
+// cancelTurns is the e-stop's hook: every running turn of every agent ends.
+func (f *Fleet) cancelTurns(context.Context) {
+	for _, a := range f.agents {
+		a.cancelTurns()
+	}
+}
+
+// Close stops the inboxes, schedules and wakes, cancels running turns,
+// unloads plugins and closes what Open opened. It may be called on a fleet
+// whose Open failed half way, and more than once.
+func (f *Fleet) Close(ctx context.Context) error {
+	f.mu.Lock()
+	already := f.closing
+	f.closing = true
+	f.mu.Unlock()
+	if already {
+		return nil
+	}
+	f.stop()
+	f.cancelTurns(ctx)
+	var errs []error
+	if !waitCtx(ctx, &f.bg) {
+		errs = append(errs, fmt.Errorf("turns still running: %w", ctx.Err()))
+	}
+	// A plugin still compiling is not worth delaying shutdown for: its
+	// loader sees the cancelled context and unloads what it finishes.
+	if !waitCtx(ctx, &f.loading) {
+		f.log.Warn("shutting down while plugins are still loading")
+	}
+	for _, a := range f.agents {
+		if err := a.plugins.close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("agent %s: plugins: %w", a.Name(), err))
+		}
+	}
+	// Memory is closed whatever happened above: acknowledged writes are
+	// already durable, and a clean close spares the next start a replay.
+	if f.recall != nil {
+		if err := f.recall.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("recall: %w", err))
+		}
+	}
+	if f.audit != nil {
+		if err := f.audit.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if f.ownsStore && f.store != nil {
+		if err := f.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("memory: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("agent: close: %w", err)
+	}
+	return nil
+}
+
+// waitCtx waits for wg, or until ctx ends; it reports whether wg finished.
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
