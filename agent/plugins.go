@@ -230,10 +230,10 @@ func (m *pluginManager) spec(ctx context.Context, p config.Plugin) (host.PluginS
 		secrets[name] = v
 	}
 	return host.PluginSpec{
-		Name:    p.Name,
-		Path:    path,
-		Kind:    kind,
-		SHA256:  p.SHA256,
+		Name:         p.Name,
+		Path:         path,
+		Kind:         kind,
+		SHA256:       p.SHA256,
 		Grants:       p.Grants,
 		UnconfinedOK: p.UnconfinedOK,
 		Config:       p.Config,
