@@ -290,6 +290,11 @@ func cpuTime(pid int) (time.Duration, bool) {
 	if err != nil {
 		return 0, false
 	}
+	return parseStat(b)
+}
+
+// parseStat reads utime+stime from the contents of /proc/<pid>/stat.
+func parseStat(b []byte) (time.Duration, bool) {
 	// The command name (field 2) may hold spaces and parentheses: the
 	// fields after it start after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
