@@ -77,6 +77,9 @@ func TestProcessConfined(t *testing.T) {
 	if out, _ := callHostile(t, p, "hostile.dial", map[string]string{"addr": forbidden}); out.Err == "" {
 		t.Errorf("dial of %s, not granted, = %+v; want refused", forbidden, out)
 	}
+	if out, _ := callHostile(t, p, "hostile.udp", map[string]string{"addr": allowed}); out.Err == "" {
+		t.Errorf("UDP to %s = %+v; want refused (the kernel cannot restrict its destination)", allowed, out)
+	}
 	if out, _ := callHostile(t, p, "hostile.kill", map[string]int{"n": os.Getpid()}); out.Err == "" {
 		t.Errorf("kill of the agent's pid = %+v; want refused", out)
 	}

@@ -452,7 +452,10 @@ func (h *Host) Plugins() []*Plugin {
 func (h *Host) Unload(ctx context.Context, name string) error {
 	h.mu.Lock()
 	p, ok := h.plugins[name]
-	st := h.status[name]
+	var st Status // a copy: Load updates the entry under h.mu
+	if s := h.status[name]; s != nil {
+		st = s.Status
+	}
 	if ok {
 		delete(h.plugins, name)
 		delete(h.grants, name)
@@ -460,10 +463,10 @@ func (h *Host) Unload(ctx context.Context, name string) error {
 	}
 	h.mu.Unlock()
 	if !ok {
-		switch {
-		case st != nil && st.State == StateLoading:
+		switch st.State {
+		case StateLoading:
 			return fmt.Errorf("plugin %q is still loading (since %s)", name, st.Since.Format(time.TimeOnly))
-		case st != nil && st.State == StateFailed:
+		case StateFailed:
 			return fmt.Errorf("plugin %q: not loaded: %w", name, st.Err)
 		}
 		return fmt.Errorf("plugin %q: not loaded", name)

@@ -103,7 +103,7 @@ func (t *transport) plan(spec host.LoadSpec, workDir string, env []string) (laun
 		l.Ports = ports
 	}
 	l.Scoped = need(host.FeatureSignals, k.landlock >= 6, "signals: none to processes outside the plugin's domain (Landlock scope)")
-	l.Seccomp = need(host.FeatureSeccomp, k.seccomp, "syscalls: no ptrace, process_vm, bpf, mount, keyrings, kernel modules, raw or MPTCP sockets (seccomp)")
+	l.Seccomp = need(host.FeatureSeccomp, k.seccomp, "syscalls: no ptrace, process_vm, bpf, mount, keyrings, kernel modules, raw, SCTP or MPTCP sockets (seccomp)")
 	if l.Seccomp {
 		l.UDP = udp
 		if udp {

@@ -244,13 +244,21 @@ func seccompFilter(udp bool) seccomp.Filter {
 		afInet, afInet6, afPacket = 2, 10, 17
 		sockDgramBit              = 2 // SOCK_DGRAM 2, SOCK_RAW 3, SOCK_DCCP 6, SOCK_PACKET 10
 		sockRaw                   = 3
-		ipprotoMPTCP              = 262
+		sockRDMBit                = 4 // SOCK_RDM 4, SOCK_SEQPACKET 5: SCTP and others Landlock does not see
+		ipprotoSCTP, ipprotoMPTCP = 132, 262
 	)
+	// Landlock's network rules cover plain TCP only: every other way to
+	// reach a host from an IP socket is refused here.
 	socket := []seccomp.NameWithConditions{
 		{Name: "socket", Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: afPacket}}},
 		{Name: "socket", Conditions: seccomp.ArgumentConditions{{Argument: 2, Operation: seccomp.Equal, Value: ipprotoMPTCP}}},
+		{Name: "socket", Conditions: seccomp.ArgumentConditions{{Argument: 2, Operation: seccomp.Equal, Value: ipprotoSCTP}}},
 	}
 	for _, af := range []uint64{afInet, afInet6} {
+		socket = append(socket, seccomp.NameWithConditions{Name: "socket", Conditions: seccomp.ArgumentConditions{
+			{Argument: 0, Operation: seccomp.Equal, Value: af},
+			{Argument: 1, Operation: seccomp.BitsSet, Value: sockRDMBit},
+		}})
 		bits := uint64(sockDgramBit)
 		if udp {
 			bits = sockRaw

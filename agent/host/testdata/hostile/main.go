@@ -74,6 +74,15 @@ func init() {
 		c.Close()
 		return result("connected", nil)
 	})
+	sdk.Tool("hostile.udp", "Sends a UDP datagram.", func(_ context.Context, in Addr) (Out, error) {
+		c, err := net.Dial("udp", in.Addr)
+		if err != nil {
+			return result("", err)
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("hostile"))
+		return result("sent", err)
+	})
 	sdk.Tool("hostile.alloc", "Allocates and touches N MiB.", func(_ context.Context, in N) (Out, error) {
 		b := make([]byte, in.N<<20)
 		for i := 0; i < len(b); i += 4096 {
