@@ -103,7 +103,11 @@ func sourceName(s string) string {
 // openAIModel is the default ModelFactory.
 func (f *Fleet) openAIModel(_ context.Context, _ string, m config.Model) (llm.Model, error) {
 	key, _ := f.opts.Secrets(m.APIKeyEnv)
-	return llm.NewOpenAI(llm.OpenAIConfig{BaseURL: m.BaseURL, Model: m.Model, APIKey: key, Timeout: m.Timeout.Std()})
+	return llm.NewOpenAI(llm.OpenAIConfig{
+		BaseURL: m.BaseURL, Model: m.Model, APIKey: key,
+		Timeout: m.Timeout.Std(), FirstByteTimeout: m.FirstByteTimeout.Std(), NoStream: !m.Streaming(),
+		Logger: f.log,
+	})
 }
 
 // memoryDenied reports a scoped store's refusal to the audit log.

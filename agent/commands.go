@@ -101,7 +101,7 @@ func (a *Agent) command(ctx context.Context, in Input, text string) Event {
 	}
 	done, err := a.fleet.policy.Authorize(ctx, policy.Action{Agent: a.cfg.Name, Principal: by, Kind: policy.ActionCommand, Name: pname, Args: commandArgs(args)})
 	if err != nil {
-		return Event{Type: EventError, Command: c.name, Code: CodeDenied, Error: message(err)}
+		return Event{Type: EventError, Command: c.name, Code: deniedCode(err), Error: message(err)}
 	}
 	data, reply, err := c.run(ctx, a, call{in: in, by: by, args: args})
 	var result json.RawMessage
@@ -118,14 +118,24 @@ func (a *Agent) command(ctx context.Context, in Input, text string) Event {
 		switch {
 		case errors.As(err, &ce):
 			code = ce.code
-		case errors.As(err, &we) && we.Code == wire.CodeDenied:
-			return Event{Type: EventError, Command: c.name, Code: CodeDenied, Error: we.Message}
+		case errors.As(err, &we) && (we.Code == wire.CodeDenied || we.Code == wire.CodeForbidden):
+			return Event{Type: EventError, Command: c.name, Code: deniedCode(err), Error: we.Message}
 		case errors.As(err, &we):
 			code = CodeToolFailed
 		}
 		return Event{Type: EventError, Command: c.name, Code: code, Error: err.Error()}
 	}
 	return Event{Type: EventReply, Command: c.name, Text: reply, Data: result}
+}
+
+// deniedCode is the event code of a refusal: forbidden for the caller's
+// role, denied for the action.
+func deniedCode(err error) string {
+	var we *wire.Error
+	if errors.As(err, &we) && we.Code == wire.CodeForbidden {
+		return CodeForbidden
+	}
+	return CodeDenied
 }
 
 // message is an error's text without the code a wire error leads with,

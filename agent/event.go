@@ -53,6 +53,7 @@ const (
 	CodeModelEmpty       = "model_empty"       // the endpoint answered with neither text nor tool calls
 	CodeToolFailed       = "tool_failed"       // a /call failed
 	CodeDenied           = "denied"            // the policy refused the action
+	CodeForbidden        = "forbidden"         // the operator's role does not allow it
 	CodeCancelled        = "cancelled"         // the caller or Ctrl-C cancelled the turn
 	CodeEStop            = "estop"             // the emergency stop cancelled the turn
 	CodeBusy             = "busy"              // the agent's inbox is full

@@ -319,3 +319,31 @@ func TestMotionDecidedOnTheRobotsPose(t *testing.T) {
 		t.Errorf("moves = %v, want only the clear one", got)
 	}
 }
+
+// TestLostFixForgetsThePose: a GNSS reading without a fix (plugins/gnss's
+// shape) or a receiver_lost event leaves no position standing as current.
+func TestLostFixForgetsThePose(t *testing.T) {
+	f, err := openWith(t, "name: rover\nrole: robot\n", agent.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := f.Agent("rover")
+	fix := json.RawMessage(`{"quality":"rtk_fixed","lat":52.5,"lon":13.4,"heading":90,"speed":1.2,"satellites":14}`)
+	if err := a.Report(t.Context(), "gnss", "gnss.fix", fix); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.Status().Robot; r == nil || r.Fix != "rtk_fixed" || r.HeadingDeg != 90 || r.SpeedMPS != 1.2 {
+		t.Fatalf("robot = %+v", r)
+	}
+	for _, lost := range []string{`{"quality":"none","satellites":2}`, `{"event":"receiver_lost"}`} {
+		if err := a.Report(t.Context(), "gnss", "gnss.fix", fix); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Report(t.Context(), "gnss", "gnss.fix", json.RawMessage(lost)); err != nil {
+			t.Fatal(err)
+		}
+		if r := a.Status().Robot; r != nil {
+			t.Errorf("after %s the robot still has a pose: %+v", lost, r)
+		}
+	}
+}

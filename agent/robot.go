@@ -32,16 +32,33 @@ type poseReading struct {
 	SpeedMPS   *float64 `json:"speed_mps"`
 	Speed      *float64 `json:"speed"`
 	Fix        string   `json:"fix"`
+	Quality    string   `json:"quality"` // plugins/gnss names the fix so
 	BatteryPct *float64 `json:"battery_pct"`
 	Mode       string   `json:"mode"`
+	Event      string   `json:"event"` // plugins/gnss events: receiver_lost
 	Time       time.Time
+	Received   time.Time `json:"received"` // when the plugin read it (plugins/gnss)
 }
 
 // observe keeps payload as the agent's pose if it carries a valid
-// position; it reports whether it did.
+// position; it reports whether it did. A reading that says the fix is lost
+// (quality or fix "none", or a receiver_lost event) forgets the pose: an
+// old position is never kept as current.
 func (p *poses) observe(agent, source string, payload json.RawMessage, at time.Time) bool {
 	var r poseReading
 	if json.Unmarshal(payload, &r) != nil {
+		return false
+	}
+	fix := r.Fix
+	if fix == "" {
+		fix = r.Quality
+	}
+	if fix == string(policy.FixNone) || r.Event == "receiver_lost" {
+		p.mu.Lock()
+		if old, ok := p.by[agent]; ok && old.Source == source {
+			delete(p.by, agent)
+		}
+		p.mu.Unlock()
 		return false
 	}
 	lat, lon := first(r.Lat, r.Latitude), first(r.Lon, r.Longitude)
@@ -55,10 +72,13 @@ func (p *poses) observe(agent, source string, payload json.RawMessage, at time.T
 	if s := first(r.SpeedMPS, r.Speed); s != nil {
 		pose.SpeedMPS = *s
 	}
-	if f, ok := policy.ParseFix(r.Fix); ok {
+	if f, ok := policy.ParseFix(fix); ok {
 		pose.Fix = f
 	}
-	if !r.Time.IsZero() && r.Time.Before(at) {
+	switch {
+	case !r.Received.IsZero() && !r.Received.After(at):
+		pose.Time = r.Received // when the plugin read it
+	case !r.Time.IsZero() && !r.Time.After(at):
 		pose.Time = r.Time // the reading's own time, when it says so
 	}
 	p.mu.Lock()

@@ -27,6 +27,8 @@ type request struct {
 	recs     []Record
 	expected uint64 // opFact
 	skipped  []bool // opImport: record already stored (same ID)
+	idem     string // opPut: idempotency key, "" for none
+	dup      bool   // opPut with idem: a put with the key committed before; recs are its records
 	done     chan error
 }
 
@@ -172,6 +174,10 @@ func (db *DB) finish(g *group) error {
 		return nil
 	}
 	db.commits.Add(1)
+	// Every commit says how far the store reaches; the sequence mark,
+	// written once this is synced, must never claim more.
+	last := g.lastSeq(db)
+	marked := g.txn.SetEntry(badger.NewEntry([]byte(kv.MetaLastSeq), kv.SeqValue(last))) == nil
 	if err := g.txn.Commit(); err != nil {
 		err = fmt.Errorf("commit: %w", err)
 		for _, r := range g.reqs {
@@ -186,8 +192,11 @@ func (db *DB) finish(g *group) error {
 		}
 		db.nsMu.Unlock()
 	}
-	if seq := g.lastSeq(db); seq > db.lastSeq.Load() {
-		db.lastSeq.Store(seq)
+	if marked {
+		db.writeMark(last)
+	}
+	if last > db.lastSeq.Load() {
+		db.lastSeq.Store(last)
 	}
 	if len(g.recs) > 0 {
 		db.recent.push(g.recs)
@@ -210,6 +219,9 @@ func setAll(txn *badger.Txn, entries []*badger.Entry) error {
 
 // visible returns the records the request stored (imports skip duplicates).
 func (r *request) visible() []Record {
+	if r.dup {
+		return nil
+	}
 	if r.skipped == nil {
 		return r.recs
 	}
@@ -231,6 +243,11 @@ func (db *DB) prepare(txn *badger.Txn, r *request, seq uint64, now time.Time, ne
 	var added []string
 	if r.op == opImport {
 		r.skipped = make([]bool, len(r.recs))
+	}
+	if r.idem != "" {
+		if dup, err := db.prepareIdem(txn, r); dup || err != nil {
+			return nil, nil, err
+		}
 	}
 	for i := range r.recs {
 		rec := &r.recs[i]
@@ -320,6 +337,9 @@ func (db *DB) prepare(txn *badger.Txn, r *request, seq uint64, now time.Time, ne
 			// The namespace set is not subject to TTL.
 			entries = append(entries, badger.NewEntry(kv.NSSetKey(rec.Namespace), nil))
 		}
+	}
+	if r.idem != "" {
+		entries = append(entries, idemEntry(r, now))
 	}
 	return entries, added, nil
 }

@@ -3,10 +3,8 @@ package memory
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -18,11 +16,9 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 	"github.com/oklog/ulid/v2"
-	"golang.org/x/sys/unix"
 
-	"github.com/depai/depai/memory/internal/kv"
+	"github.com/depai/depai/memory/internal/badgerfile"
 )
 
 // Profiles for Config.Profile.
@@ -60,7 +56,15 @@ type Config struct {
 	// the process (SIGBUS) — so the store refuses writes while it still has
 	// room. Default: twice the memtable plus twice the value-log file size.
 	MinFreeBytes int64
-	Logger       *slog.Logger // default slog.Default()
+	// ReadOnly opens the store for reading only (badger's read-only mode):
+	// nothing in the directory is written, Put fails with ErrReadOnly. It
+	// reads a read-only copy, which must have been closed cleanly or copied
+	// from a store that was.
+	ReadOnly bool
+	// Repair, when the store does not verify on open, salvages it first
+	// (see Repair) instead of refusing; DB.Repaired says what was lost.
+	Repair bool
+	Logger *slog.Logger // default slog.Default()
 }
 
 // DB is the badger-backed Store. It implements Store, Watcher and Facts.
@@ -94,7 +98,12 @@ type DB struct {
 	watchers map[*watcher]struct{}
 
 	// owned by the committer goroutine
-	entropy *rand.PCG
+	entropy    *rand.PCG
+	mark       *os.File // the sequence mark (nil when read-only)
+	markFailed bool
+
+	metaLastSeq uint64 // kv.MetaLastSeq as loaded
+	repaired    *RepairReport
 }
 
 var (
@@ -102,287 +111,6 @@ var (
 	_ Watcher = (*DB)(nil)
 	_ Facts   = (*DB)(nil)
 )
-
-// Open opens (or creates) the store in cfg.Dir. A directory that is not a
-// depai memory store, or whose files are corrupt or truncated, is an error
-// that says so; nothing in it is changed.
-func Open(ctx context.Context, cfg Config) (*DB, error) {
-	if cfg.Dir == "" {
-		return nil, fmt.Errorf("memory: open: %w: Config.Dir is empty", ErrInvalid)
-	}
-	opts, err := badgerOptions(&cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
-	}
-	fresh, err := isEmptyDir(cfg.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
-	}
-	if !fresh {
-		if _, err := os.Stat(filepath.Join(cfg.Dir, "MANIFEST")); err != nil {
-			return nil, fmt.Errorf("memory: open %s: not a depai memory store (no MANIFEST): %w", cfg.Dir, err)
-		}
-		if err := checkTables(cfg.Dir); err != nil {
-			return nil, fmt.Errorf("memory: open %s: data directory is corrupt or truncated (restore it from a backup or an export): %w", cfg.Dir, err)
-		}
-	}
-	bdb, err := openBadger(opts)
-	switch {
-	case err == nil:
-	case strings.Contains(err.Error(), "directory lock"):
-		return nil, fmt.Errorf("memory: open %s: in use by another process: %w", cfg.Dir, err)
-	case fresh:
-		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
-	default:
-		return nil, fmt.Errorf("memory: open %s: data directory is corrupt or truncated (restore it from a backup or an export): %w", cfg.Dir, err)
-	}
-	db := &DB{
-		cfg:      cfg,
-		bdb:      bdb,
-		log:      cfg.Logger,
-		reqs:     make(chan *request, 1024),
-		quit:     make(chan struct{}),
-		stop:     make(chan struct{}),
-		stopped:  make(chan struct{}),
-		ns:       make(map[string]struct{}),
-		watchers: make(map[*watcher]struct{}),
-		entropy:  rand.NewPCG(uint64(time.Now().UnixNano()), 0x9E3779B97F4A7C15),
-	}
-	if err := db.load(fresh); err != nil {
-		bdb.Close()
-		return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, err)
-	}
-	go db.commitLoop()
-	if cfg.GCInterval > 0 {
-		db.bg.Go(db.gcLoop)
-	}
-	if cfg.TrimInterval > 0 {
-		db.bg.Go(db.trimLoop)
-	}
-	return db, nil
-}
-
-// openBadger turns a badger panic on garbage input into an error: some
-// corrupt files make badger index out of range instead of failing cleanly.
-func openBadger(opts badger.Options) (bdb *badger.DB, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("badger: %v", p)
-		}
-	}()
-	return badger.Open(opts)
-}
-
-func badgerOptions(cfg *Config) (badger.Options, error) {
-	if cfg.MaxRecordBytes == 0 {
-		cfg.MaxRecordBytes = 1 << 20
-	}
-	if cfg.MaxRecordBytes < 0 {
-		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MaxRecordBytes %d is negative", cfg.Dir, ErrInvalid, cfg.MaxRecordBytes)
-	}
-	if cfg.GCInterval == 0 {
-		cfg.GCInterval = 10 * time.Minute
-	}
-	if cfg.WatchBuffer <= 0 {
-		cfg.WatchBuffer = 64
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	o := badger.DefaultOptions(cfg.Dir).
-		WithSyncWrites(true).
-		WithDetectConflicts(false).
-		WithChecksumVerificationMode(options.OnBlockRead).
-		WithLogger(badgerLogger{cfg.Logger}).
-		WithMetricsEnabled(false).
-		WithValueThreshold(64 << 10).
-		WithCompression(options.Snappy)
-	recent, trim := 4096, time.Duration(-1)
-	switch cfg.Profile {
-	case "", ProfileDefault:
-		o = o.WithMemTableSize(16 << 20).
-			WithValueLogFileSize(256 << 20).
-			WithBlockCacheSize(64 << 20).
-			WithIndexCacheSize(32 << 20)
-	case ProfileLowMem:
-		recent, trim = 512, time.Second
-		o = o.WithMemTableSize(8 << 20).
-			WithNumMemtables(2).
-			WithNumLevelZeroTables(4).
-			WithNumLevelZeroTablesStall(12).
-			WithBaseTableSize(2 << 20).
-			WithBaseLevelSize(16 << 20).
-			WithValueLogFileSize(16 << 20).
-			WithBlockCacheSize(0).
-			WithCompression(options.None). // badger needs a block cache to decompress
-			WithIndexCacheSize(4 << 20).
-			WithNumCompactors(2).
-			WithNumGoroutines(2)
-	default:
-		return badger.Options{}, fmt.Errorf("memory: open %s: %w: profile %q, want %q or %q", cfg.Dir, ErrInvalid, cfg.Profile, ProfileDefault, ProfileLowMem)
-	}
-	if cfg.RecentRecords == 0 {
-		cfg.RecentRecords = recent
-	}
-	if cfg.TrimInterval == 0 {
-		cfg.TrimInterval = trim
-	}
-	// One record and its index keys must fit in one badger transaction
-	// (15% of a memtable); 64 KiB covers the keys.
-	if limit := o.MemTableSize*15/100 - 64<<10; int64(cfg.MaxRecordBytes) > limit {
-		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MaxRecordBytes %d is too large for profile %q (at most %d)",
-			cfg.Dir, ErrInvalid, cfg.MaxRecordBytes, cfg.Profile, limit)
-	}
-	if cfg.MinFreeBytes == 0 {
-		cfg.MinFreeBytes = 2*o.MemTableSize + 2*o.ValueLogFileSize
-	}
-	return o, nil
-}
-
-// checkTables checks the footer of every table file. badger reads a table's
-// index from offsets in its footer without checking them against the file
-// size, and panics in a goroutine of its own (which no recover reaches) on a
-// truncated table; so the store checks first.
-//
-//	… index | uint32 len(index) | checksum | uint32 len(checksum)   (big-endian)
-func checkTables(dir string) error {
-	ssts, err := filepath.Glob(filepath.Join(dir, "*.sst"))
-	if err != nil {
-		return err
-	}
-	for _, path := range ssts {
-		if err := checkTable(path); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func checkTable(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := st.Size()
-	bad := func(what string) error {
-		return fmt.Errorf("table %s (%d bytes): %s", filepath.Base(path), size, what)
-	}
-	if size < 8 {
-		return bad("too short for a footer")
-	}
-	var b [4]byte
-	if _, err := f.ReadAt(b[:], size-4); err != nil {
-		return err
-	}
-	cl := int64(binary.BigEndian.Uint32(b[:]))
-	if cl > size-8 {
-		return bad(fmt.Sprintf("checksum length %d exceeds the file", cl))
-	}
-	if _, err := f.ReadAt(b[:], size-8-cl); err != nil {
-		return err
-	}
-	if il := int64(binary.BigEndian.Uint32(b[:])); il > size-8-cl {
-		return bad(fmt.Sprintf("index length %d exceeds the file", il))
-	}
-	return nil
-}
-
-func isEmptyDir(dir string) (bool, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(1)
-	if errors.Is(err, io.EOF) {
-		return true, nil
-	}
-	return len(names) == 0, err
-}
-
-func freeBytes(dir string) (int64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return int64(st.Bavail) * st.Bsize, nil
-}
-
-// load reads the format version, the namespace set, the last Seq and the
-// newest records into RAM.
-func (db *DB) load(fresh bool) error {
-	if fresh {
-		if err := db.bdb.Update(func(txn *badger.Txn) error {
-			return txn.Set([]byte(kv.MetaVersion), []byte(kv.FormatVersion))
-		}); err != nil {
-			return err
-		}
-	}
-	return db.bdb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(kv.MetaVersion))
-		if err != nil {
-			return fmt.Errorf("data directory is corrupt or truncated, or not a depai memory store: its format-version record is missing: %w", err)
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("data directory is corrupt: format version: %w", err)
-		}
-		if string(v) != kv.FormatVersion {
-			return fmt.Errorf("data format %q, this build reads %q", v, kv.FormatVersion)
-		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kv.PrefixNSSet}})
-		for it.Rewind(); it.Valid(); it.Next() {
-			db.ns[string(it.Item().Key()[1:])] = struct{}{}
-		}
-		it.Close()
-
-		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kv.PrefixRecord}, Reverse: true, PrefetchValues: false})
-		defer it.Close()
-		it.Seek(kv.RecordKey(^uint64(0)))
-		var newest []Record
-		for ; it.Valid(); it.Next() {
-			seq, err := kv.SeqSuffix(it.Item().Key())
-			if err != nil {
-				return fmt.Errorf("data directory is corrupt: %w", err)
-			}
-			if db.lastSeq.Load() == 0 {
-				db.lastSeq.Store(seq)
-			}
-			if len(newest) >= db.cfg.RecentRecords {
-				break
-			}
-			var rec Record
-			if err := it.Item().Value(func(v []byte) error {
-				var err error
-				rec, err = decodeRecord(seq, v)
-				return err
-			}); err != nil {
-				return fmt.Errorf("data directory is corrupt: record %d: %w", seq, err)
-			}
-			newest = append(newest, rec)
-		}
-		slices.Reverse(newest)
-		// With every record in RAM, the ring is complete down to Seq 1.
-		floor := uint64(1)
-		if it.Valid() {
-			seq, _ := kv.SeqSuffix(it.Item().Key())
-			floor = seq + 1
-		}
-		db.recent = newRing(db.cfg.RecentRecords, newest, floor)
-		return nil
-	})
-}
 
 // LastSeq returns the Seq of the newest committed record.
 func (db *DB) LastSeq() uint64 { return db.lastSeq.Load() }
@@ -406,6 +134,9 @@ func (db *DB) Put(ctx context.Context, recs ...Record) ([]Record, error) {
 func (db *DB) submit(ctx context.Context, r *request) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memory: put: %w", err)
+	}
+	if db.cfg.ReadOnly {
+		return nil, fmt.Errorf("memory: put: %w: %s was opened read-only", ErrReadOnly, db.cfg.Dir)
 	}
 	if !db.enter(&db.writes) {
 		return nil, fmt.Errorf("memory: put: %w", ErrClosed)
@@ -495,7 +226,20 @@ func (db *DB) Close() error {
 	<-db.stopped
 	db.reads.Wait()
 	db.bg.Wait()
-	if err := db.bdb.Close(); err != nil {
+	err := db.bdb.Close()
+	if db.mark != nil {
+		// After badger's close: the mark must never lead the data.
+		err = errors.Join(err, db.mark.Sync(), db.mark.Close())
+		// The tables now listed were verified by the open or written by
+		// this process; the next open checks only their index (unless a
+		// file changed since: see verifiedFile).
+		if err == nil {
+			if tables, terr := badgerfile.Manifest(db.cfg.Dir); terr == nil {
+				writeVerified(db.cfg.Dir, tables)
+			}
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("memory: close %s: %w", db.cfg.Dir, err)
 	}
 	return nil
@@ -547,90 +291,6 @@ func (db *DB) trimLoop() {
 			}
 		}
 	}
-}
-
-// encodeRecord encodes a Record without the fields kept elsewhere (Seq in the key,
-// the vector in binary) or computed on read (ValidTo).
-func encodeRecord(r *Record) ([]byte, error) {
-	c := *r
-	c.Embedding = nil
-	c.ValidTo = time.Time{}
-	c.Seq = 0
-	meta, err := json.Marshal(&c)
-	if err != nil {
-		return nil, err
-	}
-	if r.Embedding == nil {
-		return kv.AppendValue(nil, meta, "", nil), nil
-	}
-	return kv.AppendValue(make([]byte, 0, len(meta)+len(r.Embedding.Model)+4*len(r.Embedding.Vector)+16), meta, r.Embedding.Model, r.Embedding.Vector), nil
-}
-
-func decodeRecord(seq uint64, v []byte) (Record, error) {
-	meta, model, vec, err := kv.DecodeValue(v)
-	if err != nil {
-		return Record{}, err
-	}
-	var r Record
-	if err := json.Unmarshal(meta, &r); err != nil {
-		return Record{}, fmt.Errorf("record %d: %w", seq, err)
-	}
-	r.Seq = seq
-	if model != "" || vec != nil {
-		r.Embedding = &Embedding{Model: model, Vector: vec}
-	}
-	return r, nil
-}
-
-// newID makes the ULID of the record with Seq seq: the millisecond time,
-// then seq (8 bytes big-endian), then 2 random bytes. So IDs sort by
-// Recorded and Seq alike, and Get finds a record from its ID without an ID
-// index. Imported records keep IDs made elsewhere; they get an index entry.
-func newID(now time.Time, seq uint64, rnd uint16) ulid.ULID {
-	var id ulid.ULID
-	_ = id.SetTime(ulid.Timestamp(now)) // fails only after the year 10889
-	binary.BigEndian.PutUint64(id[6:14], seq)
-	binary.BigEndian.PutUint16(id[14:16], rnd)
-	return id
-}
-
-// lookupID finds a record by ID: first at the Seq its ID carries, then in
-// the index of imported IDs. It returns badger.ErrKeyNotFound if neither has it.
-func lookupID(txn *badger.Txn, id ulid.ULID) (Record, error) {
-	rec, err := readRecord(txn, binary.BigEndian.Uint64(id[6:14]))
-	if err == nil && rec.ID == id.String() {
-		return rec, nil
-	}
-	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-		return Record{}, err
-	}
-	item, err := txn.Get(kv.IDKey(id))
-	if err != nil {
-		return Record{}, err
-	}
-	var seq uint64
-	if err := item.Value(func(v []byte) error {
-		var err error
-		seq, err = kv.Seq(v)
-		return err
-	}); err != nil {
-		return Record{}, err
-	}
-	return readRecord(txn, seq)
-}
-
-func readRecord(txn *badger.Txn, seq uint64) (Record, error) {
-	item, err := txn.Get(kv.RecordKey(seq))
-	if err != nil {
-		return Record{}, err
-	}
-	var rec Record
-	err = item.Value(func(v []byte) error {
-		var err error
-		rec, err = decodeRecord(seq, v)
-		return err
-	})
-	return rec, err
 }
 
 // badgerLogger sends badger's log to slog; its Info chatter goes to Debug.

@@ -9,19 +9,25 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/depai/depai/memory/internal/badgerfile"
 	"github.com/depai/depai/memory/internal/kv"
 )
 
 // Export writes the records of s that match q as JSONL — one Record as JSON
 // per line, in Seq order (q.Ascending is forced; q.Limit is honoured) — and
 // returns how many it wrote. Vectors are written as JSON numbers, which
-// round-trip float32 exactly.
+// round-trip float32 exactly. From a *DB, the export then checks every
+// table block's checksum on disk, and fails with an error wrapping
+// ErrDamaged if one does not verify: badger's iterators end early at an
+// unreadable block instead of failing, so the export may lack records.
 func Export(ctx context.Context, s Store, w io.Writer, q Query) (int, error) {
 	q.Ascending = true
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -40,7 +46,39 @@ func Export(ctx context.Context, s Store, w io.Writer, q Query) (int, error) {
 	if err := bw.Flush(); err != nil {
 		return n, fmt.Errorf("memory: export: %w", err)
 	}
+	if db, ok := s.(*DB); ok {
+		if err := db.verifyTables(); err != nil {
+			return n, fmt.Errorf("memory: export: %d records written, but the store's files are damaged and the export may lack records: %w", n, err)
+		}
+	}
 	return n, nil
+}
+
+// verifyTables checks every block of every table the MANIFEST lists,
+// reading the files themselves: badger's block cache may still hold a
+// block whose bytes on disk were damaged since. A table that a compaction
+// removed during the check is not damage: the check lists the tables again.
+func (db *DB) verifyTables() error {
+	if !db.enter(&db.reads) {
+		return ErrClosed
+	}
+	defer db.reads.Done()
+	for attempt := 0; ; attempt++ {
+		tables, err := badgerfile.Manifest(db.cfg.Dir)
+		if err != nil {
+			return &DamageError{Dir: db.cfg.Dir, Damage: []Damage{{File: "MANIFEST", What: err.Error()}}}
+		}
+		var blocks int
+		damage := checkTablesConcurrently(tables, &blocks)
+		gone := slices.ContainsFunc(damage, func(d Damage) bool { return strings.Contains(d.What, "no such file") })
+		switch {
+		case len(damage) == 0:
+			return nil
+		case gone && attempt < 3:
+			continue
+		}
+		return &DamageError{Dir: db.cfg.Dir, Damage: damage}
+	}
 }
 
 // ImportOptions configures DB.Import.

@@ -5,6 +5,23 @@
 // Store is the contract every implementation satisfies; the memorytest
 // package is its conformance suite. Open returns the badger-backed Store that
 // depai runs on.
+//
+// Durability: Put returns once its records are synced (group commit: one
+// fsync for every Put waiting); Put's records commit together or not at
+// all; PutOnce adds an idempotency key to the same commit. Every commit
+// also records the newest Seq in the store (kv.MetaLastSeq), and once it
+// is synced the sequence mark outside badger's logs says so; Open and
+// Verify compare the two, so a log that lost acknowledged commits is
+// found even when what is left of it verifies. Open checks badger's files
+// before badger reads (and would silently truncate) them; Verify checks
+// everything; Repair salvages what verifies (see check.go, repair.go).
+//
+// Lock order in DB: closeMu, nsMu, watchMu and the recent ring's mutex are
+// leaves — none is held while another is taken, nor across a wait on the
+// committer. The committer goroutine is the only writer of badger; Close
+// stops, in order: new operations (closeMu), watches and background loops
+// (quit), the committer once in-flight writes are submitted (writes, then
+// stop), reads, then badger, then the sequence mark.
 package memory
 
 import (

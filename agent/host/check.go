@@ -27,6 +27,9 @@ func CheckManifest(m wire.Manifest) error {
 	if len(m.Errors) > 0 {
 		return fmt.Errorf("registration failed: %s", strings.Join(m.Errors, "; "))
 	}
+	if err := checkActuation(m); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	method := func(kind, name string) error {
 		if name == "" {

@@ -116,6 +116,7 @@ type Host struct {
 	// grants are the policy state the dispatcher checks, by plugin name;
 	// present from just before a plugin starts until it is unloaded.
 	grants map[string]*grant
+	act    actuation // the stop contract: heartbeats, quarantine
 }
 
 var _ Dispatcher = (*Host)(nil)
@@ -268,6 +269,10 @@ func (h *Host) Load(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 		h.mu.Unlock()
 		return nil, fmt.Errorf("plugin %q: already loading", spec.Name)
 	}
+	if err := h.quarantinedErr(spec.Name); err != nil {
+		h.mu.Unlock()
+		return nil, err
+	}
 	g, err := h.newGrant(spec)
 	if err != nil {
 		h.mu.Unlock()
@@ -290,6 +295,7 @@ func (h *Host) Load(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	h.plugins[spec.Name] = p
 	st.Status = Status{Name: spec.Name, State: StateLoaded, Plugin: p, Since: time.Now()}
 	h.poll(p)
+	h.arm(p)
 	return p, nil
 }
 
@@ -447,8 +453,9 @@ func (h *Host) Plugins() []*Plugin {
 	return ps
 }
 
-// Unload stops a plugin: its sensors stop, calls in flight end with an
-// error, and its grants are revoked.
+// Unload stops a plugin: its actuators are told to stop (wire.StopUnload),
+// its sensors and heartbeats stop, calls in flight end with an error, and
+// its grants are revoked.
 func (h *Host) Unload(ctx context.Context, name string) error {
 	h.mu.Lock()
 	p, ok := h.plugins[name]
@@ -472,6 +479,7 @@ func (h *Host) Unload(ctx context.Context, name string) error {
 		return fmt.Errorf("plugin %q: not loaded", name)
 	}
 	h.logger.Info("plugin unloaded", "plugin", name)
+	h.stopUnloading(ctx, p)
 	return p.close(ctx)
 }
 
@@ -499,17 +507,22 @@ func (h *Host) Reload(ctx context.Context, name string) (*Plugin, error) {
 		st.Plugin, st.Since = p, time.Now()
 	}
 	h.poll(p)
+	h.arm(p)
 	h.mu.Unlock()
 	h.logger.Info("plugin reloaded", "plugin", name)
+	h.stopUnloading(ctx, old)
 	return p, old.close(ctx)
 }
 
-// Close unloads every plugin.
+// Close stops every actuator plugin at once (wire.StopShutdown), then
+// unloads every plugin.
 func (h *Host) Close(ctx context.Context) error {
+	ctx = h.stopForClose(ctx)
 	var errs []error
 	for _, p := range h.Plugins() {
 		errs = append(errs, h.Unload(ctx, p.spec.Name))
 	}
+	h.waitQuarantined()
 	return errors.Join(errs...)
 }
 

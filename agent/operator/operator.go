@@ -87,8 +87,8 @@ type Error struct {
 func (e *Error) Error() string { return "operator: " + e.Message }
 
 // CodeForbidden is the code of a turn refused because of the operator's
-// role (HTTP 403); the agent's command table decides it.
-const CodeForbidden = "forbidden"
+// role (HTTP 403); the policy engine decides it.
+const CodeForbidden = agent.CodeForbidden
 
 // StatusOf is the HTTP status of a turn that ended with an error event of
 // this code.

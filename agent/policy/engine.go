@@ -200,7 +200,7 @@ func (e *Engine) Resume(ctx context.Context, by Principal) error {
 	if by.Kind != PrincipalOperator || !by.Role.AtLeast(RoleAdmin) {
 		reason := fmt.Sprintf("releasing the emergency stop needs an admin operator; %s is not one", by)
 		_, _ = e.log.Write(ctx, Entry{Principal: by, Kind: ActionCommand, Action: "estop.release", Target: "fleet", Phase: PhaseDecision, Decision: Deny, Reason: reason})
-		return &wire.Error{Code: wire.CodeDenied, Message: reason}
+		return &wire.Error{Code: wire.CodeForbidden, Message: reason}
 	}
 	if _, err := e.log.Write(ctx, Entry{Principal: by, Kind: ActionCommand, Action: "estop.release", Target: "fleet", Phase: PhaseEvent, Decision: Allow}); err != nil {
 		return fmt.Errorf("emergency stop not released: %w", err)
@@ -214,7 +214,7 @@ func (e *Engine) Resume(ctx context.Context, by Principal) error {
 // another operator needs an admin.
 func (e *Engine) Teleop(ctx context.Context, agent string, by Principal, on bool) error {
 	if by.Kind != PrincipalOperator || !by.Role.AtLeast(RoleOperator) {
-		return &wire.Error{Code: wire.CodeDenied, Message: fmt.Sprintf("teleop needs the operator role; %s has %s", by, roleName(by.Role))}
+		return &wire.Error{Code: wire.CodeForbidden, Message: fmt.Sprintf("teleop needs the operator role; %s has %s", by, roleName(by.Role))}
 	}
 	holder, held := e.cfg.State.Teleop(agent)
 	if held && holder != by.ID && !by.Role.AtLeast(RoleAdmin) {
@@ -256,7 +256,7 @@ func (e *Engine) Decide(_ context.Context, a Action) Decision {
 		return d
 	}
 	if a.Principal.Kind == PrincipalOperator && !a.Principal.Role.AtLeast(RoleOperator) {
-		d.Verdict, d.Rule = Deny, "operators"
+		d.Verdict, d.Rule = Deny, ruleRoles
 		d.Reason = fmt.Sprintf("%s may only read (role %s); calling %s needs the operator role", a.Principal.ID, roleName(a.Principal.Role), a.Name)
 		return d
 	}
@@ -298,7 +298,11 @@ func (e *Engine) Authorize(ctx context.Context, a Action) (func(json.RawMessage,
 	}
 	if d.Verdict == Deny {
 		e.deny(ctx, a, d)
-		return nil, &wire.Error{Code: wire.CodeDenied, Message: d.Reason}
+		code := wire.CodeDenied
+		if d.Rule == ruleRoles {
+			code = wire.CodeForbidden
+		}
+		return nil, &wire.Error{Code: code, Message: d.Reason}
 	}
 	if !audited(a, d) {
 		return func(json.RawMessage, error) {}, nil
@@ -407,6 +411,11 @@ func (c *denialCoalescer) add(key string, now time.Time) (int, bool) {
 	return 0, false
 }
 
+// ruleRoles is the rule of a refusal for the principal's role (or for not
+// being one of an agent's operators): a wire.CodeForbidden, not a denial
+// of the action as such.
+const ruleRoles = "operators"
+
 // command is how the policy treats an operator command.
 type command struct {
 	role    Role // the least role that may run it
@@ -443,10 +452,10 @@ func (e *Engine) decideCommand(r *agentRules, a Action) Decision {
 		return Decision{Verdict: Deny, Rule: "commands", Reason: fmt.Sprintf("/%s is an operator command; %s may not run it", a.Name, p)}
 	}
 	if !p.Role.AtLeast(c.role) {
-		return Decision{Verdict: Deny, Rule: "operators", Reason: fmt.Sprintf("/%s needs the %s role; %s has %s", a.Name, c.role, p.ID, roleName(p.Role))}
+		return Decision{Verdict: Deny, Rule: ruleRoles, Reason: fmt.Sprintf("/%s needs the %s role; %s has %s", a.Name, c.role, p.ID, roleName(p.Role))}
 	}
 	if c.role != RoleViewer && p.Kind == PrincipalOperator && len(r.Operators) > 0 && !slices.Contains(r.Operators, p.ID) && !p.Role.AtLeast(RoleAdmin) {
-		return Decision{Verdict: Deny, Rule: "operators", Reason: fmt.Sprintf("%s may not command agent %s (its operators: %s)", p.ID, a.Agent, strings.Join(r.Operators, ", "))}
+		return Decision{Verdict: Deny, Rule: ruleRoles, Reason: fmt.Sprintf("%s may not command agent %s (its operators: %s)", p.ID, a.Agent, strings.Join(r.Operators, ", "))}
 	}
 	return Decision{Verdict: Allow}
 }
@@ -520,7 +529,7 @@ func (e *Engine) DenyApproval(ctx context.Context, id string, by Principal, reas
 
 func (e *Engine) decideApproval(ctx context.Context, id string, by Principal, d Decision) error {
 	if by.Kind != PrincipalOperator || !by.Role.AtLeast(RoleOperator) {
-		return &wire.Error{Code: wire.CodeDenied, Message: fmt.Sprintf("deciding approvals needs the operator role; %s has %s", by, roleName(by.Role))}
+		return &wire.Error{Code: wire.CodeForbidden, Message: fmt.Sprintf("deciding approvals needs the operator role; %s has %s", by, roleName(by.Role))}
 	}
 	if !e.resolve(ctx, id, by, d) {
 		return &wire.Error{Code: wire.CodeNotFound, Message: fmt.Sprintf("no pending approval %q (/approvals lists them)", id)}

@@ -105,7 +105,7 @@ func TestActuatorRules(t *testing.T) {
 				return
 			}
 			var we *wire.Error
-			if !errors.As(err, &we) || we.Code != wire.CodeDenied || !strings.Contains(we.Message, tt.want) {
+			if !errors.As(err, &we) || (we.Code != wire.CodeDenied && we.Code != wire.CodeForbidden) || !strings.Contains(we.Message, tt.want) {
 				t.Fatalf("got %v, want a denial saying %q", err, tt.want)
 			}
 		})

@@ -23,21 +23,30 @@ import (
 // directly, so a `depai run` must not be using the directory at the time.
 func newMemoryCmd() *cobra.Command {
 	var data string
+	var readOnly bool
 	cmd := &cobra.Command{
 		Use:   "memory",
 		Short: "Search, inspect, export and import the memory of a data directory",
 		Long: `Inspect, export and import the memory of a data directory (DIR/memory).
 
 The data directory is --data, else $DEPAI_DATA, else $XDG_STATE_HOME/depai
-(~/.local/state/depai). Stop the depai run that uses it first.`,
+(~/.local/state/depai). Stop the depai run that uses it first.
+
+A store on a read-only file system or copy is read with --read-only (get,
+export, stats, search); nothing in it is written. 'depai memory verify'
+checks every file without writing anything, and with --repair salvages a
+damaged store.`,
 	}
 	cmd.PersistentFlags().StringVar(&data, "data", "", "data directory; the store is DIR/memory")
+	cmd.PersistentFlags().BoolVar(&readOnly, "read-only", false, "open the store read-only (a read-only file system or copy); writes fail")
+
 	storeDir := func() string { return filepath.Join(dataDir(data, ""), "memory") }
 	cmd.AddCommand(
 		memoryGetCmd(storeDir),
 		memoryExportCmd(storeDir),
 		memoryImportCmd(storeDir),
 		memoryStatsCmd(storeDir),
+		memoryVerifyCmd(storeDir),
 		memorySearchCmd(func() string { return dataDir(data, "") }),
 	)
 	return cmd
@@ -53,7 +62,8 @@ func openMemory(ctx context.Context, cmd *cobra.Command, dir string, create bool
 	}
 	// badger's own log is noise on a terminal; warnings and errors still show.
 	logger := quietLogger(cmd.ErrOrStderr())
-	return memory.Open(ctx, memory.Config{Dir: dir, Logger: logger, GCInterval: -1})
+	readOnly, _ := cmd.Flags().GetBool("read-only") // inherited from `depai memory`
+	return memory.Open(ctx, memory.Config{Dir: dir, Logger: logger, GCInterval: -1, ReadOnly: readOnly && !create})
 }
 
 // withMemory runs fn on the open store and closes it, keeping fn's error first.

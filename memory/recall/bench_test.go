@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +110,9 @@ func BenchmarkIndex(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := x.WaitLoaded(ctx); err != nil {
+		b.Fatal(err)
+	}
 	opened := time.Since(start)
 	waitGraph()
 	rebuilt := time.Since(start)
@@ -171,4 +176,80 @@ func BenchmarkSearchWithin(b *testing.B) {
 			b.Fatalf("Search: %d hits, %v", len(hits), err)
 		}
 	}
+}
+
+// BenchmarkRebuild measures, over a store of DEPAI_BENCH_REBUILD_N records
+// (default 300k; text only, BM25): how long the index takes to rebuild
+// from nothing (rebuild-s: Open, then Sync), and then, with the index
+// saved, how long a restart waits for it: Open's return (open-µs, what
+// depai's start waits for), the load (loaded-ms) and until Ready
+// (ready-ms). Run it with -benchtime 1x.
+func BenchmarkRebuild(b *testing.B) {
+	n := 300_000
+	if v, err := strconv.Atoi(os.Getenv("DEPAI_BENCH_REBUILD_N")); err == nil && v > 0 {
+		n = v
+	}
+	ctx := context.Background()
+	dir := b.TempDir()
+	db, err := memory.Open(ctx, memory.Config{Dir: filepath.Join(dir, "store"), GCInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	r := rand.New(rand.NewPCG(7, 8))
+	word := synth.Words(r)
+	batch := make([]memory.Record, 0, 1000)
+	for i := range n {
+		var ws []string
+		for range 8 + r.IntN(17) {
+			ws = append(ws, word())
+		}
+		batch = append(batch, memory.Record{Namespace: fmt.Sprintf("agent/r%d", i%10), Kind: memory.KindObservation, Text: strings.Join(ws, " ")})
+		if len(batch) == cap(batch) || i == n-1 {
+			if _, err := db.Put(ctx, batch...); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	cfg := recall.Config{Source: db, Dir: filepath.Join(dir, "recall")}
+	var rebuild, open, loaded, ready time.Duration
+	for b.Loop() {
+		os.RemoveAll(cfg.Dir)
+		start := time.Now()
+		x, err := recall.Open(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := x.Sync(ctx); err != nil {
+			b.Fatal(err)
+		}
+		rebuild += time.Since(start)
+		if err := x.Close(); err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		x, err = recall.Open(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		open += time.Since(start)
+		if err := x.WaitLoaded(ctx); err != nil {
+			b.Fatal(err)
+		}
+		loaded += time.Since(start)
+		for !x.Stats().Ready {
+			time.Sleep(time.Millisecond)
+		}
+		ready += time.Since(start)
+		if s := x.Stats(); s.Docs != n {
+			b.Fatalf("reopened index holds %d documents, want %d", s.Docs, n)
+		}
+		x.Close()
+	}
+	per := func(d time.Duration) float64 { return float64(d) / float64(b.N) }
+	b.ReportMetric(per(rebuild)/1e9, "rebuild-s")
+	b.ReportMetric(per(open)/1e3, "open-µs")
+	b.ReportMetric(per(loaded)/1e6, "loaded-ms")
+	b.ReportMetric(per(ready)/1e6, "ready-ms")
 }

@@ -36,6 +36,19 @@ func (x *Index) load(ctx context.Context) error {
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
+		switch item, err := txn.Get(keyFormat); {
+		case err == nil:
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if string(v) != formatVersion {
+				return fmt.Errorf("index format %q, this build reads %q", v, formatVersion)
+			}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		x.loadTotal.Store(int64(nDocs))
 		if item, err := txn.Get(keyModel); err == nil {
 			b, err := item.ValueCopy(nil)
 			if err != nil {
@@ -56,6 +69,7 @@ func (x *Index) load(ctx context.Context) error {
 			if err := it.Item().Value(func(b []byte) error { return x.decodeDoc(n, b) }); err != nil {
 				return fmt.Errorf("document %d: %w", n, err)
 			}
+			x.loadDone.Add(1)
 		}
 		if uint64(len(x.docs)) != nDocs {
 			return fmt.Errorf("document table holds %d documents, cursor says %d", len(x.docs), nDocs)
@@ -75,6 +89,9 @@ func (x *Index) load(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("load index: %w", err)
+	}
+	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, []byte(formatVersion)) }); err != nil {
 		return fmt.Errorf("load index: %w", err)
 	}
 	x.saved = len(x.docs)
@@ -161,7 +178,10 @@ func (x *Index) checkpoint() error {
 	x.mu.Unlock()
 	// The cursor goes last, in its own batch: if the process dies before it
 	// lands, the documents and blocks past the old cursor are ignored on load.
-	err := x.write(kvs)
+	err := x.roomToWrite()
+	if err == nil {
+		err = x.write(kvs)
+	}
 	if err == nil {
 		cur := binary.BigEndian.AppendUint64(nil, cursor)
 		cur = binary.BigEndian.AppendUint64(cur, uint64(to))
@@ -188,6 +208,9 @@ type kv struct{ k, v []byte }
 func (x *Index) write(kvs []kv) error {
 	if len(kvs) == 0 {
 		return nil
+	}
+	if err := x.roomToWrite(); err != nil {
+		return err
 	}
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
@@ -321,6 +344,9 @@ func graphKey(ns string, chunk uint32) []byte {
 // it, and deletes stored graphs that are no longer current. Called by Close
 // once nothing else runs; the graphs are not used afterwards.
 func (x *Index) saveGraphs() error {
+	if err := x.roomToWrite(); err != nil {
+		return err
+	}
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	err := x.db.View(func(txn *badger.Txn) error {

@@ -23,6 +23,21 @@
 //     is searched by exact scan, so results are never missing.
 //
 // Records committed after the last checkpoint are read again from the Store.
+//
+// Open returns at once; the index loads in the background (Stats.Phase,
+// Progress, Ready), and Search ranks the newest records of the Store by
+// BM25 until it is ready. The index is derived data: a directory that is
+// damaged (tables are checked before badger reads them), missing files or
+// of another format version is removed and rebuilt from the Store, never
+// an error and never a crash. Saving stops while Dir has less than
+// Config.MinFreeBytes free (badger writes through mapped files, and a full
+// disk would kill the process with SIGBUS); the index keeps indexing in RAM
+// and saves once there is room.
+//
+// Lock order: Index.mu before a partition's mu, never the reverse; a
+// graph build holds only its partition's read lock. Searches hold Index.mu
+// shared and fetch records from the Store after releasing it. The start
+// goroutine owns the index state until it sets loaded under Index.mu.
 package recall
 
 import (
@@ -30,21 +45,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"slices"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/memory/embed"
 	"github.com/depai/depai/memory/recall/internal/bm25"
 	"github.com/depai/depai/memory/recall/internal/hnsw"
-	"github.com/depai/depai/memory/recall/internal/rrf"
-	"github.com/depai/depai/memory/recall/internal/vecscan"
 )
 
 // Source is the record log an Index follows.
@@ -72,6 +82,12 @@ type Config struct {
 	// slower. 0: 64 (recall@10 0.999 on clustered synthetic 384-d vectors
 	// at 200k per namespace; the hnsw benchmark logs the trade-off).
 	EfSearch int
+	// MinFreeBytes is the free space in Dir below which the index stops
+	// saving (it keeps indexing in RAM, and saves once there is room):
+	// badger writes through memory-mapped files, and a write the disk
+	// cannot back kills the process with SIGBUS. 0: 96 MiB (the index's
+	// two memtables, their write-ahead logs and a margin).
+	MinFreeBytes int64
 }
 
 // Query is a recall request.
@@ -106,6 +122,16 @@ type Stats struct {
 	Cursor        uint64 // Seq of the last record indexed
 	Graphs        int    // namespaces searched through an HNSW graph
 	LastError     string // the most recent background error, "" if none
+	// Ready is set once the index has loaded what it saved and caught up
+	// with the records the Source held when it opened. Until then Search
+	// ranks the newest matching records by BM25 (see Search).
+	Ready bool
+	// Phase is "loading", "rebuilding" (the saved index was damaged,
+	// missing or of another version), "catching up", "ready" or
+	// "unavailable" (the index directory cannot be used; Search falls back).
+	Phase string
+	// Progress is how far the current phase is, from 0 to 1.
+	Progress float64
 }
 
 // Index is a hybrid recall index. It is safe for concurrent use.
@@ -137,7 +163,20 @@ type Index struct {
 	enqueued    uint64 // embeddings ever queued (first attempts)
 	attempted   uint64 // of those, attempted at least once
 	lastErr     string
+	diskFull    bool // the last save was refused for lack of space
 	closed      bool
+
+	// Open returns before the index is loaded: start loads it and then
+	// starts following the Source. Until loaded is set (under mu), the
+	// fields above belong to start alone, and readers look only at these.
+	started   chan struct{} // closed when start has finished
+	loaded    bool          // guarded by mu
+	ready     bool          // guarded by mu: loaded and caught up with target
+	broken    bool          // guarded by mu: the directory is unusable; fallback search only
+	rebuild   bool          // guarded by mu: the load found damage and started over
+	target    uint64        // the Source's LastSeq at Open
+	loadDone  atomic.Int64  // documents loaded so far
+	loadTotal atomic.Int64  // documents to load
 }
 
 type doc struct {
@@ -192,6 +231,7 @@ func (in *interner) lookup(s string) (uint32, bool) {
 var (
 	keyCursor = []byte("m/cursor") // cursor u64, saved docs u64
 	keyModel  = []byte("m/model")  // model name of the stored vectors
+	keyFormat = []byte("m/format") // formatVersion
 	prefDoc   = []byte("d/")       // + docnum BE32 -> doc
 	prefPost  = []byte("p/")       // + term + 0 + block BE32 -> postings block
 	prefVec   = []byte("v/")       // + docnum BE32 -> id, model, dims, float32 LE
@@ -204,99 +244,28 @@ var (
 // kept in the LSM tree, so the index needs no value-log GC.
 const valueThreshold = 1 << 20
 
-// Open opens or creates the index in cfg.Dir, loads what it persisted, and
-// starts following cfg.Source from its cursor.
-func Open(ctx context.Context, cfg Config) (*Index, error) {
-	if cfg.Source == nil {
-		return nil, errors.New("recall: open: Config.Source is nil; want a memory store that is also a memory.Watcher")
-	}
-	if cfg.Dir == "" {
-		return nil, errors.New("recall: open: Config.Dir is empty; want the index's data directory")
-	}
-	if cfg.ExactBelow < 0 || cfg.CheckpointEvery < 0 || cfg.EmbedBatch < 0 || cfg.EfSearch < 0 {
-		return nil, fmt.Errorf("recall: open %s: ExactBelow %d, CheckpointEvery %d, EmbedBatch %d, EfSearch %d: want 0 (default) or positive values",
-			cfg.Dir, cfg.ExactBelow, cfg.CheckpointEvery, cfg.EmbedBatch, cfg.EfSearch)
-	}
-	if cfg.ExactBelow == 0 {
-		cfg.ExactBelow = 30000
-	}
-	if cfg.CheckpointEvery == 0 {
-		cfg.CheckpointEvery = 20000
-	}
-	if cfg.EmbedBatch == 0 {
-		cfg.EmbedBatch = 64
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	opts := badger.DefaultOptions(cfg.Dir).
-		WithLogger(nil).
-		WithSyncWrites(false). // derived data: after a crash it is rebuilt from the Store
-		WithMetricsEnabled(false).
-		WithCompression(options.Snappy).
-		WithMemTableSize(16 << 20).
-		WithNumMemtables(2).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
-		WithValueThreshold(valueThreshold)
-	db, err := badger.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("recall: open %s: %w (if it is corrupt, remove it: the index is rebuilt from the store)", cfg.Dir, err)
-	}
-	x := &Index{
-		cfg:   cfg,
-		log:   log,
-		db:    db,
-		emb:   cfg.Embedder,
-		hcfg:  hnsw.Config{EfSearch: cfg.EfSearch},
-		text:  bm25.New(),
-		parts: map[string]*partition{},
-		facts: map[factKey]uint32{},
-
-		stagedParts: map[*partition]struct{}{},
-	}
-	x.cond = sync.NewCond(&x.mu)
-	x.ctx, x.cancel = context.WithCancel(context.Background())
-	x.loading = true
-	err = x.load(ctx)
-	x.loading = false
-	if err != nil {
-		x.cancel()
-		x.wg.Wait()
-		db.Close()
-		return nil, fmt.Errorf("recall: open %s: %w (the index is derived from the store: remove the directory to rebuild it)", cfg.Dir, err)
-	}
-	// Before ingest starts: it adds to x.parts.
-	for _, p := range x.parts {
-		x.maybeBuild(p)
-	}
-	recs := make(chan memory.Record, 4096)
-	x.wg.Go(func() { x.watch(recs) })
-	x.wg.Go(func() { x.ingest(recs) })
-	if x.emb != nil {
-		x.wg.Go(x.embedLoop)
-	}
-	return x, nil
-}
-
 // Mode says how recall ranks, for /status, e.g. "hybrid: bm25 +
 // text-embedding-3-small (384d)" or "bm25 only (no embeddings endpoint
-// configured)"; while records wait for embeddings it says how many.
+// configured)"; while records wait for embeddings it says how many, and
+// until the index is ready, how far its load or rebuild is.
 func (x *Index) Mode() string {
-	if x.emb == nil {
-		return "bm25 only (no embeddings endpoint configured)"
+	mode := "bm25 only (no embeddings endpoint configured)"
+	if x.emb != nil {
+		dims := "dimensions not yet known"
+		if d := x.emb.Dims(); d > 0 {
+			dims = fmt.Sprintf("%dd", d)
+		}
+		mode = fmt.Sprintf("hybrid: bm25 + %s (%s)", x.emb.Model(), dims)
 	}
-	dims := "dimensions not yet known"
-	if d := x.emb.Dims(); d > 0 {
-		dims = fmt.Sprintf("%dd", d)
+	st := x.Stats()
+	if st.PendingEmbeds > 0 {
+		mode += fmt.Sprintf("; %d records waiting for embeddings", st.PendingEmbeds)
 	}
-	mode := fmt.Sprintf("hybrid: bm25 + %s (%s)", x.emb.Model(), dims)
-	x.mu.RLock()
-	pending := len(x.pending)
-	x.mu.RUnlock()
-	if pending > 0 {
-		mode += fmt.Sprintf("; %d records waiting for embeddings", pending)
+	switch {
+	case st.Phase == "unavailable":
+		mode += "; index unavailable, searching the newest records of the store"
+	case !st.Ready:
+		mode += fmt.Sprintf("; index %s %.0f%% (until ready, search ranks the newest records of the store)", st.Phase, 100*st.Progress)
 	}
 	return mode
 }
@@ -305,7 +274,29 @@ func (x *Index) Mode() string {
 func (x *Index) Stats() Stats {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	s := Stats{Docs: len(x.docs), PendingEmbeds: len(x.pending), Cursor: x.cursor, LastError: x.lastErr}
+	if !x.loaded {
+		s := Stats{Phase: "loading", LastError: x.lastErr}
+		switch {
+		case x.broken:
+			s.Phase = "unavailable"
+		case x.rebuild:
+			s.Phase = "rebuilding"
+		}
+		if t := x.loadTotal.Load(); t > 0 {
+			s.Progress = float64(x.loadDone.Load()) / float64(t)
+		}
+		return s
+	}
+	s := Stats{Docs: len(x.docs), PendingEmbeds: len(x.pending), Cursor: x.cursor, LastError: x.lastErr, Ready: x.ready, Phase: "ready", Progress: 1}
+	if !x.ready {
+		s.Phase = "catching up"
+		if x.rebuild {
+			s.Phase = "rebuilding"
+		}
+		if x.target > 0 {
+			s.Progress = min(1, float64(x.cursor)/float64(x.target))
+		}
+	}
 	for _, p := range x.parts {
 		p.mu.RLock()
 		s.Vectors += len(p.docs)
@@ -324,11 +315,19 @@ func (x *Index) Sync(ctx context.Context) error {
 	target := x.cfg.Source.LastSeq()
 	for {
 		x.mu.Lock()
-		cur, closed, embedding := x.cursor, x.closed, x.attempted < x.enqueued
+		loaded, broken, closed := x.loaded, x.broken, x.closed
+		var cur uint64
+		var embedding bool
+		if loaded {
+			cur, embedding = x.cursor, x.attempted < x.enqueued
+		}
 		x.mu.Unlock()
 		switch {
 		case closed:
 			return errors.New("recall: sync: index closed")
+		case broken:
+			return nil // Search reads the Source itself
+		case !loaded:
 		case cur >= target && !embedding:
 			return nil
 		case cur < target && !x.unread(ctx, cur, target):
@@ -345,6 +344,17 @@ func (x *Index) Sync(ctx context.Context) error {
 	}
 }
 
+// WaitLoaded waits until the index has loaded what it saved, or found it
+// unusable and started rebuilding (Stats then says "rebuilding").
+func (x *Index) WaitLoaded(ctx context.Context) error {
+	select {
+	case <-x.started:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("recall: wait for load: %w", ctx.Err())
+	}
+}
+
 // unread reports whether the Source still holds a record in (after, upto].
 func (x *Index) unread(ctx context.Context, after, upto uint64) bool {
 	for rec, err := range x.cfg.Source.Query(ctx, memory.Query{AfterSeq: after, Ascending: true, Limit: 1}) {
@@ -353,7 +363,8 @@ func (x *Index) unread(ctx context.Context, after, upto uint64) bool {
 	return false
 }
 
-// Close stops following the Source, checkpoints, and closes the index.
+// Close stops following the Source, checkpoints, and closes the index. It
+// does not wait for a load in progress to finish: the load stops.
 func (x *Index) Close() error {
 	x.mu.Lock()
 	if x.closed {
@@ -364,14 +375,24 @@ func (x *Index) Close() error {
 	x.cond.Broadcast()
 	x.mu.Unlock()
 	x.cancel()
+	<-x.started
 	x.wg.Wait()
-	err := x.checkpoint()
-	if err == nil && x.emb != nil {
-		x.mu.Lock()
-		err = x.saveGraphs()
-		x.mu.Unlock()
+	x.mu.RLock()
+	loaded := x.loaded
+	x.mu.RUnlock()
+	if x.db == nil {
+		return nil
 	}
-	if cerr := x.db.Close(); err == nil {
+	var err error
+	if loaded { // a load cut short holds part of the index: saving it would lose the rest
+		err = x.checkpoint()
+		if err == nil && x.emb != nil {
+			x.mu.Lock()
+			err = x.saveGraphs()
+			x.mu.Unlock()
+		}
+	}
+	if cerr := x.closeDB(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -380,532 +401,15 @@ func (x *Index) Close() error {
 	return nil
 }
 
+// setErr records a background error. A full disk is logged once until
+// the index saves again.
 func (x *Index) setErr(err error) {
-	x.log.Error("recall", "err", err)
 	x.mu.Lock()
+	quiet := errors.Is(err, memory.ErrDiskFull) && x.diskFull
+	x.diskFull = errors.Is(err, memory.ErrDiskFull)
 	x.lastErr = err.Error()
 	x.mu.Unlock()
-}
-
-// watch follows the Source from the cursor, resuming after errors.
-func (x *Index) watch(out chan<- memory.Record) {
-	defer close(out)
-	x.mu.RLock()
-	after := x.cursor
-	x.mu.RUnlock()
-	backoff := 100 * time.Millisecond
-	for x.ctx.Err() == nil {
-		for rec, err := range x.cfg.Source.Watch(x.ctx, memory.Query{AfterSeq: after}) {
-			if err != nil {
-				if x.ctx.Err() == nil {
-					x.setErr(fmt.Errorf("recall: watch from seq %d: %w", after, err))
-				}
-				break
-			}
-			select {
-			case out <- rec:
-				after = rec.Seq
-				backoff = 100 * time.Millisecond
-			case <-x.ctx.Done():
-				return
-			}
-		}
-		select {
-		case <-x.ctx.Done():
-		case <-time.After(backoff):
-			backoff = min(2*backoff, 10*time.Second)
-		}
+	if !quiet {
+		x.log.Error("recall", "err", err)
 	}
-}
-
-// ingest indexes records in batches of what has arrived, and checkpoints.
-func (x *Index) ingest(in <-chan memory.Record) {
-	quiet := time.NewTimer(time.Hour)
-	defer quiet.Stop()
-	batch := make([]memory.Record, 0, 1024)
-	for {
-		select {
-		case rec, ok := <-in:
-			if !ok {
-				return
-			}
-			batch = append(batch[:0], rec)
-		drain:
-			for len(batch) < cap(batch) {
-				select {
-				case rec, ok := <-in:
-					if !ok {
-						break drain
-					}
-					batch = append(batch, rec)
-				default:
-					break drain
-				}
-			}
-			vecs, due := x.add(batch)
-			// Outside the lock, as checkpoints are: searches need not wait.
-			if err := x.write(vecs); err != nil {
-				x.setErr(fmt.Errorf("recall: store vectors: %w", err))
-			}
-			if due {
-				x.saveCheckpoint()
-			}
-			quiet.Reset(time.Second)
-		case <-quiet.C:
-			x.saveCheckpoint()
-		}
-	}
-}
-
-func (x *Index) saveCheckpoint() {
-	if err := x.checkpoint(); err != nil {
-		x.setErr(err)
-	}
-}
-
-// add indexes batch. It returns the records' own vectors to store, and
-// whether a checkpoint is due.
-func (x *Index) add(batch []memory.Record) (vecs []kv, checkpoint bool) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	var newVecs []uint32
-	for i := range batch {
-		r := &batch[i]
-		if r.Seq <= x.cursor {
-			continue // a resumed watch may repeat records
-		}
-		n := uint32(len(x.docs))
-		d := doc{
-			seq:    r.Seq,
-			id:     r.ID,
-			ns:     x.nss.id(r.Namespace),
-			kind:   x.strs.id(string(r.Kind)),
-			author: x.strs.id(r.Author),
-			key:    x.strs.id(r.Key),
-			time:   r.Time.UnixNano(),
-		}
-		if !r.ExpiresAt.IsZero() {
-			d.expires = r.ExpiresAt.UnixNano()
-		}
-		for _, t := range r.Tags {
-			d.tags = append(d.tags, x.strs.id(t))
-		}
-		x.docs = append(x.docs, d)
-		x.supersede(n)
-		if err := x.text.Add(n, r.Text); err != nil { // cannot happen: docnums are dense
-			x.lastErr = err.Error()
-		}
-		x.cursor = r.Seq
-		if x.emb != nil && embedded(r.Kind) && strings.TrimSpace(r.Text) != "" && x.attachVector(n, r) {
-			newVecs = append(newVecs, n)
-		}
-	}
-	x.flushStaged()
-	x.cond.Broadcast()
-	return x.vectorKVs(newVecs), len(x.docs)-x.saved >= x.cfg.CheckpointEvery
-}
-
-// supersede marks the previous version of fact n as old. Called with x.mu
-// held, for documents in order.
-func (x *Index) supersede(n uint32) {
-	d := &x.docs[n]
-	if d.key == 0 || x.strs.strs[d.kind] != string(memory.KindFact) {
-		return
-	}
-	k := factKey{d.ns, d.key}
-	if prev, ok := x.facts[k]; ok {
-		x.docs[prev].old = true
-	}
-	x.facts[k] = n
-}
-
-// embedded reports whether records of kind get a vector. Audit records are
-// kept for accountability and found by filter, not by meaning: embedding
-// each one would cost an embeddings call for every policy decision.
-func embedded(kind memory.Kind) bool { return kind != memory.KindAudit }
-
-// attachVector gives doc n a vector: the record's own if it is of the
-// current model (it reports true: the vector needs saving), else one stored
-// before a crash, else it queues an embedding. Called with x.mu held.
-func (x *Index) attachVector(n uint32, r *memory.Record) bool {
-	model := x.emb.Model()
-	if e := r.Embedding; e != nil && e.Model == model {
-		if err := x.addVector(n, e.Vector); err == nil {
-			return true
-		} else {
-			x.lastErr = fmt.Sprintf("recall: record %s: %v; embedding its text instead", r.ID, err)
-			x.log.Warn("recall: record embedding rejected", "id", r.ID, "err", err)
-		}
-	} else if n < x.vecsBelow {
-		if v, ok := x.storedVector(n, r.ID, model); ok && x.addVector(n, v) == nil {
-			return false
-		}
-	}
-	x.pending = append(x.pending, pendingEmbed{doc: n, text: r.Text})
-	x.enqueued++
-	return false
-}
-
-// vectorKVs encodes the vectors of the given documents for storing.
-// Called with x.mu held.
-func (x *Index) vectorKVs(docs []uint32) []kv {
-	if len(docs) == 0 {
-		return nil
-	}
-	kvs := make([]kv, 0, len(docs))
-	model := x.emb.Model()
-	for _, n := range docs {
-		d := &x.docs[n]
-		p := x.parts[x.nss.strs[d.ns]]
-		p.mu.RLock()
-		kvs = append(kvs, kv{docKey(prefVec, n), encodeVector(d.id, model, p.vecAt(d.pos))})
-		p.mu.RUnlock()
-	}
-	return kvs
-}
-
-// addVector normalizes v and stages it for doc n's namespace partition;
-// flushStaged adds it. Called with x.mu held.
-func (x *Index) addVector(n uint32, v []float32) error {
-	want := x.emb.Dims()
-	if want > 0 && len(v) != want {
-		return fmt.Errorf("%w: got %d dimensions, model %s has %d", embed.ErrDims, len(v), x.emb.Model(), want)
-	}
-	v = slices.Clone(v)
-	if !vecscan.Normalize(v) {
-		return errors.New("recall: zero or non-finite embedding")
-	}
-	d := &x.docs[n]
-	ns := x.nss.strs[d.ns]
-	p := x.parts[ns]
-	if p == nil {
-		p = &partition{dims: len(v)}
-		x.parts[ns] = p
-	}
-	if len(v) != p.dims {
-		return fmt.Errorf("%w: got %d dimensions, namespace %q holds %d", embed.ErrDims, len(v), ns, p.dims)
-	}
-	p.staged = append(p.staged, staged{n, v})
-	d.vec = true
-	x.stagedParts[p] = struct{}{}
-	return nil
-}
-
-// flushStaged moves staged vectors into their partitions, one lock per
-// partition: a graph being built holds the partition's read lock for each
-// insertion, so per-vector locking would pace ingestion to graph building.
-// Called with x.mu held.
-func (x *Index) flushStaged() {
-	for p := range x.stagedParts {
-		p.mu.Lock()
-		p.vecs = slices.Grow(p.vecs, len(p.staged)*p.dims)
-		p.docs = slices.Grow(p.docs, len(p.staged))
-		for _, sv := range p.staged {
-			x.docs[sv.doc].pos = p.addLocked(sv.doc, sv.vec)
-		}
-		p.staged = p.staged[:0]
-		p.mu.Unlock()
-		x.maybeBuild(p)
-	}
-	clear(x.stagedParts)
-}
-
-func (x *Index) storedVector(n uint32, id, model string) ([]float32, bool) {
-	var v []float32
-	err := x.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(docKey(prefVec, n))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(b []byte) error {
-			gotID, gotModel, vec, err := decodeVector(b)
-			if err == nil && gotID == id && gotModel == model {
-				v = vec
-			}
-			return err
-		})
-	})
-	return v, err == nil && v != nil
-}
-
-// maybeBuild starts building an HNSW graph for p once it outgrows exact scan.
-// Called with x.mu held or before the index is shared.
-func (x *Index) maybeBuild(p *partition) {
-	if x.loading {
-		return // Open decides once saved graphs are restored
-	}
-	p.mu.Lock()
-	start := p.graph == nil && !p.building && len(p.docs) >= x.cfg.ExactBelow
-	if start {
-		p.building = true
-	}
-	p.mu.Unlock()
-	if start {
-		x.wg.Go(func() { p.build(x.ctx, x.hcfg) })
-	}
-}
-
-// embedLoop embeds queued records in batches.
-func (x *Index) embedLoop() {
-	backoff := time.Second
-	for {
-		x.mu.Lock()
-		for len(x.pending) == 0 && !x.closed {
-			x.cond.Wait()
-		}
-		if x.closed {
-			x.mu.Unlock()
-			return
-		}
-		batch := slices.Clone(x.pending[:min(len(x.pending), x.cfg.EmbedBatch)])
-		x.pending = x.pending[len(batch):]
-		ids := make([]string, len(batch))
-		for i, p := range batch {
-			ids[i] = x.docs[p.doc].id
-		}
-		x.mu.Unlock()
-
-		texts, keep := x.texts(batch, ids)
-		var vecs [][]float32
-		var err error
-		if len(keep) > 0 {
-			vecs, err = x.emb.Embed(x.ctx, texts)
-		}
-		x.mu.Lock()
-		for _, p := range batch {
-			if !p.retry {
-				x.attempted++
-			}
-		}
-		if err != nil {
-			if x.ctx.Err() == nil {
-				x.lastErr = fmt.Sprintf("recall: embed %d records with %s: %v", len(keep), x.emb.Model(), err)
-				x.log.Error("recall: embed", "model", x.emb.Model(), "records", len(keep), "err", err)
-				for _, i := range keep {
-					b := batch[i]
-					b.retry = true
-					x.pending = append(x.pending, b)
-				}
-			}
-			x.cond.Broadcast()
-			x.mu.Unlock()
-			select {
-			case <-x.ctx.Done():
-				return
-			case <-time.After(backoff):
-				backoff = min(2*backoff, time.Minute)
-			}
-			continue
-		}
-		backoff = time.Second
-		var added []uint32
-		for j, i := range keep {
-			if err := x.addVector(batch[i].doc, vecs[j]); err != nil {
-				x.lastErr = fmt.Sprintf("recall: record %s: %v", ids[i], err)
-				x.log.Error("recall: embedding rejected", "id", ids[i], "err", err)
-				continue
-			}
-			added = append(added, batch[i].doc)
-		}
-		x.flushStaged()
-		if err := x.write(x.vectorKVs(added)); err != nil {
-			x.lastErr = fmt.Sprintf("recall: store vectors: %v", err)
-			x.log.Error("recall: store vectors", "err", err)
-		}
-		x.cond.Broadcast()
-		x.mu.Unlock()
-	}
-}
-
-// texts returns the texts to embed for batch and the batch positions they
-// belong to; texts not carried in the queue are read from the Source, and
-// records that are gone or empty are skipped.
-func (x *Index) texts(batch []pendingEmbed, ids []string) ([]string, []int) {
-	var texts []string
-	var keep []int
-	for i, p := range batch {
-		t := p.text
-		if t == "" {
-			r, err := x.cfg.Source.Get(x.ctx, ids[i])
-			if err != nil {
-				continue
-			}
-			t = r.Text
-		}
-		if strings.TrimSpace(t) != "" {
-			texts = append(texts, t)
-			keep = append(keep, i)
-		}
-	}
-	return texts, keep
-}
-
-// Search returns up to q.K records matching q.Filter, ranked by BM25 and
-// vector similarity fused with RRF.
-func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
-	if strings.TrimSpace(q.Text) == "" {
-		return nil, errors.New("recall: search: Query.Text is empty; to list records by filter alone use memory.Store.Query")
-	}
-	if q.Filter.Limit != 0 || q.Filter.Ascending {
-		return nil, fmt.Errorf("recall: search: Query.Filter.Limit %d / Ascending %v: not used by recall; set Query.K", q.Filter.Limit, q.Filter.Ascending)
-	}
-	if q.K < 0 || q.K > 1000 {
-		return nil, fmt.Errorf("recall: search: Query.K %d: want 0 (default 10) to 1000", q.K)
-	}
-	if q.K == 0 {
-		q.K = 10
-	}
-	depth := max(4*q.K, 40)
-
-	var qv []float32
-	if x.emb != nil {
-		vs, err := x.emb.Embed(ctx, []string{q.Text})
-		if err == nil && len(vs) == 1 {
-			qv = slices.Clone(vs[0])
-			if !vecscan.Normalize(qv) {
-				qv = nil
-			}
-		} else if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("recall: search: %w", ctx.Err())
-			}
-			x.setErr(fmt.Errorf("recall: embed query (ranking by BM25 alone): %w", err))
-		}
-	}
-
-	x.mu.RLock()
-	if x.closed { // Close relabels the graphs it saves: they cannot be searched
-		x.mu.RUnlock()
-		return nil, errors.New("recall: search: index closed")
-	}
-	keep, nsOK := x.filter(q.Filter, q.Within, time.Now())
-	lex := x.text.Search(bm25.ParseQuery(q.Text), depth, keep)
-	var sem []vecscan.Result
-	if qv != nil {
-		sem = x.searchVectors(qv, nsOK, depth, keep)
-	}
-	lists := [][]uint32{ids(lex), ids(sem)}
-	fused := rrf.Fuse(lists...)
-	type cand struct {
-		f  rrf.Fused
-		id string
-	}
-	cands := make([]cand, len(fused))
-	for i, f := range fused {
-		cands[i] = cand{f, x.docs[f.ID].id}
-	}
-	x.mu.RUnlock()
-
-	hits := make([]Hit, 0, q.K)
-	for _, c := range cands {
-		if len(hits) == q.K {
-			break
-		}
-		rec, err := x.cfg.Source.Get(ctx, c.id)
-		if errors.Is(err, memory.ErrNotFound) {
-			continue // expired or gone since it was indexed
-		}
-		if err != nil {
-			return nil, fmt.Errorf("recall: search: get %s: %w", c.id, err)
-		}
-		hits = append(hits, Hit{Record: rec, Score: c.f.Score, BM25Rank: c.f.Ranks[0], VectorRank: c.f.Ranks[1]})
-	}
-	return hits, nil
-}
-
-func ids(rs []vecscan.Result) []uint32 {
-	out := make([]uint32, len(rs))
-	for i, r := range rs {
-		out[i] = r.ID
-	}
-	return out
-}
-
-// searchVectors searches every partition whose namespace nsOK admits (nil:
-// all). Called with x.mu held.
-func (x *Index) searchVectors(q []float32, nsOK []bool, k int, keep func(uint32) bool) []vecscan.Result {
-	top := vecscan.NewTopK(k)
-	for ns, p := range x.parts {
-		if nsOK != nil && !nsOK[x.nss.ids[ns]] {
-			continue
-		}
-		for _, r := range p.search(q, k, keep, x.hcfg.EfSearch) {
-			top.Push(r.ID, r.Score)
-		}
-	}
-	return top.Sorted()
-}
-
-// filter compiles f and within into a predicate on document numbers, and
-// the namespaces they admit by interned ID (nil: all). Called with x.mu held.
-func (x *Index) filter(f memory.Query, within []string, now time.Time) (keep func(uint32) bool, nsOK []bool) {
-	nowNs := now.UnixNano()
-	if f.Namespace != "" || len(within) > 0 {
-		nsOK = make([]bool, len(x.nss.strs))
-		for id, s := range x.nss.strs {
-			ok := s != "" && (f.Namespace == "" || memory.Within(s, f.Namespace))
-			if ok && len(within) > 0 {
-				ok = slices.ContainsFunc(within, func(w string) bool { return w != "" && memory.Within(s, w) })
-			}
-			nsOK[id] = ok
-		}
-	}
-	var kinds []uint32
-	for _, k := range f.Kinds {
-		if id, ok := x.strs.lookup(string(k)); ok {
-			kinds = append(kinds, id)
-		}
-	}
-	none := func(uint32) bool { return false }
-	if len(f.Kinds) > 0 && len(kinds) == 0 {
-		return none, nsOK
-	}
-	exact := func(s string) (uint32, bool) {
-		if s == "" {
-			return 0, true
-		}
-		return x.strs.lookup(s)
-	}
-	author, ok1 := exact(f.Author)
-	key, ok2 := exact(f.Key)
-	tags := make([]uint32, 0, len(f.Tags))
-	ok3 := true
-	for _, t := range f.Tags {
-		id, ok := x.strs.lookup(t)
-		ok3 = ok3 && ok
-		tags = append(tags, id)
-	}
-	if !ok1 || !ok2 || !ok3 {
-		return none, nsOK
-	}
-	var since, until int64 = math.MinInt64, math.MaxInt64
-	if !f.Since.IsZero() {
-		since = f.Since.UnixNano()
-	}
-	if !f.Until.IsZero() {
-		until = f.Until.UnixNano()
-	}
-	docs := x.docs
-	return func(n uint32) bool {
-		d := &docs[n]
-		switch {
-		case d.old,
-			d.expires != 0 && d.expires <= nowNs,
-			nsOK != nil && !nsOK[d.ns],
-			f.Author != "" && d.author != author,
-			f.Key != "" && d.key != key,
-			d.time < since || d.time >= until,
-			d.seq <= f.AfterSeq:
-			return false
-		}
-		if len(kinds) > 0 && !slices.Contains(kinds, d.kind) {
-			return false
-		}
-		for _, t := range tags {
-			if !slices.Contains(d.tags, t) {
-				return false
-			}
-		}
-		return true
-	}, nsOK
 }

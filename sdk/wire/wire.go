@@ -28,6 +28,8 @@ type Manifest struct {
 	// Run says the plugin registered a run hook (sdk.Run): the host calls
 	// MethodRun once after loading, with no deadline, and ends it on unload.
 	Run bool `json:"run,omitempty"`
+	// Actuation declares the plugin's stop handler and watchdog (see actuation.go).
+	Actuation ActuationDef `json:"actuation,omitzero"`
 	// Errors are registration mistakes found while the plugin initialised
 	// (a tool whose types have no JSON Schema, a duplicate name). A host
 	// refuses a manifest that lists any.
@@ -200,6 +202,7 @@ const (
 	CodeInvalidArgument = "invalid_argument"
 	CodeNotFound        = "not_found"
 	CodeDenied          = "denied"
+	CodeForbidden       = "forbidden" // the caller's role does not allow it
 	CodeTimeout         = "timeout"
 	CodeUnavailable     = "unavailable"
 	CodeTooLarge        = "too_large"

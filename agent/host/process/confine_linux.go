@@ -110,11 +110,16 @@ func pidnsFlags() uintptr {
 	return syscall.CLONE_NEWPID | syscall.CLONE_NEWUSER
 }
 
-// sysProcAttr kills the plugin when the agent dies, however it dies, and
+// sysProcAttr ends the plugin when the agent dies, however it dies, and
 // gives it its own process group — and, with pidns, its own PID namespace,
-// so that its children die with it too.
+// so that its children die with it too. The signal is SIGTERM, not SIGKILL,
+// so that an actuator plugin's SDK can stop its machine before it exits
+// (wire.StopHostLost); the SDK exits within its host-lost grace in any case.
+// As the first process of its namespace the plugin receives SIGTERM only
+// if it handles it, as every Go program does; a non-Go plugin that does not
+// still ends when the SDK's host connection is gone, or not at all.
 func sysProcAttr(pidns bool) *syscall.SysProcAttr {
-	a := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	a := &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if pidns {
 		a.Cloneflags = pidnsFlags()
 		if os.Geteuid() != 0 {

@@ -284,6 +284,7 @@ func (in *instance) restart() {
 		return
 	}
 	in.log.Info("plugin restarted", "pid", p.run.pid)
+	in.stopRestarted(p, m)
 	in.install(p)
 }
 
@@ -340,6 +341,11 @@ func (in *instance) Call(ctx context.Context, call wire.Call) wire.Result {
 	if werr != nil {
 		return wire.Result{Error: werr}
 	}
+	return in.callProc(ctx, p, call)
+}
+
+// callProc runs one call in process p; ctx has its deadline.
+func (in *instance) callProc(ctx context.Context, p *proc, call wire.Call) wire.Result {
 	p.started.Add(1)
 	p.inflight.Add(1)
 	defer p.inflight.Add(-1)

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(envAgent); path != "" {
 		os.Exit(runAgent(path))
 	}
+	if path := os.Getenv(envSimbotAgent); path != "" {
+		os.Exit(runSimbotAgent(path))
+	}
 	if os.Getenv(envEcho) != "" {
 		_, _ = io.Copy(os.Stdout, os.Stdin)
 		os.Exit(0)

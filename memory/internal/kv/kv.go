@@ -9,7 +9,8 @@
 //	x ns 0 field value 0 seq       → -: field is 'k' kind, 'a' author, 't' tag, 'y' key
 //	f ns 0 key                     → seq: the current version of a fact
 //	s ns                           → -: the set of namespaces, loaded on open
-//	m name                         → store metadata (format version)
+//	m name                         → store metadata (format version, last seq)
+//	k key                          → first seq u64, count u32: an idempotency key
 //
 // Namespaces and labels never contain NUL, so "ns 0" and "value 0" are
 // unambiguous prefixes.
@@ -31,6 +32,7 @@ const (
 	PrefixFact      = 'f'
 	PrefixNSSet     = 's'
 	PrefixMeta      = 'm'
+	PrefixIdem      = 'k'
 )
 
 // Index fields under PrefixField.
@@ -46,6 +48,16 @@ const (
 	MetaVersion   = "mversion"
 	FormatVersion = "depai-memory-1"
 )
+
+// MetaLastSeq holds the Seq of the newest record as of each commit; every
+// commit writes it, so the store's files say how far they reach even when
+// the newest records have expired.
+const MetaLastSeq = "mlastseq"
+
+// IdemKey is k key.
+func IdemKey(key string) []byte {
+	return append([]byte{PrefixIdem}, key...)
+}
 
 // RecordKey is r seq.
 func RecordKey(seq uint64) []byte {

@@ -112,14 +112,16 @@ func (s *server) init(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb
 	if err != nil {
 		return nil, fmt.Errorf("native: call socket: %w", err)
 	}
-	c := &calls{srv: s, st: st, host: &hostCaller{conn: conn, max: st.MaxMessageBytes}, cancels: map[uint64]context.CancelFunc{}}
+	m := s.reg.Manifest()
+	c := &calls{srv: s, st: st, host: &hostCaller{conn: conn, max: st.MaxMessageBytes}, cancels: map[uint64]context.CancelFunc{}, act: newActuation(s.reg, m, st.Plugin)}
+	c.act.start()
 	go c.serve(ln, path)
-	if s.reg.Manifest().Run {
+	if m.Run {
 		// The run hooks live as long as the process; unloading the plugin
 		// ends the process, and them with it.
 		go c.runHooks()
 	}
-	b, err := json.Marshal(wire.ProcessReady{Manifest: s.reg.Manifest(), CallAddr: path})
+	b, err := json.Marshal(wire.ProcessReady{Manifest: m, CallAddr: path})
 	if err != nil {
 		return nil, fmt.Errorf("native: encode manifest: %w", err)
 	}
@@ -153,6 +155,7 @@ type calls struct {
 	srv  *server
 	st   wire.ProcessStart
 	host *hostCaller
+	act  *actuation
 
 	wmu  sync.Mutex // one frame at a time on conn
 	conn net.Conn
@@ -183,7 +186,7 @@ func (c *calls) serve(ln net.Listener, path string) {
 			continue
 		case err != nil:
 			// The host closed the socket or died: nothing is left to serve.
-			os.Exit(0)
+			c.act.hostGone("the host closed the call socket")
 		}
 		switch kind {
 		case wire.FrameCall:
@@ -214,6 +217,10 @@ func (c *calls) run(id uint64, body []byte) {
 		c.reply(id, wire.Result{Error: wire.Errorf(wire.CodeInvalidArgument, "plugin %q: malformed call envelope: %v", c.st.Plugin, err)})
 		return
 	}
+	if res, ok := c.act.intercept(call); ok {
+		c.reply(id, res)
+		return
+	}
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if call.Deadline != 0 {
@@ -242,7 +249,7 @@ func (c *calls) reply(id uint64, res wire.Result) {
 	_, err = c.conn.Write(frame)
 	c.wmu.Unlock()
 	if err != nil {
-		os.Exit(0)
+		c.act.hostGone("the call socket broke")
 	}
 }
 

@@ -1,0 +1,237 @@
+package operator_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/depai/depai/agent"
+	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/metrics"
+	"github.com/depai/depai/agent/operator"
+	"github.com/depai/depai/agent/operator/console"
+	"github.com/depai/depai/agent/tool"
+)
+
+// chromium is the browser the console tests drive (Debian's chromium, which
+// scripts/test installs).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("chromium is not installed: run scripts/test, which installs it")
+	return ""
+}
+
+// artifact is where a screenshot goes: $DEPAI_ARTIFACTS, else the test's
+// temp dir (named in the log).
+func artifact(t *testing.T, name string, png []byte) {
+	dir := os.Getenv("DEPAI_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Error(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+type arm struct {
+	mu    sync.Mutex
+	moves int
+}
+
+// TestConsoleInABrowser drives the console in a real headless Chromium
+// against a real fleet and operator server: log in, see both robots on
+// the map, a command in the chat, approve a parked move, press the e-stop,
+// read a metric, and check that what a plugin wrote is shown as text.
+func TestConsoleInABrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	browser := chromium(t)
+	robot := &arm{}
+	drive, err := tool.New("drive.to", "Drive to a point.", tool.EffectActuator, func(_ context.Context, in struct {
+		Lat   float64 `json:"lat"`
+		Lon   float64 `json:"lon"`
+		Speed float64 `json:"speed"`
+	}) (map[string]bool, error) {
+		robot.mu.Lock()
+		robot.moves++
+		robot.mu.Unlock()
+		return map[string]bool{"arrived": true}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(`
+agents:
+  - name: rover-1
+    role: robot
+    safety:
+      actuators:
+        - tool: drive.to
+          approve: true
+          keep_out: [{name: dock, lat: 52.5200, lon: 13.4050, radius_m: 40}]
+  - name: rover-2
+    role: robot
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, m := console.NewHub(), metrics.New()
+	fleet, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), Events: hub.Publish, Metrics: m, Tools: map[string][]tool.Tool{"rover-1": {drive}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fleet.Close(context.Background()) })
+	var agents []operator.Agent
+	for _, a := range fleet.Agents() {
+		agents = append(agents, a)
+	}
+	r1, _ := fleet.Agent("rover-1")
+	r2, _ := fleet.Agent("rover-2")
+	for a, pose := range map[*agent.Agent]string{
+		r1: `{"lat":52.5190,"lon":13.4040,"heading_deg":45,"speed_mps":0.8,"fix":"rtk_fixed","battery_pct":77}`,
+		r2: `{"lat":52.5205,"lon":13.4065,"heading_deg":180,"fix":"rtk_float"}`,
+	} {
+		if err := a.Report(t.Context(), "gnss", "position", json.RawMessage(pose)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r1.Report(t.Context(), "cam", "label", json.RawMessage(`{"text":"<img src=x onerror=\"window.pwned=1\"><script>window.pwned=1</script>crate"}`)); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: agents, Operators: one, Events: hub, Console: true, Metrics: m.Handler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	base := "http://" + srv.Addr()
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	// The first run starts the browser and must not carry a timeout (it
+	// would stop the browser); the steps after it each get one.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start %s: %v", browser, err)
+	}
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s: done", what)
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	shoot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		artifact(t, name, png)
+	}
+	poll := func(expr string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second))
+	}
+	do("log in",
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), "t"),
+		chromedp.Click(chromedp.CSS("#login-form button")),
+		chromedp.WaitVisible(chromedp.CSS("#app")),
+	)
+	do("the fleet", poll(`document.querySelector("#fleet tbody").textContent.includes("rover-2")`))
+	if fleetText := text("#fleet"); !strings.Contains(fleetText, "rover-1") || !strings.Contains(fleetText, "rtk_fixed") {
+		t.Errorf("fleet table: %q", fleetText)
+	}
+	do("the map",
+		chromedp.Click(chromedp.CSS(`button[data-view="map"]`)),
+		poll(`document.querySelectorAll("#map circle.robot").length === 2`),
+	)
+	shoot("console-map.png")
+
+	do("chat",
+		chromedp.Click(chromedp.CSS(`button[data-view="chat"]`)),
+		chromedp.SendKeys(chromedp.CSS("#chat-input"), "/status"),
+		chromedp.Click(chromedp.CSS("#chat-form button")),
+		poll(`document.querySelector("#chat-log").textContent.includes("emergency stop: released")`),
+	)
+
+	moved := make(chan error, 1)
+	go func() {
+		_, err := r1.Ask(context.Background(), agent.Input{Text: `/call drive.to {"lat":52.5185,"lon":13.4035,"speed":0.5}`})
+		moved <- err
+	}()
+	do("a parked move",
+		chromedp.Click(chromedp.CSS(`button[data-view="approvals"]`)),
+		poll(`document.querySelector("#approvals tbody").textContent.includes("drive.to")`),
+	)
+	shoot("console-approvals.png")
+	do("approve it", chromedp.Click(chromedp.CSS(`#approvals tbody button`)))
+	select {
+	case err := <-moved:
+		if err != nil {
+			t.Errorf("the approved move: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the approved move never ran")
+	}
+	robot.mu.Lock()
+	if robot.moves != 1 {
+		t.Errorf("%d moves after one approval", robot.moves)
+	}
+	robot.mu.Unlock()
+
+	do("e-stop",
+		chromedp.Click(chromedp.CSS("#estop")),
+		poll(`document.querySelector("#estop-state").className === "engaged"`),
+	)
+	shoot("console-estop.png")
+	if badge := text("#estop-state"); !fleet.Stopped() || !strings.Contains(badge, "E-STOP ENGAGED") {
+		t.Errorf("after the e-stop button: stopped=%v badge=%q", fleet.Stopped(), badge)
+	}
+
+	metric, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch("/metrics").then(r => r.text()).then(t => t.split("\n").find(l => l.startsWith("depai_estop_engaged")))`, chromedp.EvalAwaitPromise))
+	if err != nil || strings.TrimSpace(metric) != "depai_estop_engaged 1" {
+		t.Errorf("metric line %q (%v)", metric, err)
+	}
+
+	do("memory search",
+		chromedp.Click(chromedp.CSS(`button[data-view="memory"]`)),
+		chromedp.SendKeys(chromedp.CSS("#memory-query"), "crate"),
+		chromedp.Click(chromedp.CSS("#memory-form button")),
+		poll(`document.querySelector("#memory tbody").textContent.includes("crate")`),
+	)
+	pwned, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!window.pwned || document.querySelectorAll("#memory img, #memory script").length > 0`))
+	if memText := text("#memory"); err != nil || pwned || !strings.Contains(memText, "<script>") {
+		t.Errorf("what a plugin wrote was not shown as text: pwned=%v (%v)\n%s", pwned, err, memText)
+	}
+}

@@ -1,0 +1,109 @@
+package memory
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/depai/depai/memory/internal/kv"
+)
+
+// IdempotencyTTL is how long PutOnce remembers a key.
+const IdempotencyTTL = 24 * time.Hour
+
+// maxIdemKey bounds an idempotency key (an HTTP Idempotency-Key header is
+// at most a few dozen bytes).
+const maxIdemKey = 255
+
+// PutOnce is Put with an idempotency key. The first PutOnce with key stores
+// recs (atomically, like Put) and remembers which records it stored for
+// IdempotencyTTL; a later PutOnce with the same key — a client's retry
+// after a timeout, a lost reply or a crash — stores nothing and returns the
+// records the first one stored, with first false. The key commits in the
+// same transaction as the records, so it is exactly as durable as they
+// are, across restarts too. Concurrent PutOnce calls with one key store
+// once. The records of a retry are not compared with the first's.
+func (db *DB) PutOnce(ctx context.Context, key string, recs ...Record) (stored []Record, first bool, err error) {
+	if key == "" || len(key) > maxIdemKey {
+		return nil, false, fmt.Errorf("memory: put: %w: idempotency key is %d bytes, want 1 to %d", ErrInvalid, len(key), maxIdemKey)
+	}
+	if len(recs) == 0 {
+		return nil, false, fmt.Errorf("memory: put: %w: no records", ErrInvalid)
+	}
+	now := time.Now()
+	for i := range recs {
+		if err := checkRecord(&recs[i], now); err != nil {
+			return nil, false, fmt.Errorf("memory: put record %d: %w", i, err)
+		}
+	}
+	r := &request{op: opPut, recs: slices.Clone(recs), idem: key}
+	out, err := db.submit(ctx, r)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, !r.dup, nil
+}
+
+// prepareIdem looks key up in txn (which holds what earlier requests of the
+// group staged). If a put with key committed, it loads its records into r
+// and marks r a duplicate.
+func (db *DB) prepareIdem(txn *badger.Txn, r *request) (bool, error) {
+	item, err := txn.Get(kv.IdemKey(r.idem))
+	if err == badger.ErrKeyNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var first uint64
+	var n uint32
+	if err := item.Value(func(v []byte) error {
+		if len(v) != 12 {
+			return fmt.Errorf("idempotency key %q: value is %d bytes, want 12", r.idem, len(v))
+		}
+		first, n = binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:])
+		return nil
+	}); err != nil {
+		return false, err
+	}
+	recs := make([]Record, 0, n)
+	for seq := first; seq < first+uint64(n); seq++ {
+		rec, err := readRecord(txn, seq)
+		if err != nil {
+			return false, fmt.Errorf("idempotency key %q: record %d: %w", r.idem, seq, err)
+		}
+		recs = append(recs, rec)
+	}
+	r.recs, r.dup = recs, true
+	return true, nil
+}
+
+// idemEntry records that r's records were stored under its key.
+func idemEntry(r *request, now time.Time) *badger.Entry {
+	v := binary.BigEndian.AppendUint64(nil, r.recs[0].Seq)
+	v = binary.BigEndian.AppendUint32(v, uint32(len(r.recs)))
+	e := badger.NewEntry(kv.IdemKey(r.idem), v)
+	e.ExpiresAt = uint64(now.Add(IdempotencyTTL).Unix())
+	return e
+}
+
+// restoreRaw writes salvaged idempotency keys (Repair).
+func (db *DB) restoreRaw(pairs []kvPair) error {
+	if len(pairs) == 0 {
+		return nil
+	}
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	for _, p := range pairs {
+		e := badger.NewEntry(p.k, p.v)
+		e.ExpiresAt = p.expires
+		if err := wb.SetEntry(e); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}
