@@ -128,6 +128,9 @@ type Capabilities struct {
 	// The kernel (Landlock) enforces the ports; it cannot tell hosts apart,
 	// so a granted port is reachable on every host.
 	Net []string `json:"net,omitempty" yaml:"net"`
+	// Listen are TCP ports a process plugin may listen on (a simulator
+	// serving NMEA, say); 0 allows an ephemeral port. Landlock enforces them.
+	Listen []uint16 `json:"listen,omitempty" yaml:"listen"`
 }
 
 // Confinement features of process plugins: what the kernel enforces on one,

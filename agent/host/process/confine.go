@@ -33,7 +33,8 @@ type launchSpec struct {
 	ExecDirs  []string `json:"exec_dirs"`  // directories it may read and execute from (shared libraries)
 	RO        []string `json:"ro"`
 	RW        []string `json:"rw"`
-	Ports     []uint16 `json:"ports"` // TCP connect
+	Ports     []uint16 `json:"ports"`  // TCP connect
+	Listen    []uint16 `json:"listen"` // TCP bind
 	Seccomp   bool     `json:"seccomp"`
 	UDP       bool     `json:"udp"` // UDP sockets allowed (to resolve granted host names)
 }
@@ -99,8 +100,9 @@ func (t *transport) plan(spec host.LoadSpec, workDir string, env []string) (laun
 			}
 		}
 	}
-	if need(host.FeatureLandlockNet, k.landlock >= 4, fmt.Sprintf("TCP: connect only to the granted ports %v, no listening (Landlock)", ports)) {
+	if need(host.FeatureLandlockNet, k.landlock >= 4, fmt.Sprintf("TCP: connect only to the granted ports %v, listen only on %v (Landlock)", ports, spec.Grants.Listen)) {
 		l.Ports = ports
+		l.Listen = spec.Grants.Listen
 	}
 	l.Scoped = need(host.FeatureSignals, k.landlock >= 6, "signals: none to processes outside the plugin's domain (Landlock scope)")
 	l.Seccomp = need(host.FeatureSeccomp, k.seccomp, "syscalls: no ptrace, process_vm, bpf, mount, keyrings, kernel modules, raw, SCTP or MPTCP sockets (seccomp)")

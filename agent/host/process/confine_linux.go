@@ -226,6 +226,9 @@ func restrictLandlock(s launchSpec) error {
 		for _, p := range s.Ports {
 			rules = append(rules, landlock.ConnectTCP(p))
 		}
+		for _, p := range s.Listen {
+			rules = append(rules, landlock.BindTCP(p))
+		}
 	}
 	// Restrict this thread only, not all of them as Config.Restrict does:
 	// the thread is locked and is the one that execs, and the exec ends the
