@@ -24,6 +24,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,7 +66,8 @@ type ModelFactory func(ctx context.Context, agent string, cfg config.Model) (llm
 type Options struct {
 	DataDir string // where memory, the recall index and the safety state live; created with mode 0700
 	// CacheDir holds built plugins and compiled WASM code, which several
-	// data dirs may share. Default: DataDir/cache.
+	// data dirs share. Default: host.DefaultCacheDir() (the user cache
+	// directory's depai), or DataDir/cache where there is none.
 	CacheDir string
 	Logger   *slog.Logger // nil: discard
 
@@ -147,7 +149,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 		opts.Secrets = func(string) (string, bool) { return "", false }
 	}
 	if opts.CacheDir == "" {
-		opts.CacheDir = filepath.Join(opts.DataDir, "cache")
+		opts.CacheDir = cmp.Or(host.DefaultCacheDir(), filepath.Join(opts.DataDir, "cache"))
 	}
 	if opts.Tracer == nil {
 		opts.Tracer = noop.NewTracerProvider()

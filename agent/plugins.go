@@ -37,6 +37,8 @@ type pluginManager struct {
 func newPluginManager(a *Agent) *pluginManager {
 	m := &pluginManager{a: a, loaded: make(chan struct{}), errs: map[string]error{}}
 	m.host = host.New(host.Config{
+		Agent:      a.cfg.Name,
+		Gate:       a.fleet.policy,
 		Transports: a.fleet.transports,
 		Store:      a.fleet.store,
 		Logger:     a.log,
@@ -230,13 +232,14 @@ func (m *pluginManager) spec(ctx context.Context, p config.Plugin) (host.PluginS
 		secrets[name] = v
 	}
 	return host.PluginSpec{
-		Name:    p.Name,
-		Path:    path,
-		Kind:    kind,
-		SHA256:  p.SHA256,
-		Grants:  p.Grants,
-		Config:  p.Config,
-		Secrets: secrets,
+		Name:         p.Name,
+		Path:         path,
+		Kind:         kind,
+		SHA256:       p.SHA256,
+		Grants:       p.Grants,
+		UnconfinedOK: p.UnconfinedOK,
+		Config:       p.Config,
+		Secrets:      secrets,
 		Limits: host.Limits{
 			MemoryBytes:     uint64(p.Limits.Memory),
 			CallTimeout:     p.Limits.CallTimeout.Std(),
@@ -253,7 +256,7 @@ func (m *pluginManager) pluginNamespace(plugin string) string { return m.a.ns + 
 
 // onEmit stores what a plugin publishes and, when the agent has a model,
 // queues it as an input (coalesced with the plugin's other events).
-func (m *pluginManager) onEmit(plugin, topic string, payload json.RawMessage) {
+func (m *pluginManager) onEmit(plugin, topic string, payload json.RawMessage) error {
 	ctx := m.a.fleet.bgCtx
 	m.a.fleet.poses.observe(m.a.cfg.Name, plugin, payload, time.Now())
 	text := fmt.Sprintf("%s emitted %s: %s", plugin, topic, payload)
@@ -265,11 +268,12 @@ func (m *pluginManager) onEmit(plugin, topic string, payload json.RawMessage) {
 		if ctx.Err() == nil { // a put cut short by shutdown is no failure
 			m.a.log.Error("store plugin event", "plugin", plugin, "topic", topic, "err", err)
 		}
-		return
+		return fmt.Errorf("event not stored: %w", err)
 	}
 	if m.a.model != nil {
 		m.a.inbox.post(Input{Source: SourceSensor, From: plugin, Cause: recs[0].ID, Text: text})
 	}
+	return nil
 }
 
 // onReading stores each sensor poll as a reading.

@@ -40,6 +40,7 @@ func TestPluginsOnBothTransports(t *testing.T) {
 agents:
   - name: rover
     model: {base_url: %q, model: m}
+    memory: {read: [agent/rover, shared, notes], write: [agent/rover, shared, notes]}
     plugins:
       - name: hello
         path: %q

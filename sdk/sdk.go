@@ -118,6 +118,22 @@ func Sensor[Out any](name, description string, interval time.Duration, fn func(c
 	})
 }
 
+// Run registers a run hook: fn starts once the plugin is loaded, with the
+// host reachable from ctx (Emit, Log, MemoryPut … work as in a handler), so
+// a reader loop — a serial port, a socket, a subscription — can push
+// readings with Emit as they arrive. ctx ends when the plugin is unloaded;
+// fn should then return. Call Run in init(), like the other registrations;
+// several hooks run concurrently.
+//
+// On the process transport fn runs in the plugin process, beside the calls.
+// On WASM the host runs it in an instance of its own, with no deadline: it
+// shares no globals with the instances that serve tool calls, and while it
+// waits for I/O nothing else runs in that instance. A WASM run loop that
+// sleeps needs the clock grant (without it time.Sleep does not wait, and the
+// loop spins). A hook that returns an error is logged; it is not restarted
+// until the plugin is reloaded.
+func Run(fn func(ctx context.Context) error) { registry.Default.AddRun(fn) }
+
 func encode(name string, v any) (json.RawMessage, error) {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -126,15 +126,20 @@ type Plugin struct {
 	// directory the host builds; relative to the config file. After Load it
 	// is absolute.
 	Path string `yaml:"path" check:"required"`
-	// Transport is "wasm" or "process"; when empty it is inferred: a file
-	// starting with the WASM magic number is "wasm", another executable file
-	// is "process", a directory is "wasm" (the sandboxed default).
+	// Transport is "wasm" or "process". Empty means "wasm" for a WASM file
+	// or a package directory (built to WASM, the sandboxed default); a
+	// native executable is refused unless "process" is written here, so
+	// native code never runs because of what a file looks like.
 	Transport string            `yaml:"transport" check:"oneof=wasm|process"`
 	SHA256    string            `yaml:"sha256"` // optional pin of the file's hash, lower-case hex after Load
 	Grants    Grants            `yaml:"grants"`
 	Config    map[string]string `yaml:"config"`  // values the plugin reads with the config capability
 	Secrets   map[string]string `yaml:"secrets"` // secret name → environment variable holding it
 	Limits    PluginLimits      `yaml:"limits"`
+	// UnconfinedOK lets a process plugin run where the kernel lacks these
+	// confinement features (wire.Confine*: landlock, landlock-net, signals,
+	// seccomp, pidns); without it such a plugin does not load.
+	UnconfinedOK []string `yaml:"unconfined_ok"`
 }
 
 // Grants are the capabilities an agent gives a plugin: the wire contract's

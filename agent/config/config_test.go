@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/sdk/wire"
 )
 
 func abs(t testing.TB, path string) string {
@@ -176,7 +177,7 @@ func TestErrors(t *testing.T) {
 			`fleet.yaml:2: persona: expected a string, got integer "12" (quote it to make it a string)`},
 		{"word as int", "name: a\nlimits: {model_calls: many}\n",
 			`fleet.yaml:2: limits.model_calls: expected an integer, got string "many"`},
-		{"yes is not a bool", "name: a\nplugins: [{path: testdata/plugins/gnss, grants: {clock: yes}}]\n",
+		{"yes is not a bool", "name: a\nplugins: [{path: testdata/plugins/gnss, transport: process, grants: {clock: yes}}]\n",
 			`fleet.yaml:2: plugins[0].grants.clock: expected true or false, got string "yes"`},
 		{"mapping as struct", "name: a\nmodel: http://x\n",
 			`fleet.yaml:2: model: expected a mapping, got string "http://x"`},
@@ -198,9 +199,9 @@ func TestErrors(t *testing.T) {
 			`fleet.yaml:3: limits.tokens: must be positive, got 0`},
 		{"negative duration", "name: a\nmodel: {timeout: -5s}\n",
 			`fleet.yaml:2: model.timeout: must not be negative, got -5s`},
-		{"bad size", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    limits: {memory: 64XB}\n",
+		{"bad size", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    limits: {memory: 64XB}\n    transport: process\n",
 			`fleet.yaml:4: plugins[0].limits.memory: invalid size "64XB" (expected bytes, or a number with a unit such as "512KiB", "64MiB" or "10MB")`},
-		{"negative size", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    limits: {max_message: -1MiB}\n",
+		{"negative size", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    limits: {max_message: -1MiB}\n    transport: process\n",
 			`fleet.yaml:4: plugins[0].limits.max_message: must not be negative, got -1MiB`},
 		{"unknown role", "name: a\nrole: drone\n",
 			`fleet.yaml:2: role: unknown value "drone" (expected robot or digital)`},
@@ -218,7 +219,7 @@ func TestErrors(t *testing.T) {
 			`fleet.yaml:4: agents[2].name: duplicate agent name "a" (first at line 2)`},
 		{"bad agent name", "name: my agent\n",
 			`fleet.yaml:1: name: invalid name "my agent" (expected up to 64 letters, digits, '-' or '_', starting with a letter or digit)`},
-		{"duplicate plugins", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n  - name: gnss\n    path: testdata/plugins/weather.wasm\n",
+		{"duplicate plugins", "name: a\nplugins:\n  - {path: testdata/plugins/gnss, transport: process}\n  - name: gnss\n    path: testdata/plugins/weather.wasm\n",
 			`fleet.yaml:4: plugins[1].name: duplicate plugin name "gnss" (first at line 3)`},
 		{"missing plugin", "name: a\nplugins:\n  - path: testdata/plugins/nope.wasm\n",
 			`fleet.yaml:3: plugins[0].path: ` + missing + `: no such file or directory`},
@@ -230,17 +231,17 @@ func TestErrors(t *testing.T) {
 			`fleet.yaml:4: plugins[0].transport: ` + gnss + ` is not a WASM module (no \0asm header)`},
 		{"unknown transport", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    transport: grpc\n",
 			`fleet.yaml:4: plugins[0].transport: unknown value "grpc" (expected wasm or process)`},
-		{"bad sha", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    sha256: abc\n",
+		{"bad sha", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    sha256: abc\n    transport: process\n",
 			`fleet.yaml:4: plugins[0].sha256: invalid SHA-256 "abc" (expected 64 hex digits)`},
-		{"undefined secret", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    grants: {secrets: [token]}\n",
+		{"undefined secret", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    grants: {secrets: [token]}\n    transport: process\n",
 			`fleet.yaml:4: plugins[0].grants.secrets[0]: secret "token" is granted but not defined under plugins[0].secrets`},
-		{"secret value not env", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    secrets:\n      token: sk-12345\n",
+		{"secret value not env", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    secrets:\n      token: sk-12345\n    transport: process\n",
 			`fleet.yaml:5: plugins[0].secrets.token: invalid environment variable name "sk-12345" (the name of the variable holding the secret, not the secret)`},
-		{"config value list", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    config:\n      hosts: [a, b]\n",
+		{"config value list", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    config:\n      hosts: [a, b]\n    transport: process\n",
 			`fleet.yaml:5: plugins[0].config.hosts: expected a string, got a list`},
-		{"duplicate config key", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    config:\n      host: a\n      host: b\n",
+		{"duplicate config key", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    config:\n      host: a\n      host: b\n    transport: process\n",
 			`fleet.yaml:6: plugins[0].config.host: duplicate key (first at line 5)`},
-		{"duplicate grant", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    grants: {http: [a.example, a.example]}\n",
+		{"duplicate grant", "name: a\nplugins:\n  - path: testdata/plugins/gnss\n    grants: {http: [a.example, a.example]}\n    transport: process\n",
 			`fleet.yaml:4: plugins[0].grants.http[1]: duplicate host "a.example" (also plugins[0].grants.http[0])`},
 		{"bad namespace", "name: a\nmemory:\n  write: [agent//a]\n",
 			`fleet.yaml:3: memory.write[0]: invalid namespace "agent//a" (expected "/"-separated names such as "agent/scout" or "shared")`},
@@ -312,8 +313,8 @@ func TestPluginFileKind(t *testing.T) {
 		transport     string // "" when the config must be refused
 		err           string
 	}{
-		{"script", "#!/bin/sh\nexit 0\n", 0o755, config.TransportProcess, ""},
-		{"elf", "\x7fELF\x02\x01", 0o755, config.TransportProcess, ""},
+		{"script", "#!/bin/sh\nexit 0\n", 0o755, "", `script is a native executable: a process plugin runs native code, confined by the kernel but not sandboxed like WASM; add "transport: process"`},
+		{"elf", "\x7fELF\x02\x01", 0o755, "", `elf is a native executable`},
 		{"module", "\x00asm\x01\x00\x00\x00", 0o644, config.TransportWASM, ""},
 		{"unknown.bin", "hello world", 0o755, "", "is neither a WASM module nor an executable"},
 		{"noexec", "#!/bin/sh\nexit 0\n", 0o644, "", "without execute permission"},
@@ -377,7 +378,7 @@ func TestByteSizeAndDuration(t *testing.T) {
 	}{
 		{"1024", 1024}, {"64MiB", 64 << 20}, {"512KiB", 512 << 10}, {"10MB", 10e6}, {"1 GiB", 1 << 30}, {"3B", 3},
 	} {
-		f, err := config.Parse("a.yaml", []byte("name: a\nplugins: [{path: testdata/plugins/gnss, limits: {memory: "+tc.in+"}}]\n"))
+		f, err := config.Parse("a.yaml", []byte("name: a\nplugins: [{path: testdata/plugins/gnss, transport: process, limits: {memory: "+tc.in+"}}]\n"))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.in, err)
 		}
@@ -390,5 +391,51 @@ func TestByteSizeAndDuration(t *testing.T) {
 	}
 	if d := config.Duration(90 * time.Second); d.Std() != 90*time.Second || d.String() != "1m30s" {
 		t.Errorf("Duration: %v %q", d.Std(), d.String())
+	}
+}
+
+// TestPluginGrantsWithinAgent: a plugin may not be granted a namespace its
+// agent cannot read or write itself (a plugin once planted instructions in
+// another agent's memory this way).
+func TestPluginGrantsWithinAgent(t *testing.T) {
+	_, err := config.Parse("fleet.yaml", []byte(`name: scout
+memory: {read: [agent/scout, shared], write: [agent/scout]}
+plugins:
+  - path: testdata/plugins/weather.wasm
+    grants: {memory_read: [shared/maps], memory_write: [agent/dispatcher]}
+`))
+	want := `fleet.yaml:5: plugins[0].grants.memory_write[0]: namespace "agent/dispatcher" is not within the agent's memory.write (agent/scout): a plugin is never granted more than its agent "scout" holds`
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "memory_read") {
+		t.Fatalf("Parse = %v; want exactly\n%s", err, want)
+	}
+}
+
+// TestProcessGrants: files, net and unconfined_ok are checked, and files
+// and net are refused for a WASM plugin, which has neither.
+func TestProcessGrants(t *testing.T) {
+	f, err := config.Parse("fleet.yaml", []byte(`name: a
+plugins:
+  - path: testdata/plugins/gnss
+    transport: process
+    grants: {files: [{path: plugins/readme.txt}, {path: /dev/ttyUSB0, mode: rw}], net: ["127.0.0.1:2947"]}
+    unconfined_ok: [pidns]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := f.Agents[0].Plugins[0].Grants
+	if g.Files[0].Path != abs(t, "plugins/readme.txt") || g.Files[0].Mode != wire.FileRO || g.Files[1].Mode != wire.FileRW || g.Net[0] != "127.0.0.1:2947" {
+		t.Fatalf("grants = %+v", g)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"  - path: testdata/plugins/gnss\n    transport: process\n    grants: {files: [{path: /x, mode: rwx}]}\n", `plugins[0].grants.files[0].mode: unknown mode "rwx" (expected ro or rw)`},
+		{"  - path: testdata/plugins/gnss\n    transport: process\n    grants: {net: [gpsd]}\n", `plugins[0].grants.net[0]: invalid destination "gpsd" (expected host:port`},
+		{"  - path: testdata/plugins/gnss\n    transport: process\n    unconfined_ok: [everything]\n", `plugins[0].unconfined_ok[0]: unknown confinement feature "everything" (expected one of landlock, landlock-net, signals, seccomp, pidns)`},
+		{"  - path: testdata/plugins/weather.wasm\n    grants: {net: [\"127.0.0.1:1\"]}\n", `plugins[0].grants: files and net grants confine process plugins`},
+	} {
+		_, err := config.Parse("fleet.yaml", []byte("name: a\nplugins:\n"+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse = %v; want %q", err, tc.want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -158,6 +159,7 @@ func (d *decoder) agent(p string, a *Agent) {
 		pp := fmt.Sprintf("%s[%d]", join(p, "plugins"), i)
 		pl := &a.Plugins[i]
 		d.plugin(pp, pl)
+		d.withinAgent(pp, a, pl)
 		if pl.Name == "" {
 			continue
 		}
@@ -329,6 +331,10 @@ func (d *decoder) plugin(p string, pl *Plugin) {
 	switch transport, dir, err := inferTransport(pl.Path); {
 	case err != nil:
 		d.errAt(join(p, "path"), "%v", err)
+	case pl.Transport == "" && transport == TransportProcess:
+		// Native code is never run because of what a file looks like: the
+		// operator says so, once, in the config.
+		d.errAt(join(p, "path"), "%s is a native executable: a process plugin runs native code, confined by the kernel but not sandboxed like WASM; add \"transport: process\" to this plugin to load it", pl.Path)
 	case pl.Transport == "":
 		pl.Transport = transport
 	case transport == TransportWASM && pl.Transport == TransportProcess && !dir:
@@ -354,11 +360,55 @@ func (d *decoder) plugin(p string, pl *Plugin) {
 			d.errAt(fmt.Sprintf("%s[%d]", join(g, "secrets"), i), "secret %q is granted but not defined under %s", s, join(p, "secrets"))
 		}
 	}
+	for i := range pl.Grants.Files {
+		f := &pl.Grants.Files[i]
+		fp := fmt.Sprintf("%s[%d]", join(g, "files"), i)
+		if f.Path == "" {
+			d.errAt(fp, "missing path")
+		}
+		f.Path = d.abs(f.Path)
+		if f.Mode == "" {
+			f.Mode = wire.FileRO
+		}
+		if f.Mode != wire.FileRO && f.Mode != wire.FileRW {
+			d.errAt(join(fp, "mode"), "unknown mode %q (expected ro or rw)", f.Mode)
+		}
+	}
+	d.names(join(g, "net"), pl.Grants.Net, "net destination")
+	for i, n := range pl.Grants.Net {
+		h, port, err := net.SplitHostPort(n)
+		if v, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || v == 0 || h == "" {
+			d.errAt(fmt.Sprintf("%s[%d]", join(g, "net"), i), "invalid destination %q (expected host:port, such as \"127.0.0.1:2947\")", n)
+		}
+	}
+	if (len(pl.Grants.Files) > 0 || len(pl.Grants.Net) > 0) && pl.Transport == TransportWASM {
+		d.errAt(g, "files and net grants confine process plugins; a WASM plugin has no files or sockets (it reaches the network through http.fetch)")
+	}
+	for i, f := range pl.UnconfinedOK {
+		if !slices.Contains(wire.ConfineFeatures, f) {
+			d.errAt(fmt.Sprintf("%s[%d]", join(p, "unconfined_ok"), i), "unknown confinement feature %q (expected one of %s)", f, strings.Join(wire.ConfineFeatures, ", "))
+		}
+	}
 	for name, env := range pl.Secrets {
 		if !envRE.MatchString(env) {
 			d.errAt(join(join(p, "secrets"), name), "invalid environment variable name %q (the name of the variable holding the secret, not the secret)", env)
 		}
 	}
+}
+
+// withinAgent refuses a plugin grant its agent does not hold itself: a
+// plugin acts for its agent, never beyond it.
+func (d *decoder) withinAgent(p string, a *Agent, pl *Plugin) {
+	check := func(field, agentField string, plugin, agent []string) {
+		for i, ns := range plugin {
+			if !memory.Granted(agent, ns) {
+				d.errAt(fmt.Sprintf("%s[%d]", join(p, "grants."+field), i), "namespace %q is not within the agent's %s (%s): a plugin is never granted more than its agent %q holds",
+					ns, agentField, strings.Join(agent, ", "), a.Name)
+			}
+		}
+	}
+	check("memory_read", "memory.read", pl.Grants.MemoryRead, a.Memory.Read)
+	check("memory_write", "memory.write", pl.Grants.MemoryWrite, a.Memory.Write)
 }
 
 // inferTransport looks at the file: a WASM module or a native executable,

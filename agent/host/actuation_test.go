@@ -27,14 +27,13 @@ func TestWASMActuatorStop(t *testing.T) {
 	}
 	call := func(name string) json.RawMessage {
 		t.Helper()
-		for _, tl := range p.Tools() {
-			if tl.Spec().Name == name {
-				out, err := tl.Call(ctx, json.RawMessage(`{}`))
-				if err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				return out
+		// By the declared name: loaded as "arm", its tools are arm.* (host.ToolName).
+		if tl, ok := p.Tool(name); ok {
+			out, err := tl.Call(ctx, json.RawMessage(`{}`))
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
 			}
+			return out
 		}
 		t.Fatalf("no tool %s", name)
 		return nil

@@ -136,9 +136,16 @@ func Missing(req, grant wire.Capabilities) []string {
 	exact("secrets", req.Secrets, grant.Secrets, false)
 	exact("config", req.Config, grant.Config, false)
 	flag("clock", req.Clock, grant.Clock)
-	flag("random", req.Random, grant.Random)
 	flag("actuator", req.Actuator, grant.Actuator)
 	flag("payment", req.Payment, grant.Payment)
+	exact("net", req.Net, grant.Net, true)
+	for _, f := range req.Files {
+		if !slices.ContainsFunc(grant.Files, func(g wire.FileGrant) bool {
+			return (g.Path == f.Path || strings.HasPrefix(f.Path, strings.TrimSuffix(g.Path, "/")+"/")) && (g.Mode == wire.FileRW || f.Mode != wire.FileRW)
+		}) {
+			out = append(out, fmt.Sprintf("files %q (%s)", f.Path, f.Mode))
+		}
+	}
 	return out
 }
 

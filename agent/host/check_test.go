@@ -60,7 +60,10 @@ func TestMissing(t *testing.T) {
 		{wire.Capabilities{MemoryWrite: []string{"agent/robot-10"}}, wire.Capabilities{MemoryWrite: []string{"agent/robot-1"}}, `memory_write "agent/robot-10"`},
 		{wire.Capabilities{HTTP: []string{"API.example.com"}}, wire.Capabilities{HTTP: []string{"api.example.com"}}, ""},
 		{wire.Capabilities{Emit: []string{"a", "b"}, Secrets: []string{"k"}, Config: []string{"c"}}, wire.Capabilities{Emit: []string{"a"}}, `emit "b", secrets "k", config "c"`},
-		{wire.Capabilities{Clock: true, Random: true, Actuator: true, Payment: true}, wire.Capabilities{Random: true}, "clock, actuator, payment"},
+		{wire.Capabilities{Clock: true, Random: true, Actuator: true, Payment: true}, wire.Capabilities{}, "clock, actuator, payment"},
+		{wire.Capabilities{Net: []string{"127.0.0.1:2947"}, Files: []wire.FileGrant{{Path: "/dev/ttyUSB0", Mode: wire.FileRW}, {Path: "/etc/gnss/conf", Mode: wire.FileRO}}},
+			wire.Capabilities{Files: []wire.FileGrant{{Path: "/dev/ttyUSB0", Mode: wire.FileRO}, {Path: "/etc/gnss", Mode: wire.FileRO}}},
+			`net "127.0.0.1:2947", files "/dev/ttyUSB0" (rw)`},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(Missing(tt.req, tt.grant), ", "); got != tt.want {

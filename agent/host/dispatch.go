@@ -13,7 +13,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -24,13 +26,32 @@ type grant struct {
 	limits Limits
 	mem    *memory.ScopedStore // nil without a Store
 	http   *http.Client
+
+	denials            *denials
+	calls, logs, emits *limiter
 }
 
 func (h *Host) newGrant(spec PluginSpec) (*grant, error) {
-	g := &grant{spec: spec, limits: spec.Limits.OrDefault()}
+	rates := h.cfg.Rates.OrDefault()
+	log := h.logger.With("plugin", spec.Name)
+	g := &grant{
+		spec: spec, limits: spec.Limits.OrDefault(),
+		denials: newDenials(h, rates.DenialWindow),
+		calls:   newLimiter(rates.HostCalls, "host calls/s", rates.DenialWindow, log),
+		logs:    newLimiter(rates.LogBytes, "log bytes/s", rates.DenialWindow, log),
+		emits:   newLimiter(rates.Emits, "emits/s", rates.DenialWindow, log),
+	}
 	if h.cfg.Store != nil {
 		s, err := memory.Scoped(h.cfg.Store, memory.Grants{
 			Principal: spec.Name, Read: spec.Grants.MemoryRead, Write: spec.Grants.MemoryWrite,
+			// A namespace outside the grants is refused by the scoped
+			// view; the refusal is coalesced and audited like any other.
+			OnDenied: func(ctx context.Context, d memory.Denial) {
+				g.denials.deny(ctx, policy.Action{
+					Agent: h.cfg.Agent, Principal: policy.Principal{Kind: policy.PrincipalPlugin, ID: spec.Name},
+					Kind: policy.ActionHost, Name: "memory." + d.Op, Target: d.Namespace,
+				}, d.Reason, false)
+			},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("plugin %q: memory grants: %w", spec.Name, err)
@@ -56,7 +77,42 @@ type redirectDenied struct{ to string }
 
 func (e *redirectDenied) Error() string { return "redirect to " + e.to + " which is not granted" }
 
-// HostCall serves one host method for a plugin, checking its grants. It
+// deny refuses a call the grants do not cover; repeats are coalesced.
+func (h *Host) deny(ctx context.Context, g *grant, method, target, reason string) *wire.Error {
+	return g.denials.deny(ctx, action(h.cfg.Agent, g.spec.Name, method, target, "", nil), reason, false)
+}
+
+// authorize asks the Gate about a granted call with a side effect. A nil
+// Gate allows everything. done reports the outcome; call it exactly once.
+func (h *Host) authorize(ctx context.Context, g *grant, method, target string, effect wire.Effect, args json.RawMessage) (done func(json.RawMessage, error), werr *wire.Error) {
+	if h.cfg.Gate == nil {
+		return func(json.RawMessage, error) {}, nil
+	}
+	a := action(h.cfg.Agent, g.spec.Name, method, target, effect, args)
+	if werr := g.denials.suppressed(ctx, a); werr != nil {
+		return nil, werr
+	}
+	done, err := h.cfg.Gate.Authorize(ctx, a)
+	if err != nil {
+		reason := err.Error()
+		if we, ok := errors.AsType[*wire.Error](err); ok {
+			reason = we.Message
+		}
+		return nil, g.denials.deny(ctx, a, reason, true)
+	}
+	return done, nil
+}
+
+// outcome is what done is told about a host call's result.
+func outcome(out []byte, werr *wire.Error) (json.RawMessage, error) {
+	if werr != nil {
+		return nil, werr
+	}
+	return out, nil
+}
+
+// HostCall serves one host method for a plugin: the grants first, then the
+// plugin's rates, then — for a call with a side effect — the Gate. It
 // implements Dispatcher for every transport. payload may be a view of the
 // plugin's memory: it is decoded before HostCall returns and not kept.
 func (h *Host) HostCall(ctx context.Context, plugin, method string, payload []byte) ([]byte, *wire.Error) {
@@ -66,8 +122,15 @@ func (h *Host) HostCall(ctx context.Context, plugin, method string, payload []by
 	if g == nil {
 		return nil, wire.Errorf(wire.CodeUnavailable, "plugin %q is not loaded", plugin)
 	}
+	if !g.calls.allow(1) {
+		return nil, &wire.Error{Code: wire.CodeRateLimited, Retryable: true,
+			Message: fmt.Sprintf("%s: plugin %q makes more than %.0f host calls/s", method, plugin, h.cfg.Rates.OrDefault().HostCalls)}
+	}
 	switch method {
 	case wire.HostLog:
+		if !g.logs.allow(float64(len(payload))) {
+			return nil, &wire.Error{Code: wire.CodeRateLimited, Retryable: true, Message: "log: the plugin's log rate is exceeded; the line was dropped"}
+		}
 		return h.log(ctx, plugin, payload)
 	case wire.HostMemoryGet, wire.HostMemoryPut, wire.HostMemoryQuery:
 		return h.memory(ctx, g, method, payload)
@@ -79,12 +142,25 @@ func (h *Host) HostCall(ctx context.Context, plugin, method string, payload []by
 			return nil, err
 		}
 		if !slices.Contains(g.spec.Grants.Emit, a.Topic) {
-			return nil, h.deny(ctx, plugin, method, a.Topic, "topic not granted")
+			return nil, h.deny(ctx, g, method, a.Topic, "topic not granted")
 		}
 		if h.cfg.Emit == nil {
 			return nil, wire.Errorf(wire.CodeUnavailable, "emit: this agent has no event sink")
 		}
-		h.cfg.Emit(plugin, a.Topic, a.Payload)
+		if !g.emits.allow(1) {
+			return nil, &wire.Error{Code: wire.CodeRateLimited, Retryable: true,
+				Message: fmt.Sprintf("emit %q: more than %.0f events/s; this one was dropped", a.Topic, h.cfg.Rates.OrDefault().Emits)}
+		}
+		done, werr := h.authorize(ctx, g, method, a.Topic, wire.EffectWrite, nil)
+		if werr != nil {
+			return nil, werr
+		}
+		if err := h.cfg.Emit(plugin, a.Topic, a.Payload); err != nil {
+			werr := &wire.Error{Code: wire.CodeUnavailable, Message: fmt.Sprintf("emit %q: the event was dropped: %v", a.Topic, err), Retryable: true}
+			done(outcome(nil, werr))
+			return nil, werr
+		}
+		done(outcome(ok, nil))
 		return ok, nil
 	case wire.HostConfig, wire.HostSecret:
 		var a wire.KeyArgs
@@ -96,7 +172,7 @@ func (h *Host) HostCall(ctx context.Context, plugin, method string, payload []by
 			granted, values = g.spec.Grants.Secrets, g.spec.Secrets
 		}
 		if !slices.Contains(granted, a.Key) {
-			return nil, h.deny(ctx, plugin, method, a.Key, "not granted")
+			return nil, h.deny(ctx, g, method, a.Key, "not granted")
 		}
 		v, found := values[a.Key]
 		if !found {
@@ -105,14 +181,20 @@ func (h *Host) HostCall(ctx context.Context, plugin, method string, payload []by
 		return encode(wire.Value{Value: v})
 	case wire.HostClock:
 		if !g.spec.Grants.Clock {
-			return nil, h.deny(ctx, plugin, method, "", "clock not granted")
+			return nil, h.deny(ctx, g, method, "", "clock not granted")
 		}
 		return encode(wire.Clock{UnixNano: h.cfg.Now().UnixNano()})
 	case wire.HostPayQuote, wire.HostPayExecute:
 		if !g.spec.Grants.Payment {
-			return nil, h.deny(ctx, plugin, method, "", "payment not granted")
+			return nil, h.deny(ctx, g, method, "", "payment not granted")
 		}
-		return nil, wire.Errorf(wire.CodeUnavailable, "%s: payments are not configured on this agent", method)
+		done, werr := h.authorize(ctx, g, method, "", wire.EffectPayment, json.RawMessage(bytes.Clone(payload)))
+		if werr != nil {
+			return nil, werr
+		}
+		werr = wire.Errorf(wire.CodeUnavailable, "%s: payments are not configured on this agent", method)
+		done(outcome(nil, werr))
+		return nil, werr
 	default:
 		return nil, wire.Errorf(wire.CodeNotFound, "no host method %q", method)
 	}
@@ -133,28 +215,6 @@ func encode(v any) ([]byte, *wire.Error) {
 		return nil, wire.Errorf(wire.CodeInternal, "encode result: %v", err)
 	}
 	return b, nil
-}
-
-// deny logs a denial as an audit line, records it in memory when there is
-// a store, and returns the denied error the plugin sees.
-func (h *Host) deny(ctx context.Context, plugin, method, target, reason string) *wire.Error {
-	h.logger.Warn("plugin capability denied", "audit", true, "plugin", plugin, "method", method, "target", target, "reason", reason)
-	if h.cfg.Store != nil {
-		data, _ := json.Marshal(map[string]string{"decision": "deny", "plugin": plugin, "method": method, "target": target, "reason": reason})
-		rec := memory.Record{
-			Namespace: h.cfg.AuditNamespace, Kind: memory.KindAudit, Author: plugin,
-			Text: fmt.Sprintf("denied %s %s to plugin %s: %s", method, target, plugin, reason),
-			Data: data, Tags: []string{"denied", method},
-		}
-		if _, err := h.cfg.Store.Put(context.WithoutCancel(ctx), rec); err != nil {
-			h.logger.Error("audit record not written", "plugin", plugin, "err", err)
-		}
-	}
-	msg := fmt.Sprintf("%s: %s", method, reason)
-	if target != "" {
-		msg = fmt.Sprintf("%s %q: %s", method, target, reason)
-	}
-	return &wire.Error{Code: wire.CodeDenied, Message: msg}
 }
 
 func (h *Host) log(ctx context.Context, plugin string, payload []byte) ([]byte, *wire.Error) {
@@ -193,16 +253,43 @@ func (h *Host) memory(ctx context.Context, g *grant, method string, payload []by
 			return nil, werr
 		}
 		recs := make([]memory.Record, len(a.Records))
+		var namespaces []string
 		for i, r := range a.Records {
 			if memory.Kind(r.Kind) == memory.KindAudit {
-				return nil, h.deny(ctx, g.spec.Name, method, r.Namespace, "plugins may not write audit records")
+				return nil, h.deny(ctx, g, method, r.Namespace, "plugins may not write audit records")
+			}
+			// Checked here, not only by the scoped store, so that a flood of
+			// denied writes is coalesced like every other denial.
+			if memory.CheckNamespace(r.Namespace) == nil && !memory.Granted(g.spec.Grants.MemoryWrite, r.Namespace) {
+				return nil, h.deny(ctx, g, method, r.Namespace, "namespace not granted for writing")
+			}
+			if !slices.Contains(namespaces, r.Namespace) {
+				namespaces = append(namespaces, r.Namespace)
 			}
 			recs[i] = toRecord(r)
 			recs[i].Author = g.spec.Name
 		}
+		var dones []func(json.RawMessage, error)
+		for _, ns := range namespaces {
+			done, werr := h.authorize(ctx, g, method, ns, wire.EffectWrite, nil)
+			if werr != nil {
+				for _, d := range dones {
+					d(nil, werr)
+				}
+				return nil, werr
+			}
+			dones = append(dones, done)
+		}
 		var stored []memory.Record
 		if stored, err = g.mem.Put(ctx, recs...); err == nil {
 			res = wire.MemoryRecords{Records: fromRecords(stored)}
+		}
+		for _, d := range dones {
+			if err != nil {
+				d(nil, err)
+			} else {
+				d(json.RawMessage(fmt.Sprintf(`{"records":%d}`, len(stored))), nil)
+			}
 		}
 	case wire.HostMemoryGet:
 		var a wire.MemoryGetArgs
@@ -221,6 +308,9 @@ func (h *Host) memory(ctx context.Context, g *grant, method string, payload []by
 		if q.Namespace == "" {
 			return nil, wire.Errorf(wire.CodeInvalidArgument, "%s: namespace is required", method)
 		}
+		if memory.CheckNamespace(q.Namespace) == nil && !memory.Granted(g.spec.Grants.MemoryRead, q.Namespace) {
+			return nil, h.deny(ctx, g, method, q.Namespace, "namespace not granted for reading")
+		}
 		if q.Limit <= 0 || q.Limit > h.cfg.MaxQueryRecords {
 			q.Limit = h.cfg.MaxQueryRecords
 		}
@@ -235,10 +325,6 @@ func (h *Host) memory(ctx context.Context, g *grant, method string, payload []by
 		res = out
 	}
 	if err != nil {
-		if errors.Is(err, memory.ErrDenied) {
-			// The scoped store wrote the audit record.
-			h.logger.Warn("plugin capability denied", "audit", true, "plugin", g.spec.Name, "method", method, "err", err)
-		}
 		return nil, MemoryError(method, err)
 	}
 	return encode(res)
@@ -296,17 +382,46 @@ func (h *Host) fetch(ctx context.Context, g *grant, payload []byte) ([]byte, *wi
 		return nil, wire.Errorf(wire.CodeInvalidArgument, "%s: url %q: want an absolute http(s) URL", method, a.URL)
 	}
 	if !allowedURL(g.spec.Grants.HTTP, u) {
-		return nil, h.deny(ctx, g.spec.Name, method, u.Host, "host not granted")
+		return nil, h.deny(ctx, g, method, u.Host, "host not granted")
 	}
-	timeout := g.limits.CallTimeout
-	if a.Timeout > 0 && a.Timeout < timeout {
-		timeout = a.Timeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	if a.Method == "" {
 		a.Method = http.MethodGet
 	}
+	effect := wire.EffectWrite
+	if a.Method == http.MethodGet || a.Method == http.MethodHead {
+		effect = wire.EffectNone
+	}
+	done, werr := h.authorize(ctx, g, method, u.Host, effect, nil)
+	if werr != nil {
+		return nil, werr
+	}
+	out, werr := h.doFetch(ctx, g, u, a)
+	done(outcome(out, werr))
+	return out, werr
+}
+
+// fetchTimeout is how long a fetch may take: the call's limit or the
+// plugin's own shorter one, and always less than what is left of the
+// plugin's call, so that the plugin sees the timeout and can handle it
+// instead of being stopped at its deadline together with the fetch.
+func fetchTimeout(ctx context.Context, limit, asked time.Duration) time.Duration {
+	timeout := limit
+	if asked > 0 && asked < timeout {
+		timeout = asked
+	}
+	if d, ok := ctx.Deadline(); ok {
+		left := time.Until(d)
+		margin := min(max(left/10, 200*time.Millisecond), left/2)
+		timeout = min(timeout, left-margin)
+	}
+	return max(timeout, 0)
+}
+
+func (h *Host) doFetch(ctx context.Context, g *grant, u *url.URL, a wire.HTTPRequest) ([]byte, *wire.Error) {
+	const method = wire.HostHTTPFetch
+	timeout := fetchTimeout(ctx, g.limits.CallTimeout, a.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var body io.Reader
 	if len(a.Body) > 0 {
 		body = bytes.NewReader(a.Body)
@@ -321,7 +436,7 @@ func (h *Host) fetch(ctx context.Context, g *grant, payload []byte) ([]byte, *wi
 	resp, err := g.http.Do(req)
 	if err != nil {
 		if rd, isRD := errors.AsType[*redirectDenied](err); isRD {
-			return nil, h.deny(ctx, g.spec.Name, method, rd.to, "redirect to a host that is not granted")
+			return nil, h.deny(ctx, g, method, rd.to, "redirect to a host that is not granted")
 		}
 		if ctx.Err() != nil {
 			return nil, &wire.Error{Code: wire.CodeTimeout, Message: fmt.Sprintf("%s %s: no answer within %v", method, u.Host, timeout), Retryable: true}

@@ -26,8 +26,9 @@ func ExampleNew() {
 	h := host.New(host.Config{
 		Transports: map[string]host.Transport{host.KindWASM: tr},
 		Logger:     slog.Default(),
-		Emit: func(plugin, topic string, payload json.RawMessage) {
+		Emit: func(plugin, topic string, payload json.RawMessage) error {
 			fmt.Printf("%s published %s on %s\n", plugin, payload, topic)
+			return nil
 		},
 	})
 	defer h.Close(ctx)

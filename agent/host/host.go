@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/sdk/wire"
@@ -33,14 +34,27 @@ const (
 type Config struct {
 	// Transports start plugins, by kind (KindWASM, KindProcess).
 	Transports map[string]Transport
-	// Store backs memory.get/put/query and receives audit records of
-	// denials.
+	// Agent is on whose behalf the plugins act: Action.Agent of what the
+	// Gate is asked.
+	Agent string
+	// Gate decides every host call with a side effect — memory.put,
+	// http.fetch, emit, pay.* — after the grants allowed it, and audits it;
+	// a refusal reaches the plugin as code denied with the Gate's reason. A
+	// Gate that is also a DenialAuditor audits the host's own denials too.
+	// Nil allows everything the grants allow (tests, depai plugin test).
+	// The host writes no audit record itself.
+	Gate policy.Gate
+	// Rates bound what each plugin can make the host do.
+	Rates Rates
+	// Store backs memory.get/put/query.
 	Store memory.Store
-	// Logger receives plugin log lines (tagged with the plugin's name) and
-	// audit lines. Nil: slog.Default().
+	// Logger receives plugin log lines (tagged with the plugin's name) and,
+	// without a DenialAuditor, coalesced denials. Nil: slog.Default().
 	Logger *slog.Logger
-	// Emit receives what plugins publish on granted topics.
-	Emit func(plugin, topic string, payload json.RawMessage)
+	// Emit receives what plugins publish on granted topics. An error means
+	// the event was dropped; the plugin's sdk.Emit returns it (code
+	// unavailable, retryable).
+	Emit func(plugin, topic string, payload json.RawMessage) error
 	// OnReading receives each sensor poll's result (or error). Nil: sensors
 	// are not polled.
 	OnReading func(plugin, sensor string, payload json.RawMessage, err error)
@@ -48,12 +62,20 @@ type Config struct {
 	// timeout are replaced by the plugin's allowlist and limits. Nil: a
 	// clone of http.DefaultTransport.
 	HTTPClient *http.Client
-	// AuditNamespace is where denials are recorded. Default "audit".
+	// AuditNamespace is where the scoped memory store records the denials
+	// it decides itself (a memory.get of a record outside the grants).
+	// Default "audit".
 	AuditNamespace string
 	// MaxQueryRecords caps one memory.query. Default 1000.
 	MaxQueryRecords int
 	// Now is the clock behind the clock method. Nil: time.Now.
 	Now func() time.Time
+	// InitTimeout bounds a plugin's own start-up — a WASM module's
+	// _initialize (the Go runtime and every init()) and describe, after the
+	// host compiled it: a plugin whose init() never returns fails its load
+	// at this deadline and holds up nothing else. Compilation is the host's
+	// work and is not counted. Default 30s.
+	InitTimeout time.Duration
 	// PinDir receives a private copy of each pinned artifact once its
 	// SHA-256 is verified, and the transport runs that copy — so the bytes
 	// that run (and that a process plugin restarts from) are the bytes
@@ -66,8 +88,8 @@ type Config struct {
 type PluginSpec struct {
 	Name string // unique within the host; the Source of its tools
 	Path string // .wasm module or native executable
-	// Kind is KindWASM, KindProcess or another key of Config.Transports;
-	// empty infers it from the file's first bytes.
+	// Kind is KindWASM, KindProcess or another key of Config.Transports.
+	// Empty loads a WASM module; a native executable must say KindProcess.
 	Kind string
 	// SHA256, when set, pins the artifact: a file with another digest is
 	// refused before anything of it runs.
@@ -76,6 +98,9 @@ type PluginSpec struct {
 	Config  map[string]string // values for granted config keys
 	Secrets map[string]string // resolved values for granted secret names
 	Limits  Limits
+	// UnconfinedOK lists confinement features (Feature*) a process plugin may
+	// run without where the kernel lacks them.
+	UnconfinedOK []string
 }
 
 // Host loads plugins and serves their host calls under one policy engine.
@@ -87,6 +112,7 @@ type Host struct {
 
 	mu      sync.RWMutex
 	plugins map[string]*Plugin
+	status  map[string]*status // every plugin Load was asked for, until Unload
 	// grants are the policy state the dispatcher checks, by plugin name;
 	// present from just before a plugin starts until it is unloaded.
 	grants map[string]*grant
@@ -109,11 +135,77 @@ func New(cfg Config) *Host {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.InitTimeout <= 0 {
+		cfg.InitTimeout = 30 * time.Second
+	}
 	base := cfg.HTTPClient
 	if base == nil {
 		base = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
-	return &Host{cfg: cfg, logger: cfg.Logger, http: base, plugins: map[string]*Plugin{}, grants: map[string]*grant{}}
+	return &Host{cfg: cfg, logger: cfg.Logger, http: base, plugins: map[string]*Plugin{}, grants: map[string]*grant{}, status: map[string]*status{}}
+}
+
+// State is where a plugin is in its life.
+type State string
+
+// States.
+const (
+	StateLoading State = "loading"
+	StateLoaded  State = "loaded"
+	StateFailed  State = "failed" // its last load failed; Status.Err says why
+)
+
+// Status is one plugin the host was asked to load.
+type Status struct {
+	Name   string
+	State  State
+	Err    error   // why it failed
+	Plugin *Plugin // when loaded
+	Since  time.Time
+}
+
+// status is a plugin's State, with a channel closed when it leaves loading.
+type status struct {
+	Status
+	settled chan struct{}
+}
+
+// Status lists every plugin the host was asked to load — loading, loaded
+// or failed — by name. Plugins load concurrently; a plugin still loading
+// holds up only the callers that Await it.
+func (h *Host) Status() []Status {
+	h.mu.RLock()
+	out := make([]Status, 0, len(h.status))
+	for _, s := range h.status {
+		out = append(out, s.Status)
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Await waits until the named plugin has loaded or failed, or ctx ends, so
+// that a call of one plugin's tool waits for that plugin alone.
+func (h *Host) Await(ctx context.Context, name string) (*Plugin, error) {
+	h.mu.RLock()
+	s := h.status[name]
+	h.mu.RUnlock()
+	if s == nil {
+		return nil, fmt.Errorf("plugin %q: not loaded", name)
+	}
+	select {
+	case <-s.settled:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("plugin %q is still loading: %w", name, ctx.Err())
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if s := h.status[name]; s != nil && s.State == StateLoaded {
+		return s.Plugin, nil
+	} else if s != nil && s.State == StateFailed {
+		return nil, s.Err
+	}
+	return nil, fmt.Errorf("plugin %q: not loaded", name)
 }
 
 // Plugin is one loaded plugin.
@@ -135,8 +227,33 @@ func (p *Plugin) Spec() PluginSpec { return p.spec }
 // Manifest is what the plugin says about itself.
 func (p *Plugin) Manifest() wire.Manifest { return p.manifest }
 
-// Tools are the plugin's tools; each Spec().Source is the plugin's name.
+// Instance is the running plugin as its transport serves it, for
+// transport-specific questions (process.PID).
+func (p *Plugin) Instance() Instance { return p.inst }
+
+// Confinement says what the plugin's transport enforces on it, and which
+// confinement features the kernel lacked (allowed by unconfined_ok).
+func (p *Plugin) Confinement() Confinement {
+	if c, ok := p.inst.(Confined); ok {
+		return c.Confinement()
+	}
+	return Confinement{}
+}
+
+// Tools are the plugin's tools, named by ToolName; each Spec().Source is
+// the plugin's name.
 func (p *Plugin) Tools() []tool.Tool { return slices.Clone(p.tools) }
+
+// Tool returns the tool the manifest declares as declared, whatever name
+// ToolName gave it.
+func (p *Plugin) Tool(declared string) (tool.Tool, bool) {
+	for _, t := range p.tools {
+		if t.(*pluginTool).declared == declared {
+			return t, true
+		}
+	}
+	return nil, false
+}
 
 // Load starts a plugin and checks it against its grants. On any failure —
 // unreadable or unpinned file, unknown kind, wrong ABI, bad manifest,
@@ -162,16 +279,21 @@ func (h *Host) Load(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 		return nil, err
 	}
 	h.grants[spec.Name] = g
+	st := &status{Status: Status{Name: spec.Name, State: StateLoading, Since: time.Now()}, settled: make(chan struct{})}
+	h.status[spec.Name] = st
 	h.mu.Unlock()
 
 	p, err := h.start(ctx, spec)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer close(st.settled)
 	if err != nil {
 		delete(h.grants, spec.Name)
+		st.Status = Status{Name: spec.Name, State: StateFailed, Err: err, Since: time.Now()}
 		return nil, err
 	}
 	h.plugins[spec.Name] = p
+	st.Status = Status{Name: spec.Name, State: StateLoaded, Plugin: p, Since: time.Now()}
 	h.poll(p)
 	h.arm(p)
 	return p, nil
@@ -190,7 +312,7 @@ func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	if t == nil {
 		return nil, fmt.Errorf("plugin %q: no %s transport configured", spec.Name, kind)
 	}
-	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h})
+	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h, UnconfinedOK: spec.UnconfinedOK, InitTimeout: h.cfg.InitTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +365,11 @@ func (h *Host) checkArtifact(spec PluginSpec) (kind, path string, err error) {
 		}
 		return spec.Kind, path, nil
 	}
-	if kind == "" {
+	switch kind {
+	case "":
 		return "", "", fmt.Errorf("plugin %q: %s is neither a WASM module nor a native executable (first bytes %q)", spec.Name, spec.Path, head)
+	case KindProcess:
+		return "", "", fmt.Errorf("plugin %q: %s is a native executable; a process plugin must be asked for by its kind (transport: process in the agent config), never inferred from the file", spec.Name, spec.Path)
 	}
 	return kind, path, nil
 }
@@ -289,6 +414,22 @@ func (h *Host) pin(digest string, code []byte) (string, error) {
 	return path, nil
 }
 
+// Transport is the host's transport of this kind, or nil.
+func (h *Host) Transport(kind string) Transport { return h.cfg.Transports[kind] }
+
+// DefaultCacheDir is where built plugins, compiled WASM code and pinned
+// artifacts are kept unless configured otherwise: the user cache
+// directory's depai, shared by every agent and data dir of the user, so a
+// new data dir does not rebuild or recompile anything. "" when the system
+// has no user cache directory.
+func DefaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "depai")
+}
+
 // KindOf tells a plugin's kind from the first bytes of its file; see wire.KindOf.
 func KindOf(head []byte) string { return wire.KindOf(head) }
 
@@ -318,12 +459,23 @@ func (h *Host) Plugins() []*Plugin {
 func (h *Host) Unload(ctx context.Context, name string) error {
 	h.mu.Lock()
 	p, ok := h.plugins[name]
+	var st Status // a copy: Load updates the entry under h.mu
+	if s := h.status[name]; s != nil {
+		st = s.Status
+	}
 	if ok {
 		delete(h.plugins, name)
 		delete(h.grants, name)
+		delete(h.status, name)
 	}
 	h.mu.Unlock()
 	if !ok {
+		switch st.State {
+		case StateLoading:
+			return fmt.Errorf("plugin %q is still loading (since %s)", name, st.Since.Format(time.TimeOnly))
+		case StateFailed:
+			return fmt.Errorf("plugin %q: not loaded: %w", name, st.Err)
+		}
 		return fmt.Errorf("plugin %q: not loaded", name)
 	}
 	h.logger.Info("plugin unloaded", "plugin", name)
@@ -351,6 +503,9 @@ func (h *Host) Reload(ctx context.Context, name string) (*Plugin, error) {
 		return nil, fmt.Errorf("plugin %q: unloaded or reloaded during reload", name)
 	}
 	h.plugins[name] = p
+	if st := h.status[name]; st != nil {
+		st.Plugin, st.Since = p, time.Now()
+	}
 	h.poll(p)
 	h.arm(p)
 	h.mu.Unlock()

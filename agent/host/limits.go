@@ -11,6 +11,9 @@ func (l Limits) OrDefault() Limits {
 	if l.Concurrency <= 0 {
 		l.Concurrency = DefaultLimits.Concurrency
 	}
+	if l.OutputBytes <= 0 {
+		l.OutputBytes = DefaultLimits.OutputBytes
+	}
 	if l.MaxMessageBytes <= 0 {
 		l.MaxMessageBytes = DefaultLimits.MaxMessageBytes
 	}

@@ -28,6 +28,33 @@ type LoadSpec struct {
 	Grants wire.Capabilities // what the agent config grants
 	Limits Limits
 	Host   Dispatcher // where the plugin's host_calls go
+	// InitTimeout bounds the plugin's own start-up (see Config.InitTimeout);
+	// 0: the transport's default.
+	InitTimeout time.Duration
+	// UnconfinedOK lists the confinement features (Feature*) this plugin
+	// may run without when the kernel lacks them. Any other missing
+	// feature fails the load.
+	UnconfinedOK []string
+}
+
+// Confinement features of process plugins, as sdk/wire names them.
+const (
+	FeatureLandlock    = wire.ConfineLandlock
+	FeatureLandlockNet = wire.ConfineLandlockNet
+	FeatureSignals     = wire.ConfineSignals
+	FeatureSeccomp     = wire.ConfineSeccomp
+	FeaturePIDNS       = wire.ConfinePIDNS
+)
+
+// Confinement says what a transport enforces on one plugin.
+type Confinement struct {
+	Enforced []string `json:"enforced"`          // what holds, in words
+	Missing  []string `json:"missing,omitempty"` // Feature* the kernel lacks, run without because unconfined_ok allowed it
+}
+
+// Confined is implemented by instances that report their confinement.
+type Confined interface {
+	Confinement() Confinement
 }
 
 // Limits bound a plugin's resources. Zero fields take the defaults in
@@ -37,6 +64,7 @@ type Limits struct {
 	CallTimeout     time.Duration // per call, when the caller's context has no earlier deadline
 	Concurrency     int           // calls in flight (WASM: instances in the pool)
 	MaxMessageBytes int           // payload size either way
+	OutputBytes     int           // bytes per second of stdout and stderr that reach the log
 }
 
 // DefaultLimits are the limits of a plugin whose config sets none.
@@ -45,6 +73,7 @@ var DefaultLimits = Limits{
 	CallTimeout:     10 * time.Second,
 	Concurrency:     4,
 	MaxMessageBytes: 4 << 20,
+	OutputBytes:     64 << 10,
 }
 
 // Instance is one loaded plugin.

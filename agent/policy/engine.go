@@ -369,6 +369,16 @@ func (e *Engine) deny(ctx context.Context, a Action, d Decision) {
 	}
 }
 
+// Denied records a refusal that another part decided (the plugin host's
+// grants, coalesced by it into count refusals): the audit log has one
+// writer, and it is this engine's.
+func (e *Engine) Denied(ctx context.Context, a Action, reason string, count int) {
+	entry := Entry{Agent: a.Agent, Principal: a.Principal, Kind: a.Kind, Action: a.Name, Target: a.Target, Phase: PhaseDecision, Decision: Deny, Reason: reason, Rule: "grants", Count: count}
+	if _, err := e.log.Write(context.WithoutCancel(ctx), entry); err != nil {
+		e.logger.Error("audit: denial not recorded", "action", a.Name, "principal", a.Principal.String(), "err", err)
+	}
+}
+
 // denialCoalescer counts refusals by key: the first in a window is written
 // at once, later ones are counted and written with the next one after the
 // window ends.

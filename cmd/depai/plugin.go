@@ -299,7 +299,12 @@ it describes itself correctly (name, ABI, tools with valid JSON Schemas),
 that every tool and sensor called with a schema-valid zero input answers or
 fails with a typed error without crashing, that oversize input is refused,
 and that it recovers: a process plugin is SIGKILLed and must be restarted,
-a WASM plugin must answer after a call that missed its deadline.`,
+a WASM plugin must answer after a call that missed its deadline. It runs
+the plugin under the same confinement an agent does and lists it — for a
+process plugin, what the kernel enforces (Landlock, seccomp, its own PID
+namespace, the memory limit), failing when a feature is missing here — and
+fails a plugin whose errors carry stack traces into the caller's context or
+that burns CPU while idle between calls.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := &report{w: cmd.OutOrStdout()}
@@ -343,6 +348,18 @@ func runConformance(ctx context.Context, r *report, path string, timeout time.Du
 	defer p.close()
 	m := p.Manifest()
 	r.check("manifest", checkManifest(m))
+	// What the sandbox holds the plugin to, as an agent would run it.
+	if c, ok := p.Instance.(host.Confined); ok {
+		for _, e := range c.Confinement().Enforced {
+			fmt.Fprintf(r.w, "     confined: %s\n", e)
+		}
+		r.check("confinement complete on this kernel", func() error {
+			if miss := c.Confinement().Missing; len(miss) > 0 {
+				return fmt.Errorf("not enforced here: %s", strings.Join(miss, ", "))
+			}
+			return nil
+		}())
+	}
 
 	res := p.Call(ctx, wire.Call{Method: wire.MethodDescribe, CallID: "describe"})
 	r.check("$describe", func() error {
@@ -370,6 +387,23 @@ func runConformance(ctx context.Context, r *report, path string, timeout time.Du
 	}
 	for _, s := range m.Sensors {
 		r.check("sensor "+s.Name, survives(ctx, p, s.Name, nil, s.Output))
+	}
+
+	if p.kind == host.KindProcess {
+		// A plugin that keeps burning CPU after its calls returned is
+		// restarted by an agent; say so here first.
+		r.check("idle between calls", func() error {
+			before, ok := process.CPUTime(p.Instance)
+			time.Sleep(time.Second)
+			after, ok2 := process.CPUTime(p.Instance)
+			if !ok || !ok2 {
+				return nil
+			}
+			if used := after - before; used > 500*time.Millisecond {
+				return fmt.Errorf("used %v of CPU in the idle second after its calls; an agent restarts a plugin above half a core", used)
+			}
+			return nil
+		}())
 	}
 
 	res = p.Call(ctx, wire.Call{Method: "$no-such-method", CallID: "unknown"})
@@ -444,8 +478,10 @@ func checkManifest(m wire.Manifest) error {
 func survives(ctx context.Context, p *loaded, method string, in json.RawMessage, output json.RawMessage) error {
 	res := p.Call(ctx, wire.Call{Method: method, Payload: in, CallID: "zero-" + method})
 	if e := res.Error; e != nil {
-		switch e.Code {
-		case wire.CodeCrashed, wire.CodeTimeout:
+		switch {
+		case strings.Contains(e.Message, "goroutine ") || strings.Contains(e.Message, ".go:"):
+			return fmt.Errorf("its error carries a stack trace into the caller's (a model's) context: %.200s", e.Message)
+		case e.Code == wire.CodeCrashed, e.Code == wire.CodeTimeout:
 			return e
 		}
 		return nil

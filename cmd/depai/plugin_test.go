@@ -76,14 +76,14 @@ func TestPluginJourney(t *testing.T) {
 			t.Errorf("inspect %s: %+v", file, m)
 		}
 		out = mustPlugin(t, "test", file)
-		for _, want := range []string{"ok   load", "ok   manifest", "ok   tool greeter.greet with a zero input", "ok   oversize input is too_large", " 0 failed"} {
+		for _, want := range []string{"ok   load", "ok   manifest", "confined: ", "ok   confinement complete on this kernel", "ok   tool greeter.greet with a zero input", "ok   oversize input is too_large", " 0 failed"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("test %s lacks %q:\n%s", file, want, out)
 			}
 		}
 	}
-	if out := mustPlugin(t, "test", nativeFile); !strings.Contains(out, "ok   restarted after SIGKILL") {
-		t.Errorf("native test did not run the kill probe:\n%s", out)
+	if out := mustPlugin(t, "test", nativeFile); !strings.Contains(out, "ok   restarted after SIGKILL") || !strings.Contains(out, "ok   idle between calls") || !strings.Contains(out, "confined: files: only the plugin") {
+		t.Errorf("native test did not run the kill, idle and confinement probes:\n%s", out)
 	}
 }
 

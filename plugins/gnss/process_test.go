@@ -47,17 +47,21 @@ func TestProcessPlugin(t *testing.T) {
 			defer mu.Unlock()
 			readings = append(readings, f)
 		},
-		Emit: func(_, topic string, payload json.RawMessage) {
+		Emit: func(_, topic string, payload json.RawMessage) error {
 			mu.Lock()
 			defer mu.Unlock()
 			events = append(events, topic+" "+string(payload))
+			return nil
 		},
 	})
 	defer h.Close(context.Background())
+	track := trackFile(t)
 	_, err = h.Load(context.Background(), host.PluginSpec{
 		Name: "gnss", Path: res.Path, Kind: host.KindProcess,
-		Grants: wire.Capabilities{Config: []string{"source", "stale_after", "track_len", "record"}, Emit: []string{Topic}},
-		Config: map[string]string{"source": "file://" + trackFile(t) + "?speed=0", "stale_after": "1h"},
+		// The track file is granted: the launcher's Landlock rules let a
+		// process plugin open nothing else.
+		Grants: wire.Capabilities{Config: []string{"source", "stale_after", "track_len", "record"}, Emit: []string{Topic}, Files: []wire.FileGrant{{Path: track, Mode: wire.FileRO}}},
+		Config: map[string]string{"source": "file://" + track + "?speed=0", "stale_after": "1h"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +95,7 @@ func BenchmarkProcessPluginRSS(b *testing.B) {
 		b.Fatal(err)
 	}
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	track := trackFile(b)
 	for b.Loop() {
 		h := host.New(host.Config{
 			Transports: map[string]host.Transport{host.KindProcess: process.New(process.Config{StartTimeout: 20 * time.Second, Logger: discard})},
@@ -98,8 +103,8 @@ func BenchmarkProcessPluginRSS(b *testing.B) {
 		})
 		p, err := h.Load(context.Background(), host.PluginSpec{
 			Name: "gnss", Path: res.Path, Kind: host.KindProcess,
-			Grants: wire.Capabilities{Config: []string{"source", "stale_after", "track_len", "record"}, Emit: []string{Topic}},
-			Config: map[string]string{"source": "file://" + trackFile(b) + "?speed=0&loop=true", "stale_after": "1h"},
+			Grants: wire.Capabilities{Config: []string{"source", "stale_after", "track_len", "record"}, Emit: []string{Topic}, Files: []wire.FileGrant{{Path: track, Mode: wire.FileRO}}},
+			Config: map[string]string{"source": "file://" + track + "?speed=0&loop=true", "stale_after": "1h"},
 		})
 		if err != nil {
 			b.Fatal(err)

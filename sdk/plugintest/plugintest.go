@@ -11,7 +11,9 @@
 //	}
 //
 // Unlike the rest of sdk/, this package imports the agent's host (agent/host
-// and memory): it is for tests, never linked into a plugin.
+// and memory): it is for tests, never linked into a plugin. It runs the
+// plugin in the test's own process, outside the sandbox; agent/host/hosttest
+// runs its real build under the sandbox and is what new tests should use.
 package plugintest
 
 import (
@@ -108,10 +110,11 @@ func Load(t testing.TB, opts ...Option) (*Plugin, error) {
 		Transports: map[string]host.Transport{kindInProcess: inProcess{}},
 		Store:      store,
 		Logger:     o.logger,
-		Emit: func(_, topic string, payload json.RawMessage) {
+		Emit: func(_, topic string, payload json.RawMessage) error {
 			pt.mu.Lock()
 			defer pt.mu.Unlock()
 			pt.emitted = append(pt.emitted, Emitted{Topic: topic, Payload: slices.Clone(payload)})
+			return nil
 		},
 	})
 	pt.host = h

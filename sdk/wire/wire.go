@@ -25,6 +25,9 @@ type Manifest struct {
 	Tools    []ToolDef    `json:"tools,omitempty"`
 	Sensors  []SensorDef  `json:"sensors,omitempty"`
 	Requests Capabilities `json:"requests"` // capabilities the plugin needs; the agent config grants them
+	// Run says the plugin registered a run hook (sdk.Run): the host calls
+	// MethodRun once after loading, with no deadline, and ends it on unload.
+	Run bool `json:"run,omitempty"`
 	// Actuation declares the plugin's stop handler and watchdog (see actuation.go).
 	Actuation ActuationDef `json:"actuation,omitzero"`
 	// Errors are registration mistakes found while the plugin initialised
@@ -113,10 +116,48 @@ type Capabilities struct {
 	Secrets     []string `json:"secrets,omitempty" yaml:"secrets"`           // secret names
 	Config      []string `json:"config,omitempty" yaml:"config"`             // config keys
 	Clock       bool     `json:"clock,omitempty" yaml:"clock"`               // real wall clock (otherwise a fixed epoch)
-	Random      bool     `json:"random,omitempty" yaml:"random"`             // crypto randomness (otherwise deterministic)
-	Actuator    bool     `json:"actuator,omitempty" yaml:"actuator"`         // may offer actuator tools
-	Payment     bool     `json:"payment,omitempty" yaml:"payment"`           // may use pay.quote/pay.execute
+	// Random is accepted for compatibility and changes nothing: every
+	// plugin's randomness is the host's CSPRNG (see README, "Plugins").
+	Random   bool `json:"random,omitempty" yaml:"random"`
+	Actuator bool `json:"actuator,omitempty" yaml:"actuator"` // may offer actuator tools
+	Payment  bool `json:"payment,omitempty" yaml:"payment"`   // may use pay.quote/pay.execute
+	// Files are paths a process plugin may open, enforced by the kernel
+	// (Landlock). A directory covers everything below it.
+	Files []FileGrant `json:"files,omitempty" yaml:"files"`
+	// Net are "host:port" TCP destinations a process plugin may connect to.
+	// The kernel (Landlock) enforces the ports; it cannot tell hosts apart,
+	// so a granted port is reachable on every host.
+	Net []string `json:"net,omitempty" yaml:"net"`
+	// Listen are TCP ports a process plugin may listen on (a simulator
+	// serving NMEA, say); 0 allows an ephemeral port. Landlock enforces them.
+	Listen []uint16 `json:"listen,omitempty" yaml:"listen"`
 }
+
+// Confinement features of process plugins: what the kernel enforces on one,
+// by the names a plugin's unconfined_ok config uses to let it run without
+// a feature the kernel lacks.
+const (
+	ConfineLandlock    = "landlock"     // file access limited to the granted paths
+	ConfineLandlockNet = "landlock-net" // TCP connect limited to the granted ports
+	ConfineSignals     = "signals"      // no signals to processes outside the plugin's domain
+	ConfineSeccomp     = "seccomp"      // no ptrace, raw or UDP sockets, mounts, keyrings, kernel modules
+	ConfinePIDNS       = "pidns"        // its own PID namespace: it sees no other process, and its children die with it
+)
+
+// ConfineFeatures lists every confinement feature.
+var ConfineFeatures = []string{ConfineLandlock, ConfineLandlockNet, ConfineSignals, ConfineSeccomp, ConfinePIDNS}
+
+// FileGrant is one path a process plugin may open.
+type FileGrant struct {
+	Path string `json:"path" yaml:"path"`
+	Mode string `json:"mode" yaml:"mode"` // FileRO or FileRW
+}
+
+// File grant modes.
+const (
+	FileRO = "ro"
+	FileRW = "rw"
+)
 
 // Call is one request from host to plugin. Method is a tool or sensor name,
 // or one of the reserved methods below.
@@ -133,6 +174,10 @@ type Call struct {
 // Reserved plugin methods.
 const (
 	MethodDescribe = "$describe" // returns the Manifest
+	// MethodRun runs the plugin's run hooks (sdk.Run) until they return or
+	// the call is canceled. The host calls it once per loaded plugin, with no
+	// deadline, and cancels it when the plugin is unloaded.
+	MethodRun = "$run"
 )
 
 // Result answers a Call: a payload, or an error.
@@ -164,7 +209,8 @@ const (
 	CodeTimeout         = "timeout"
 	CodeUnavailable     = "unavailable"
 	CodeTooLarge        = "too_large"
-	CodeCrashed         = "crashed" // the plugin trapped, panicked or died during the call
+	CodeCrashed         = "crashed"      // the plugin trapped, panicked or died during the call
+	CodeRateLimited     = "rate_limited" // the plugin asked the host for more than its rate allows; retryable
 	CodeInternal        = "internal"
 )
 

@@ -85,8 +85,10 @@ func stopHost(t testing.TB, n int, limits host.Limits) *host.Host {
 
 func stopSpec(t testing.TB, i int, limits host.Limits) host.PluginSpec {
 	return host.PluginSpec{
-		Name: fmt.Sprintf("robot-%d", i), Path: stopPlugin(t), Limits: limits,
-		Grants: wire.Capabilities{Actuator: true},
+		Name: fmt.Sprintf("robot-%d", i), Kind: host.KindProcess, Path: stopPlugin(t), Limits: limits,
+		// The plugin records its stops in a file beside it: granted, as
+		// the launcher's Landlock rules allow nothing else.
+		Grants: wire.Capabilities{Actuator: true, Files: []wire.FileGrant{{Path: filepath.Dir(stopPlugin(t)), Mode: wire.FileRW}}},
 	}
 }
 
@@ -100,10 +102,10 @@ func toolCall(t *testing.T, h *host.Host, plugin, name string, args any) (json.R
 	if args != nil {
 		b, _ = json.Marshal(args)
 	}
-	for _, tl := range p.Tools() {
-		if tl.Spec().Name == name {
-			return tl.Call(context.Background(), b)
-		}
+	// By the declared name: a plugin loaded as robot-0 has its tools
+	// qualified as robot-0.* (host.ToolName).
+	if tl, ok := p.Tool(name); ok {
+		return tl.Call(context.Background(), b)
 	}
 	t.Fatalf("%s has no tool %s", plugin, name)
 	return nil, nil

@@ -35,7 +35,7 @@ func TestExampleChaosPlugin(t *testing.T) {
 	})
 	defer h.Close(context.Background())
 	p, err := h.Load(context.Background(), host.PluginSpec{
-		Name: "chaos", Path: buildExample(t, "chaos"),
+		Name: "chaos", Kind: host.KindProcess, Path: buildExample(t, "chaos"),
 		Limits: host.Limits{MaxMessageBytes: 1 << 20, CallTimeout: 10 * time.Second},
 	})
 	if err != nil {

@@ -26,6 +26,7 @@ func ExampleNew() {
 	defer h.Close(context.Background())
 	p, err := h.Load(context.Background(), host.PluginSpec{
 		Name:   "gnss",
+		Kind:   host.KindProcess,      // never inferred: native code is asked for
 		Path:   "./plugins/gnss/gnss", // built with `depai plugin build --native`
 		Grants: wire.Capabilities{Emit: []string{"position"}},
 		Limits: host.Limits{CallTimeout: 2 * time.Second},

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,11 +31,13 @@ const crashSettle = 250 * time.Millisecond
 // instance is one supervised plugin: at most one live process at a time,
 // replaced after a crash.
 type instance struct {
+	t      *transport
 	cfg    Config
 	spec   host.LoadSpec
 	limits host.Limits
 	log    *slog.Logger
 	sem    chan struct{} // Limits.Concurrency slots
+	output *host.OutputLimiter
 
 	manifest wire.Manifest
 
@@ -44,16 +47,23 @@ type instance struct {
 	crashes []time.Time   // within Restart.Window
 	failed  error         // set when supervision gave up
 	closed  bool
+	// confinement is what the launcher enforces on the current process.
+	confinement host.Confinement
 }
 
-func newInstance(cfg Config, spec host.LoadSpec) *instance {
+var _ host.Confined = (*instance)(nil)
+
+func newInstance(t *transport, spec host.LoadSpec) *instance {
 	l := spec.Limits.OrDefault()
+	cfg := t.cfg
 	return &instance{
+		t:      t,
 		cfg:    cfg,
 		spec:   spec,
 		limits: l,
 		log:    cfg.Logger.With("plugin", spec.Name),
 		sem:    make(chan struct{}, l.Concurrency),
+		output: host.NewOutputLimiter(float64(l.OutputBytes), cfg.Logger.With("plugin", spec.Name)),
 		ready:  make(chan struct{}),
 	}
 }
@@ -66,6 +76,10 @@ type proc struct {
 	run    *cmdRunner
 	// timeout is the start timeout this process was given.
 	timeout time.Duration
+	stderr  *lineLogger
+	// inflight counts calls running in it; started counts every call, so
+	// the idle-CPU watch can tell a window with no call at all.
+	inflight, started atomic.Int64
 }
 
 func (p *proc) kill() {
@@ -89,16 +103,17 @@ func (in *instance) start(ctx context.Context) (*proc, wire.Manifest, error) {
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
 		timeout = time.Until(d)
 	}
-	p := &proc{timeout: timeout}
+	p := &proc{timeout: timeout, stderr: newLineLogger(in.log.With("stream", "stderr"), in.output)}
 	p.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  plugin.HandshakeConfig{ProtocolVersion: wire.ABIVersion, MagicCookieKey: wire.ProcessCookieKey, MagicCookieValue: wire.ProcessCookieValue},
 		Plugins:          plugin.PluginSet{wire.ProcessPluginSet: &clientPlugin{}},
-		RunnerFunc:       runnerFunc(in.spec.Path, in.cfg.MemoryLimit, func(r *cmdRunner) { p.run = r }),
+		RunnerFunc:       in.runnerFunc(func(r *cmdRunner) { p.run = r }),
+		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     timeout,
-		Stderr:           newLineLogger(in.log.With("stream", "stderr")),
-		SyncStderr:       newLineLogger(in.log.With("stream", "stderr")),
-		SyncStdout:       newLineLogger(in.log.With("stream", "stdout")),
+		Stderr:           p.stderr,
+		SyncStderr:       newLineLogger(in.log.With("stream", "stderr"), in.output),
+		SyncStdout:       newLineLogger(in.log.With("stream", "stdout"), in.output),
 		Logger:           hclog.NewNullLogger(),
 		GRPCDialOptions: []grpc.DialOption{
 			grpc.WithDefaultCallOptions(
@@ -109,6 +124,9 @@ func (in *instance) start(ctx context.Context) (*proc, wire.Manifest, error) {
 	m, err := in.handshake(ctx, p)
 	if err != nil {
 		p.kill()
+		if last := p.stderr.lastLine(); last != "" {
+			err = fmt.Errorf("%w; its last output: %s", err, last)
+		}
 		return nil, wire.Manifest{}, err
 	}
 	return p, m, nil
@@ -178,6 +196,37 @@ func (in *instance) install(p *proc) {
 	close(in.ready)
 	in.mu.Unlock()
 	go in.watch(p)
+	go in.watchIdleCPU(p)
+}
+
+// watchIdleCPU restarts a process that burns CPU while no call is in flight
+// — a goroutine a handler left spinning, say — measured from the kernel's
+// accounting (utime+stime in /proc/<pid>/stat) over each IdleWindow.
+func (in *instance) watchIdleCPU(p *proc) {
+	tick := time.NewTicker(in.cfg.IdleWindow)
+	defer tick.Stop()
+	last, ok := cpuTime(p.run.pid)
+	calls := p.started.Load()
+	for ok {
+		select {
+		case <-p.run.exited:
+			return
+		case <-tick.C:
+		}
+		now, ok2 := cpuTime(p.run.pid)
+		if !ok2 {
+			return
+		}
+		idle := p.inflight.Load() == 0 && p.started.Load() == calls
+		used := (now - last).Seconds() / in.cfg.IdleWindow.Seconds()
+		last, calls = now, p.started.Load()
+		if idle && used > in.cfg.IdleCPU {
+			in.log.Error("plugin burned CPU while idle; restarting it", "cpu", fmt.Sprintf("%.0f%%", used*100),
+				"limit", fmt.Sprintf("%.0f%%", in.cfg.IdleCPU*100), "window", in.cfg.IdleWindow, "pid", p.run.pid)
+			p.kill()
+			return
+		}
+	}
 }
 
 func (in *instance) watch(p *proc) {
@@ -268,6 +317,13 @@ func (in *instance) live(ctx context.Context) (*proc, *wire.Error) {
 
 func (in *instance) Manifest() wire.Manifest { return in.manifest }
 
+// Confinement is what the launcher enforces on the plugin's process.
+func (in *instance) Confinement() host.Confinement {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.confinement
+}
+
 // Call runs one method in the plugin; see host.Instance.
 func (in *instance) Call(ctx context.Context, call wire.Call) wire.Result {
 	ctx, cancel := context.WithTimeout(ctx, in.limits.CallTimeout)
@@ -290,6 +346,9 @@ func (in *instance) Call(ctx context.Context, call wire.Call) wire.Result {
 
 // callProc runs one call in process p; ctx has its deadline.
 func (in *instance) callProc(ctx context.Context, p *proc, call wire.Call) wire.Result {
+	p.started.Add(1)
+	p.inflight.Add(1)
+	defer p.inflight.Add(-1)
 	if d, ok := ctx.Deadline(); ok && call.Deadline == 0 {
 		call.Deadline = d.UnixNano()
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"log/slog"
 	"sync"
+
+	"github.com/depai/depai/agent/host"
 )
 
 // maxLine bounds one logged line: a plugin printing without newlines must
@@ -13,14 +15,16 @@ const maxLine = 16 << 10
 // lineLogger turns a plugin's output stream into one info record per line,
 // tagged with the plugin's name and the stream.
 type lineLogger struct {
-	log *slog.Logger
+	log   *slog.Logger
+	limit *host.OutputLimiter
 
-	mu  sync.Mutex
-	buf []byte
+	mu   sync.Mutex
+	buf  []byte
+	last string // the last line, for an error that explains a failed start
 }
 
-func newLineLogger(log *slog.Logger) *lineLogger {
-	return &lineLogger{log: log}
+func newLineLogger(log *slog.Logger, limit *host.OutputLimiter) *lineLogger {
+	return &lineLogger{log: log, limit: limit}
 }
 
 func (w *lineLogger) Write(p []byte) (int, error) {
@@ -46,7 +50,17 @@ func (w *lineLogger) Write(p []byte) (int, error) {
 func (w *lineLogger) flush() {
 	line := bytes.TrimRight(w.buf, "\r")
 	if len(line) > 0 {
-		w.log.Info(string(line))
+		if w.limit.Allow(len(line)) {
+			w.log.Info(string(line))
+		}
+		w.last = string(line)
 	}
 	w.buf = w.buf[:0]
+}
+
+// lastLine is the last complete line written, or "".
+func (w *lineLogger) lastLine() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
 }

@@ -68,7 +68,7 @@ func runAgent(path string) int {
 		fmt.Println("pid:", res.Error)
 		return 1
 	}
-	fmt.Printf("plugin pid %s\n", res.Payload)
+	fmt.Printf("plugin pid %d\n", PID(in))
 	time.Sleep(time.Minute)
 	return 0
 }

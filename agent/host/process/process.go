@@ -41,11 +41,20 @@ type Config struct {
 	// (deadline or cancellation) before the plugin process exits and is
 	// restarted. Default 2s.
 	HangGrace time.Duration
-	// MemoryLimit caps each plugin process's data segment (RLIMIT_DATA) in
-	// bytes; 0 sets none. Limits.MemoryBytes is a WASM linear-memory cap and
-	// does not apply here: a native plugin's footprint (Go runtime, C
-	// libraries, GPU drivers) is of another kind.
+	// MemoryLimit caps the data segment (RLIMIT_DATA, set by the launcher
+	// before the plugin runs) of a plugin whose Limits.MemoryBytes is 0.
+	// Default 1 GiB.
 	MemoryLimit uint64
+	// IdleCPU is the share of one core a plugin may use while no call is
+	// in flight, measured over IdleWindow; above it the plugin is reported
+	// and restarted (a goroutine left spinning after a call). Default 0.5.
+	IdleCPU float64
+	// IdleWindow is how often idle CPU is measured. Default 2s.
+	IdleWindow time.Duration
+	// Unavailable lists confinement features (host.Feature*) to treat as
+	// missing even where the kernel has them — for a kernel whose
+	// implementation misbehaves, and for tests of unconfined_ok.
+	Unavailable []string
 }
 
 // Restart is when and how often a crashed plugin is restarted.
@@ -67,6 +76,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HangGrace <= 0 {
 		c.HangGrace = 2 * time.Second
+	}
+	if c.IdleCPU <= 0 {
+		c.IdleCPU = 0.5
+	}
+	if c.IdleWindow <= 0 {
+		c.IdleWindow = 2 * time.Second
 	}
 	r := &c.Restart
 	if r.MinBackoff <= 0 {
@@ -103,7 +118,11 @@ func (t *transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 	if err := checkExecutable(spec.Path); err != nil {
 		return nil, fmt.Errorf("process: load plugin %q: %w", spec.Name, err)
 	}
-	in := newInstance(t.cfg, spec)
+	// Refuse at once what this kernel cannot confine as the config asks.
+	if _, _, err := t.plan(spec, os.TempDir(), nil); err != nil {
+		return nil, fmt.Errorf("process: load plugin %q: %w", spec.Name, err)
+	}
+	in := newInstance(t, spec)
 	p, m, err := in.start(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("process: load plugin %q (%s): %w", spec.Name, spec.Path, err)
@@ -157,6 +176,16 @@ func decodeResult(b []byte) (wire.Result, error) {
 		return wire.Result{}, err
 	}
 	return r, nil
+}
+
+// CPUTime is the CPU time the process serving in has used so far, or false
+// when there is none (or the system does not say).
+func CPUTime(in host.Instance) (time.Duration, bool) {
+	pid := PID(in)
+	if pid == 0 {
+		return 0, false
+	}
+	return cpuTime(pid)
 }
 
 // PID returns the operating-system process id currently serving in, or 0

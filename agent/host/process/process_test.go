@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/depai/depai/agent/host"
-	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -67,17 +66,15 @@ func callCtx(t *testing.T, ctx context.Context, in host.Instance, method string,
 	return in.Call(ctx, wire.Call{Method: method, Payload: b, CallID: method})
 }
 
+// pid is the plugin's process id as the host sees it (the plugin itself
+// sees 1, the first process of its PID namespace), once a call succeeds.
 func pid(t *testing.T, in host.Instance) int {
 	t.Helper()
 	res := call(t, in, "pid", nil)
 	if res.Error != nil {
 		t.Fatalf("pid: %v", res.Error)
 	}
-	n, err := strconv.Atoi(string(res.Payload))
-	if err != nil {
-		t.Fatalf("pid: %q: %v", res.Payload, err)
-	}
-	return n
+	return PID(in)
 }
 
 func TestLoadCallDescribe(t *testing.T) {
@@ -125,16 +122,11 @@ func TestHostCallsGoThroughThePolicyEngine(t *testing.T) {
 		Logger:     slog.New(newRecorder()),
 	})
 	defer h.Close(context.Background())
-	p, err := h.Load(context.Background(), host.PluginSpec{Name: "chaos", Path: chaosPlugin, Grants: wire.Capabilities{Emit: []string{"chaos"}, Clock: true}})
+	p, err := h.Load(context.Background(), host.PluginSpec{Name: "chaos", Kind: host.KindProcess, Path: chaosPlugin, Grants: wire.Capabilities{Emit: []string{"chaos"}, Clock: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var hostTool tool.Tool
-	for _, tl := range p.Tools() {
-		if tl.Spec().Name == "host" {
-			hostTool = tl
-		}
-	}
+	hostTool, _ := p.Tool("host")
 	if hostTool == nil {
 		t.Fatal("no host tool")
 	}
@@ -245,7 +237,7 @@ func TestChaos(t *testing.T) {
 				for deadline := time.Now().Add(10 * time.Second); after == before && time.Now().Before(deadline); {
 					time.Sleep(20 * time.Millisecond)
 					if res := call(t, victim, "pid", nil); res.Error == nil {
-						after, _ = strconv.Atoi(string(res.Payload))
+						after = PID(victim)
 					}
 				}
 			}

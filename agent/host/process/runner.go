@@ -2,12 +2,14 @@ package process
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,16 +17,19 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin/runner"
+
+	"github.com/depai/depai/agent/host"
 )
 
 // cmdRunner starts and reaps one plugin process for go-plugin. We run it
-// ourselves, not through go-plugin's runner, to set Pdeathsig and an rlimit,
-// keep the agent's stdin away from the plugin, and learn the moment the
-// process exits — go-plugin does not supervise and has no exit callback.
+// ourselves, not through go-plugin's runner, to start it through the
+// confining launcher (see launchSpec) in its own process group or PID
+// namespace with a parent-death signal, keep the agent's stdin and
+// environment away from it, and learn the moment it exits — go-plugin does
+// not supervise and has no exit callback.
 type cmdRunner struct {
 	cmd            *exec.Cmd
 	stdout, stderr io.ReadCloser
-	memLimit       uint64
 
 	pid     int
 	killed  atomic.Bool   // the host killed it
@@ -34,10 +39,25 @@ type cmdRunner struct {
 
 var _ runner.Runner = (*cmdRunner)(nil)
 
-func newCmdRunner(path string, env []string, memLimit uint64) (*cmdRunner, error) {
-	cmd := exec.Command(path)
-	cmd.Env = env
-	cmd.SysProcAttr = sysProcAttr()
+func newCmdRunner(l launchSpec, pidns bool) (*cmdRunner, error) {
+	var cmd *exec.Cmd
+	if runtime.GOOS == "linux" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the launcher (this binary): %w", err)
+		}
+		spec, err := json.Marshal(l)
+		if err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(self, launcherArg, string(spec))
+		cmd.Env = []string{}
+	} else {
+		cmd = exec.Command(l.Path)
+		cmd.Env = l.Env
+	}
+	cmd.Dir = l.Dir
+	cmd.SysProcAttr = sysProcAttr(pidns)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -46,7 +66,7 @@ func newCmdRunner(path string, env []string, memLimit uint64) (*cmdRunner, error
 	if err != nil {
 		return nil, err
 	}
-	return &cmdRunner{cmd: cmd, stdout: stdout, stderr: stderr, memLimit: memLimit, exited: make(chan struct{})}, nil
+	return &cmdRunner{cmd: cmd, stdout: stdout, stderr: stderr, exited: make(chan struct{})}, nil
 }
 
 func (r *cmdRunner) Start(context.Context) error {
@@ -54,12 +74,6 @@ func (r *cmdRunner) Start(context.Context) error {
 		return err
 	}
 	r.pid = r.cmd.Process.Pid
-	if r.memLimit > 0 {
-		if err := limitMemory(r.pid, r.memLimit); err != nil {
-			_ = r.cmd.Process.Kill()
-			return fmt.Errorf("set memory limit: %w", err)
-		}
-	}
 	return nil
 }
 
@@ -85,6 +99,7 @@ func (r *cmdRunner) Kill(context.Context) error {
 		return nil
 	}
 	r.killed.Store(true)
+	killGroup(r.pid)
 	if err := r.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
@@ -109,13 +124,21 @@ func (r *cmdRunner) HostToPlugin(network, addr string) (string, string, error) {
 }
 
 // runnerFunc adapts newCmdRunner to go-plugin, which hands us the
-// environment (handshake cookie, socket dir) on a template command.
-func runnerFunc(path string, memLimit uint64, started func(*cmdRunner)) func(hclog.Logger, *exec.Cmd, string) (runner.Runner, error) {
-	return func(_ hclog.Logger, tmpl *exec.Cmd, _ string) (runner.Runner, error) {
-		r, err := newCmdRunner(path, tmpl.Env, memLimit)
+// handshake environment on a template command and a private socket
+// directory, which becomes the plugin's working directory.
+func (in *instance) runnerFunc(started func(*cmdRunner)) func(hclog.Logger, *exec.Cmd, string) (runner.Runner, error) {
+	return func(_ hclog.Logger, tmpl *exec.Cmd, socketDir string) (runner.Runner, error) {
+		l, c, err := in.t.plan(in.spec, socketDir, tmpl.Env)
 		if err != nil {
 			return nil, err
 		}
+		r, err := newCmdRunner(l, !slices.Contains(c.Missing, host.FeaturePIDNS))
+		if err != nil {
+			return nil, err
+		}
+		in.mu.Lock()
+		in.confinement = c
+		in.mu.Unlock()
 		started(r)
 		return r, nil
 	}

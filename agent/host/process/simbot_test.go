@@ -71,8 +71,10 @@ var simbotKeys = []string{
 func runSimbotAgent(path string) int {
 	h := host.New(host.Config{Transports: map[string]host.Transport{host.KindProcess: New(Config{StartTimeout: 20 * time.Second})}})
 	p, err := h.Load(context.Background(), host.PluginSpec{
-		Name: "robot-1", Path: path,
-		Grants: wire.Capabilities{Actuator: true, Config: simbotKeys},
+		Name: "robot-1", Kind: host.KindProcess, Path: path,
+		// It serves NMEA on an ephemeral port: granted, as the launcher's
+		// Landlock rules allow no other listening.
+		Grants: wire.Capabilities{Actuator: true, Config: simbotKeys, Listen: []uint16{0}},
 		Config: map[string]string{
 			"nmea_addr": "127.0.0.1:0", "nmea_interval": "10ms", "max_speed_mps": "1",
 			"max_accel_mps2": "4", "max_decel_mps2": strconv.FormatFloat(simDecel, 'f', -1, 64),
@@ -83,10 +85,8 @@ func runSimbotAgent(path string) int {
 		return 1
 	}
 	call := func(name, args string) (json.RawMessage, error) {
-		for _, tl := range p.Tools() {
-			if tl.Spec().Name == name {
-				return tl.Call(context.Background(), json.RawMessage(args))
-			}
+		if tl, ok := p.Tool(name); ok { // by its declared name (host.ToolName)
+			return tl.Call(context.Background(), json.RawMessage(args))
 		}
 		return nil, fmt.Errorf("no tool %s", name)
 	}

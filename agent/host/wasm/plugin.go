@@ -32,6 +32,7 @@ type plugin struct {
 	limits   host.Limits
 	disp     host.Dispatcher
 	logger   *slog.Logger
+	output   *host.OutputLimiter // shared by every instance's stdout and stderr
 	manifest wire.Manifest
 
 	// sem bounds the instances alive (idle or in a call); idle holds those
@@ -39,9 +40,33 @@ type plugin struct {
 	sem    chan struct{}
 	idle   chan *instance
 	closed atomic.Bool
+
+	// stopRun ends the run hook's instance (see startRun); running is done
+	// when it has stopped.
+	stopRun context.CancelFunc
+	running sync.WaitGroup
 }
 
-var _ host.Instance = (*plugin)(nil)
+var (
+	_ host.Instance = (*plugin)(nil)
+	_ host.Confined = (*plugin)(nil)
+)
+
+// Confinement is what the sandbox enforces; it depends on no kernel feature.
+func (p *plugin) Confinement() host.Confinement {
+	clock := "clock: a fixed epoch (2022-01-01, 1ms per reading); sleep returns at once"
+	if p.grants.Clock {
+		clock = "clock: real (granted); sleep ends with the call"
+	}
+	return host.Confinement{Enforced: []string{
+		"no files, environment or sockets (WASM sandbox)",
+		fmt.Sprintf("memory: %d MiB of linear memory", p.limits.MemoryBytes>>20),
+		fmt.Sprintf("each call stopped at its deadline (at most %v); the instance is discarded", p.limits.CallTimeout),
+		clock,
+		"randomness: the host's CSPRNG",
+		"host calls: only what the grants allow, rate-limited",
+	}}
+}
 
 // instance is one module instance; it runs one call at a time.
 type instance struct {
@@ -154,18 +179,24 @@ func (p *plugin) replenish() {
 }
 
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
-	inst := &instance{stderr: newTail(p.logger, slog.LevelWarn)}
+	inst := &instance{stderr: newTail(p.logger, slog.LevelWarn, p.output)}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions("_initialize").
-		WithStdout(newTail(p.logger, slog.LevelInfo)).
+		WithStdout(newTail(p.logger, slog.LevelInfo, p.output)).
 		WithStderr(inst.stderr)
+	// Without the clock grant, wazero's defaults stand: a wall clock that
+	// starts at 2022-01-01T00:00:00Z and a monotonic one at 0, each
+	// advancing 1ms per reading, and a sleep that returns at once.
 	if p.grants.Clock {
 		cfg = cfg.WithSysWalltime().WithSysNanotime().WithNanosleep(inst.sleep)
 	}
-	if p.grants.Random {
-		cfg = cfg.WithRandSource(crand.Reader)
-	}
+	// Randomness is always real: the Go runtime seeds its maps and
+	// crypto/rand from it and cannot take an error, so the only alternative
+	// to the host's CSPRNG would be bytes that look random and are not —
+	// the same in every instance and run, a silent weakness in any key,
+	// nonce or token a plugin makes. Randomness reveals nothing of the host.
+	cfg = cfg.WithRandSource(crand.Reader)
 	inst.ctx = ctx
 	mod, err := p.rt.InstantiateModule(context.WithValue(ctx, instanceKey{}, inst), p.compiled, cfg)
 	if err != nil {
@@ -321,11 +352,40 @@ func errResult(code, format string, args ...any) wire.Result {
 	return wire.Result{Error: wire.Errorf(code, format, args...)}
 }
 
+// startRun runs the plugin's run hooks (sdk.Run) in an instance of their
+// own, outside the call pool and with no deadline, until Close.
+func (p *plugin) startRun() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stopRun = cancel
+	p.running.Go(func() {
+		inst, err := p.newInstance(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.logger.Warn("plugin run hook did not start", "err", err)
+			}
+			return
+		}
+		res, _ := p.run(ctx, inst, wire.Call{Method: wire.MethodRun})
+		_ = inst.mod.Close(context.Background())
+		switch {
+		case ctx.Err() != nil:
+		case res.Error != nil:
+			p.logger.Warn("plugin run hook ended", "err", res.Error)
+		default:
+			p.logger.Info("plugin run hook returned")
+		}
+	})
+}
+
 // Close stops every instance and releases the plugin's runtime. Calls in
 // flight end with an error.
 func (p *plugin) Close(ctx context.Context) error {
 	if p.closed.Swap(true) {
 		return nil
+	}
+	if p.stopRun != nil {
+		p.stopRun()
+		p.running.Wait()
 	}
 	return p.rt.Close(ctx)
 }
@@ -337,22 +397,31 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 	return nil
 }
 
-// tail logs what a guest writes to stdout or stderr, line by line, and keeps
-// the start and end of what it wrote during the current call, so a crash
-// report can say what the guest said as it died ("fatal error: out of
-// memory" comes first, a goroutine dump after it).
+// tail logs what a guest writes to stdout or stderr, line by line and
+// within the plugin's output rate, and keeps the start of what it wrote
+// during the current call, so a crash report can say what the guest said
+// as it died ("fatal error: out of memory" comes first, a goroutine dump
+// after it).
 type tail struct {
 	mu     sync.Mutex
 	logger *slog.Logger
+	limit  *host.OutputLimiter
 	level  slog.Level
 	line   []byte
 	head   []byte
-	last   []byte
 }
 
 const tailBytes = 256
 
-func newTail(l *slog.Logger, level slog.Level) *tail { return &tail{logger: l, level: level} }
+func newTail(l *slog.Logger, level slog.Level, limit *host.OutputLimiter) *tail {
+	return &tail{logger: l, level: level, limit: limit}
+}
+
+func (t *tail) emit(line []byte) {
+	if t.limit.Allow(len(line)) {
+		t.logger.Log(context.Background(), t.level, "plugin output", "line", string(line))
+	}
+}
 
 func (t *tail) Write(b []byte) (int, error) {
 	t.mu.Lock()
@@ -360,21 +429,17 @@ func (t *tail) Write(b []byte) (int, error) {
 	if room := tailBytes - len(t.head); room > 0 {
 		t.head = append(t.head, b[:min(room, len(b))]...)
 	}
-	t.last = append(t.last, b...)
-	if len(t.last) > tailBytes {
-		t.last = t.last[len(t.last)-tailBytes:]
-	}
 	t.line = append(t.line, b...)
 	for {
 		i := bytes.IndexByte(t.line, '\n')
 		if i < 0 {
 			break
 		}
-		t.logger.Log(context.Background(), t.level, "plugin output", "line", string(t.line[:i]))
+		t.emit(t.line[:i])
 		t.line = t.line[i+1:]
 	}
 	if len(t.line) > 4*tailBytes {
-		t.logger.Log(context.Background(), t.level, "plugin output", "line", string(t.line))
+		t.emit(t.line)
 		t.line = t.line[:0]
 	}
 	return len(b), nil
@@ -384,19 +449,18 @@ func (t *tail) Write(b []byte) (int, error) {
 func (t *tail) reset() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.head, t.last = t.head[:0], t.last[:0]
+	t.head = t.head[:0]
 }
 
-// suffix is the call's output for an error message, or "".
+// suffix is the first line of the call's output for an error message, or
+// "": "fatal error: out of memory" says why it died, while the stack
+// after it stays in the log, out of the caller's (often a model's) context.
 func (t *tail) suffix() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	head := string(bytes.TrimSpace(t.head))
-	if head == "" {
+	head, _, _ := bytes.Cut(bytes.TrimSpace(t.head), []byte("\n"))
+	if len(head) == 0 {
 		return ""
 	}
-	if len(t.head) < tailBytes {
-		return "; plugin output: " + head
-	}
-	return "; plugin output: " + head + " … " + string(bytes.TrimSpace(t.last))
+	return "; plugin output: " + string(head) + " (the rest is in the agent's log)"
 }

@@ -2,20 +2,22 @@
 // modules (Go guests built as wasip1 reactors against depai/sdk) run by
 // wazero. Each plugin gets its own runtime with its memory limit, one
 // compiled module and a bounded pool of instances, one per concurrent call.
-// A module sees no files, environment, sockets, real clock or real
-// randomness unless granted; everything else goes through host_call, where
-// the host's policy engine decides.
+// A module sees no files, environment or sockets, and no real clock unless
+// granted; its randomness is always the host's CSPRNG. Everything else goes
+// through host_call, where the host's grants and policy decide.
 //
 // The ABI is documented in depai/sdk's main_wasip1.go, the guest side.
 package wasm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -97,6 +99,9 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 	if spec.Host == nil {
 		return nil, fmt.Errorf("plugin %q: no host dispatcher in the load spec", spec.Name)
 	}
+	if len(spec.Grants.Files) > 0 || len(spec.Grants.Net) > 0 {
+		return nil, fmt.Errorf("plugin %q: files and net grants confine process plugins; a WASM plugin has no files or sockets (it reaches the network through http.fetch)", spec.Name)
+	}
 	limits := spec.Limits.OrDefault()
 	pages := limits.MemoryBytes / 65536
 	if pages == 0 || pages > 65536 {
@@ -113,17 +118,25 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 		limits: limits,
 		disp:   spec.Host,
 		logger: t.logger.With("plugin", spec.Name),
+		output: host.NewOutputLimiter(float64(limits.OutputBytes), t.logger.With("plugin", spec.Name)),
 		sem:    make(chan struct{}, limits.Concurrency),
 		idle:   make(chan *instance, limits.Concurrency),
 	}
-	if err := p.start(ctx, spec.Path, code); err != nil {
+	if err := p.start(ctx, spec.Path, code, cmp.Or(spec.InitTimeout, defaultInitTimeout)); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("plugin %q: %w", spec.Name, err)
+	}
+	if p.manifest.Run {
+		p.startRun()
 	}
 	return p, nil
 }
 
-func (p *plugin) start(ctx context.Context, path string, code []byte) error {
+// defaultInitTimeout bounds _initialize and describe when the load spec
+// sets no InitTimeout.
+const defaultInitTimeout = 30 * time.Second
+
+func (p *plugin) start(ctx context.Context, path string, code []byte, initTimeout time.Duration) error {
 	if err := instantiateWASI(ctx, p.rt); err != nil {
 		return err
 	}
@@ -138,23 +151,33 @@ func (p *plugin) start(ctx context.Context, path string, code []byte) error {
 	if err := checkExports(compiled); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	// From here on the plugin's own code runs: its init() and describe
+	// get initTimeout, and a module that overstays is stopped.
+	ctx, cancel := context.WithTimeout(ctx, initTimeout)
+	defer cancel()
+	initErr := func(err error) error {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("did not finish initialising within %v (does its init() return?): %w", initTimeout, err)
+		}
+		return err
+	}
 	p.sem <- struct{}{}
 	inst, err := p.newInstance(ctx)
 	if err != nil {
 		<-p.sem
-		return err
+		return initErr(err)
 	}
 	defer p.put(inst, true)
 	v, err := inst.abiVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("abi_version: %w", err)
+		return initErr(fmt.Errorf("abi_version: %w", err))
 	}
 	if v != wire.ABIVersion {
 		return fmt.Errorf("speaks plugin ABI %d; this agent speaks ABI %d", v, wire.ABIVersion)
 	}
 	m, err := inst.describe(ctx, p.limits.MaxMessageBytes)
 	if err != nil {
-		return fmt.Errorf("describe: %w", err)
+		return initErr(fmt.Errorf("describe: %w", err))
 	}
 	p.manifest = m
 	return nil

@@ -6,14 +6,14 @@ import (
 	"testing"
 
 	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/hosttest"
 	"github.com/depai/depai/agent/host/wasm/wasmtest"
-	"github.com/depai/depai/sdk/plugintest"
 	"github.com/depai/depai/sdk/wire"
 )
 
 func TestGreet(t *testing.T) {
-	pt := plugintest.New(t)
-	out, err := plugintest.CallAs[GreetOut](pt, "hello.greet", GreetIn{Name: " Ada "})
+	pt := hosttest.New(t)
+	out, err := hosttest.CallAs[GreetOut](pt, "hello.greet", GreetIn{Name: " Ada "})
 	if err != nil || out.Greeting != "Hello, Ada!" {
 		t.Fatalf("greet = %+v, %v", out, err)
 	}

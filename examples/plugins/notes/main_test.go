@@ -8,20 +8,20 @@ import (
 	"testing"
 
 	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/hosttest"
 	"github.com/depai/depai/agent/host/wasm/wasmtest"
 	"github.com/depai/depai/memory"
-	"github.com/depai/depai/sdk/plugintest"
 	"github.com/depai/depai/sdk/wire"
 )
 
 func TestNotes(t *testing.T) {
-	pt := plugintest.New(t)
+	pt := hosttest.New(t)
 	for _, n := range []AddIn{{Text: "pump 3 leaks", Tags: []string{"maint"}}, {Text: "lunch at noon"}, {Text: "gate sticks", Tags: []string{"maint"}}} {
 		if _, err := pt.Call("notes.add", n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := plugintest.CallAs[FindOut](pt, "notes.find", FindIn{Tag: "maint"})
+	got, err := hosttest.CallAs[FindOut](pt, "notes.find", FindIn{Tag: "maint"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestNotes(t *testing.T) {
 }
 
 func TestNotesNeedGrants(t *testing.T) {
-	_, err := plugintest.Load(t, plugintest.Grants(wire.Capabilities{MemoryRead: []string{Namespace}}))
+	_, err := hosttest.Load(t, hosttest.Grants(wire.Capabilities{MemoryRead: []string{Namespace}}))
 	if err == nil || !strings.Contains(err.Error(), `memory_write "notes"`) || strings.Contains(err.Error(), "memory_read") {
 		t.Fatalf("load with read-only grants: %v; want an error listing exactly memory_write \"notes\"", err)
 	}

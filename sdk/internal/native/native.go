@@ -116,6 +116,11 @@ func (s *server) init(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb
 	c := &calls{srv: s, st: st, host: &hostCaller{conn: conn, max: st.MaxMessageBytes}, cancels: map[uint64]context.CancelFunc{}, act: newActuation(s.reg, m, st.Plugin)}
 	c.act.start()
 	go c.serve(ln, path)
+	if m.Run {
+		// The run hooks live as long as the process; unloading the plugin
+		// ends the process, and them with it.
+		go c.runHooks()
+	}
 	b, err := json.Marshal(wire.ProcessReady{Manifest: m, CallAddr: path})
 	if err != nil {
 		return nil, fmt.Errorf("native: encode manifest: %w", err)
@@ -194,6 +199,15 @@ func (c *calls) serve(ln net.Listener, path string) {
 				cancel()
 			}
 		}
+	}
+}
+
+// runHooks runs the plugin's sdk.Run hooks; an error ends up in the
+// agent's log through standard error.
+func (c *calls) runHooks() {
+	res := c.srv.reg.Dispatch(context.Background(), c.host, wire.Call{Method: wire.MethodRun})
+	if res.Error != nil {
+		fmt.Fprintf(stderr, "depai plugin %q: run hook ended: %v\n", c.st.Plugin, res.Error)
 	}
 }
 

@@ -1,7 +1,6 @@
 // Package registry holds what a plugin registered in init(): its manifest and
-// handlers. Both transports (the wasip1 exports and the go-plugin server) and
-// sdk/plugintest dispatch calls through it, so a plugin behaves the same
-// wherever it runs.
+// handlers. Both transports (the wasip1 exports and the go-plugin server)
+// dispatch calls through it, so a plugin behaves the same wherever it runs.
 package registry
 
 import (
@@ -9,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	"github.com/depai/depai/sdk/wire"
@@ -31,6 +32,7 @@ type Registry struct {
 	// lazy tool definitions, resolved into manifest.Tools on the first
 	// Manifest call (see AddLazyTool).
 	lazy []func() (wire.ToolDef, error)
+	runs []func(context.Context) error
 }
 
 // Default is the registry sdk's init-time registration fills: a plugin
@@ -96,6 +98,15 @@ func (r *Registry) AddSensor(def wire.SensorDef, h Handler) {
 	r.handlers[def.Name] = h
 }
 
+// AddRun registers a run hook: a loop the host starts once after loading
+// (wire.MethodRun) and ends on unload.
+func (r *Registry) AddRun(fn func(context.Context) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.runs = append(r.runs, fn)
+	r.manifest.Run = true
+}
+
 // Fail records a registration mistake. Registration runs in init(), where a
 // panic would kill the plugin before it can say why; the error travels in
 // the manifest instead and the host refuses to load the plugin, naming it.
@@ -158,6 +169,9 @@ func (r *Registry) Dispatch(ctx context.Context, host HostCaller, call wire.Call
 		}
 		return wire.Result{Payload: b}
 	}
+	if call.Method == wire.MethodRun {
+		return r.run(WithHost(ctx, host))
+	}
 	r.mu.RLock()
 	h, ok := r.handlers[call.Method]
 	r.mu.RUnlock()
@@ -166,7 +180,7 @@ func (r *Registry) Dispatch(ctx context.Context, host HostCaller, call wire.Call
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			res = wire.Result{Error: wire.Errorf(wire.CodeCrashed, "panic in %s: %v\n%s", call.Method, p, debug.Stack())}
+			res = crashed(call.Method, p)
 		}
 	}()
 	ctx = WithHost(ctx, host)
@@ -178,6 +192,44 @@ func (r *Registry) Dispatch(ctx context.Context, host HostCaller, call wire.Call
 		return wire.Result{Error: AsWireError(err)}
 	}
 	return wire.Result{Payload: out}
+}
+
+// crashed reports a recovered panic. The stack goes to standard error, which
+// both transports route to the agent's log; the caller — often a model —
+// gets one line, not the plugin's internals.
+func crashed(method string, p any) wire.Result {
+	fmt.Fprintf(os.Stderr, "panic in %s: %v\n%s", method, p, debug.Stack())
+	return wire.Result{Error: wire.Errorf(wire.CodeCrashed, "panic in %s: %v (stack in the agent's log)", method, p)}
+}
+
+// run runs every run hook concurrently until all return; the first error
+// (or panic) is the result. With no hooks it returns at once.
+func (r *Registry) run(ctx context.Context) wire.Result {
+	r.mu.RLock()
+	runs := slices.Clone(r.runs)
+	r.mu.RUnlock()
+	results := make(chan wire.Result, len(runs))
+	for _, fn := range runs {
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					results <- crashed(wire.MethodRun, p)
+				}
+			}()
+			if err := fn(ctx); err != nil {
+				results <- wire.Result{Error: AsWireError(err)}
+				return
+			}
+			results <- wire.Result{Payload: json.RawMessage("{}")}
+		}()
+	}
+	res := wire.Result{Payload: json.RawMessage("{}")}
+	for range runs {
+		if r := <-results; r.Error != nil && res.Error == nil {
+			res = r
+		}
+	}
+	return res
 }
 
 // AsWireError converts any error to the wire shape, keeping a *wire.Error

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/depai/depai/sdk/wire"
 )
@@ -62,5 +63,63 @@ func TestDispatch(t *testing.T) {
 	var m wire.Manifest
 	if res := r.Dispatch(ctx, nil, wire.Call{Method: wire.MethodDescribe}); json.Unmarshal(res.Payload, &m) != nil || len(m.Tools) != 3 {
 		t.Errorf("describe = %s", res.Payload)
+	}
+}
+
+type hostFunc func(context.Context, string, []byte) ([]byte, error)
+
+func (f hostFunc) HostCall(ctx context.Context, m string, p []byte) ([]byte, error) {
+	return f(ctx, m, p)
+}
+
+// TestRunHooks: $run runs every hook with the host in its context, waits for
+// all of them and reports the first failure; a panic is a crashed result
+// whose message carries no stack.
+func TestRunHooks(t *testing.T) {
+	r := New()
+	if r.Manifest().Run {
+		t.Fatal("Run set with no hooks")
+	}
+	saw := make(chan bool, 2)
+	r.AddRun(func(ctx context.Context) error {
+		saw <- Host(ctx) != nil
+		<-ctx.Done()
+		return nil
+	})
+	r.AddRun(func(ctx context.Context) error {
+		saw <- Host(ctx) != nil
+		return wire.Errorf(wire.CodeUnavailable, "port gone")
+	})
+	if !r.Manifest().Run {
+		t.Fatal("manifest does not say the plugin has a run hook")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan wire.Result)
+	go func() {
+		done <- r.Dispatch(ctx, hostFunc(func(context.Context, string, []byte) ([]byte, error) { return nil, nil }), wire.Call{Method: wire.MethodRun})
+	}()
+	for range 2 {
+		if !<-saw {
+			t.Fatal("a run hook had no host in its context")
+		}
+	}
+	select {
+	case res := <-done:
+		t.Fatalf("$run returned %+v while a hook still ran", res)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	if res := <-done; res.Error == nil || res.Error.Code != wire.CodeUnavailable {
+		t.Fatalf("$run = %+v; want the failing hook's error", res)
+	}
+
+	p := New()
+	p.AddRun(func(context.Context) error { panic("boom") })
+	p.AddTool(wire.ToolDef{Name: "p.panic"}, func(context.Context, json.RawMessage) (json.RawMessage, error) { panic("bang") })
+	for _, m := range []string{wire.MethodRun, "p.panic"} {
+		res := p.Dispatch(context.Background(), nil, wire.Call{Method: m})
+		if res.Error == nil || res.Error.Code != wire.CodeCrashed || strings.Contains(res.Error.Message, "goroutine") || strings.Contains(res.Error.Message, ".go:") {
+			t.Fatalf("%s = %+v; want crashed with one line, the stack kept out", m, res.Error)
+		}
 	}
 }

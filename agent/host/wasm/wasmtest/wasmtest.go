@@ -55,3 +55,7 @@ func NewHost(tb testing.TB, cfg host.Config) *host.Host {
 	})
 	return h
 }
+
+// CacheDir is the compilation and build cache shared by test runs on this
+// machine (like GOCACHE).
+func CacheDir() string { return wasmbuild.CacheDir() }

@@ -27,7 +27,7 @@ type state struct {
 
 var (
 	mu sync.Mutex
-	st = state{PID: os.Getpid(), Reasons: []string{}}
+	st = state{PID: procID, Reasons: []string{}}
 )
 
 type none struct{}
@@ -41,6 +41,10 @@ type holdArgs struct {
 }
 
 // record appends "pid reason" to stops.log beside the executable.
+// procID tells this process from its restarts. Not the pid: the launcher
+// gives every process plugin its own PID namespace, where it is always 1.
+var procID = int(time.Now().UnixNano()%1_000_000_000) + 2
+
 func record(reason string) error {
 	exe, err := os.Executable()
 	if err != nil {
@@ -50,7 +54,7 @@ func record(reason string) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(f, "%d %s\n", os.Getpid(), reason)
+	_, err = fmt.Fprintf(f, "%d %s\n", procID, reason)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
