@@ -75,10 +75,8 @@ func (b remoteBackend) send(ctx context.Context, name, text string) iter.Seq2[ag
 }
 
 type chatOptions struct {
-	addr      string
-	agent     string
-	data      string
-	tokenFile string
+	apiOptions
+	agent string
 }
 
 func newChatCmd() *cobra.Command {
@@ -100,11 +98,8 @@ end of input.`,
 			return runChat(cmd, o)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "", "operator API address (default: what depai run wrote in the data directory, else "+config.DefaultOperatorAddr+")")
-	f.StringVar(&o.agent, "agent", "", "agent to talk to first (default: the fleet's first agent)")
-	f.StringVar(&o.data, "data", "", "data directory of the depai run to talk to")
-	f.StringVar(&o.tokenFile, "token-file", "", "file holding the operator token (default: $DEPAI_TOKEN, else the data directory's)")
+	o.flags(cmd)
+	cmd.Flags().StringVar(&o.agent, "agent", "", "agent to talk to first (default: the fleet's first agent)")
 	return cmd
 }
 
@@ -119,35 +114,13 @@ func runChat(cmd *cobra.Command, o chatOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), sigs...)
 	defer stop()
-	dir := dataDir(o.data, "")
-	info, haveInfo, err := readRunInfo(dir)
+	c, err := o.client()
 	if err != nil {
 		return err
 	}
-	addr := o.addr
-	if addr == "" {
-		addr = config.DefaultOperatorAddr
-		if haveInfo {
-			addr = info.Addr
-		}
-	}
-	var token string
-	switch {
-	case o.tokenFile != "":
-		token, err = operator.ReadToken(o.tokenFile)
-	case os.Getenv("DEPAI_TOKEN") != "":
-		token = strings.TrimSpace(os.Getenv("DEPAI_TOKEN"))
-	case haveInfo:
-		token, err = operator.ReadToken(info.TokenFile)
-	default:
-		token, err = operator.ReadToken(tokenPath("", dir))
-	}
-	if err != nil {
-		return fmt.Errorf("%w (pass --data, --token-file or $DEPAI_TOKEN for the depai run to talk to)", err)
-	}
-	return chatSession(ctx, remoteBackend{operator.NewClient(addr, token)}, in, cmd.OutOrStdout(), cmd.ErrOrStderr(), sessionOptions{
+	return chatSession(ctx, remoteBackend{c}, in, cmd.OutOrStdout(), cmd.ErrOrStderr(), sessionOptions{
 		first:   o.agent,
-		history: historyPath(dir),
+		history: historyPath(dataDir(o.data, "")),
 	})
 }
 

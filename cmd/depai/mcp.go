@@ -29,7 +29,8 @@ func (o *apiOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the operator token (default: $DEPAI_TOKEN, else the data directory's)")
 }
 
-// client finds the running depai run (its address and token) as chat does.
+// client finds the running depai run: its address and token from the data
+// directory it uses, unless --addr, --token-file or $DEPAI_TOKEN say.
 func (o *apiOptions) client() (*operator.Client, error) {
 	dir := dataDir(o.data, "")
 	info, haveInfo, err := readRunInfo(dir)
