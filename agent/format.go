@@ -140,12 +140,15 @@ func formatPlugins(ps []PluginInfo) string {
 	}
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "PLUGIN\tSTATE\tVERSION\tFILE\tTOOLS\tSENSORS")
+	fmt.Fprintln(w, "PLUGIN\tSTATE\tTRANSPORT\tVERSION\tFILE\tTOOLS\tSENSORS")
 	var failed []string
 	for _, p := range ps {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", p.Name, p.State, p.Version, p.File, strings.Join(p.Tools, ","), p.Sensors)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", p.Name, p.State, p.Transport, p.Version, p.File, strings.Join(p.Tools, ","), p.Sensors)
 		if p.Error != "" {
 			failed = append(failed, fmt.Sprintf("NOT LOADED %s: %s", p.Name, p.Error))
+		}
+		if len(p.Unconfined) > 0 {
+			failed = append(failed, fmt.Sprintf("NOT ENFORCED for %s on this kernel (allowed by unconfined_ok): %s", p.Name, strings.Join(p.Unconfined, ", ")))
 		}
 	}
 	w.Flush()

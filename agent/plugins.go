@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -302,6 +303,11 @@ type PluginInfo struct {
 	File    string   `json:"file,omitempty"`
 	Tools   []string `json:"tools,omitempty"`
 	Sensors int      `json:"sensors,omitempty"`
+	// Transport is how the plugin runs; Unconfined is what a process
+	// plugin's confinement does not enforce on this kernel (allowed by its
+	// unconfined_ok), so an operator sees what the sandbox does not hold.
+	Transport  string   `json:"transport,omitempty"`
+	Unconfined []string `json:"unconfined,omitempty"`
 }
 
 // list reports every configured plugin (and any loaded by hand).
@@ -310,7 +316,8 @@ func (m *pluginManager) list() []PluginInfo {
 	seen := map[string]bool{}
 	for _, p := range m.host.Plugins() {
 		mf := p.Manifest()
-		info := PluginInfo{Name: p.Name(), State: "loaded", Version: mf.Version, File: filepath.Base(p.Spec().Path), Sensors: len(mf.Sensors)}
+		info := PluginInfo{Name: p.Name(), State: "loaded", Version: mf.Version, File: filepath.Base(p.Spec().Path), Sensors: len(mf.Sensors),
+			Transport: cmp.Or(p.Spec().Kind, host.KindWASM), Unconfined: p.Confinement().Missing}
 		for _, t := range mf.Tools {
 			info.Tools = append(info.Tools, t.Name)
 		}
