@@ -338,15 +338,7 @@ func (m *pluginManager) list() []PluginInfo {
 		}
 		out = append(out, info)
 	}
-	slices.SortFunc(out, func(a, b PluginInfo) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b PluginInfo) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -123,7 +123,9 @@ func TestPageIsSelfContained(t *testing.T) {
 	js, _ := http.Get(srv.URL + "/console/app.js")
 	b := new(strings.Builder)
 	_, _ = bufio.NewReader(js.Body).WriteTo(b)
-	if strings.Contains(b.String(), "innerHTML") || strings.Contains(b.String(), "http://") && !strings.Contains(b.String(), "http://www.w3.org/2000/svg") {
+	// The SVG namespace is a name, not a host the page talks to.
+	script := strings.ReplaceAll(b.String(), "http://www.w3.org/2000/svg", "")
+	if strings.Contains(script, "innerHTML") || strings.Contains(script, "http://") || strings.Contains(script, "https://") {
 		t.Error("the console script uses innerHTML or names another host")
 	}
 }
