@@ -28,13 +28,15 @@ func (a *Agent) invoke(ctx context.Context, name string, args json.RawMessage, b
 		a.fleet.opts.Metrics.ToolCall(a.cfg.Name, "unknown", wire.CodeNotFound)
 		return a.tools.Call(ctx, name, args) // the set explains the unknown name
 	}
-	ctx, span := a.fleet.tracer.Start(ctx, "execute_tool "+name, trace.WithAttributes(
-		attribute.String("gen_ai.operation.name", "execute_tool"),
-		attribute.String("gen_ai.tool.name", name),
-		attribute.String("gen_ai.tool.description", t.Spec().Description),
-		attribute.String("gen_ai.agent.name", a.cfg.Name),
-		attribute.String("depai.principal", by.String()),
-	))
+	ctx, span := a.fleet.startSpan(ctx, "execute_tool "+name, trace.SpanKindInternal, func() []attribute.KeyValue {
+		return []attribute.KeyValue{
+			attribute.String("gen_ai.operation.name", "execute_tool"),
+			attribute.String("gen_ai.tool.name", name),
+			attribute.String("gen_ai.tool.description", t.Spec().Description),
+			attribute.String("gen_ai.agent.name", a.cfg.Name),
+			attribute.String("depai.principal", by.String()),
+		}
+	})
 	defer span.End()
 	out, err := a.authorized(ctx, t, name, args, by)
 	outcome := "ok"

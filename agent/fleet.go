@@ -35,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -116,7 +117,7 @@ type Fleet struct {
 
 	cacheDir   string
 	transports map[string]host.Transport // shared by every agent's plugin host
-	tracer     trace.Tracer
+	tracer     trace.Tracer              // nil: no tracing, and no span or attribute is built
 
 	bgCtx context.Context    // lives until Close: inboxes, schedules, wakes
 	stop  context.CancelFunc // ends bgCtx
@@ -151,15 +152,15 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 	if opts.CacheDir == "" {
 		opts.CacheDir = cmp.Or(host.DefaultCacheDir(), filepath.Join(opts.DataDir, "cache"))
 	}
-	if opts.Tracer == nil {
-		opts.Tracer = noop.NewTracerProvider()
-	}
+
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: data dir: %w", err)
 	}
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	f := &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop,
-		tracer: opts.Tracer.Tracer("github.com/depai/depai/agent")}
+	f := &Fleet{file: file, log: opts.Logger, opts: opts, byName: map[string]*Agent{}, cacheDir: opts.CacheDir, bgCtx: bgCtx, stop: stop}
+	if opts.Tracer != nil {
+		f.tracer = opts.Tracer.Tracer("github.com/depai/depai/agent")
+	}
 	defer func() {
 		if err != nil {
 			_ = f.Close(context.WithoutCancel(ctx))
@@ -236,6 +237,19 @@ func (f *Fleet) provision(ctx context.Context) error {
 		f.transports = map[string]host.Transport{host.KindWASM: wasmT, host.KindProcess: process.New(process.Config{Logger: f.log})}
 	}
 	return nil
+}
+
+// noSpan stands in for a span when tracing is off.
+var noSpan = noop.Span{}
+
+// startSpan starts a span with the attributes attrs builds, or returns
+// ctx and a span that records nothing when the fleet has no tracer: the
+// turn path then pays neither for the span nor for its attributes.
+func (f *Fleet) startSpan(ctx context.Context, name string, kind trace.SpanKind, attrs func() []attribute.KeyValue) (context.Context, trace.Span) {
+	if f.tracer == nil {
+		return ctx, noSpan
+	}
+	return f.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs()...))
 }
 
 // memoryProfile picks the store profile: the leanest any agent asks for,

@@ -55,14 +55,16 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	defer cancel()
 	defer a.track(cancel)()
 	ctx = withDepth(ctx, in.Depth)
-	ctx, span := a.fleet.tracer.Start(ctx, "invoke_agent "+a.cfg.Name, trace.WithAttributes(
-		attribute.String("gen_ai.operation.name", "invoke_agent"),
-		attribute.String("gen_ai.agent.name", a.cfg.Name),
-		attribute.String("gen_ai.conversation.id", a.ns),
-		attribute.String("depai.turn.id", id),
-		attribute.String("depai.input.source", string(in.Source)),
-		attribute.Int("depai.input.depth", in.Depth),
-	))
+	ctx, span := a.fleet.startSpan(ctx, "invoke_agent "+a.cfg.Name, trace.SpanKindInternal, func() []attribute.KeyValue {
+		return []attribute.KeyValue{
+			attribute.String("gen_ai.operation.name", "invoke_agent"),
+			attribute.String("gen_ai.agent.name", a.cfg.Name),
+			attribute.String("gen_ai.conversation.id", a.ns),
+			attribute.String("depai.turn.id", id),
+			attribute.String("depai.input.source", string(in.Source)),
+			attribute.Int("depai.input.depth", in.Depth),
+		}
+	})
 	defer span.End()
 	traceID := ""
 	if sc := span.SpanContext(); sc.HasTraceID() {
@@ -98,7 +100,9 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	a.remember(id, &rec)
 	// The consumer may be gone (cancelled): the turn is stored anyway, since
 	// what happened is history.
-	span.SetAttributes(attribute.Int("depai.turn.model_calls", rec.ModelCalls), attribute.Int("depai.turn.tokens", rec.Tokens), attribute.String("depai.turn.ended_by", rec.EndedBy))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("depai.turn.model_calls", rec.ModelCalls), attribute.Int("depai.turn.tokens", rec.Tokens), attribute.String("depai.turn.ended_by", rec.EndedBy))
+	}
 	if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
 		a.log.Error("store turn", "turn", id, "err", err)
 		span.SetStatus(codes.Error, "turn not stored")
@@ -238,12 +242,14 @@ func (a *Agent) run(ctx context.Context, rec *turnRecord, emit func(Event)) {
 		}
 		rec.ModelCalls++
 		began := time.Now()
-		mctx, span := a.fleet.tracer.Start(ctx, "chat "+a.cfg.Model.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-			attribute.String("gen_ai.operation.name", "chat"),
-			attribute.String("gen_ai.provider.name", "openai"),
-			attribute.String("gen_ai.request.model", a.cfg.Model.Model),
-			attribute.String("server.address", a.cfg.Model.BaseURL),
-		))
+		mctx, span := a.fleet.startSpan(ctx, "chat "+a.cfg.Model.Model, trace.SpanKindClient, func() []attribute.KeyValue {
+			return []attribute.KeyValue{
+				attribute.String("gen_ai.operation.name", "chat"),
+				attribute.String("gen_ai.provider.name", "openai"),
+				attribute.String("gen_ai.request.model", a.cfg.Model.Model),
+				attribute.String("server.address", a.cfg.Model.BaseURL),
+			}
+		})
 		resp, err := a.generate(mctx, &llm.Request{Messages: msgs, Tools: specs, MaxTokens: a.cfg.Model.MaxTokens, Temperature: a.cfg.Model.Temperature}, emit)
 		if err != nil {
 			a.interrupted(ctx, rec, err)
@@ -254,11 +260,13 @@ func (a *Agent) run(ctx context.Context, rec *turnRecord, emit func(Event)) {
 			return
 		}
 		a.fleet.opts.Metrics.ModelCall(a.cfg.Name, "ok", time.Since(began))
-		span.SetAttributes(
-			attribute.Int("gen_ai.usage.input_tokens", resp.Usage.PromptTokens),
-			attribute.Int("gen_ai.usage.output_tokens", resp.Usage.CompletionTokens),
-			attribute.StringSlice("gen_ai.response.finish_reasons", []string{resp.FinishReason}),
-		)
+		if span.IsRecording() {
+			span.SetAttributes(
+				attribute.Int("gen_ai.usage.input_tokens", resp.Usage.PromptTokens),
+				attribute.Int("gen_ai.usage.output_tokens", resp.Usage.CompletionTokens),
+				attribute.StringSlice("gen_ai.response.finish_reasons", []string{resp.FinishReason}),
+			)
+		}
 		span.End()
 		rec.Tokens += usedTokens(msgs, resp)
 		calls := resp.Message.ToolCalls
