@@ -9,4 +9,4 @@ import (
 // StopAll stops the plugin as the agent's emergency stop does, through the
 // host's StopAll: its stop handler (sdk.OnStop) runs with StopReason
 // wire.StopCommanded. The result says whether it acknowledged.
-func (p *Plugin) StopAll(ctx context.Context) []host.StopResult { return p.host.StopAll(ctx) }
+func (p *Plugin) StopAll(ctx context.Context) []host.StopResult { return p.Host().StopAll(ctx) }

@@ -46,6 +46,10 @@ type options struct {
 	logger          *slog.Logger
 	limits          host.Limits
 	cacheDir        string
+	// transport and path, when set, load path through transport instead of
+	// building dir.
+	transport host.Transport
+	path      string
 }
 
 // Dir is the plugin's package directory. Default ".", the package under test.
@@ -70,6 +74,13 @@ func Logger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // Limits sets the plugin's limits.
 func Limits(l host.Limits) Option { return func(o *options) { o.limits = l } }
+
+// Through loads the artifact at path through t, registered as kind,
+// instead of building the package: for a transport of the test's own (an
+// in-process one, as sdk/plugintest's).
+func Through(kind string, t host.Transport, path string) Option {
+	return func(o *options) { o.kind, o.transport, o.path = kind, t, path }
+}
 
 // CacheDir holds built artifacts and compiled WASM code. Default: the user
 // cache directory's depai, shared with every agent and test on the machine.
@@ -112,13 +123,17 @@ func Load(t testing.TB, opts ...Option) (*Plugin, error) {
 	if o.cacheDir == "" {
 		o.cacheDir = t.TempDir()
 	}
-	target := build.WASM
-	if o.kind == host.KindProcess {
-		target = build.Native
-	}
-	res, err := build.Plugin(context.Background(), build.Options{Dir: o.dir, Target: target, CacheDir: filepath.Join(o.cacheDir, "plugins")})
-	if err != nil {
-		t.Fatalf("hosttest: %v", err)
+	path := o.path
+	if o.transport == nil {
+		target := build.WASM
+		if o.kind == host.KindProcess {
+			target = build.Native
+		}
+		res, err := build.Plugin(context.Background(), build.Options{Dir: o.dir, Target: target, CacheDir: filepath.Join(o.cacheDir, "plugins")})
+		if err != nil {
+			t.Fatalf("hosttest: %v", err)
+		}
+		path = res.Path
 	}
 	wt, err := wasm.New(wasm.Config{CacheDir: filepath.Join(o.cacheDir, "wasm"), Logger: o.logger})
 	if err != nil {
@@ -129,8 +144,12 @@ func Load(t testing.TB, opts ...Option) (*Plugin, error) {
 		t.Fatalf("hosttest: %v", err)
 	}
 	pt := &Plugin{store: store}
+	transports := map[string]host.Transport{host.KindWASM: wt, host.KindProcess: process.New(process.Config{Logger: o.logger})}
+	if o.transport != nil {
+		transports[o.kind] = o.transport
+	}
 	h := host.New(host.Config{
-		Transports: map[string]host.Transport{host.KindWASM: wt, host.KindProcess: process.New(process.Config{Logger: o.logger})},
+		Transports: transports,
 		Store:      store,
 		Logger:     o.logger,
 		PinDir:     filepath.Join(o.cacheDir, "pinned"),
@@ -154,13 +173,13 @@ func Load(t testing.TB, opts ...Option) (*Plugin, error) {
 	// The manifest first, straight from the transport: the plugin's name,
 	// and what it requests when the test grants nothing explicitly.
 	tr := h.Transport(o.kind)
-	inst, err := tr.Load(context.Background(), host.LoadSpec{Name: "hosttest", Path: res.Path, Limits: o.limits, Host: refuse{}})
+	inst, err := tr.Load(context.Background(), host.LoadSpec{Name: "hosttest", Path: path, Limits: o.limits, Host: refuse{}})
 	if err != nil {
 		return nil, err
 	}
 	m := inst.Manifest()
 	_ = inst.Close(context.Background())
-	spec := host.PluginSpec{Name: m.Name, Path: res.Path, Kind: o.kind, Grants: m.Requests, Config: o.config, Secrets: o.secrets, Limits: o.limits}
+	spec := host.PluginSpec{Name: m.Name, Path: path, Kind: o.kind, Grants: m.Requests, Config: o.config, Secrets: o.secrets, Limits: o.limits}
 	if spec.Name == "" {
 		spec.Name = "plugin"
 	}
