@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -115,6 +116,24 @@ func Emit(ctx context.Context, topic string, v any) error {
 func Config(ctx context.Context, key string) (string, error) {
 	res, err := hostCall[wire.Value](ctx, wire.HostConfig, wire.KeyArgs{Key: key})
 	return res.Value, err
+}
+
+// ConfigValues reads the values of keys; a key that is granted but has no
+// value in the agent's config is left out of the map, so a plugin keeps its
+// default for it. Any other failure is an error naming the key.
+func ConfigValues(ctx context.Context, keys ...string) (map[string]string, error) {
+	vals := make(map[string]string, len(keys))
+	for _, k := range keys {
+		v, err := Config(ctx, k)
+		if we, ok := errors.AsType[*wire.Error](err); ok && we.Code == wire.CodeNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", k, err)
+		}
+		vals[k] = v
+	}
+	return vals, nil
 }
 
 // Secret returns a granted secret's value.

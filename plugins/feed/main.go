@@ -19,7 +19,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -77,16 +76,9 @@ type settings struct {
 }
 
 func config(ctx context.Context) (settings, error) {
-	vals := map[string]string{}
-	for _, k := range configKeys {
-		v, err := sdk.Config(ctx, k)
-		if we, ok := errors.AsType[*wire.Error](err); ok && we.Code == wire.CodeNotFound {
-			continue
-		}
-		if err != nil {
-			return settings{}, err
-		}
-		vals[k] = v
+	vals, err := sdk.ConfigValues(ctx, configKeys...)
+	if err != nil {
+		return settings{}, err
 	}
 	bad := func(key, msg string) error {
 		return sdk.Errorf(wire.CodeInvalidArgument, "feed config %s %q: %s", key, vals[key], msg)

@@ -70,16 +70,9 @@ type settings struct {
 }
 
 func config(ctx context.Context) (settings, error) {
-	vals := map[string]string{}
-	for _, k := range configKeys {
-		v, err := sdk.Config(ctx, k)
-		if we, ok := errors.AsType[*wire.Error](err); ok && we.Code == wire.CodeNotFound {
-			continue
-		}
-		if err != nil {
-			return settings{}, err
-		}
-		vals[k] = v
+	vals, err := sdk.ConfigValues(ctx, configKeys...)
+	if err != nil {
+		return settings{}, err
 	}
 	pw, err := sdk.Secret(ctx, secretPassword)
 	if we, ok := errors.AsType[*wire.Error](err); err != nil && !(ok && we.Code == wire.CodeNotFound) {

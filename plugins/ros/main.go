@@ -177,13 +177,14 @@ func parseServices(v string) (map[string]string, error) {
 
 func readSettings(ctx context.Context) (settings, error) {
 	set := defaults()
+	vals, err := sdk.ConfigValues(ctx, configKeys...)
+	if err != nil {
+		return set, fmt.Errorf("ros %w", err)
+	}
 	for _, key := range configKeys {
-		v, err := sdk.Config(ctx, key)
-		if we, ok := errors.AsType[*wire.Error](err); ok && we.Code == wire.CodeNotFound {
+		v, ok := vals[key]
+		if !ok {
 			continue
-		}
-		if err != nil {
-			return set, fmt.Errorf("ros config %s: %w", key, err)
 		}
 		if err := set.apply(key, v); err != nil {
 			return set, sdk.Errorf(wire.CodeInvalidArgument, "ros config %s %q: %v", key, v, err)

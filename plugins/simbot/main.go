@@ -407,13 +407,14 @@ func setFix(ctx context.Context, in SetFix) (none, error) {
 // its default. Errors name the key, the value and what is expected.
 func readSettings(ctx context.Context) (settings, error) {
 	set := defaults()
+	vals, err := sdk.ConfigValues(ctx, configKeys...)
+	if err != nil {
+		return set, fmt.Errorf("simbot %w", err)
+	}
 	for _, key := range configKeys {
-		v, err := sdk.Config(ctx, key)
-		if we, ok := errors.AsType[*wire.Error](err); ok && we.Code == wire.CodeNotFound {
+		v, ok := vals[key]
+		if !ok {
 			continue
-		}
-		if err != nil {
-			return set, fmt.Errorf("simbot config %s: %w", key, err)
 		}
 		if err := set.apply(key, v); err != nil {
 			return set, sdk.Errorf(wire.CodeInvalidArgument, "simbot config %s %q: %v", key, v, err)
