@@ -45,6 +45,15 @@ type plugin struct {
 	// when it has stopped.
 	stopRun context.CancelFunc
 	running sync.WaitGroup
+
+	// startMu orders starting a replenisher against Close: none starts once
+	// closed is set, and Close waits for those started (starting) before it
+	// closes the runtime they instantiate modules in. Lock order: a leaf.
+	startMu  sync.Mutex
+	starting sync.WaitGroup
+	// startCtx bounds the replenishers; Close cancels it (stopStart).
+	startCtx  context.Context
+	stopStart context.CancelFunc
 }
 
 var (
@@ -145,8 +154,10 @@ func (p *plugin) put(inst *instance, healthy bool) {
 	// The module may be mid-trap or already closed; either way it goes.
 	_ = inst.mod.Close(context.Background())
 	<-p.sem
+	p.startMu.Lock()
+	defer p.startMu.Unlock()
 	if !p.closed.Load() {
-		go p.replenish()
+		p.starting.Go(p.replenish)
 	}
 }
 
@@ -165,7 +176,7 @@ func (p *plugin) replenish() {
 		<-p.sem
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := context.WithTimeout(p.startCtx, startTimeout)
 	defer cancel()
 	inst, err := p.newInstance(ctx)
 	if err != nil {
@@ -380,9 +391,16 @@ func (p *plugin) startRun() {
 // Close stops every instance and releases the plugin's runtime. Calls in
 // flight end with an error.
 func (p *plugin) Close(ctx context.Context) error {
-	if p.closed.Swap(true) {
+	p.startMu.Lock()
+	already := p.closed.Swap(true)
+	p.startMu.Unlock()
+	if already {
 		return nil
 	}
+	// An instance being started behind a crash would race the runtime's
+	// close: it is cancelled, and waited for.
+	p.stopStart()
+	p.starting.Wait()
 	if p.stopRun != nil {
 		p.stopRun()
 		p.running.Wait()

@@ -122,7 +122,9 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 		sem:    make(chan struct{}, limits.Concurrency),
 		idle:   make(chan *instance, limits.Concurrency),
 	}
+	p.startCtx, p.stopStart = context.WithCancel(context.Background())
 	if err := p.start(ctx, spec.Path, code, cmp.Or(spec.InitTimeout, defaultInitTimeout)); err != nil {
+		p.stopStart()
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("plugin %q: %w", spec.Name, err)
 	}
