@@ -171,7 +171,9 @@ func TestProcessChildrenDieWithIt(t *testing.T) {
 func TestProcessIdleCPU(t *testing.T) {
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	h := containHostWith(t, host.Config{Logger: log}, process.Config{IdleWindow: 300 * time.Millisecond})
+	// A low limit, so the spinner is caught even when the test shares the
+	// two cores with other packages' tests (it then gets well under a core).
+	h := containHostWith(t, host.Config{Logger: log}, process.Config{IdleWindow: 300 * time.Millisecond, IdleCPU: 0.2})
 	p := loadHostile(t, h, host.KindProcess, wire.Capabilities{})
 	inst := p.Instance()
 	before := process.PID(inst)
