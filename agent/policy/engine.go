@@ -437,7 +437,7 @@ type command struct {
 var commands = map[string]command{
 	"help": {RoleViewer, false}, "status": {RoleViewer, false}, "tools": {RoleViewer, false},
 	"agents": {RoleViewer, false}, "memory": {RoleViewer, false}, "approvals": {RoleViewer, false},
-	"plugins": {RoleViewer, false}, "audit": {RoleViewer, false},
+	"plugins": {RoleViewer, false}, "audit": {RoleViewer, false}, "readings": {RoleViewer, false},
 	"stop":  {RoleViewer, true},    // anyone with a token may stop the fleet
 	"call":  {RoleOperator, false}, // the tool call itself is decided and audited
 	"ask":   {RoleOperator, false},
