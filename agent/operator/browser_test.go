@@ -3,6 +3,7 @@ package operator_test
 import (
 	"context"
 	"encoding/json"
+	"iter"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,6 +116,9 @@ agents:
 	if err := r1.Report(t.Context(), "cam", "label", json.RawMessage(`{"text":"<img src=x onerror=\"window.pwned=1\"><script>window.pwned=1</script>crate"}`)); err != nil {
 		t.Fatal(err)
 	}
+	for i, a := range agents {
+		agents[i] = unwired{a}
+	}
 	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: agents, Operators: one, Events: hub, Console: true, Metrics: m.Handler()})
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +182,65 @@ agents:
 	)
 	shoot("console-map.png")
 
+	do("the plot of a sensor",
+		chromedp.Click(chromedp.CSS(`button[data-view="plots"]`)),
+		poll(`Array.from(document.querySelectorAll("#plot-sensor option")).some(o => o.value === "gnss/position")`),
+		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector("#plot-sensor"); s.value = "gnss/position"; s.dispatchEvent(new Event("change")); })()`),
+		poll(`document.querySelector("#plot").dataset.points === "1" && document.querySelector("#plot canvas") !== null`),
+	)
+	// A new reading appears on the live plot, and a field name a plugin
+	// chose is shown as text in the legend.
+	if err := r1.Report(t.Context(), "gnss", "position", json.RawMessage(`{"lat":52.5191,"lon":13.4041,"speed_mps":1.7,"fix":"rtk_fixed","<img src=x onerror=window.pwned=1>":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	do("a new reading on the plot",
+		poll(`document.querySelector("#plot").dataset.points === "2" && plot.chart.data.some((col, i) => i > 0 && col.includes(1.7))`),
+		poll(`document.querySelector("#plot .u-legend").textContent.includes("<img src=x")`),
+	)
+	// Zoomed into the last minute, the view asks for that span and stops
+	// following; back to live, it follows the hour again.
+	do("zoom into a span",
+		chromedp.Evaluate[chromedp.Void](`zoomPlot(Date.now() / 1000 - 60, Date.now() / 1000)`),
+		poll(`!document.querySelector("#plot-live").hidden && plot.range[1] - plot.range[0] <= 62 && document.querySelector("#plot").dataset.points === "2"`),
+		chromedp.Click(chromedp.CSS("#plot-live")),
+		poll(`document.querySelector("#plot-live").hidden && plot.range[1] - plot.range[0] >= 3599`),
+	)
+	shoot("console-plot.png")
+
+	// /tasks and /earnings without the mesh or the wallet: the views show
+	// the commands' unavailable message. Then the same render functions
+	// are fed a fixture of the documented shapes.
+	do("tasks unavailable",
+		chromedp.Click(chromedp.CSS(`button[data-view="tasks"]`)),
+		poll(`document.querySelector("#tasks-note").textContent.includes("no mesh configured")`),
+	)
+	do("tasks from a fixture",
+		chromedp.Evaluate[chromedp.Void](`renderTasks({"tasks":[
+		{"id":"01JTASKA","from":"dispatcher","to":"rover-1","state":"done","goal":"survey the north field","created":"2026-12-01T20:00:00Z","updated":"2026-12-01T20:04:00Z","result":{"area_m2":1200}},
+		{"id":"01JTASKB","from":"dispatcher","to":"rover-2","state":"failed","goal":"<img src=x onerror=window.pwned=1>dock","created":"2026-12-01T20:01:00Z","updated":"2026-12-01T20:02:00Z","error":"the path crosses the pond"}]})`),
+	)
+	if got := text("#tasks"); !strings.Contains(got, "01JTASKA") || !strings.Contains(got, `{"area_m2":1200}`) || !strings.Contains(got, "error: the path crosses the pond") || !strings.Contains(got, "<img src=x") || strings.Contains(text("#tasks-note"), "mesh") {
+		t.Errorf("tasks view from the fixture:\n%s", got)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#tasks tbody tr[data-state="failed"]').length`)); err != nil || n != 1 {
+		t.Errorf("%d failed task rows (%v)", n, err)
+	}
+	shoot("console-tasks.png")
+	do("earnings unavailable",
+		chromedp.Click(chromedp.CSS(`button[data-view="earnings"]`)),
+		poll(`document.querySelector("#earnings-note").textContent.includes("no wallet configured")`),
+	)
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#earnings tbody tr, #earnings tfoot tr").length`)); err != nil || n != 0 {
+		t.Errorf("the unavailable earnings view has %d rows (%v)", n, err)
+	}
+	do("earnings from a fixture", chromedp.Evaluate[chromedp.Void](`renderEarnings({"earnings":[
+		{"owner":"did:key:z6MkOwnerA","share":0.6,"amount":"0.60","asset":"USDC"},
+		{"owner":"<script>window.pwned=1</script>treasury","share":0.4,"amount":"0.40","asset":"USDC"}],"total":"1.00","asset":"USDC"})`))
+	if got := text("#earnings"); !strings.Contains(got, "did:key:z6MkOwnerA") || !strings.Contains(got, "0.60") || !strings.Contains(got, "<script>window.pwned=1</script>treasury") || !strings.Contains(got, "Total") || !strings.Contains(got, "1.00") {
+		t.Errorf("earnings view from the fixture:\n%s", got)
+	}
+	shoot("console-earnings.png")
+
 	do("chat",
 		chromedp.Click(chromedp.CSS(`button[data-view="chat"]`)),
 		chromedp.SendKeys(chromedp.CSS("#chat-input"), "/status"),
@@ -195,7 +258,9 @@ agents:
 		poll(`document.querySelector("#approvals tbody").textContent.includes("drive.to")`),
 	)
 	shoot("console-approvals.png")
-	do("approve it", chromedp.Click(chromedp.CSS(`#approvals tbody button`)))
+	// Clicked in the page: the table is redrawn on every refresh, so a
+	// node found by one CDP call may be gone by the next.
+	do("approve it", chromedp.Evaluate[chromedp.Void](`document.querySelector("#approvals tbody button").click()`))
 	select {
 	case err := <-moved:
 		if err != nil {
@@ -230,8 +295,28 @@ agents:
 		chromedp.Click(chromedp.CSS("#memory-form button")),
 		poll(`document.querySelector("#memory tbody").textContent.includes("crate")`),
 	)
-	pwned, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!window.pwned || document.querySelectorAll("#memory img, #memory script").length > 0`))
+	pwned, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!window.pwned || document.querySelectorAll("#memory img, #memory script, #plot img, #tasks img, #earnings script").length > 0`))
 	if memText := text("#memory"); err != nil || pwned || !strings.Contains(memText, "<script>") {
 		t.Errorf("what a plugin wrote was not shown as text: pwned=%v (%v)\n%s", pwned, err, memText)
+	}
+}
+
+// unwired stands in for the /tasks and /earnings commands that the mesh
+// and wallet add: it answers them as they answer with neither configured
+// (an error event with code unavailable and a message) and passes every
+// other input to the real agent.
+type unwired struct{ operator.Agent }
+
+func (u unwired) Handle(ctx context.Context, in agent.Input) iter.Seq2[agent.Event, error] {
+	name, _, _ := strings.Cut(strings.TrimSpace(in.Text), " ")
+	msg := map[string]string{
+		"/tasks":    "no mesh configured: tasks travel on the fleet's NATS (mesh: in the config)",
+		"/earnings": "no wallet configured: earnings need the wallet (wallet: in the config)",
+	}[name]
+	if msg == "" {
+		return u.Agent.Handle(ctx, in)
+	}
+	return func(yield func(agent.Event, error) bool) {
+		yield(agent.Event{Type: agent.EventError, Command: strings.TrimPrefix(name, "/"), Code: agent.CodeUnavailable, Error: msg}, nil)
 	}
 }

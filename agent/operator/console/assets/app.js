@@ -40,7 +40,9 @@ async function api(method, path, body) {
   if (res.status === 401) { showLogin(); throw new Error("not logged in"); }
   if (!res.ok) {
     const e = (data && data.error) || { code: String(res.status), message: text };
-    throw new Error(e.code + ": " + e.message);
+    const err = new Error(e.code + ": " + e.message);
+    err.code = e.code; err.detail = e.message;
+    throw err;
   }
   return data;
 }
@@ -94,9 +96,11 @@ async function refresh() {
       if (a.robot && a.robot.stale) tr.classList.add("stale");
       return tr;
     }));
-    const sel = $("chat-agent");
-    if (sel.options.length !== agents.length) {
-      sel.replaceChildren(...agents.map((a) => { const o = el("option", a.name); o.value = a.name; return o; }));
+    for (const id of ["chat-agent", "plot-agent"]) {
+      const sel = $(id);
+      if (sel.options.length !== agents.length) {
+        sel.replaceChildren(...agents.map((a) => { const o = el("option", a.name); o.value = a.name; return o; }));
+      }
     }
     drawMap(agents);
     if (!state.current) return;
@@ -109,6 +113,7 @@ async function refresh() {
     fill("plugins", (status.plugins || []).map((p) => row([p.name, p.state, p.version, (p.tools || []).join(", "), p.error])));
     if (!$("view-approvals").hidden) loadApprovals();
     if (!$("view-audit").hidden) loadAudit();
+    if (!$("view-plots").hidden && !plot.zoom) loadPlot().catch((e) => showError(e.message));
     showError("");
   } catch (e) { showError(e.message); }
 }
@@ -192,6 +197,123 @@ async function loadAudit() {
   }));
 }
 
+// Plots: one sensor's readings from memory (/readings), drawn with the
+// vendored uPlot. The view follows the newest readings of the chosen range
+// until the operator zooms; a zoomed span is fetched at full detail.
+const plot = { chart: null, fields: "", zoom: null, busy: false, range: [0, 1] };
+
+// plotData turns a /readings answer into uPlot's columns.
+function plotData(r) { return [r.t || [], ...(r.series || [])]; }
+
+// renderPlot draws a /readings answer into #plot; labels are plugin-written
+// and uPlot sets them as text.
+function renderPlot(r) {
+  const box = $("plot");
+  plot.range = [Date.parse(r.since) / 1000, Date.parse(r.until) / 1000];
+  const key = r.sensor + "|" + (r.fields || []).join(",");
+  if (!plot.chart || plot.fields !== key) {
+    if (plot.chart) plot.chart.destroy();
+    box.replaceChildren();
+    const colors = ["#0b57d0", "#d40000", "#2a7", "#b36b00", "#7b3fc4", "#00838f", "#6d4c41", "#c2185b"];
+    // Positions are on the map; their degrees would flatten every other line.
+    const series = [{}].concat((r.fields || []).map((f, i) => ({ label: f, stroke: colors[i % colors.length], width: 1.5, spanGaps: true, show: !["lat", "lon"].includes(f) })));
+    plot.chart = new uPlot({
+      width: Math.min(box.clientWidth || 960, 1000) - 2, height: 320, series,
+      scales: { x: { time: true, auto: false, range: () => plot.range } },
+      cursor: { drag: { x: true, y: false } },
+      hooks: { setSelect: [(u) => {
+        if (u.select.width < 2) return;
+        const from = u.posToVal(u.select.left, "x"), to = u.posToVal(u.select.left + u.select.width, "x");
+        u.setSelect({ left: 0, width: 0 }, false);
+        zoomPlot(from, to);
+      }] },
+    }, plotData(r), box);
+    plot.chart.over.ondblclick = () => livePlot();
+    plot.fields = key;
+  } else {
+    plot.chart.setData(plotData(r));
+    plot.chart.setScale("x", { min: plot.range[0], max: plot.range[1] });
+  }
+  let info = r.count + " readings of " + r.sensor + " from " + fmtTime(r.since) + " to " + fmtTime(r.until);
+  if (r.t && r.t.length < r.count) info += " (" + r.t.length + " points: the newest of each interval; zoom in for every reading)";
+  if (r.truncated) info += " — only the newest readings were read; pick a shorter range";
+  if (!(r.fields || []).length) info += " — no numeric fields to plot";
+  $("plot-info").textContent = info;
+  box.dataset.points = String((r.t || []).length);
+}
+
+async function loadSensors() {
+  const agent = $("plot-agent").value || state.current;
+  if (!agent) return;
+  const list = (await command(agent, "/readings")) || [];
+  const sel = $("plot-sensor"), keep = sel.value;
+  const names = list.map((s) => s.sensor);
+  if (names.join("|") !== Array.from(sel.options, (o) => o.value).join("|")) {
+    sel.replaceChildren(...names.map((n) => { const o = el("option", n); o.value = n; return o; }));
+    if (names.includes(keep)) sel.value = keep;
+  }
+  if (!names.length) $("plot-info").textContent = agent + " has stored no readings in the last hour.";
+}
+
+async function loadPlot() {
+  if (plot.busy) return;
+  const agent = $("plot-agent").value || state.current, sensor = $("plot-sensor").value;
+  if (!agent || !sensor) { await loadSensors(); if (!$("plot-sensor").value) return; return loadPlot(); }
+  plot.busy = true;
+  try {
+    const range = plot.zoom ? plot.zoom.map((t) => new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z")).join(" ") : $("plot-range").value;
+    renderPlot(await command(agent, "/readings " + sensor + " " + range));
+  } finally { plot.busy = false; }
+}
+
+function zoomPlot(from, to) {
+  plot.zoom = [Math.floor(from), Math.ceil(to) + 1];
+  $("plot-live").hidden = false;
+  loadPlot().catch((e) => showError(e.message));
+}
+
+function livePlot() {
+  plot.zoom = null;
+  $("plot-live").hidden = true;
+  loadPlot().catch((e) => showError(e.message));
+}
+
+// Tasks and earnings come from /tasks and /earnings; without the mesh or
+// the wallet configured each answers an error with code "unavailable",
+// shown as a note rather than as a failure.
+function renderTasks(res) {
+  const tasks = (res && res.tasks) || [];
+  $("tasks-note").textContent = tasks.length ? "" : "No tasks.";
+  fill("tasks", tasks.map((t) => {
+    const tr = row([t.id, t.from, t.to, t.state, t.goal, fmtTime(t.created), fmtTime(t.updated), t.error ? "error: " + t.error : (t.result === undefined || t.result === null ? "" : typeof t.result === "string" ? t.result : JSON.stringify(t.result))]);
+    tr.dataset.state = t.state || "";
+    tr.cells[4].className = "wrap"; tr.cells[7].className = "wrap";
+    return tr;
+  }));
+}
+
+function renderEarnings(res) {
+  const list = (res && res.earnings) || [];
+  $("earnings-note").textContent = list.length ? "" : "No earnings yet.";
+  fill("earnings", list.map((e) => row([e.owner, e.share === undefined || e.share === null ? "" : String(e.share), e.amount, e.asset])));
+  const foot = $("earnings").querySelector("tfoot");
+  foot.replaceChildren(...(res && res.total !== undefined && res.total !== null ? [row(["Total", "", res.total, res.asset])] : []));
+}
+
+function renderUnavailable(view, e) {
+  fill(view, []);
+  if (view === "earnings") $("earnings").querySelector("tfoot").replaceChildren();
+  $(view + "-note").textContent = e.code === "unavailable" ? e.detail : "error: " + e.message;
+}
+
+async function loadTasks() {
+  try { renderTasks(await command(state.current, "/tasks")); } catch (e) { renderUnavailable("tasks", e); }
+}
+
+async function loadEarnings() {
+  try { renderEarnings(await command(state.current, "/earnings")); } catch (e) { renderUnavailable("earnings", e); }
+}
+
 async function searchMemory(ev) {
   ev.preventDefault();
   try {
@@ -249,6 +371,9 @@ function switchView(name) {
   if (name === "approvals") loadApprovals().catch((e) => showError(e.message));
   if (name === "audit") loadAudit().catch((e) => showError(e.message));
   if (name === "map") drawMap(state.agents);
+  if (name === "plots") loadSensors().then(loadPlot).catch((e) => showError(e.message));
+  if (name === "tasks") loadTasks();
+  if (name === "earnings") loadEarnings();
 }
 
 async function main() {
@@ -258,6 +383,10 @@ async function main() {
   $("memory-form").onsubmit = searchMemory;
   $("audit-filter").oninput = () => loadAudit().catch((e) => showError(e.message));
   $("chat-agent").onchange = (e) => { state.current = e.target.value; };
+  $("plot-agent").onchange = () => { plot.zoom = null; $("plot-sensor").replaceChildren(); loadSensors().then(loadPlot).catch((e) => showError(e.message)); };
+  $("plot-sensor").onchange = () => livePlot();
+  $("plot-range").onchange = () => livePlot();
+  $("plot-live").onclick = () => livePlot();
   // One click, no dialog: stopping must never wait for a confirmation.
   $("estop").onclick = () => decide("/stop");
   $("resume").onclick = () => { if (confirm("Release the emergency stop? Actuators and payments unlock fleet-wide.")) decide("/resume"); };
