@@ -193,7 +193,11 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 func (f *Fleet) provision(ctx context.Context) error {
 	f.store = f.opts.Store
 	if f.store == nil {
-		db, err := memory.Open(ctx, memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), Logger: f.log})
+		cfg := memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), Logger: f.log}
+		if f.opts.Metrics != nil {
+			cfg.OnCommit = f.opts.Metrics.Commit
+		}
+		db, err := memory.Open(ctx, cfg)
 		if err != nil {
 			return err
 		}

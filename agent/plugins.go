@@ -37,7 +37,12 @@ type pluginManager struct {
 
 func newPluginManager(a *Agent) *pluginManager {
 	m := &pluginManager{a: a, loaded: make(chan struct{}), errs: map[string]error{}}
+	var obs host.Observer // a nil *metrics.Metrics would be a non-nil Observer
+	if a.fleet.opts.Metrics != nil {
+		obs = a.fleet.opts.Metrics
+	}
 	m.host = host.New(host.Config{
+		Observer:   obs,
 		Agent:      a.cfg.Name,
 		Gate:       a.fleet.policy,
 		Transports: a.fleet.transports,

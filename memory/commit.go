@@ -178,7 +178,10 @@ func (db *DB) finish(g *group) error {
 	// written once this is synced, must never claim more.
 	last := g.lastSeq(db)
 	marked := g.txn.SetEntry(badger.NewEntry([]byte(kv.MetaLastSeq), kv.SeqValue(last))) == nil
-	if err := g.txn.Commit(); err != nil {
+	start := time.Now()
+	err := g.txn.Commit()
+	db.observeCommit(g, start, err)
+	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
 		for _, r := range g.reqs {
 			r.done <- err

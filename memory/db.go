@@ -65,6 +65,8 @@ type Config struct {
 	// (see Repair) instead of refusing; DB.Repaired says what was lost.
 	Repair bool
 	Logger *slog.Logger // default slog.Default()
+	// OnCommit, when set, is told of each group commit (observe.go).
+	OnCommit func(CommitInfo)
 }
 
 // DB is the badger-backed Store. It implements Store, Watcher and Facts.

@@ -82,6 +82,9 @@ type Config struct {
 	// that were checked, whatever happens to the original file. Its mode
 	// is set to 0700. Empty: the user cache directory's depai/pinned.
 	PinDir string
+	// Observer is told of every call into a plugin, restart and quarantine
+	// (observe.go). Nil: nobody is.
+	Observer Observer
 }
 
 // PluginSpec is one plugin as the agent config describes it.
@@ -216,6 +219,7 @@ type Plugin struct {
 	tools    []tool.Tool
 	stop     context.CancelFunc // ends sensor polling
 	polling  sync.WaitGroup
+	obs      Observer // Config.Observer; nil: none
 }
 
 // Name is the plugin's name in the agent config.
@@ -312,11 +316,11 @@ func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	if t == nil {
 		return nil, fmt.Errorf("plugin %q: no %s transport configured", spec.Name, kind)
 	}
-	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h, UnconfinedOK: spec.UnconfinedOK, InitTimeout: h.cfg.InitTimeout})
+	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h, UnconfinedOK: spec.UnconfinedOK, InitTimeout: h.cfg.InitTimeout, Restarted: h.restarted(spec.Name)})
 	if err != nil {
 		return nil, err
 	}
-	p := &Plugin{spec: spec, inst: inst, manifest: inst.Manifest()}
+	p := &Plugin{spec: spec, inst: inst, manifest: inst.Manifest(), obs: h.cfg.Observer}
 	if err := p.check(); err != nil {
 		_ = inst.Close(context.WithoutCancel(ctx))
 		return nil, err
