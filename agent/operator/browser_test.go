@@ -49,6 +49,75 @@ func artifact(t *testing.T, name string, png []byte) {
 	t.Logf("screenshot: %s", path)
 }
 
+// browser is a headless Chromium the test drives; it ends with the test.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func openBrowser(t *testing.T) *browser {
+	t.Helper()
+	path := chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first run starts the browser and must not carry a timeout (it
+	// would stop the browser); the steps after it each get one.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	return &browser{t: t, ctx: ctx}
+}
+
+// do runs steps within 30 s, or fails the test naming what.
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	sctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		// What the page knew, to tell a slow fleet from a wrong view.
+		seen, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify({agents: state.agents, error: document.querySelector("#error").textContent, view: document.querySelector(".view:not([hidden])").textContent.slice(0, 600)})`))
+		b.t.Fatalf("%s: %v\nthe page's state: %.3000s", what, err, seen)
+	}
+	b.t.Logf("%s: done", what)
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+func (b *browser) shoot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	artifact(b.t, name, png)
+}
+
+// login opens the console at base with the test operator's token ("t").
+func (b *browser) login(base string) {
+	b.t.Helper()
+	b.do("log in",
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), "t"),
+		chromedp.Click(chromedp.CSS("#login-form button")),
+		chromedp.WaitVisible(chromedp.CSS("#app")),
+	)
+}
+
+// poll waits up to 20 s for a JavaScript expression to be true.
+func poll(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second))
+}
+
 type arm struct {
 	mu    sync.Mutex
 	moves int
@@ -62,7 +131,6 @@ func TestConsoleInABrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	browser := chromium(t)
 	robot := &arm{}
 	drive, err := tool.New("drive.to", "Drive to a point.", tool.EffectActuator, func(_ context.Context, in struct {
 		Lat   float64 `json:"lat"`
@@ -127,51 +195,9 @@ agents:
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	base := "http://" + srv.Addr()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first run starts the browser and must not carry a timeout (it
-	// would stop the browser); the steps after it each get one.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start %s: %v", browser, err)
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		t.Logf("%s: done", what)
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	shoot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		artifact(t, name, png)
-	}
-	poll := func(expr string) chromedp.Action[chromedp.Void] {
-		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second))
-	}
-	do("log in",
-		chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), "t"),
-		chromedp.Click(chromedp.CSS("#login-form button")),
-		chromedp.WaitVisible(chromedp.CSS("#app")),
-	)
+	b := openBrowser(t)
+	ctx, do, text, shoot := b.ctx, b.do, b.text, b.shoot
+	b.login(base)
 	do("the fleet", poll(`document.querySelector("#fleet tbody").textContent.includes("rover-2")`))
 	if fleetText := text("#fleet"); !strings.Contains(fleetText, "rover-1") || !strings.Contains(fleetText, "rtk_fixed") {
 		t.Errorf("fleet table: %q", fleetText)

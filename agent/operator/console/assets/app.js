@@ -2,7 +2,7 @@
 // textContent, never as HTML: a reading with a <script> in it stays text.
 "use strict";
 
-const state = { csrf: "", operator: null, agents: [], current: "" };
+const state = { csrf: "", operator: null, agents: [], current: "", estop: false };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -80,6 +80,7 @@ function fmtTime(t) { return t ? new Date(t).toLocaleTimeString() : ""; }
 function robotText(r) {
   if (!r || !r.time) return r && r.teleop ? "teleop: " + r.teleop : "";
   let s = r.lat.toFixed(6) + ", " + r.lon.toFixed(6) + " · " + (r.speed_mps || 0).toFixed(1) + " m/s · fix " + (r.fix || "unknown");
+  if (r.mode) s += " · " + r.mode;
   if (r.battery_pct !== undefined && r.battery_pct !== null) s += " · battery " + Math.round(r.battery_pct) + "%";
   if (r.stale) s += " · STALE";
   if (r.teleop) s += " · teleop: " + r.teleop;
@@ -106,6 +107,7 @@ async function refresh() {
     if (!state.current) return;
     const status = await command(state.current, "/status");
     const estop = status.estop || {};
+    if (!!estop.engaged !== state.estop) { state.estop = !!estop.engaged; drawMap(agents); }
     const badge = $("estop-state");
     badge.textContent = estop.engaged ? "E-STOP ENGAGED by " + estop.by : "e-stop released";
     badge.className = estop.engaged ? "engaged" : "released";
@@ -166,11 +168,13 @@ function drawMap(agents) {
     const h = (a.robot.heading_deg || 0) * Math.PI / 180;
     add("line", { x1: x, y1: y, x2: x + 16 * Math.sin(h), y2: y - 16 * Math.cos(h), stroke: "#1d232a", "stroke-width": 2 });
     add("circle", { cx: x, cy: y, r: 6, fill: a.robot.stale ? "#b36b00" : "#0b57d0", class: "robot", "data-agent": a.name });
-    add("text", { x: x + 9, y: y + 4, "font-size": 12 }, a.name + " · " + (a.robot.fix || "?") + (a.robot.stale ? " · stale" : ""));
+    add("text", { x: x + 9, y: y + 4, "font-size": 12, class: "robot-label", "data-agent": a.name },
+      a.name + " · " + (a.robot.fix || "?") + " · " + (a.robot.speed_mps || 0).toFixed(1) + " m/s" + (a.robot.mode ? " · " + a.robot.mode : "") + (a.robot.stale ? " · stale" : ""));
   }
   const bar = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000].find((b) => b * s >= 60) || 10000;
   add("line", { x1: 20, y1: 480, x2: 20 + bar * s, y2: 480, stroke: "#000", "stroke-width": 3 });
   add("text", { x: 20, y: 472, "font-size": 11 }, Math.round(bar) + " m");
+  if (state.estop) add("text", { x: 20, y: 28, "font-size": 16, "font-weight": 700, fill: "#d40000", id: "map-estop" }, "E-STOP ENGAGED: actuators locked");
 }
 
 async function loadApprovals() {
