@@ -204,7 +204,7 @@ async function loadAudit() {
 // Plots: one sensor's readings from memory (/readings), drawn with the
 // vendored uPlot. The view follows the newest readings of the chosen range
 // until the operator zooms; a zoomed span is fetched at full detail.
-const plot = { chart: null, fields: "", zoom: null, busy: false, range: [0, 1] };
+const plot = { chart: null, fields: "", zoom: null, busy: false, seq: 0, range: [0, 1] };
 
 // plotData turns a /readings answer into uPlot's columns.
 function plotData(r) { return [r.t || [], ...(r.series || [])]; }
@@ -259,27 +259,33 @@ async function loadSensors() {
   if (!names.length) $("plot-info").textContent = agent + " has stored no readings in the last hour.";
 }
 
-async function loadPlot() {
-  if (plot.busy) return;
+// loadPlot fetches and draws the chosen sensor and span. The periodic
+// refresh skips a load while one is in flight; a change of sensor, range or
+// zoom (force) always loads, and only the newest answer is drawn, so a
+// slow live answer cannot land over a zoom.
+async function loadPlot(force) {
+  if (plot.busy && !force) return;
   const agent = $("plot-agent").value || state.current, sensor = $("plot-sensor").value;
-  if (!agent || !sensor) { await loadSensors(); if (!$("plot-sensor").value) return; return loadPlot(); }
+  if (!agent || !sensor) { await loadSensors(); if (!$("plot-sensor").value) return; return loadPlot(force); }
+  const seq = ++plot.seq;
   plot.busy = true;
   try {
     const range = plot.zoom ? plot.zoom.map((t) => new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z")).join(" ") : $("plot-range").value;
-    renderPlot(await command(agent, "/readings " + sensor + " " + range));
-  } finally { plot.busy = false; }
+    const r = await command(agent, "/readings " + sensor + " " + range);
+    if (seq === plot.seq) renderPlot(r);
+  } finally { if (seq === plot.seq) plot.busy = false; }
 }
 
 function zoomPlot(from, to) {
   plot.zoom = [Math.floor(from), Math.ceil(to) + 1];
   $("plot-live").hidden = false;
-  loadPlot().catch((e) => showError(e.message));
+  loadPlot(true).catch((e) => showError(e.message));
 }
 
 function livePlot() {
   plot.zoom = null;
   $("plot-live").hidden = true;
-  loadPlot().catch((e) => showError(e.message));
+  loadPlot(true).catch((e) => showError(e.message));
 }
 
 // Tasks and earnings come from /tasks and /earnings; without the mesh or
@@ -375,7 +381,7 @@ function switchView(name) {
   if (name === "approvals") loadApprovals().catch((e) => showError(e.message));
   if (name === "audit") loadAudit().catch((e) => showError(e.message));
   if (name === "map") drawMap(state.agents);
-  if (name === "plots") loadSensors().then(loadPlot).catch((e) => showError(e.message));
+  if (name === "plots") loadSensors().then(() => loadPlot(true)).catch((e) => showError(e.message));
   if (name === "tasks") loadTasks();
   if (name === "earnings") loadEarnings();
 }
@@ -387,7 +393,7 @@ async function main() {
   $("memory-form").onsubmit = searchMemory;
   $("audit-filter").oninput = () => loadAudit().catch((e) => showError(e.message));
   $("chat-agent").onchange = (e) => { state.current = e.target.value; };
-  $("plot-agent").onchange = () => { plot.zoom = null; $("plot-sensor").replaceChildren(); loadSensors().then(loadPlot).catch((e) => showError(e.message)); };
+  $("plot-agent").onchange = () => { plot.zoom = null; $("plot-sensor").replaceChildren(); loadSensors().then(() => loadPlot(true)).catch((e) => showError(e.message)); };
   $("plot-sensor").onchange = () => livePlot();
   $("plot-range").onchange = () => livePlot();
   $("plot-live").onclick = () => livePlot();
