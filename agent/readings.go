@@ -143,9 +143,17 @@ func (a *Agent) sensors(ctx context.Context) ([]SensorInfo, error) {
 	since := time.Now().Add(-time.Hour)
 	seen := map[string]int{}
 	var out []SensorInfo
-	for r, err := range a.mem.Query(ctx, memory.Query{Namespace: a.ns, Kinds: []memory.Kind{memory.KindReading}, Since: since, Limit: readingsListScan}) {
+	// Since is a filter, not an index: the newest-first scan stops itself
+	// once past the hour, so older readings cost nothing.
+	for r, err := range a.mem.Query(ctx, memory.Query{Namespace: a.ns, Kinds: []memory.Kind{memory.KindReading}, Limit: readingsListScan}) {
 		if err != nil {
 			return nil, fmt.Errorf("/readings: %w", err)
+		}
+		if r.Time.Before(since.Add(-readingsSlack)) {
+			break
+		}
+		if r.Time.Before(since) {
+			continue
 		}
 		name := a.sensorOf(&r)
 		if name == "" {
