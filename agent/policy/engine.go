@@ -372,6 +372,9 @@ func (e *Engine) deny(ctx context.Context, a Action, d Decision) {
 	count := 1
 	if a.Principal.Kind == PrincipalPlugin {
 		key := a.Agent + "\x00" + a.Principal.ID + "\x00" + a.Name + "\x00" + a.Target
+		if a.Effect == wire.EffectPayment {
+			key += "\x00" + string(a.Args) // each distinct payment's refusal is on record
+		}
 		var write bool
 		if count, write = e.denials.add(key, e.now()); !write {
 			return
@@ -451,7 +454,7 @@ type command struct {
 var commands = map[string]command{
 	"help": {RoleViewer, false}, "status": {RoleViewer, false}, "tools": {RoleViewer, false},
 	"agents": {RoleViewer, false}, "memory": {RoleViewer, false}, "approvals": {RoleViewer, false},
-	"plugins": {RoleViewer, false}, "audit": {RoleViewer, false},
+	"plugins": {RoleViewer, false}, "audit": {RoleViewer, false}, "earnings": {RoleViewer, false},
 	"stop":  {RoleViewer, true},    // anyone with a token may stop the fleet
 	"call":  {RoleOperator, false}, // the tool call itself is decided and audited
 	"ask":   {RoleOperator, false},

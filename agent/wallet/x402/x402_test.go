@@ -19,7 +19,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/depai/depai/agent/wallet"
-	"github.com/depai/depai/agent/wallet/internal/testchain"
+	"github.com/depai/depai/agent/internal/testchain"
 	"github.com/depai/depai/agent/wallet/spend"
 )
 
