@@ -268,3 +268,16 @@ func earningsCommand(_ context.Context, a *Agent, _ call) (any, string, error) {
 	}
 	return v, strings.TrimRight(b.String(), "\n"), nil
 }
+
+// WalletAddress is the EVM address of an agent's wallet key, once its
+// wallet opened; ok is false otherwise, with the reason in err.
+func (f *Fleet) WalletAddress(agent string) (addr common.Address, ok bool, err error) {
+	p := f.payments[agent]
+	switch {
+	case p == nil:
+		return common.Address{}, false, fmt.Errorf("agent %s has no wallet configured", agent)
+	case p.wallet == nil:
+		return common.Address{}, false, p.err
+	}
+	return p.wallet.Address(), true, nil
+}
