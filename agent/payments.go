@@ -21,6 +21,7 @@ import (
 	"github.com/depai/depai/agent/wallet"
 	"github.com/depai/depai/agent/wallet/earnings"
 	"github.com/depai/depai/agent/wallet/spend"
+	"github.com/depai/depai/agent/wallet/x402"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -40,8 +41,9 @@ type payments struct {
 	key      *wallet.Key
 	wallet   *wallet.Client
 	earnings *earnings.Splitter
-	asset    string // the earnings asset as configured ("native" or 0x…)
-	err      error  // why the wallet is not available; payments then fail closed
+	asset    string            // the earnings asset as configured ("native" or 0x…)
+	replay   *x402.ReplayGuard // wallet.sell's, opened by SellHandler
+	err      error             // why the wallet is not available; payments then fail closed
 }
 
 // WalletKeyPath is where an agent's EVM key lives by default: beside its
@@ -163,6 +165,9 @@ func (f *Fleet) closePayments() error {
 	for _, p := range f.payments {
 		if p.earnings != nil {
 			errs = append(errs, p.earnings.Close())
+		}
+		if p.replay != nil {
+			errs = append(errs, p.replay.Close())
 		}
 		if p.wallet != nil {
 			errs = append(errs, p.wallet.Close())
