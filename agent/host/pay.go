@@ -41,8 +41,8 @@ type Quoter interface {
 func payKey(plugin, key string) string { return "plugin:" + plugin + ":" + key }
 
 // payment checks a plugin's pay arguments and turns them into the policy's
-// Payment and the wallet's Transfer.
-func (h *Host) payment(g *grant, method string, a wire.PayArgs) (policy.Payment, wallet.Transfer, *wire.Error) {
+// Payment and the wallet's Transfer on chain.
+func payment(plugin string, chain uint64, method string, a wire.PayArgs) (policy.Payment, wallet.Transfer, *wire.Error) {
 	bad := func(format string, args ...any) (policy.Payment, wallet.Transfer, *wire.Error) {
 		return policy.Payment{}, wallet.Transfer{}, wire.Errorf(wire.CodeInvalidArgument, method+": "+format, args...)
 	}
@@ -70,8 +70,8 @@ func (h *Host) payment(g *grant, method string, a wire.PayArgs) (policy.Payment,
 	if !native {
 		assetName = asset.Hex()
 	}
-	key := payKey(g.spec.Name, a.Key)
-	p := policy.Payment{Key: key, Chain: h.cfg.Payments.Wallet.ChainID(), Asset: assetName, Payee: common.HexToAddress(a.To).Hex(), Amount: amount.String(), Purpose: a.Purpose}
+	key := payKey(plugin, a.Key)
+	p := policy.Payment{Key: key, Chain: chain, Asset: assetName, Payee: common.HexToAddress(a.To).Hex(), Amount: amount.String(), Purpose: a.Purpose}
 	if a.Key == "" {
 		p.Key = "quote" // a quote reserves nothing; the key only has to be well formed
 	}
@@ -87,12 +87,12 @@ func (h *Host) pay(ctx context.Context, g *grant, method string, payload []byte)
 	if werr := decode(method, payload, &a); werr != nil {
 		return nil, werr
 	}
-	p, t, werr := h.payment(g, method, a)
+	w := h.cfg.Payments.Wallet
+	p, t, werr := payment(g.spec.Name, w.ChainID(), method, a)
 	if werr != nil {
 		return nil, werr
 	}
 	args, _ := json.Marshal(p)
-	w := h.cfg.Payments.Wallet
 	if method == wire.HostPayQuote {
 		d := policy.Decision{Verdict: policy.Allow, Reason: "no policy gate"}
 		if q, ok := h.cfg.Gate.(Quoter); ok {
