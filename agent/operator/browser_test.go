@@ -234,7 +234,8 @@ agents:
 	shoot("console-plot.png")
 
 	// /tasks and /earnings without the mesh or the wallet: the views show
-	// the commands' unavailable message. Then the same render functions
+	// the commands' unavailable message (the real /earnings; /tasks from
+	// unwired until the mesh's command lands). Then the same render functions
 	// are fed a fixture of the documented shapes.
 	do("tasks unavailable",
 		chromedp.Click(chromedp.CSS(`button[data-view="tasks"]`)),
@@ -254,7 +255,7 @@ agents:
 	shoot("console-tasks.png")
 	do("earnings unavailable",
 		chromedp.Click(chromedp.CSS(`button[data-view="earnings"]`)),
-		poll(`document.querySelector("#earnings-note").textContent.includes("no wallet configured")`),
+		poll(`document.querySelector("#earnings-note").textContent.includes("has no wallet")`),
 	)
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#earnings tbody tr, #earnings tfoot tr").length`)); err != nil || n != 0 {
 		t.Errorf("the unavailable earnings view has %d rows (%v)", n, err)
@@ -327,22 +328,17 @@ agents:
 	}
 }
 
-// unwired stands in for the /tasks and /earnings commands that the mesh
-// and wallet add: it answers them as they answer with neither configured
-// (an error event with code unavailable and a message) and passes every
-// other input to the real agent.
+// unwired stands in for the /tasks command that the mesh adds: it answers
+// it as it answers with no mesh configured (an error event with code
+// unavailable and a message) and passes every other input — /earnings
+// too, the wallet's own command — to the real agent.
 type unwired struct{ operator.Agent }
 
 func (u unwired) Handle(ctx context.Context, in agent.Input) iter.Seq2[agent.Event, error] {
-	name, _, _ := strings.Cut(strings.TrimSpace(in.Text), " ")
-	msg := map[string]string{
-		"/tasks":    "no mesh configured: tasks travel on the fleet's NATS (mesh: in the config)",
-		"/earnings": "no wallet configured: earnings need the wallet (wallet: in the config)",
-	}[name]
-	if msg == "" {
+	if name, _, _ := strings.Cut(strings.TrimSpace(in.Text), " "); name != "/tasks" {
 		return u.Agent.Handle(ctx, in)
 	}
 	return func(yield func(agent.Event, error) bool) {
-		yield(agent.Event{Type: agent.EventError, Command: strings.TrimPrefix(name, "/"), Code: agent.CodeUnavailable, Error: msg}, nil)
+		yield(agent.Event{Type: agent.EventError, Command: "tasks", Code: agent.CodeUnavailable, Error: "no mesh configured: tasks travel on the fleet's NATS (mesh: in the config)"}, nil)
 	}
 }
