@@ -22,8 +22,28 @@ type Written struct {
 	Recs  []Record // as stored; for a repeated Key, the records its first write stored
 	First bool     // false when Key had committed before, so this write stored nothing
 	// Err is this write's own failure, which stored nothing of it and left
-	// the others alone: ErrKeyReused.
+	// the others alone: ErrKeyReused, or ErrTooLarge for a record over
+	// Config.MaxRecordBytes.
 	Err error
+}
+
+// Check reports whether w is a valid write (see PutBatch), so that a caller
+// can refuse it before it commits anything beside it.
+func (w Write) Check() error {
+	if w.Key != "" {
+		_, err := newIdemRequest(w.Key, w.Recs, time.Now())
+		return err
+	}
+	if len(w.Recs) == 0 {
+		return fmt.Errorf("%w: no records", ErrInvalid)
+	}
+	now := time.Now()
+	for i := range w.Recs {
+		if err := checkRecord(&w.Recs[i], now); err != nil {
+			return fmt.Errorf("record %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // Batcher is implemented by stores that commit several writes in one
@@ -38,9 +58,10 @@ var _ Batcher = (*DB)(nil)
 // PutBatch commits writes in one transaction and one fsync, in order: their
 // records get consecutive Seqs, and once it returns nil they all survive a
 // crash. A write whose Key committed before stores nothing and reports the
-// records it stored then; a write whose Key was used with other records
-// stores nothing and reports ErrKeyReused in its Written.Err. Any other
-// failure fails the whole batch, which then stores nothing.
+// records it stored then; a write whose Key was used with other records,
+// or with a record too large for the store, stores nothing and reports why
+// in its Written.Err. An invalid write fails the batch before anything is
+// stored, and so does any failure of the commit.
 func (db *DB) PutBatch(ctx context.Context, writes ...Write) ([]Written, error) {
 	if len(writes) == 0 {
 		return nil, fmt.Errorf("memory: put: %w: no writes", ErrInvalid)
@@ -93,7 +114,7 @@ func (db *DB) stageBatch(g *group, r *request, now time.Time) ([]*badger.Entry, 
 	for _, p := range r.parts {
 		p.err, p.dup = nil, false
 		entries, padded, err := db.prepare(g.txn, p, seq, now, newNS)
-		if errors.Is(err, ErrKeyReused) {
+		if errors.Is(err, ErrKeyReused) || errors.Is(err, ErrTooLarge) {
 			p.err = err
 			continue
 		}

@@ -136,3 +136,23 @@ func TestPutBatch(t *testing.T) {
 		t.Errorf("LastSeq %d after a refused batch, want 4", db.LastSeq())
 	}
 }
+
+// A record too large for the store fails its own write only: the audit
+// records beside it commit.
+func TestPutBatchTooLargePart(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, memory.Config{Dir: t.TempDir(), MaxRecordBytes: 4096})
+	defer db.Close()
+	small := memory.Record{Namespace: "audit", Kind: memory.KindAudit, Text: "allow put"}
+	big := memory.Record{Namespace: "shared", Kind: memory.KindObservation, Text: strings.Repeat("x", 8192)}
+	out, err := db.PutBatch(ctx, memory.Write{Recs: []memory.Record{small}}, memory.Write{Key: "k", Recs: []memory.Record{big}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Err != nil || len(out[0].Recs) != 1 || !errors.Is(out[1].Err, memory.ErrTooLarge) {
+		t.Fatalf("batch = %+v, want the first stored and ErrTooLarge for the second", out)
+	}
+	if db.LastSeq() != 1 {
+		t.Errorf("LastSeq %d, want 1", db.LastSeq())
+	}
+}

@@ -44,10 +44,16 @@ type writeResult struct {
 // AuthorizeWrite decides a — a write into memory, such as an operator's put
 // — and, when it is allowed, commits its audit decision and w in one
 // transaction (Log.WriteWith); the outcome follows in the next commit of the
-// log, not waited for. A refusal is returned as Authorize returns it; an
-// action that needs an approval waits for it and then writes. The error is
-// w's own failure too (memory.ErrKeyReused), which the outcome records.
+// log, not waited for. An invalid w is refused first (memory.ErrInvalid); a
+// refusal is returned as Authorize returns it; an action that needs an
+// approval waits for it and then writes. The error is w's own failure too
+// (memory.ErrKeyReused, memory.ErrTooLarge), which the outcome records.
 func (e *Engine) AuthorizeWrite(ctx context.Context, a Action, w memory.Write) (memory.Written, error) {
+	// An invalid write is refused before it is decided: it must not fail
+	// the commit that carries other actions' audit records.
+	if err := w.Check(); err != nil {
+		return memory.Written{}, fmt.Errorf("policy: %s: %w", a.Name, err)
+	}
 	d := e.decide(ctx, a)
 	if d.Verdict != Allow || !audited(a, d) {
 		done, err := e.authorize(ctx, a, d)
