@@ -99,8 +99,9 @@ func (g *group) lastSeq(db *DB) uint64 {
 }
 
 func (db *DB) commit(batch []*request) {
-	if free, err := freeBytes(db.cfg.Dir); err == nil && free < db.cfg.MinFreeBytes {
-		err := fmt.Errorf("%w: %d bytes free in %s, the store needs %d to write safely", ErrDiskFull, free, db.cfg.Dir, db.cfg.MinFreeBytes)
+	if free, err := freeBytes(db.cfg.Dir); err == nil && free < db.minFree {
+		err := fmt.Errorf("%w: %s free in %s, below the %s the store keeps free to write safely (%s); badger writes through memory-mapped files and a write the disk cannot back kills the process, so free some space",
+			ErrDiskFull, sizeString(free), db.cfg.Dir, sizeString(db.minFree), db.minWhy)
 		for _, r := range batch {
 			r.done <- err
 		}

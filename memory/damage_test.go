@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/depai/depai/memory"
 )
 
@@ -472,7 +474,7 @@ func TestDiskFilledByAnotherProcess(t *testing.T) {
 		t.Fatalf("filler: %v %s", err, out)
 	}
 	err := putOne(200)
-	if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "bytes free") {
+	if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), "free in "+dir) {
 		t.Fatalf("Put on a full disk: %v; want ErrDiskFull naming %s and the free space", err, dir)
 	}
 	if _, err := db.Get(ctx, acked[len(acked)-1].ID); err != nil {
@@ -496,5 +498,55 @@ func TestDiskFilledByAnotherProcess(t *testing.T) {
 		if _, err := db.Get(ctx, r.ID); err != nil {
 			t.Fatalf("acknowledged %d lost: %v", r.Seq, err)
 		}
+	}
+}
+
+// TestLowMemSmallDisk: the lowmem profile writes on a disk with less free
+// than its worst case (48 MiB refused every write on a small card); below
+// its threshold the error names the profile, the free space and the
+// threshold; Config.MinFreeBytes changes it.
+func TestLowMemSmallDisk(t *testing.T) {
+	ctx := context.Background()
+	mnt := t.TempDir()
+	if err := mountTmpfs(mnt, "size=40m"); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { unmount(mnt) })
+	dir := filepath.Join(mnt, "memory")
+	db := openDB(t, memory.Config{Dir: dir, Profile: memory.ProfileLowMem})
+	put := func(db *memory.DB) error {
+		_, err := db.Put(ctx, memory.Record{Namespace: "agent/robot-1", Kind: memory.KindReading, Text: "battery 71%"})
+		return err
+	}
+	for range 100 {
+		if err := put(db); err != nil {
+			t.Fatalf("Put on a 40 MiB disk: %v", err)
+		}
+	}
+	// Leave 12 MiB free: below the 16 MiB a lowmem store keeps.
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	fill := int64(st.Bavail)*st.Bsize - 12<<20
+	if err := os.WriteFile(filepath.Join(mnt, "fill"), make([]byte, fill), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := put(db)
+	for _, want := range []string{"free in " + dir, "below the 16.0 MiB", "profile lowmem", "file system of 40.0 MiB", "MinFreeBytes"} {
+		if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Put with 12 MiB free: %v; want ErrDiskFull saying %q", err, want)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, memory.Config{Dir: dir, Profile: memory.ProfileLowMem, MinFreeBytes: 4 << 20})
+	defer db.Close()
+	if err := put(db); err != nil {
+		t.Fatalf("Put with MinFreeBytes 4 MiB and 12 MiB free: %v", err)
+	}
+	if _, err := memory.Open(ctx, memory.Config{Dir: t.TempDir(), MinFreeBytes: -1}); !errors.Is(err, memory.ErrInvalid) {
+		t.Errorf("MinFreeBytes -1: %v, want ErrInvalid", err)
 	}
 }

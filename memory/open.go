@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +62,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, openError(cfg.Dir, err))
 		}
 	}
+	minFree, minFreeWhy := freeThreshold(cfg, opts)
 	var repaired *RepairReport
 	var fc fileCheck
 	if !fresh {
@@ -114,6 +116,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		watchers: make(map[*watcher]struct{}),
 		entropy:  rand.NewPCG(uint64(time.Now().UnixNano()), 0x9E3779B97F4A7C15),
 		repaired: repaired,
+		minFree:  minFree,
+		minWhy:   minFreeWhy,
 	}
 	if err := db.load(fresh); err != nil {
 		bdb.Close()
@@ -249,10 +253,41 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MaxRecordBytes %d is too large for profile %q (at most %d)",
 			cfg.Dir, ErrInvalid, cfg.MaxRecordBytes, cfg.Profile, limit)
 	}
-	if cfg.MinFreeBytes == 0 {
-		cfg.MinFreeBytes = 2*o.MemTableSize + 2*o.ValueLogFileSize
+	if cfg.MinFreeBytes < 0 {
+		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MinFreeBytes %d is negative, want 0 (the profile's default) or a size", cfg.Dir, ErrInvalid, cfg.MinFreeBytes)
 	}
 	return o, nil
+}
+
+// freeThreshold is the free space below which the store refuses writes
+// (Config.MinFreeBytes), and how it was chosen, for the error that says so.
+//
+// The default is the profile's worst case — a memtable's write-ahead log
+// and its flush into a table (two memtables), and a value-log file mapped
+// at twice its size — but at most 5% of the file system: on a small disk
+// (a robot's SD card) the worst case would refuse every write, and 5% of
+// it still leaves the two memtables, below which it never goes.
+func freeThreshold(cfg Config, o badger.Options) (int64, string) {
+	profile := cmp.Or(cfg.Profile, ProfileDefault)
+	if cfg.MinFreeBytes > 0 {
+		return cfg.MinFreeBytes, fmt.Sprintf("Config.MinFreeBytes, profile %s", profile)
+	}
+	least, worst := 2*o.MemTableSize, 2*o.MemTableSize+2*o.ValueLogFileSize
+	var st unix.Statfs_t
+	if err := unix.Statfs(cfg.Dir, &st); err != nil {
+		return worst, fmt.Sprintf("the default of profile %s", profile)
+	}
+	size := int64(st.Blocks) * st.Bsize
+	return max(least, min(worst, size/20)), fmt.Sprintf("the default of profile %s on a file system of %s: 5%% of it, at least %s and at most %s; Config.MinFreeBytes sets it",
+		profile, sizeString(size), sizeString(least), sizeString(worst))
+}
+
+// sizeString is n bytes for people.
+func sizeString(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 func isEmptyDir(dir string) (bool, error) {
