@@ -17,6 +17,11 @@ import (
 // failure (a reused idempotency key) is in the Written, with e stored. The
 // log's store must be a memory.Batcher.
 func (l *Log) WriteWith(ctx context.Context, e Entry, w memory.Write) (uint64, memory.Written, error) {
+	// Refused here, not in the writer: a batch that cannot be stored fails
+	// every entry in it.
+	if _, ok := l.store.(memory.Batcher); !ok {
+		return 0, memory.Written{}, fmt.Errorf("audit: the store (%T) cannot commit an action with its audit record", l.store)
+	}
 	p, err := l.add(ctx, e, &w)
 	if err != nil {
 		return 0, memory.Written{}, err
