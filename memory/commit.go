@@ -100,7 +100,7 @@ func (g *group) lastSeq(db *DB) uint64 {
 
 func (db *DB) commit(batch []*request) {
 	if free, err := freeBytes(db.cfg.Dir); err == nil && free < db.minFree {
-		err := fmt.Errorf("%w: %s free in %s, below the %s the store keeps free to write safely (%s); badger writes through memory-mapped files and a write the disk cannot back kills the process, so free some space",
+		err := fmt.Errorf("%w: %s free in %s, below the %s the store keeps free to write safely (%s); badger writes through memory-mapped files and a write the disk cannot back kills the process, so free some space rather than lower it",
 			ErrDiskFull, sizeString(free), db.cfg.Dir, sizeString(db.minFree), db.minWhy)
 		for _, r := range batch {
 			r.done <- err

@@ -501,10 +501,11 @@ func TestDiskFilledByAnotherProcess(t *testing.T) {
 	}
 }
 
-// TestLowMemSmallDisk: the lowmem profile writes on a disk with less free
-// than its worst case (48 MiB refused every write on a small card); below
-// its threshold the error names the profile, the free space and the
-// threshold; Config.MinFreeBytes changes it.
+// TestLowMemSmallDisk: on a disk with less free than the lowmem profile
+// keeps (48 MiB), a write is refused with an error that names the profile,
+// the free space and the threshold and how to change it; with
+// Config.MinFreeBytes set lower the store writes, and refuses below that,
+// saying so.
 func TestLowMemSmallDisk(t *testing.T) {
 	ctx := context.Background()
 	mnt := t.TempDir()
@@ -513,39 +514,39 @@ func TestLowMemSmallDisk(t *testing.T) {
 	}
 	t.Cleanup(func() { unmount(mnt) })
 	dir := filepath.Join(mnt, "memory")
-	db := openDB(t, memory.Config{Dir: dir, Profile: memory.ProfileLowMem})
 	put := func(db *memory.DB) error {
 		_, err := db.Put(ctx, memory.Record{Namespace: "agent/robot-1", Kind: memory.KindReading, Text: "battery 71%"})
 		return err
 	}
-	for range 100 {
-		if err := put(db); err != nil {
-			t.Fatalf("Put on a 40 MiB disk: %v", err)
+	refused := func(err error, want ...string) {
+		t.Helper()
+		for _, w := range append(want, "free in "+dir, "profile lowmem", "MinFreeBytes") {
+			if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), w) {
+				t.Fatalf("Put: %v; want ErrDiskFull saying %q", err, w)
+			}
 		}
 	}
-	// Leave 12 MiB free: below the 16 MiB a lowmem store keeps.
+	db := openDB(t, memory.Config{Dir: dir, Profile: memory.ProfileLowMem})
+	refused(put(db), "below the 48.0 MiB", "two memtables and two value-log files")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, memory.Config{Dir: dir, Profile: memory.ProfileLowMem, MinFreeBytes: 16 << 20})
+	defer db.Close()
+	for range 100 {
+		if err := put(db); err != nil {
+			t.Fatalf("Put with MinFreeBytes 16 MiB on a 40 MiB disk: %v", err)
+		}
+	}
+	// Leave 12 MiB free.
 	var st unix.Statfs_t
 	if err := unix.Statfs(mnt, &st); err != nil {
 		t.Fatal(err)
 	}
-	fill := int64(st.Bavail)*st.Bsize - 12<<20
-	if err := os.WriteFile(filepath.Join(mnt, "fill"), make([]byte, fill), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(mnt, "fill"), make([]byte, int64(st.Bavail)*st.Bsize-12<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := put(db)
-	for _, want := range []string{"free in " + dir, "below the 16.0 MiB", "profile lowmem", "file system of 40.0 MiB", "MinFreeBytes"} {
-		if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), want) {
-			t.Fatalf("Put with 12 MiB free: %v; want ErrDiskFull saying %q", err, want)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db = openDB(t, memory.Config{Dir: dir, Profile: memory.ProfileLowMem, MinFreeBytes: 4 << 20})
-	defer db.Close()
-	if err := put(db); err != nil {
-		t.Fatalf("Put with MinFreeBytes 4 MiB and 12 MiB free: %v", err)
-	}
+	refused(put(db), "below the 16.0 MiB", "Config.MinFreeBytes")
 	if _, err := memory.Open(ctx, memory.Config{Dir: t.TempDir(), MinFreeBytes: -1}); !errors.Is(err, memory.ErrInvalid) {
 		t.Errorf("MinFreeBytes -1: %v, want ErrInvalid", err)
 	}

@@ -54,9 +54,9 @@ type Config struct {
 	// ErrDiskFull instead of writing. badger writes through memory-mapped,
 	// preallocated files, and a write into a file the disk cannot back kills
 	// the process (SIGBUS) — so the store refuses writes while it still has
-	// room. Default: the profile's worst case (twice the memtable plus twice
-	// the value-log file size: 544 MiB, lowmem 48 MiB), but at most 5% of the
-	// file system and at least twice the memtable (32 MiB, lowmem 16 MiB).
+	// room. Default: twice the memtable plus twice the value-log file size
+	// (544 MiB, lowmem 48 MiB). Less risks that crash when the disk fills:
+	// 16 MiB was not enough for lowmem (see freeThreshold).
 	MinFreeBytes int64
 	// ReadOnly opens the store for reading only (badger's read-only mode):
 	// nothing in the directory is written, Put fails with ErrReadOnly. It

@@ -262,24 +262,17 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 // freeThreshold is the free space below which the store refuses writes
 // (Config.MinFreeBytes), and how it was chosen, for the error that says so.
 //
-// The default is the profile's worst case — a memtable's write-ahead log
-// and its flush into a table (two memtables), and a value-log file mapped
-// at twice its size — but at most 5% of the file system: on a small disk
-// (a robot's SD card) the worst case would refuse every write, and 5% of
-// it still leaves the two memtables, below which it never goes.
+// The default is the profile's worst case: a memtable's write-ahead log and
+// its flush into a table (two memtables), and a value-log file mapped at
+// twice its size. It is not scaled down on a small disk: with 16 MiB kept
+// free (two lowmem memtables) a store on a filled 72 MiB tmpfs died of
+// SIGBUS in badger's memtable flush on its next open.
 func freeThreshold(cfg Config, o badger.Options) (int64, string) {
 	profile := cmp.Or(cfg.Profile, ProfileDefault)
 	if cfg.MinFreeBytes > 0 {
 		return cfg.MinFreeBytes, fmt.Sprintf("Config.MinFreeBytes, profile %s", profile)
 	}
-	least, worst := 2*o.MemTableSize, 2*o.MemTableSize+2*o.ValueLogFileSize
-	var st unix.Statfs_t
-	if err := unix.Statfs(cfg.Dir, &st); err != nil {
-		return worst, fmt.Sprintf("the default of profile %s", profile)
-	}
-	size := int64(st.Blocks) * st.Bsize
-	return max(least, min(worst, size/20)), fmt.Sprintf("the default of profile %s on a file system of %s: 5%% of it, at least %s and at most %s; Config.MinFreeBytes sets it",
-		profile, sizeString(size), sizeString(least), sizeString(worst))
+	return 2*o.MemTableSize + 2*o.ValueLogFileSize, fmt.Sprintf("the default of profile %s: two memtables and two value-log files; Config.MinFreeBytes changes it", profile)
 }
 
 // sizeString is n bytes for people.
