@@ -60,8 +60,10 @@ var _ Batcher = (*DB)(nil)
 // crash. A write whose Key committed before stores nothing and reports the
 // records it stored then; a write whose Key was used with other records,
 // or with a record too large for the store, stores nothing and reports why
-// in its Written.Err. An invalid write fails the batch before anything is
-// stored, and so does any failure of the commit.
+// in its Written.Err — except the first: the batch commits only with it, so
+// its failure fails the batch (the audit log's records go first). An
+// invalid write fails the batch before anything is stored, and so does any
+// failure of the commit.
 func (db *DB) PutBatch(ctx context.Context, writes ...Write) ([]Written, error) {
 	if len(writes) == 0 {
 		return nil, fmt.Errorf("memory: put: %w: no writes", ErrInvalid)
@@ -111,10 +113,10 @@ func (db *DB) stageBatch(g *group, r *request, now time.Time) ([]*badger.Entry, 
 	newNS := maps.Clone(g.newNS)
 	var all []*badger.Entry
 	var added []string
-	for _, p := range r.parts {
+	for i, p := range r.parts {
 		p.err, p.dup = nil, false
 		entries, padded, err := db.prepare(g.txn, p, seq, now, newNS)
-		if errors.Is(err, ErrKeyReused) || errors.Is(err, ErrTooLarge) {
+		if i > 0 && (errors.Is(err, ErrKeyReused) || errors.Is(err, ErrTooLarge)) {
 			p.err = err
 			continue
 		}

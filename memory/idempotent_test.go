@@ -156,3 +156,18 @@ func TestPutBatchTooLargePart(t *testing.T) {
 		t.Errorf("LastSeq %d, want 1", db.LastSeq())
 	}
 }
+
+// The first write carries the batch: when it cannot be stored, nothing is.
+func TestPutBatchFirstWriteCarriesIt(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, memory.Config{Dir: t.TempDir(), MaxRecordBytes: 4096})
+	defer db.Close()
+	big := memory.Record{Namespace: "audit", Kind: memory.KindAudit, Text: strings.Repeat("x", 8192)}
+	small := memory.Record{Namespace: "shared", Kind: memory.KindObservation, Text: "pallet at B2"}
+	if _, err := db.PutBatch(ctx, memory.Write{Recs: []memory.Record{big}}, memory.Write{Key: "k", Recs: []memory.Record{small}}); !errors.Is(err, memory.ErrTooLarge) {
+		t.Fatalf("batch whose first write is too large: %v, want ErrTooLarge", err)
+	}
+	if db.LastSeq() != 0 {
+		t.Errorf("LastSeq %d, want 0: the second write committed without the first", db.LastSeq())
+	}
+}

@@ -290,11 +290,7 @@ func (l *Log) store1(batch []*pendingEntry) error {
 	if err != nil {
 		return err
 	}
-	// The entries' records are valid and bounded (clip) by construction,
-	// so they never fail on their own beside the writes they carry.
-	if out[0].Err != nil {
-		return out[0].Err
-	}
+	// The entries' records go first: the batch commits only with them.
 	i := 1
 	for _, p := range batch {
 		if p.write != nil {
