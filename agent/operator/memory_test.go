@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,6 +112,29 @@ func TestPutIdempotent(t *testing.T) {
 		}
 	}
 	retry("at once")
+	// Concurrent retries: one record, every answer the first one's.
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() { retry("concurrently") })
+	}
+	wg.Wait()
+	var created atomic.Int32
+	for range 16 {
+		wg.Go(func() {
+			resp, got := request(t, f.srv, "POST", "/v1/memory/fleet/site-a", bearer, `{"kind":"observation","text":"racing"}`, "Idempotency-Key", "race-1")
+			switch resp.StatusCode {
+			case http.StatusCreated:
+				created.Add(1)
+			case http.StatusOK:
+			default:
+				t.Errorf("racing put: %d %s", resp.StatusCode, got)
+			}
+		})
+	}
+	wg.Wait()
+	if created.Load() != 1 {
+		t.Errorf("%d racing puts with one key were created, want 1", created.Load())
+	}
 	resp, got = request(t, f.srv, "POST", "/v1/memory/fleet/site-a", bearer, strings.Replace(body, "B2", "B3", 1), "Idempotency-Key", "3f2a-1")
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(decodeError(t, got, operator.CodeKeyReused), "3f2a-1") {
 		t.Errorf("the key with another body: %d %s; want 422 %s naming the key", resp.StatusCode, got, operator.CodeKeyReused)
@@ -123,17 +148,17 @@ func TestPutIdempotent(t *testing.T) {
 	f = openMemoryFixture(t, dir)
 	defer f.close(t)
 	retry("after a restart")
-	if n := f.count(t, "fleet/site-a"); n != 2 {
-		t.Errorf("%d records stored, want 2 (one per operator)", n)
+	if n := f.count(t, "fleet/site-a"); n != 3 {
+		t.Errorf("%d records stored, want 3 (one per operator, one of the race)", n)
 	}
 	f.log.Close()
 	rep, err := policy.Verify(context.Background(), f.db)
 	if err != nil || !rep.OK() {
 		t.Fatalf("audit: %v %s", err, rep)
 	}
-	// 5 puts, each a decision and an outcome.
-	if rep.Entries != 10 {
-		t.Errorf("%d audit entries, want 10\n%s", rep.Entries, rep)
+	// 37 puts, each a decision and an outcome.
+	if rep.Entries != 74 {
+		t.Errorf("%d audit entries, want 74\n%s", rep.Entries, rep)
 	}
 }
 
