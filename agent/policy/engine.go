@@ -304,10 +304,20 @@ func roleName(r Role) string {
 
 // Authorize implements Gate.
 func (e *Engine) Authorize(ctx context.Context, a Action) (func(json.RawMessage, error), error) {
+	return e.authorize(ctx, a, e.decide(ctx, a))
+}
+
+// decide is Decide, told to Config.OnDecision.
+func (e *Engine) decide(ctx context.Context, a Action) Decision {
 	d := e.Decide(ctx, a)
 	if e.cfg.OnDecision != nil {
 		e.cfg.OnDecision(a, d)
 	}
+	return d
+}
+
+// authorize is Authorize of a decided action.
+func (e *Engine) authorize(ctx context.Context, a Action, d Decision) (func(json.RawMessage, error), error) {
 	if d.Verdict == Deny {
 		e.deny(ctx, a, d)
 		code := wire.CodeDenied
