@@ -268,3 +268,7 @@ func (p *Plugin) Poll(sensor string) (json.RawMessage, error) {
 	}
 	return res.Payload, nil
 }
+
+// Unload unloads the plugin before the test ends: its run hook stops, and
+// the next load in the same test binary starts from a clean run.
+func (p *Plugin) Unload() error { return p.host.Unload(context.Background(), p.plugin.Name()) }
