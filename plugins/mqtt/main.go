@@ -1,7 +1,8 @@
 // Command mqtt is the depai plugin for MQTT telemetry (3.1.1 and 5): it
 // subscribes to configured topic filters (wildcards + and #), maps each
-// JSON payload's fields to readings with units, follows Sparkplug B births
-// and deaths (devices online/offline), and publishes commands only through
+// JSON payload's fields to readings with units, decodes Sparkplug B
+// payloads (protobuf: births declare metrics and aliases, data become
+// readings, deaths take nodes and devices offline), and publishes commands only through
 // mqtt.publish — an actuator tool, so the agent's policy and /stop govern
 // it — and only to configured topics.
 //
@@ -10,7 +11,10 @@
 // the WASM sandbox. A process plugin is trusted native code with the
 // network of the agent's user; grant it only to a broker you trust.
 //
-// Config (granted keys): broker (tcp://host:port), client_id, user,
+// Config (granted keys): broker (tcp://host:port, or ssl://host:port for
+// MQTT over TLS), tls_ca (a PEM file of the CAs that sign the broker's
+// certificate; default the system's roots), tls_server_name (the name the
+// certificate must carry; default the broker's host), client_id, user,
 // subscriptions (a JSON array of {filter, qos, fields:[{name, path, unit,
 // optional}]}), publish_topics (comma-separated filters mqtt.publish may
 // publish to; none: it publishes nowhere), version (3.1.1, the default, or
@@ -24,8 +28,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"time"
 
@@ -36,7 +43,7 @@ import (
 	"github.com/depai/depai/sdk/wire"
 )
 
-var configKeys = []string{"broker", "client_id", "user", "subscriptions", "publish_topics", "version"}
+var configKeys = []string{"broker", "client_id", "user", "subscriptions", "publish_topics", "version", "tls_ca", "tls_server_name"}
 
 const secretPassword = "mqtt_password"
 
@@ -58,6 +65,7 @@ type settings struct {
 	broker, clientID, user, password string
 	subscriptions, publishTopics     string
 	version                          int
+	tls                              *tls.Config
 }
 
 func config(ctx context.Context) (settings, []telemetry.Subscription, []string, error) {
@@ -80,6 +88,21 @@ func config(ctx context.Context) (settings, []telemetry.Subscription, []string, 
 	}
 	if s.broker == "" {
 		return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config broker: empty; want tcp://host:port")
+	}
+	if link.Secure(s.broker) {
+		s.tls = &tls.Config{ServerName: vals["tls_server_name"], MinVersion: tls.VersionTLS12}
+		if ca, ok := vals["tls_ca"]; ok {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config tls_ca %q: %v", ca, err)
+			}
+			s.tls.RootCAs = x509.NewCertPool()
+			if !s.tls.RootCAs.AppendCertsFromPEM(pem) {
+				return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config tls_ca %q: no PEM certificate in it", ca)
+			}
+		}
+	} else if _, ok := vals["tls_ca"]; ok {
+		return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config tls_ca is set but broker %q is not TLS; want ssl://host:port", s.broker)
 	}
 	subs, err := telemetry.ParseSubscriptions(s.subscriptions)
 	if err != nil {
@@ -116,7 +139,7 @@ func start(ctx context.Context) (running, error) {
 		return running{}, err
 	}
 	st := telemetry.NewState(cfg.broker, subs)
-	c, err := link.Start(link.Config{Broker: cfg.broker, ClientID: cfg.clientID, User: cfg.user, Password: cfg.password, Subs: subs, Version: cfg.version}, st)
+	c, err := link.Start(link.Config{Broker: cfg.broker, ClientID: cfg.clientID, User: cfg.user, Password: cfg.password, Subs: subs, Version: cfg.version, TLS: cfg.tls}, st)
 	if err != nil {
 		return running{}, sdk.Errorf(wire.CodeInvalidArgument, "%v", err)
 	}
