@@ -19,7 +19,8 @@
 // and nothing is fetched — for demos and tests with no network; a WASM
 // plugin has no files, so the recording is the value itself). The secret
 // weather_api_key, when granted and set, is sent as the apikey parameter
-// (Open-Meteo's commercial endpoints).
+// (Open-Meteo's commercial endpoints); it is optional, so the plugin does
+// not request it.
 package main
 
 import (
@@ -48,10 +49,11 @@ const replaySource = "replay"
 func init() {
 	sdk.Plugin("weather", "0.1.0")
 	sdk.Requests(wire.Capabilities{
-		HTTP:    []string{"api.open-meteo.com"},
-		Config:  configKeys,
-		Secrets: []string{"weather_api_key"},
-		Clock:   true,
+		HTTP:   []string{"api.open-meteo.com"},
+		Config: configKeys,
+		// The secret weather_api_key is not requested: the free API needs
+		// none, so a config that does not grant it still loads the plugin.
+		Clock: true,
 	})
 	sdk.Tool("weather.current", "Current weather at a place: temperature, wind, precipitation, condition.", current)
 	sdk.Tool("weather.forecast", "Hourly forecast at a place for the next hours.", forecast)
