@@ -147,3 +147,15 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecode: the reference encoder's six-metric NBIRTH.
+func BenchmarkDecode(b *testing.B) {
+	p := mustHex(b, birth)
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
