@@ -52,6 +52,7 @@ func newPluginManager(a *Agent) *pluginManager {
 		Emit:       m.onEmit,
 		OnReading:  m.onReading,
 		PinDir:     filepath.Join(a.fleet.cacheDir, "pinned"),
+		Signer:     newIdentitySigner(a.fleet.opts.DataDir, a.cfg.Name),
 	})
 	return m
 }

@@ -136,7 +136,7 @@ type Plugin struct {
 	Transport string            `yaml:"transport" check:"oneof=wasm|process"`
 	SHA256    string            `yaml:"sha256"` // optional pin of the file's hash, lower-case hex after Load
 	Grants    Grants            `yaml:"grants"`
-	Config    map[string]string `yaml:"config"`  // values the plugin reads with the config capability
+	Config    map[string]string `yaml:"config"`  // values the plugin reads with the config capability; ConfigDirVar in one is the config file's directory
 	Secrets   map[string]string `yaml:"secrets"` // secret name → environment variable holding it
 	Limits    PluginLimits      `yaml:"limits"`
 	// UnconfinedOK lets a process plugin run where the kernel lacks these
@@ -144,6 +144,10 @@ type Plugin struct {
 	// seccomp, pidns); without it such a plugin does not load.
 	UnconfinedOK []string `yaml:"unconfined_ok"`
 }
+
+// ConfigDirVar, in a plugin's config value, stands for the directory of the
+// config file, so a value can name a file beside it (a replay log, a CA).
+const ConfigDirVar = "${config_dir}"
 
 // Grants are the capabilities an agent gives a plugin: the wire contract's
 // own type. Deny by default.

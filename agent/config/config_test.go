@@ -441,3 +441,21 @@ plugins:
 		}
 	}
 }
+
+// TestConfigDirVar: ${config_dir} in a plugin's config value is the config
+// file's directory, so a replay log beside the config can be named.
+func TestConfigDirVar(t *testing.T) {
+	f, err := config.Parse("fleet.yaml", []byte(`name: a
+plugins:
+  - path: testdata/plugins/gnss
+    transport: process
+    config: {source: "file://${config_dir}/track.nmea?loop=true", other: plain}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Agents[0].Plugins[0].Config
+	if c["source"] != "file://"+abs(t, "track.nmea")+"?loop=true" || c["other"] != "plain" {
+		t.Fatalf("config = %v", c)
+	}
+}

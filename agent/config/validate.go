@@ -340,6 +340,11 @@ func (d *decoder) plugin(p string, pl *Plugin) {
 	case transport == TransportProcess && pl.Transport == TransportWASM:
 		d.errAt(join(p, "transport"), "%s is not a WASM module (no \\0asm header)", pl.Path)
 	}
+	// A plugin reads files by the paths its config gives; ${config_dir}
+	// lets the config name one beside itself, as paths of its own are.
+	for k, v := range pl.Config {
+		pl.Config[k] = strings.ReplaceAll(v, ConfigDirVar, d.abs("."))
+	}
 	if pl.SHA256 != "" {
 		if b, err := hex.DecodeString(pl.SHA256); err != nil || len(b) != 32 {
 			d.errAt(join(p, "sha256"), "invalid SHA-256 %q (expected 64 hex digits)", pl.SHA256)

@@ -137,6 +137,8 @@ func (h *Host) HostCall(ctx context.Context, plugin, method string, payload []by
 			Message: fmt.Sprintf("%s: plugin %q makes more than %.0f host calls/s", method, plugin, h.cfg.Rates.OrDefault().HostCalls)}
 	}
 	switch method {
+	case wire.HostSign:
+		return h.sign(ctx, g, payload)
 	case wire.HostLog:
 		if !g.logs.allow(float64(len(payload))) {
 			return nil, &wire.Error{Code: wire.CodeRateLimited, Retryable: true, Message: "log: the plugin's log rate is exceeded; the line was dropped"}

@@ -62,6 +62,9 @@ type Config struct {
 	// OnReading receives each sensor poll's result (or error). Nil: sensors
 	// are not polled.
 	OnReading func(plugin, sensor string, payload json.RawMessage, err error)
+	// Signer signs for plugins granted sign (wire.HostSign) with the
+	// agent's identity key. Nil: identity.sign is unavailable.
+	Signer Signer
 	// HTTPClient's Transport carries http.fetch; its redirect policy and
 	// timeout are replaced by the plugin's allowlist and limits. Nil: a
 	// clone of http.DefaultTransport.

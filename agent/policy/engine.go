@@ -370,7 +370,8 @@ func audited(a Action, d Decision) bool {
 	case a.Kind == ActionMessage:
 		return false
 	case a.Kind == ActionHost:
-		return d.Effect == wire.EffectPayment
+		// A signature with the agent's key is a claim made in its name.
+		return d.Effect == wire.EffectPayment || a.Name == wire.HostSign
 	}
 	return d.Effect != wire.EffectNone
 }
