@@ -86,7 +86,8 @@ type OpenAI struct {
 	cfg      OpenAIConfig
 	client   *openai.Client
 	endpoint string
-	hint404  string // appended to a 404's message: a base URL without /v1
+	hint404  string   // appended to a 404's message: a base URL without /v1
+	auth     []string // the Authorization header's value, when there is a key
 	log      *slog.Logger
 	// noStream is set once a streamed reply came back empty and the same
 	// request without streaming did not: this endpoint does not stream
@@ -132,6 +133,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	oc.BaseURL = base
 	oc.HTTPClient = doer{cfg.HTTPClient}
 	o := &OpenAI{cfg: cfg, client: openai.NewClientWithConfig(oc), endpoint: base + "/chat/completions", log: log}
+	if cfg.APIKey != "" {
+		o.auth = []string{"Bearer " + cfg.APIKey}[:1:1]
+	}
 	if !strings.Contains(u.Path+"/", "/v1/") {
 		o.hint404 = fmt.Sprintf(" (did you mean %s/v1? OpenAI-compatible servers serve /v1/chat/completions)", base)
 	}
@@ -369,9 +373,9 @@ func (o *OpenAI) whole(ctx context.Context, wreq *openai.ChatCompletionRequest, 
 // streamed makes one streamed call. delivered reports whether any chunk
 // reached the caller; a nil result with a nil error means the caller stopped.
 func (o *OpenAI) streamed(ctx context.Context, wreq *openai.ChatCompletionRequest, names *toolNames, st *attemptState, yield func(Chunk, error) bool) (res *Response, delivered bool, err error) {
-	stream, err := o.client.CreateChatCompletionStream(ctx, *wreq)
+	stream, err := o.openStream(ctx, wreq)
 	if err != nil {
-		return nil, false, classify(err)
+		return nil, false, err
 	}
 	defer stream.Close()
 	var (

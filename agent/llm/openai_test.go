@@ -249,6 +249,7 @@ func TestBadStreams(t *testing.T) {
 		{"garbage json", "data: {\"id\": nonsense\n\n", "invalid stream"},
 		{"not sse", "<html><body>It works!</body></html>\n", "sent no chat completion chunks"},
 		{"error event", `data: {"error":{"message":"model overloaded","type":"server_error"}}` + "\n\n", "model overloaded"},
+		{"error object instead of a stream", `{"error":{"message":"quota exceeded","type":"insufficient_quota"}}` + "\n", "quota exceeded"},
 		{"bad tool index", `data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":99999,"function":{"name":"x"}}]}}]}` + "\n\n", "tool call index 99999"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -401,5 +402,17 @@ func TestGoldenRequest(t *testing.T) {
 	}
 	if !bytes.Equal(got.Bytes(), want) {
 		t.Errorf("request body differs from %s:\n%s", golden, got.Bytes())
+	}
+}
+
+// A data line longer than the reader's buffer (a long reply in one chunk)
+// arrives whole.
+func TestLongStreamLine(t *testing.T) {
+	long := strings.Repeat("0123456789", 2000)
+	raw := `data: {"choices":[{"index":0,"delta":{"content":"` + long + `"},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"
+	s := llmtest.NewServer(t, llmtest.Reply{Raw: raw})
+	texts, final, err := collect(t.Context(), newModel(t, s.URL, nil), ask)
+	if err != nil || strings.Join(texts, "") != long || final == nil || final.Message.Content != long {
+		t.Fatalf("text %d bytes, final %v, err %v; want the %d-byte reply", len(strings.Join(texts, "")), final != nil, err, len(long))
 	}
 }
