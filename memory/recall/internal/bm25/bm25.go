@@ -234,7 +234,9 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 	}
 	essential := true
 	for ti, t := range terms {
-		if essential && ti > 0 && len(acc.touched) >= k && float64(kth(acc, k)) >= rest[ti] {
+		// Strictly above: an unseen document that could only tie the k-th
+		// would still enter the top k if it is newer (TopK breaks ties so).
+		if essential && ti > 0 && len(acc.touched) >= k && float64(kth(acc, k)) > rest[ti] {
 			essential = false
 		}
 		if essential {
