@@ -266,8 +266,10 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 			}
 		}
 	}
+	// Newest first (touched is mostly ascending): of equal scores TopK
+	// keeps the higher documents, so later ties are turned away at once.
 	top := vecscan.NewTopK(k)
-	for _, d := range acc.touched {
+	for _, d := range slices.Backward(acc.touched) {
 		if !x.excluded(q.Exclude, d) {
 			top.Push(d, acc.score[d])
 		}
@@ -280,7 +282,7 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 // kth returns the k-th best score accumulated so far.
 func kth(acc *accumulator, k int) float32 {
 	top := vecscan.NewTopK(k)
-	for _, d := range acc.touched {
+	for _, d := range slices.Backward(acc.touched) {
 		top.Push(d, acc.score[d])
 	}
 	return top.Min()
