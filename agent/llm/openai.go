@@ -93,6 +93,39 @@ type OpenAI struct {
 	// request without streaming did not: this endpoint does not stream
 	// tool calls, so later calls skip the streamed attempt.
 	noStream atomic.Bool
+	// names is the last tool list's name mapping: an agent offers the same
+	// tools call after call, and building the maps each time cost a dozen
+	// allocations a call. A toolNames is never written once built.
+	names atomic.Pointer[namedTools]
+}
+
+type namedTools struct {
+	tools []string
+	names *toolNames
+}
+
+// toolNames returns the name mapping of tools, reusing the last one when
+// the tools' names are the same.
+func (o *OpenAI) toolNames(tools []ToolSpec) *toolNames {
+	if last := o.names.Load(); last != nil && len(last.tools) == len(tools) {
+		same := true
+		for i, t := range tools {
+			if last.tools[i] != t.Name {
+				same = false
+				break
+			}
+		}
+		if same {
+			return last.names
+		}
+	}
+	n := newToolNames(tools)
+	list := make([]string, len(tools))
+	for i, t := range tools {
+		list[i] = t.Name
+	}
+	o.names.Store(&namedTools{tools: list, names: n})
+	return n
 }
 
 var _ Model = (*OpenAI)(nil)
@@ -282,7 +315,7 @@ var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 // wire builds the go-openai request. Tool schemas are sent exactly as given;
 // tool names are made acceptable to the API (see toolNames).
 func (o *OpenAI) wire(req *Request) (openai.ChatCompletionRequest, *toolNames) {
-	names := newToolNames(req.Tools)
+	names := o.toolNames(req.Tools)
 	w := openai.ChatCompletionRequest{
 		Model:         o.cfg.Model,
 		Messages:      make([]openai.ChatCompletionMessage, 0, len(req.Messages)),

@@ -416,3 +416,37 @@ func TestLongStreamLine(t *testing.T) {
 		t.Fatalf("text %d bytes, final %v, err %v; want the %d-byte reply", len(strings.Join(texts, "")), final != nil, err, len(long))
 	}
 }
+
+// The adapter reuses the last tool list's name mapping: a different list
+// on the next call gets its own mapping, and the same list again the same.
+func TestToolNamesFollowTheToolList(t *testing.T) {
+	s, err := llmtest.Start(llmtest.Config{Respond: func(r llmtest.Request) llmtest.Reply {
+		var calls []llm.ToolCall
+		for i, tool := range r.Tools {
+			calls = append(calls, llm.ToolCall{ID: fmt.Sprint(i), Name: tool.Name, Arguments: "{}"})
+		}
+		return llmtest.Reply{ToolCalls: calls}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := newModel(t, s.URL, nil)
+	for _, tools := range [][]string{{"gnss.position", "clock"}, {"gnss_position", "gnss.position"}, {"ntrip.status"}, {"gnss.position", "clock"}} {
+		req := &llm.Request{Messages: ask.Messages}
+		for _, n := range tools {
+			req.Tools = append(req.Tools, llm.ToolSpec{Name: n})
+		}
+		_, final, err := collect(t.Context(), m, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range final.Message.ToolCalls {
+			got = append(got, c.Name)
+		}
+		if !slices.Equal(got, tools) {
+			t.Errorf("tools %q: calls came back as %q", tools, got)
+		}
+	}
+}
