@@ -73,6 +73,7 @@ func init() {
 		{name: "reset", usage: "/reset", help: "start a new conversation with this agent", run: resetCommand},
 		{name: "stop", usage: "/stop", help: "EMERGENCY STOP: cancel running turns, lock actuators and payments fleet-wide", run: stopCommand},
 		{name: "resume", usage: "/resume", help: "release the emergency stop (admins)", run: resumeCommand},
+		{name: "earnings", usage: "/earnings", help: "what this machine earned, paid out to its owners and holds", run: earningsCommand},
 	}
 }
 

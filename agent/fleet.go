@@ -99,6 +99,9 @@ type Options struct {
 	// (model.api_key_env, plugin secrets). Nil: nothing resolves, so an
 	// endpoint that needs a key fails at its first call.
 	Secrets func(name string) (string, bool)
+	// Wallets opens the wallet of an agent with wallet: in its config. Nil:
+	// wallet.Open on the configured RPC.
+	Wallets WalletFactory
 }
 
 // Fleet is the agents of one config file and what they share.
@@ -114,6 +117,7 @@ type Fleet struct {
 	poses     poses
 	agents    []*Agent
 	byName    map[string]*Agent
+	payments  map[string]*payments // by agent name; see payments.go
 
 	cacheDir   string
 	transports map[string]host.Transport // shared by every agent's plugin host
@@ -216,6 +220,9 @@ func (f *Fleet) provision(ctx context.Context) error {
 	for _, a := range f.file.Agents {
 		rules[a.Name] = policy.RulesOf(a)
 		timeout = max(timeout, a.Safety.ApprovalTimeout)
+	}
+	if err := f.openPayments(ctx, rules); err != nil {
+		return err
 	}
 	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log,
 		OnDecision: func(a policy.Action, d policy.Decision) {
@@ -373,6 +380,9 @@ func (f *Fleet) Close(ctx context.Context) error {
 		if err := a.plugins.close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("agent %s: plugins: %w", a.Name(), err))
 		}
+	}
+	if err := f.closePayments(); err != nil {
+		errs = append(errs, fmt.Errorf("payments: %w", err))
 	}
 	// Memory is closed whatever happened above: acknowledged writes are
 	// already durable, and a clean close spares the next start a replay.

@@ -42,6 +42,7 @@ func newPluginManager(a *Agent) *pluginManager {
 		Gate:       a.fleet.policy,
 		Transports: a.fleet.transports,
 		Store:      a.fleet.store,
+		Payments:   a.fleet.hostPayments(a.cfg.Name),
 		Logger:     a.log,
 		Emit:       m.onEmit,
 		OnReading:  m.onReading,

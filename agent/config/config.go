@@ -89,6 +89,9 @@ type Agent struct {
 	Schedule  []Schedule `yaml:"schedule"`
 	Wake      []Wake     `yaml:"wake"`      // memory records that start a turn
 	Operators []string   `yaml:"operators"` // operator ids allowed to command it; empty: any holder of the token
+	// Wallet is the agent's EVM wallet (see Wallet); nil: the agent has none
+	// and every payment is refused.
+	Wallet *Wallet `yaml:"wallet"`
 }
 
 // Model is an OpenAI-compatible endpoint. An empty BaseURL means no model is
@@ -213,7 +216,8 @@ type Safety struct {
 	// the e-stop whatever its plugin declares, and a plugin whose tool is
 	// named here but not declared an actuator does not load.
 	Actuators []ActuatorRule `yaml:"actuators"`
-	// Spend is refused until payments are enforced: no payment tool runs.
+	// Spend limits what the agent may pay (see Spend); without it every
+	// payment is refused.
 	Spend Spend `yaml:"spend"`
 	// ApprovalTimeout is how long an action waits for /approve before it
 	// is denied. Default 5m.
@@ -252,13 +256,6 @@ type Zone struct {
 	Lon     float64     `yaml:"lon" json:"lon,omitempty" check:"range=-180..180"`
 	RadiusM float64     `yaml:"radius_m" json:"radius_m,omitempty" check:"positive"`
 	Polygon [][]float64 `yaml:"polygon" json:"polygon,omitempty"`
-}
-
-// Spend limits payments.
-type Spend struct {
-	DailyLimit    float64 `yaml:"daily_limit" check:"nonneg"`    // 0: payments disabled
-	ApprovalAbove float64 `yaml:"approval_above" check:"nonneg"` // 0: every payment needs approval
-	Currency      string  `yaml:"currency"`
 }
 
 // Wake subscribes an agent to shared memory: each new record in Namespace

@@ -132,9 +132,7 @@ func (d *decoder) agent(p string, a *Agent) {
 	if a.Safety.ApprovalTimeout == 0 {
 		a.Safety.ApprovalTimeout = DefaultApproval
 	}
-	if a.Safety.Spend != (Spend{}) {
-		d.errAt(join(p, "safety.spend"), "not supported yet: payments are not enforced by this version, so no spend policy can be promised (remove the key; payment tools are refused)")
-	}
+	d.money(p, a)
 	for key, grants := range map[string][]string{"memory.read": a.Memory.Read, "memory.write": a.Memory.Write} {
 		for _, ns := range grants {
 			if memory.Within(ns, auditNamespace) {

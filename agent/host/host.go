@@ -48,6 +48,10 @@ type Config struct {
 	Rates Rates
 	// Store backs memory.get/put/query.
 	Store memory.Store
+	// Payments is the agent's wallet behind pay.quote, pay.execute and
+	// x402 in http.fetch (see Payments). Nil: pay.* answer unavailable and
+	// a 402 reaches the plugin as is.
+	Payments *Payments
 	// Logger receives plugin log lines (tagged with the plugin's name) and,
 	// without a DenialAuditor, coalesced denials. Nil: slog.Default().
 	Logger *slog.Logger

@@ -73,6 +73,10 @@ type Config struct {
 	// MCP serves the fleet's tools to MCP clients over Streamable HTTP on
 	// /mcp, with the calling operator's role.
 	MCP bool
+	// Sell serves /x402/ without an operator token: an agent's resources
+	// for sale, which buyers pay for with x402 instead of authenticating
+	// (agent.Fleet.SellHandler). Nil: no such route.
+	Sell http.Handler
 }
 
 // Server serves the operator API. Create it with NewServer, run it with
@@ -254,6 +258,9 @@ func (s *Server) routes() http.Handler {
 		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages, GET /v1/events, GET /metrics, /mcp)", r.Method, r.URL.Path))
 	})
 	api := s.authenticate(mux)
+	if s.cfg.Sell != nil {
+		api = sellFirst(s.cfg.Sell, api)
+	}
 	if s.console == nil {
 		return api
 	}
