@@ -42,6 +42,11 @@ type Config struct {
 	// RecentRecords is how many of the newest records are kept decoded in RAM
 	// to serve newest-N queries. Default 4096 (lowmem 512); negative disables.
 	RecentRecords int
+	// RecentBytes bounds the heap those records hold (text, data, tags,
+	// vectors and their slots), so that large records cannot make the ring
+	// grow past it: the oldest go first. Default 512 KiB (lowmem 64 KiB);
+	// negative disables the ring.
+	RecentBytes int
 	// WatchBuffer is how many commit batches one watcher may fall behind
 	// before it resumes from its cursor instead. Default 64.
 	WatchBuffer int

@@ -217,7 +217,7 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 		WithMetricsEnabled(false).
 		WithValueThreshold(64 << 10).
 		WithCompression(options.Snappy)
-	recent, trim := 4096, time.Duration(-1)
+	recent, recentBytes, trim := 4096, 512<<10, time.Duration(-1)
 	switch cfg.Profile {
 	case "", ProfileDefault:
 		o = o.WithMemTableSize(16 << 20).
@@ -225,7 +225,7 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 			WithBlockCacheSize(64 << 20).
 			WithIndexCacheSize(32 << 20)
 	case ProfileLowMem:
-		recent, trim = 512, time.Second
+		recent, recentBytes, trim = 512, 64<<10, time.Second
 		o = o.WithMemTableSize(8 << 20).
 			WithNumMemtables(2).
 			WithNumLevelZeroTables(4).
@@ -243,6 +243,9 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 	}
 	if cfg.RecentRecords == 0 {
 		cfg.RecentRecords = recent
+	}
+	if cfg.RecentBytes == 0 {
+		cfg.RecentBytes = recentBytes
 	}
 	if cfg.TrimInterval == 0 {
 		cfg.TrimInterval = trim
@@ -347,6 +350,7 @@ func (db *DB) load(fresh bool) error {
 		defer it.Close()
 		it.Seek(kv.RecordKey(^uint64(0)))
 		var newest []Record
+		held := 0 // bytes of newest, as the ring counts them
 		for ; it.Valid(); it.Next() {
 			seq, err := kv.SeqSuffix(it.Item().Key())
 			if err != nil {
@@ -355,7 +359,7 @@ func (db *DB) load(fresh bool) error {
 			if db.lastSeq.Load() == 0 {
 				db.lastSeq.Store(seq)
 			}
-			if len(newest) >= db.cfg.RecentRecords {
+			if len(newest) >= db.cfg.RecentRecords || held >= db.cfg.RecentBytes {
 				break
 			}
 			var rec Record
@@ -367,6 +371,7 @@ func (db *DB) load(fresh bool) error {
 				return fmt.Errorf("data directory is corrupt: record %d: %w", seq, err)
 			}
 			newest = append(newest, rec)
+			held += recordBytes(&rec)
 		}
 		slices.Reverse(newest)
 		// Seqs are never reused: not after the newest records expired, nor
@@ -380,7 +385,7 @@ func (db *DB) load(fresh bool) error {
 			seq, _ := kv.SeqSuffix(it.Item().Key())
 			floor = seq + 1
 		}
-		db.recent = newRing(db.cfg.RecentRecords, newest, floor)
+		db.recent = newRing(db.cfg.RecentRecords, db.cfg.RecentBytes, newest, floor)
 		return nil
 	})
 }
