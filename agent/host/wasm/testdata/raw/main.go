@@ -39,6 +39,9 @@ func describe() uint64 {
 //go:wasmimport depai host_call
 func hostCall(mptr, mlen, pptr, plen, optr, ocap uint32) uint64
 
+//go:wasmimport depai host_result
+func hostResult(optr, ocap uint32) uint32
+
 //go:wasmexport call
 func call(p unsafe.Pointer, n int32) uint64 {
 	req := unsafe.Slice((*byte)(p), n)
@@ -61,6 +64,11 @@ func call(p unsafe.Pointer, n int32) uint64 {
 		for range n {
 			r := hostCall(uint32(uintptr(unsafe.Pointer(&m[0]))), uint32(len(m)), 0, 0, uint32(uintptr(unsafe.Pointer(&res[0]))), uint32(len(res)))
 			if r>>32 != 0 {
+				// An error longer than res waits for host_result.
+				if n := uint32(r); n > uint32(len(res)) {
+					res = make([]byte, n)
+					hostResult(uint32(uintptr(unsafe.Pointer(&res[0]))), n)
+				}
 				return pack(append([]byte("\x01"), res[:uint32(r)]...))
 			}
 		}
