@@ -26,6 +26,7 @@ type File struct {
 	Path     string   // the path the file was read from, as given
 	Operator Operator // fleet-wide operator API settings
 	DataDir  string   // data_dir: where memory and the token live; a hint that --data overrides
+	Mesh     Mesh     // mesh: how this process joins the fleet on NATS (mesh.go)
 	Agents   []Agent  // at least one
 }
 
