@@ -270,6 +270,11 @@ type Wake struct {
 	Namespace string   `yaml:"namespace" check:"required"` // within memory.read
 	Kinds     []string `yaml:"kinds"`
 	Tags      []string `yaml:"tags"`
+	// Above and Inspect make the wake a reflex that needs no model: a
+	// record whose data field is above the value sends the nearest robot to
+	// look (see mesh.go).
+	Above   *Threshold `yaml:"above"`
+	Inspect *Inspect   `yaml:"inspect"`
 }
 
 // Schedule feeds an input to the agent periodically.

@@ -66,6 +66,22 @@ type MeshTLS struct {
 	Key  string `yaml:"key"`
 }
 
+// Threshold selects records by a number in their data.
+type Threshold struct {
+	Field string  `yaml:"field" check:"required"` // a top-level key of the record's data
+	Value float64 `yaml:"value"`
+}
+
+// Inspect is a wake's reflex: delegate a task to the nearest agent of Role
+// that calls Tool with the record's lat and lon (and Speed, when set)
+// through that agent's own policy. The task's result is the tool's answer
+// and the robot's pose; the delegator stores it in its namespace.
+type Inspect struct {
+	Role  string  `yaml:"role" check:"oneof=robot|digital"` // default robot
+	Tool  string  `yaml:"tool" check:"required"`            // such as drive.to
+	Speed float64 `yaml:"speed" check:"nonneg"`
+}
+
 // On reports whether the mesh runs: unless mode is off.
 func (m Mesh) On() bool { return m.Mode != MeshOff }
 
@@ -165,6 +181,27 @@ func (d *decoder) mesh(m *Mesh, agents []Agent) {
 	}
 	if m.Mode == MeshHub && m.TLS.CA != "" && m.TLS.Cert == "" {
 		d.errAt(p+".tls", "a hub serves its leaf port with cert and key; ca alone does not say which certificate to serve")
+	}
+	for i := range agents {
+		for j := range agents[i].Wake {
+			w := &agents[i].Wake[j]
+			key := fmt.Sprintf("agents[%d].wake[%d]", i, j)
+			if _, ok := d.lines[key]; !ok {
+				key = fmt.Sprintf("wake[%d]", j) // a single-agent file
+			}
+			if w.Above != nil && w.Inspect == nil {
+				d.errAt(key+".above", "above needs inspect: it says which records start the reflex, inspect says what it does")
+			}
+			if w.Inspect == nil {
+				continue
+			}
+			if w.Inspect.Role == "" {
+				w.Inspect.Role = RoleRobot
+			}
+			if !m.On() {
+				d.errAt(key+".inspect", "delegates a task over the mesh, and mesh.mode is off")
+			}
+		}
 	}
 	m.Credentials = d.abs(m.Credentials)
 	m.TLS.CA, m.TLS.Cert, m.TLS.Key = d.abs(m.TLS.CA), d.abs(m.TLS.Cert), d.abs(m.TLS.Key)
