@@ -75,6 +75,12 @@ func TestMeshErrors(t *testing.T) {
 			`fleet.yaml:3: mesh.name: node name "a" is also an agent's name; nodes and agents share one name space in the fleet`},
 		{"cert without key", "name: a\nmesh:\n  mode: external\n  urls: [\"tls://127.0.0.1:1\"]\n  tls: {cert: /nonexistent/c.pem}\n",
 			"fleet.yaml:5: mesh.tls: cert and key go together: set both or neither\nfleet.yaml:5: mesh.tls.cert: stat /nonexistent/c.pem: no such file or directory"},
+		{"above without inspect", "name: a\nwake:\n  - namespace: shared\n    above: {field: t, value: 1}\n",
+			`fleet.yaml:4: wake[0].above: above needs inspect: it says which records start the reflex, inspect says what it does`},
+		{"inspect with the mesh off", "agents:\n  - name: a\n    wake:\n      - namespace: shared\n        inspect: {tool: drive.to}\nmesh: {mode: off}\n",
+			`fleet.yaml:5: agents[0].wake[0].inspect: delegates a task over the mesh, and mesh.mode is off`},
+		{"inspect without tool", "name: a\nwake:\n  - namespace: shared\n    inspect: {role: robot}\n",
+			`fleet.yaml:4: wake[0].inspect: missing required key "tool"`},
 		{"missing creds file", "name: a\nmesh:\n  mode: external\n  urls: [\"nats://127.0.0.1:1\"]\n  credentials: /nonexistent/x.creds\n",
 			`fleet.yaml:5: mesh.credentials: stat /nonexistent/x.creds: no such file or directory`},
 	} {
