@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"os"
 	"slices"
@@ -112,6 +113,9 @@ func (f *Fleet) joinMesh(ctx context.Context) error {
 		}
 	}
 	f.goBG(f.publishCards)
+	if len(cfg.Shared) > 0 {
+		f.watchReplication(cfg.Shared)
+	}
 	f.log.Info("joined the fleet", "node", f.file.NodeName(), "mode", f.file.Mesh.Mode, "nats", node.ClientURL(), "node_did", cfg.Node.DID())
 	return nil
 }
@@ -285,6 +289,29 @@ func (f *Fleet) publishCards() {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// watchReplication reports the replication lag of the shared records
+// that other nodes' agents wrote: from their commit there (Recorded, which
+// replication keeps) to their commit here.
+func (f *Fleet) watchReplication(shared []string) {
+	ctx := f.bgCtx
+	var from uint64
+	if s, ok := f.store.(interface{ LastSeq() uint64 }); ok {
+		from = s.LastSeq()
+	}
+	for _, ns := range shared {
+		f.goBG(func() {
+			for r, err := range f.store.Watch(ctx, memory.Query{Namespace: ns, AfterSeq: from}) {
+				if err != nil {
+					return
+				}
+				if _, local := f.byName[r.Author]; !local {
+					f.opts.Metrics.ReplicationLag(time.Since(r.Recorded))
+				}
+			}
+		})
 	}
 }
 
@@ -652,4 +679,58 @@ func (a *Agent) addFleetTools() error {
 		}
 	}
 	return a.tools.Add(add...)
+}
+
+// RemoteAgent is an agent of another node, as this node reaches it: the
+// operator API lists it and passes messages to it (an /ask through one of
+// this node's agents, so the policy and audit of this node apply).
+type RemoteAgent struct {
+	card mesh.Card
+	via  *Agent
+}
+
+// RemoteAgents are the live agents of the fleet's other nodes, by name;
+// none with the mesh off.
+func (f *Fleet) RemoteAgents(ctx context.Context) ([]*RemoteAgent, error) {
+	if f.mesh == nil {
+		return nil, nil
+	}
+	cards, err := f.mesh.node.Cards(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*RemoteAgent
+	for _, c := range cards {
+		if _, local := f.byName[c.Name]; local || c.Node == c.Name {
+			continue
+		}
+		out = append(out, &RemoteAgent{card: c, via: f.agents[0]})
+	}
+	return out, nil
+}
+
+// Name is the agent's name.
+func (r *RemoteAgent) Name() string { return r.card.Name }
+
+// Status is what the agent's card says.
+func (r *RemoteAgent) Status() Status {
+	s := Status{Name: r.card.Name, Role: r.card.Role, State: string(r.card.Status), Model: "unknown (another node)", Tools: len(r.card.Tools),
+		Node: r.card.Node, DID: r.card.DID, Heartbeat: r.card.Heartbeat}
+	if p := r.card.Pose; p != nil {
+		s.Robot = &RobotState{Pose: policy.Pose{Lat: p.Lat, Lon: p.Lon, HeadingDeg: p.Heading, Time: p.Time}, AgeMillis: time.Since(p.Time).Milliseconds()}
+	}
+	return s
+}
+
+// Handle sends a message to the agent over the mesh. Commands reach only
+// the agents of the node they are typed on.
+func (r *RemoteAgent) Handle(ctx context.Context, in Input) iter.Seq2[Event, error] {
+	text := strings.TrimSpace(in.Text)
+	if strings.HasPrefix(text, "/") {
+		return func(yield func(Event, error) bool) {
+			yield(Event{Type: EventError, Code: CodeInvalid, Error: fmt.Sprintf("%s runs on node %s: commands reach only the agents of the node they are typed on (connect depai chat to that node's operator API); a message without / reaches it from here", r.card.Name, r.card.Node)}, nil)
+		}
+	}
+	in.Text = "/ask " + r.card.Name + " " + text
+	return r.via.Handle(ctx, in)
 }

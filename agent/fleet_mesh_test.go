@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,11 +18,12 @@ import (
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/identity"
 	"github.com/depai/depai/agent/mesh"
+	"github.com/depai/depai/agent/metrics"
 	"github.com/depai/depai/agent/tool"
 )
 
 // meshFleet opens the fleet of yaml in dir with the mesh on.
-func meshFleet(t *testing.T, dir, yaml string, tools map[string][]tool.Tool) *agent.Fleet {
+func meshFleet(t *testing.T, dir, yaml string, tools map[string][]tool.Tool, m ...*metrics.Metrics) *agent.Fleet {
 	t.Helper()
 	path := filepath.Join(dir, "fleet.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -31,7 +33,7 @@ func meshFleet(t *testing.T, dir, yaml string, tools map[string][]tool.Tool) *ag
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), CacheDir: sharedCache, Mesh: &agent.MeshOptions{}, Tools: tools})
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), CacheDir: sharedCache, Mesh: &agent.MeshOptions{}, Tools: tools, Metrics: firstOr(m)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +43,13 @@ func meshFleet(t *testing.T, dir, yaml string, tools map[string][]tool.Tool) *ag
 		}
 	})
 	return f
+}
+
+func firstOr(m []*metrics.Metrics) *metrics.Metrics {
+	if len(m) == 0 {
+		return nil
+	}
+	return m[0]
 }
 
 // linkProxy is the network between a leaf and its hub: a TCP relay on
@@ -194,7 +203,7 @@ func doneTasks(t *testing.T, a *agent.Agent) int {
 // a rover, its link to the hub through a proxy the test can cut. Shared
 // namespace "site" replicates; the dispatcher's wake on it is a reflex
 // that sends the nearest robot to a reading over 60.
-func hubAndLeaf(t *testing.T, insp *inspections) (hub, leaf *agent.Fleet, link *linkProxy) {
+func hubAndLeaf(t *testing.T, insp *inspections, m ...*metrics.Metrics) (hub, leaf *agent.Fleet, link *linkProxy) {
 	t.Helper()
 	hubDir, leafDir := t.TempDir(), t.TempDir()
 	path, _ := identity.KeyPath(filepath.Join(leafDir, "data"), "leaf")
@@ -213,7 +222,7 @@ agents:
         kinds: [reading]
         above: {field: temp_c, value: 60}
         inspect: {role: robot, tool: inspect.here, speed: 1}
-`, leafListen, leafKey.DID()), nil)
+`, leafListen, leafKey.DID()), nil, m...)
 	link = newLinkProxy(t, leafListen)
 	leaf = meshFleet(t, leafDir, fmt.Sprintf(`
 mesh: {mode: leaf, name: leaf, hub: ["nats-leaf://%s"], shared: [site]}
@@ -227,7 +236,8 @@ agents:
 
 func TestFleetAcrossHubAndLeaf(t *testing.T) {
 	insp := &inspections{}
-	hub, leaf, link := hubAndLeaf(t, insp)
+	hubMetrics := metrics.New()
+	hub, leaf, link := hubAndLeaf(t, insp, hubMetrics)
 	dispatcher, _ := hub.Agent("dispatcher")
 	rover, _ := leaf.Agent("rover")
 
@@ -274,6 +284,13 @@ func TestFleetAcrossHubAndLeaf(t *testing.T) {
 		ev := command(t, dispatcher, "/memory recent 10")
 		return strings.Contains(ev.Text, "by rover: done") && strings.Contains(ev.Text, "a warm pipe")
 	})
+
+	// The hub's /metrics shows how late the reading arrived.
+	rec := httptest.NewRecorder()
+	hubMetrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "depai_mesh_replication_lag_seconds ") || strings.Contains(rec.Body.String(), "depai_mesh_replication_lag_seconds 0\n") {
+		t.Errorf("no replication lag in /metrics:\n%s", grepLine(rec.Body.String(), "replication"))
+	}
 
 	// The link is cut: a task offered on the hub and a reading written on
 	// the leaf meanwhile both arrive once it is back (JetStream holds them).
@@ -325,6 +342,16 @@ func TestFleetMeshLoopsEndAndRefusalsAreAudited(t *testing.T) {
 		ev := command(t, dispatcher, "/audit 20")
 		return strings.Contains(string(ev.Data), "mesh.hops")
 	})
+}
+
+func grepLine(s, sub string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func TestTasksWithTheMeshOff(t *testing.T) {

@@ -17,6 +17,7 @@
 //	tool_calls_total{agent,tool,outcome}       tool calls, by "ok" or wire error code
 //	policy_decisions_total{agent,kind,verdict} policy decisions
 //	estop_engaged                              1 while the emergency stop is engaged
+//	mesh_replication_lag_seconds               origin commit → local commit of the latest replicated record
 package metrics
 
 import (
@@ -38,6 +39,7 @@ type Metrics struct {
 	tokens       *prometheus.CounterVec
 	toolCalls    *prometheus.CounterVec
 	decisions    *prometheus.CounterVec
+	replLag      prometheus.Gauge
 }
 
 // New returns a registry with depai's collectors and the Go runtime's.
@@ -60,6 +62,9 @@ func New() *Metrics {
 	m.tokens = f("tokens_total", "Tokens the model endpoints reported, or estimated where they report none.", "agent")
 	m.toolCalls = f("tool_calls_total", "Tool calls, by tool and outcome (ok or a wire error code).", "agent", "tool", "outcome")
 	m.decisions = f("policy_decisions_total", "Policy decisions, by action kind and verdict.", "agent", "kind", "verdict")
+	m.replLag = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "depai", Name: "mesh_replication_lag_seconds",
+		Help: "Time from a shared-memory record's commit on its origin node to its commit here, for the latest one replicated (clocks of different machines add their skew)."})
+	m.reg.MustRegister(m.replLag)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -81,6 +86,14 @@ func (m *Metrics) EStop(engaged func() bool) {
 			}
 			return 0
 		}))
+}
+
+// ReplicationLag records the lag of the latest replicated record.
+func (m *Metrics) ReplicationLag(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.replLag.Set(d.Seconds())
 }
 
 // Turn records a finished turn.
