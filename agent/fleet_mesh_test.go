@@ -23,7 +23,7 @@ import (
 )
 
 // meshFleet opens the fleet of yaml in dir with the mesh on.
-func meshFleet(t *testing.T, dir, yaml string, tools map[string][]tool.Tool, m ...*metrics.Metrics) *agent.Fleet {
+func meshFleet(t testing.TB, dir, yaml string, tools map[string][]tool.Tool, m ...*metrics.Metrics) *agent.Fleet {
 	t.Helper()
 	path := filepath.Join(dir, "fleet.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -56,7 +56,7 @@ func firstOr(m []*metrics.Metrics) *metrics.Metrics {
 // loopback that the test can cut (every connection closed, the port
 // refusing) and restore on the same port.
 type linkProxy struct {
-	t      *testing.T
+	t      testing.TB
 	addr   string
 	target string
 
@@ -65,7 +65,7 @@ type linkProxy struct {
 	conns []net.Conn
 }
 
-func newLinkProxy(t *testing.T, target string) *linkProxy {
+func newLinkProxy(t testing.TB, target string) *linkProxy {
 	p := &linkProxy{t: t, target: target}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -131,7 +131,7 @@ func (p *linkProxy) restore() {
 	p.serve(ln)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -148,7 +148,7 @@ type inspections struct {
 	args []map[string]float64
 }
 
-func (in *inspections) tool(t *testing.T) tool.Tool {
+func (in *inspections) tool(t testing.TB) tool.Tool {
 	tl, err := tool.New("inspect.here", "Go to lat, lon and look.", tool.EffectNone,
 		func(_ context.Context, a map[string]float64) (map[string]string, error) {
 			in.mu.Lock()
@@ -203,7 +203,7 @@ func doneTasks(t *testing.T, a *agent.Agent) int {
 // a rover, its link to the hub through a proxy the test can cut. Shared
 // namespace "site" replicates; the dispatcher's wake on it is a reflex
 // that sends the nearest robot to a reading over 60.
-func hubAndLeaf(t *testing.T, insp *inspections, m ...*metrics.Metrics) (hub, leaf *agent.Fleet, link *linkProxy) {
+func hubAndLeaf(t testing.TB, insp *inspections, m ...*metrics.Metrics) (hub, leaf *agent.Fleet, link *linkProxy) {
 	t.Helper()
 	hubDir, leafDir := t.TempDir(), t.TempDir()
 	path, _ := identity.KeyPath(filepath.Join(leafDir, "data"), "leaf")
