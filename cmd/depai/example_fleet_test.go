@@ -20,7 +20,7 @@ func TestExampleFleet(t *testing.T) {
 		t.Skip("builds the example plugins (WASM and native)")
 	}
 	data := t.TempDir()
-	srv := startRun(t, nil, "../../examples/fleet/fleet.yaml", "--data", data, "--addr", "127.0.0.1:0")
+	srv := startRun(t, buildEnv(t), "../../examples/fleet/fleet.yaml", "--data", data, "--addr", "127.0.0.1:0")
 	info, _, err := readRunInfo(data)
 	if err != nil {
 		t.Fatal(err)
