@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +62,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, openError(cfg.Dir, err))
 		}
 	}
+	minFree, minFreeWhy := freeThreshold(cfg, opts)
 	var repaired *RepairReport
 	var fc fileCheck
 	if !fresh {
@@ -114,6 +116,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		watchers: make(map[*watcher]struct{}),
 		entropy:  rand.NewPCG(uint64(time.Now().UnixNano()), 0x9E3779B97F4A7C15),
 		repaired: repaired,
+		minFree:  minFree,
+		minWhy:   minFreeWhy,
 	}
 	if err := db.load(fresh); err != nil {
 		bdb.Close()
@@ -249,10 +253,34 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MaxRecordBytes %d is too large for profile %q (at most %d)",
 			cfg.Dir, ErrInvalid, cfg.MaxRecordBytes, cfg.Profile, limit)
 	}
-	if cfg.MinFreeBytes == 0 {
-		cfg.MinFreeBytes = 2*o.MemTableSize + 2*o.ValueLogFileSize
+	if cfg.MinFreeBytes < 0 {
+		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MinFreeBytes %d is negative, want 0 (the profile's default) or a size", cfg.Dir, ErrInvalid, cfg.MinFreeBytes)
 	}
 	return o, nil
+}
+
+// freeThreshold is the free space below which the store refuses writes
+// (Config.MinFreeBytes), and how it was chosen, for the error that says so.
+//
+// The default is the profile's worst case: a memtable's write-ahead log and
+// its flush into a table (two memtables), and a value-log file mapped at
+// twice its size. It is not scaled down on a small disk: with 16 MiB kept
+// free (two lowmem memtables) a store on a filled 72 MiB tmpfs died of
+// SIGBUS in badger's memtable flush on its next open.
+func freeThreshold(cfg Config, o badger.Options) (int64, string) {
+	profile := cmp.Or(cfg.Profile, ProfileDefault)
+	if cfg.MinFreeBytes > 0 {
+		return cfg.MinFreeBytes, fmt.Sprintf("Config.MinFreeBytes, profile %s", profile)
+	}
+	return 2*o.MemTableSize + 2*o.ValueLogFileSize, fmt.Sprintf("the default of profile %s: two memtables and two value-log files; Config.MinFreeBytes changes it", profile)
+}
+
+// sizeString is n bytes for people.
+func sizeString(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 func isEmptyDir(dir string) (bool, error) {

@@ -113,6 +113,7 @@ func (h *Host) stopPlugin(ctx context.Context, p *Plugin, reason string) StopRes
 	start := time.Now()
 	res := urgent(ctx, p.inst, newCall(ctx, wire.MethodStop, payload))
 	r.Took = time.Since(start)
+	p.observe(CallStop, start, res)
 	if res.Error != nil {
 		r.Err = res.Error
 		return r
@@ -152,6 +153,7 @@ func (h *Host) quarantine(p *Plugin, why *wire.Error) bool {
 	h.act.unloading.Add(1)
 	h.act.mu.Unlock()
 	h.logger.Error("actuator plugin quarantined", "plugin", name, "reason", reason)
+	h.observeQuarantine(name)
 	go func() {
 		defer h.act.unloading.Done()
 		h.disarm(p)

@@ -35,6 +35,9 @@ type LoadSpec struct {
 	// may run without when the kernel lacks them. Any other missing
 	// feature fails the load.
 	UnconfinedOK []string
+	// Restarted, when set, is called each time the transport restarted
+	// the plugin after a crash.
+	Restarted func()
 }
 
 // Confinement features of process plugins, as sdk/wire names them.
