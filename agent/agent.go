@@ -225,8 +225,8 @@ func (a *Agent) Ask(ctx context.Context, in Input) (string, error) {
 
 // TurnError is a turn that ended with an EventError.
 type TurnError struct {
-	Code    string
-	Message string
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 func (e *TurnError) Error() string { return e.Code + ": " + e.Message }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/depai/depai/agent/host"
@@ -120,6 +121,9 @@ func (a *Agent) builtinTools() ([]tool.Tool, error) {
 	}
 	var chosen []tool.Tool
 	for _, name := range a.cfg.Tools {
+		if strings.HasPrefix(name, "fleet.") {
+			continue // the mesh's tools (fleet_mesh.go), added when the fleet joins it
+		}
 		i := slices.IndexFunc(all, func(t tool.Tool) bool { return t.Spec().Name == name })
 		if i < 0 {
 			return nil, fmt.Errorf("tools: no built-in tool %q (have memory.search, memory.put, clock, agent.status)", name)

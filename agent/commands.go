@@ -67,6 +67,7 @@ func init() {
 			}},
 		{name: "agents", usage: "/agents", help: "every agent's state", run: agentsCommand},
 		{name: "ask", usage: "/ask AGENT TEXT", help: "send TEXT to another agent and show its reply", run: askCommand},
+		{name: "tasks", usage: "/tasks [AGENT] [STATE]", help: "the fleet's tasks, newest first (with the mesh on)", run: tasksCommand},
 		{name: "approvals", usage: "/approvals", help: "actions waiting for an operator's approval", run: approvalsCommand},
 		{name: "approve", usage: "/approve ID", help: "let a waiting action run", run: approveCommand},
 		{name: "deny", usage: "/deny ID [REASON]", help: "refuse a waiting action", run: denyCommand},
@@ -216,7 +217,11 @@ func statusCommand(_ context.Context, a *Agent, _ call) (any, string, error) {
 	return r, formatStatusReport(r, a.cfg.Name), nil
 }
 
-func agentsCommand(_ context.Context, a *Agent, _ call) (any, string, error) {
+func agentsCommand(ctx context.Context, a *Agent, _ call) (any, string, error) {
+	if a.fleet.mesh != nil {
+		ss, err := a.fleetAgents(ctx)
+		return ss, formatFleet(ss, a.cfg.Name), err
+	}
 	ss := a.fleetStatus()
 	return ss, formatStatus(ss, a.cfg.Name), nil
 }
@@ -368,6 +373,9 @@ func askCommand(ctx context.Context, a *Agent, c call) (any, string, error) {
 		return nil, "", &commandError{code: CodeInvalid, msg: "usage: /ask AGENT TEXT"}
 	}
 	other, err := a.fleet.Agent(name)
+	if err != nil && a.fleet.mesh != nil {
+		return a.askOverMesh(ctx, name, text)
+	}
 	if err != nil {
 		return nil, "", &commandError{code: CodeInvalid, msg: err.Error()}
 	}

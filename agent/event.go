@@ -99,4 +99,10 @@ type Status struct {
 	// its robot out of and in, for maps.
 	KeepOut  []config.Zone `json:"keep_out,omitempty"`
 	Geofence [][]float64   `json:"geofence,omitempty"`
+	// Node, DID and Heartbeat place the agent in the fleet when the mesh
+	// is on (/agents): the node it runs on, its did:key, its card's last
+	// heartbeat.
+	Node      string    `json:"node,omitempty"`
+	DID       string    `json:"did,omitempty"`
+	Heartbeat time.Time `json:"heartbeat,omitzero"`
 }

@@ -95,6 +95,9 @@ type Options struct {
 	// Metrics receives turns, model calls, tool calls and policy decisions
 	// for GET /metrics. Nil: nothing is counted.
 	Metrics *metrics.Metrics
+	// Mesh joins the fleet on NATS as the config's mesh: section says
+	// (fleet_mesh.go). Nil: the fleet ends at this process.
+	Mesh *MeshOptions
 	// Secrets resolves the environment variable names the config gives
 	// (model.api_key_env, plugin secrets). Nil: nothing resolves, so an
 	// endpoint that needs a key fails at its first call.
@@ -115,6 +118,7 @@ type Fleet struct {
 	audit     *policy.Log
 	policy    *policy.Engine
 	poses     poses
+	mesh      *fleetMesh // nil: the mesh is off
 	agents    []*Agent
 	byName    map[string]*Agent
 	payments  map[string]*payments // by agent name; see payments.go
@@ -181,6 +185,9 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 		}
 		f.agents = append(f.agents, a)
 		f.byName[a.Name()] = a
+	}
+	if err := f.joinMesh(ctx); err != nil {
+		return nil, err
 	}
 	f.policy.OnStop(f.cancelTurns)
 	f.policy.OnStop(f.stopActuators)
@@ -380,6 +387,7 @@ func (f *Fleet) Close(ctx context.Context) error {
 	if !waitCtx(ctx, &f.loading) {
 		f.log.Warn("shutting down while plugins are still loading")
 	}
+	f.leaveMesh()
 	for _, a := range f.agents {
 		if err := a.plugins.close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("agent %s: plugins: %w", a.Name(), err))

@@ -219,6 +219,10 @@ func (a *Agent) startWakes() {
 				if r.Author == a.cfg.Name {
 					continue
 				}
+				if w.Inspect != nil {
+					a.reflex(ctx, w, r)
+					continue
+				}
 				a.inbox.post(Input{
 					Source: SourceAgent, From: r.Author, Cause: r.ID, Depth: depthOf(r) + 1,
 					Text: fmt.Sprintf("new %s in %s from %s: %s", r.Kind, r.Namespace, r.Author, r.Text),

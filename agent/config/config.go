@@ -26,6 +26,7 @@ type File struct {
 	Path     string   // the path the file was read from, as given
 	Operator Operator // fleet-wide operator API settings
 	DataDir  string   // data_dir: where memory and the token live; a hint that --data overrides
+	Mesh     Mesh     // mesh: how this process joins the fleet on NATS (mesh.go)
 	Agents   []Agent  // at least one
 }
 
@@ -270,6 +271,11 @@ type Wake struct {
 	Namespace string   `yaml:"namespace" check:"required"` // within memory.read
 	Kinds     []string `yaml:"kinds"`
 	Tags      []string `yaml:"tags"`
+	// Above and Inspect make the wake a reflex that needs no model: a
+	// record whose data field is above the value sends the nearest robot to
+	// look (see mesh.go).
+	Above   *Threshold `yaml:"above"`
+	Inspect *Inspect   `yaml:"inspect"`
 }
 
 // Schedule feeds an input to the agent periodically.

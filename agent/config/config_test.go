@@ -33,6 +33,7 @@ func TestLoadFleet(t *testing.T) {
 		Path:     "testdata/fleet.yaml",
 		Operator: config.Operator{Addr: "127.0.0.1:7701"},
 		DataDir:  abs(t, "testdata/data"),
+		Mesh:     config.Mesh{Mode: config.MeshEmbedded},
 		Agents: []config.Agent{
 			{
 				Name:    "scout",
@@ -162,7 +163,7 @@ func TestErrors(t *testing.T) {
 		{"two rules for one tool", "name: a\nsafety:\n  actuators:\n    - tool: drive\n    - tool: drive\n",
 			`fleet.yaml:5: safety.actuators[1].tool: tool "drive" already has a rule (at line 4); put all of a tool's limits in one rule`},
 		{"unknown top key", "agents: [{name: a}]\nplugins: []\n",
-			`fleet.yaml:2: plugins: unknown key (expected one of operator, data_dir, agents)`},
+			`fleet.yaml:2: plugins: unknown key (expected one of operator, data_dir, agents, mesh)`},
 		{"duplicate key", "name: a\nrole: robot\nrole: digital\n",
 			`fleet.yaml:3: role: duplicate key (first at line 2)`},
 		{"missing name", "agents:\n  - role: robot\n",

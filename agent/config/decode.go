@@ -139,20 +139,22 @@ func (d *decoder) file(data []byte) *File {
 			Operator Operator `yaml:"operator"`
 			DataDir  string   `yaml:"data_dir"`
 			Agents   []Agent  `yaml:"agents" check:"required"`
+			Mesh     Mesh     `yaml:"mesh"`
 		}
 		d.decode(root, "", reflect.ValueOf(&ff).Elem())
 		if len(ff.Agents) == 0 && len(d.errs) == 0 {
 			d.errAt("agents", "expected at least one agent")
 		}
-		f.Operator, f.DataDir, f.Agents = ff.Operator, ff.DataDir, ff.Agents
+		f.Operator, f.DataDir, f.Mesh, f.Agents = ff.Operator, ff.DataDir, ff.Mesh, ff.Agents
 	} else {
 		var sf struct {
 			Agent    `yaml:",inline"`
 			Operator Operator `yaml:"operator"`
 			DataDir  string   `yaml:"data_dir"`
+			Mesh     Mesh     `yaml:"mesh"`
 		}
 		d.decode(root, "", reflect.ValueOf(&sf).Elem())
-		f.Operator, f.DataDir, f.Agents = sf.Operator, sf.DataDir, []Agent{sf.Agent}
+		f.Operator, f.DataDir, f.Mesh, f.Agents = sf.Operator, sf.DataDir, sf.Mesh, []Agent{sf.Agent}
 	}
 	if len(d.errs) > 0 {
 		return nil

@@ -56,6 +56,7 @@ func (d *decoder) finish(f *File, fleet bool) {
 	f.Operator.TokenFile = d.abs(f.Operator.TokenFile)
 	d.operators(&f.Operator)
 	f.DataDir = d.abs(f.DataDir)
+	d.mesh(&f.Mesh, f.Agents)
 
 	names := map[string]string{} // agent name → key of its first use
 	var embed Embeddings         // the first agent's memory.embeddings, at embedKey

@@ -365,6 +365,15 @@ func (a *Agent) SetStatus(ctx context.Context, s Status) error {
 	return a.beat(ctx)
 }
 
+// SetTools replaces the tools the agent's card lists (plugins load after
+// the agent joins) and writes its card at once.
+func (a *Agent) SetTools(ctx context.Context, tools []string) error {
+	a.mu.Lock()
+	a.card.Tools = slices.Clone(tools)
+	a.mu.Unlock()
+	return a.beat(ctx)
+}
+
 // SetPose records where the agent is and writes its card at once.
 func (a *Agent) SetPose(ctx context.Context, p Pose) error {
 	a.mu.Lock()

@@ -25,6 +25,7 @@
 //	memory_commits_total{outcome}              group commits of the store (ok or error), one fsync each
 //	memory_records_written_total               records made durable
 //	memory_commit_duration_seconds             one group commit, fsync included
+//	mesh_replication_lag_seconds               origin commit → local commit of the latest replicated record
 //
 // Plugin names are the agent config's, a bounded set. PluginCall,
 // PluginRestarted and PluginQuarantined make a *Metrics an
@@ -52,6 +53,7 @@ type Metrics struct {
 	tokens       *prometheus.CounterVec
 	toolCalls    *prometheus.CounterVec
 	decisions    *prometheus.CounterVec
+	replLag      prometheus.Gauge
 
 	pluginCalls   *prometheus.CounterVec
 	pluginSeconds *prometheus.HistogramVec
@@ -82,6 +84,9 @@ func New() *Metrics {
 	m.tokens = f("tokens_total", "Tokens the model endpoints reported, or estimated where they report none.", "agent")
 	m.toolCalls = f("tool_calls_total", "Tool calls, by tool and outcome (ok or a wire error code).", "agent", "tool", "outcome")
 	m.decisions = f("policy_decisions_total", "Policy decisions, by action kind and verdict.", "agent", "kind", "verdict")
+	m.replLag = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "depai", Name: "mesh_replication_lag_seconds",
+		Help: "Time from a shared-memory record's commit on its origin node to its commit here, for the latest one replicated (clocks of different machines add their skew)."})
+	m.reg.MustRegister(m.replLag)
 	m.pluginCalls = f("plugin_calls_total", "Calls into plugins, by kind (tool, sensor, stop) and outcome (ok, a wire error code, or other).", "plugin", "kind", "outcome")
 	m.pluginSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "depai", Name: "plugin_call_duration_seconds", Help: "Wall time of one call into a plugin.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 3, 12)}, []string{"plugin", "kind"})
@@ -113,6 +118,14 @@ func (m *Metrics) EStop(engaged func() bool) {
 			}
 			return 0
 		}))
+}
+
+// ReplicationLag records the lag of the latest replicated record.
+func (m *Metrics) ReplicationLag(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.replLag.Set(d.Seconds())
 }
 
 // Turn records a finished turn.

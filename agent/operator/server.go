@@ -77,6 +77,9 @@ type Config struct {
 	// MCP serves the fleet's tools to MCP clients over Streamable HTTP on
 	// /mcp, with the calling operator's role.
 	MCP bool
+	// Remote lists the agents of the fleet's other nodes (the mesh), which
+	// the API then lists after Agents and passes messages to. Nil: none.
+	Remote func() []Agent
 	// Sell serves /x402/ without an operator token: an agent's resources
 	// for sale, which buyers pay for with x402 instead of authenticating
 	// (agent.Fleet.SellHandler). Nil: no such route.
@@ -432,6 +435,11 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 	for i, a := range s.agents {
 		out[i] = a.Status()
 	}
+	if s.cfg.Remote != nil {
+		for _, a := range s.cfg.Remote() {
+			out = append(out, a.Status())
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -451,6 +459,14 @@ func (s *Server) lookup(w http.ResponseWriter, name string) (Agent, bool) {
 			return a, true
 		}
 		names[i] = a.Name()
+	}
+	if s.cfg.Remote != nil {
+		for _, a := range s.cfg.Remote() {
+			if a.Name() == name {
+				return a, true
+			}
+			names = append(names, a.Name())
+		}
 	}
 	writeError(w, http.StatusNotFound, CodeUnknownAgent, fmt.Sprintf("no agent %q; agents: %s", name, strings.Join(names, ", ")))
 	return nil, false

@@ -20,7 +20,7 @@ func TestExampleFleet(t *testing.T) {
 		t.Skip("builds the example plugins (WASM and native)")
 	}
 	data := t.TempDir()
-	srv := startRun(t, nil, "../../examples/fleet/fleet.yaml", "--data", data, "--addr", "127.0.0.1:0")
+	srv := startRun(t, buildEnv(t), "../../examples/fleet/fleet.yaml", "--data", data, "--addr", "127.0.0.1:0")
 	info, _, err := readRunInfo(data)
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +96,26 @@ func TestExampleFleet(t *testing.T) {
 		t.Fatalf("a clear move: %+v %v", ev, err)
 	}
 	waitPose("started moving", func(p pose) bool { return p.Speed > 0.3 })
+
+	// A hot reading near rover-2, written into the shared namespace, wakes
+	// the dispatcher's reflex through Watch: the nearest robot drives there
+	// through its own policy and reports back as a task result.
+	if _, err := send("rover-2", `/call memory.put {"text":"pipe 71 C","namespace":"site","kind":"reading","data":{"temp_c":71,"lat":52.5210,"lon":13.4062}}`); err != nil {
+		t.Fatal(err)
+	}
+	var tasks struct {
+		Tasks []agent.TaskInfo `json:"tasks"`
+	}
+	waitFor("the inspection done", func() bool {
+		ev, err := send("dispatcher", "/tasks")
+		if err != nil || json.Unmarshal(ev.Data, &tasks) != nil || len(tasks.Tasks) == 0 {
+			return false
+		}
+		return tasks.Tasks[0].State == "done" || tasks.Tasks[0].State == "failed"
+	})
+	if tk := tasks.Tasks[0]; tk.State != "done" || tk.To != "rover-2" || !strings.Contains(tk.Goal, "drive.to") {
+		t.Errorf("inspection task = %+v; want rover-2 sent with drive.to, done", tk)
+	}
 	began := time.Now()
 	if ev, err := send("dispatcher", "/stop"); err != nil || !strings.Contains(ev.Text, "EMERGENCY STOP") {
 		t.Fatalf("/stop: %+v %v", ev, err)

@@ -34,7 +34,7 @@ is opened with $` + passphraseEnv + `.`,
 	}
 	cmd.PersistentFlags().StringVar(&data, "data", "", "data directory; keys are DIR/identity/NAME.key")
 	dir := func() string { return dataDir(data, "") }
-	cmd.AddCommand(idShowCmd(dir), idExportCmd(dir))
+	cmd.AddCommand(idShowCmd(dir), idExportCmd(dir), idNewCmd(dir))
 	return cmd
 }
 

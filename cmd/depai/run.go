@@ -105,7 +105,8 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	defer stopTracing(context.WithoutCancel(ctx))
 	hub, m := console.NewHub(), metrics.New()
 	defer hub.Close()
-	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log, Secrets: os.LookupEnv, Tracer: tracer, Events: hub.Publish, Metrics: m})
+	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log, Secrets: os.LookupEnv, Tracer: tracer, Events: hub.Publish, Metrics: m,
+		Mesh: meshOptions(dir)})
 	if err != nil {
 		if ctx.Err() != nil {
 			// Ctrl-C while plugins were still building or loading: the
@@ -210,7 +211,7 @@ func startAPI(cfg *config.File, o runOptions, fleet *agent.Fleet, tokenFile stri
 		return nil, false, err
 	}
 	srv, err := operator.NewServer(operator.Config{Addr: addr, Agents: agents, Operators: ops, Logger: log,
-		Events: hub, Console: true, Metrics: m.Handler(), MCP: true, Sell: sell, Memory: fleet.Policy()})
+		Events: hub, Console: true, Metrics: m.Handler(), MCP: true, Sell: sell, Memory: fleet.Policy(), Remote: remoteAgents(fleet)})
 	if err != nil {
 		return nil, false, fmt.Errorf("%w (is another depai run using it? pass --addr 127.0.0.1:0 for a free port)", err)
 	}
