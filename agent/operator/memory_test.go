@@ -61,6 +61,9 @@ func openMemoryFixture(t testing.TB, dir string) *memoryFixture {
 // the store.
 func (f *memoryFixture) close(t testing.TB) {
 	t.Helper()
+	// A connection the client dialled for a racing put and never used is
+	// new, not idle, to the server, and Shutdown waits 5 s for it.
+	http.DefaultClient.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := f.srv.Shutdown(ctx); err != nil {

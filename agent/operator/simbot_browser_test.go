@@ -65,9 +65,9 @@ func TestConsoleStopsASimbot(t *testing.T) {
 	b.login("http://" + srv.Addr())
 	// The console's own view of rover-1's robot, from GET /v1/agents.
 	const robot = `((state.agents.find(a => a.name === "rover-1") || {}).robot || {})`
-	b.do("both rovers on the map",
+	b.do("the rovers and the station on the map",
 		chromedp.Click(chromedp.CSS(`button[data-view="map"]`)),
-		poll(`document.querySelectorAll("#map circle.robot").length === 2`),
+		poll(`document.querySelectorAll("#map circle.robot").length === 3`), // two rovers and base-1, the station
 		poll(robot+`.mode === "idle" && `+robot+`.speed_mps === undefined`),
 	)
 	b.do("drive rover-1 from the chat",
