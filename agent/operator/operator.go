@@ -10,6 +10,7 @@
 //	GET  /v1/agents                 the agents and their status
 //	GET  /v1/agents/{name}          one agent's status
 //	POST /v1/agents/{name}/messages {"text": "/status"} → the turn, streamed
+//	GET  /v1/rosbridge              rosbridge v2 over WebSocket (package rosbridge)
 //
 // A message or command is answered with the turn's events as server-sent
 // events (event: delta | tool_call | tool_result | reply | error, data: the

@@ -242,6 +242,7 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.MCP {
 		mux.Handle("/mcp", s.mcpHandler())
 	}
+	mux.HandleFunc("GET /v1/rosbridge", s.serveROSBridge)
 	mux.HandleFunc("GET /v1/agents", s.listAgents)
 	mux.HandleFunc("GET /v1/agents/{name}", s.getAgent)
 	mux.HandleFunc("POST /v1/agents/{name}/messages", s.postMessage)
@@ -251,7 +252,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/agents/{name}", methodNotAllowed("GET"))
 	mux.HandleFunc("/v1/agents/{name}/messages", methodNotAllowed("POST"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages, GET /v1/events, GET /metrics, /mcp)", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages, GET /v1/events, GET /v1/rosbridge, GET /metrics, /mcp)", r.Method, r.URL.Path))
 	})
 	api := s.authenticate(mux)
 	if s.console == nil {
