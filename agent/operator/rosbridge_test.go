@@ -172,7 +172,6 @@ func (c *bridgeClient) response(id string) map[string]any {
 	return c.await("the response to "+id, func(m map[string]any) bool { return m["op"] == "service_response" && m["id"] == id })
 }
 
-
 func pub(id string, x, z float64) string {
 	b, _ := json.Marshal(map[string]any{"op": "publish", "topic": "/rover/cmd_vel", "id": id,
 		"msg": map[string]any{"linear": map[string]float64{"x": x, "y": 0, "z": 0}, "angular": map[string]float64{"x": 0, "y": 0, "z": z}}})
