@@ -307,7 +307,8 @@ func TestROSBridgeBadInput(t *testing.T) {
 		{`{"op":"teleport"}`, `op "teleport" is not supported`},
 		{`{"op":"subscribe","topic":"/rover/battery"}`, "unknown topic /rover/battery"},
 		{`{"op":"subscribe","topic":"/nobody/pose"}`, "unknown topic /nobody/pose"},
-		{`{"op":"subscribe","topic":"rover/pose"}`, "must start with /"},
+		{`{"op":"subscribe","topic":"rover/battery"}`, "unknown topic /rover/battery"},
+		{`{"op":"subscribe","topic":"/rover/po se"}`, "spaces or control characters"},
 		{`{"op":"subscribe","topic":"/rover/pose","type":"std_msgs/String"}`, "has type depai_msgs/RobotState"},
 		{`{"op":"subscribe","topic":"/rover/pose","compression":"cbor"}`, `compression "cbor" is not supported`},
 		{`{"op":"subscribe","topic":"/rover/pose","throttle_rate":-5}`, "throttle_rate"},
@@ -395,4 +396,37 @@ func reply(evs []agent.Event) string {
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestShutdownEndsROSBridgeConnections: a bridge connection is hijacked, so
+// http.Server.Shutdown does not see it; Server.Shutdown still ends it
+// (going away) and waits for it.
+func TestShutdownEndsROSBridgeConnections(t *testing.T) {
+	srv, a, _ := bridgeServer(t)
+	if err := a.Report(t.Context(), "gnss", "fix", json.RawMessage(`{"lat":52.5,"lon":13.4,"fix":"3d"}`)); err != nil {
+		t.Fatal(err)
+	}
+	c := dialBridge(t, srv, "token-vic")
+	c.send(`{"op":"subscribe","topic":"/rover/pose"}`)
+	c.await("a pose", func(m map[string]any) bool { return m["op"] == "publish" })
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	ended := make(chan error, 1)
+	go func() { // a client reads all the time, and so hears the close
+		var err error
+		for err == nil {
+			_, _, err = c.ws.Read(ctx)
+		}
+		ended <- err
+	}()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Shutdown took %v with a bridge open", took)
+	}
+	if got := websocket.CloseStatus(<-ended); got != websocket.StatusGoingAway {
+		t.Errorf("the client saw close status %d, want 1001 going away", got)
+	}
 }

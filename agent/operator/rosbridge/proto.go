@@ -83,15 +83,18 @@ func parse(data []byte) (message, error) {
 		}
 		m.ThrottleRate = int(r)
 	}
+	needTopic := m.Op == opSubscribe || m.Op == opUnsubscribe || m.Op == opAdvertise || m.Op == opUnadvertise || m.Op == opPublish
+	if m.Topic != "" || needTopic {
+		if m.Topic, err = checkName("topic", m.Op, m.Topic); err != nil {
+			return m, err
+		}
+	}
+	if m.Service != "" || m.Op == opCallService {
+		if m.Service, err = checkName("service", m.Op, m.Service); err != nil {
+			return m, err
+		}
+	}
 	switch m.Op {
-	case opSubscribe, opUnsubscribe, opAdvertise, opUnadvertise, opPublish:
-		if err := checkName("topic", m.Op, m.Topic); err != nil {
-			return m, err
-		}
-	case opCallService:
-		if err := checkName("service", m.Op, m.Service); err != nil {
-			return m, err
-		}
 	case opFragment:
 		return m, errors.New("fragment: fragmented messages are not supported; send each message whole (at most the frame limit)")
 	case opAdvertiseService, opUnadvertiseService, opServiceResponse:
@@ -123,19 +126,22 @@ func parseID(raw json.RawMessage) (string, error) {
 	return "", fmt.Errorf("\"id\" must be a string or a number, got %.40s", raw)
 }
 
-// checkName checks a topic or service name: absolute, printable, bounded.
-func checkName(field, op, name string) error {
+// checkName checks a topic or service name — printable, bounded — and
+// resolves a relative one against the root namespace, as rosbridge's node
+// (at /) does: roslib asks for "rosapi/topics".
+func checkName(field, op, name string) (string, error) {
 	switch {
 	case name == "":
-		return fmt.Errorf("%s: %q is missing", op, field)
+		return "", fmt.Errorf("%s: %q is missing", op, field)
 	case len(name) > 256:
-		return fmt.Errorf("%s: %s is longer than 256 bytes", op, field)
-	case !strings.HasPrefix(name, "/"):
-		return fmt.Errorf("%s: %s %q must start with / (such as /robot-1/pose)", op, field, name)
+		return "", fmt.Errorf("%s: %s is longer than 256 bytes", op, field)
 	case strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		return fmt.Errorf("%s: %s %q contains spaces or control characters", op, field, name)
+		return "", fmt.Errorf("%s: %s %q contains spaces or control characters", op, field, name)
 	}
-	return nil
+	if !strings.HasPrefix(name, "/") {
+		name = "/" + name
+	}
+	return name, nil
 }
 
 func isObject(raw json.RawMessage) bool {

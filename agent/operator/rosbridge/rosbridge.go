@@ -56,6 +56,7 @@ const (
 	MaxSubscriptions      = 64
 	MaxCalls              = 8
 	writeTimeout          = 5 * time.Second
+	closeGrace            = 250 * time.Millisecond // for the client's answer to a close
 )
 
 // Agent is what the bridge needs of one agent; *agent.Agent satisfies it.
@@ -140,12 +141,28 @@ type conn struct {
 // a status message and the connection goes on; only transport failures
 // (including an oversize frame) end it.
 func (c *conn) run() error {
+	// Reads do not take c.ctx: the library closes the connection at once
+	// when a read's context ends, and a client told the server is going
+	// should hear so. This goroutine says it, which ends the read.
+	c.goWork(func() {
+		<-c.ctx.Done()
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			_ = c.ws.Close(websocket.StatusGoingAway, "the server is shutting down or the connection failed")
+		}()
+		select {
+		case <-closed:
+		case <-time.After(closeGrace): // a client that does not answer the close holds nothing
+			_ = c.ws.CloseNow()
+			<-closed
+		}
+	})
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		typ, data, err := c.ws.Read(context.WithoutCancel(c.ctx))
 		if err != nil {
 			switch {
 			case c.ctx.Err() != nil:
-				_ = c.ws.Close(websocket.StatusGoingAway, "the server is shutting down")
 				return nil
 			case websocket.CloseStatus(err) != -1:
 				return nil // the client closed
