@@ -112,9 +112,12 @@ type Fleet struct {
 	recall    *recall.Index
 	audit     *policy.Log
 	policy    *policy.Engine
-	poses     poses
-	agents    []*Agent
-	byName    map[string]*Agent
+	// quarantine keeps the plugins quarantined for a crash loop or an
+	// unacknowledged stop across restarts (DataDir/quarantine.json).
+	quarantine *host.Quarantine
+	poses      poses
+	agents     []*Agent
+	byName     map[string]*Agent
 
 	cacheDir   string
 	transports map[string]host.Transport // shared by every agent's plugin host
@@ -211,6 +214,9 @@ func (f *Fleet) provision(ctx context.Context) error {
 	}
 	if why := state.Broken(); why != "" {
 		f.log.Error("emergency stop engaged at start", "reason", why)
+	}
+	if f.quarantine, err = openQuarantine(f.opts.DataDir, f.log); err != nil {
+		return err
 	}
 	rules := map[string]policy.Rules{}
 	var timeout config.Duration

@@ -38,14 +38,16 @@ type pluginManager struct {
 func newPluginManager(a *Agent) *pluginManager {
 	m := &pluginManager{a: a, loaded: make(chan struct{}), errs: map[string]error{}}
 	m.host = host.New(host.Config{
-		Agent:      a.cfg.Name,
-		Gate:       a.fleet.policy,
-		Transports: a.fleet.transports,
-		Store:      a.fleet.store,
-		Logger:     a.log,
-		Emit:       m.onEmit,
-		OnReading:  m.onReading,
-		PinDir:     filepath.Join(a.fleet.cacheDir, "pinned"),
+		Agent:        a.cfg.Name,
+		Gate:         a.fleet.policy,
+		Transports:   a.fleet.transports,
+		Store:        a.fleet.store,
+		Logger:       a.log,
+		Emit:         m.onEmit,
+		OnReading:    m.onReading,
+		PinDir:       filepath.Join(a.fleet.cacheDir, "pinned"),
+		Quarantine:   a.fleet.quarantine,
+		OnQuarantine: m.onQuarantine,
 	})
 	return m
 }
@@ -297,7 +299,7 @@ func (m *pluginManager) onReading(plugin, sensor string, payload json.RawMessage
 // PluginInfo is one configured plugin as /plugins reports it.
 type PluginInfo struct {
 	Name    string   `json:"name"`
-	State   string   `json:"state"` // "loading", "loaded", "failed"
+	State   string   `json:"state"` // "loading", "loaded", "failed", "unloaded", "quarantined" (until an admin's /plugins release)
 	Error   string   `json:"error,omitempty"`
 	Version string   `json:"version,omitempty"`
 	File    string   `json:"file,omitempty"`
@@ -324,6 +326,7 @@ func (m *pluginManager) list() []PluginInfo {
 		out = append(out, info)
 		seen[p.Name()] = true
 	}
+	quarantined := m.host.Quarantined()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, p := range m.a.cfg.Plugins {
@@ -331,7 +334,9 @@ func (m *pluginManager) list() []PluginInfo {
 			continue
 		}
 		info := PluginInfo{Name: p.Name, State: "loading"}
-		if err, tried := m.errs[p.Name]; tried && err != nil {
+		if why, ok := quarantined[p.Name]; ok {
+			info.State, info.Error = "quarantined", why
+		} else if err, tried := m.errs[p.Name]; tried && err != nil {
 			info.State, info.Error = "failed", err.Error()
 		} else if tried {
 			info.State = "unloaded"
@@ -345,6 +350,8 @@ func (m *pluginManager) list() []PluginInfo {
 // manage is /plugins load|unload|reload NAME.
 func (m *pluginManager) manage(ctx context.Context, sub, name string) (string, error) {
 	switch sub {
+	case "release":
+		return m.release(ctx, name)
 	case "load":
 		for _, p := range m.a.cfg.Plugins {
 			if p.Name == name {
@@ -362,6 +369,9 @@ func (m *pluginManager) manage(ctx context.Context, sub, name string) (string, e
 		n := m.a.tools.RemoveSource(name)
 		return fmt.Sprintf("plugin %s unloaded (%d tools removed)", name, n), nil
 	case "reload":
+		if _, quarantined := m.host.Quarantined()[name]; quarantined {
+			return m.release(ctx, name) // quarantined means not loaded: release, then load
+		}
 		// A failed reload leaves the old plugin running, so its tools stay.
 		p, err := m.host.Reload(ctx, name)
 		if err != nil {
@@ -381,5 +391,5 @@ func (m *pluginManager) manage(ctx context.Context, sub, name string) (string, e
 		}
 		return fmt.Sprintf("plugin %s reloaded (version %s)", name, p.Manifest().Version), nil
 	}
-	return "", errors.New("unknown /plugins subcommand " + sub + "; use list, load, unload or reload")
+	return "", errors.New("unknown /plugins subcommand " + sub + "; use list, load, unload, reload or release")
 }
