@@ -326,7 +326,6 @@ func (m *pluginManager) list() []PluginInfo {
 		out = append(out, info)
 		seen[p.Name()] = true
 	}
-	quarantined := m.host.Quarantined()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, p := range m.a.cfg.Plugins {
@@ -334,7 +333,7 @@ func (m *pluginManager) list() []PluginInfo {
 			continue
 		}
 		info := PluginInfo{Name: p.Name, State: "loading"}
-		if why, ok := quarantined[p.Name]; ok {
+		if why, ok := m.host.QuarantineOf(p.Name); ok {
 			info.State, info.Error = "quarantined", why
 		} else if err, tried := m.errs[p.Name]; tried && err != nil {
 			info.State, info.Error = "failed", err.Error()
@@ -369,7 +368,7 @@ func (m *pluginManager) manage(ctx context.Context, sub, name string) (string, e
 		n := m.a.tools.RemoveSource(name)
 		return fmt.Sprintf("plugin %s unloaded (%d tools removed)", name, n), nil
 	case "reload":
-		if _, quarantined := m.host.Quarantined()[name]; quarantined {
+		if _, quarantined := m.host.QuarantineOf(name); quarantined {
 			return m.release(ctx, name) // quarantined means not loaded: release, then load
 		}
 		// A failed reload leaves the old plugin running, so its tools stay.

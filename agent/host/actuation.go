@@ -202,15 +202,22 @@ func (h *Host) ClearQuarantine(name string) (bool, error) {
 	return ok || durable, nil
 }
 
-// quarantinedErr refuses to load a quarantined plugin.
-func (h *Host) quarantinedErr(name string) error {
+// QuarantineOf says why the named plugin is quarantined, if it is: in this
+// host's life, in Config.Quarantine, or because that record could not be
+// read.
+func (h *Host) QuarantineOf(name string) (string, bool) {
 	h.act.mu.Lock()
 	why, ok := h.act.quarantined[name]
 	h.act.mu.Unlock()
 	if !ok && h.cfg.Quarantine != nil {
 		why, ok = h.cfg.Quarantine.Lookup(h.cfg.Agent, name)
 	}
-	if ok {
+	return why, ok
+}
+
+// quarantinedErr refuses to load a quarantined plugin.
+func (h *Host) quarantinedErr(name string) error {
+	if why, ok := h.QuarantineOf(name); ok {
 		return fmt.Errorf("plugin %q is quarantined (%s); check the machine, then release it (/plugins release %s) to load it again", name, why, name)
 	}
 	return nil
