@@ -44,9 +44,10 @@ type motors struct {
 	mu     sync.Mutex
 	drives []map[string]float64
 	stops  int
+	moved  chan struct{} // a token per drive, for the benchmark to wait on
 }
 
-func (m *motors) tools(t *testing.T) []tool.Tool {
+func (m *motors) tools(t testing.TB) []tool.Tool {
 	drive, err := tool.New("drive.velocity", "Drive.", tool.EffectActuator, func(_ context.Context, in struct {
 		Linear   float64 `json:"linear"`
 		Angular  float64 `json:"angular"`
@@ -55,6 +56,10 @@ func (m *motors) tools(t *testing.T) []tool.Tool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		m.drives = append(m.drives, map[string]float64{"linear": in.Linear, "angular": in.Angular, "duration": in.Duration})
+		select {
+		case m.moved <- struct{}{}:
+		default:
+		}
 		return map[string]bool{"driving": true}, nil
 	})
 	if err != nil {
@@ -80,14 +85,14 @@ func (m *motors) state() ([]map[string]float64, int) {
 
 // bridgeServer opens the rover fleet with its motors and serves it to the
 // bridge operators.
-func bridgeServer(t *testing.T) (*operator.Server, *agent.Agent, *motors) {
+func bridgeServer(t testing.TB) (*operator.Server, *agent.Agent, *motors) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(bridgeFleet))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &motors{}
+	m := &motors{moved: make(chan struct{}, 1)}
 	fleet, err := agent.Open(t.Context(), cfg, agent.Options{DataDir: filepath.Join(dir, "data"), Tools: map[string][]tool.Tool{"rover": m.tools(t)}})
 	if err != nil {
 		t.Fatal(err)
@@ -115,11 +120,11 @@ func bridgeServer(t *testing.T) (*operator.Server, *agent.Agent, *motors) {
 
 // bridgeClient is a rosbridge client on a real WebSocket.
 type bridgeClient struct {
-	t  *testing.T
+	t  testing.TB
 	ws *websocket.Conn
 }
 
-func dialBridge(t *testing.T, srv *operator.Server, token string) *bridgeClient {
+func dialBridge(t testing.TB, srv *operator.Server, token string) *bridgeClient {
 	t.Helper()
 	ws, resp, err := websocket.Dial(t.Context(), "ws://"+srv.Addr()+"/v1/rosbridge", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
 	if err != nil {
