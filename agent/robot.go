@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,15 +62,15 @@ func (p *poses) observe(agent, source string, payload json.RawMessage, at time.T
 		p.mu.Unlock()
 		return false
 	}
-	lat, lon := first(r.Lat, r.Latitude), first(r.Lon, r.Longitude)
+	lat, lon := cmp.Or(r.Lat, r.Latitude), cmp.Or(r.Lon, r.Longitude)
 	if lat == nil || lon == nil || !valid(*lat, -90, 90) || !valid(*lon, -180, 180) {
 		return false
 	}
 	pose := policy.Pose{Lat: *lat, Lon: *lon, Mode: r.Mode, Time: at, Source: source, BatteryPct: r.BatteryPct}
-	if h := first(r.HeadingDeg, r.Heading); h != nil {
+	if h := cmp.Or(r.HeadingDeg, r.Heading); h != nil {
 		pose.HeadingDeg = *h
 	}
-	if s := first(r.SpeedMPS, r.Speed); s != nil {
+	if s := cmp.Or(r.SpeedMPS, r.Speed); s != nil {
 		pose.SpeedMPS = *s
 	}
 	if f, ok := policy.ParseFix(fix); ok {
@@ -98,13 +99,6 @@ func (p *poses) get(agent string) (policy.Pose, bool) {
 	defer p.mu.RUnlock()
 	pose, ok := p.by[agent]
 	return pose, ok
-}
-
-func first(a, b *float64) *float64 {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func valid(f, lo, hi float64) bool { return !math.IsNaN(f) && f >= lo && f <= hi }

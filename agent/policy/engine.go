@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -626,7 +627,7 @@ func (g *gate) decide(a Action, d Decision, m motionRules, pose *Pose, now time.
 			return g.deny(d, ".max_speed", "speed %.2f m/s is above the limit of %.2f m/s for %s", *in.Speed, g.rule.MaxSpeed, a.Name)
 		}
 	}
-	lat, lon := pick(in.Lat, in.Latitude), pick(in.Lon, in.Longitude)
+	lat, lon := cmp.Or(in.Lat, in.Latitude), cmp.Or(in.Lon, in.Longitude)
 	hasTarget := lat != nil && lon != nil
 	if (lat == nil) != (lon == nil) || (!hasTarget && (len(g.rule.KeepOut) > 0 || len(m.cfg.Geofence) > 0)) {
 		return g.deny(d, ".keep_out", "%s carries no target position (lat/lon), so its keep-out zones and geofence cannot be checked", a.Name)
@@ -674,13 +675,6 @@ func (g *gate) decide(a Action, d Decision, m motionRules, pose *Pose, now time.
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
-
-func pick(a, b *float64) *float64 {
-	if a != nil {
-		return a
-	}
-	return b
-}
 
 // haversineM is the great-circle distance in metres.
 func haversineM(lat1, lon1, lat2, lon2 float64) float64 {
