@@ -331,6 +331,10 @@ func TestROSBridgeBadInput(t *testing.T) {
 		c.send(tt.msg)
 		c.status(tt.want)
 	}
+	c.send(`{"op":"call_service","service":"/depai/estop","id":"e","type":"std_srvs/SetBool"}`)
+	if r := c.response("e"); r["result"] != false || !strings.Contains(r["values"].(string), "std_srvs/Trigger service") {
+		t.Errorf("estop with the wrong type = %v", r)
+	}
 	c.send(`{"op":"call_service","service":"/rover/no.such.tool","id":"u"}`)
 	if r := c.response("u"); r["result"] != false || !strings.Contains(r["values"].(string), `no tool "no.such.tool"`) {
 		t.Errorf("unknown tool = %v", r)

@@ -327,6 +327,9 @@ func (c *conn) respond(m message, values any, ok bool) {
 func (c *conn) service(m message) (any, error) {
 	switch m.Service {
 	case serviceEStop:
+		if m.Type != "" && normType(m.Type) != typeTrigger {
+			return nil, fmt.Errorf("%s is a %s service, not %s", serviceEStop, typeTrigger, m.Type)
+		}
 		_, text, err := c.command(c.ctx, c.cfg.Agents[0], "/stop")
 		if err != nil {
 			return nil, err
