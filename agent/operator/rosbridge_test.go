@@ -439,3 +439,28 @@ func TestShutdownEndsROSBridgeConnections(t *testing.T) {
 		t.Errorf("the client saw close status %d, want 1001 going away", got)
 	}
 }
+
+// TestROSBridgeReadings: /ROBOT/readings streams each sensor reading as
+// the agent stores it.
+func TestROSBridgeReadings(t *testing.T) {
+	srv, a, _ := bridgeServer(t)
+	c := dialBridge(t, srv, "token-vic")
+	c.send(`{"op":"subscribe","topic":"/rover/readings","type":"depai_msgs/Reading"}`)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // until the subscription sees one: it starts at the newest record
+		for {
+			_ = a.Report(context.Background(), "bms", "battery", json.RawMessage(`{"battery_pct":77}`))
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	m := c.await("a reading", func(m map[string]any) bool { return m["op"] == "publish" && m["topic"] == "/rover/readings" })
+	msg := m["msg"].(map[string]any)
+	if msg["source"] != "bms" || msg["sensor"] != "battery" || msg["data"].(map[string]any)["battery_pct"] != 77.0 {
+		t.Errorf("reading = %v", msg)
+	}
+}

@@ -7,6 +7,7 @@
 //
 //	subscribe     /ROBOT/pose     depai_msgs/RobotState   the robot's latest pose, sampled
 //	subscribe     /ROBOT/fix      sensor_msgs/NavSatFix   the same pose as a ROS fix
+//	subscribe     /ROBOT/readings depai_msgs/Reading      each sensor reading as it is stored
 //	publish       /ROBOT/cmd_vel  geometry_msgs/Twist     drive: the robot's velocity tool for Config.Hold
 //	call_service  /ROBOT/TOOL     (the tool's arguments)   any of the robot's tools, by name
 //	call_service  /depai/estop    std_srvs/Trigger        the emergency stop, fleet-wide

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -20,13 +21,21 @@ const (
 	typeNavSatFix  = "sensor_msgs/NavSatFix"
 	typeTwist      = "geometry_msgs/Twist"
 	typeTrigger    = "std_srvs/Trigger"
+	typeReading    = "depai_msgs/Reading"
 )
+
+// Readings is implemented by agents that stream their sensor readings
+// (*agent.Agent does): their /ROBOT/readings topic exists.
+type Readings interface {
+	Readings(ctx context.Context) iter.Seq2[agent.Reading, error]
+}
 
 // Topic suffixes under /ROBOT.
 const (
-	topicPose   = "pose"
-	topicFix    = "fix"
-	topicCmdVel = "cmd_vel"
+	topicPose     = "pose"
+	topicFix      = "fix"
+	topicCmdVel   = "cmd_vel"
+	topicReadings = "readings"
 )
 
 // Fleet-wide services.
@@ -49,7 +58,10 @@ func split(name string) (robot, rest string) {
 func (c *conn) readTopic(topic, typ string) (Agent, string, error) {
 	robot, rest := split(topic)
 	a, ok := c.agent(robot)
-	want := map[string]string{topicPose: typeRobotState, topicFix: typeNavSatFix}[rest]
+	want := map[string]string{topicPose: typeRobotState, topicFix: typeNavSatFix, topicReadings: typeReading}[rest]
+	if _, streams := a.(Readings); rest == topicReadings && !streams {
+		want = ""
+	}
 	if !ok || want == "" {
 		return nil, "", fmt.Errorf("unknown topic %s (topics to subscribe to: %s)", topic, strings.Join(c.topics(true), ", "))
 	}
@@ -78,6 +90,9 @@ func (c *conn) topics(read bool) []string {
 	for _, a := range c.cfg.Agents {
 		if read {
 			out = append(out, "/"+a.Name()+"/"+topicPose, "/"+a.Name()+"/"+topicFix)
+			if _, ok := a.(Readings); ok {
+				out = append(out, "/"+a.Name()+"/"+topicReadings)
+			}
 		} else {
 			out = append(out, "/"+a.Name()+"/"+topicCmdVel)
 		}
@@ -107,7 +122,27 @@ func (c *conn) subscribe(m message) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	c.subs[m.Topic] = cancel
 	c.mu.Unlock()
+	if kind == topicReadings {
+		c.goWork(func() { c.stream(ctx, a.(Readings), m.Topic, time.Duration(m.ThrottleRate)*time.Millisecond) })
+		return
+	}
 	c.goWork(func() { c.sample(ctx, a, kind, m.Topic, every) })
+}
+
+// stream publishes each reading as it is stored; with a throttle, a reading
+// closer than that to the last one sent is left out.
+func (c *conn) stream(ctx context.Context, a Readings, topic string, throttle time.Duration) {
+	var last time.Time
+	for r, err := range a.Readings(ctx) {
+		if err != nil {
+			c.status(levelError, "", fmt.Sprintf("%s: the readings stream failed: %v", topic, err))
+			return
+		}
+		if now := time.Now(); throttle == 0 || now.Sub(last) >= throttle {
+			last = now
+			c.send(publishMsg{Op: opPublish, Topic: topic, Msg: r})
+		}
+	}
 }
 
 func (c *conn) unsubscribe(m message) {
@@ -345,6 +380,8 @@ func (c *conn) service(m message) (any, error) {
 				types[i] = typeRobotState
 			case strings.HasSuffix(t, "/"+topicFix):
 				types[i] = typeNavSatFix
+			case strings.HasSuffix(t, "/"+topicReadings):
+				types[i] = typeReading
 			default:
 				types[i] = typeTwist
 			}
