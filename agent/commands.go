@@ -56,6 +56,7 @@ func init() {
 		{name: "tools", usage: "/tools", help: "the tools this agent can call", run: toolsCommand},
 		{name: "call", usage: "/call TOOL {json}", help: "run a tool directly, e.g. /call clock {}", run: callCommand},
 		{name: "memory", usage: "/memory recent [N] | search TEXT | get ID | history NS KEY", help: "read memory", run: memoryCommand},
+		{name: "readings", usage: readingsUsage, help: "a sensor's readings over a time range, as plot columns (bounded); no sensor: the sensors", run: readingsCommand},
 		{name: "audit", usage: "/audit [N]", help: "the newest audit records (depai audit verify checks the chain)", run: auditCommand},
 		{name: "plugins", usage: "/plugins [list] | load|unload|reload|release NAME", help: "plugins and why one is not loaded; release lets a quarantined one load again (admins)", run: pluginsCommand,
 			policyName: func(args string) string {
@@ -73,6 +74,7 @@ func init() {
 		{name: "reset", usage: "/reset", help: "start a new conversation with this agent", run: resetCommand},
 		{name: "stop", usage: "/stop", help: "EMERGENCY STOP: cancel running turns, lock actuators and payments fleet-wide", run: stopCommand},
 		{name: "resume", usage: "/resume", help: "release the emergency stop (admins)", run: resumeCommand},
+		{name: "earnings", usage: "/earnings", help: "what this machine earned, paid out to its owners and holds", run: earningsCommand},
 	}
 }
 

@@ -100,6 +100,9 @@ type Options struct {
 	// (model.api_key_env, plugin secrets). Nil: nothing resolves, so an
 	// endpoint that needs a key fails at its first call.
 	Secrets func(name string) (string, bool)
+	// Wallets opens the wallet of an agent with wallet: in its config. Nil:
+	// wallet.Open on the configured RPC.
+	Wallets WalletFactory
 }
 
 // Fleet is the agents of one config file and what they share.
@@ -118,6 +121,7 @@ type Fleet struct {
 	poses      poses
 	agents     []*Agent
 	byName     map[string]*Agent
+	payments   map[string]*payments // by agent name; see payments.go
 
 	cacheDir   string
 	transports map[string]host.Transport // shared by every agent's plugin host
@@ -197,7 +201,11 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 func (f *Fleet) provision(ctx context.Context) error {
 	f.store = f.opts.Store
 	if f.store == nil {
-		db, err := memory.Open(ctx, memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), Logger: f.log})
+		cfg := memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), Logger: f.log}
+		if f.opts.Metrics != nil {
+			cfg.OnCommit = f.opts.Metrics.Commit
+		}
+		db, err := memory.Open(ctx, cfg)
 		if err != nil {
 			return err
 		}
@@ -223,6 +231,9 @@ func (f *Fleet) provision(ctx context.Context) error {
 	for _, a := range f.file.Agents {
 		rules[a.Name] = policy.RulesOf(a)
 		timeout = max(timeout, a.Safety.ApprovalTimeout)
+	}
+	if err := f.openPayments(ctx, rules); err != nil {
+		return err
 	}
 	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log,
 		OnDecision: func(a policy.Action, d policy.Decision) {
@@ -385,6 +396,9 @@ func (f *Fleet) Close(ctx context.Context) error {
 		if err := a.plugins.close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("agent %s: plugins: %w", a.Name(), err))
 		}
+	}
+	if err := f.closePayments(); err != nil {
+		errs = append(errs, fmt.Errorf("payments: %w", err))
 	}
 	// Memory is closed whatever happened above: acknowledged writes are
 	// already durable, and a clean close spares the next start a replay.

@@ -37,15 +37,22 @@ type pluginManager struct {
 
 func newPluginManager(a *Agent) *pluginManager {
 	m := &pluginManager{a: a, loaded: make(chan struct{}), errs: map[string]error{}}
+	var obs host.Observer // a nil *metrics.Metrics would be a non-nil Observer
+	if a.fleet.opts.Metrics != nil {
+		obs = a.fleet.opts.Metrics
+	}
 	m.host = host.New(host.Config{
+		Observer:     obs,
 		Agent:        a.cfg.Name,
 		Gate:         a.fleet.policy,
 		Transports:   a.fleet.transports,
 		Store:        a.fleet.store,
+		Payments:     a.fleet.hostPayments(a.cfg.Name),
 		Logger:       a.log,
 		Emit:         m.onEmit,
 		OnReading:    m.onReading,
 		PinDir:       filepath.Join(a.fleet.cacheDir, "pinned"),
+		Signer:       newIdentitySigner(a.fleet.opts.DataDir, a.cfg.Name),
 		Quarantine:   a.fleet.quarantine,
 		OnQuarantine: m.onQuarantine,
 	})

@@ -19,16 +19,20 @@ const (
 	opPut    op = iota
 	opFact      // one fact, conditional on the current version's Seq
 	opImport    // records keep ID, Recorded and (when possible) Seq
+	opBatch     // parts (puts, with or without a key) in one transaction
 )
 
 // request is one Put, PutFact or import batch; it commits atomically.
 type request struct {
 	op       op
 	recs     []Record
-	expected uint64 // opFact
-	skipped  []bool // opImport: record already stored (same ID)
-	idem     string // opPut: idempotency key, "" for none
-	dup      bool   // opPut with idem: a put with the key committed before; recs are its records
+	expected uint64     // opFact
+	skipped  []bool     // opImport: record already stored (same ID)
+	idem     string     // opPut: idempotency key, "" for none
+	print    []byte     // opPut with idem: the fingerprint of the records as given
+	dup      bool       // opPut with idem: a put with the key committed before; recs are its records
+	parts    []*request // opBatch
+	err      error      // a part's own failure (ErrKeyReused): it stores nothing
 	done     chan error
 }
 
@@ -95,8 +99,9 @@ func (g *group) lastSeq(db *DB) uint64 {
 }
 
 func (db *DB) commit(batch []*request) {
-	if free, err := freeBytes(db.cfg.Dir); err == nil && free < db.cfg.MinFreeBytes {
-		err := fmt.Errorf("%w: %d bytes free in %s, the store needs %d to write safely", ErrDiskFull, free, db.cfg.Dir, db.cfg.MinFreeBytes)
+	if free, err := freeBytes(db.cfg.Dir); err == nil && free < db.minFree {
+		err := fmt.Errorf("%w: %s free in %s, below the %s the store keeps free to write safely (%s); badger writes through memory-mapped files and a write the disk cannot back kills the process, so free some space rather than lower it",
+			ErrDiskFull, sizeString(free), db.cfg.Dir, sizeString(db.minFree), db.minWhy)
 		for _, r := range batch {
 			r.done <- err
 		}
@@ -105,6 +110,10 @@ func (db *DB) commit(batch []*request) {
 	now := time.Now().UTC().Round(0)
 	g := db.newGroup()
 	for _, r := range batch {
+		if r.op == opBatch {
+			g = db.addBatch(g, r, now)
+			continue
+		}
 		entries, added, err := db.prepare(g.txn, r, g.lastSeq(db), now, g.newNS)
 		if err != nil {
 			r.done <- err
@@ -178,7 +187,10 @@ func (db *DB) finish(g *group) error {
 	// written once this is synced, must never claim more.
 	last := g.lastSeq(db)
 	marked := g.txn.SetEntry(badger.NewEntry([]byte(kv.MetaLastSeq), kv.SeqValue(last))) == nil
-	if err := g.txn.Commit(); err != nil {
+	start := time.Now()
+	err := g.txn.Commit()
+	db.observeCommit(g, start, err)
+	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
 		for _, r := range g.reqs {
 			r.done <- err
@@ -219,6 +231,15 @@ func setAll(txn *badger.Txn, entries []*badger.Entry) error {
 
 // visible returns the records the request stored (imports skip duplicates).
 func (r *request) visible() []Record {
+	if r.op == opBatch {
+		var out []Record
+		for _, p := range r.parts {
+			if p.err == nil {
+				out = append(out, p.visible()...)
+			}
+		}
+		return out
+	}
 	if r.dup {
 		return nil
 	}

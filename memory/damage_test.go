@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/depai/depai/memory"
 )
 
@@ -472,7 +474,7 @@ func TestDiskFilledByAnotherProcess(t *testing.T) {
 		t.Fatalf("filler: %v %s", err, out)
 	}
 	err := putOne(200)
-	if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "bytes free") {
+	if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), "free in "+dir) {
 		t.Fatalf("Put on a full disk: %v; want ErrDiskFull naming %s and the free space", err, dir)
 	}
 	if _, err := db.Get(ctx, acked[len(acked)-1].ID); err != nil {
@@ -496,5 +498,56 @@ func TestDiskFilledByAnotherProcess(t *testing.T) {
 		if _, err := db.Get(ctx, r.ID); err != nil {
 			t.Fatalf("acknowledged %d lost: %v", r.Seq, err)
 		}
+	}
+}
+
+// TestLowMemSmallDisk: on a disk with less free than the lowmem profile
+// keeps (48 MiB), a write is refused with an error that names the profile,
+// the free space and the threshold and how to change it; with
+// Config.MinFreeBytes set lower the store writes, and refuses below that,
+// saying so.
+func TestLowMemSmallDisk(t *testing.T) {
+	ctx := context.Background()
+	mnt := t.TempDir()
+	if err := mountTmpfs(mnt, "size=40m"); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { unmount(mnt) })
+	dir := filepath.Join(mnt, "memory")
+	put := func(db *memory.DB) error {
+		_, err := db.Put(ctx, memory.Record{Namespace: "agent/robot-1", Kind: memory.KindReading, Text: "battery 71%"})
+		return err
+	}
+	refused := func(err error, want ...string) {
+		t.Helper()
+		for _, w := range append(want, "free in "+dir, "profile lowmem", "MinFreeBytes") {
+			if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), w) {
+				t.Fatalf("Put: %v; want ErrDiskFull saying %q", err, w)
+			}
+		}
+	}
+	db := openDB(t, memory.Config{Dir: dir, Profile: memory.ProfileLowMem})
+	refused(put(db), "below the 48.0 MiB", "two memtables and two value-log files")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, memory.Config{Dir: dir, Profile: memory.ProfileLowMem, MinFreeBytes: 16 << 20})
+	defer db.Close()
+	for range 100 {
+		if err := put(db); err != nil {
+			t.Fatalf("Put with MinFreeBytes 16 MiB on a 40 MiB disk: %v", err)
+		}
+	}
+	// Leave 12 MiB free.
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "fill"), make([]byte, int64(st.Bavail)*st.Bsize-12<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused(put(db), "below the 16.0 MiB", "Config.MinFreeBytes")
+	if _, err := memory.Open(ctx, memory.Config{Dir: t.TempDir(), MinFreeBytes: -1}); !errors.Is(err, memory.ErrInvalid) {
+		t.Errorf("MinFreeBytes -1: %v, want ErrInvalid", err)
 	}
 }

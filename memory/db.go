@@ -42,6 +42,11 @@ type Config struct {
 	// RecentRecords is how many of the newest records are kept decoded in RAM
 	// to serve newest-N queries. Default 4096 (lowmem 512); negative disables.
 	RecentRecords int
+	// RecentBytes bounds the heap those records hold (text, data, tags,
+	// vectors and their slots), so that large records cannot make the ring
+	// grow past it: the oldest go first. Default 512 KiB (lowmem 64 KiB);
+	// negative disables the ring.
+	RecentBytes int
 	// WatchBuffer is how many commit batches one watcher may fall behind
 	// before it resumes from its cursor instead. Default 64.
 	WatchBuffer int
@@ -54,7 +59,9 @@ type Config struct {
 	// ErrDiskFull instead of writing. badger writes through memory-mapped,
 	// preallocated files, and a write into a file the disk cannot back kills
 	// the process (SIGBUS) — so the store refuses writes while it still has
-	// room. Default: twice the memtable plus twice the value-log file size.
+	// room. Default: twice the memtable plus twice the value-log file size
+	// (544 MiB, lowmem 48 MiB). Less risks that crash when the disk fills:
+	// 16 MiB was not enough for lowmem (see freeThreshold).
 	MinFreeBytes int64
 	// ReadOnly opens the store for reading only (badger's read-only mode):
 	// nothing in the directory is written, Put fails with ErrReadOnly. It
@@ -65,6 +72,8 @@ type Config struct {
 	// (see Repair) instead of refusing; DB.Repaired says what was lost.
 	Repair bool
 	Logger *slog.Logger // default slog.Default()
+	// OnCommit, when set, is told of each group commit (observe.go).
+	OnCommit func(CommitInfo)
 }
 
 // DB is the badger-backed Store. It implements Store, Watcher and Facts.
@@ -72,6 +81,10 @@ type DB struct {
 	cfg Config
 	bdb *badger.DB
 	log *slog.Logger
+	// minFree is the free space below which writes are refused, minWhy
+	// how it was chosen (freeThreshold).
+	minFree int64
+	minWhy  string
 
 	reqs    chan *request
 	quit    chan struct{} // closed by Close: ends reads, watches, GC and trim

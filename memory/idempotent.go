@@ -1,8 +1,12 @@
 package memory
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -26,26 +30,60 @@ const maxIdemKey = 255
 // records the first one stored, with first false. The key commits in the
 // same transaction as the records, so it is exactly as durable as they
 // are, across restarts too. Concurrent PutOnce calls with one key store
-// once. The records of a retry are not compared with the first's.
+// once. A PutOnce with a key that a put with other records used (any
+// field the caller sets differs) stores nothing and fails with
+// ErrKeyReused: the key names one request, and a different request under it
+// is the client's mistake, not a retry.
 func (db *DB) PutOnce(ctx context.Context, key string, recs ...Record) (stored []Record, first bool, err error) {
-	if key == "" || len(key) > maxIdemKey {
-		return nil, false, fmt.Errorf("memory: put: %w: idempotency key is %d bytes, want 1 to %d", ErrInvalid, len(key), maxIdemKey)
+	r, err := newIdemRequest(key, recs, time.Now())
+	if err != nil {
+		return nil, false, fmt.Errorf("memory: put: %w", err)
 	}
-	if len(recs) == 0 {
-		return nil, false, fmt.Errorf("memory: put: %w: no records", ErrInvalid)
-	}
-	now := time.Now()
-	for i := range recs {
-		if err := checkRecord(&recs[i], now); err != nil {
-			return nil, false, fmt.Errorf("memory: put record %d: %w", i, err)
-		}
-	}
-	r := &request{op: opPut, recs: slices.Clone(recs), idem: key}
 	out, err := db.submit(ctx, r)
 	if err != nil {
 		return nil, false, err
 	}
 	return out, !r.dup, nil
+}
+
+// ErrKeyReused is the error of a put whose idempotency key an earlier put
+// with different records used.
+var ErrKeyReused = errors.New("memory: idempotency key reused with different records")
+
+// newIdemRequest checks a put with an idempotency key and fingerprints its
+// records as the caller gave them.
+func newIdemRequest(key string, recs []Record, now time.Time) (*request, error) {
+	if key == "" || len(key) > maxIdemKey {
+		return nil, fmt.Errorf("%w: idempotency key is %d bytes, want 1 to %d", ErrInvalid, len(key), maxIdemKey)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%w: no records", ErrInvalid)
+	}
+	for i := range recs {
+		if err := checkRecord(&recs[i], now); err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+	}
+	r := &request{op: opPut, recs: slices.Clone(recs), idem: key}
+	var err error
+	if r.print, err = fingerprint(recs); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return r, nil
+}
+
+// fingerprint is the hash of what the caller sets in recs: everything but
+// the fields the store assigns.
+func fingerprint(recs []Record) ([]byte, error) {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	for _, rec := range recs {
+		rec.ID, rec.Seq, rec.Recorded, rec.ValidTo = "", 0, time.Time{}, time.Time{}
+		if err := enc.Encode(rec); err != nil {
+			return nil, err
+		}
+	}
+	return h.Sum(nil), nil
 }
 
 // prepareIdem looks key up in txn (which holds what earlier requests of the
@@ -61,14 +99,20 @@ func (db *DB) prepareIdem(txn *badger.Txn, r *request) (bool, error) {
 	}
 	var first uint64
 	var n uint32
+	same := true
 	if err := item.Value(func(v []byte) error {
-		if len(v) != 12 {
-			return fmt.Errorf("idempotency key %q: value is %d bytes, want 12", r.idem, len(v))
+		// 12 bytes: a key stored before fingerprints, not compared.
+		if len(v) != 12 && len(v) != 12+sha256.Size {
+			return fmt.Errorf("idempotency key %q: value is %d bytes, want 12 or %d", r.idem, len(v), 12+sha256.Size)
 		}
 		first, n = binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:])
+		same = len(v) == 12 || bytes.Equal(v[12:], r.print)
 		return nil
 	}); err != nil {
 		return false, err
+	}
+	if !same {
+		return false, fmt.Errorf("%w: key %q stored %d record(s) from seq %d, and these records differ from them (a new request needs a new key)", ErrKeyReused, r.idem, n, first)
 	}
 	recs := make([]Record, 0, n)
 	for seq := first; seq < first+uint64(n); seq++ {
@@ -86,6 +130,7 @@ func (db *DB) prepareIdem(txn *badger.Txn, r *request) (bool, error) {
 func idemEntry(r *request, now time.Time) *badger.Entry {
 	v := binary.BigEndian.AppendUint64(nil, r.recs[0].Seq)
 	v = binary.BigEndian.AppendUint32(v, uint32(len(r.recs)))
+	v = append(v, r.print...)
 	e := badger.NewEntry(kv.IdemKey(r.idem), v)
 	e.ExpiresAt = uint64(now.Add(IdempotencyTTL).Unix())
 	return e

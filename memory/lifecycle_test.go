@@ -175,7 +175,7 @@ func TestDiskReserve(t *testing.T) {
 	db = openDB(t, memory.Config{Dir: dir, MinFreeBytes: 1 << 62})
 	defer db.Close()
 	_, err = db.Put(ctx, memory.Record{Namespace: "shared", Kind: memory.KindMessage, Text: "after"})
-	if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), "bytes free") {
+	if !errors.Is(err, memory.ErrDiskFull) || !strings.Contains(err.Error(), "MiB free in "+dir) || !strings.Contains(err.Error(), "Config.MinFreeBytes, profile default") {
 		t.Errorf("Put = %v, want ErrDiskFull", err)
 	}
 	if _, err := db.Get(ctx, recs[0].ID); err != nil {

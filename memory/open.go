@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +62,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, fmt.Errorf("memory: open %s: %w", cfg.Dir, openError(cfg.Dir, err))
 		}
 	}
+	minFree, minFreeWhy := freeThreshold(cfg, opts)
 	var repaired *RepairReport
 	var fc fileCheck
 	if !fresh {
@@ -114,6 +116,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		watchers: make(map[*watcher]struct{}),
 		entropy:  rand.NewPCG(uint64(time.Now().UnixNano()), 0x9E3779B97F4A7C15),
 		repaired: repaired,
+		minFree:  minFree,
+		minWhy:   minFreeWhy,
 	}
 	if err := db.load(fresh); err != nil {
 		bdb.Close()
@@ -213,7 +217,7 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 		WithMetricsEnabled(false).
 		WithValueThreshold(64 << 10).
 		WithCompression(options.Snappy)
-	recent, trim := 4096, time.Duration(-1)
+	recent, recentBytes, trim := 4096, 512<<10, time.Duration(-1)
 	switch cfg.Profile {
 	case "", ProfileDefault:
 		o = o.WithMemTableSize(16 << 20).
@@ -221,7 +225,7 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 			WithBlockCacheSize(64 << 20).
 			WithIndexCacheSize(32 << 20)
 	case ProfileLowMem:
-		recent, trim = 512, time.Second
+		recent, recentBytes, trim = 512, 64<<10, time.Second
 		o = o.WithMemTableSize(8 << 20).
 			WithNumMemtables(2).
 			WithNumLevelZeroTables(4).
@@ -240,6 +244,9 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 	if cfg.RecentRecords == 0 {
 		cfg.RecentRecords = recent
 	}
+	if cfg.RecentBytes == 0 {
+		cfg.RecentBytes = recentBytes
+	}
 	if cfg.TrimInterval == 0 {
 		cfg.TrimInterval = trim
 	}
@@ -249,10 +256,34 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MaxRecordBytes %d is too large for profile %q (at most %d)",
 			cfg.Dir, ErrInvalid, cfg.MaxRecordBytes, cfg.Profile, limit)
 	}
-	if cfg.MinFreeBytes == 0 {
-		cfg.MinFreeBytes = 2*o.MemTableSize + 2*o.ValueLogFileSize
+	if cfg.MinFreeBytes < 0 {
+		return badger.Options{}, fmt.Errorf("memory: open %s: %w: MinFreeBytes %d is negative, want 0 (the profile's default) or a size", cfg.Dir, ErrInvalid, cfg.MinFreeBytes)
 	}
 	return o, nil
+}
+
+// freeThreshold is the free space below which the store refuses writes
+// (Config.MinFreeBytes), and how it was chosen, for the error that says so.
+//
+// The default is the profile's worst case: a memtable's write-ahead log and
+// its flush into a table (two memtables), and a value-log file mapped at
+// twice its size. It is not scaled down on a small disk: with 16 MiB kept
+// free (two lowmem memtables) a store on a filled 72 MiB tmpfs died of
+// SIGBUS in badger's memtable flush on its next open.
+func freeThreshold(cfg Config, o badger.Options) (int64, string) {
+	profile := cmp.Or(cfg.Profile, ProfileDefault)
+	if cfg.MinFreeBytes > 0 {
+		return cfg.MinFreeBytes, fmt.Sprintf("Config.MinFreeBytes, profile %s", profile)
+	}
+	return 2*o.MemTableSize + 2*o.ValueLogFileSize, fmt.Sprintf("the default of profile %s: two memtables and two value-log files; Config.MinFreeBytes changes it", profile)
+}
+
+// sizeString is n bytes for people.
+func sizeString(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 func isEmptyDir(dir string) (bool, error) {
@@ -319,6 +350,7 @@ func (db *DB) load(fresh bool) error {
 		defer it.Close()
 		it.Seek(kv.RecordKey(^uint64(0)))
 		var newest []Record
+		held := 0 // bytes of newest, as the ring counts them
 		for ; it.Valid(); it.Next() {
 			seq, err := kv.SeqSuffix(it.Item().Key())
 			if err != nil {
@@ -327,7 +359,7 @@ func (db *DB) load(fresh bool) error {
 			if db.lastSeq.Load() == 0 {
 				db.lastSeq.Store(seq)
 			}
-			if len(newest) >= db.cfg.RecentRecords {
+			if len(newest) >= db.cfg.RecentRecords || held >= db.cfg.RecentBytes {
 				break
 			}
 			var rec Record
@@ -339,6 +371,7 @@ func (db *DB) load(fresh bool) error {
 				return fmt.Errorf("data directory is corrupt: record %d: %w", seq, err)
 			}
 			newest = append(newest, rec)
+			held += recordBytes(&rec)
 		}
 		slices.Reverse(newest)
 		// Seqs are never reused: not after the newest records expired, nor
@@ -352,7 +385,7 @@ func (db *DB) load(fresh bool) error {
 			seq, _ := kv.SeqSuffix(it.Item().Key())
 			floor = seq + 1
 		}
-		db.recent = newRing(db.cfg.RecentRecords, newest, floor)
+		db.recent = newRing(db.cfg.RecentRecords, db.cfg.RecentBytes, newest, floor)
 		return nil
 	})
 }

@@ -3,45 +3,73 @@ package memory
 import (
 	"slices"
 	"sync"
+	"unsafe"
 )
 
-// ring holds the newest records, decoded, in Seq order. Every record stored
-// with Seq >= floor is in the ring, so newest-N queries whose answer lies
-// above floor never touch badger.
+// ring holds the newest records, decoded, in Seq order, within a bound on
+// their number and on the bytes they hold (a count alone does not bound the
+// heap: records may be up to MaxRecordBytes each). Every record stored with
+// Seq >= floor is in the ring, so newest-N queries whose answer lies above
+// floor never touch badger.
 type ring struct {
-	mu    sync.RWMutex
-	buf   []Record // circular; len(buf) is the capacity
-	start int      // index of the oldest record
-	n     int
-	floor uint64
+	mu       sync.RWMutex
+	recs     []Record // recs[start:] are held, oldest first
+	start    int
+	bytes    int // what recs[start:] hold, by recordBytes
+	maxRecs  int
+	maxBytes int
+	floor    uint64
 }
 
-func newRing(capacity int, newest []Record, floor uint64) *ring {
-	if capacity <= 0 {
+func newRing(maxRecs, maxBytes int, newest []Record, floor uint64) *ring {
+	if maxRecs <= 0 || maxBytes <= 0 {
 		return &ring{floor: ^uint64(0)} // holds nothing: every query goes to badger
 	}
-	r := &ring{buf: make([]Record, capacity), floor: floor}
+	r := &ring{maxRecs: maxRecs, maxBytes: maxBytes, floor: floor}
 	r.push(newest) // raises floor past what it evicts
 	return r
 }
 
+// recordSize is what the ring's copy of a Record costs beyond its slot.
+var recordSize = int(unsafe.Sizeof(Record{}))
+
+// recordBytes approximates the heap a held record pins: its slot, the
+// copies cloneRecord makes, and the strings it shares with the writer.
+func recordBytes(r *Record) int {
+	n := recordSize + len(r.ID) + len(r.Namespace) + len(r.Kind) + len(r.Author) + len(r.Text) + len(r.Key) + len(r.Data)
+	for _, t := range r.Tags {
+		n += int(unsafe.Sizeof(t)) + len(t)
+	}
+	if r.Embedding != nil {
+		n += int(unsafe.Sizeof(*r.Embedding)) + len(r.Embedding.Model) + 4*len(r.Embedding.Vector)
+	}
+	return n
+}
+
 // push appends records with increasing Seq, evicting the oldest.
 func (r *ring) push(recs []Record) {
-	if len(r.buf) == 0 {
+	if r.maxRecs == 0 {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rec := range recs {
-		rec = cloneRecord(rec)
-		if r.n == len(r.buf) {
-			r.floor = r.buf[r.start].Seq + 1
-			r.buf[r.start] = rec
-			r.start = (r.start + 1) % len(r.buf)
-			continue
+		r.recs = append(r.recs, cloneRecord(rec))
+		r.bytes += recordBytes(&rec)
+		for len(r.recs)-r.start > r.maxRecs || r.bytes > r.maxBytes {
+			old := &r.recs[r.start]
+			r.floor = old.Seq + 1
+			r.bytes -= recordBytes(old)
+			*old = Record{} // drop what it pins
+			r.start++
 		}
-		r.buf[(r.start+r.n)%len(r.buf)] = rec
-		r.n++
+		// Move the held records down once half the slice is evicted slots:
+		// amortized O(1) a push, and the slice stays within twice the bound.
+		if r.start > 0 && r.start >= len(r.recs)/2 {
+			n := copy(r.recs, r.recs[r.start:])
+			clear(r.recs[n:])
+			r.recs, r.start = r.recs[:n], 0
+		}
 	}
 }
 
@@ -50,13 +78,13 @@ func (r *ring) push(recs []Record) {
 func (r *ring) newestMatching(limit int, keep func(*Record) bool) ([]Record, uint64) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	held := r.recs[r.start:]
 	var out []Record
 	if limit > 0 {
-		out = make([]Record, 0, min(limit, r.n))
+		out = make([]Record, 0, min(limit, len(held)))
 	}
-	for i := r.n - 1; i >= 0 && (limit == 0 || len(out) < limit); i-- {
-		rec := &r.buf[(r.start+i)%len(r.buf)]
-		if keep(rec) {
+	for i := len(held) - 1; i >= 0 && (limit == 0 || len(out) < limit); i-- {
+		if rec := &held[i]; keep(rec) {
 			out = append(out, cloneRecord(*rec))
 		}
 	}
@@ -68,23 +96,20 @@ func (r *ring) newestMatching(limit int, keep func(*Record) bool) ([]Record, uin
 func (r *ring) get(seq uint64, id string) (Record, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	lo, hi := 0, r.n
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if r.buf[(r.start+mid)%len(r.buf)].Seq < seq {
-			lo = mid + 1
-		} else {
-			hi = mid
+	held := r.recs[r.start:]
+	i, ok := slices.BinarySearchFunc(held, seq, func(rec Record, seq uint64) int {
+		switch {
+		case rec.Seq < seq:
+			return -1
+		case rec.Seq > seq:
+			return 1
 		}
-	}
-	if lo == r.n {
+		return 0
+	})
+	if !ok || held[i].ID != id {
 		return Record{}, false
 	}
-	rec := &r.buf[(r.start+lo)%len(r.buf)]
-	if rec.Seq != seq || rec.ID != id {
-		return Record{}, false
-	}
-	return cloneRecord(*rec), true
+	return cloneRecord(held[i]), true
 }
 
 // cloneRecord copies what a record shares by reference, so that what the

@@ -89,6 +89,9 @@ type Agent struct {
 	Schedule  []Schedule `yaml:"schedule"`
 	Wake      []Wake     `yaml:"wake"`      // memory records that start a turn
 	Operators []string   `yaml:"operators"` // operator ids allowed to command it; empty: any holder of the token
+	// Wallet is the agent's EVM wallet (see Wallet); nil: the agent has none
+	// and every payment is refused.
+	Wallet *Wallet `yaml:"wallet"`
 }
 
 // Model is an OpenAI-compatible endpoint. An empty BaseURL means no model is
@@ -133,7 +136,7 @@ type Plugin struct {
 	Transport string            `yaml:"transport" check:"oneof=wasm|process"`
 	SHA256    string            `yaml:"sha256"` // optional pin of the file's hash, lower-case hex after Load
 	Grants    Grants            `yaml:"grants"`
-	Config    map[string]string `yaml:"config"`  // values the plugin reads with the config capability
+	Config    map[string]string `yaml:"config"`  // values the plugin reads with the config capability; ConfigDirVar in one is the config file's directory
 	Secrets   map[string]string `yaml:"secrets"` // secret name → environment variable holding it
 	Limits    PluginLimits      `yaml:"limits"`
 	// UnconfinedOK lets a process plugin run where the kernel lacks these
@@ -141,6 +144,10 @@ type Plugin struct {
 	// seccomp, pidns); without it such a plugin does not load.
 	UnconfinedOK []string `yaml:"unconfined_ok"`
 }
+
+// ConfigDirVar, in a plugin's config value, stands for the directory of the
+// config file, so a value can name a file beside it (a replay log, a CA).
+const ConfigDirVar = "${config_dir}"
 
 // Grants are the capabilities an agent gives a plugin: the wire contract's
 // own type. Deny by default.
@@ -213,7 +220,8 @@ type Safety struct {
 	// the e-stop whatever its plugin declares, and a plugin whose tool is
 	// named here but not declared an actuator does not load.
 	Actuators []ActuatorRule `yaml:"actuators"`
-	// Spend is refused until payments are enforced: no payment tool runs.
+	// Spend limits what the agent may pay (see Spend); without it every
+	// payment is refused.
 	Spend Spend `yaml:"spend"`
 	// ApprovalTimeout is how long an action waits for /approve before it
 	// is denied. Default 5m.
@@ -252,13 +260,6 @@ type Zone struct {
 	Lon     float64     `yaml:"lon" json:"lon,omitempty" check:"range=-180..180"`
 	RadiusM float64     `yaml:"radius_m" json:"radius_m,omitempty" check:"positive"`
 	Polygon [][]float64 `yaml:"polygon" json:"polygon,omitempty"`
-}
-
-// Spend limits payments.
-type Spend struct {
-	DailyLimit    float64 `yaml:"daily_limit" check:"nonneg"`    // 0: payments disabled
-	ApprovalAbove float64 `yaml:"approval_above" check:"nonneg"` // 0: every payment needs approval
-	Currency      string  `yaml:"currency"`
 }
 
 // Wake subscribes an agent to shared memory: each new record in Namespace

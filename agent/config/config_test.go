@@ -153,8 +153,10 @@ func TestErrors(t *testing.T) {
 			`fleet.yaml:4: agents[0].limits.wall_tme: unknown key (did you mean "wall_time"?)`},
 		{"unknown key", "name: a\nlimits:\n  zzzzzzzz: 1\n",
 			`fleet.yaml:3: limits.zzzzzzzz: unknown key (expected one of model_calls, tool_calls, wall_time, tokens, depth, inbox, concurrency)`},
-		{"spend promised but not enforced", "name: a\nsafety:\n  spend: {daily_limit: 5}\n",
-			`fleet.yaml:3: safety.spend: not supported yet: payments are not enforced by this version, so no spend policy can be promised (remove the key; payment tools are refused)`},
+		{"spend keys of the old format", "name: a\nsafety:\n  spend: {daily_limit: 5}\n",
+			`fleet.yaml:3: safety.spend.daily_limit: unknown key (expected one of payees, limits)`},
+		{"spend without a wallet", "name: a\nsafety:\n  spend:\n    payees: ['*']\n    limits: [{chain: 3338, asset: native, per_payment: 1, per_hour: 2, per_day: 3}]\n",
+			`fleet.yaml:5: safety.spend.limits: a spend policy needs a wallet to pay from; add wallet: {chain_id, rpc}`},
 		{"the audit namespace granted", "name: a\nmemory: {write: [audit]}\n",
 			`fleet.yaml:2: memory.write: namespace "audit" is reserved for the audit log, which only depai itself writes (read it with /audit or depai audit verify)`},
 		{"two rules for one tool", "name: a\nsafety:\n  actuators:\n    - tool: drive\n    - tool: drive\n",
@@ -437,5 +439,23 @@ plugins:
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse = %v; want %q", err, tc.want)
 		}
+	}
+}
+
+// TestConfigDirVar: ${config_dir} in a plugin's config value is the config
+// file's directory, so a replay log beside the config can be named.
+func TestConfigDirVar(t *testing.T) {
+	f, err := config.Parse("fleet.yaml", []byte(`name: a
+plugins:
+  - path: testdata/plugins/gnss
+    transport: process
+    config: {source: "file://${config_dir}/track.nmea?loop=true", other: plain}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Agents[0].Plugins[0].Config
+	if c["source"] != "file://"+abs(t, "track.nmea")+"?loop=true" || c["other"] != "plain" {
+		t.Fatalf("config = %v", c)
 	}
 }

@@ -132,9 +132,7 @@ func (d *decoder) agent(p string, a *Agent) {
 	if a.Safety.ApprovalTimeout == 0 {
 		a.Safety.ApprovalTimeout = DefaultApproval
 	}
-	if a.Safety.Spend != (Spend{}) {
-		d.errAt(join(p, "safety.spend"), "not supported yet: payments are not enforced by this version, so no spend policy can be promised (remove the key; payment tools are refused)")
-	}
+	d.money(p, a)
 	for key, grants := range map[string][]string{"memory.read": a.Memory.Read, "memory.write": a.Memory.Write} {
 		for _, ns := range grants {
 			if memory.Within(ns, auditNamespace) {
@@ -341,6 +339,11 @@ func (d *decoder) plugin(p string, pl *Plugin) {
 		d.errAt(join(p, "transport"), "%s is a WASM module, not a process plugin", pl.Path)
 	case transport == TransportProcess && pl.Transport == TransportWASM:
 		d.errAt(join(p, "transport"), "%s is not a WASM module (no \\0asm header)", pl.Path)
+	}
+	// A plugin reads files by the paths its config gives; ${config_dir}
+	// lets the config name one beside itself, as paths of its own are.
+	for k, v := range pl.Config {
+		pl.Config[k] = strings.ReplaceAll(v, ConfigDirVar, d.abs("."))
 	}
 	if pl.SHA256 != "" {
 		if b, err := hex.DecodeString(pl.SHA256); err != nil || len(b) != 32 {

@@ -114,6 +114,7 @@ func (h *Host) stopPlugin(ctx context.Context, p *Plugin, reason string) StopRes
 	start := time.Now()
 	res := urgent(ctx, p.inst, newCall(ctx, wire.MethodStop, payload))
 	r.Took = time.Since(start)
+	p.observe(CallStop, start, res)
 	if res.Error != nil {
 		r.Err = res.Error
 		return r
@@ -152,6 +153,7 @@ func (h *Host) quarantine(p *Plugin, reason string) bool {
 	h.act.unloading.Add(1)
 	h.act.mu.Unlock()
 	h.logger.Error("plugin quarantined", "plugin", name, "reason", reason)
+	h.observeQuarantine(name)
 	if q := h.cfg.Quarantine; q != nil {
 		if err := q.Put(h.cfg.Agent, name, reason); err != nil {
 			h.logger.Error("quarantine not recorded: a restart would load the plugin again", "plugin", name, "err", err)

@@ -138,6 +138,7 @@ func Missing(req, grant wire.Capabilities) []string {
 	flag("clock", req.Clock, grant.Clock)
 	flag("actuator", req.Actuator, grant.Actuator)
 	flag("payment", req.Payment, grant.Payment)
+	flag("sign", req.Sign, grant.Sign)
 	exact("net", req.Net, grant.Net, true)
 	for _, f := range req.Files {
 		if !slices.ContainsFunc(grant.Files, func(g wire.FileGrant) bool {

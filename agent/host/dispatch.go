@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,6 +70,11 @@ func (h *Host) newGrant(spec PluginSpec) (*grant, error) {
 		}
 		return nil
 	}
+	rt, err := h.x402Client(g, cmp.Or[http.RoundTripper](c.Transport, http.DefaultTransport))
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: x402: %w", spec.Name, err)
+	}
+	c.Transport = rt
 	g.http = &c
 	return g, nil
 }
@@ -89,8 +95,12 @@ func (h *Host) authorize(ctx context.Context, g *grant, method, target string, e
 		return func(json.RawMessage, error) {}, nil
 	}
 	a := action(h.cfg.Agent, g.spec.Name, method, target, effect, args)
-	if werr := g.denials.suppressed(ctx, a); werr != nil {
-		return nil, werr
+	// A payment is decided afresh every time: its amount and the ledger
+	// decide it, not an earlier refusal of another payment to the payee.
+	if effect != wire.EffectPayment {
+		if werr := g.denials.suppressed(ctx, a); werr != nil {
+			return nil, werr
+		}
 	}
 	done, err := h.cfg.Gate.Authorize(ctx, a)
 	if err != nil {
@@ -127,6 +137,8 @@ func (h *Host) HostCall(ctx context.Context, plugin, method string, payload []by
 			Message: fmt.Sprintf("%s: plugin %q makes more than %.0f host calls/s", method, plugin, h.cfg.Rates.OrDefault().HostCalls)}
 	}
 	switch method {
+	case wire.HostSign:
+		return h.sign(ctx, g, payload)
 	case wire.HostLog:
 		if !g.logs.allow(float64(len(payload))) {
 			return nil, &wire.Error{Code: wire.CodeRateLimited, Retryable: true, Message: "log: the plugin's log rate is exceeded; the line was dropped"}
@@ -188,13 +200,7 @@ func (h *Host) HostCall(ctx context.Context, plugin, method string, payload []by
 		if !g.spec.Grants.Payment {
 			return nil, h.deny(ctx, g, method, "", "payment not granted")
 		}
-		done, werr := h.authorize(ctx, g, method, "", wire.EffectPayment, json.RawMessage(bytes.Clone(payload)))
-		if werr != nil {
-			return nil, werr
-		}
-		werr = wire.Errorf(wire.CodeUnavailable, "%s: payments are not configured on this agent", method)
-		done(outcome(nil, werr))
-		return nil, werr
+		return h.pay(ctx, g, method, payload)
 	default:
 		return nil, wire.Errorf(wire.CodeNotFound, "no host method %q", method)
 	}
@@ -437,6 +443,9 @@ func (h *Host) doFetch(ctx context.Context, g *grant, u *url.URL, a wire.HTTPReq
 	if err != nil {
 		if rd, isRD := errors.AsType[*redirectDenied](err); isRD {
 			return nil, h.deny(ctx, g, method, rd.to, "redirect to a host that is not granted")
+		}
+		if werr, paid := fetchPayError(err); paid {
+			return nil, werr
 		}
 		if ctx.Err() != nil {
 			return nil, &wire.Error{Code: wire.CodeTimeout, Message: fmt.Sprintf("%s %s: no answer within %v", method, u.Host, timeout), Retryable: true}

@@ -48,6 +48,10 @@ type Config struct {
 	Rates Rates
 	// Store backs memory.get/put/query.
 	Store memory.Store
+	// Payments is the agent's wallet behind pay.quote, pay.execute and
+	// x402 in http.fetch (see Payments). Nil: pay.* answer unavailable and
+	// a 402 reaches the plugin as is.
+	Payments *Payments
 	// Logger receives plugin log lines (tagged with the plugin's name) and,
 	// without a DenialAuditor, coalesced denials. Nil: slog.Default().
 	Logger *slog.Logger
@@ -58,6 +62,9 @@ type Config struct {
 	// OnReading receives each sensor poll's result (or error). Nil: sensors
 	// are not polled.
 	OnReading func(plugin, sensor string, payload json.RawMessage, err error)
+	// Signer signs for plugins granted sign (wire.HostSign) with the
+	// agent's identity key. Nil: identity.sign is unavailable.
+	Signer Signer
 	// HTTPClient's Transport carries http.fetch; its redirect policy and
 	// timeout are replaced by the plugin's allowlist and limits. Nil: a
 	// clone of http.DefaultTransport.
@@ -90,6 +97,9 @@ type Config struct {
 	// acknowledged, a crash loop), after it left the host's plugins: the
 	// agent drops its tools and audits it. It must not block.
 	OnQuarantine func(plugin, reason string)
+	// Observer is told of every call into a plugin, restart and quarantine
+	// (observe.go). Nil: nobody is.
+	Observer Observer
 }
 
 // PluginSpec is one plugin as the agent config describes it.
@@ -224,6 +234,7 @@ type Plugin struct {
 	tools    []tool.Tool
 	stop     context.CancelFunc // ends sensor polling
 	polling  sync.WaitGroup
+	obs      Observer // Config.Observer; nil: none
 }
 
 // Name is the plugin's name in the agent config.
@@ -322,11 +333,11 @@ func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	}
 	self := &pluginRef{}
 	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h, UnconfinedOK: spec.UnconfinedOK, InitTimeout: h.cfg.InitTimeout,
-		OnGiveUp: func(err error) { h.crashLooped(spec.Name, self.get(), err) }})
+		Restarted: h.restarted(spec.Name), OnGiveUp: func(err error) { h.crashLooped(spec.Name, self.get(), err) }})
 	if err != nil {
 		return nil, err
 	}
-	p := &Plugin{spec: spec, inst: inst, manifest: inst.Manifest()}
+	p := &Plugin{spec: spec, inst: inst, manifest: inst.Manifest(), obs: h.cfg.Observer}
 	self.set(p)
 	if err := p.check(); err != nil {
 		_ = inst.Close(context.WithoutCancel(ctx))

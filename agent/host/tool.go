@@ -76,7 +76,9 @@ func (t *pluginTool) Call(ctx context.Context, args json.RawMessage) (json.RawMe
 	}
 	c := newCall(ctx, t.declared, args)
 	c.Checked = true
+	start := time.Now()
 	res := t.p.inst.Call(ctx, c)
+	t.p.observe(CallTool, start, res)
 	if res.Error != nil {
 		return nil, res.Error
 	}
@@ -131,8 +133,10 @@ func (h *Host) poll(p *Plugin) {
 				case <-t.C:
 				}
 				cctx, cancel := context.WithTimeout(ctx, timeout)
+				start := time.Now()
 				res := p.inst.Call(cctx, newCall(cctx, s.Name, nil))
 				cancel()
+				p.observe(CallSensor, start, res)
 				if ctx.Err() != nil {
 					return
 				}

@@ -39,6 +39,9 @@ type LoadSpec struct {
 	// transport stops restarting a plugin that keeps crashing: the host
 	// quarantines it. Nil: nobody is told.
 	OnGiveUp func(err error)
+	// Restarted, when set, is called each time the transport restarted
+	// the plugin after a crash.
+	Restarted func()
 }
 
 // Confinement features of process plugins, as sdk/wire names them.

@@ -86,12 +86,46 @@ type OpenAI struct {
 	cfg      OpenAIConfig
 	client   *openai.Client
 	endpoint string
-	hint404  string // appended to a 404's message: a base URL without /v1
+	hint404  string   // appended to a 404's message: a base URL without /v1
+	auth     []string // the Authorization header's value, when there is a key
 	log      *slog.Logger
 	// noStream is set once a streamed reply came back empty and the same
 	// request without streaming did not: this endpoint does not stream
 	// tool calls, so later calls skip the streamed attempt.
 	noStream atomic.Bool
+	// names is the last tool list's name mapping: an agent offers the same
+	// tools call after call, and building the maps each time cost a dozen
+	// allocations a call. A toolNames is never written once built.
+	names atomic.Pointer[namedTools]
+}
+
+type namedTools struct {
+	tools []string
+	names *toolNames
+}
+
+// toolNames returns the name mapping of tools, reusing the last one when
+// the tools' names are the same.
+func (o *OpenAI) toolNames(tools []ToolSpec) *toolNames {
+	if last := o.names.Load(); last != nil && len(last.tools) == len(tools) {
+		same := true
+		for i, t := range tools {
+			if last.tools[i] != t.Name {
+				same = false
+				break
+			}
+		}
+		if same {
+			return last.names
+		}
+	}
+	n := newToolNames(tools)
+	list := make([]string, len(tools))
+	for i, t := range tools {
+		list[i] = t.Name
+	}
+	o.names.Store(&namedTools{tools: list, names: n})
+	return n
 }
 
 var _ Model = (*OpenAI)(nil)
@@ -132,6 +166,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	oc.BaseURL = base
 	oc.HTTPClient = doer{cfg.HTTPClient}
 	o := &OpenAI{cfg: cfg, client: openai.NewClientWithConfig(oc), endpoint: base + "/chat/completions", log: log}
+	if cfg.APIKey != "" {
+		o.auth = []string{"Bearer " + cfg.APIKey}[:1:1]
+	}
 	if !strings.Contains(u.Path+"/", "/v1/") {
 		o.hint404 = fmt.Sprintf(" (did you mean %s/v1? OpenAI-compatible servers serve /v1/chat/completions)", base)
 	}
@@ -278,7 +315,7 @@ var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 // wire builds the go-openai request. Tool schemas are sent exactly as given;
 // tool names are made acceptable to the API (see toolNames).
 func (o *OpenAI) wire(req *Request) (openai.ChatCompletionRequest, *toolNames) {
-	names := newToolNames(req.Tools)
+	names := o.toolNames(req.Tools)
 	w := openai.ChatCompletionRequest{
 		Model:         o.cfg.Model,
 		Messages:      make([]openai.ChatCompletionMessage, 0, len(req.Messages)),
@@ -369,9 +406,9 @@ func (o *OpenAI) whole(ctx context.Context, wreq *openai.ChatCompletionRequest, 
 // streamed makes one streamed call. delivered reports whether any chunk
 // reached the caller; a nil result with a nil error means the caller stopped.
 func (o *OpenAI) streamed(ctx context.Context, wreq *openai.ChatCompletionRequest, names *toolNames, st *attemptState, yield func(Chunk, error) bool) (res *Response, delivered bool, err error) {
-	stream, err := o.client.CreateChatCompletionStream(ctx, *wreq)
+	stream, err := o.openStream(ctx, wreq)
 	if err != nil {
-		return nil, false, classify(err)
+		return nil, false, err
 	}
 	defer stream.Close()
 	var (

@@ -249,6 +249,7 @@ func TestBadStreams(t *testing.T) {
 		{"garbage json", "data: {\"id\": nonsense\n\n", "invalid stream"},
 		{"not sse", "<html><body>It works!</body></html>\n", "sent no chat completion chunks"},
 		{"error event", `data: {"error":{"message":"model overloaded","type":"server_error"}}` + "\n\n", "model overloaded"},
+		{"error object instead of a stream", `{"error":{"message":"quota exceeded","type":"insufficient_quota"}}` + "\n", "quota exceeded"},
 		{"bad tool index", `data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":99999,"function":{"name":"x"}}]}}]}` + "\n\n", "tool call index 99999"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -401,5 +402,51 @@ func TestGoldenRequest(t *testing.T) {
 	}
 	if !bytes.Equal(got.Bytes(), want) {
 		t.Errorf("request body differs from %s:\n%s", golden, got.Bytes())
+	}
+}
+
+// A data line longer than the reader's buffer (a long reply in one chunk)
+// arrives whole.
+func TestLongStreamLine(t *testing.T) {
+	long := strings.Repeat("0123456789", 2000)
+	raw := `data: {"choices":[{"index":0,"delta":{"content":"` + long + `"},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"
+	s := llmtest.NewServer(t, llmtest.Reply{Raw: raw})
+	texts, final, err := collect(t.Context(), newModel(t, s.URL, nil), ask)
+	if err != nil || strings.Join(texts, "") != long || final == nil || final.Message.Content != long {
+		t.Fatalf("text %d bytes, final %v, err %v; want the %d-byte reply", len(strings.Join(texts, "")), final != nil, err, len(long))
+	}
+}
+
+// The adapter reuses the last tool list's name mapping: a different list
+// on the next call gets its own mapping, and the same list again the same.
+func TestToolNamesFollowTheToolList(t *testing.T) {
+	s, err := llmtest.Start(llmtest.Config{Respond: func(r llmtest.Request) llmtest.Reply {
+		var calls []llm.ToolCall
+		for i, tool := range r.Tools {
+			calls = append(calls, llm.ToolCall{ID: fmt.Sprint(i), Name: tool.Name, Arguments: "{}"})
+		}
+		return llmtest.Reply{ToolCalls: calls}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := newModel(t, s.URL, nil)
+	for _, tools := range [][]string{{"gnss.position", "clock"}, {"gnss_position", "gnss.position"}, {"ntrip.status"}, {"gnss.position", "clock"}} {
+		req := &llm.Request{Messages: ask.Messages}
+		for _, n := range tools {
+			req.Tools = append(req.Tools, llm.ToolSpec{Name: n})
+		}
+		_, final, err := collect(t.Context(), m, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range final.Message.ToolCalls {
+			got = append(got, c.Name)
+		}
+		if !slices.Equal(got, tools) {
+			t.Errorf("tools %q: calls came back as %q", tools, got)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package metrics is what depai exposes to Prometheus on GET /metrics:
-// turns, model calls, tokens, tool calls, policy decisions and the
-// emergency stop. Every label has a bounded set of values (outcomes are
+// turns, model calls, tokens, tool calls, policy decisions, the emergency
+// stop, calls into plugins with their restarts and quarantines, and the
+// memory store's commits and fsync latency. Every label has a bounded set of values (outcomes are
 // event codes, tools are the agent's known tools, verdicts are three), so a
 // model that invents tool names cannot blow up the series count.
 //
@@ -17,11 +18,24 @@
 //	tool_calls_total{agent,tool,outcome}       tool calls, by "ok" or wire error code
 //	policy_decisions_total{agent,kind,verdict} policy decisions
 //	estop_engaged                              1 while the emergency stop is engaged
+//	plugin_calls_total{plugin,kind,outcome}    calls into plugins: kind tool|sensor|stop, outcome ok or a wire code ("other" for one the wire does not define)
+//	plugin_call_duration_seconds{plugin,kind}  wall time of one call into a plugin
+//	plugin_restarts_total{plugin}              restarts after a crash (process plugins)
+//	plugin_quarantines_total{plugin}           actuator plugins quarantined for not acknowledging a stop
+//	memory_commits_total{outcome}              group commits of the store (ok or error), one fsync each
+//	memory_records_written_total               records made durable
+//	memory_commit_duration_seconds             one group commit, fsync included
+//
+// Plugin names are the agent config's, a bounded set. PluginCall,
+// PluginRestarted and PluginQuarantined make a *Metrics an
+// agent/host.Observer; Commit is a memory.Config.OnCommit.
 package metrics
 
 import (
 	"net/http"
 	"time"
+
+	"github.com/depai/depai/memory"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -38,6 +52,14 @@ type Metrics struct {
 	tokens       *prometheus.CounterVec
 	toolCalls    *prometheus.CounterVec
 	decisions    *prometheus.CounterVec
+
+	pluginCalls   *prometheus.CounterVec
+	pluginSeconds *prometheus.HistogramVec
+	restarts      *prometheus.CounterVec
+	quarantines   *prometheus.CounterVec
+	commits       *prometheus.CounterVec
+	written       prometheus.Counter
+	commitSeconds prometheus.Histogram
 }
 
 // New returns a registry with depai's collectors and the Go runtime's.
@@ -60,6 +82,16 @@ func New() *Metrics {
 	m.tokens = f("tokens_total", "Tokens the model endpoints reported, or estimated where they report none.", "agent")
 	m.toolCalls = f("tool_calls_total", "Tool calls, by tool and outcome (ok or a wire error code).", "agent", "tool", "outcome")
 	m.decisions = f("policy_decisions_total", "Policy decisions, by action kind and verdict.", "agent", "kind", "verdict")
+	m.pluginCalls = f("plugin_calls_total", "Calls into plugins, by kind (tool, sensor, stop) and outcome (ok, a wire error code, or other).", "plugin", "kind", "outcome")
+	m.pluginSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "depai", Name: "plugin_call_duration_seconds", Help: "Wall time of one call into a plugin.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 3, 12)}, []string{"plugin", "kind"})
+	m.restarts = f("plugin_restarts_total", "Plugin restarts after a crash.", "plugin")
+	m.quarantines = f("plugin_quarantines_total", "Actuator plugins quarantined for not acknowledging a stop.", "plugin")
+	m.commits = f("memory_commits_total", "Group commits of the memory store (one fsync each), by outcome (ok or error).", "outcome")
+	m.written = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "depai", Name: "memory_records_written_total", Help: "Records the memory store made durable."})
+	m.commitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "depai", Name: "memory_commit_duration_seconds", Help: "One group commit of the memory store, fsync included.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12)})
+	m.reg.MustRegister(m.pluginSeconds, m.written, m.commitSeconds)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -117,4 +149,43 @@ func (m *Metrics) Decision(agent, kind, verdict string) {
 		return
 	}
 	m.decisions.WithLabelValues(agent, kind, verdict).Inc()
+}
+
+// PluginCall records one call into a plugin (agent/host.Observer).
+func (m *Metrics) PluginCall(plugin, kind, outcome string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.pluginCalls.WithLabelValues(plugin, kind, outcome).Inc()
+	m.pluginSeconds.WithLabelValues(plugin, kind).Observe(took.Seconds())
+}
+
+// PluginRestarted records a plugin's restart after a crash.
+func (m *Metrics) PluginRestarted(plugin string) {
+	if m == nil {
+		return
+	}
+	m.restarts.WithLabelValues(plugin).Inc()
+}
+
+// PluginQuarantined records an actuator plugin's quarantine.
+func (m *Metrics) PluginQuarantined(plugin string) {
+	if m == nil {
+		return
+	}
+	m.quarantines.WithLabelValues(plugin).Inc()
+}
+
+// Commit records one group commit of the memory store (memory.Config.OnCommit).
+func (m *Metrics) Commit(c memory.CommitInfo) {
+	if m == nil {
+		return
+	}
+	if c.Err != nil {
+		m.commits.WithLabelValues("error").Inc()
+		return
+	}
+	m.commits.WithLabelValues("ok").Inc()
+	m.written.Add(float64(c.Records))
+	m.commitSeconds.Observe(c.Took.Seconds())
 }

@@ -3,6 +3,7 @@ package operator_test
 import (
 	"context"
 	"encoding/json"
+	"iter"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +49,75 @@ func artifact(t *testing.T, name string, png []byte) {
 	t.Logf("screenshot: %s", path)
 }
 
+// browser is a headless Chromium the test drives; it ends with the test.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func openBrowser(t *testing.T) *browser {
+	t.Helper()
+	path := chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first run starts the browser and must not carry a timeout (it
+	// would stop the browser); the steps after it each get one.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	return &browser{t: t, ctx: ctx}
+}
+
+// do runs steps within 30 s, or fails the test naming what.
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	sctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		// What the page knew, to tell a slow fleet from a wrong view.
+		seen, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify({agents: state.agents, error: document.querySelector("#error").textContent, view: document.querySelector(".view:not([hidden])").textContent.slice(0, 600)})`))
+		b.t.Fatalf("%s: %v\nthe page's state: %.3000s", what, err, seen)
+	}
+	b.t.Logf("%s: done", what)
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+func (b *browser) shoot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	artifact(b.t, name, png)
+}
+
+// login opens the console at base with the test operator's token ("t").
+func (b *browser) login(base string) {
+	b.t.Helper()
+	b.do("log in",
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), "t"),
+		chromedp.Click(chromedp.CSS("#login-form button")),
+		chromedp.WaitVisible(chromedp.CSS("#app")),
+	)
+}
+
+// poll waits up to 20 s for a JavaScript expression to be true.
+func poll(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second))
+}
+
 type arm struct {
 	mu    sync.Mutex
 	moves int
@@ -61,7 +131,6 @@ func TestConsoleInABrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	browser := chromium(t)
 	robot := &arm{}
 	drive, err := tool.New("drive.to", "Drive to a point.", tool.EffectActuator, func(_ context.Context, in struct {
 		Lat   float64 `json:"lat"`
@@ -115,6 +184,9 @@ agents:
 	if err := r1.Report(t.Context(), "cam", "label", json.RawMessage(`{"text":"<img src=x onerror=\"window.pwned=1\"><script>window.pwned=1</script>crate"}`)); err != nil {
 		t.Fatal(err)
 	}
+	for i, a := range agents {
+		agents[i] = unwired{a}
+	}
 	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: agents, Operators: one, Events: hub, Console: true, Metrics: m.Handler()})
 	if err != nil {
 		t.Fatal(err)
@@ -123,51 +195,9 @@ agents:
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	base := "http://" + srv.Addr()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first run starts the browser and must not carry a timeout (it
-	// would stop the browser); the steps after it each get one.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start %s: %v", browser, err)
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		t.Logf("%s: done", what)
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	shoot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		artifact(t, name, png)
-	}
-	poll := func(expr string) chromedp.Action[chromedp.Void] {
-		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second))
-	}
-	do("log in",
-		chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), "t"),
-		chromedp.Click(chromedp.CSS("#login-form button")),
-		chromedp.WaitVisible(chromedp.CSS("#app")),
-	)
+	b := openBrowser(t)
+	ctx, do, text, shoot := b.ctx, b.do, b.text, b.shoot
+	b.login(base)
 	do("the fleet", poll(`document.querySelector("#fleet tbody").textContent.includes("rover-2")`))
 	if fleetText := text("#fleet"); !strings.Contains(fleetText, "rover-1") || !strings.Contains(fleetText, "rtk_fixed") {
 		t.Errorf("fleet table: %q", fleetText)
@@ -177,6 +207,66 @@ agents:
 		poll(`document.querySelectorAll("#map circle.robot").length === 2`),
 	)
 	shoot("console-map.png")
+
+	do("the plot of a sensor",
+		chromedp.Click(chromedp.CSS(`button[data-view="plots"]`)),
+		poll(`Array.from(document.querySelectorAll("#plot-sensor option")).some(o => o.value === "gnss/position")`),
+		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector("#plot-sensor"); s.value = "gnss/position"; s.dispatchEvent(new Event("change")); })()`),
+		poll(`document.querySelector("#plot").dataset.points === "1" && document.querySelector("#plot canvas") !== null`),
+	)
+	// A new reading appears on the live plot, and a field name a plugin
+	// chose is shown as text in the legend.
+	if err := r1.Report(t.Context(), "gnss", "position", json.RawMessage(`{"lat":52.5191,"lon":13.4041,"speed_mps":1.7,"fix":"rtk_fixed","<img src=x onerror=window.pwned=1>":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	do("a new reading on the plot",
+		poll(`document.querySelector("#plot").dataset.points === "2" && plot.chart.data.some((col, i) => i > 0 && col.includes(1.7))`),
+		poll(`document.querySelector("#plot .u-legend").textContent.includes("<img src=x")`),
+	)
+	// Zoomed into the last minute, the view asks for that span and stops
+	// following; back to live, it follows the hour again.
+	do("zoom into a span",
+		chromedp.Evaluate[chromedp.Void](`zoomPlot(Date.now() / 1000 - 60, Date.now() / 1000)`),
+		poll(`!document.querySelector("#plot-live").hidden && plot.range[1] - plot.range[0] <= 62 && document.querySelector("#plot").dataset.points === "2"`),
+		chromedp.Click(chromedp.CSS("#plot-live")),
+		poll(`document.querySelector("#plot-live").hidden && plot.range[1] - plot.range[0] >= 3599`),
+	)
+	shoot("console-plot.png")
+
+	// /tasks and /earnings without the mesh or the wallet: the views show
+	// the commands' unavailable message (the real /earnings; /tasks from
+	// unwired until the mesh's command lands). Then the same render functions
+	// are fed a fixture of the documented shapes.
+	do("tasks unavailable",
+		chromedp.Click(chromedp.CSS(`button[data-view="tasks"]`)),
+		poll(`document.querySelector("#tasks-note").textContent.includes("no mesh configured")`),
+	)
+	do("tasks from a fixture",
+		chromedp.Evaluate[chromedp.Void](`renderTasks({"tasks":[
+		{"id":"01JTASKA","from":"dispatcher","to":"rover-1","state":"done","goal":"survey the north field","created":"2026-12-01T20:00:00Z","updated":"2026-12-01T20:04:00Z","result":{"area_m2":1200}},
+		{"id":"01JTASKB","from":"dispatcher","to":"rover-2","state":"failed","goal":"<img src=x onerror=window.pwned=1>dock","created":"2026-12-01T20:01:00Z","updated":"2026-12-01T20:02:00Z","error":"the path crosses the pond"}]})`),
+	)
+	if got := text("#tasks"); !strings.Contains(got, "01JTASKA") || !strings.Contains(got, `{"area_m2":1200}`) || !strings.Contains(got, "error: the path crosses the pond") || !strings.Contains(got, "<img src=x") || strings.Contains(text("#tasks-note"), "mesh") {
+		t.Errorf("tasks view from the fixture:\n%s", got)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#tasks tbody tr[data-state="failed"]').length`)); err != nil || n != 1 {
+		t.Errorf("%d failed task rows (%v)", n, err)
+	}
+	shoot("console-tasks.png")
+	do("earnings unavailable",
+		chromedp.Click(chromedp.CSS(`button[data-view="earnings"]`)),
+		poll(`document.querySelector("#earnings-note").textContent.includes("has no wallet")`),
+	)
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#earnings tbody tr, #earnings tfoot tr").length`)); err != nil || n != 0 {
+		t.Errorf("the unavailable earnings view has %d rows (%v)", n, err)
+	}
+	do("earnings from a fixture", chromedp.Evaluate[chromedp.Void](`renderEarnings({"earnings":[
+		{"owner":"did:key:z6MkOwnerA","share":0.6,"amount":"0.60","asset":"USDC"},
+		{"owner":"<script>window.pwned=1</script>treasury","share":0.4,"amount":"0.40","asset":"USDC"}],"total":"1.00","asset":"USDC"})`))
+	if got := text("#earnings"); !strings.Contains(got, "did:key:z6MkOwnerA") || !strings.Contains(got, "0.60") || !strings.Contains(got, "<script>window.pwned=1</script>treasury") || !strings.Contains(got, "Total") || !strings.Contains(got, "1.00") {
+		t.Errorf("earnings view from the fixture:\n%s", got)
+	}
+	shoot("console-earnings.png")
 
 	do("chat",
 		chromedp.Click(chromedp.CSS(`button[data-view="chat"]`)),
@@ -195,7 +285,9 @@ agents:
 		poll(`document.querySelector("#approvals tbody").textContent.includes("drive.to")`),
 	)
 	shoot("console-approvals.png")
-	do("approve it", chromedp.Click(chromedp.CSS(`#approvals tbody button`)))
+	// Clicked in the page: the table is redrawn on every refresh, so a
+	// node found by one CDP call may be gone by the next.
+	do("approve it", chromedp.Evaluate[chromedp.Void](`document.querySelector("#approvals tbody button").click()`))
 	select {
 	case err := <-moved:
 		if err != nil {
@@ -230,8 +322,23 @@ agents:
 		chromedp.Click(chromedp.CSS("#memory-form button")),
 		poll(`document.querySelector("#memory tbody").textContent.includes("crate")`),
 	)
-	pwned, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!window.pwned || document.querySelectorAll("#memory img, #memory script").length > 0`))
+	pwned, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!window.pwned || document.querySelectorAll("#memory img, #memory script, #plot img, #tasks img, #earnings script").length > 0`))
 	if memText := text("#memory"); err != nil || pwned || !strings.Contains(memText, "<script>") {
 		t.Errorf("what a plugin wrote was not shown as text: pwned=%v (%v)\n%s", pwned, err, memText)
+	}
+}
+
+// unwired stands in for the /tasks command that the mesh adds: it answers
+// it as it answers with no mesh configured (an error event with code
+// unavailable and a message) and passes every other input — /earnings
+// too, the wallet's own command — to the real agent.
+type unwired struct{ operator.Agent }
+
+func (u unwired) Handle(ctx context.Context, in agent.Input) iter.Seq2[agent.Event, error] {
+	if name, _, _ := strings.Cut(strings.TrimSpace(in.Text), " "); name != "/tasks" {
+		return u.Agent.Handle(ctx, in)
+	}
+	return func(yield func(agent.Event, error) bool) {
+		yield(agent.Event{Type: agent.EventError, Command: "tasks", Code: agent.CodeUnavailable, Error: "no mesh configured: tasks travel on the fleet's NATS (mesh: in the config)"}, nil)
 	}
 }

@@ -11,6 +11,13 @@
 //	GET  /v1/agents/{name}          one agent's status
 //	POST /v1/agents/{name}/messages {"text": "/status"} → the turn, streamed
 //	GET  /v1/rosbridge              rosbridge v2 over WebSocket (package rosbridge)
+//	POST /v1/memory/{namespace}     {"kind": "observation", "text": "…"} → the record (Config.Memory)
+//
+// A put into memory answers 201 with a [PutResult] once the record and its
+// audit record are durable (one commit). With an Idempotency-Key header a
+// retry stores nothing and answers 200 with the first request's record
+// (Idempotent-Replayed: true), across restarts of depai too, for 24 hours;
+// the key with another body is refused with 422 idempotency_key_reused.
 //
 // A message or command is answered with the turn's events as server-sent
 // events (event: delta | tool_call | tool_result | reply | error, data: the

@@ -70,9 +70,17 @@ type Config struct {
 	// Metrics is served on GET /metrics (behind the same authentication:
 	// give a scraper a viewer's token). Nil: no such route.
 	Metrics http.Handler
+	// Memory serves POST /v1/memory/{namespace}: an operator's put, decided
+	// by the policy engine and committed with its audit record, with
+	// Idempotency-Key. Nil: no such route.
+	Memory MemoryWriter
 	// MCP serves the fleet's tools to MCP clients over Streamable HTTP on
 	// /mcp, with the calling operator's role.
 	MCP bool
+	// Sell serves /x402/ without an operator token: an agent's resources
+	// for sale, which buyers pay for with x402 instead of authenticating
+	// (agent.Fleet.SellHandler). Nil: no such route.
+	Sell http.Handler
 }
 
 // Server serves the operator API. Create it with NewServer, run it with
@@ -243,6 +251,10 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("/mcp", s.mcpHandler())
 	}
 	mux.HandleFunc("GET /v1/rosbridge", s.serveROSBridge)
+	if s.cfg.Memory != nil {
+		mux.HandleFunc("POST /v1/memory/{namespace...}", s.putMemory)
+		mux.HandleFunc("/v1/memory/{namespace...}", methodNotAllowed("POST"))
+	}
 	mux.HandleFunc("GET /v1/agents", s.listAgents)
 	mux.HandleFunc("GET /v1/agents/{name}", s.getAgent)
 	mux.HandleFunc("POST /v1/agents/{name}/messages", s.postMessage)
@@ -252,9 +264,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/agents/{name}", methodNotAllowed("GET"))
 	mux.HandleFunc("/v1/agents/{name}/messages", methodNotAllowed("POST"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages, GET /v1/events, GET /v1/rosbridge, GET /metrics, /mcp)", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages, POST /v1/memory/{namespace}, GET /v1/events, GET /v1/rosbridge, GET /metrics, /mcp)", r.Method, r.URL.Path))
 	})
 	api := s.authenticate(mux)
+	if s.cfg.Sell != nil {
+		api = sellFirst(s.cfg.Sell, api)
+	}
 	if s.console == nil {
 		return api
 	}
@@ -483,6 +498,24 @@ func (s *Server) beginTurn() bool {
 
 func (s *Server) decodeMessage(w http.ResponseWriter, r *http.Request) (Message, bool) {
 	var msg Message
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return msg, false
+	}
+	if err := decodeStrict(body, &msg); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadJSON, fmt.Sprintf("request body: %v (expected {\"text\": \"...\"})", err))
+		return msg, false
+	}
+	if strings.TrimSpace(msg.Text) == "" {
+		writeError(w, http.StatusBadRequest, CodeMissingText, `request body: "text" is missing or empty (expected {"text": "..."}, such as {"text": "/status"})`)
+		return msg, false
+	}
+	return msg, true
+}
+
+// readBody reads a request body within MaxBodyBytes and BodyTimeout, or
+// answers the failure.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	// A deadline for the body alone: cleared once it is read, so that the
 	// connection's background read (which notices a client going away
 	// mid-turn) is not cut by it.
@@ -496,24 +529,16 @@ func (s *Server) decodeMessage(w http.ResponseWriter, r *http.Request) (Message,
 		switch {
 		case errors.As(err, &tooLarge):
 			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
-			return msg, false
+			return nil, false
 		case errors.As(err, &netErr) && netErr.Timeout():
 			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusRequestTimeout, CodeBodyTimeout, fmt.Sprintf("the request body did not arrive within %v", s.bodyTimeout))
-			return msg, false
+			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, CodeBadJSON, fmt.Sprintf("reading request body: %v", err))
-		return msg, false
+		return nil, false
 	}
-	if err := decodeStrict(body, &msg); err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadJSON, fmt.Sprintf("request body: %v (expected {\"text\": \"...\"})", err))
-		return msg, false
-	}
-	if strings.TrimSpace(msg.Text) == "" {
-		writeError(w, http.StatusBadRequest, CodeMissingText, `request body: "text" is missing or empty (expected {"text": "..."}, such as {"text": "/status"})`)
-		return msg, false
-	}
-	return msg, true
+	return body, true
 }
 
 // decodeStrict decodes exactly one JSON object with no unknown fields.

@@ -147,6 +147,10 @@ type pendingEntry struct {
 	entry Entry
 	rec   memory.Record
 	err   chan error
+	// write, when set, commits in the same transaction as the entry (see
+	// WriteWith); written is what it did.
+	write   *memory.Write
+	written memory.Written
 }
 
 // OpenLog continues the chain found in store and starts its writer. Close
@@ -171,6 +175,20 @@ func OpenLog(ctx context.Context, store memory.Store) (*Log, error) {
 // error means the entry is not on record (and will be declared lost by the
 // next one), so the action it describes must not proceed.
 func (l *Log) Write(ctx context.Context, e Entry) (uint64, error) {
+	p, err := l.add(ctx, e, nil)
+	if err != nil {
+		return 0, err
+	}
+	// The write is not abandoned with ctx: an entry in the chain must be
+	// stored or declared lost, so the wait is for the commit.
+	if err := <-p.err; err != nil {
+		return 0, err
+	}
+	return p.entry.N, nil
+}
+
+// add chains e and hands it, with the write it may carry, to the writer.
+func (l *Log) add(ctx context.Context, e Entry, w *memory.Write) (*pendingEntry, error) {
 	e.Args, e.Result = clip(e.Args), clip(e.Result)
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() && e.TraceID == "" {
 		e.TraceID = sc.TraceID().String()
@@ -179,11 +197,11 @@ func (l *Log) Write(ctx context.Context, e Entry) (uint64, error) {
 		e.Time = l.now()
 	}
 	e.Time = e.Time.UTC()
-	p := &pendingEntry{err: make(chan error, 1)}
+	p := &pendingEntry{err: make(chan error, 1), write: w}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return 0, errors.New("audit: log closed")
+		return nil, errors.New("audit: log closed")
 	}
 	l.n++
 	e.N = l.n
@@ -192,7 +210,7 @@ func (l *Log) Write(ctx context.Context, e Entry) (uint64, error) {
 	if err != nil {
 		l.n--
 		l.mu.Unlock()
-		return 0, err
+		return nil, err
 	}
 	l.prev, l.lost = e.Hash, nil
 	p.entry = e
@@ -206,12 +224,7 @@ func (l *Log) Write(ctx context.Context, e Entry) (uint64, error) {
 	case l.kick <- struct{}{}:
 	default:
 	}
-	// The write is not abandoned with ctx: an entry in the chain must be
-	// stored or declared lost, so the wait is for the commit.
-	if err := <-p.err; err != nil {
-		return 0, err
-	}
-	return e.N, nil
+	return p, nil
 }
 
 func auditTags(e Entry) []string {
@@ -235,11 +248,7 @@ func (l *Log) writer() {
 		closed := l.closed
 		l.mu.Unlock()
 		if len(batch) > 0 {
-			recs := make([]memory.Record, len(batch))
-			for i, p := range batch {
-				recs[i] = p.rec
-			}
-			_, err := l.store.Put(context.Background(), recs...)
+			err := l.store1(batch)
 			if err != nil {
 				err = fmt.Errorf("audit: store %d record(s): %w", len(batch), err)
 				l.mu.Lock()
@@ -256,6 +265,40 @@ func (l *Log) writer() {
 			return
 		}
 	}
+}
+
+// store1 stores one batch of entries, in one commit with the writes they
+// carry.
+func (l *Log) store1(batch []*pendingEntry) error {
+	recs := make([]memory.Record, len(batch))
+	var writes []memory.Write
+	for i, p := range batch {
+		recs[i] = p.rec
+		if p.write != nil {
+			writes = append(writes, *p.write)
+		}
+	}
+	if writes == nil {
+		_, err := l.store.Put(context.Background(), recs...)
+		return err
+	}
+	b, ok := l.store.(memory.Batcher)
+	if !ok {
+		return fmt.Errorf("the store (%T) cannot commit an action with its audit record", l.store)
+	}
+	out, err := b.PutBatch(context.Background(), append([]memory.Write{{Recs: recs}}, writes...)...)
+	if err != nil {
+		return err
+	}
+	// The entries' records go first: the batch commits only with them.
+	i := 1
+	for _, p := range batch {
+		if p.write != nil {
+			p.written = out[i]
+			i++
+		}
+	}
+	return nil
 }
 
 // Close stores what is pending and stops the writer.

@@ -16,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/wallet/spend"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -35,11 +36,16 @@ type Rules struct {
 	MaxDepth int
 	// Motion are the rules decided on where the robot is (Config.Poses).
 	Motion config.Motion
+	// Spend is the spend policy (safety.spend) and Ledger the durable
+	// record it is checked against, which the caller opens and closes.
+	// Without limits every payment is refused.
+	Spend  config.Spend
+	Ledger *spend.Ledger
 }
 
 // RulesOf is an agent's policy as its config states it.
 func RulesOf(a config.Agent) Rules {
-	return Rules{Actuators: a.Safety.Actuators, Operators: a.Operators, MaxDepth: a.Limits.Depth, Motion: a.Safety.Motion}
+	return Rules{Actuators: a.Safety.Actuators, Operators: a.Operators, MaxDepth: a.Limits.Depth, Motion: a.Safety.Motion, Spend: a.Safety.Spend}
 }
 
 // Config configures an Engine.
@@ -82,6 +88,7 @@ type Engine struct {
 type agentRules struct {
 	Rules
 	gates map[string]*gate // by tool name
+	spend *spendRules      // nil: no payment is allowed
 }
 
 var _ Gate = (*Engine)(nil)
@@ -118,6 +125,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			}
 			ar.gates[rule.Tool] = g
 		}
+		sr, err := compileSpend(r.Spend, r.Ledger)
+		if err != nil {
+			return nil, fmt.Errorf("policy: agent %s: %w", name, err)
+		}
+		ar.spend = sr
 		e.agents[name] = ar
 	}
 	for _, ap := range cfg.State.takeApprovals() {
@@ -263,8 +275,7 @@ func (e *Engine) Decide(_ context.Context, a Action) Decision {
 	}
 	switch d.Effect {
 	case wire.EffectPayment:
-		d.Verdict, d.Rule = Deny, "safety.spend"
-		d.Reason = fmt.Sprintf("%s moves money and payments are not enabled on agent %s (no spend policy is in force)", a.Name, a.Agent)
+		return e.decidePayment(r, a, d)
 	case wire.EffectActuator:
 		if holder, held := e.cfg.State.Teleop(a.Agent); held && !(a.Principal.Kind == PrincipalOperator && a.Principal.ID == holder) {
 			d.Verdict, d.Rule = Deny, "teleop"
@@ -293,10 +304,20 @@ func roleName(r Role) string {
 
 // Authorize implements Gate.
 func (e *Engine) Authorize(ctx context.Context, a Action) (func(json.RawMessage, error), error) {
+	return e.authorize(ctx, a, e.decide(ctx, a))
+}
+
+// decide is Decide, told to Config.OnDecision.
+func (e *Engine) decide(ctx context.Context, a Action) Decision {
 	d := e.Decide(ctx, a)
 	if e.cfg.OnDecision != nil {
 		e.cfg.OnDecision(a, d)
 	}
+	return d
+}
+
+// authorize is Authorize of a decided action.
+func (e *Engine) authorize(ctx context.Context, a Action, d Decision) (func(json.RawMessage, error), error) {
 	if d.Verdict == Deny {
 		e.deny(ctx, a, d)
 		code := wire.CodeDenied
@@ -304,6 +325,9 @@ func (e *Engine) Authorize(ctx context.Context, a Action) (func(json.RawMessage,
 			code = wire.CodeForbidden
 		}
 		return nil, &wire.Error{Code: code, Message: d.Reason}
+	}
+	if d.Effect == wire.EffectPayment {
+		return e.authorizePayment(ctx, a, d)
 	}
 	if !audited(a, d) {
 		return func(json.RawMessage, error) {}, nil
@@ -346,7 +370,8 @@ func audited(a Action, d Decision) bool {
 	case a.Kind == ActionMessage:
 		return false
 	case a.Kind == ActionHost:
-		return d.Effect == wire.EffectPayment
+		// A signature with the agent's key is a claim made in its name.
+		return d.Effect == wire.EffectPayment || a.Name == wire.HostSign
 	}
 	return d.Effect != wire.EffectNone
 }
@@ -359,6 +384,9 @@ func (e *Engine) deny(ctx context.Context, a Action, d Decision) {
 	count := 1
 	if a.Principal.Kind == PrincipalPlugin {
 		key := a.Agent + "\x00" + a.Principal.ID + "\x00" + a.Name + "\x00" + a.Target
+		if a.Effect == wire.EffectPayment {
+			key += "\x00" + string(a.Args) // each distinct payment's refusal is on record
+		}
 		var write bool
 		if count, write = e.denials.add(key, e.now()); !write {
 			return
@@ -438,7 +466,7 @@ type command struct {
 var commands = map[string]command{
 	"help": {RoleViewer, false}, "status": {RoleViewer, false}, "tools": {RoleViewer, false},
 	"agents": {RoleViewer, false}, "memory": {RoleViewer, false}, "approvals": {RoleViewer, false},
-	"plugins": {RoleViewer, false}, "audit": {RoleViewer, false},
+	"plugins": {RoleViewer, false}, "audit": {RoleViewer, false}, "earnings": {RoleViewer, false}, "readings": {RoleViewer, false},
 	"stop":  {RoleViewer, true},    // anyone with a token may stop the fleet
 	"call":  {RoleOperator, false}, // the tool call itself is decided and audited
 	"ask":   {RoleOperator, false},

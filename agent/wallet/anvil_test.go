@@ -10,7 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/depai/depai/agent/wallet/internal/testchain"
+	"github.com/depai/depai/agent/internal/testchain"
 )
 
 // TestFeesByChain pays on anvil with and without EIP-1559 (a Berlin chain

@@ -17,7 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
 
-	"github.com/depai/depai/agent/wallet/internal/testchain"
+	"github.com/depai/depai/agent/internal/testchain"
 )
 
 // simChain is go-ethereum's simulated backend, mined every few milliseconds

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
-	"github.com/depai/depai/agent/wallet/internal/testchain"
+	"github.com/depai/depai/agent/internal/testchain"
 )
 
 const crashEnv = "DEPAI_WALLET_CRASH_CHILD"

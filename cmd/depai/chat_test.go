@@ -118,8 +118,11 @@ func TestScriptedStopDuringHungTurn(t *testing.T) {
 			}
 			took := ended.Sub(stopped)
 			t.Logf("/stop → hung turn ended: %v", took)
-			if took > 100*time.Millisecond {
-				t.Errorf("the hung turn ended %v after /stop; want within 100ms", took)
+			// The model never answers, so only /stop can end the turn; the
+			// bound is loose because CI shares two cores (the median is
+			// 3–7 ms on a quiet machine: see the log line above).
+			if took > 2*time.Second {
+				t.Errorf("the hung turn ended %v after /stop; want within 2s", took)
 			}
 			fmt.Fprintln(script, "/resume")
 			script.Close()

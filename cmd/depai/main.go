@@ -57,7 +57,7 @@ the config's data_dir, else $XDG_STATE_HOME/depai (~/.local/state/depai).`,
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(newRunCmd(), newChatCmd(), newMCPCmd(), newMemoryCmd(), newAuditCmd(), newPluginCmd(), newVersionCmd())
-	root.AddCommand(newIDCmd())
+	root.AddCommand(newIDCmd(), newWalletCmd())
 	return root
 }
 

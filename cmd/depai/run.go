@@ -205,8 +205,12 @@ func startAPI(cfg *config.File, o runOptions, fleet *agent.Fleet, tokenFile stri
 	for _, a := range fleet.Agents() {
 		agents = append(agents, a)
 	}
+	sell, err := fleet.SellHandler()
+	if err != nil {
+		return nil, false, err
+	}
 	srv, err := operator.NewServer(operator.Config{Addr: addr, Agents: agents, Operators: ops, Logger: log,
-		Events: hub, Console: true, Metrics: m.Handler(), MCP: true})
+		Events: hub, Console: true, Metrics: m.Handler(), MCP: true, Sell: sell, Memory: fleet.Policy()})
 	if err != nil {
 		return nil, false, fmt.Errorf("%w (is another depai run using it? pass --addr 127.0.0.1:0 for a free port)", err)
 	}

@@ -113,7 +113,6 @@ func (x *Index) add(batch []memory.Record) (vecs []kv, checkpoint bool) {
 		n := uint32(len(x.docs))
 		d := doc{
 			seq:    r.Seq,
-			id:     r.ID,
 			ns:     x.nss.id(r.Namespace),
 			kind:   x.strs.id(string(r.Kind)),
 			author: x.strs.id(r.Author),
@@ -123,9 +122,8 @@ func (x *Index) add(batch []memory.Record) (vecs []kv, checkpoint bool) {
 		if !r.ExpiresAt.IsZero() {
 			d.expires = r.ExpiresAt.UnixNano()
 		}
-		for _, t := range r.Tags {
-			d.tags = append(d.tags, x.strs.id(t))
-		}
+		x.setID(n, &d, r.ID)
+		x.addTags(&d, r.Tags)
 		x.docs = append(x.docs, d)
 		x.supersede(n)
 		if err := x.text.Add(n, r.Text); err != nil { // cannot happen: docnums are dense
@@ -197,7 +195,7 @@ func (x *Index) vectorKVs(docs []uint32) []kv {
 		d := &x.docs[n]
 		p := x.parts[x.nss.strs[d.ns]]
 		p.mu.RLock()
-		kvs = append(kvs, kv{docKey(prefVec, n), encodeVector(d.id, model, p.vecAt(d.pos))})
+		kvs = append(kvs, kv{docKey(prefVec, n), encodeVector(x.docID(n), model, p.vecAt(d.pos))})
 		p.mu.RUnlock()
 	}
 	return kvs
@@ -300,7 +298,7 @@ func (x *Index) embedLoop() {
 		x.pending = x.pending[len(batch):]
 		ids := make([]string, len(batch))
 		for i, p := range batch {
-			ids[i] = x.docs[p.doc].id
+			ids[i] = x.docID(p.doc)
 		}
 		x.mu.Unlock()
 

@@ -21,7 +21,8 @@ import (
 
 // formatVersion is stored under keyFormat. An index of another version —
 // or without one, once it holds documents — is rebuilt from the Source.
-const formatVersion = "depai-recall-2"
+// Version 3 stores tags as hashes (tagHash).
+const formatVersion = "depai-recall-3"
 
 // Open opens or creates the index in cfg.Dir and returns at once: the
 // index loads what it saved, or rebuilds itself from cfg.Source, in the
@@ -165,7 +166,9 @@ func (x *Index) openAndLoad() error {
 		WithSyncWrites(false). // derived data: after a crash it is rebuilt from the Store
 		WithMetricsEnabled(false).
 		WithCompression(options.Snappy).
-		WithMemTableSize(16 << 20).
+		// A memtable's arena is live heap from the start, and this badger
+		// takes only checkpoints (a few MiB at most) and vectors.
+		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).

@@ -127,7 +127,7 @@ func (x *Index) load(ctx context.Context) error {
 				if err != nil {
 					return fmt.Errorf("vector of document %d: %w", n, err)
 				}
-				if id == x.docs[n].id && m == x.emb.Model() {
+				if id == x.docID(n) && m == x.emb.Model() {
 					if err := x.addVector(n, v); err != nil {
 						x.log.Warn("recall: stored vector rejected", "id", id, "err", err)
 					}
@@ -236,10 +236,10 @@ func (x *Index) encodeDoc(n uint32) []byte {
 	for _, s := range []uint32{d.kind, d.author, d.key} {
 		b = appendString(b, x.strs.strs[s])
 	}
-	b = appendString(b, d.id)
-	b = binary.AppendUvarint(b, uint64(len(d.tags)))
-	for _, t := range d.tags {
-		b = appendString(b, x.strs.strs[t])
+	b = appendString(b, x.docID(n))
+	b = binary.AppendUvarint(b, uint64(d.ntags))
+	for _, h := range x.tagsOf(d) {
+		b = binary.BigEndian.AppendUint32(b, h)
 	}
 	return b
 }
@@ -276,18 +276,16 @@ func (x *Index) decodeDoc(n uint32, b []byte) error {
 			return err
 		}
 	}
-	d.ns, d.kind, d.author, d.key, d.id = x.nss.id(strs[0]), x.strs.id(strs[1]), x.strs.id(strs[2]), x.strs.id(strs[3]), strs[4]
+	d.ns, d.kind, d.author, d.key = x.nss.id(strs[0]), x.strs.id(strs[1]), x.strs.id(strs[2]), x.strs.id(strs[3])
+	x.setID(n, &d, strs[4])
 	nt, k := binary.Uvarint(b)
-	if k <= 0 || nt > uint64(len(b)) {
+	if k <= 0 || nt > math.MaxUint16 || uint64(len(b)-k) < 4*nt {
 		return errShort
 	}
 	b = b[k:]
-	for range nt {
-		var t string
-		if t, b, err = readString(b); err != nil {
-			return err
-		}
-		d.tags = append(d.tags, x.strs.id(t))
+	d.tag0, d.ntags = uint32(len(x.tagHashes)), uint16(nt)
+	for i := range int(nt) {
+		x.tagHashes = append(x.tagHashes, binary.BigEndian.Uint32(b[4*i:]))
 	}
 	x.docs = append(x.docs, d)
 	x.supersede(n)

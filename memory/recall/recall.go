@@ -45,11 +45,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/memory/embed"
@@ -149,6 +153,8 @@ type Index struct {
 	mu          sync.RWMutex // guards everything below, and the partitions' membership
 	cond        *sync.Cond   // signalled when cursor, embedded or pending change
 	docs        []doc
+	tagHashes   []uint32          // the documents' tags, by tagHash
+	odd         map[uint32]string // IDs that are not canonical ULIDs, by document number
 	text        *bm25.Index
 	parts       map[string]*partition // by exact namespace
 	facts       map[factKey]uint32    // current version of each fact
@@ -179,18 +185,24 @@ type Index struct {
 	loadTotal atomic.Int64  // documents to load
 }
 
+// doc is what a search filters on, per document, kept small: it is the
+// part of the index that grows with every record. The record ID is held as
+// its 16 ULID bytes (see Index.docID), and tags as hashes in Index.tagHashes
+// (tagHash): a tag unique to one record, as a turn's own tag is, would
+// otherwise stay interned for good.
 type doc struct {
 	seq     uint64
-	id      string
-	ns      uint32 // interned in nss
-	kind    uint32 // interned in strs, as are author, key and tags
+	uid     [16]byte // the record ID, parsed; see Index.odd
+	time    int64    // unix nanoseconds
+	expires int64    // unix nanoseconds; 0: never
+	ns      uint32   // interned in nss
+	kind    uint32   // interned in strs, as are author and key
 	author  uint32
 	key     uint32
-	tags    []uint32
-	time    int64 // unix nanoseconds
-	expires int64 // unix nanoseconds; 0: never
-	vec     bool  // has a vector of the current model, at pos in its partition
+	tag0    uint32 // tagHashes[tag0 : tag0+ntags]
 	pos     uint32
+	ntags   uint16
+	vec     bool // has a vector of the current model, at pos in its partition
 	old     bool // a fact superseded by a newer version (same namespace and key)
 }
 
@@ -200,6 +212,50 @@ type pendingEmbed struct {
 	doc   uint32
 	text  string // "" : read it from the Source
 	retry bool   // queued again after a failure
+}
+
+// setID stores id as d's ID: its ULID bytes, or, for an ID that is not a
+// canonical (upper-case) ULID, in x.odd. Called with x.mu held.
+func (x *Index) setID(n uint32, d *doc, id string) {
+	if u, err := ulid.ParseStrict(id); err == nil && !strings.ContainsFunc(id, unicode.IsLower) {
+		d.uid = u
+		return
+	}
+	if x.odd == nil {
+		x.odd = map[uint32]string{}
+	}
+	x.odd[n] = id
+}
+
+// docID is the record ID of document n. Called with x.mu held.
+func (x *Index) docID(n uint32) string {
+	if id, ok := x.odd[n]; ok {
+		return id
+	}
+	return ulid.ULID(x.docs[n].uid).String()
+}
+
+// addTags appends the hashes of tags for d. Called with x.mu held.
+func (x *Index) addTags(d *doc, tags []string) {
+	d.tag0, d.ntags = uint32(len(x.tagHashes)), uint16(min(len(tags), math.MaxUint16))
+	for _, t := range tags[:d.ntags] {
+		x.tagHashes = append(x.tagHashes, tagHash(t))
+	}
+}
+
+func (x *Index) tagsOf(d *doc) []uint32 { return x.tagHashes[d.tag0 : d.tag0+uint32(d.ntags)] }
+
+// tagHash is FNV-1a, 32 bits: stable across restarts, as the saved index
+// needs, and 4 bytes a tag. Search checks the tags of what it returns on
+// the record itself, so a collision never lets a record through a tag
+// filter; it only costs a fetch (about one in 10^9 documents a query tag).
+func tagHash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // interner maps strings to small integers; 0 is the empty string.
@@ -241,8 +297,10 @@ var (
 )
 
 // valueThreshold is the index badger's value threshold: values below it are
-// kept in the LSM tree, so the index needs no value-log GC.
-const valueThreshold = 1 << 20
+// kept in the LSM tree, so the index needs no value-log GC. badger wants
+// it within a write batch (15% of the 4 MiB memtable); every value the index
+// writes but a saved graph's chunks (graphChunk) is far smaller.
+const valueThreshold = 256 << 10
 
 // Mode says how recall ranks, for /status, e.g. "hybrid: bm25 +
 // text-embedding-3-small (384d)" or "bm25 only (no embeddings endpoint

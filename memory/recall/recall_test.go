@@ -161,6 +161,7 @@ func TestFilters(t *testing.T) {
 		{"unknown kind", memory.Query{Kinds: []memory.Kind{"nope"}}, nil, nil},
 		{"author", memory.Query{Author: "operator"}, nil, []string{corpus[4].Text}},
 		{"tags all of", memory.Query{Tags: []string{"power", "dock"}}, nil, []string{corpus[0].Text}},
+		{"unknown tag", memory.Query{Tags: []string{"power", "nope"}}, nil, nil},
 		{"key", memory.Query{Key: "dock-3"}, nil, []string{corpus[3].Text}},
 		{"time range", memory.Query{Since: t0.Add(time.Hour), Until: t0.Add(3 * time.Hour)}, nil, []string{corpus[2].Text}},
 		{"after seq", memory.Query{AfterSeq: db.LastSeq() - 2}, nil, []string{corpus[4].Text, expired.Text}},
@@ -246,6 +247,10 @@ func TestReopen(t *testing.T) {
 	after := search(t, x, recall.Query{Text: "battery dock"})
 	if fmt.Sprint(texts(after)) != fmt.Sprint(texts(before)) {
 		t.Errorf("after reopen %q, before %q", texts(after), texts(before))
+	}
+	// Tags are saved as hashes: the filter still holds after a reopen.
+	if got := texts(search(t, x, recall.Query{Text: "battery dock", Filter: memory.Query{Tags: []string{"power", "dock"}}})); len(got) != 1 || got[0] != corpus[0].Text {
+		t.Errorf("after reopen, tags power and dock: %q, want only %q", got, corpus[0].Text)
 	}
 	x.Close()
 
@@ -618,4 +623,38 @@ func TestEndpointDown(t *testing.T) {
 	if len(hits) != 1 || hits[0].Record.Text != corpus[1].Text || hits[0].BM25Rank != 1 || hits[0].VectorRank != 0 {
 		t.Errorf("hits %+v, want the obstacle record by BM25", hits)
 	}
+}
+
+// The index holds canonical ULIDs as 16 bytes; an ID spelled otherwise (an
+// import keeps a lower-case ULID as given) is returned as it was stored,
+// also after a reopen.
+func TestOddIDs(t *testing.T) {
+	db, dir := newStore(t)
+	cfg := recall.Config{Source: db, Dir: filepath.Join(dir, "recall")}
+	x := openIndex(t, cfg)
+	const odd = "01kgx3v4b2m5n6p7q8r9s0t1v2"
+	line := `{"id":"` + odd + `","seq":1,"namespace":"shared","kind":"message","time":"2026-01-01T00:00:00Z","recorded":"2026-01-01T00:00:00Z","text":"lower case id battery"}` + "\n"
+	if _, err := db.Import(context.Background(), strings.NewReader(line), memory.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	upper := put(t, db, memory.Record{Namespace: "shared", Kind: memory.KindMessage, Text: "upper case id battery"})[0]
+	sync(t, x)
+	check := func(when string) {
+		t.Helper()
+		ids := map[string]string{}
+		for _, h := range search(t, x, recall.Query{Text: "battery"}) {
+			ids[h.Record.Text] = h.Record.ID
+		}
+		if ids["lower case id battery"] != odd || ids["upper case id battery"] != upper.ID {
+			t.Errorf("%s: recalled IDs %v, want %s and %s", when, ids, odd, upper.ID)
+		}
+	}
+	check("indexed")
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	x = openIndex(t, cfg)
+	defer x.Close()
+	sync(t, x)
+	check("reopened")
 }

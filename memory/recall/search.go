@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/memory/recall/internal/bm25"
 	"github.com/depai/depai/memory/recall/internal/rrf"
@@ -70,13 +72,16 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	}
 	lists := [][]uint32{ids(lex), ids(sem)}
 	fused := rrf.Fuse(lists...)
+	// The IDs are copied as they are held (16 bytes), and spelled out only
+	// for the records fetched.
 	type cand struct {
-		f  rrf.Fused
-		id string
+		f   rrf.Fused
+		uid ulid.ULID
+		odd string
 	}
 	cands := make([]cand, len(fused))
 	for i, f := range fused {
-		cands[i] = cand{f, x.docs[f.ID].id}
+		cands[i] = cand{f: f, uid: x.docs[f.ID].uid, odd: x.odd[f.ID]}
 	}
 	x.mu.RUnlock()
 
@@ -85,12 +90,19 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 		if len(hits) == q.K {
 			break
 		}
-		rec, err := x.cfg.Source.Get(ctx, c.id)
+		id := c.odd
+		if id == "" {
+			id = c.uid.String()
+		}
+		rec, err := x.cfg.Source.Get(ctx, id)
 		if errors.Is(err, memory.ErrNotFound) {
 			continue // expired or gone since it was indexed
 		}
 		if err != nil {
-			return nil, fmt.Errorf("recall: search: get %s: %w", c.id, err)
+			return nil, fmt.Errorf("recall: search: get %s: %w", id, err)
+		}
+		if !hasTags(rec.Tags, q.Filter.Tags) {
+			continue // the index matched a tag's hash only
 		}
 		hits = append(hits, Hit{Record: rec, Score: c.f.Score, BM25Rank: c.f.Ranks[0], VectorRank: c.f.Ranks[1]})
 	}
@@ -152,14 +164,11 @@ func (x *Index) filter(f memory.Query, within []string, now time.Time) (keep fun
 	}
 	author, ok1 := exact(f.Author)
 	key, ok2 := exact(f.Key)
-	tags := make([]uint32, 0, len(f.Tags))
-	ok3 := true
-	for _, t := range f.Tags {
-		id, ok := x.strs.lookup(t)
-		ok3 = ok3 && ok
-		tags = append(tags, id)
+	tags := make([]uint32, len(f.Tags))
+	for i, t := range f.Tags {
+		tags[i] = tagHash(t)
 	}
-	if !ok1 || !ok2 || !ok3 {
+	if !ok1 || !ok2 {
 		return none, nsOK
 	}
 	var since, until int64 = math.MinInt64, math.MaxInt64
@@ -169,7 +178,7 @@ func (x *Index) filter(f memory.Query, within []string, now time.Time) (keep fun
 	if !f.Until.IsZero() {
 		until = f.Until.UnixNano()
 	}
-	docs := x.docs
+	docs, hashes := x.docs, x.tagHashes
 	return func(n uint32) bool {
 		d := &docs[n]
 		switch {
@@ -185,13 +194,24 @@ func (x *Index) filter(f memory.Query, within []string, now time.Time) (keep fun
 		if len(kinds) > 0 && !slices.Contains(kinds, d.kind) {
 			return false
 		}
+		have := hashes[d.tag0 : d.tag0+uint32(d.ntags)]
 		for _, t := range tags {
-			if !slices.Contains(d.tags, t) {
+			if !slices.Contains(have, t) {
 				return false
 			}
 		}
 		return true
 	}, nsOK
+}
+
+// hasTags reports whether have holds every tag of want.
+func hasTags(have, want []string) bool {
+	for _, t := range want {
+		if !slices.Contains(have, t) {
+			return false
+		}
+	}
+	return true
 }
 
 // scanLimit is how many of the newest matching records Search ranks while

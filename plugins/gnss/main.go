@@ -24,11 +24,12 @@
 //
 // The sensor gnss.fix is polled every second; its reading is a fix.Fix
 // (see internal/fix). Changes of fix quality and of the link are emitted on
-// the topic gnss.events.
+// the topic gnss.events as they happen (checked every 100 ms), between the
+// polls.
 //
-// The reader starts on the first call the host makes — a poll or a tool —
-// because today's SDK has no run hook; it reads the source config with that
-// call's host context and restarts when the configured source changes.
+// The reader is the plugin's run hook (sdk.Run): the host starts it right
+// after the load, it reads the config then, and it runs until the plugin
+// is unloaded. A refused config is logged and is every call's answer.
 package main
 
 import (
@@ -42,13 +43,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/depai/depai/plugins/gnss/internal/fix"
 	"github.com/depai/depai/plugins/gnss/internal/gpsd"
 	"github.com/depai/depai/plugins/gnss/internal/nmea"
 	"github.com/depai/depai/plugins/internal/backoff"
+	"github.com/depai/depai/plugins/internal/live"
 	"github.com/depai/depai/plugins/internal/recording"
 	"github.com/depai/depai/sdk"
 	"github.com/depai/depai/sdk/wire"
@@ -71,24 +72,34 @@ func init() {
 	sdk.Tool("gnss.position", "Where this robot is now: the latest fix, its age, and whether it is stale.", position)
 	sdk.Tool("gnss.track", "The newest fixes, oldest first.", track)
 	sdk.Tool("gnss.status", "The receiver link: connected, sentences read and refused by kind, last error.", status)
+	sdk.Run(run)
 }
 
 func main() { sdk.Main() }
 
-// receiver is the one running reader. The SDK registers handlers in init()
-// and has no per-instance hook yet, so the plugin's process holds it here;
-// its lock guards the fields below and is never held while reading.
-var receiver runner
+// receiver is what the run hook started, for the handlers.
+var receiver live.Slot[reader]
 
-type runner struct {
-	mu      sync.Mutex
-	cfg     settings
-	state   *fix.State
-	cancel  context.CancelFunc
-	emitted struct {
-		quality   fix.Quality
-		connected bool
+// reader is a running receiver's state and the settings it runs with.
+type reader struct {
+	st  *fix.State
+	cfg settings
+}
+
+// watchEvery is how often the run hook looks for changes to emit.
+const watchEvery = 100 * time.Millisecond
+
+// run is the run hook: it starts the reader for the configured source and
+// emits its changes until the plugin is unloaded.
+func run(ctx context.Context) error {
+	r, err := start(ctx)
+	if err != nil {
+		sdk.Log(ctx, slog.LevelWarn, "gnss: not started", "err", err.Error())
+	} else {
+		go watch(ctx, r)
 	}
+	receiver.Hold(ctx, r, err)
+	return nil
 }
 
 type settings struct {
@@ -140,47 +151,33 @@ func config(ctx context.Context) (settings, error) {
 	return s, nil
 }
 
-// ensure starts the reader for the configured source, or restarts it when
-// the source changed, and returns its state.
-func (r *runner) ensure(ctx context.Context) (*fix.State, settings, error) {
+// start starts the reader for the configured source; it runs until ctx ends.
+func start(ctx context.Context) (reader, error) {
 	cfg, err := config(ctx)
 	if err != nil {
-		return nil, cfg, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.state != nil && r.cfg == cfg {
-		return r.state, cfg, nil
+		return reader{}, err
 	}
 	// Validate the source before the record file is created (and
 	// truncated), so a typo costs no recording.
 	if _, err := parseSource(cfg.source, nil); err != nil {
-		return nil, cfg, err
+		return reader{}, err
 	}
 	var rec *recorder
 	if cfg.record != "" {
 		if u, _ := url.Parse(cfg.source); (u.Scheme == "file" || u.Scheme == "replay") && filepath.Clean(u.Path) == filepath.Clean(cfg.record) {
-			return nil, cfg, sdk.Errorf(wire.CodeInvalidArgument, "gnss config record %q is the file being replayed", cfg.record)
+			return reader{}, sdk.Errorf(wire.CodeInvalidArgument, "gnss config record %q is the file being replayed", cfg.record)
 		}
 		if rec, err = newRecorder(cfg); err != nil {
-			return nil, cfg, err
+			return reader{}, err
 		}
 	}
 	open, _ := parseSource(cfg.source, rec) // validated above
-	if r.cancel != nil {
-		r.cancel()
-	}
 	st := fix.NewState(cfg.source, cfg.trackLen)
-	// The reader outlives the call that started it: it runs until the
-	// source changes or the process ends.
-	rctx, cancel := context.WithCancel(context.Background())
-	r.cfg, r.state, r.cancel = cfg, st, cancel
-	r.emitted.quality, r.emitted.connected = fix.None, false
 	go func() {
 		defer rec.close()
-		open(rctx, st)
+		open(ctx, st)
 	}()
-	return st, cfg, nil
+	return reader{st: st, cfg: cfg}, nil
 }
 
 // parseSource returns the reader loop for a source URL; rec, if not nil,
@@ -493,14 +490,13 @@ func current(st *fix.State, cfg settings, now time.Time) (fix.Fix, time.Duration
 // process plugin is native code with the real clock, so it needs no clock
 // grant.
 func readFix(ctx context.Context) (fix.Fix, error) {
-	st, cfg, err := receiver.ensure(ctx)
+	r, err := receiver.Get(ctx)
 	if err != nil {
 		return fix.Fix{}, err
 	}
-	f, _, _, ok := current(st, cfg, time.Now())
-	receiver.emitChanges(ctx, st, f, ok)
+	f, _, _, ok := current(r.st, r.cfg, time.Now())
 	if !ok {
-		return fix.Fix{}, noFix(st)
+		return fix.Fix{}, noFix(r.st)
 	}
 	return f, nil
 }
@@ -526,36 +522,49 @@ type Event struct {
 	Fix *fix.Fix `json:"fix,omitempty"`
 }
 
-// emitChanges emits what changed since the last poll. Emitting waits for a
-// call with a host context; see the package comment.
-func (r *runner) emitChanges(ctx context.Context, st *fix.State, f fix.Fix, have bool) {
-	s := st.Status()
-	q := fix.None
-	if have {
-		q = f.Quality
+// watch emits what changed — the link, the fix quality (also to none, when
+// the source went stale) — every watchEvery until ctx ends.
+func watch(ctx context.Context, r reader) {
+	var emitted struct {
+		quality   fix.Quality
+		connected bool
 	}
-	r.mu.Lock()
-	var evs []Event
-	if s.Connected != r.emitted.connected {
-		ev := Event{Type: "receiver_lost", Quality: q, Source: s.Source, LastError: s.LastError}
-		if s.Connected {
-			ev = Event{Type: "receiver_connected", Quality: q, Source: s.Source}
-		}
-		evs = append(evs, ev)
-		r.emitted.connected = s.Connected
-	}
-	if q != r.emitted.quality {
-		ev := Event{Type: "quality_changed", Quality: q, Previous: r.emitted.quality, Source: s.Source}
+	emitted.quality = fix.None
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		s := r.st.Status()
+		f, _, _, have := current(r.st, r.cfg, time.Now())
+		q := fix.None
 		if have {
-			ev.Fix = &f
+			q = f.Quality
 		}
-		evs = append(evs, ev)
-		r.emitted.quality = q
-	}
-	r.mu.Unlock()
-	for _, ev := range evs {
-		if err := sdk.Emit(ctx, Topic, ev); err != nil {
-			sdk.Log(ctx, slog.LevelWarn, "gnss: emit "+ev.Type, "err", err.Error())
+		var evs []Event
+		if s.Connected != emitted.connected {
+			ev := Event{Type: "receiver_lost", Quality: q, Source: s.Source, LastError: s.LastError}
+			if s.Connected {
+				ev = Event{Type: "receiver_connected", Quality: q, Source: s.Source}
+			}
+			evs = append(evs, ev)
+			emitted.connected = s.Connected
+		}
+		if q != emitted.quality {
+			ev := Event{Type: "quality_changed", Quality: q, Previous: emitted.quality, Source: s.Source}
+			if have {
+				ev.Fix = &f
+			}
+			evs = append(evs, ev)
+			emitted.quality = q
+		}
+		for _, ev := range evs {
+			if err := sdk.Emit(ctx, Topic, ev); err != nil && ctx.Err() == nil {
+				sdk.Log(ctx, slog.LevelWarn, "gnss: emit "+ev.Type, "err", err.Error())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -572,15 +581,15 @@ type Position struct {
 }
 
 func position(ctx context.Context, _ PositionIn) (Position, error) {
-	st, cfg, err := receiver.ensure(ctx)
+	r, err := receiver.Get(ctx)
 	if err != nil {
 		return Position{}, err
 	}
-	f, age, stale, ok := current(st, cfg, time.Now())
+	f, age, stale, ok := current(r.st, r.cfg, time.Now())
 	if !ok {
-		return Position{}, noFix(st)
+		return Position{}, noFix(r.st)
 	}
-	return Position{Fix: f, Age: age.Seconds(), Stale: stale, Source: cfg.source}, nil
+	return Position{Fix: f, Age: age.Seconds(), Stale: stale, Source: r.cfg.source}, nil
 }
 
 // TrackIn is gnss.track's input.
@@ -594,7 +603,7 @@ type TrackOut struct {
 }
 
 func track(ctx context.Context, in TrackIn) (TrackOut, error) {
-	st, _, err := receiver.ensure(ctx)
+	r, err := receiver.Get(ctx)
 	if err != nil {
 		return TrackOut{}, err
 	}
@@ -602,16 +611,16 @@ func track(ctx context.Context, in TrackIn) (TrackOut, error) {
 	if n <= 0 {
 		n = 60
 	}
-	return TrackOut{Fixes: st.Track(n)}, nil
+	return TrackOut{Fixes: r.st.Track(n)}, nil
 }
 
 // StatusIn is gnss.status's input (none).
 type StatusIn struct{}
 
 func status(ctx context.Context, _ StatusIn) (fix.Status, error) {
-	st, _, err := receiver.ensure(ctx)
+	r, err := receiver.Get(ctx)
 	if err != nil {
 		return fix.Status{}, err
 	}
-	return st.Status(), nil
+	return r.st.Status(), nil
 }

@@ -73,6 +73,12 @@ func TestGPSD(t *testing.T) {
 	if err != nil || len(tr.Fixes) != 2 || tr.Fixes[0].Time.After(tr.Fixes[1].Time) {
 		t.Fatalf("track = %+v, %v", tr, err)
 	}
+	// Changes are emitted by the run hook's watcher, within watchEvery.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if e := pt.Emitted(); len(e) > 0 && strings.Contains(string(e[len(e)-1].Payload), `"quality":"rtk_fixed"`) {
+			break
+		}
+	}
 	var types []string
 	for _, e := range pt.Emitted() {
 		var ev Event
@@ -162,6 +168,7 @@ func TestStaleAndBadConfig(t *testing.T) {
 	if err != nil || !pos.Stale || pos.Fix.Quality != fix.None || pos.Fix.HasPosition() {
 		t.Fatalf("position after the replay ended = %+v, %v", pos, err)
 	}
+	unload(t, pt)
 
 	keep := filepath.Join(t.TempDir(), "keep.rec")
 	if err := os.WriteFile(keep, []byte("precious"), 0o600); err != nil {
@@ -172,6 +179,7 @@ func TestStaleAndBadConfig(t *testing.T) {
 		if _, err := bad.Call("gnss.status", StatusIn{}); !isCode(err, wire.CodeInvalidArgument) {
 			t.Errorf("config %v: %v; want invalid_argument", cfg, err)
 		}
+		unload(t, bad)
 	}
 	if b, _ := os.ReadFile(keep); string(b) != "precious" {
 		t.Fatalf("a refused config truncated the record file: %q", b)
@@ -179,9 +187,19 @@ func TestStaleAndBadConfig(t *testing.T) {
 	for _, src := range []string{"bogus://x", "gpsd://", "file://x?speed=-1"} {
 		bad := plugintest.New(t, plugintest.Config(map[string]string{"source": src}))
 		_, err := bad.Call("gnss.status", StatusIn{})
-		if !isCode(err, wire.CodeInvalidArgument) {
-			t.Errorf("source %q: %v; want invalid_argument", src, err)
+		if !isCode(err, wire.CodeInvalidArgument) || !strings.Contains(err.Error(), src) {
+			t.Errorf("source %q: %v; want invalid_argument naming it", src, err)
 		}
+		unload(t, bad)
+	}
+}
+
+// unload ends pt's run hook: the plugin's globals are shared by every load
+// in this test binary, so loads that should not overlap are unloaded.
+func unload(t *testing.T, pt *plugintest.Plugin) {
+	t.Helper()
+	if err := pt.Unload(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -198,6 +216,7 @@ func TestRecordThenReplay(t *testing.T) {
 	live := plugintest.New(t, plugintest.Config(map[string]string{"source": "gpsd://" + addr, "record": rec}))
 	pollUntil(t, live, 30*time.Second, func(f fix.Fix) bool { return f.Quality == fix.RTKFixed })
 	stop()
+	unload(t, live)
 
 	pt := plugintest.New(t, plugintest.Config(map[string]string{"source": "replay://" + rec + "?speed=0", "stale_after": "1h"}))
 	f := pollUntil(t, pt, 10*time.Second, func(f fix.Fix) bool { return f.Quality == fix.RTKFixed })
@@ -207,6 +226,7 @@ func TestRecordThenReplay(t *testing.T) {
 	if st, err := plugintest.CallAs[fix.Status](pt, "gnss.status", StatusIn{}); err != nil || st.Bad != 0 || st.Fixes == 0 {
 		t.Fatalf("replay status %+v, %v", st, err)
 	}
+	unload(t, pt)
 	bad := plugintest.New(t, plugintest.Config(map[string]string{"source": "replay://" + trackFile(t)}))
 	if _, err := bad.Poll("gnss.fix"); err == nil {
 		t.Fatal("a plain NMEA log replayed as a recording gave a fix")
@@ -217,5 +237,25 @@ func TestRecordThenReplay(t *testing.T) {
 	}
 	if !strings.Contains(st.LastError, "not a depai recording") {
 		t.Fatalf("status %+v", st)
+	}
+}
+
+// TestReaderStartsAtLoad: the reader is the run hook — it reads and emits
+// from the load on, with no poll or tool call to start it (it used to wait
+// for the first call).
+func TestReaderStartsAtLoad(t *testing.T) {
+	pt := plugintest.New(t, plugintest.Config(map[string]string{"source": "file://" + trackFile(t) + "?speed=0", "stale_after": "1h"}))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, e := range pt.Emitted() {
+			var ev Event
+			if json.Unmarshal(e.Payload, &ev) == nil && ev.Type == "quality_changed" && ev.Quality == fix.RTKFixed {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no quality_changed:rtk_fixed event without a call; emitted %v", pt.Emitted())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

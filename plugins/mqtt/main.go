@@ -1,7 +1,8 @@
 // Command mqtt is the depai plugin for MQTT telemetry (3.1.1 and 5): it
 // subscribes to configured topic filters (wildcards + and #), maps each
-// JSON payload's fields to readings with units, follows Sparkplug B births
-// and deaths (devices online/offline), and publishes commands only through
+// JSON payload's fields to readings with units, decodes Sparkplug B
+// payloads (protobuf: births declare metrics and aliases, data become
+// readings, deaths take nodes and devices offline), and publishes commands only through
 // mqtt.publish — an actuator tool, so the agent's policy and /stop govern
 // it — and only to configured topics.
 //
@@ -10,32 +11,39 @@
 // the WASM sandbox. A process plugin is trusted native code with the
 // network of the agent's user; grant it only to a broker you trust.
 //
-// Config (granted keys): broker (tcp://host:port), client_id, user,
+// Config (granted keys): broker (tcp://host:port, or ssl://host:port for
+// MQTT over TLS), tls_ca (a PEM file of the CAs that sign the broker's
+// certificate; default the system's roots), tls_server_name (the name the
+// certificate must carry; default the broker's host), client_id, user,
 // subscriptions (a JSON array of {filter, qos, fields:[{name, path, unit,
 // optional}]}), publish_topics (comma-separated filters mqtt.publish may
 // publish to; none: it publishes nowhere), version (3.1.1, the default, or
 // 5). The password is the secret
 // mqtt_password.
 //
-// The client starts on the first call the host makes (today's SDK has no
-// run hook) and restarts when its config changes.
+// The client is the plugin's run hook (sdk.Run): the host starts it right
+// after the load, it reads the config then, and it runs until the plugin
+// is unloaded. A refused config is logged and is every call's answer.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/depai/depai/plugins/internal/live"
 	"github.com/depai/depai/plugins/mqtt/internal/link"
 	"github.com/depai/depai/plugins/mqtt/internal/telemetry"
 	"github.com/depai/depai/sdk"
 	"github.com/depai/depai/sdk/wire"
 )
 
-var configKeys = []string{"broker", "client_id", "user", "subscriptions", "publish_topics", "version"}
+var configKeys = []string{"broker", "client_id", "user", "subscriptions", "publish_topics", "version", "tls_ca", "tls_server_name"}
 
 const secretPassword = "mqtt_password"
 
@@ -47,14 +55,17 @@ func init() {
 	sdk.Tool("mqtt.devices", "Sparkplug B nodes and devices and whether they are online (birth) or offline (death).", devices)
 	sdk.Tool("mqtt.status", "The broker link: connected, reconnects, messages, readings, refused payloads by kind, last error.", status)
 	sdk.Tool("mqtt.publish", "Publishes a command to a device over MQTT (only to configured topics).", publish, sdk.Actuator())
+	sdk.Run(live.Run(&clients, "mqtt", start))
 }
 
 func main() { sdk.Main() }
 
+// settings is the plugin's config.
 type settings struct {
 	broker, clientID, user, password string
 	subscriptions, publishTopics     string
 	version                          int
+	tls                              *tls.Config
 }
 
 func config(ctx context.Context) (settings, []telemetry.Subscription, []string, error) {
@@ -78,6 +89,21 @@ func config(ctx context.Context) (settings, []telemetry.Subscription, []string, 
 	if s.broker == "" {
 		return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config broker: empty; want tcp://host:port")
 	}
+	if link.Secure(s.broker) {
+		s.tls = &tls.Config{ServerName: vals["tls_server_name"], MinVersion: tls.VersionTLS12}
+		if ca, ok := vals["tls_ca"]; ok {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config tls_ca %q: %v", ca, err)
+			}
+			s.tls.RootCAs = x509.NewCertPool()
+			if !s.tls.RootCAs.AppendCertsFromPEM(pem) {
+				return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config tls_ca %q: no PEM certificate in it", ca)
+			}
+		}
+	} else if _, ok := vals["tls_ca"]; ok {
+		return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config tls_ca is set but broker %q is not TLS; want ssl://host:port", s.broker)
+	}
 	subs, err := telemetry.ParseSubscriptions(s.subscriptions)
 	if err != nil {
 		return s, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "mqtt config %v", err)
@@ -95,38 +121,30 @@ func config(ctx context.Context) (settings, []telemetry.Subscription, []string, 
 	return s, subs, pubs, nil
 }
 
-// clients holds the one running client. The SDK registers handlers in
-// init() and has no per-instance hook yet, so the process holds it here;
-// the lock guards the fields and is never held during I/O.
-var clients struct {
-	mu     sync.Mutex
-	cfg    settings
-	pubs   []string
-	state  *telemetry.State
+// clients is what the run hook started, for the handlers.
+var clients live.Slot[running]
+
+// running is a connected (or connecting) client, what it learned, and the
+// topics mqtt.publish may publish to.
+type running struct {
+	st     *telemetry.State
 	client *link.Client
+	pubs   []string
 }
 
-func ensure(ctx context.Context) (*telemetry.State, *link.Client, []string, error) {
+// start connects to the configured broker; the client runs until ctx ends.
+func start(ctx context.Context) (running, error) {
 	cfg, subs, pubs, err := config(ctx)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	clients.mu.Lock()
-	defer clients.mu.Unlock()
-	if clients.state != nil && clients.cfg == cfg {
-		return clients.state, clients.client, clients.pubs, nil
-	}
-	if clients.client != nil {
-		clients.client.Close()
+		return running{}, err
 	}
 	st := telemetry.NewState(cfg.broker, subs)
-	c, err := link.Start(link.Config{Broker: cfg.broker, ClientID: cfg.clientID, User: cfg.user, Password: cfg.password, Subs: subs, Version: cfg.version}, st)
+	c, err := link.Start(link.Config{Broker: cfg.broker, ClientID: cfg.clientID, User: cfg.user, Password: cfg.password, Subs: subs, Version: cfg.version, TLS: cfg.tls}, st)
 	if err != nil {
-		clients.state, clients.client = nil, nil
-		return nil, nil, nil, sdk.Errorf(wire.CodeInvalidArgument, "%v", err)
+		return running{}, sdk.Errorf(wire.CodeInvalidArgument, "%v", err)
 	}
-	clients.cfg, clients.pubs, clients.state, clients.client = cfg, pubs, st, c
-	return st, c, pubs, nil
+	context.AfterFunc(ctx, c.Close)
+	return running{st: st, client: c, pubs: pubs}, nil
 }
 
 // Telemetry is the mqtt.telemetry reading and mqtt.readings's answer.
@@ -135,11 +153,11 @@ type Telemetry struct {
 }
 
 func telemetryReading(ctx context.Context) (Telemetry, error) {
-	st, _, _, err := ensure(ctx)
+	r, err := clients.Get(ctx)
 	if err != nil {
 		return Telemetry{}, err
 	}
-	return Telemetry{Readings: st.Latest()}, nil
+	return Telemetry{Readings: r.st.Latest()}, nil
 }
 
 // ReadingsIn is mqtt.readings's input.
@@ -148,7 +166,7 @@ type ReadingsIn struct {
 }
 
 func readings(ctx context.Context, in ReadingsIn) (Telemetry, error) {
-	st, _, _, err := ensure(ctx)
+	r, err := clients.Get(ctx)
 	if err != nil {
 		return Telemetry{}, err
 	}
@@ -158,9 +176,9 @@ func readings(ctx context.Context, in ReadingsIn) (Telemetry, error) {
 		}
 	}
 	out := Telemetry{Readings: []telemetry.Reading{}}
-	for _, r := range st.Latest() {
-		if in.Topic == "" || telemetry.Match(in.Topic, r.Topic) {
-			out.Readings = append(out.Readings, r)
+	for _, rd := range r.st.Latest() {
+		if in.Topic == "" || telemetry.Match(in.Topic, rd.Topic) {
+			out.Readings = append(out.Readings, rd)
 		}
 	}
 	return out, nil
@@ -175,22 +193,22 @@ type DevicesOut struct {
 }
 
 func devices(ctx context.Context, _ DevicesIn) (DevicesOut, error) {
-	st, _, _, err := ensure(ctx)
+	r, err := clients.Get(ctx)
 	if err != nil {
 		return DevicesOut{}, err
 	}
-	return DevicesOut{Devices: st.Devices()}, nil
+	return DevicesOut{Devices: r.st.Devices()}, nil
 }
 
 // StatusIn is mqtt.status's input (none).
 type StatusIn struct{}
 
 func status(ctx context.Context, _ StatusIn) (telemetry.Status, error) {
-	st, _, _, err := ensure(ctx)
+	r, err := clients.Get(ctx)
 	if err != nil {
 		return telemetry.Status{}, err
 	}
-	return st.Status(), nil
+	return r.st.Status(), nil
 }
 
 // PublishIn is mqtt.publish's input.
@@ -208,10 +226,11 @@ type PublishOut struct {
 }
 
 func publish(ctx context.Context, in PublishIn) (PublishOut, error) {
-	st, c, pubs, err := ensure(ctx)
+	r, err := clients.Get(ctx)
 	if err != nil {
 		return PublishOut{}, err
 	}
+	st, c, pubs := r.st, r.client, r.pubs
 	if in.Topic == "" || strings.ContainsAny(in.Topic, "+#") {
 		return PublishOut{}, sdk.Errorf(wire.CodeInvalidArgument, "topic %q: want a topic name without wildcards", in.Topic)
 	}

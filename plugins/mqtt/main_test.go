@@ -141,14 +141,30 @@ func TestPluginAgainstMochi(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the MQTT 5 publish never arrived")
 	}
+	unload(t, pt)
 	for _, cfg := range []map[string]string{
 		{"broker": broker, "subscriptions": `[{"filter":"a/#/b"}]`},
 		{"broker": broker, "subscriptions": subsJSON, "version": "3"},
 		{"broker": "udp://x:1", "subscriptions": subsJSON},
 	} {
 		bad := plugintest.New(t, plugintest.Config(cfg))
-		if _, err := bad.Call("mqtt.status", StatusIn{}); err == nil {
-			t.Errorf("config %v accepted", cfg)
+		if _, err := bad.Call("mqtt.status", StatusIn{}); !isCode(err, wire.CodeInvalidArgument) {
+			t.Errorf("config %v: %v; want invalid_argument", cfg, err)
 		}
+		unload(t, bad)
 	}
+}
+
+// unload ends pt's run hook: the plugin's globals are shared by every load
+// in this test binary, so loads that should not overlap are unloaded.
+func unload(t *testing.T, pt *plugintest.Plugin) {
+	t.Helper()
+	if err := pt.Unload(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func isCode(err error, code string) bool {
+	we, ok := errors.AsType[*wire.Error](err)
+	return ok && we.Code == code
 }

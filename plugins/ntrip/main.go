@@ -20,8 +20,9 @@
 // recording replaces the caster, and repeats when it ends). The password is the secret
 // ntrip_password.
 //
-// The session starts on the first call the host makes (today's SDK has no
-// run hook) and restarts when its config changes.
+// The session is the plugin's run hook (sdk.Run): the host starts it right
+// after the load, it reads the config then, and it runs until the plugin is
+// unloaded. A refused config is logged and is every call's answer.
 package main
 
 import (
@@ -35,10 +36,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/depai/depai/plugins/internal/backoff"
+	"github.com/depai/depai/plugins/internal/live"
 	"github.com/depai/depai/plugins/internal/recording"
 	"github.com/depai/depai/plugins/ntrip/internal/ntrip"
 	"github.com/depai/depai/plugins/ntrip/internal/session"
@@ -55,12 +56,12 @@ func init() {
 	sdk.Requests(wire.Capabilities{Config: configKeys, Secrets: []string{secretPassword}})
 	sdk.Tool("ntrip.sources", "The caster's sourcetable: its mountpoints, their formats, positions and whether they need the rover's GGA.", sources)
 	sdk.Tool("ntrip.status", "The correction stream: connected, age of the newest correction, bytes/s, message types, refusals, base station and distance to it.", status)
+	sdk.Run(live.Run(&sessions, "ntrip", start))
 }
 
 func main() { sdk.Main() }
 
-// settings is the plugin's config, comparable so a change restarts the
-// session.
+// settings is the plugin's config.
 type settings struct {
 	ntrip          ntrip.Config
 	rover          session.Rover
@@ -144,28 +145,20 @@ func config(ctx context.Context) (settings, error) {
 	return s, nil
 }
 
-// sessions holds the one running session. The SDK registers handlers in
-// init() and has no per-instance hook yet, so the process holds it here;
-// the lock guards the fields and is never held during I/O.
-var sessions struct {
-	mu     sync.Mutex
-	cfg    settings
-	state  *session.State
-	cancel context.CancelFunc
+// sessions is what the run hook started, for the handlers.
+var sessions live.Slot[running]
+
+// running is a running session's state and the settings it runs with.
+type running struct {
+	st  *session.State
+	cfg settings
 }
 
-func ensure(ctx context.Context) (*session.State, settings, error) {
+// start starts the session of the configured caster; it runs until ctx ends.
+func start(ctx context.Context) (running, error) {
 	cfg, err := config(ctx)
 	if err != nil {
-		return nil, cfg, err
-	}
-	sessions.mu.Lock()
-	defer sessions.mu.Unlock()
-	if sessions.state != nil && sessions.cfg == cfg {
-		return sessions.state, cfg, nil
-	}
-	if sessions.cancel != nil {
-		sessions.cancel()
+		return running{}, err
 	}
 	var sink io.WriteCloser
 	if cfg.sink != "" {
@@ -173,7 +166,7 @@ func ensure(ctx context.Context) (*session.State, settings, error) {
 		if u.Scheme == "tcp" {
 			sink = &session.TCPSink{Addr: u.Host}
 		} else if sink, err = session.OpenFileSink(u.Path); err != nil {
-			return nil, cfg, sdk.Errorf(wire.CodeUnavailable, "ntrip: %v", err)
+			return running{}, sdk.Errorf(wire.CodeUnavailable, "ntrip: %v", err)
 		}
 	}
 	scfg := session.Config{NTRIP: cfg.ntrip, Rover: cfg.rover, Backoff: backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}}
@@ -193,16 +186,13 @@ func ensure(ctx context.Context) (*session.State, settings, error) {
 			if sink != nil {
 				sink.Close()
 			}
-			return nil, cfg, sdk.Errorf(wire.CodeInvalidArgument, "ntrip config record %q: %v", cfg.record, err)
+			return running{}, sdk.Errorf(wire.CodeInvalidArgument, "ntrip config record %q: %v", cfg.record, err)
 		}
 	}
 	if sink != nil {
 		scfg.Sink = sink
 	}
 	st := session.NewState(cfg.ntrip.Addr, cfg.ntrip.Mount, cfg.sink, cfg.rover)
-	// The session outlives the call that started it.
-	rctx, cancel := context.WithCancel(context.Background())
-	sessions.cfg, sessions.state, sessions.cancel = cfg, st, cancel
 	go func() {
 		if sink != nil {
 			defer sink.Close()
@@ -210,9 +200,9 @@ func ensure(ctx context.Context) (*session.State, settings, error) {
 		if recFile != nil {
 			defer recFile.Close()
 		}
-		session.Run(rctx, scfg, st)
+		session.Run(ctx, scfg, st)
 	}()
-	return st, cfg, nil
+	return running{st: st, cfg: cfg}, nil
 }
 
 // openReplay opens a recording of a caster's bytes as the session's source.
@@ -239,22 +229,22 @@ func openReplay(ctx context.Context, path string, speed float64) (io.ReadCloser,
 type StatusIn struct{}
 
 func status(ctx context.Context, _ StatusIn) (session.Status, error) {
-	st, _, err := ensure(ctx)
+	r, err := sessions.Get(ctx)
 	if err != nil {
 		return session.Status{}, err
 	}
-	return st.Status(time.Now()), nil
+	return r.st.Status(time.Now()), nil
 }
 
 // SourcesIn is ntrip.sources's input.
 type SourcesIn struct{}
 
 func sources(ctx context.Context, _ SourcesIn) (ntrip.Table, error) {
-	_, cfg, err := ensure(ctx)
+	r, err := sessions.Get(ctx)
 	if err != nil {
 		return ntrip.Table{}, err
 	}
-	c := cfg.ntrip
+	c := r.cfg.ntrip
 	c.Mount = ""
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

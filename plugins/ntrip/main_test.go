@@ -118,6 +118,7 @@ func TestPluginAgainstStr2str(t *testing.T) {
 	if err != nil || len(tab.Mounts) != 1 || tab.Mounts[0].Name != "GEOD01" {
 		t.Fatalf("sources = %+v, %v", tab, err)
 	}
+	unload(t, pt)
 
 	bad := plugintest.New(t, plugintest.Config(cfg), plugintest.Secrets(map[string]string{secretPassword: "wrong"}))
 	st = waitStatus(t, bad, func(s session.Status) bool { return s.LastError != "" })
@@ -169,6 +170,16 @@ func TestBadConfig(t *testing.T) {
 		if we, ok := errors.AsType[*wire.Error](err); !ok || we.Code != wire.CodeInvalidArgument {
 			t.Errorf("config %v: %v; want invalid_argument", cfg, err)
 		}
+		unload(t, pt)
+	}
+}
+
+// unload ends pt's run hook: the plugin's globals are shared by every load
+// in this test binary, so loads that should not overlap are unloaded.
+func unload(t *testing.T, pt *plugintest.Plugin) {
+	t.Helper()
+	if err := pt.Unload(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -184,9 +195,10 @@ func TestRecordThenReplay(t *testing.T) {
 	defer cancel()
 	go feed(ctx, c.Input, corrections(t, false))
 	rec := filepath.Join(t.TempDir(), "caster.rec")
-	live := plugintest.New(t, plugintest.Config(map[string]string{"caster": c.Addr, "mount": "GEOD01", "user": "user", "version": "1", "record": rec}), plugintest.Secrets(map[string]string{secretPassword: "pw"}))
-	waitStatus(t, live, func(s session.Status) bool { return s.ByType["1005"] >= 3 })
+	recorded := plugintest.New(t, plugintest.Config(map[string]string{"caster": c.Addr, "mount": "GEOD01", "user": "user", "version": "1", "record": rec}), plugintest.Secrets(map[string]string{secretPassword: "pw"}))
+	waitStatus(t, recorded, func(s session.Status) bool { return s.ByType["1005"] >= 3 })
 	cancel()
+	unload(t, recorded)
 
 	pt := plugintest.New(t, plugintest.Config(map[string]string{"replay": "replay://" + rec + "?speed=0"}))
 	st := waitStatus(t, pt, func(s session.Status) bool { return s.ByType["1005"] >= 3 && s.ByType["1124"] >= 3 })

@@ -14,9 +14,13 @@
 // while they last (marked stale), never an invented one.
 //
 // Config (granted keys): base_url (default https://api.open-meteo.com),
-// cache_ttl (default 10m), min_interval (default 2s). The secret
+// cache_ttl (default 10m), min_interval (default 2s), replay (a recorded
+// answer of the API, JSON with current and hourly: it answers every place
+// and nothing is fetched — for demos and tests with no network; a WASM
+// plugin has no files, so the recording is the value itself). The secret
 // weather_api_key, when granted and set, is sent as the apikey parameter
-// (Open-Meteo's commercial endpoints).
+// (Open-Meteo's commercial endpoints); it is optional, so the plugin does
+// not request it.
 package main
 
 import (
@@ -37,13 +41,19 @@ import (
 
 const defaultBase = "https://api.open-meteo.com"
 
+var configKeys = []string{"base_url", "cache_ttl", "min_interval", "replay"}
+
+// replaySource is the source of answers from the replay config.
+const replaySource = "replay"
+
 func init() {
 	sdk.Plugin("weather", "0.1.0")
 	sdk.Requests(wire.Capabilities{
-		HTTP:    []string{"api.open-meteo.com"},
-		Config:  []string{"base_url", "cache_ttl", "min_interval"},
-		Secrets: []string{"weather_api_key"},
-		Clock:   true,
+		HTTP:   []string{"api.open-meteo.com"},
+		Config: configKeys,
+		// The secret weather_api_key is not requested: the free API needs
+		// none, so a config that does not grant it still loads the plugin.
+		Clock: true,
 	})
 	sdk.Tool("weather.current", "Current weather at a place: temperature, wind, precipitation, condition.", current)
 	sdk.Tool("weather.forecast", "Hourly forecast at a place for the next hours.", forecast)
@@ -104,6 +114,15 @@ type settings struct {
 	base     *url.URL
 	ttl, gap time.Duration
 	key      string
+	replay   []byte
+}
+
+// source names where answers come from.
+func (s settings) source() string {
+	if s.replay != nil {
+		return replaySource
+	}
+	return s.base.Host
 }
 
 func config(ctx context.Context) (settings, error) {
@@ -139,6 +158,16 @@ func config(ctx context.Context) (settings, error) {
 			*dst = d
 		}
 	}
+	if v, ok, err := get("replay"); err != nil {
+		return s, err
+	} else if ok {
+		s.replay = []byte(v)
+		for _, kind := range []string{"current", "hourly"} {
+			if err := check(kind, s.replay); err != nil {
+				return s, sdk.Errorf(wire.CodeInvalidArgument, "weather config replay: want a recorded answer with current and hourly: %v", err)
+			}
+		}
+	}
 	if k, err := sdk.Secret(ctx, "weather_api_key"); err == nil {
 		s.key = k
 	} else if we, ok := errors.AsType[*wire.Error](err); !ok || (we.Code != wire.CodeNotFound && we.Code != wire.CodeDenied) {
@@ -167,6 +196,9 @@ func get(ctx context.Context, kind string, p Place) ([]byte, time.Time, bool, er
 	now, err := sdk.Now(ctx)
 	if err != nil {
 		return nil, time.Time{}, false, err
+	}
+	if cfg.replay != nil {
+		return cfg.replay, now, false, nil
 	}
 	lat, lon := math.Round(p.Lat*100)/100, math.Round(p.Lon*100)/100
 	key := fmt.Sprintf("%s|%s|%.2f|%.2f", cfg.base, kind, lat, lon)
@@ -319,7 +351,7 @@ func current(ctx context.Context, p Place) (Current, error) {
 		return Current{}, sdk.Errorf(wire.CodeInternal, "%v", err) // checked before caching
 	}
 	cfg, _ := config(ctx)
-	c.Source, c.FetchedAt, c.Stale = cfg.base.Host, fetched, stale
+	c.Source, c.FetchedAt, c.Stale = cfg.source(), fetched, stale
 	return c, nil
 }
 
@@ -340,7 +372,7 @@ func forecast(ctx context.Context, p Place) (Forecast, error) {
 		return Forecast{}, sdk.Errorf(wire.CodeInternal, "%v", err)
 	}
 	cfg, _ := config(ctx)
-	return Forecast{Hours: hs, Source: cfg.base.Host, FetchedAt: fetched, Stale: stale}, nil
+	return Forecast{Hours: hs, Source: cfg.source(), FetchedAt: fetched, Stale: stale}, nil
 }
 
 // StatusIn is weather.status's input (none).

@@ -66,7 +66,7 @@ func fixtureAPI(t *testing.T, mode *atomic.Value) (*httptest.Server, *atomic.Int
 }
 
 func load(t *testing.T, srv *httptest.Server, cfg map[string]string) *plugintest.Plugin {
-	grants := wire.Capabilities{HTTP: []string{"api.open-meteo.com", strings.TrimPrefix(srv.URL, "http://")}, Config: []string{"base_url", "cache_ttl", "min_interval"}, Secrets: []string{"weather_api_key"}, Clock: true}
+	grants := wire.Capabilities{HTTP: []string{"api.open-meteo.com", strings.TrimPrefix(srv.URL, "http://")}, Config: configKeys, Secrets: []string{"weather_api_key"}, Clock: true}
 	cfg["base_url"] = srv.URL
 	return plugintest.New(t, plugintest.Grants(grants), plugintest.Config(cfg))
 }
@@ -153,4 +153,30 @@ func TestBadAnswers(t *testing.T) {
 func isCode(err error, code string) bool {
 	we, ok := errors.AsType[*wire.Error](err)
 	return ok && we.Code == code
+}
+
+// TestReplay: with a recorded answer as the replay config, current and
+// forecast come from it with no fetch (no http grant needed) and say so;
+// a recording without the fields is refused naming the key.
+func TestReplay(t *testing.T) {
+	rec := `{"current":{"time":"2026-12-01T12:00","temperature_2m":3.4,"relative_humidity_2m":81,"precipitation":0.2,"weather_code":61,"wind_speed_10m":14.8,"wind_direction_10m":250},
+	 "hourly":{"time":["2026-12-01T12:00","2026-12-01T13:00"],"temperature_2m":[3.4,3.9],"precipitation_probability":[80,60],"weather_code":[61,3],"wind_speed_10m":[14.8,12.0]}}`
+	pt := plugintest.New(t, plugintest.Grants(wire.Capabilities{HTTP: []string{"api.open-meteo.com"}, Config: configKeys, Secrets: []string{"weather_api_key"}, Clock: true}),
+		plugintest.Config(map[string]string{"replay": rec}))
+	before, _ := plugintest.CallAs[Status](pt, "weather.status", StatusIn{}) // the cache is this test binary's
+	c, err := plugintest.CallAs[Current](pt, "weather.current", Place{Lat: 52.52, Lon: 13.40})
+	if err != nil || c.Temperature != 3.4 || c.Condition != "rain" || c.Source != "replay" || c.Stale {
+		t.Fatalf("current = %+v, %v", c, err)
+	}
+	f, err := plugintest.CallAs[Forecast](pt, "weather.forecast", Place{Lat: 52.52, Lon: 13.40, Hours: 5})
+	if err != nil || len(f.Hours) != 2 || f.Hours[1].Condition != "partly cloudy" || f.Source != "replay" {
+		t.Fatalf("forecast = %+v, %v", f, err)
+	}
+	if st, _ := plugintest.CallAs[Status](pt, "weather.status", StatusIn{}); st.Calls != before.Calls {
+		t.Fatalf("status %+v: the replay fetched", st)
+	}
+	bad := plugintest.New(t, plugintest.Config(map[string]string{"replay": `{"current":{}}`}))
+	if _, err := bad.Call("weather.current", Place{Lat: 1, Lon: 1}); err == nil || !strings.Contains(err.Error(), "replay") {
+		t.Fatalf("a bad recording: %v; want a refusal naming replay", err)
+	}
 }

@@ -23,7 +23,7 @@ func TestWASM(t *testing.T) {
 	h := wasmtest.NewHost(t, host.Config{})
 	p, err := h.Load(context.Background(), host.PluginSpec{
 		Name: "weather", Path: wasmtest.Build(t, "."),
-		Grants: wire.Capabilities{HTTP: []string{"api.open-meteo.com", strings.TrimPrefix(srv.URL, "http://")}, Config: []string{"base_url", "cache_ttl", "min_interval"}, Secrets: []string{"weather_api_key"}, Clock: true},
+		Grants: wire.Capabilities{HTTP: []string{"api.open-meteo.com", strings.TrimPrefix(srv.URL, "http://")}, Config: configKeys, Secrets: []string{"weather_api_key"}, Clock: true},
 		Config: map[string]string{"base_url": srv.URL},
 	})
 	if err != nil {

@@ -14,12 +14,19 @@
 // and memory): it is for tests, never linked into a plugin. It runs the
 // plugin in the test's own process, outside the sandbox; agent/host/hosttest
 // runs its real build under the sandbox and is what new tests should use.
+//
+// A run hook (sdk.Run) starts after the load and ends on Unload or at the
+// test's end, as in production. The plugin's globals are this binary's, so
+// every load in a test shares them: unload one load (Plugin.Unload) before
+// the next when its run hook fills globals the handlers read.
 package plugintest
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/depai/depai/agent/host"
@@ -88,27 +95,56 @@ func CallAs[Out any](p *Plugin, name string, in any) (Out, error) {
 }
 
 // inProcess is a host.Transport that runs registry.Default in this process.
+// A plugin with a run hook (sdk.Run) gets it started after the load, as
+// both real transports do, and ended — and waited for — by Close.
 type inProcess struct{}
 
 func (inProcess) Load(_ context.Context, spec host.LoadSpec) (host.Instance, error) {
-	return inProcessInstance{name: spec.Name, host: spec.Host}, nil
+	i := &inProcessInstance{name: spec.Name, host: spec.Host}
+	if registry.Default.Manifest().Run {
+		ctx, cancel := context.WithCancel(context.Background())
+		i.stopRun = cancel
+		i.running.Go(func() {
+			res := registry.Default.Dispatch(ctx, hostCaller{name: i.name, host: i.host}, wire.Call{Method: wire.MethodRun})
+			if res.Error != nil && ctx.Err() == nil {
+				_, _ = i.host.HostCall(context.Background(), i.name, wire.HostLog, logLine("run hook ended: "+res.Error.Error()))
+			}
+		})
+	}
+	return i, nil
+}
+
+func logLine(msg string) []byte {
+	b, _ := json.Marshal(wire.LogArgs{Level: "warn", Msg: msg})
+	return b
 }
 
 type inProcessInstance struct {
+	name    string
+	host    host.Dispatcher
+	stopRun context.CancelFunc
+	running sync.WaitGroup
+}
+
+func (i *inProcessInstance) Manifest() wire.Manifest { return registry.Default.Manifest() }
+
+func (i *inProcessInstance) Call(ctx context.Context, c wire.Call) wire.Result {
+	return registry.Default.Dispatch(ctx, hostCaller{name: i.name, host: i.host}, c)
+}
+
+func (i *inProcessInstance) Close(context.Context) error {
+	if i.stopRun != nil {
+		i.stopRun()
+		i.running.Wait()
+	}
+	return nil
+}
+
+// hostCaller routes the plugin's host calls to the host's dispatcher.
+type hostCaller struct {
 	name string
 	host host.Dispatcher
 }
-
-func (i inProcessInstance) Manifest() wire.Manifest { return registry.Default.Manifest() }
-
-func (i inProcessInstance) Call(ctx context.Context, c wire.Call) wire.Result {
-	return registry.Default.Dispatch(ctx, hostCaller(i), c)
-}
-
-func (inProcessInstance) Close(context.Context) error { return nil }
-
-// hostCaller routes the plugin's host calls to the host's dispatcher.
-type hostCaller inProcessInstance
 
 func (h hostCaller) HostCall(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	if h.host == nil {

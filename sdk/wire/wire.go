@@ -121,6 +121,9 @@ type Capabilities struct {
 	Random   bool `json:"random,omitempty" yaml:"random"`
 	Actuator bool `json:"actuator,omitempty" yaml:"actuator"` // may offer actuator tools
 	Payment  bool `json:"payment,omitempty" yaml:"payment"`   // may use pay.quote/pay.execute
+	// Sign lets the plugin have bytes signed with the agent's identity key
+	// (HostSign); the key stays in the core.
+	Sign bool `json:"sign,omitempty" yaml:"sign"`
 	// Files are paths a process plugin may open, enforced by the kernel
 	// (Landlock). A directory covers everything below it.
 	Files []FileGrant `json:"files,omitempty" yaml:"files"`

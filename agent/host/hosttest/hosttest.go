@@ -46,6 +46,7 @@ type options struct {
 	logger          *slog.Logger
 	limits          host.Limits
 	cacheDir        string
+	signer          host.Signer
 	// transport and path, when set, load path through transport instead of
 	// building dir.
 	transport host.Transport
@@ -81,6 +82,10 @@ func Limits(l host.Limits) Option { return func(o *options) { o.limits = l } }
 func Through(kind string, t host.Transport, path string) Option {
 	return func(o *options) { o.kind, o.transport, o.path = kind, t, path }
 }
+
+// Signer signs identity.sign calls as the agent's key would. Default: none,
+// and identity.sign is unavailable.
+func Signer(s host.Signer) Option { return func(o *options) { o.signer = s } }
 
 // CacheDir holds built artifacts and compiled WASM code. Default: the user
 // cache directory's depai, shared with every agent and test on the machine.
@@ -153,6 +158,7 @@ func Load(t testing.TB, opts ...Option) (*Plugin, error) {
 		Store:      store,
 		Logger:     o.logger,
 		PinDir:     filepath.Join(o.cacheDir, "pinned"),
+		Signer:     o.signer,
 		Emit: func(_, topic string, payload json.RawMessage) error {
 			pt.mu.Lock()
 			defer pt.mu.Unlock()
@@ -268,3 +274,7 @@ func (p *Plugin) Poll(sensor string) (json.RawMessage, error) {
 	}
 	return res.Payload, nil
 }
+
+// Unload unloads the plugin before the test ends: its run hook stops, and
+// the next load in the same test binary starts from a clean run.
+func (p *Plugin) Unload() error { return p.host.Unload(context.Background(), p.plugin.Name()) }

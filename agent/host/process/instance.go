@@ -289,6 +289,9 @@ func (in *instance) restart() {
 	in.log.Info("plugin restarted", "pid", p.run.pid)
 	in.stopRestarted(p, m)
 	in.install(p)
+	if in.spec.Restarted != nil {
+		in.spec.Restarted()
+	}
 }
 
 // live waits until a process is up, supervision gave up, or ctx ends.

@@ -1,8 +1,10 @@
 // Package console is the operator's web console: a page served by depai
 // run on the operator address, with its assets embedded in the binary (no
 // Node build at run time, no request to any other host). It shows the
-// fleet, a map of the robots with their keep-out zones and geofence, the
-// approvals queue, the audit log, memory search and a chat with any agent,
+// fleet, a map of the robots with their keep-out zones and geofence, plots
+// of each sensor's readings (/readings, drawn with uPlot, vendored from npm
+// by scripts/vendor-uplot), the approvals queue, the audit log, memory
+// search, tasks (/tasks), earnings (/earnings) and a chat with any agent,
 // with an e-stop button on every view — all through the operator API.
 //
 // An operator logs in with their token once; the console keeps a session

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -128,6 +129,42 @@ func TestPageIsSelfContained(t *testing.T) {
 	if strings.Contains(script, "innerHTML") || strings.Contains(script, "http://") || strings.Contains(script, "https://") {
 		t.Error("the console script uses innerHTML or names another host")
 	}
+}
+
+// TestVendoredUPlot: the plot library is the pinned npm release
+// (scripts/vendor-uplot), served from the binary with its licence, and it
+// makes no request of its own.
+func TestVendoredUPlot(t *testing.T) {
+	_, _, srv := newConsole(t)
+	get := func(path string) string {
+		t.Helper()
+		res, err := http.Get(srv.URL + path)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, res, err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	page := get("/")
+	for _, ref := range []string{"/console/vendor/uplot/uPlot.iife.min.js", "/console/vendor/uplot/uPlot.min.css"} {
+		if !strings.Contains(page, `"`+ref+`"`) {
+			t.Errorf("the page does not load %s", ref)
+		}
+	}
+	js := get("/console/vendor/uplot/uPlot.iife.min.js")
+	if !strings.HasPrefix(js, "/*! https://github.com/leeoniya/uPlot (v1.6.32) */") {
+		t.Errorf("vendored uPlot starts %q, want v1.6.32 (run scripts/vendor-uplot)", js[:min(len(js), 60)])
+	}
+	for _, call := range []string{"fetch(", "XMLHttpRequest", "WebSocket", "sendBeacon", "import(", "innerHTML"} {
+		if strings.Contains(js, call) {
+			t.Errorf("vendored uPlot uses %s", call)
+		}
+	}
+	if lic := get("/console/vendor/uplot/LICENSE"); !strings.Contains(lic, "MIT License") {
+		t.Errorf("uPlot's LICENSE is not served with it: %q", lic[:min(len(lic), 80)])
+	}
+	get("/console/vendor/uplot/uPlot.min.css")
 }
 
 func TestEventStream(t *testing.T) {

@@ -270,6 +270,26 @@ func (l *Ledger) Reserve(ctx context.Context, pol *Policy, pay Payment, approved
 	}
 }
 
+// Check decides pay as Reserve would now, without reserving anything: what
+// the policy engine shows (a quote, a dry run) before it reserves.
+func (l *Ledger) Check(pol *Policy, pay Payment, approved bool) Decision {
+	if pol == nil {
+		return Decision{Rule: RulePayment, Reason: "no spend policy configured", Payment: pay}
+	}
+	pay, bad := check(pay)
+	if bad != "" {
+		return Decision{Rule: RulePayment, Reason: bad, Payment: pay}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d, done := l.replayed(pay); done {
+		return d
+	}
+	w := l.window(assetKey{pay.Chain, pay.Asset})
+	w.advance(l.clock())
+	return pol.decide(pay, clone(&w.hour), clone(&w.day), approved)
+}
+
 // forget drops keys older than retain, so a long-running agent's memory
 // stays bounded by the retention period (the file is compacted at Open).
 // Called with l.mu held.

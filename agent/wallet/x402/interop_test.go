@@ -17,7 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/crypto"
 
-	"github.com/depai/depai/agent/wallet/internal/testchain"
+	"github.com/depai/depai/agent/internal/testchain"
 )
 
 // The interop tests run the official x402 TypeScript packages (npm

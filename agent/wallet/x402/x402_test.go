@@ -18,8 +18,8 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/depai/depai/agent/internal/testchain"
 	"github.com/depai/depai/agent/wallet"
-	"github.com/depai/depai/agent/wallet/internal/testchain"
 	"github.com/depai/depai/agent/wallet/spend"
 )
 

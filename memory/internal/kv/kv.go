@@ -10,7 +10,7 @@
 //	f ns 0 key                     → seq: the current version of a fact
 //	s ns                           → -: the set of namespaces, loaded on open
 //	m name                         → store metadata (format version, last seq)
-//	k key                          → first seq u64, count u32: an idempotency key
+//	k key                          → first seq u64, count u32, sha-256 of the request: an idempotency key
 //
 // Namespaces and labels never contain NUL, so "ns 0" and "value 0" are
 // unambiguous prefixes.

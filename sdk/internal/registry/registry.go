@@ -66,6 +66,7 @@ func (r *Registry) Request(c wire.Capabilities) {
 	m.Random = m.Random || c.Random
 	m.Actuator = m.Actuator || c.Actuator
 	m.Payment = m.Payment || c.Payment
+	m.Sign = m.Sign || c.Sign
 }
 
 // AddTool registers a tool. A duplicate name is a programming error in the

@@ -2,7 +2,7 @@
 // textContent, never as HTML: a reading with a <script> in it stays text.
 "use strict";
 
-const state = { csrf: "", operator: null, agents: [], current: "" };
+const state = { csrf: "", operator: null, agents: [], current: "", estop: false };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -40,7 +40,9 @@ async function api(method, path, body) {
   if (res.status === 401) { showLogin(); throw new Error("not logged in"); }
   if (!res.ok) {
     const e = (data && data.error) || { code: String(res.status), message: text };
-    throw new Error(e.code + ": " + e.message);
+    const err = new Error(e.code + ": " + e.message);
+    err.code = e.code; err.detail = e.message;
+    throw err;
   }
   return data;
 }
@@ -78,6 +80,7 @@ function fmtTime(t) { return t ? new Date(t).toLocaleTimeString() : ""; }
 function robotText(r) {
   if (!r || !r.time) return r && r.teleop ? "teleop: " + r.teleop : "";
   let s = r.lat.toFixed(6) + ", " + r.lon.toFixed(6) + " · " + (r.speed_mps || 0).toFixed(1) + " m/s · fix " + (r.fix || "unknown");
+  if (r.mode) s += " · " + r.mode;
   if (r.battery_pct !== undefined && r.battery_pct !== null) s += " · battery " + Math.round(r.battery_pct) + "%";
   if (r.stale) s += " · STALE";
   if (r.teleop) s += " · teleop: " + r.teleop;
@@ -94,14 +97,17 @@ async function refresh() {
       if (a.robot && a.robot.stale) tr.classList.add("stale");
       return tr;
     }));
-    const sel = $("chat-agent");
-    if (sel.options.length !== agents.length) {
-      sel.replaceChildren(...agents.map((a) => { const o = el("option", a.name); o.value = a.name; return o; }));
+    for (const id of ["chat-agent", "plot-agent"]) {
+      const sel = $(id);
+      if (sel.options.length !== agents.length) {
+        sel.replaceChildren(...agents.map((a) => { const o = el("option", a.name); o.value = a.name; return o; }));
+      }
     }
     drawMap(agents);
     if (!state.current) return;
     const status = await command(state.current, "/status");
     const estop = status.estop || {};
+    if (!!estop.engaged !== state.estop) { state.estop = !!estop.engaged; drawMap(agents); }
     const badge = $("estop-state");
     badge.textContent = estop.engaged ? "E-STOP ENGAGED by " + estop.by : "e-stop released";
     badge.className = estop.engaged ? "engaged" : "released";
@@ -109,6 +115,7 @@ async function refresh() {
     fill("plugins", (status.plugins || []).map((p) => row([p.name, p.state, p.version, (p.tools || []).join(", "), p.error])));
     if (!$("view-approvals").hidden) loadApprovals();
     if (!$("view-audit").hidden) loadAudit();
+    if (!$("view-plots").hidden && !plot.zoom) loadPlot().catch((e) => showError(e.message));
     showError("");
   } catch (e) { showError(e.message); }
 }
@@ -161,11 +168,13 @@ function drawMap(agents) {
     const h = (a.robot.heading_deg || 0) * Math.PI / 180;
     add("line", { x1: x, y1: y, x2: x + 16 * Math.sin(h), y2: y - 16 * Math.cos(h), stroke: "#1d232a", "stroke-width": 2 });
     add("circle", { cx: x, cy: y, r: 6, fill: a.robot.stale ? "#b36b00" : "#0b57d0", class: "robot", "data-agent": a.name });
-    add("text", { x: x + 9, y: y + 4, "font-size": 12 }, a.name + " · " + (a.robot.fix || "?") + (a.robot.stale ? " · stale" : ""));
+    add("text", { x: x + 9, y: y + 4, "font-size": 12, class: "robot-label", "data-agent": a.name },
+      a.name + " · " + (a.robot.fix || "?") + " · " + (a.robot.speed_mps || 0).toFixed(1) + " m/s" + (a.robot.mode ? " · " + a.robot.mode : "") + (a.robot.stale ? " · stale" : ""));
   }
   const bar = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000].find((b) => b * s >= 60) || 10000;
   add("line", { x1: 20, y1: 480, x2: 20 + bar * s, y2: 480, stroke: "#000", "stroke-width": 3 });
   add("text", { x: 20, y: 472, "font-size": 11 }, Math.round(bar) + " m");
+  if (state.estop) add("text", { x: 20, y: 28, "font-size": 16, "font-weight": 700, fill: "#d40000", id: "map-estop" }, "E-STOP ENGAGED: actuators locked");
 }
 
 async function loadApprovals() {
@@ -190,6 +199,129 @@ async function loadAudit() {
   fill("audit", (recs || []).filter((r) => !f || (r.text || "").toLowerCase().includes(f)).map((r) => {
     const tr = row([fmtTime(r.time), r.text]); tr.cells[1].className = "wrap"; return tr;
   }));
+}
+
+// Plots: one sensor's readings from memory (/readings), drawn with the
+// vendored uPlot. The view follows the newest readings of the chosen range
+// until the operator zooms; a zoomed span is fetched at full detail.
+const plot = { chart: null, fields: "", zoom: null, busy: false, seq: 0, range: [0, 1] };
+
+// plotData turns a /readings answer into uPlot's columns.
+function plotData(r) { return [r.t || [], ...(r.series || [])]; }
+
+// renderPlot draws a /readings answer into #plot; labels are plugin-written
+// and uPlot sets them as text.
+function renderPlot(r) {
+  const box = $("plot");
+  plot.range = [Date.parse(r.since) / 1000, Date.parse(r.until) / 1000];
+  const key = r.sensor + "|" + (r.fields || []).join(",");
+  if (!plot.chart || plot.fields !== key) {
+    if (plot.chart) plot.chart.destroy();
+    box.replaceChildren();
+    const colors = ["#0b57d0", "#d40000", "#2a7", "#b36b00", "#7b3fc4", "#00838f", "#6d4c41", "#c2185b"];
+    // Positions are on the map; their degrees would flatten every other line.
+    const series = [{}].concat((r.fields || []).map((f, i) => ({ label: f, stroke: colors[i % colors.length], width: 1.5, spanGaps: true, show: !["lat", "lon"].includes(f) })));
+    plot.chart = new uPlot({
+      width: Math.min(box.clientWidth || 960, 1000) - 2, height: 320, series,
+      scales: { x: { time: true, auto: false, range: () => plot.range } },
+      cursor: { drag: { x: true, y: false } },
+      hooks: { setSelect: [(u) => {
+        if (u.select.width < 2) return;
+        const from = u.posToVal(u.select.left, "x"), to = u.posToVal(u.select.left + u.select.width, "x");
+        u.setSelect({ left: 0, width: 0 }, false);
+        zoomPlot(from, to);
+      }] },
+    }, plotData(r), box);
+    plot.chart.over.ondblclick = () => livePlot();
+    plot.fields = key;
+  } else {
+    plot.chart.setData(plotData(r));
+    plot.chart.setScale("x", { min: plot.range[0], max: plot.range[1] });
+  }
+  let info = r.count + " readings of " + r.sensor + " from " + fmtTime(r.since) + " to " + fmtTime(r.until);
+  if (r.t && r.t.length < r.count) info += " (" + r.t.length + " points: the newest of each interval; zoom in for every reading)";
+  if (r.truncated) info += " — only the newest readings were read; pick a shorter range";
+  if (!(r.fields || []).length) info += " — no numeric fields to plot";
+  $("plot-info").textContent = info;
+  box.dataset.points = String((r.t || []).length);
+}
+
+async function loadSensors() {
+  const agent = $("plot-agent").value || state.current;
+  if (!agent) return;
+  const list = (await command(agent, "/readings")) || [];
+  const sel = $("plot-sensor"), keep = sel.value;
+  const names = list.map((s) => s.sensor);
+  if (names.join("|") !== Array.from(sel.options, (o) => o.value).join("|")) {
+    sel.replaceChildren(...names.map((n) => { const o = el("option", n); o.value = n; return o; }));
+    if (names.includes(keep)) sel.value = keep;
+  }
+  if (!names.length) $("plot-info").textContent = agent + " has stored no readings in the last hour.";
+}
+
+// loadPlot fetches and draws the chosen sensor and span. The periodic
+// refresh skips a load while one is in flight; a change of sensor, range or
+// zoom (force) always loads, and only the newest answer is drawn, so a
+// slow live answer cannot land over a zoom.
+async function loadPlot(force) {
+  if (plot.busy && !force) return;
+  const agent = $("plot-agent").value || state.current, sensor = $("plot-sensor").value;
+  if (!agent || !sensor) { await loadSensors(); if (!$("plot-sensor").value) return; return loadPlot(force); }
+  const seq = ++plot.seq;
+  plot.busy = true;
+  try {
+    const range = plot.zoom ? plot.zoom.map((t) => new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z")).join(" ") : $("plot-range").value;
+    const r = await command(agent, "/readings " + sensor + " " + range);
+    if (seq === plot.seq) renderPlot(r);
+  } finally { if (seq === plot.seq) plot.busy = false; }
+}
+
+function zoomPlot(from, to) {
+  plot.zoom = [Math.floor(from), Math.ceil(to) + 1];
+  $("plot-live").hidden = false;
+  loadPlot(true).catch((e) => showError(e.message));
+}
+
+function livePlot() {
+  plot.zoom = null;
+  $("plot-live").hidden = true;
+  loadPlot(true).catch((e) => showError(e.message));
+}
+
+// Tasks and earnings come from /tasks and /earnings; without the mesh or
+// the wallet configured each answers an error with code "unavailable",
+// shown as a note rather than as a failure.
+function renderTasks(res) {
+  const tasks = (res && res.tasks) || [];
+  $("tasks-note").textContent = tasks.length ? "" : "No tasks.";
+  fill("tasks", tasks.map((t) => {
+    const tr = row([t.id, t.from, t.to, t.state, t.goal, fmtTime(t.created), fmtTime(t.updated), t.error ? "error: " + t.error : (t.result === undefined || t.result === null ? "" : typeof t.result === "string" ? t.result : JSON.stringify(t.result))]);
+    tr.dataset.state = t.state || "";
+    tr.cells[4].className = "wrap"; tr.cells[7].className = "wrap";
+    return tr;
+  }));
+}
+
+function renderEarnings(res) {
+  const list = (res && res.earnings) || [];
+  $("earnings-note").textContent = list.length ? "" : "No earnings yet.";
+  fill("earnings", list.map((e) => row([e.owner, e.share === undefined || e.share === null ? "" : String(e.share), e.amount, e.asset])));
+  const foot = $("earnings").querySelector("tfoot");
+  foot.replaceChildren(...(res && res.total !== undefined && res.total !== null ? [row(["Total", "", res.total, res.asset])] : []));
+}
+
+function renderUnavailable(view, e) {
+  fill(view, []);
+  if (view === "earnings") $("earnings").querySelector("tfoot").replaceChildren();
+  $(view + "-note").textContent = e.code === "unavailable" ? e.detail : "error: " + e.message;
+}
+
+async function loadTasks() {
+  try { renderTasks(await command(state.current, "/tasks")); } catch (e) { renderUnavailable("tasks", e); }
+}
+
+async function loadEarnings() {
+  try { renderEarnings(await command(state.current, "/earnings")); } catch (e) { renderUnavailable("earnings", e); }
 }
 
 async function searchMemory(ev) {
@@ -249,6 +381,9 @@ function switchView(name) {
   if (name === "approvals") loadApprovals().catch((e) => showError(e.message));
   if (name === "audit") loadAudit().catch((e) => showError(e.message));
   if (name === "map") drawMap(state.agents);
+  if (name === "plots") loadSensors().then(() => loadPlot(true)).catch((e) => showError(e.message));
+  if (name === "tasks") loadTasks();
+  if (name === "earnings") loadEarnings();
 }
 
 async function main() {
@@ -258,6 +393,10 @@ async function main() {
   $("memory-form").onsubmit = searchMemory;
   $("audit-filter").oninput = () => loadAudit().catch((e) => showError(e.message));
   $("chat-agent").onchange = (e) => { state.current = e.target.value; };
+  $("plot-agent").onchange = () => { plot.zoom = null; $("plot-sensor").replaceChildren(); loadSensors().then(() => loadPlot(true)).catch((e) => showError(e.message)); };
+  $("plot-sensor").onchange = () => livePlot();
+  $("plot-range").onchange = () => livePlot();
+  $("plot-live").onclick = () => livePlot();
   // One click, no dialog: stopping must never wait for a confirmation.
   $("estop").onclick = () => decide("/stop");
   $("resume").onclick = () => { if (confirm("Release the emergency stop? Actuators and payments unlock fleet-wide.")) decide("/resume"); };

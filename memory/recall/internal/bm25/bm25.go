@@ -234,7 +234,9 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 	}
 	essential := true
 	for ti, t := range terms {
-		if essential && ti > 0 && len(acc.touched) >= k && float64(kth(acc, k)) >= rest[ti] {
+		// Strictly above: an unseen document that could only tie the k-th
+		// would still enter the top k if it is newer (TopK breaks ties so).
+		if essential && ti > 0 && len(acc.touched) >= k && float64(kth(acc, k)) > rest[ti] {
 			essential = false
 		}
 		if essential {
@@ -264,8 +266,10 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 			}
 		}
 	}
+	// Newest first (touched is mostly ascending): of equal scores TopK
+	// keeps the higher documents, so later ties are turned away at once.
 	top := vecscan.NewTopK(k)
-	for _, d := range acc.touched {
+	for _, d := range slices.Backward(acc.touched) {
 		if !x.excluded(q.Exclude, d) {
 			top.Push(d, acc.score[d])
 		}
@@ -278,7 +282,7 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 // kth returns the k-th best score accumulated so far.
 func kth(acc *accumulator, k int) float32 {
 	top := vecscan.NewTopK(k)
-	for _, d := range acc.touched {
+	for _, d := range slices.Backward(acc.touched) {
 		top.Push(d, acc.score[d])
 	}
 	return top.Min()

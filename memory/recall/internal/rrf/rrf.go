@@ -4,7 +4,10 @@
 // cosine similarities need no common scale.
 package rrf
 
-import "sort"
+import (
+	"cmp"
+	"slices"
+)
 
 // K is the rank constant; 60 is the value of the original paper.
 const K = 60
@@ -20,16 +23,25 @@ type Fused struct {
 // Fuse merges lists of item IDs, each best first, and returns every item
 // once, best first. Ties are broken by the higher ID, which in recall is
 // the newer record.
+//
+// It runs on every search, so it allocates a fixed handful of times
+// whatever the lists' length: the items, their ranks (one array they all
+// share) and the index of IDs seen.
 func Fuse(lists ...[]uint32) []Fused {
-	at := map[uint32]int{}
-	var out []Fused
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	at := make(map[uint32]int, n)
+	out := make([]Fused, 0, n)
+	ranks := make([]int, n*len(lists))
 	for li, l := range lists {
 		for r, id := range l {
 			i, ok := at[id]
 			if !ok {
 				i = len(out)
 				at[id] = i
-				out = append(out, Fused{ID: id, Ranks: make([]int, len(lists))})
+				out = append(out, Fused{ID: id, Ranks: ranks[i*len(lists) : (i+1)*len(lists) : (i+1)*len(lists)]})
 			}
 			if out[i].Ranks[li] == 0 { // a repeated ID keeps its best rank
 				out[i].Ranks[li] = r + 1
@@ -37,11 +49,11 @@ func Fuse(lists ...[]uint32) []Fused {
 			}
 		}
 	}
-	sort.Slice(out, func(a, b int) bool {
-		if out[a].Score != out[b].Score {
-			return out[a].Score > out[b].Score
+	slices.SortFunc(out, func(a, b Fused) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
 		}
-		return out[a].ID > out[b].ID
+		return cmp.Compare(b.ID, a.ID)
 	})
 	return out
 }

@@ -39,3 +39,14 @@ func TestFuseEmptyAndRepeats(t *testing.T) {
 		t.Fatalf("repeated ID: %+v", got)
 	}
 }
+
+// Fuse runs on every search: its allocations do not grow with the lists.
+func TestFuseAllocs(t *testing.T) {
+	a, b := make([]uint32, 40), make([]uint32, 40)
+	for i := range a {
+		a[i], b[i] = uint32(i), uint32(i+20)
+	}
+	if n := testing.AllocsPerRun(20, func() { Fuse(a, b) }); n > 6 {
+		t.Errorf("Fuse of two 40-item lists: %v allocations, want at most 6 (it was one an item)", n)
+	}
+}

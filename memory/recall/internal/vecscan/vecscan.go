@@ -55,11 +55,17 @@ type Result struct {
 	Score float32
 }
 
-// TopK keeps the k results with the highest scores.
+// TopK keeps the k results with the highest scores; of equal scores, the
+// higher IDs, which in recall are the newer records (as rrf breaks ties):
+// the newest of equally good memories are the likelier to matter, and the
+// likelier to be in the store's RAM ring.
 type TopK struct {
 	k int
-	h []Result // min-heap on Score
+	h []Result // min-heap on worse
 }
+
+// worse orders results: a lower score, or the same score and a lower ID.
+func worse(a, b Result) bool { return a.Score < b.Score || a.Score == b.Score && a.ID < b.ID }
 
 // NewTopK returns an empty TopK of capacity k.
 func NewTopK(k int) *TopK { return &TopK{k: k, h: make([]Result, 0, k)} }
@@ -70,7 +76,7 @@ func (t *TopK) Push(id uint32, score float32) {
 		t.h = append(t.h, Result{id, score})
 		for i := len(t.h) - 1; i > 0; {
 			p := (i - 1) / 2
-			if t.h[p].Score <= t.h[i].Score {
+			if !worse(t.h[i], t.h[p]) {
 				break
 			}
 			t.h[p], t.h[i] = t.h[i], t.h[p]
@@ -78,10 +84,11 @@ func (t *TopK) Push(id uint32, score float32) {
 		}
 		return
 	}
-	if t.k == 0 || score <= t.h[0].Score {
+	r := Result{id, score}
+	if t.k == 0 || !worse(t.h[0], r) {
 		return
 	}
-	t.h[0] = Result{id, score}
+	t.h[0] = r
 	t.down()
 }
 
@@ -89,10 +96,10 @@ func (t *TopK) Push(id uint32, score float32) {
 func (t *TopK) down() {
 	for i := 0; ; {
 		l, m := 2*i+1, i
-		if l < len(t.h) && t.h[l].Score < t.h[m].Score {
+		if l < len(t.h) && worse(t.h[l], t.h[m]) {
 			m = l
 		}
-		if r := l + 1; r < len(t.h) && t.h[r].Score < t.h[m].Score {
+		if r := l + 1; r < len(t.h) && worse(t.h[r], t.h[m]) {
 			m = r
 		}
 		if m == i {

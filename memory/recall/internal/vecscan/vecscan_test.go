@@ -114,3 +114,22 @@ func BenchmarkTopK(b *testing.B) {
 		t.Sorted()
 	}
 }
+
+// Of equal scores the higher IDs are kept and come first, whatever the
+// order they were pushed in.
+func TestTopKTiesKeepHigherIDs(t *testing.T) {
+	for _, order := range [][]uint32{{1, 2, 3, 4, 5, 6}, {6, 5, 4, 3, 2, 1}, {3, 6, 1, 5, 2, 4}} {
+		top := NewTopK(3)
+		for _, id := range order {
+			score := float32(1)
+			if id == 1 {
+				score = 2
+			}
+			top.Push(id, score)
+		}
+		got := top.Sorted()
+		if len(got) != 3 || got[0].ID != 1 || got[1].ID != 6 || got[2].ID != 5 {
+			t.Errorf("pushed %v: kept %+v, want 1 (best), then 6 and 5 of the ties", order, got)
+		}
+	}
+}

@@ -29,13 +29,7 @@ import (
 // installs it).
 func Mosquitto(t testing.TB, port int) (url string, stop func()) {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
-			t.Skip("mosquitto not installed (scripts/test installs it)")
-		}
-		bin = "/usr/sbin/mosquitto"
-	}
+	bin := mosquittoBin(t)
 	if port == 0 {
 		port = FreePort(t)
 	}
@@ -63,6 +57,20 @@ func Mosquitto(t testing.TB, port int) (url string, stop func()) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	waitListening(t, addr)
 	return "tcp://" + addr, stop
+}
+
+// mosquittoBin finds mosquitto, or skips the test when it is not installed
+// (scripts/test installs it).
+func mosquittoBin(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
+			t.Skip("mosquitto not installed (scripts/test installs it)")
+		}
+		bin = "/usr/sbin/mosquitto"
+	}
+	return bin
 }
 
 // Mochi starts an embedded mochi-mqtt broker on a free 127.0.0.1 port,

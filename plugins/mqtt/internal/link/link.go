@@ -9,6 +9,7 @@ package link
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,7 +23,7 @@ import (
 
 // Config is a broker and what to subscribe to.
 type Config struct {
-	Broker   string // tcp://host:port
+	Broker   string // tcp://host:port, or ssl://host:port (also tls://, mqtts://) for MQTT over TLS
 	ClientID string // default depai-<random>
 	User     string
 	Password string
@@ -34,6 +35,15 @@ type Config struct {
 	KeepAlive time.Duration
 	// Version is 4 (MQTT 3.1.1, the default) or 5.
 	Version int
+	// TLS configures a TLS broker (ssl://, tls://, mqtts://): the CAs to
+	// trust, the server name. Nil: the system's roots. Ignored for tcp://.
+	TLS *tls.Config
+}
+
+// Secure reports whether broker is a TLS URL.
+func Secure(broker string) bool {
+	u, err := url.Parse(broker)
+	return err == nil && (u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "mqtts")
 }
 
 // Client is a running connection.
@@ -50,8 +60,19 @@ type conn interface {
 // Start begins connecting and returns at once; st.Status says when the
 // link is up. Messages arriving on the subscriptions go to st.
 func Start(cfg Config, st *telemetry.State) (*Client, error) {
-	if u, err := url.Parse(cfg.Broker); err != nil || u.Host == "" || (u.Scheme != "tcp" && u.Scheme != "mqtt") {
-		return nil, fmt.Errorf("mqtt: broker %q: want tcp://host:port", cfg.Broker)
+	if u, err := url.Parse(cfg.Broker); err != nil || u.Host == "" || (u.Scheme != "tcp" && u.Scheme != "mqtt" && !Secure(cfg.Broker)) {
+		return nil, fmt.Errorf("mqtt: broker %q: want tcp://host:port, or ssl://host:port for TLS", cfg.Broker)
+	}
+	if Secure(cfg.Broker) {
+		// Never below TLS 1.2, whatever the caller's config says.
+		t := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.TLS != nil {
+			t = cfg.TLS.Clone()
+			t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
+		}
+		cfg.TLS = t
+	} else {
+		cfg.TLS = nil
 	}
 	if cfg.ClientID == "" {
 		b := make([]byte, 6)
@@ -100,6 +121,9 @@ func startV3(cfg Config, st *telemetry.State) *v3 {
 		// Messages are independent readings; order across topics does not
 		// matter, and a slow handler must not stall the network loop.
 		SetOrderMatters(false)
+	if cfg.TLS != nil {
+		o.SetTLSConfig(cfg.TLS)
+	}
 	filters := make(map[string]byte, len(cfg.Subs))
 	for _, s := range cfg.Subs {
 		filters[s.Filter] = s.QoS
@@ -131,6 +155,13 @@ func startV3(cfg Config, st *telemetry.State) *v3 {
 		})
 	})
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) { st.LinkLost(err, time.Now()) })
+	// A connect that fails (refused, an untrusted certificate) is retried
+	// without ever being "lost"; it must still show in the status.
+	o.SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+		if f, ok := n.(paho.ConnectionNotificationFailed); ok {
+			st.Failed(fmt.Errorf("connect: %w", f.Reason), time.Now())
+		}
+	})
 	c := paho.NewClient(o)
 	c.Connect() // with ConnectRetry, completes when the broker is reached
 	return &v3{c: c}

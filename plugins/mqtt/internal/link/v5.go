@@ -41,6 +41,7 @@ func startV5(cfg Config, st *telemetry.State) (*v5, error) {
 			return min(100*time.Millisecond<<min(attempt-1, 16), cfg.MaxReconnect)
 		},
 		ConnectTimeout:  5 * time.Second,
+		TlsCfg:          cfg.TLS,
 		ConnectUsername: cfg.User,
 		ConnectPassword: []byte(cfg.Password),
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho5.Connack) {
@@ -63,6 +64,7 @@ func startV5(cfg Config, st *telemetry.State) (*v5, error) {
 				return nil
 			})
 		},
+		OnConnectError: func(err error) { st.Failed(fmt.Errorf("connect: %w", err), time.Now()) },
 		OnConnectionDown: func() bool {
 			st.LinkLost(errors.New("MQTT 5 connection down"), time.Now())
 			return true

@@ -1,8 +1,8 @@
 // Package telemetry turns MQTT messages into readings: a subscription's
 // mapping names the JSON fields of its payloads, their reading names and
-// units; Sparkplug B topics (spBv1.0/group/TYPE/node[/device]) are
-// recognised and their birth and death certificates mark nodes and devices
-// online and offline. Bad payloads — not JSON, a field missing or not a
+// units; Sparkplug B topics (spBv1.0/group/TYPE/node[/device]) carry
+// protobuf payloads (internal/sparkplug): births and deaths mark nodes and
+// devices online and offline, and numeric metrics become readings. Bad payloads — not JSON, a field missing or not a
 // number — are counted by kind and never stored as readings.
 package telemetry
 
@@ -20,8 +20,8 @@ import (
 type Field = jsonmap.Field
 
 // Subscription is a topic filter (MQTT wildcards + and #), its QoS, and how
-// to read its payloads. With no fields, a message counts but yields no
-// reading (Sparkplug topics, whose payloads are protobuf).
+// to read its JSON payloads. With no fields, a message counts but yields
+// no reading. Sparkplug topics need no fields: their metrics name themselves.
 type Subscription struct {
 	Filter string  `json:"filter"`
 	QoS    byte    `json:"qos,omitempty"`

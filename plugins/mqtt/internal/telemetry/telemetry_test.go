@@ -2,9 +2,12 @@ package telemetry
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/depai/depai/plugins/internal/jsonmap"
 )
@@ -130,4 +133,84 @@ func FuzzSparkplugTopic(f *testing.F) {
 			t.Fatalf("%q parsed to %+v", topic, sp)
 		}
 	})
+}
+
+// metric and payload encode Sparkplug B protobuf for the tests below (the
+// decoder itself is checked against the reference encoder in
+// internal/sparkplug).
+func metric(name string, alias uint64, typ uint32, double float64) []byte {
+	var b []byte
+	if name != "" {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, name)
+	}
+	if alias != 0 {
+		b = protowire.AppendTag(b, 2, protowire.VarintType)
+		b = protowire.AppendVarint(b, alias)
+	}
+	b = protowire.AppendTag(b, 4, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(typ))
+	if typ == 8 { // UInt64, as bdSeq
+		b = protowire.AppendTag(b, 11, protowire.VarintType)
+		return protowire.AppendVarint(b, uint64(double))
+	}
+	b = protowire.AppendTag(b, 13, protowire.Fixed64Type)
+	return protowire.AppendFixed64(b, math.Float64bits(double))
+}
+
+func payload(metrics ...[]byte) []byte {
+	var b []byte
+	for _, m := range metrics {
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendBytes(b, m)
+	}
+	return b
+}
+
+// TestSparkplugPayloads: births declare metrics and aliases, data by alias
+// becomes readings under the data topic, an undeclared alias and a payload
+// that is not protobuf are counted, a late NDEATH of an older session
+// (another bdSeq) is ignored and the node's own takes it and its devices
+// offline.
+func TestSparkplugPayloads(t *testing.T) {
+	s := NewState("b", []Subscription{{Filter: "spBv1.0/#"}})
+	now := time.Now()
+	s.Message("spBv1.0/plant/NBIRTH/edge1", payload(metric("bdSeq", 0, 8, 4)), false, now)
+	s.Message("spBv1.0/plant/DBIRTH/edge1/robot1", payload(metric("battery/voltage", 1, 10, 24.5), metric("speed", 2, 10, 0)), false, now)
+	s.Message("spBv1.0/plant/DDATA/edge1/robot1", payload(metric("", 1, 10, 23.9), metric("", 9, 10, 1)), false, now)
+	s.Message("spBv1.0/plant/DDATA/edge1/robot1", []byte("{\"not\":\"protobuf\"}"), false, now)
+	got := map[string]float64{}
+	for _, r := range s.Latest() {
+		if r.Topic != "spBv1.0/plant/DDATA/edge1/robot1" {
+			t.Errorf("reading under topic %q", r.Topic)
+		}
+		got[r.Name] = r.Value
+	}
+	if len(got) != 2 || got["battery/voltage"] != 23.9 || got["speed"] != 0 {
+		t.Fatalf("readings %v", got)
+	}
+	st := s.Status()
+	if st.BadByKind["unknown_alias"] != 1 || st.BadByKind["not_protobuf"] != 1 || st.Readings != 3 {
+		t.Fatalf("status %+v", st)
+	}
+	online := func() map[string]bool {
+		m := map[string]bool{}
+		for _, d := range s.Devices() {
+			m[d.ID] = d.Online
+		}
+		return m
+	}
+	s.Message("spBv1.0/plant/NDEATH/edge1", payload(metric("bdSeq", 0, 8, 3)), false, now)
+	if o := online(); !o["plant/edge1"] || !o["plant/edge1/robot1"] || s.Status().BadByKind["stale_death"] != 1 {
+		t.Fatalf("after a stale NDEATH: %v, %+v", o, s.Status())
+	}
+	s.Message("spBv1.0/plant/NDEATH/edge1", payload(metric("bdSeq", 0, 8, 4)), false, now)
+	if o := online(); o["plant/edge1"] || o["plant/edge1/robot1"] {
+		t.Fatalf("after the node's NDEATH: %v", o)
+	}
+	for _, d := range s.Devices() {
+		if d.ID == "plant/edge1" && (d.BdSeq == nil || *d.BdSeq != 4 || d.Metrics != 1) {
+			t.Fatalf("node %+v", d)
+		}
+	}
 }

@@ -12,7 +12,7 @@ import (
 // with npm solc and compares it with the shipped artifact (token_gen.go).
 func TestArtifactMatchesSource(t *testing.T) {
 	solc := Tool(t, "solcjs", "SOLCJS")
-	src, err := filepath.Abs(filepath.Join("..", "..", "testdata"))
+	src, err := filepath.Abs(filepath.Join("..", "..", "wallet", "testdata"))
 	if err != nil {
 		t.Fatal(err)
 	}
