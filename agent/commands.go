@@ -58,7 +58,7 @@ func init() {
 		{name: "memory", usage: "/memory recent [N] | search TEXT | get ID | history NS KEY", help: "read memory", run: memoryCommand},
 		{name: "readings", usage: readingsUsage, help: "a sensor's readings over a time range, as plot columns (bounded); no sensor: the sensors", run: readingsCommand},
 		{name: "audit", usage: "/audit [N]", help: "the newest audit records (depai audit verify checks the chain)", run: auditCommand},
-		{name: "plugins", usage: "/plugins [list] | load|unload|reload NAME", help: "plugins and why one is not loaded", run: pluginsCommand,
+		{name: "plugins", usage: "/plugins [list] | load|unload|reload|release NAME", help: "plugins and why one is not loaded; release lets a quarantined one load again (admins)", run: pluginsCommand,
 			policyName: func(args string) string {
 				if sub, _, _ := strings.Cut(args, " "); sub != "" && sub != "list" {
 					return "plugins.manage"

@@ -49,6 +49,7 @@ import (
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/memory/recall"
+	"github.com/depai/depai/sdk/wire"
 )
 
 // Store is the memory a fleet runs on: a memory.Store that can also be
@@ -117,11 +118,14 @@ type Fleet struct {
 	recall    *recall.Index
 	audit     *policy.Log
 	policy    *policy.Engine
-	poses     poses
-	mesh      *fleetMesh // nil: the mesh is off
-	agents    []*Agent
-	byName    map[string]*Agent
-	payments  map[string]*payments // by agent name; see payments.go
+	// quarantine keeps the plugins quarantined for a crash loop or an
+	// unacknowledged stop across restarts (DataDir/quarantine.json).
+	quarantine *host.Quarantine
+	poses      poses
+	mesh       *fleetMesh // nil: the mesh is off
+	agents     []*Agent
+	byName     map[string]*Agent
+	payments   map[string]*payments // by agent name; see payments.go
 
 	cacheDir   string
 	transports map[string]host.Transport // shared by every agent's plugin host
@@ -225,6 +229,9 @@ func (f *Fleet) provision(ctx context.Context) error {
 	}
 	if why := state.Broken(); why != "" {
 		f.log.Error("emergency stop engaged at start", "reason", why)
+	}
+	if f.quarantine, err = openQuarantine(f.opts.DataDir, f.log); err != nil {
+		return err
 	}
 	rules := map[string]policy.Rules{}
 	var timeout config.Duration
@@ -331,12 +338,14 @@ func (f *Fleet) WaitPlugins(ctx context.Context) error {
 func (f *Fleet) Stopped() bool { return f.policy != nil && f.policy.Stopped() }
 
 // stopActuators is the e-stop's hook that reaches the machines: every
-// agent's actuator plugins are told to stop at once, in parallel, and each
-// answer is on record. A plugin that does not acknowledge is quarantined by
-// its host, and its tools are dropped from the agent.
+// agent's actuator plugins and in-process stoppers (tool.Stopper) are told
+// to stop at once, in parallel, and each answer is on record. A plugin that
+// does not acknowledge is quarantined by its host, and its tools are
+// dropped from the agent; so is an in-process tool that does not.
 func (f *Fleet) stopActuators(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, a := range f.agents {
+		wg.Go(func() { f.recordToolStops(ctx, a, wire.StopCommanded, a.stopTools(ctx)) })
 		wg.Go(func() {
 			for _, r := range a.plugins.host.StopAll(ctx) {
 				e := policy.Entry{Agent: a.Name(), Principal: policy.Principal{Kind: policy.PrincipalSystem}, Kind: policy.ActionHost,
@@ -378,6 +387,9 @@ func (f *Fleet) Close(ctx context.Context) error {
 	}
 	f.stop()
 	f.cancelTurns(ctx)
+	// In-process actuators stop before anything else goes, as plugins do
+	// when their hosts close below.
+	f.stopToolsForClose(ctx)
 	var errs []error
 	if !waitCtx(ctx, &f.bg) {
 		errs = append(errs, fmt.Errorf("turns still running: %w", ctx.Err()))

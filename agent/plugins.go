@@ -42,17 +42,19 @@ func newPluginManager(a *Agent) *pluginManager {
 		obs = a.fleet.opts.Metrics
 	}
 	m.host = host.New(host.Config{
-		Observer:   obs,
-		Agent:      a.cfg.Name,
-		Gate:       a.fleet.policy,
-		Transports: a.fleet.transports,
-		Store:      a.fleet.store,
-		Payments:   a.fleet.hostPayments(a.cfg.Name),
-		Logger:     a.log,
-		Emit:       m.onEmit,
-		OnReading:  m.onReading,
-		PinDir:     filepath.Join(a.fleet.cacheDir, "pinned"),
-		Signer:     newIdentitySigner(a.fleet.opts.DataDir, a.cfg.Name),
+		Observer:     obs,
+		Agent:        a.cfg.Name,
+		Gate:         a.fleet.policy,
+		Transports:   a.fleet.transports,
+		Store:        a.fleet.store,
+		Payments:     a.fleet.hostPayments(a.cfg.Name),
+		Logger:       a.log,
+		Emit:         m.onEmit,
+		OnReading:    m.onReading,
+		PinDir:       filepath.Join(a.fleet.cacheDir, "pinned"),
+		Signer:       newIdentitySigner(a.fleet.opts.DataDir, a.cfg.Name),
+		Quarantine:   a.fleet.quarantine,
+		OnQuarantine: m.onQuarantine,
 	})
 	return m
 }
@@ -304,7 +306,7 @@ func (m *pluginManager) onReading(plugin, sensor string, payload json.RawMessage
 // PluginInfo is one configured plugin as /plugins reports it.
 type PluginInfo struct {
 	Name    string   `json:"name"`
-	State   string   `json:"state"` // "loading", "loaded", "failed"
+	State   string   `json:"state"` // "loading", "loaded", "failed", "unloaded", "quarantined" (until an admin's /plugins release)
 	Error   string   `json:"error,omitempty"`
 	Version string   `json:"version,omitempty"`
 	File    string   `json:"file,omitempty"`
@@ -338,7 +340,9 @@ func (m *pluginManager) list() []PluginInfo {
 			continue
 		}
 		info := PluginInfo{Name: p.Name, State: "loading"}
-		if err, tried := m.errs[p.Name]; tried && err != nil {
+		if why, ok := m.host.QuarantineOf(p.Name); ok {
+			info.State, info.Error = "quarantined", why
+		} else if err, tried := m.errs[p.Name]; tried && err != nil {
 			info.State, info.Error = "failed", err.Error()
 		} else if tried {
 			info.State = "unloaded"
@@ -352,6 +356,8 @@ func (m *pluginManager) list() []PluginInfo {
 // manage is /plugins load|unload|reload NAME.
 func (m *pluginManager) manage(ctx context.Context, sub, name string) (string, error) {
 	switch sub {
+	case "release":
+		return m.release(ctx, name)
 	case "load":
 		for _, p := range m.a.cfg.Plugins {
 			if p.Name == name {
@@ -369,6 +375,9 @@ func (m *pluginManager) manage(ctx context.Context, sub, name string) (string, e
 		n := m.a.tools.RemoveSource(name)
 		return fmt.Sprintf("plugin %s unloaded (%d tools removed)", name, n), nil
 	case "reload":
+		if _, quarantined := m.host.QuarantineOf(name); quarantined {
+			return m.release(ctx, name) // quarantined means not loaded: release, then load
+		}
 		// A failed reload leaves the old plugin running, so its tools stay.
 		p, err := m.host.Reload(ctx, name)
 		if err != nil {
@@ -388,5 +397,5 @@ func (m *pluginManager) manage(ctx context.Context, sub, name string) (string, e
 		}
 		return fmt.Sprintf("plugin %s reloaded (version %s)", name, p.Manifest().Version), nil
 	}
-	return "", errors.New("unknown /plugins subcommand " + sub + "; use list, load, unload or reload")
+	return "", errors.New("unknown /plugins subcommand " + sub + "; use list, load, unload, reload or release")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -93,7 +94,7 @@ func (h *Host) stopAll(ctx context.Context, reason string, ps []*Plugin) []StopR
 			}
 			continue
 		}
-		r.Quarantined = h.quarantine(p, r.Err)
+		r.Quarantined = h.quarantine(p, fmt.Sprintf("did not acknowledge a stop: %v", r.Err))
 	}
 	return out
 }
@@ -129,10 +130,10 @@ func urgent(ctx context.Context, inst Instance, call wire.Call) wire.Result {
 	return inst.Call(ctx, call)
 }
 
-// quarantine marks p's name and unloads p in the background (a process
-// takes a while to go); Close waits for it. It reports whether p was still
-// loaded.
-func (h *Host) quarantine(p *Plugin, why *wire.Error) bool {
+// quarantine marks p's name — in Config.Quarantine too, so that a restart
+// keeps it — and unloads p in the background (a process takes a while to
+// go); Close waits for it. It reports whether p was still loaded.
+func (h *Host) quarantine(p *Plugin, reason string) bool {
 	name := p.spec.Name
 	h.mu.Lock()
 	loaded := h.plugins[name] == p
@@ -144,7 +145,6 @@ func (h *Host) quarantine(p *Plugin, why *wire.Error) bool {
 	if !loaded {
 		return false
 	}
-	reason := fmt.Sprintf("did not acknowledge a stop: %v", why)
 	h.act.mu.Lock()
 	if h.act.quarantined == nil {
 		h.act.quarantined = map[string]string{}
@@ -152,8 +152,16 @@ func (h *Host) quarantine(p *Plugin, why *wire.Error) bool {
 	h.act.quarantined[name] = reason
 	h.act.unloading.Add(1)
 	h.act.mu.Unlock()
-	h.logger.Error("actuator plugin quarantined", "plugin", name, "reason", reason)
+	h.logger.Error("plugin quarantined", "plugin", name, "reason", reason)
 	h.observeQuarantine(name)
+	if q := h.cfg.Quarantine; q != nil {
+		if err := q.Put(h.cfg.Agent, name, reason); err != nil {
+			h.logger.Error("quarantine not recorded: a restart would load the plugin again", "plugin", name, "err", err)
+		}
+	}
+	if h.cfg.OnQuarantine != nil {
+		h.cfg.OnQuarantine(name, reason)
+	}
 	go func() {
 		defer h.act.unloading.Done()
 		h.disarm(p)
@@ -164,36 +172,86 @@ func (h *Host) quarantine(p *Plugin, why *wire.Error) bool {
 	return true
 }
 
-// Quarantined lists the quarantined plugins and why, by name.
+// Quarantined lists the quarantined plugins and why, by name: those of
+// this host's life and those Config.Quarantine keeps for its agent.
 func (h *Host) Quarantined() map[string]string {
+	out := map[string]string{}
+	if q := h.cfg.Quarantine; q != nil {
+		out = q.List(h.cfg.Agent)
+	}
 	h.act.mu.Lock()
 	defer h.act.mu.Unlock()
-	out := make(map[string]string, len(h.act.quarantined))
-	for k, v := range h.act.quarantined {
-		out[k] = v
-	}
+	maps.Copy(out, h.act.quarantined)
 	return out
 }
 
 // ClearQuarantine lets Load start the named plugin again (an operator's
 // decision once the machine is checked). It reports whether it was
-// quarantined.
-func (h *Host) ClearQuarantine(name string) bool {
+// quarantined; an error means the release could not be recorded, and the
+// plugin stays quarantined.
+func (h *Host) ClearQuarantine(name string) (bool, error) {
 	h.act.mu.Lock()
 	defer h.act.mu.Unlock()
+	durable := false
+	if q := h.cfg.Quarantine; q != nil {
+		var err error
+		if durable, err = q.Release(h.cfg.Agent, name); err != nil {
+			return false, err
+		}
+	}
 	_, ok := h.act.quarantined[name]
 	delete(h.act.quarantined, name)
-	return ok
+	return ok || durable, nil
+}
+
+// QuarantineOf says why the named plugin is quarantined, if it is: in this
+// host's life, in Config.Quarantine, or because that record could not be
+// read.
+func (h *Host) QuarantineOf(name string) (string, bool) {
+	h.act.mu.Lock()
+	why, ok := h.act.quarantined[name]
+	h.act.mu.Unlock()
+	if !ok && h.cfg.Quarantine != nil {
+		why, ok = h.cfg.Quarantine.Lookup(h.cfg.Agent, name)
+	}
+	return why, ok
 }
 
 // quarantinedErr refuses to load a quarantined plugin.
 func (h *Host) quarantinedErr(name string) error {
-	h.act.mu.Lock()
-	defer h.act.mu.Unlock()
-	if why, ok := h.act.quarantined[name]; ok {
-		return fmt.Errorf("plugin %q is quarantined (%s); check the machine, then clear the quarantine to load it again", name, why)
+	if why, ok := h.QuarantineOf(name); ok {
+		return fmt.Errorf("plugin %q is quarantined (%s); check the machine, then release it (/plugins release %s) to load it again", name, why, name)
 	}
 	return nil
+}
+
+// crashLooped quarantines a plugin its transport gave up restarting. p is
+// nil when the transport gave up before Load had the plugin.
+func (h *Host) crashLooped(name string, p *Plugin, err error) {
+	if p == nil {
+		h.logger.Error("plugin given up while loading", "plugin", name, "err", err)
+		return
+	}
+	h.quarantine(p, fmt.Sprintf("crash loop: %v", err))
+}
+
+// pluginRef is the Plugin a transport callback concerns, set once Load has
+// it.
+type pluginRef struct {
+	mu sync.Mutex
+	p  *Plugin
+}
+
+func (r *pluginRef) set(p *Plugin) {
+	r.mu.Lock()
+	r.p = p
+	r.mu.Unlock()
+}
+
+func (r *pluginRef) get() *Plugin {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.p
 }
 
 // arm starts p's heartbeats, if it declares a watchdog.

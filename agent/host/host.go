@@ -89,6 +89,14 @@ type Config struct {
 	// that were checked, whatever happens to the original file. Its mode
 	// is set to 0700. Empty: the user cache directory's depai/pinned.
 	PinDir string
+	// Quarantine keeps quarantines across restarts: a plugin in it is
+	// refused by Load until ClearQuarantine. Nil: quarantines last as long
+	// as the Host.
+	Quarantine *Quarantine
+	// OnQuarantine hears of each plugin the host quarantines (a stop not
+	// acknowledged, a crash loop), after it left the host's plugins: the
+	// agent drops its tools and audits it. It must not block.
+	OnQuarantine func(plugin, reason string)
 	// Observer is told of every call into a plugin, restart and quarantine
 	// (observe.go). Nil: nobody is.
 	Observer Observer
@@ -323,11 +331,14 @@ func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	if t == nil {
 		return nil, fmt.Errorf("plugin %q: no %s transport configured", spec.Name, kind)
 	}
-	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h, UnconfinedOK: spec.UnconfinedOK, InitTimeout: h.cfg.InitTimeout, Restarted: h.restarted(spec.Name)})
+	self := &pluginRef{}
+	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h, UnconfinedOK: spec.UnconfinedOK, InitTimeout: h.cfg.InitTimeout,
+		Restarted: h.restarted(spec.Name), OnGiveUp: func(err error) { h.crashLooped(spec.Name, self.get(), err) }})
 	if err != nil {
 		return nil, err
 	}
 	p := &Plugin{spec: spec, inst: inst, manifest: inst.Manifest(), obs: h.cfg.Observer}
+	self.set(p)
 	if err := p.check(); err != nil {
 		_ = inst.Close(context.WithoutCancel(ctx))
 		return nil, err

@@ -35,6 +35,10 @@ type LoadSpec struct {
 	// may run without when the kernel lacks them. Any other missing
 	// feature fails the load.
 	UnconfinedOK []string
+	// OnGiveUp is called, once and from a goroutine of its own, when the
+	// transport stops restarting a plugin that keeps crashing: the host
+	// quarantines it. Nil: nobody is told.
+	OnGiveUp func(err error)
 	// Restarted, when set, is called each time the transport restarted
 	// the plugin after a crash.
 	Restarted func()

@@ -10,6 +10,7 @@
 //	GET  /v1/agents                 the agents and their status
 //	GET  /v1/agents/{name}          one agent's status
 //	POST /v1/agents/{name}/messages {"text": "/status"} → the turn, streamed
+//	GET  /v1/rosbridge              rosbridge v2 over WebSocket (package rosbridge)
 //	POST /v1/memory/{namespace}     {"kind": "observation", "text": "…"} → the record (Config.Memory)
 //
 // A put into memory answers 201 with a [PutResult] once the record and its

@@ -253,6 +253,7 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.MCP {
 		mux.Handle("/mcp", s.mcpHandler())
 	}
+	mux.HandleFunc("GET /v1/rosbridge", s.serveROSBridge)
 	if s.cfg.Memory != nil {
 		mux.HandleFunc("POST /v1/memory/{namespace...}", s.putMemory)
 		mux.HandleFunc("/v1/memory/{namespace...}", methodNotAllowed("POST"))
@@ -266,7 +267,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/agents/{name}", methodNotAllowed("GET"))
 	mux.HandleFunc("/v1/agents/{name}/messages", methodNotAllowed("POST"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages, POST /v1/memory/{namespace}, GET /v1/events, GET /metrics, /mcp)", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s (routes: GET /v1/agents, GET /v1/agents/{name}, POST /v1/agents/{name}/messages, POST /v1/memory/{namespace}, GET /v1/events, GET /v1/rosbridge, GET /metrics, /mcp)", r.Method, r.URL.Path))
 	})
 	api := s.authenticate(mux)
 	if s.cfg.Sell != nil {

@@ -76,6 +76,15 @@ func (s *Set) RemoveSource(source string) int {
 	return n
 }
 
+// Remove drops the named tool and reports whether it was there.
+func (s *Set) Remove(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.tools[name]
+	delete(s.tools, name)
+	return ok
+}
+
 // Get returns the named tool.
 func (s *Set) Get(name string) (Tool, bool) {
 	s.mu.RLock()

@@ -196,8 +196,8 @@ func TestStopAllQuarantinesPluginThatIgnoresStop(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "quarantined") {
 		t.Fatalf("Load of a quarantined plugin: %v, want refused as quarantined", err)
 	}
-	if !h.ClearQuarantine("robot-0") {
-		t.Fatal("ClearQuarantine(robot-0) = false")
+	if ok, err := h.ClearQuarantine("robot-0"); !ok || err != nil {
+		t.Fatalf("ClearQuarantine(robot-0) = %v, %v", ok, err)
 	}
 	if _, err := h.Load(context.Background(), stopSpec(t, 0, host.Limits{})); err != nil {
 		t.Fatalf("Load after ClearQuarantine: %v", err)

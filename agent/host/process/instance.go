@@ -263,6 +263,9 @@ func (in *instance) crashed(p *proc, reason string) {
 			in.spec.Name, n, in.cfg.Restart.Window, reason)
 		in.log.Error("plugin given up", "crashes", n, "reason", reason)
 		close(in.ready)
+		if f := in.spec.OnGiveUp; f != nil {
+			go f(in.failed) // the host quarantines it, which closes this instance: not under in.mu
+		}
 		return
 	}
 	backoff := in.cfg.Restart.MinBackoff << (n - 1)

@@ -276,7 +276,8 @@ func TestGivesUpAfterRepeatedCrashes(t *testing.T) {
 	rec := newRecorder()
 	cfg := testConfig(rec)
 	cfg.Restart.MaxCrashes = 3
-	in := load(t, cfg, host.LoadSpec{})
+	gaveUp := make(chan error, 2)
+	in := load(t, cfg, host.LoadSpec{OnGiveUp: func(err error) { gaveUp <- err }})
 	for i := range 3 {
 		if res := call(t, in, "exit", nil); res.Error == nil || res.Error.Code != wire.CodeCrashed {
 			t.Fatalf("crash %d: %+v", i, res.Error)
@@ -288,6 +289,20 @@ func TestGivesUpAfterRepeatedCrashes(t *testing.T) {
 		t.Fatalf("after giving up: %+v; want a final unavailable naming the crashes", res.Error)
 	}
 	rec.waitFor(t, "plugin given up", "plugin=chaos")
+	// The host hears of it once, so that it quarantines the plugin.
+	select {
+	case err := <-gaveUp:
+		if !strings.Contains(err.Error(), "crashed 3 times") {
+			t.Errorf("OnGiveUp(%v)", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnGiveUp was not called")
+	}
+	select {
+	case err := <-gaveUp:
+		t.Errorf("OnGiveUp called again: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
 }
 
 func TestConcurrencyLimit(t *testing.T) {
