@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/depai/depai/internal/atomicfile"
 )
 
 // QuarantineFile is the name of the quarantine record in a data directory,
@@ -165,8 +167,7 @@ func (q *Quarantine) Release(agent, plugin string) (bool, error) {
 	return true, nil
 }
 
-// saveLocked writes the record to a temporary file, syncs it and renames it
-// over the old one, then syncs the directory: the file is either the old
+// saveLocked replaces the record atomically: the file is either the old
 // record or the new one, never a mix.
 func (q *Quarantine) saveLocked() error {
 	f := quarantineFile{Version: 1, Plugins: q.plugins}
@@ -177,30 +178,8 @@ func (q *Quarantine) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("quarantine: encode: %w", err)
 	}
-	dir := filepath.Dir(q.path)
-	tmp, err := os.CreateTemp(dir, ".quarantine-*")
-	if err != nil {
-		return fmt.Errorf("quarantine: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err = tmp.Write(data); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), q.path)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(dir); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("quarantine record %s: %w", q.path, err)
+	if err := atomicfile.Write(q.path, data); err != nil {
+		return fmt.Errorf("quarantine record: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/depai/depai/internal/atomicfile"
 )
 
 // StateFile is the name of the safety state file in its directory.
@@ -186,38 +188,15 @@ func (s *State) save() error {
 	return s.saveLocked()
 }
 
-// saveLocked writes the state to a temporary file, syncs it and renames it
-// over the old one, then syncs the directory: the file is either the old
+// saveLocked replaces the state atomically: the file is either the old
 // state or the new one, never a mix.
 func (s *State) saveLocked() error {
 	data, err := json.MarshalIndent(stateFile{Version: 1, EStop: s.estop, Approvals: s.approvals, Teleop: s.teleop}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("safety state: encode: %w", err)
 	}
-	dir := filepath.Dir(s.path)
-	tmp, err := os.CreateTemp(dir, ".safety-*")
-	if err != nil {
+	if err := atomicfile.Write(s.path, data); err != nil {
 		return fmt.Errorf("safety state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err = tmp.Write(data); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), s.path)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(dir); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("safety state %s: %w", s.path, err)
 	}
 	return nil
 }
