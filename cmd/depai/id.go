@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -110,22 +111,8 @@ func idShowCmd(dataDir func() string) *cobra.Command {
 				}
 				cards = append(cards, c)
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				for _, c := range cards {
-					if err := enc.Encode(c); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "AGENT\tDID\tNKEY")
-			for _, c := range cards {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Agent, c.DID, c.NKey)
-			}
-			return tw.Flush()
+			return printCards(cmd.OutOrStdout(), asJSON, cards, []string{"AGENT", "DID", "NKEY"},
+				func(c idCard) []string { return []string{c.Agent, c.DID, c.NKey} })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per agent")
@@ -160,4 +147,24 @@ a backup or for NATS tools: treat it as the secret it is.`,
 	}
 	cmd.Flags().BoolVar(&secret, "secret", false, "include the private key (NATS user seed)")
 	return cmd
+}
+
+// printCards writes one JSON object per card, or a table with header and
+// one row per card.
+func printCards[C any](out io.Writer, asJSON bool, cards []C, header []string, row func(C) []string) error {
+	if asJSON {
+		enc := json.NewEncoder(out)
+		for _, c := range cards {
+			if err := enc.Encode(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, c := range cards {
+		fmt.Fprintln(tw, strings.Join(row(c), "\t"))
+	}
+	return tw.Flush()
 }

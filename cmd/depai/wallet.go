@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/spf13/cobra"
@@ -99,21 +98,8 @@ func walletShowCmd(dataDir func() string) *cobra.Command {
 				}
 				cards = append(cards, c)
 			}
-			if asJSON {
-				enc := json.NewEncoder(out)
-				for _, c := range cards {
-					if err := enc.Encode(c); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "AGENT\tADDRESS\tPEAQ DID\tIOTEX\tIOID DID")
-			for _, c := range cards {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Agent, c.Address, c.PeaqDID, c.IoTeX, c.IoDID)
-			}
-			return tw.Flush()
+			return printCards(out, asJSON, cards, []string{"AGENT", "ADDRESS", "PEAQ DID", "IOTEX", "IOID DID"},
+				func(c walletCard) []string { return []string{c.Agent, c.Address, c.PeaqDID, c.IoTeX, c.IoDID} })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per agent")
