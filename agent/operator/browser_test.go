@@ -3,7 +3,6 @@ package operator_test
 import (
 	"context"
 	"encoding/json"
-	"iter"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,9 +183,6 @@ agents:
 	if err := r1.Report(t.Context(), "cam", "label", json.RawMessage(`{"text":"<img src=x onerror=\"window.pwned=1\"><script>window.pwned=1</script>crate"}`)); err != nil {
 		t.Fatal(err)
 	}
-	for i, a := range agents {
-		agents[i] = unwired{a}
-	}
 	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: agents, Operators: one, Events: hub, Console: true, Metrics: m.Handler()})
 	if err != nil {
 		t.Fatal(err)
@@ -234,12 +230,11 @@ agents:
 	shoot("console-plot.png")
 
 	// /tasks and /earnings without the mesh or the wallet: the views show
-	// the commands' unavailable message (the real /earnings; /tasks from
-	// unwired until the mesh's command lands). Then the same render functions
-	// are fed a fixture of the documented shapes.
+	// the real commands' unavailable message. Then the same render
+	// functions are fed a fixture of the documented shapes.
 	do("tasks unavailable",
 		chromedp.Click(chromedp.CSS(`button[data-view="tasks"]`)),
-		poll(`document.querySelector("#tasks-note").textContent.includes("no mesh configured")`),
+		poll(`document.querySelector("#tasks-note").textContent.includes("the fleet mesh is off")`),
 	)
 	do("tasks from a fixture",
 		chromedp.Evaluate[chromedp.Void](`renderTasks({"tasks":[
@@ -325,20 +320,5 @@ agents:
 	pwned, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!window.pwned || document.querySelectorAll("#memory img, #memory script, #plot img, #tasks img, #earnings script").length > 0`))
 	if memText := text("#memory"); err != nil || pwned || !strings.Contains(memText, "<script>") {
 		t.Errorf("what a plugin wrote was not shown as text: pwned=%v (%v)\n%s", pwned, err, memText)
-	}
-}
-
-// unwired stands in for the /tasks command that the mesh adds: it answers
-// it as it answers with no mesh configured (an error event with code
-// unavailable and a message) and passes every other input — /earnings
-// too, the wallet's own command — to the real agent.
-type unwired struct{ operator.Agent }
-
-func (u unwired) Handle(ctx context.Context, in agent.Input) iter.Seq2[agent.Event, error] {
-	if name, _, _ := strings.Cut(strings.TrimSpace(in.Text), " "); name != "/tasks" {
-		return u.Agent.Handle(ctx, in)
-	}
-	return func(yield func(agent.Event, error) bool) {
-		yield(agent.Event{Type: agent.EventError, Command: "tasks", Code: agent.CodeUnavailable, Error: "no mesh configured: tasks travel on the fleet's NATS (mesh: in the config)"}, nil)
 	}
 }
