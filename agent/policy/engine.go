@@ -132,7 +132,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		ar.spend = sr
 		e.agents[name] = ar
 	}
-	for _, ap := range cfg.State.takeApprovals() {
+	// Approvals of an earlier run are denied and dropped from the state,
+	// and a damaged state is replaced by the engaged stop; an unchanged
+	// state is not rewritten (two fsyncs on every start).
+	taken := cfg.State.takeApprovals()
+	for _, ap := range taken {
 		_, err := e.log.Write(ctx, Entry{
 			Agent: ap.Action.Agent, Principal: Principal{Kind: PrincipalSystem}, Kind: ap.Action.Kind,
 			Action: ap.Action.Name, Target: ap.Action.Target, Phase: PhaseOutcome, Decision: Deny,
@@ -142,8 +146,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("policy: %w", err)
 		}
 	}
-	if err := cfg.State.save(); err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+	if len(taken) > 0 || cfg.State.Broken() != "" {
+		if err := cfg.State.save(); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
 	}
 	return e, nil
 }
