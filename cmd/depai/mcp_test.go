@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,7 +83,8 @@ func TestMCPServerWithTheTypeScriptClient(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
 		t.Fatalf("client output %s: %v", out, err)
 	}
-	want := []string{"rover.agent.status", "rover.ask", "rover.clock", "rover.command", "rover.memory.put", "rover.memory.search"}
+	// depai run joins the mesh by default, so the fleet tools are there too.
+	want := []string{"rover.agent.status", "rover.ask", "rover.clock", "rover.command", "rover.fleet.delegate", "rover.fleet.status", "rover.fleet.tasks", "rover.memory.put", "rover.memory.search"}
 	if fmt.Sprint(got.Tools) != fmt.Sprint(want) {
 		t.Errorf("tools = %v, want %v", got.Tools, want)
 	}
@@ -139,8 +141,9 @@ safety:
 		`/call hangs {}`,
 	}, "\n") + "\n"
 	out, stderr, code := depai(t, in, []string{"DEPAI_TEST_MCP_SECRET=s3cret"}, "run", fleet, "--chat", "--data", filepath.Join(dir, "data"), "--addr", "127.0.0.1:0")
-	for _, want := range []string{"geo.distance   mcp:tstools  -", "arm.move       mcp:tstools  actuator", `"text": "1112"`, "moved at 0.5 (env s3cret, HOME unset)"} {
-		if !strings.Contains(out, want) {
+	// The /tools table's columns are as wide as its longest tool name.
+	for _, want := range []string{`geo\.distance +mcp:tstools +- `, `arm\.move +mcp:tstools +actuator `, `"text": "1112"`, `moved at 0\.5 \(env s3cret, HOME unset\)`} {
+		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("stdout lacks %q:\n%s\nstderr:\n%s", want, out, stderr)
 		}
 	}
