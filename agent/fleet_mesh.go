@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/depai/depai/agent/config"
@@ -615,14 +616,17 @@ func (a *Agent) fleetAgents(ctx context.Context) ([]Status, error) {
 func formatFleet(ss []Status, current string) string {
 	var b strings.Builder
 	b.WriteString(formatStatus(ss, current))
-	b.WriteString("\n  AGENT  NODE  STATE  LAST HEARTBEAT")
+	b.WriteString("\n")
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprint(w, "  AGENT\tNODE\tSTATE\tLAST HEARTBEAT")
 	for _, s := range ss {
 		hb := "-"
 		if !s.Heartbeat.IsZero() {
 			hb = time.Since(s.Heartbeat).Round(100*time.Millisecond).String() + " ago"
 		}
-		fmt.Fprintf(&b, "\n  %s  %s  %s  %s", s.Name, s.Node, s.State, hb)
+		fmt.Fprintf(w, "\n  %s\t%s\t%s\t%s", s.Name, s.Node, s.State, hb)
 	}
+	w.Flush()
 	return b.String()
 }
 
