@@ -362,3 +362,53 @@ func TestTasksWithTheMeshOff(t *testing.T) {
 		t.Errorf("/tasks with the mesh off = %+v; want unavailable saying how to turn it on", ev)
 	}
 }
+
+// TestAgentCallsRestrictDelegatedTools: a rover whose safety.agent_calls
+// does not list inspect.here for the dispatcher refuses the dispatcher's
+// depai.call task — the tool never runs, the task fails with the rule, and
+// the refusal is in the rover's audit log.
+func TestAgentCallsRestrictDelegatedTools(t *testing.T) {
+	insp := &inspections{}
+	f := meshFleet(t, t.TempDir(), `
+mesh: {mode: embedded, shared: [site]}
+agents:
+  - name: dispatcher
+    memory: {read: [agent/dispatcher, site], write: [agent/dispatcher, site]}
+    wake:
+      - namespace: site
+        kinds: [reading]
+        above: {field: temp_c, value: 60}
+        inspect: {role: robot, tool: inspect.here, speed: 1}
+  - name: rover
+    role: robot
+    memory: {read: [agent/rover, site], write: [agent/rover, site]}
+    safety:
+      agent_calls:
+        - {from: dispatcher, tools: ["robot.*"]}
+`, map[string][]tool.Tool{"rover": {insp.tool(t)}})
+	dispatcher, _ := f.Agent("dispatcher")
+	rover, _ := f.Agent("rover")
+	put := `/call memory.put {"text":"pipe temperature 71 C","namespace":"site","kind":"reading","data":{"temp_c":71,"lat":52.5203,"lon":13.4046}}`
+	if ev := command(t, rover, put); ev.Type != agent.EventReply {
+		t.Fatalf("put: %+v", ev)
+	}
+	var failed agent.TaskInfo
+	waitFor(t, func() bool {
+		for _, ti := range tasksOf(t, dispatcher) {
+			if ti.State == string(mesh.TaskFailed) {
+				failed = ti
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(failed.Error, "safety.agent_calls") || failed.To != "rover" {
+		t.Errorf("task = %+v; want rover's refusal naming safety.agent_calls", failed)
+	}
+	if n := insp.count(); n != 0 {
+		t.Errorf("inspect.here ran %d times; want 0", n)
+	}
+	if ev := command(t, rover, "/audit 20"); !strings.Contains(string(ev.Data), `"rule":"safety.agent_calls"`) {
+		t.Errorf("no refusal in rover's audit log:\n%s", ev.Data)
+	}
+}

@@ -41,11 +41,14 @@ type Rules struct {
 	// Without limits every payment is refused.
 	Spend  config.Spend
 	Ledger *spend.Ledger
+	// AgentCalls restrict the tools other agents may call (principal kind
+	// agent); nil: any tool.
+	AgentCalls []config.AgentCall
 }
 
 // RulesOf is an agent's policy as its config states it.
 func RulesOf(a config.Agent) Rules {
-	return Rules{Actuators: a.Safety.Actuators, Operators: a.Operators, MaxDepth: a.Limits.Depth, Motion: a.Safety.Motion, Spend: a.Safety.Spend}
+	return Rules{Actuators: a.Safety.Actuators, Operators: a.Operators, MaxDepth: a.Limits.Depth, Motion: a.Safety.Motion, Spend: a.Safety.Spend, AgentCalls: a.Safety.AgentCalls}
 }
 
 // Config configures an Engine.
@@ -152,6 +155,20 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 	}
 	return e, nil
+}
+
+// agentMayCall reports whether agent from may call tool under
+// safety.agent_calls.
+func (r *agentRules) agentMayCall(from, tool string) bool {
+	if r.AgentCalls == nil {
+		return true
+	}
+	for _, c := range r.AgentCalls {
+		if (c.From == "*" || c.From == from) && c.Allows(tool) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) rules(agent string) *agentRules {
@@ -277,6 +294,11 @@ func (e *Engine) Decide(_ context.Context, a Action) Decision {
 	if a.Principal.Kind == PrincipalOperator && !a.Principal.Role.AtLeast(RoleOperator) {
 		d.Verdict, d.Rule = Deny, ruleRoles
 		d.Reason = fmt.Sprintf("%s may only read (role %s); calling %s needs the operator role", a.Principal.ID, roleName(a.Principal.Role), a.Name)
+		return d
+	}
+	if a.Kind == ActionTool && a.Principal.Kind == PrincipalAgent && !r.agentMayCall(a.Principal.ID, a.Name) {
+		d.Verdict, d.Rule = Deny, "safety.agent_calls"
+		d.Reason = fmt.Sprintf("agent %s may not call %s on %s: safety.agent_calls does not list it for that agent", a.Principal.ID, a.Name, a.Agent)
 		return d
 	}
 	switch d.Effect {
