@@ -412,3 +412,68 @@ agents:
 		t.Errorf("no refusal in rover's audit log:\n%s", ev.Data)
 	}
 }
+
+// TestOpenOfferGoesToTheNearestBidder: fleet.delegate without to is an open
+// offer; the robots bid their distance to where the work is, the digital
+// agent does not bid on a robot's task, and the nearest robot is awarded it
+// and does it.
+func TestOpenOfferGoesToTheNearestBidder(t *testing.T) {
+	f := meshFleet(t, t.TempDir(), `
+mesh: {mode: embedded}
+agents:
+  - name: dispatcher
+  - name: clerk
+  - name: near-rover
+    role: robot
+  - name: far-rover
+    role: robot
+`, nil)
+	dispatcher, _ := f.Agent("dispatcher")
+	for name, pos := range map[string]string{"near-rover": `{"lat":52.5201,"lon":13.4041}`, "far-rover": `{"lat":52.5300,"lon":13.4200}`} {
+		a, _ := f.Agent(name)
+		if err := a.Report(t.Context(), "gnss", "fix", json.RawMessage(pos)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The robots' cards carry the role once they are published.
+	waitFor(t, func() bool {
+		ss, n := command(t, dispatcher, "/agents"), 0
+		for _, name := range []string{"near-rover", "far-rover", "clerk"} {
+			if strings.Contains(ss.Text, name) {
+				n++
+			}
+		}
+		return n == 3
+	})
+	ev := command(t, dispatcher, `/call fleet.delegate {"goal":"look at the pump","role":"robot","near":{"lat":52.5200,"lon":13.4040}}`)
+	if ev.Type != agent.EventReply {
+		t.Fatalf("delegate: %+v", ev)
+	}
+	var offered agent.TaskInfo
+	if err := json.Unmarshal(ev.Data, &offered); err != nil || offered.To != "" {
+		t.Fatalf("delegate answered %s (%v); want an open offer", ev.Data, err)
+	}
+	var done mesh.Task
+	waitFor(t, func() bool {
+		tk, ok := f.Mesh().Task(offered.ID)
+		done = tk
+		return ok && tk.State == mesh.TaskDone
+	})
+	if done.To != "near-rover" {
+		t.Errorf("awarded to %q; want near-rover (bids %+v)", done.To, done.Bids)
+	}
+	bidders := map[string]float64{}
+	for _, b := range done.Bids {
+		bidders[b.Agent] = b.Price
+	}
+	if len(bidders) != 2 || bidders["near-rover"] > 20 || bidders["far-rover"] < 1000 {
+		t.Errorf("bids %+v; want the two robots' distances (near ≈ 13 m, far ≈ 1.4 km) and none from clerk", done.Bids)
+	}
+
+	// Malformed terms are refused before anything is offered.
+	for _, args := range []string{`{"goal":"x","role":"boat"}`, `{"goal":"x","to":"clerk","role":"robot"}`, `{"goal":"x","near":{"lat":91,"lon":0}}`, `{"to":"clerk"}`} {
+		if ev := command(t, dispatcher, "/call fleet.delegate "+args); ev.Type != agent.EventError {
+			t.Errorf("delegate %s: %+v; want an error", args, ev)
+		}
+	}
+}
