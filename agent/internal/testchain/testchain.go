@@ -251,3 +251,28 @@ func Mint(t testing.TB, b Backend, commit func(), key *ecdsa.PrivateKey, token, 
 	}
 	Transact(t, b, commit, key, &token, data)
 }
+
+// PeaqDIDPrecompile is where peaq's DID precompile lives.
+var PeaqDIDPrecompile = common.HexToAddress("0x0000000000000000000000000000000000000800")
+
+// InstallPeaqDID deploys the DID precompile stand-in (PeaqDID.sol) from key
+// and copies its runtime code to PeaqDIDPrecompile with anvil_setCode, so
+// that calls to the precompile's address run it.
+func (a *Anvil) InstallPeaqDID(t testing.TB, key *ecdsa.PrivateKey) {
+	t.Helper()
+	r := Transact(t, a.Client, nil, key, nil, common.FromHex(PeaqDIDBin))
+	code, err := a.Client.CodeAt(context.Background(), r.ContractAddress, nil)
+	if err != nil || len(code) == 0 {
+		t.Fatalf("runtime code of the DID stand-in: %v (%d bytes)", err, len(code))
+	}
+	if err := a.RPC.Call(nil, "anvil_setCode", PeaqDIDPrecompile, hexutil.Bytes(code)); err != nil {
+		t.Fatalf("anvil_setCode: %v", err)
+	}
+}
+
+// DeployIoIDRegistry deploys the ioIDRegistry stand-in (IoIDRegistry.sol)
+// from key and returns its address.
+func DeployIoIDRegistry(t testing.TB, b Backend, commit func(), key *ecdsa.PrivateKey) common.Address {
+	t.Helper()
+	return Transact(t, b, commit, key, nil, common.FromHex(IoIDRegistryBin)).ContractAddress
+}
