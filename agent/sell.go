@@ -38,12 +38,13 @@ func (f *Fleet) SellHandler() (http.Handler, error) {
 		if a.Wallet == nil || a.Wallet.Sell == nil || p == nil {
 			continue
 		}
-		if p.wallet == nil {
-			f.log.Error("readings not for sale: the wallet is not available", "agent", a.Name, "err", p.err)
+		w, err := p.client()
+		if err != nil {
+			f.log.Error("readings not for sale: the wallet is not available", "agent", a.Name, "err", err)
 			continue
 		}
 		sl := a.Wallet.Sell
-		var fac x402.Facilitator = x402.NewLocal(p.wallet, nil)
+		var fac x402.Facilitator = x402.NewLocal(w, nil)
 		if sl.Facilitator != "" {
 			fac = &x402.HTTPFacilitator{URL: sl.Facilitator}
 		}
@@ -58,7 +59,7 @@ func (f *Fleet) SellHandler() (http.Handler, error) {
 		name, sensors := a.Name, sl.Sensors
 		earnsIt := p.earnings != nil && strings.EqualFold(p.asset, sl.Asset)
 		pw, err := x402.Paywall(x402.PaywallConfig{
-			Accepts:     []x402.Price{{ChainID: uint64(a.Wallet.ChainID), Asset: common.HexToAddress(sl.Asset), Amount: price, PayTo: p.wallet.Address(), TokenName: sl.TokenName, TokenVersion: sl.TokenVersion}},
+			Accepts:     []x402.Price{{ChainID: uint64(a.Wallet.ChainID), Asset: common.HexToAddress(sl.Asset), Amount: price, PayTo: w.Address(), TokenName: sl.TokenName, TokenVersion: sl.TokenVersion}},
 			Description: "sensor readings of " + name, MimeType: "application/json",
 			Facilitator: fac, Replay: p.replay,
 			OnSale: func(ctx context.Context, s x402.Sale) {
