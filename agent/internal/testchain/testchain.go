@@ -80,8 +80,15 @@ var listening = regexp.MustCompile(`Listening on (127\.0\.0\.1:\d+)`)
 // accounts; Fund gives keys ether. It is stopped by PID when the test ends.
 func StartAnvil(t testing.TB, chainID uint64, args ...string) *Anvil {
 	t.Helper()
+	return StartAnvilPort(t, chainID, 0, args...)
+}
+
+// StartAnvilPort is StartAnvil on a given port of 127.0.0.1 (0: any), for
+// a node that starts after its clients were configured.
+func StartAnvilPort(t testing.TB, chainID uint64, port int, args ...string) *Anvil {
+	t.Helper()
 	bin := Tool(t, "anvil", "DEPAI_ANVIL")
-	cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", "0", "--chain-id", fmt.Sprint(chainID), "--accounts", "0"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--chain-id", fmt.Sprint(chainID), "--accounts", "0"}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
