@@ -138,4 +138,3 @@ func TestIdentityRegistrationRefusedByPolicy(t *testing.T) {
 		t.Fatalf("the refusal is not on record: %s", b)
 	}
 }
-
