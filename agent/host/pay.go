@@ -201,7 +201,13 @@ func x402Outcome(o x402.Outcome) (json.RawMessage, error) {
 	case !o.Signed:
 		return nil, policy.NotPaid(fmt.Errorf("x402: nothing was signed: %v", o.Err))
 	case o.Status > 0 && o.Status < 400:
-		b, _ := json.Marshal(map[string]any{"tx": o.Tx, "settled": o.Settled, "payer": o.Payer, "status": o.Status})
+		res := map[string]any{"tx": o.Tx, "settled": o.Settled, "payer": o.Payer, "status": o.Status, "scheme": o.Quote.Offer.Scheme}
+		if o.Amount != nil {
+			// An upto payment: the ledger counts what was settled, not
+			// the maximum it reserved.
+			res["amount"] = o.Amount.String()
+		}
+		b, _ := json.Marshal(res)
 		return b, nil
 	}
 	msg := fmt.Sprintf("x402: the seller did not serve the paid request (status %d, %s); the authorization stays counted until it expires at %s", o.Status, o.Refusal, o.ValidBefore.UTC().Format("15:04:05Z"))
