@@ -93,7 +93,7 @@ func (s *uptoSeller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // uptoBudget is the core's side in miniature: the spend ledger reserves
 // the maximum and commits what the seller settled.
-func uptoBudget(t *testing.T, perPayment int64) (*spend.Ledger, Approver, func() []Outcome) {
+func uptoBudget(t testing.TB, perPayment int64) (*spend.Ledger, Approver, func() []Outcome) {
 	t.Helper()
 	l, err := spend.Open(spend.Config{Path: filepath.Join(t.TempDir(), "spend")})
 	if err != nil {
