@@ -417,9 +417,10 @@ func earningsCommand(_ context.Context, a *Agent, _ call) (any, string, error) {
 	switch {
 	case p == nil || a.cfg.Wallet == nil:
 		return nil, "", &commandError{code: CodeUnavailable, msg: fmt.Sprintf("agent %s has no wallet: configure wallet: {chain_id, rpc} with wallet.earnings: {asset, threshold, owners, treasury} to share what it earns", a.cfg.Name)}
-	case p.earnings == nil && p.err != nil:
-		return nil, "", &commandError{code: CodeUnavailable, msg: fmt.Sprintf("agent %s's wallet is not available: %v", a.cfg.Name, p.err)}
 	case p.earnings == nil:
+		if _, err := p.client(); err != nil {
+			return nil, "", &commandError{code: CodeUnavailable, msg: fmt.Sprintf("agent %s's wallet is not available: %v", a.cfg.Name, err)}
+		}
 		return nil, "", &commandError{code: CodeUnavailable, msg: fmt.Sprintf("agent %s does not split its earnings: configure wallet.earnings: {asset, threshold, owners, treasury}", a.cfg.Name)}
 	}
 	st := p.earnings.Status()
