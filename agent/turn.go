@@ -46,8 +46,10 @@ type callNote struct {
 }
 
 // turn runs one model-driven turn and streams its events. The record of
-// the turn is durable before its last event is sent: a reply the operator
-// saw survives a crash.
+// the turn is durable before its last event is sent (EventStored after an
+// answer, EventError for a failed turn): a reply reported as stored
+// survives a crash. The EventReply before EventStored is the answer, not
+// yet durable.
 func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	start := time.Now()
 	id := ulid.Make().String()
@@ -103,22 +105,47 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("depai.turn.model_calls", rec.ModelCalls), attribute.Int("depai.turn.tokens", rec.Tokens), attribute.String("depai.turn.ended_by", rec.EndedBy))
 	}
-	if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
-		a.log.Error("store turn", "turn", id, "err", err)
-		span.SetStatus(codes.Error, "turn not stored")
-		ev := errorEvent(CodeUnavailable, fmt.Sprintf("the turn could not be stored, so it is not durable: %v (its reply was: %.500s)", err, rec.Reply))
-		ev.TraceID = traceID
-		send(ev)
-		return
-	}
 	if rec.Error != nil {
+		// A failed turn ends with its error once its record is durable:
+		// there is no answer to hand out early.
+		if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
+			send(a.notStored(span, traceID, id, &rec, err))
+			return
+		}
 		span.SetStatus(codes.Error, rec.Error.Code)
 		ev := errorEvent(rec.Error.Code, rec.Error.Message)
 		ev.TraceID = traceID
 		send(ev)
 		return
 	}
+	// The answer goes out as soon as it exists, and EventStored follows when
+	// its record is durable (group commit makes that one fsync for every
+	// turn finishing meanwhile, so the turn does not wait for its own). The
+	// write runs on its own, so a consumer that stops at the answer neither
+	// cancels nor loses it; Close waits for it.
+	stored := make(chan error, 1)
+	if !a.fleet.goBG(func() { stored <- a.storeTurn(context.WithoutCancel(ctx), id, &rec) }) {
+		stored <- a.storeTurn(context.WithoutCancel(ctx), id, &rec) // closing: no new goroutine
+	}
 	send(Event{Type: EventReply, Text: rec.Reply, TraceID: traceID})
+	if !open {
+		return
+	}
+	if err := <-stored; err != nil {
+		send(a.notStored(span, traceID, id, &rec, err))
+		return
+	}
+	send(Event{Type: EventStored, TraceID: traceID})
+}
+
+// notStored is the error event of a turn whose record could not be
+// written: what was answered is not durable.
+func (a *Agent) notStored(span trace.Span, traceID, id string, rec *turnRecord, err error) Event {
+	a.log.Error("store turn", "turn", id, "err", err)
+	span.SetStatus(codes.Error, "turn not stored")
+	ev := errorEvent(CodeUnavailable, fmt.Sprintf("the turn could not be stored, so it is not durable: %v (its reply was: %.500s)", err, rec.Reply))
+	ev.TraceID = traceID
+	return ev
 }
 
 func errorEvent(code, msg string) Event { return Event{Type: EventError, Code: code, Error: msg} }
