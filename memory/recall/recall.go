@@ -151,7 +151,7 @@ type Index struct {
 	db     *badger.DB
 	dbLazy bool
 	emb    embed.Embedder
-	hcfg hnsw.Config
+	hcfg   hnsw.Config
 
 	ctx    context.Context
 	cancel context.CancelFunc
