@@ -31,6 +31,7 @@ type Agent struct {
 	ns      string // the agent's own namespace
 	started time.Time
 
+	storing  pending // turn records still being written after their answer
 	turns    atomic.Uint64
 	lastTurn atomic.Int64 // unix nanos
 

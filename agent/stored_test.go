@@ -102,6 +102,11 @@ func TestAnswerBeforeStored(t *testing.T) {
 	if got := last[len(last)-2]; got.Content != "answer 18" {
 		t.Fatalf("turn 19 saw %q as the previous answer; want %q (the turn before, which stopped at its answer)", got.Content, "answer 18")
 	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := a.WaitStored(ctx); err != nil {
+		t.Fatalf("WaitStored: %v", err)
+	}
 	if err := f.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -124,8 +125,13 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	// write runs on its own, so a consumer that stops at the answer neither
 	// cancels nor loses it; Close waits for it.
 	stored := make(chan error, 1)
-	if !a.fleet.goBG(func() { stored <- a.storeTurn(context.WithoutCancel(ctx), id, &rec) }) {
-		stored <- a.storeTurn(context.WithoutCancel(ctx), id, &rec) // closing: no new goroutine
+	a.storing.add()
+	write := func() {
+		defer a.storing.done()
+		stored <- a.storeTurn(context.WithoutCancel(ctx), id, &rec)
+	}
+	if !a.fleet.goBG(write) {
+		write() // closing: no new goroutine
 	}
 	send(Event{Type: EventReply, Text: rec.Reply, TraceID: traceID})
 	if !open {
@@ -146,6 +152,53 @@ func (a *Agent) notStored(span trace.Span, traceID, id string, rec *turnRecord, 
 	ev := errorEvent(CodeUnavailable, fmt.Sprintf("the turn could not be stored, so it is not durable: %v (its reply was: %.500s)", err, rec.Reply))
 	ev.TraceID = traceID
 	return ev
+}
+
+// WaitStored waits until the record of every turn that answered so far is
+// durable, or could not be written (its consumer, if still there, got an
+// EventError). A program that stops reading turns at their EventReply calls
+// it before it exits, so that what it answered is kept.
+func (a *Agent) WaitStored(ctx context.Context) error { return a.storing.wait(ctx) }
+
+// pending counts the turn records being written after their answer went
+// out.
+type pending struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (p *pending) add() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n == 0 {
+		p.idle = make(chan struct{})
+	}
+	p.n++
+}
+
+func (p *pending) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n--; p.n == 0 {
+		close(p.idle)
+	}
+}
+
+func (p *pending) wait(ctx context.Context) error {
+	p.mu.Lock()
+	idle := p.idle
+	busy := p.n > 0
+	p.mu.Unlock()
+	if !busy {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func errorEvent(code, msg string) Event { return Event{Type: EventError, Code: code, Error: msg} }
