@@ -49,7 +49,7 @@ func TestFastCheckChosen(t *testing.T) {
 func TestFastCheckAgrees(t *testing.T) {
 	a := fastSchemas(t)[0]
 	for doc, valid := range map[string]bool{
-		`{"text":"hi"}`:                             true,
+		`{"text":"hi"}`: true,
 		` { "text" : "hi" , "n" : -3, "on": true } `: true,
 		`{"text":"a\"}b","speed":1.5e3}`:             true,
 		`{"text":"hi","n":1.5}`:                      false,
