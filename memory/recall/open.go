@@ -172,6 +172,14 @@ func (x *Index) openAndLoad() error {
 		return err
 	} else if empty {
 		x.dbLazy = true
+		if x.target > 0 {
+			// Nothing saved and a store to index: building it is a rebuild,
+			// so until it is ready Search reads the store's newest records
+			// rather than the few indexed yet.
+			x.mu.Lock()
+			x.rebuild = true
+			x.mu.Unlock()
+		}
 		return nil
 	}
 	db, err := x.openBadger()
