@@ -160,17 +160,31 @@ func (a *Agent) notStored(span trace.Span, traceID, id string, rec *turnRecord, 
 // it before it exits, so that what it answered is kept.
 func (a *Agent) WaitStored(ctx context.Context) error { return a.storing.wait(ctx) }
 
+// maxPendingStores bounds an agent's turn records written after their
+// answer went out: a model that answers faster than the disk commits then
+// waits for the disk (the answer of the turn over the bound waits for a
+// place), instead of piling up answered turns that are not durable yet.
+const maxPendingStores = 16
+
 // pending counts the turn records being written after their answer went
 // out.
 type pending struct {
 	mu   sync.Mutex
+	room *sync.Cond // signalled when n drops below maxPendingStores
 	n    int
 	idle chan struct{} // closed when n drops to 0
 }
 
+// add counts one more record, once there is room for it.
 func (p *pending) add() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.room == nil {
+		p.room = sync.NewCond(&p.mu)
+	}
+	for p.n >= maxPendingStores {
+		p.room.Wait()
+	}
 	if p.n == 0 {
 		p.idle = make(chan struct{})
 	}
@@ -180,7 +194,11 @@ func (p *pending) add() {
 func (p *pending) done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.n--; p.n == 0 {
+	p.n--
+	if p.room != nil {
+		p.room.Signal()
+	}
+	if p.n == 0 {
 		close(p.idle)
 	}
 }
