@@ -31,6 +31,7 @@ type Agent struct {
 	ns      string // the agent's own namespace
 	started time.Time
 
+	storing  pending // turn records still being written after their answer
 	turns    atomic.Uint64
 	lastTurn atomic.Int64 // unix nanos
 
@@ -174,9 +175,12 @@ func (a *Agent) Status() Status {
 
 // Handle runs one input: an operator command (text starting with "/") at
 // once, or a turn through the agent's inbox. An operator input without a
-// Role is the embedding program's own, with admin rights. It streams the events; the
-// last is an EventReply or an EventError. Stopping the iteration early
-// cancels the turn.
+// Role is the embedding program's own, with admin rights. It streams the
+// events; the last is an EventReply (a command), an EventStored (a turn
+// that answered, once its record is durable) or an EventError. Stopping
+// the iteration before the answer cancels the turn; stopping after it
+// leaves the turn's record to be written (Close waits for it), but then
+// nothing says it became durable.
 func (a *Agent) Handle(ctx context.Context, in Input) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
 		if in.Source == "" {
@@ -205,8 +209,9 @@ func (a *Agent) Handle(ctx context.Context, in Input) iter.Seq2[Event, error] {
 	}
 }
 
-// Ask runs an input to completion and returns the reply text; a turn that
-// failed is an *EventError.
+// Ask runs an input to completion and returns the reply text once the
+// turn's record is durable; a turn that failed (or whose record could not
+// be stored) is a *TurnError.
 func (a *Agent) Ask(ctx context.Context, in Input) (string, error) {
 	var reply string
 	for ev, err := range a.Handle(ctx, in) {

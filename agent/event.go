@@ -39,10 +39,19 @@ const (
 	EventDelta      EventType = "delta"       // Text: a piece of the reply as the model produces it
 	EventToolCall   EventType = "tool_call"   // Tool, CallID, Data: the arguments
 	EventToolResult EventType = "tool_result" // Tool, CallID, Data: the result, or Error
-	EventReply      EventType = "reply"       // Text: the whole reply; the last event of a turn that answered
+	EventReply      EventType = "reply"       // Text: the whole reply, as soon as it exists; a command's last event
+	// EventStored follows a turn's EventReply once the turn's record is
+	// durable, and is the last event of a turn that answered. A consumer
+	// that needs only the answer may stop at EventReply: the record is
+	// written anyway (stopping does not cancel it), but it is not durable
+	// yet — whatever reports a turn as stored (Ask, the operator API's JSON
+	// reply) waits for EventStored. A record that could not be written
+	// ends the turn with an EventError (CodeUnavailable) instead.
+	EventStored EventType = "stored"
 	// EventError ends a turn that failed: Code says why (one of the Code
 	// constants), Error says it in words. It is the last event of that turn,
-	// in place of a reply.
+	// in place of a reply (or of EventStored, when the answer could not be
+	// stored).
 	EventError EventType = "error"
 )
 

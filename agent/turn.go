@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -46,8 +47,10 @@ type callNote struct {
 }
 
 // turn runs one model-driven turn and streams its events. The record of
-// the turn is durable before its last event is sent: a reply the operator
-// saw survives a crash.
+// the turn is durable before its last event is sent (EventStored after an
+// answer, EventError for a failed turn): a reply reported as stored
+// survives a crash. The EventReply before EventStored is the answer, not
+// yet durable.
 func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	start := time.Now()
 	id := ulid.Make().String()
@@ -103,22 +106,117 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("depai.turn.model_calls", rec.ModelCalls), attribute.Int("depai.turn.tokens", rec.Tokens), attribute.String("depai.turn.ended_by", rec.EndedBy))
 	}
-	if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
-		a.log.Error("store turn", "turn", id, "err", err)
-		span.SetStatus(codes.Error, "turn not stored")
-		ev := errorEvent(CodeUnavailable, fmt.Sprintf("the turn could not be stored, so it is not durable: %v (its reply was: %.500s)", err, rec.Reply))
-		ev.TraceID = traceID
-		send(ev)
-		return
-	}
 	if rec.Error != nil {
+		// A failed turn ends with its error once its record is durable:
+		// there is no answer to hand out early.
+		if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
+			send(a.notStored(span, traceID, id, &rec, err))
+			return
+		}
 		span.SetStatus(codes.Error, rec.Error.Code)
 		ev := errorEvent(rec.Error.Code, rec.Error.Message)
 		ev.TraceID = traceID
 		send(ev)
 		return
 	}
+	// The answer goes out as soon as it exists, and EventStored follows when
+	// its record is durable (group commit makes that one fsync for every
+	// turn finishing meanwhile, so the turn does not wait for its own). The
+	// write runs on its own, so a consumer that stops at the answer neither
+	// cancels nor loses it; Close waits for it.
+	stored := make(chan error, 1)
+	a.storing.add()
+	write := func() {
+		defer a.storing.done()
+		stored <- a.storeTurn(context.WithoutCancel(ctx), id, &rec)
+	}
+	if !a.fleet.goBG(write) {
+		write() // closing: no new goroutine
+	}
 	send(Event{Type: EventReply, Text: rec.Reply, TraceID: traceID})
+	if !open {
+		return
+	}
+	if err := <-stored; err != nil {
+		send(a.notStored(span, traceID, id, &rec, err))
+		return
+	}
+	send(Event{Type: EventStored, TraceID: traceID})
+}
+
+// notStored is the error event of a turn whose record could not be
+// written: what was answered is not durable.
+func (a *Agent) notStored(span trace.Span, traceID, id string, rec *turnRecord, err error) Event {
+	a.log.Error("store turn", "turn", id, "err", err)
+	span.SetStatus(codes.Error, "turn not stored")
+	ev := errorEvent(CodeUnavailable, fmt.Sprintf("the turn could not be stored, so it is not durable: %v (its reply was: %.500s)", err, rec.Reply))
+	ev.TraceID = traceID
+	return ev
+}
+
+// WaitStored waits until the record of every turn that answered so far is
+// durable, or could not be written (its consumer, if still there, got an
+// EventError). A program that stops reading turns at their EventReply calls
+// it before it exits, so that what it answered is kept.
+func (a *Agent) WaitStored(ctx context.Context) error { return a.storing.wait(ctx) }
+
+// maxPendingStores bounds an agent's turn records written after their
+// answer went out: a model that answers faster than the disk commits then
+// waits for the disk (the answer of the turn over the bound waits for a
+// place), instead of piling up answered turns that are not durable yet.
+const maxPendingStores = 16
+
+// pending counts the turn records being written after their answer went
+// out.
+type pending struct {
+	mu   sync.Mutex
+	room *sync.Cond // signalled when n drops below maxPendingStores
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+// add counts one more record, once there is room for it.
+func (p *pending) add() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.room == nil {
+		p.room = sync.NewCond(&p.mu)
+	}
+	for p.n >= maxPendingStores {
+		p.room.Wait()
+	}
+	if p.n == 0 {
+		p.idle = make(chan struct{})
+	}
+	p.n++
+}
+
+func (p *pending) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n--
+	if p.room != nil {
+		p.room.Signal()
+	}
+	if p.n == 0 {
+		close(p.idle)
+	}
+}
+
+func (p *pending) wait(ctx context.Context) error {
+	p.mu.Lock()
+	idle := p.idle
+	busy := p.n > 0
+	p.mu.Unlock()
+	if !busy {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func errorEvent(code, msg string) Event { return Event{Type: EventError, Code: code, Error: msg} }

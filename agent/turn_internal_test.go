@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzCleanArgs: whatever a model sends as tool arguments, cleanArgs either
@@ -26,4 +28,37 @@ func FuzzCleanArgs(f *testing.F) {
 			t.Fatalf("cleanArgs(%q) = %q, not a JSON object", s, raw)
 		}
 	})
+}
+
+// Records written after their answer are bounded: the turn over the bound
+// waits for a place, and WaitStored waits for them all.
+func TestPendingStoresBounded(t *testing.T) {
+	var p pending
+	added := make(chan struct{}, maxPendingStores+4)
+	for range maxPendingStores + 4 {
+		go func() { p.add(); added <- struct{}{} }()
+	}
+	for range maxPendingStores {
+		<-added
+	}
+	select {
+	case <-added:
+		t.Fatalf("%d records pending; want at most %d", maxPendingStores+1, maxPendingStores)
+	case <-time.After(50 * time.Millisecond):
+	}
+	for range 4 {
+		p.done()
+		<-added
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := p.wait(ctx); err == nil {
+		t.Fatal("wait returned with records pending")
+	}
+	for range maxPendingStores {
+		p.done()
+	}
+	if err := p.wait(t.Context()); err != nil {
+		t.Fatalf("wait with none pending: %v", err)
+	}
 }

@@ -315,11 +315,18 @@ func (b badgerLogger) Errorf(f string, a ...any) {
 func (b badgerLogger) Warningf(f string, a ...any) {
 	b.l.Warn(badgerMsg(f, a))
 }
+
+// Infof and Debugf format only for a logger that keeps debug records:
+// badger calls Debugf on every write.
 func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug(badgerMsg(f, a))
+	if b.l.Enabled(context.Background(), slog.LevelDebug) {
+		b.l.Debug(badgerMsg(f, a))
+	}
 }
 func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Debug(badgerMsg(f, a))
+	if b.l.Enabled(context.Background(), slog.LevelDebug) {
+		b.l.Debug(badgerMsg(f, a))
+	}
 }
 
 func badgerMsg(f string, a []any) string {

@@ -643,7 +643,7 @@ func classifyStream(err error) error {
 	var syntaxErr *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &syntaxErr), errors.As(err, &typeErr), errors.Is(err, openai.ErrTooManyEmptyStreamMessages):
+	case errors.Is(err, errBadChunk), errors.As(err, &syntaxErr), errors.As(err, &typeErr), errors.Is(err, openai.ErrTooManyEmptyStreamMessages):
 		return &Error{Message: fmt.Sprintf("invalid stream: %v", err)}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &Error{Message: "the stream was cut off", Retryable: true}

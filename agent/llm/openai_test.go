@@ -251,6 +251,11 @@ func TestBadStreams(t *testing.T) {
 		{"error event", `data: {"error":{"message":"model overloaded","type":"server_error"}}` + "\n\n", "model overloaded"},
 		{"error object instead of a stream", `{"error":{"message":"quota exceeded","type":"insufficient_quota"}}` + "\n", "quota exceeded"},
 		{"bad tool index", `data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":99999,"function":{"name":"x"}}]}}]}` + "\n\n", "tool call index 99999"},
+		// One decoder reads every chunk of a stream: a line holding more than
+		// one JSON value, or an empty one, is refused as json.Unmarshal would.
+		{"two values on a line", `data: {"choices":[]} {"choices":[]}` + "\n\n", "data after the JSON value"},
+		{"empty data line", "data: \n\n", "invalid stream chunk"},
+		{"json cut short on its line", "data: {\"choices\":[\n\n", "invalid stream chunk"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := llmtest.NewServer(t, llmtest.Reply{Raw: tc.raw}, llmtest.Reply{Text: "never"})

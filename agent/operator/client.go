@@ -96,7 +96,9 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 }
 
 // Send sends text (a message or an operator command) to the named agent and
-// yields the turn's events as they arrive; the last is the reply. A failure
+// yields the turn's events as they arrive; the last is the reply (a
+// command's) or, for a turn that answered, agent.EventStored once its record
+// is durable. A failure
 // is yielded as the error of the last pair: a turn that failed (the stream's
 // error event) or a refused request is an *Error with the code, such as
 // agent.CodeModelTimeout. Breaking out of the loop, or cancelling ctx, ends the request and
@@ -131,9 +133,13 @@ func (c *Client) send(ctx context.Context, agentName, text string, yield func(ag
 		return fmt.Errorf("operator: POST %s: got Content-Type %q, want text/event-stream", path, resp.Header.Get("Content-Type"))
 	}
 	r := sse.NewReader(resp.Body, maxEventBytes)
+	replied := false
 	for {
 		se, err := r.Next()
 		if err != nil {
+			if replied && errors.Is(err, io.EOF) {
+				return nil // a command's reply is its last event
+			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("operator: %w", context.Cause(ctx))
 			}
@@ -143,7 +149,7 @@ func (c *Client) send(ctx context.Context, agentName, text string, yield func(ag
 			return fmt.Errorf("operator: POST %s: the stream ended before the reply: %w", path, err)
 		}
 		switch agent.EventType(se.Type) {
-		case agent.EventDelta, agent.EventToolCall, agent.EventToolResult, agent.EventReply, agent.EventError:
+		case agent.EventDelta, agent.EventToolCall, agent.EventToolResult, agent.EventReply, agent.EventStored, agent.EventError:
 		default:
 			continue // an event type this client does not know yet
 		}
@@ -159,7 +165,10 @@ func (c *Client) send(ctx context.Context, agentName, text string, yield func(ag
 		if !yield(ev, nil) {
 			return nil
 		}
-		if ev.Type == agent.EventReply {
+		switch ev.Type {
+		case agent.EventReply:
+			replied = true
+		case agent.EventStored:
 			return nil
 		}
 	}

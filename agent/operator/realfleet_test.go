@@ -185,7 +185,12 @@ func TestNonStreamingServerCompletesToolTurn(t *testing.T) {
 			t.Fatal(err)
 		}
 		types = append(types, string(ev.Type))
-		reply = ev
+		if ev.Type != agent.EventStored {
+			reply = ev
+		}
+	}
+	if types[len(types)-1] != string(agent.EventStored) {
+		t.Errorf("events %v; want EventStored last", types)
 	}
 	if reply.Type != agent.EventReply || reply.Text != "It is noon." || !slices.Contains(types, string(agent.EventToolResult)) {
 		t.Errorf("events %v ending %+v; want the clock's result, then the reply", types, reply)

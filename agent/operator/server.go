@@ -653,6 +653,10 @@ func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, turn iter.Se
 		switch ev.Type {
 		case agent.EventDelta:
 			continue
+		case agent.EventStored:
+			// The JSON answer is given once the turn is durable; the
+			// event itself says nothing the answer does not.
+			continue
 		case agent.EventError:
 			code := cmp.Or(ev.Code, CodeTurnFailed)
 			writeError(w, StatusOf(code), code, ev.Error)

@@ -257,7 +257,7 @@ model: {base_url: %q, model: test-model}
 			t.Errorf("unexpected line %q", line)
 		}
 	}
-	if got, want := strings.Join(types, ","), "tool_call,tool_result,delta,delta,reply"; got != want {
+	if got, want := strings.Join(types, ","), "tool_call,tool_result,delta,delta,reply,stored"; got != want {
 		t.Errorf("event types = %s, want %s", got, want)
 	}
 	if call.Tool != "clock" || call.CallID == "" {

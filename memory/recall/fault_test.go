@@ -97,11 +97,49 @@ func TestGarbledIndexTable(t *testing.T) {
 }
 
 func TestMissingIndexFiles(t *testing.T) {
-	db, idx := indexed(t, 500)
+	db, idx := indexed(t, 2000) // enough to be saved (see TestLazyIndexOpen)
 	if err := os.Remove(filepath.Join(idx, "MANIFEST")); err != nil {
 		t.Fatal(err)
 	}
-	rebuilds(t, db, idx, 500, "")
+	rebuilds(t, db, idx, 2000, "")
+}
+
+// An index that starts empty opens its badger only once it has enough to
+// save: a short-lived process with a few records never creates the files,
+// and the next open reads those records from the store again.
+func TestLazyIndexOpen(t *testing.T) {
+	db, dir := newStore(t)
+	fill(t, db, 300)
+	idx := filepath.Join(dir, "recall")
+	x := openIndex(t, recall.Config{Source: db, Dir: idx})
+	sync(t, x)
+	if hits := search(t, x, recall.Query{Text: "note17"}); len(hits) != 1 {
+		t.Fatalf("search before any save: %q", texts(hits))
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(idx, "*")); len(m) != 0 {
+		t.Fatalf("an index of 300 documents wrote %q; want nothing yet", m)
+	}
+	fillFrom(t, db, 300, 1500)
+	x = openIndex(t, recall.Config{Source: db, Dir: idx})
+	sync(t, x)
+	if s := x.Stats(); s.Docs != 1500 {
+		t.Fatalf("reopened: %d documents, want 1500", s.Docs)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(idx, "MANIFEST")); err != nil {
+		t.Fatalf("an index of 1500 documents was not saved: %v", err)
+	}
+	x = openIndex(t, recall.Config{Source: db, Dir: idx})
+	defer x.Close()
+	sync(t, x)
+	if hits := search(t, x, recall.Query{Text: "note1499"}); len(hits) != 1 {
+		t.Fatalf("search after loading the saved index: %q", texts(hits))
+	}
 }
 
 func TestIndexFormatChange(t *testing.T) {

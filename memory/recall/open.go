@@ -153,7 +153,14 @@ func removeIndexFiles(dir string) error {
 	return errors.Join(errs...)
 }
 
-// openAndLoad opens the index's badger and loads it. Called by start.
+// lazyDocs is how many documents an index that started empty gathers
+// before it opens its badger to save them (or Config.CheckpointEvery, when
+// that is fewer): reading that many records again after a restart costs
+// less than the open does a short-lived process.
+const lazyDocs = 1024
+
+// openAndLoad opens the index's badger and loads it. Called by start. A
+// directory with no index in it is not opened yet (see Index.db).
 func (x *Index) openAndLoad() error {
 	if err := os.MkdirAll(x.cfg.Dir, 0o700); err != nil {
 		return err
@@ -161,6 +168,84 @@ func (x *Index) openAndLoad() error {
 	if err := checkDir(x.cfg.Dir); err != nil {
 		return err
 	}
+	if empty, err := noIndexFiles(x.cfg.Dir); err != nil {
+		return err
+	} else if empty {
+		x.dbLazy = true
+		if x.target > 0 {
+			// Nothing saved and a store to index: building it is a rebuild,
+			// so until it is ready Search reads the store's newest records
+			// rather than the few indexed yet.
+			x.mu.Lock()
+			x.rebuild = true
+			x.mu.Unlock()
+		}
+		return nil
+	}
+	db, err := x.openBadger()
+	if err != nil {
+		return err
+	}
+	x.db = db
+	x.loading = true
+	err = x.load(x.ctx)
+	x.loading = false
+	return err
+}
+
+// noIndexFiles reports whether dir holds none of badger's files.
+func noIndexFiles(dir string) (bool, error) {
+	for _, pat := range []string{"*.sst", "*.vlog", "*.mem", "MANIFEST"} {
+		m, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			return false, err
+		}
+		if len(m) > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// openDB returns the index's badger, opening it first if it was left
+// unopened (see Index.db); a new one gets the format version and model.
+func (x *Index) openDB() (*badger.DB, error) {
+	x.dbMu.Lock()
+	defer x.dbMu.Unlock()
+	if x.db != nil || !x.dbLazy {
+		if x.db == nil {
+			return nil, errors.New("recall: the index is closed")
+		}
+		return x.db, nil
+	}
+	db, err := x.openBadger()
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", x.cfg.Dir, err)
+	}
+	err = db.Update(func(txn *badger.Txn) error {
+		if x.emb != nil {
+			if err := txn.Set(keyModel, []byte(x.emb.Model())); err != nil {
+				return err
+			}
+		}
+		return txn.Set(keyFormat, []byte(formatVersion))
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open %s: %w", x.cfg.Dir, err)
+	}
+	x.db, x.dbLazy = db, false
+	return db, nil
+}
+
+// dbOpen reports whether the index's badger is open.
+func (x *Index) dbOpen() bool {
+	x.dbMu.Lock()
+	defer x.dbMu.Unlock()
+	return x.db != nil
+}
+
+func (x *Index) openBadger() (*badger.DB, error) {
 	opts := badger.DefaultOptions(x.cfg.Dir).
 		WithLogger(nil).
 		WithSyncWrites(false). // derived data: after a crash it is rebuilt from the Store
@@ -174,15 +259,7 @@ func (x *Index) openAndLoad() error {
 		WithIndexCacheSize(8 << 20).
 		WithValueLogFileSize(16 << 20).
 		WithValueThreshold(valueThreshold)
-	db, err := openBadger(opts)
-	if err != nil {
-		return err
-	}
-	x.db = db
-	x.loading = true
-	err = x.load(x.ctx)
-	x.loading = false
-	return err
+	return openBadger(opts)
 }
 
 // checkDir checks the footers of the index's tables before badger reads
@@ -223,6 +300,9 @@ func openBadger(opts badger.Options) (db *badger.DB, err error) {
 }
 
 func (x *Index) closeDB() error {
+	x.dbMu.Lock()
+	defer x.dbMu.Unlock()
+	x.dbLazy = false
 	if x.db == nil {
 		return nil
 	}

@@ -162,7 +162,7 @@ func (x *Index) load(ctx context.Context) error {
 func (x *Index) checkpoint() error {
 	x.mu.Lock()
 	from, to, cursor := x.saved, len(x.docs), x.cursor
-	if from == to {
+	if from == to || (to-from < min(lazyDocs, x.cfg.CheckpointEvery) && !x.dbOpen()) {
 		x.mu.Unlock()
 		return nil
 	}
@@ -185,7 +185,10 @@ func (x *Index) checkpoint() error {
 	if err == nil {
 		cur := binary.BigEndian.AppendUint64(nil, cursor)
 		cur = binary.BigEndian.AppendUint64(cur, uint64(to))
-		err = x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCursor, cur) })
+		var db *badger.DB
+		if db, err = x.openDB(); err == nil {
+			err = db.Update(func(txn *badger.Txn) error { return txn.Set(keyCursor, cur) })
+		}
 	}
 	if err != nil {
 		// The next checkpoint writes these documents again, and the postings
@@ -212,7 +215,11 @@ func (x *Index) write(kvs []kv) error {
 	if err := x.roomToWrite(); err != nil {
 		return err
 	}
-	wb := x.db.NewWriteBatch()
+	db, err := x.openDB()
+	if err != nil {
+		return err
+	}
+	wb := db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range kvs {
 		if err := wb.Set(e.k, e.v); err != nil {
@@ -342,12 +349,20 @@ func graphKey(ns string, chunk uint32) []byte {
 // it, and deletes stored graphs that are no longer current. Called by Close
 // once nothing else runs; the graphs are not used afterwards.
 func (x *Index) saveGraphs() error {
+	if !x.dbOpen() {
+		// Never opened: no vector was stored, so no graph was built.
+		return nil
+	}
 	if err := x.roomToWrite(); err != nil {
 		return err
 	}
-	wb := x.db.NewWriteBatch()
+	db, err := x.openDB()
+	if err != nil {
+		return err
+	}
+	wb := db.NewWriteBatch()
 	defer wb.Cancel()
-	err := x.db.View(func(txn *badger.Txn) error {
+	err = db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefGraphMeta})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

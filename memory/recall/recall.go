@@ -140,11 +140,18 @@ type Stats struct {
 
 // Index is a hybrid recall index. It is safe for concurrent use.
 type Index struct {
-	cfg  Config
-	log  *slog.Logger
-	db   *badger.DB
-	emb  embed.Embedder
-	hcfg hnsw.Config
+	cfg Config
+	log *slog.Logger
+	// db is the index's badger. An index whose directory was empty at Open
+	// opens it only once it has something worth saving (openDB, under
+	// dbMu); until then db is nil and dbLazy is set, and a restart reads
+	// those few records from the Source again — cheaper than the open,
+	// which costs a start its memtable and files.
+	dbMu   sync.Mutex
+	db     *badger.DB
+	dbLazy bool
+	emb    embed.Embedder
+	hcfg   hnsw.Config
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -438,9 +445,6 @@ func (x *Index) Close() error {
 	x.mu.RLock()
 	loaded := x.loaded
 	x.mu.RUnlock()
-	if x.db == nil {
-		return nil
-	}
 	var err error
 	if loaded { // a load cut short holds part of the index: saving it would lose the rest
 		err = x.checkpoint()

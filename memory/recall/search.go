@@ -70,8 +70,12 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	if qv != nil {
 		sem = x.searchVectors(qv, nsOK, depth, keep)
 	}
-	lists := [][]uint32{ids(lex), ids(sem)}
-	fused := rrf.Fuse(lists...)
+	var fused []rrf.Fused
+	if len(sem) == 0 {
+		fused = rrf.Single(ids(lex), 2) // BM25 alone: its order, without the merge
+	} else {
+		fused = rrf.Fuse(ids(lex), ids(sem))
+	}
 	// The IDs are copied as they are held (16 bytes), and spelled out only
 	// for the records fetched.
 	type cand struct {

@@ -18,6 +18,7 @@ import (
 type Schema struct {
 	raw      json.RawMessage
 	resolved *jsonschema.Resolved
+	fast     *fastCheck // nil: every document goes to resolved
 }
 
 // For derives the schema of T. Struct fields become properties named by
@@ -55,7 +56,7 @@ func fromSchema(s *jsonschema.Schema) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema: encode: %w", err)
 	}
-	return &Schema{raw: raw, resolved: resolved}, nil
+	return &Schema{raw: raw, resolved: resolved, fast: newFastCheck(raw)}, nil
 }
 
 // JSON returns the schema document.
@@ -66,6 +67,9 @@ func (s *Schema) JSON() json.RawMessage { return s.raw }
 func (s *Schema) Validate(doc []byte) error {
 	if len(bytes.TrimSpace(doc)) == 0 {
 		doc = []byte("{}")
+	}
+	if s.fast != nil && s.fast.valid(doc) {
+		return nil
 	}
 	var v any
 	if err := json.Unmarshal(doc, &v); err != nil {

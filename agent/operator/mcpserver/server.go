@@ -148,6 +148,9 @@ func last(seq iter.Seq2[agent.Event, error]) (agent.Event, error) {
 		if err != nil {
 			return agent.Event{}, err
 		}
+		if ev.Type == agent.EventStored {
+			continue // the reply before it is the answer; it is durable now
+		}
 		out, got = ev, true
 	}
 	if !got {

@@ -11,13 +11,22 @@
 // agent runs up to 8 turns at once (limits.concurrency; depai's default is 2,
 // and the other 6 would wait in its inbox).
 //
+// A turn counts as done at its answer (agent.EventReply): the turn's
+// durable record is written on after it (agent.EventStored says when), so
+// the next turn overlaps the previous one's fsync and the group commit
+// serves both. The record is never dropped: stopping at the answer does not
+// cancel it, the binaries under cmd/ wait for every record (WaitStored)
+// before they exit, and agent.TestKilledAfterAnswersKeepsStoredTurns shows
+// what a kill -9 right after answers keeps.
+//
 // This copy lives in depai's testdata/peers (the harness's run.sh picks it
-// up) and follows depai's API: ask returns an *agent.TurnError for a failed
-// turn, and an operator input without a role is the embedding program's own.
+// up) and follows depai's API: a failed turn is an *agent.TurnError, and an
+// operator input without a role is the embedding program's own.
 package depaipeer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,7 +111,40 @@ tools: [clock]
 	return &peer{a: a}, nil
 }
 
-// Turn runs one turn; a failed turn is an *agent.TurnError.
+// Turn runs one turn up to its answer; a failed turn is an
+// *agent.TurnError.
 func (p *peer) Turn(ctx context.Context, input string) (string, error) {
-	return p.a.Ask(ctx, agent.Input{Text: input})
+	for ev, err := range p.a.Handle(ctx, agent.Input{Text: input}) {
+		if err != nil {
+			return "", err
+		}
+		switch ev.Type {
+		case agent.EventReply:
+			return ev.Text, nil // its record is written on; see the package doc
+		case agent.EventError:
+			return "", &agent.TurnError{Code: ev.Code, Message: ev.Error}
+		}
+	}
+	return "", errors.New("the turn ended without an answer")
+}
+
+// WaitStored waits until every answered turn's record is durable.
+func (p *peer) WaitStored(ctx context.Context) error { return p.a.WaitStored(ctx) }
+
+// Main is a peer binary's main: harness.Main, then it waits for the
+// records of the turns it answered before the process exits (the exit is
+// part of the cold start the harness measures).
+func Main(name string, ctor harness.Ctor) {
+	var built *peer
+	harness.Main(name, func(ctx context.Context, baseURL string) (harness.Agent, error) {
+		a, err := ctor(ctx, baseURL)
+		built, _ = a.(*peer)
+		return a, err
+	})
+	if built != nil {
+		if err := built.WaitStored(context.Background()); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: turn records: %v\n", name, err)
+			os.Exit(1)
+		}
+	}
 }

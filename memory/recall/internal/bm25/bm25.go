@@ -25,6 +25,19 @@ const BlockBits = 12
 type postings struct {
 	docs []uint32 // ascending
 	tfs  []uint16
+	// The highest term frequency and the shortest document among docs: the
+	// most the term can add to a document it has not scored yet (see
+	// Search).
+	maxTF  uint16
+	minLen uint32
+}
+
+// note updates the bounds for a posting of tf in a document of n tokens.
+func (p *postings) note(tf uint16, n uint32) {
+	p.maxTF = max(p.maxTF, tf)
+	if len(p.docs) == 1 || n < p.minLen {
+		p.minLen = n
+	}
 }
 
 // Index is an in-RAM inverted index. It is not safe for concurrent use on its
@@ -73,6 +86,7 @@ func (x *Index) Add(doc uint32, text string) error {
 		}
 		p.docs = append(p.docs, doc)
 		p.tfs = append(p.tfs, n)
+		p.note(n, uint32(len(toks)))
 		if d, ok := x.dirty[t]; !ok || blk < d {
 			x.dirty[t] = blk
 		}
@@ -174,6 +188,7 @@ func (x *Index) LoadBlock(term string, block uint32, data []byte) error {
 		}
 		p.docs = append(p.docs, doc)
 		p.tfs = append(p.tfs, uint16(tf))
+		p.note(uint16(tf), x.docLen[doc])
 	}
 	if len(p.docs) == 0 {
 		delete(x.terms, term)
@@ -240,15 +255,8 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 			essential = false
 		}
 		if essential {
-			for i, d := range t.p.docs {
-				if keep != nil && !keep(d) {
-					continue
-				}
-				if acc.score[d] == 0 {
-					acc.touched = append(acc.touched, d)
-				}
-				acc.score[d] += score(t, i, d)
-			}
+			ub := float32(t.idf * float64(t.p.maxTF) * (K1 + 1) / (float64(t.p.maxTF) + K1*(1-B+B*float64(t.p.minLen)/avg)))
+			walk(acc, t.p, len(q.Exclude) == 0, ub, rest[ti+1], k, keep, func(i int, d uint32) float32 { return score(t, i, d) })
 			continue
 		}
 		docs := t.p.docs
@@ -277,6 +285,62 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 	}
 	acc.touched = acc.touched[:0]
 	return top.Sorted()
+}
+
+// walk scores every document of p that keep admits, newest first. It
+// stops early (canStop: there are no Exclude terms, which may remove
+// documents the k-th best counts) once no document it has not reached can
+// enter the top k: the k-th best score so far is above the most such a
+// document can reach — ub, what this term gives at most (its highest tf in
+// its shortest document; scores only grow), plus rest, what the terms
+// after it give at most — or, for the last term (rest 0), equal to it and
+// held by a newer document (ties go to the newer, and every one of the k
+// so far is at least that good). The documents it did not reach that
+// earlier terms scored still get this term's part.
+//
+// A corpus where most documents share a word ("ping" in every turn) is why:
+// without the stop every search walks all of that word's postings.
+func walk(acc *accumulator, p *postings, canStop bool, ub float32, rest float64, k int, keep func(uint32) bool, score func(int, uint32) float32) {
+	docs := p.docs
+	next, seen := k, 0
+	for i := len(docs) - 1; i >= 0; i-- {
+		d := docs[i]
+		if keep != nil && !keep(d) {
+			continue
+		}
+		if acc.score[d] == 0 {
+			acc.touched = append(acc.touched, d)
+		}
+		acc.score[d] += score(i, d)
+		if seen++; !canStop || seen < next || len(acc.touched) < k || i == 0 {
+			continue
+		}
+		next *= 2
+		w := worst(acc, k)
+		bound := float64(ub) + rest
+		if !(float64(w.Score) > bound || rest == 0 && w.Score == ub && w.ID >= d) {
+			continue
+		}
+		for _, td := range acc.touched {
+			if td >= d {
+				continue
+			}
+			if j, ok := slices.BinarySearch(docs[:i], td); ok {
+				acc.score[td] += score(j, td)
+			}
+		}
+		return
+	}
+}
+
+// worst is the k-th best document accumulated so far.
+func worst(acc *accumulator, k int) vecscan.Result {
+	top := vecscan.NewTopK(k)
+	for _, d := range slices.Backward(acc.touched) {
+		top.Push(d, acc.score[d])
+	}
+	w, _ := top.Worst()
+	return w
 }
 
 // kth returns the k-th best score accumulated so far.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -250,6 +251,75 @@ func TestPruningIsExact(t *testing.T) {
 		for i, g := range got {
 			if g.ID%5 == 0 || math.Abs(float64(g.Score)-want[i]) > 1e-4 {
 				t.Fatalf("query %v: hit %d = %+v, want score %v", q, i, g, want[i])
+			}
+		}
+	}
+}
+
+// TestCommonTermStopsEarly: a word in every document ("ping" in every
+// turn) is not walked to its end once the newest documents settle the top
+// k, and the hits are still exact, ties going to the newest.
+func TestCommonTermStopsEarly(t *testing.T) {
+	x := New()
+	var docs []string
+	for i := 0; i < 3000; i++ {
+		s := fmt.Sprintf("ping %d final echo ping %d", i, i)
+		switch {
+		case i%11 == 0:
+			s += " and a longer tail of words"
+		case i%13 == 0:
+			s = fmt.Sprintf("pong %d", i)
+		}
+		docs = append(docs, s)
+		x.Add(uint32(i), s)
+	}
+	avg := float64(x.totalLen) / float64(x.nDocs)
+	keep := func(d uint32) bool { return d%7 != 0 }
+	for _, text := range []string{"ping", "ping 5", "ping 77777", "ping 2999", "pong ping", "ping final -echo", "ping 22 tail"} {
+		q := ParseQuery(text)
+		type hit struct {
+			id    uint32
+			score float64
+		}
+		var want []hit
+		for d, s := range docs {
+			toks := Tokenize(s)
+			if !keep(uint32(d)) || slices.ContainsFunc(q.Exclude, func(e string) bool { return slices.Contains(toks, e) }) {
+				continue
+			}
+			var sc float64
+			for _, term := range q.Terms {
+				tf := 0
+				for _, w := range toks {
+					if w == term {
+						tf++
+					}
+				}
+				if tf > 0 {
+					sc += x.idf(len(x.terms[term].docs)) * float64(tf) * (K1 + 1) / (float64(tf) + K1*(1-B+B*float64(len(toks))/avg))
+				}
+			}
+			if sc > 0 {
+				want = append(want, hit{uint32(d), sc})
+			}
+		}
+		sort.Slice(want, func(i, j int) bool {
+			if math.Abs(want[i].score-want[j].score) > 1e-6 {
+				return want[i].score > want[j].score
+			}
+			return want[i].id > want[j].id
+		})
+		visited := 0
+		got := x.Search(q, 10, func(d uint32) bool { visited++; return keep(d) })
+		if len(got) != min(10, len(want)) {
+			t.Fatalf("%q: %d hits, want %d", text, len(got), min(10, len(want)))
+		}
+		if text == "ping" && visited > 100 {
+			t.Errorf("%q: %d postings walked of %d; want the walk to stop once the newest settle the top 10", text, visited, len(x.terms["ping"].docs))
+		}
+		for i, g := range got {
+			if g.ID != want[i].id || math.Abs(float64(g.Score)-want[i].score) > 1e-4 {
+				t.Fatalf("%q: hit %d = %+v, want %+v (all: %v)", text, i, g, want[i], got)
 			}
 		}
 	}

@@ -57,3 +57,16 @@ func Fuse(lists ...[]uint32) []Fused {
 	})
 	return out
 }
+
+// Single is Fuse of one list among n (the others empty), without the merge:
+// the list's own order, its ranks in place 0 of each item's n ranks.
+func Single(list []uint32, n int) []Fused {
+	out := make([]Fused, len(list))
+	ranks := make([]int, len(list)*n)
+	for r, id := range list {
+		rk := ranks[r*n : (r+1)*n : (r+1)*n]
+		rk[0] = r + 1
+		out[r] = Fused{ID: id, Score: 1 / float64(K+r+1), Ranks: rk}
+	}
+	return out
+}

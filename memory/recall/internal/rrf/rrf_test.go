@@ -50,3 +50,16 @@ func TestFuseAllocs(t *testing.T) {
 		t.Errorf("Fuse of two 40-item lists: %v allocations, want at most 6 (it was one an item)", n)
 	}
 }
+
+func TestSingleIsFuseOfOneList(t *testing.T) {
+	list := []uint32{7, 3, 9, 1}
+	got, want := Single(list, 2), Fuse(list, nil)
+	if len(got) != len(want) {
+		t.Fatalf("Single: %d items, Fuse: %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || got[i].Score != want[i].Score || got[i].Ranks[0] != want[i].Ranks[0] || got[i].Ranks[1] != want[i].Ranks[1] {
+			t.Errorf("item %d: Single %+v, Fuse %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -118,6 +118,15 @@ func (t *TopK) Min() float32 {
 	return t.h[0].Score
 }
 
+// Worst is the kept result that the next one pushed would displace first
+// (the lowest score; of equal scores, the lowest ID).
+func (t *TopK) Worst() (Result, bool) {
+	if len(t.h) == 0 {
+		return Result{}, false
+	}
+	return t.h[0], true
+}
+
 // Sorted returns the kept results, best first; the TopK is empty afterwards.
 func (t *TopK) Sorted() []Result {
 	out := make([]Result, len(t.h))

@@ -1,8 +1,5 @@
 package main
 
-import (
-	"peers/depaipeer"
-	"peers/harness"
-)
+import "peers/depaipeer"
 
-func main() { harness.Main("depai-inproc", depaipeer.NewInProc) }
+func main() { depaipeer.Main("depai-inproc", depaipeer.NewInProc) }
