@@ -33,10 +33,18 @@ var putOperators = []operator.Operator{
 
 func openMemoryFixture(t testing.TB, dir string) *memoryFixture {
 	t.Helper()
+	return openMemoryFixtureWith(t, memory.Config{Dir: dir + "/memory"})
+}
+
+// openMemoryFixtureWith is openMemoryFixture with the store's config
+// (Dir is DIR/memory).
+func openMemoryFixtureWith(t testing.TB, cfg memory.Config) *memoryFixture {
+	t.Helper()
 	ctx := context.Background()
+	dir := strings.TrimSuffix(cfg.Dir, "/memory")
 	f := &memoryFixture{dir: dir}
 	var err error
-	if f.db, err = memory.Open(ctx, memory.Config{Dir: dir + "/memory"}); err != nil {
+	if f.db, err = memory.Open(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if f.log, err = policy.OpenLog(ctx, f.db); err != nil {
