@@ -3,8 +3,8 @@ package memory
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 )
@@ -95,9 +95,9 @@ func TestFingerprintUnchanged(t *testing.T) {
 // idempotency key or without.
 func TestWriteCheckRefusesUnencodableTimes(t *testing.T) {
 	for name, tm := range map[string]time.Time{
-		"year 10000":     time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
-		"year -1":        time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
-		"offset 25 h":    time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("h", 25*3600)),
+		"year 10000":  time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		"year -1":     time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		"offset 25 h": time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("h", 25*3600)),
 	} {
 		for _, key := range []string{"", "k1"} {
 			w := Write{Key: key, Recs: []Record{{Namespace: "fleet", Kind: KindObservation, Time: tm}}}
