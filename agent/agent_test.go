@@ -437,6 +437,24 @@ agents:
 	}
 }
 
+// memory.min_free reaches the store: a threshold above the disk's free
+// space refuses writes, naming it (and reads go on).
+func TestMemoryMinFree(t *testing.T) {
+	f, _ := openFleet(t, `
+agents:
+  - name: rover
+    memory: {min_free: 1000000TB}
+`)
+	a, _ := f.Agent("rover")
+	got := failure(t, a, `/call memory.put {"text":"battery at 40%"}`)
+	if !strings.Contains(got.Error, "below the 888.2 TiB") && !strings.Contains(got.Error, "Config.MinFreeBytes") {
+		t.Errorf("put with min_free 1000000TB → %+v, want the store's disk-full refusal naming the threshold", got)
+	}
+	if got := reply(collect(t, a, "/memory recent 5")); strings.Contains(got, "battery") {
+		t.Errorf("/memory recent = %q after a refused put", got)
+	}
+}
+
 func TestScheduleRunsCommands(t *testing.T) {
 	f, _ := openFleet(t, `
 agents:
