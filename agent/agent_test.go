@@ -443,6 +443,58 @@ agents:
 	}
 }
 
+// memory.put with an idempotency_key writes once however often the call is
+// retried (/call here; a model's tool call takes the same argument); the
+// key with another record is refused, and another agent's equal key is its own.
+func TestMemoryPutIdempotencyKey(t *testing.T) {
+	f, _ := openFleet(t, `
+agents:
+  - name: rover
+  - name: desk
+`)
+	rover, _ := f.Agent("rover")
+	desk, _ := f.Agent("desk")
+	put := `/call memory.put {"text":"pallet 17 at B2","idempotency_key":"3f2a-1"}`
+	var first, again struct {
+		ID       string `json:"id"`
+		Replayed bool   `json:"replayed"`
+	}
+	if err := json.Unmarshal([]byte(reply(collect(t, rover, put))), &first); err != nil || first.ID == "" || first.Replayed {
+		t.Fatalf("first put = %+v (%v)", first, err)
+	}
+	if err := json.Unmarshal([]byte(reply(collect(t, rover, put))), &again); err != nil || again.ID != first.ID || !again.Replayed {
+		t.Fatalf("retried put = %+v (%v), want the first record %s, replayed", again, err, first.ID)
+	}
+	if got := strings.Count(reply(collect(t, rover, "/memory recent 10")), "pallet 17 at B2"); got != 1 {
+		t.Errorf("the record is stored %d times, want once", got)
+	}
+	if got := failure(t, rover, `/call memory.put {"text":"pallet 18","idempotency_key":"3f2a-1"}`); got.Code != agent.CodeToolFailed || !strings.Contains(got.Error, "invalid_argument") || !strings.Contains(got.Error, "reused") {
+		t.Errorf("key reused with another record → %+v, want invalid_argument naming the reuse", got)
+	}
+	var other struct{ ID string }
+	if err := json.Unmarshal([]byte(reply(collect(t, desk, put))), &other); err != nil || other.ID == "" || other.ID == first.ID {
+		t.Errorf("desk's put with rover's key = %+v (%v), want a record of its own", other, err)
+	}
+}
+
+// memory.min_free reaches the store: a threshold above the disk's free
+// space refuses writes, naming it (and reads go on).
+func TestMemoryMinFree(t *testing.T) {
+	f, _ := openFleet(t, `
+agents:
+  - name: rover
+    memory: {min_free: 1000000TB}
+`)
+	a, _ := f.Agent("rover")
+	got := failure(t, a, `/call memory.put {"text":"battery at 40%"}`)
+	if !strings.Contains(got.Error, "below the 888.2 TiB") && !strings.Contains(got.Error, "Config.MinFreeBytes") {
+		t.Errorf("put with min_free 1000000TB → %+v, want the store's disk-full refusal naming the threshold", got)
+	}
+	if got := reply(collect(t, a, "/memory recent 5")); strings.Contains(got, "battery") {
+		t.Errorf("/memory recent = %q after a refused put", got)
+	}
+}
+
 func TestScheduleRunsCommands(t *testing.T) {
 	f, _ := openFleet(t, `
 agents:

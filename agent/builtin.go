@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
+	"github.com/depai/depai/sdk/wire"
 )
 
 type searchArgs struct {
@@ -41,10 +43,15 @@ type putArgs struct {
 	Key       string          `json:"key,omitempty" jsonschema:"for facts: what the fact is about; a newer fact with the same key supersedes it"`
 	Tags      []string        `json:"tags,omitempty"`
 	Data      json.RawMessage `json:"data,omitempty" jsonschema:"structured data to keep with the text"`
+	// IdempotencyKey makes a retried call write once: a call with a key
+	// this agent used before stores nothing and answers with the first
+	// record (kept 24 h).
+	IdempotencyKey string `json:"idempotency_key,omitempty" jsonschema:"optional: a key naming this write, so that a retry of the same call stores it once"`
 }
 
 type putResult struct {
-	ID string `json:"id"`
+	ID       string `json:"id"`
+	Replayed bool   `json:"replayed,omitempty"` // an earlier call with the idempotency key stored it
 }
 
 type clockResult struct {
@@ -87,7 +94,18 @@ func (a *Agent) builtinTools() ([]tool.Tool, error) {
 				// causes are one hop further from their cause.
 				tags = append(slices.Clip(tags), depthTag+strconv.Itoa(d))
 			}
-			recs, err := a.mem.Put(ctx, memory.Record{Namespace: ns, Kind: kind, Author: a.cfg.Name, Text: in.Text, Key: in.Key, Tags: tags, Data: in.Data})
+			rec := memory.Record{Namespace: ns, Kind: kind, Author: a.cfg.Name, Text: in.Text, Key: in.Key, Tags: tags, Data: in.Data}
+			if in.IdempotencyKey != "" {
+				recs, first, err := a.mem.PutOnce(ctx, in.IdempotencyKey, rec)
+				if errors.Is(err, memory.ErrKeyReused) {
+					return putResult{}, &wire.Error{Code: wire.CodeInvalidArgument, Message: "memory.put: " + err.Error()}
+				}
+				if err != nil {
+					return putResult{}, host.MemoryError("memory.put", err)
+				}
+				return putResult{ID: recs[0].ID, Replayed: !first}, nil
+			}
+			recs, err := a.mem.Put(ctx, rec)
 			if err != nil {
 				return putResult{}, host.MemoryError("memory.put", err)
 			}

@@ -209,7 +209,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 func (f *Fleet) provision(ctx context.Context) error {
 	f.store = f.opts.Store
 	if f.store == nil {
-		cfg := memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), Logger: f.log}
+		cfg := memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), MinFreeBytes: memoryMinFree(f.file), Logger: f.log}
 		if f.opts.Metrics != nil {
 			cfg.OnCommit = f.opts.Metrics.Commit
 		}
@@ -287,6 +287,17 @@ func memoryProfile(file *config.File) string {
 		}
 	}
 	return memory.ProfileDefault
+}
+
+// memoryMinFree is the store's free-space threshold: memory.min_free, which
+// config makes the agents agree on; 0, the profile's default, when unset.
+func memoryMinFree(file *config.File) int64 {
+	for _, a := range file.Agents {
+		if a.Memory.MinFree != 0 {
+			return int64(a.Memory.MinFree)
+		}
+	}
+	return 0
 }
 
 // goBG runs fn in a goroutine that Close waits for, unless Close has begun:

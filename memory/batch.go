@@ -31,8 +31,9 @@ type Written struct {
 // can refuse it before it commits anything beside it.
 func (w Write) Check() error {
 	if w.Key != "" {
-		_, err := newIdemRequest(w.Key, w.Recs, time.Now())
-		return err
+		if err := checkIdemKey(w.Key); err != nil {
+			return err
+		}
 	}
 	if len(w.Recs) == 0 {
 		return fmt.Errorf("%w: no records", ErrInvalid)

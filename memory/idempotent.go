@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -53,8 +52,8 @@ var ErrKeyReused = errors.New("memory: idempotency key reused with different rec
 // newIdemRequest checks a put with an idempotency key and fingerprints its
 // records as the caller gave them.
 func newIdemRequest(key string, recs []Record, now time.Time) (*request, error) {
-	if key == "" || len(key) > maxIdemKey {
-		return nil, fmt.Errorf("%w: idempotency key is %d bytes, want 1 to %d", ErrInvalid, len(key), maxIdemKey)
+	if err := checkIdemKey(key); err != nil {
+		return nil, err
 	}
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("%w: no records", ErrInvalid)
@@ -72,16 +71,27 @@ func newIdemRequest(key string, recs []Record, now time.Time) (*request, error) 
 	return r, nil
 }
 
+func checkIdemKey(key string) error {
+	if key == "" || len(key) > maxIdemKey {
+		return fmt.Errorf("%w: idempotency key is %d bytes, want 1 to %d", ErrInvalid, len(key), maxIdemKey)
+	}
+	return nil
+}
+
 // fingerprint is the hash of what the caller sets in recs: everything but
 // the fields the store assigns.
 func fingerprint(recs []Record) ([]byte, error) {
+	// As json.Encoder.Encode writes each record: keys stored by earlier
+	// versions of depai must match their retries.
 	h := sha256.New()
-	enc := json.NewEncoder(h)
+	var b []byte
 	for _, rec := range recs {
 		rec.ID, rec.Seq, rec.Recorded, rec.ValidTo = "", 0, time.Time{}, time.Time{}
-		if err := enc.Encode(rec); err != nil {
+		var err error
+		if b, err = marshalRecord(b[:0], &rec); err != nil {
 			return nil, err
 		}
+		h.Write(append(b, '\n'))
 	}
 	return h.Sum(nil), nil
 }

@@ -20,7 +20,7 @@ func encodeRecord(r *Record) ([]byte, error) {
 	c.Embedding = nil
 	c.ValidTo = time.Time{}
 	c.Seq = 0
-	meta, err := json.Marshal(&c)
+	meta, err := marshalRecord(make([]byte, 0, 256+len(c.Text)+len(c.Data)), &c)
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,16 @@ func (s *ScopedStore) deny(ctx context.Context, op, ns, why string) error {
 // Put stores recs if every one is in a writable namespace; otherwise it
 // stores none. An empty Author becomes the principal.
 func (s *ScopedStore) Put(ctx context.Context, recs ...Record) ([]Record, error) {
+	recs, err := s.checkWrite(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	return s.s.Put(ctx, recs...)
+}
+
+// checkWrite returns a copy of recs to store, or the error of a write the
+// grants refuse.
+func (s *ScopedStore) checkWrite(ctx context.Context, recs []Record) ([]Record, error) {
 	recs = slices.Clone(recs)
 	for i := range recs {
 		if err := CheckNamespace(recs[i].Namespace); err != nil {
@@ -102,7 +112,34 @@ func (s *ScopedStore) Put(ctx context.Context, recs ...Record) ([]Record, error)
 			recs[i].Author = s.g.Principal
 		}
 	}
-	return s.s.Put(ctx, recs...)
+	return recs, nil
+}
+
+// Idempotent is implemented by stores that take a put with an idempotency
+// key (see DB.PutOnce).
+type Idempotent interface {
+	PutOnce(ctx context.Context, key string, recs ...Record) (stored []Record, first bool, err error)
+}
+
+var _ Idempotent = (*DB)(nil)
+
+// PutOnce is Put with an idempotency key (see DB.PutOnce): a retry with the
+// key stores nothing and returns what the first put stored. Keys are the
+// principal's own — two principals' equal keys do not meet. The underlying
+// store must be Idempotent.
+func (s *ScopedStore) PutOnce(ctx context.Context, key string, recs ...Record) ([]Record, bool, error) {
+	once, ok := s.s.(Idempotent)
+	if !ok {
+		return nil, false, fmt.Errorf("memory: put: %w: the store (%T) takes no idempotency key", ErrInvalid, s.s)
+	}
+	recs, err := s.checkWrite(ctx, recs)
+	if err != nil {
+		return nil, false, err
+	}
+	if key == "" {
+		return nil, false, fmt.Errorf("memory: put: %w: empty idempotency key", ErrInvalid)
+	}
+	return once.PutOnce(ctx, "scoped/"+s.g.Principal+"/"+key, recs...)
 }
 
 // Get returns the record if its namespace is readable.

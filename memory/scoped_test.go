@@ -178,3 +178,48 @@ func TestWatchWakesAgent(t *testing.T) {
 		t.Errorf("dispatcher woke on %+v", rec)
 	}
 }
+
+// A scoped PutOnce checks the grants like Put, and its keys are the
+// principal's own.
+func TestScopedPutOnce(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, memory.Config{})
+	defer db.Close()
+	scoped := func(who string) *memory.ScopedStore {
+		s, err := memory.Scoped(db, memory.Grants{Principal: who, Read: []string{"fleet"}, Write: []string{"fleet"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := scoped("a"), scoped("b")
+	rec := memory.Record{Namespace: "fleet", Kind: memory.KindObservation, Text: "pallet 17"}
+	first, ok, err := a.PutOnce(ctx, "k1", rec)
+	if err != nil || !ok || first[0].Author != "a" {
+		t.Fatalf("first PutOnce = %v, %v, %v", first, ok, err)
+	}
+	again, ok, err := a.PutOnce(ctx, "k1", rec)
+	if err != nil || ok || again[0].ID != first[0].ID {
+		t.Fatalf("retry = %v, %v, %v; want the first record, not first", again, ok, err)
+	}
+	other, ok, err := b.PutOnce(ctx, "k1", rec)
+	if err != nil || !ok || other[0].ID == first[0].ID {
+		t.Fatalf("b's PutOnce with a's key = %v, %v, %v; want a record of its own", other, ok, err)
+	}
+	if _, _, err := a.PutOnce(ctx, "k2", memory.Record{Namespace: "agent/x", Kind: memory.KindObservation}); !errors.Is(err, memory.ErrDenied) {
+		t.Errorf("PutOnce outside the grants = %v, want ErrDenied", err)
+	}
+	if _, _, err := a.PutOnce(ctx, "k3", memory.Record{Namespace: "fleet", Kind: memory.KindAudit}); !errors.Is(err, memory.ErrDenied) {
+		t.Errorf("PutOnce of kind audit = %v, want ErrDenied", err)
+	}
+	n := 0
+	for _, err := range db.Query(ctx, memory.Query{Namespace: "fleet"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Errorf("%d records stored, want 2 (a's once, b's)", n)
+	}
+}

@@ -86,6 +86,19 @@ func checkRecord(r *Record, now time.Time) error {
 	if len(r.Data) > 0 && !json.Valid(r.Data) {
 		return fmt.Errorf("%w: data is not valid JSON: %.60q", ErrInvalid, r.Data)
 	}
+	// Records are stored as JSON, which has no year before 0 or after 9999:
+	// refused here, not at the commit, which would fail every write in it.
+	for _, f := range [...]struct {
+		name string
+		t    time.Time
+	}{{"time", r.Time}, {"expires_at", r.ExpiresAt}} {
+		if y := f.t.Year(); y < 0 || y > 9999 {
+			return fmt.Errorf("%w: %s %s is outside years 0 to 9999", ErrInvalid, f.name, f.t.Format(time.RFC3339))
+		}
+		if _, off := f.t.Zone(); off <= -24*3600 || off >= 24*3600 {
+			return fmt.Errorf("%w: %s %s has a zone offset of %ds, want less than 24 h", ErrInvalid, f.name, f.t.Format(time.RFC3339), off)
+		}
+	}
 	if !r.ExpiresAt.IsZero() && !r.ExpiresAt.After(now) {
 		return fmt.Errorf("%w: expires_at %s is not in the future", ErrInvalid, r.ExpiresAt.Format(time.RFC3339Nano))
 	}

@@ -186,6 +186,11 @@ type Memory struct {
 	Read    []string `yaml:"read"`                                 // namespaces; default ["agent/<name>", "shared"]
 	Write   []string `yaml:"write"`                                // namespaces; default ["agent/<name>", "shared"]
 	Profile string   `yaml:"profile" check:"oneof=default|lowmem"` // default "default"
+	// MinFree is the free disk space below which the store refuses writes
+	// (memory.Config.MinFreeBytes); 0: the profile's default (544MiB,
+	// lowmem 48MiB). The fleet shares one store, so agents that set it must
+	// agree.
+	MinFree ByteSize `yaml:"min_free" check:"nonneg"`
 	// Embeddings is the endpoint that embeds memories for vector recall.
 	// The fleet shares one recall index, so agents that set it must agree.
 	// Unset: recall is BM25 alone.

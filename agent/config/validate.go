@@ -61,6 +61,8 @@ func (d *decoder) finish(f *File, fleet bool) {
 	names := map[string]string{} // agent name → key of its first use
 	var embed Embeddings         // the first agent's memory.embeddings, at embedKey
 	var embedKey string
+	var minFree ByteSize // the first agent's memory.min_free, at minFreeKey
+	var minFreeKey string
 	for i := range f.Agents {
 		p := ""
 		if fleet {
@@ -82,6 +84,14 @@ func (d *decoder) finish(f *File, fleet bool) {
 				embedKey, embed = key, e
 			} else if e != embed {
 				d.errAt(key, "differs from the memory.embeddings at line %d (the fleet shares one recall index, so one embeddings endpoint)", d.lines[embedKey])
+			}
+		}
+		if a.Memory.MinFree != 0 {
+			key := join(p, "memory.min_free")
+			if minFreeKey == "" {
+				minFreeKey, minFree = key, a.Memory.MinFree
+			} else if a.Memory.MinFree != minFree {
+				d.errAt(key, "%s differs from the memory.min_free %s at line %d (the fleet shares one store, so one threshold)", a.Memory.MinFree, minFree, d.lines[minFreeKey])
 			}
 		}
 	}

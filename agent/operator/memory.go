@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/depai/depai/agent/policy"
@@ -89,10 +90,16 @@ func (s *Server) putMemory(w http.ResponseWriter, r *http.Request) {
 	if key != "" {
 		write.Key = "api/" + op.name + "/" + key
 	}
-	args, _ := json.Marshal(struct {
-		Key    string          `json:"idempotency_key,omitempty"`
-		Record json.RawMessage `json:"record"`
-	}{key, body})
+	// {"idempotency_key": key, "record": body}, built by hand: the key is
+	// printable ASCII, which strconv quotes as JSON does, and body decoded
+	// above (the audit log compacts it as it seals the entry).
+	args := make([]byte, 0, len(body)+len(key)+40)
+	args = append(args, '{')
+	if key != "" {
+		args = strconv.AppendQuote(append(args, `"idempotency_key":`...), key)
+		args = append(args, ',')
+	}
+	args = append(append(append(args, `"record":`...), body...), '}')
 	a := policy.Action{
 		Principal: policy.Principal{Kind: policy.PrincipalOperator, ID: op.name, Role: op.role},
 		Kind:      policy.ActionTool, Name: "memory.put", Effect: wire.EffectWrite, Target: ns, Args: args,

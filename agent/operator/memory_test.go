@@ -33,10 +33,18 @@ var putOperators = []operator.Operator{
 
 func openMemoryFixture(t testing.TB, dir string) *memoryFixture {
 	t.Helper()
+	return openMemoryFixtureWith(t, memory.Config{Dir: dir + "/memory"})
+}
+
+// openMemoryFixtureWith is openMemoryFixture with the store's config
+// (Dir is DIR/memory).
+func openMemoryFixtureWith(t testing.TB, cfg memory.Config) *memoryFixture {
+	t.Helper()
 	ctx := context.Background()
+	dir := strings.TrimSuffix(cfg.Dir, "/memory")
 	f := &memoryFixture{dir: dir}
 	var err error
-	if f.db, err = memory.Open(ctx, memory.Config{Dir: dir + "/memory"}); err != nil {
+	if f.db, err = memory.Open(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if f.log, err = policy.OpenLog(ctx, f.db); err != nil {
@@ -162,6 +170,49 @@ func TestPutIdempotent(t *testing.T) {
 	// 37 puts, each a decision and an outcome.
 	if rep.Entries != 74 {
 		t.Errorf("%d audit entries, want 74\n%s", rep.Entries, rep)
+	}
+}
+
+// The audit decision of a put records what was asked: the idempotency key
+// (quoted as JSON, whatever printable characters it has) and the body.
+func TestPutAuditArgs(t *testing.T) {
+	f := openMemoryFixture(t, t.TempDir())
+	defer f.close(t)
+	body := `{"kind": "observation", "text": "pallet <17>"}`
+	for _, key := range []string{`k"1\x`, ""} {
+		resp, got := request(t, f.srv, "POST", "/v1/memory/fleet/site-a", "Bearer "+testToken, body, "Idempotency-Key", key)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("put: %d %s", resp.StatusCode, got)
+		}
+		var found bool
+		for r, err := range f.db.Query(context.Background(), memory.Query{Namespace: policy.AuditNamespace, Tags: []string{"phase:decision"}, Limit: 1}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e policy.Entry
+			if err := json.Unmarshal(r.Data, &e); err != nil {
+				t.Fatal(err)
+			}
+			var args struct {
+				Key    *string         `json:"idempotency_key"`
+				Record json.RawMessage `json:"record"`
+			}
+			if err := json.Unmarshal(e.Args, &args); err != nil {
+				t.Fatalf("args %s: %v", e.Args, err)
+			}
+			gotKey := ""
+			if args.Key != nil {
+				gotKey = *args.Key
+			}
+			var rec operator.Put
+			if gotKey != key || (key == "" && args.Key != nil) || json.Unmarshal(args.Record, &rec) != nil || rec.Text != "pallet <17>" {
+				t.Errorf("decision args %s, want key %q and the body", e.Args, key)
+			}
+			found = true
+		}
+		if !found {
+			t.Fatal("no decision recorded")
+		}
 	}
 }
 

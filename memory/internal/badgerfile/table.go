@@ -1,6 +1,7 @@
 package badgerfile
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -189,6 +190,13 @@ func (t *Table) Get(userKey []byte) (val []byte, ver uint64, ok bool, err error)
 			err = fmt.Errorf("table %s: unreadable (%v)", filepath.Base(t.info.Path), p)
 		}
 	}()
+	// Outside the table's key range or its bloom filter (no false
+	// negatives), the key is not there: no block need be read. An open
+	// asks every table for the store's last Seq.
+	if bytes.Compare(userKey, y.ParseKey(t.t.Smallest())) < 0 || bytes.Compare(userKey, y.ParseKey(t.t.Biggest())) > 0 ||
+		t.t.DoesNotHave(y.Hash(userKey)) {
+		return nil, 0, false, nil
+	}
 	it := t.t.NewIterator(0)
 	defer it.Close()
 	it.Seek(y.KeyWithTs(userKey, ^uint64(0)))
