@@ -23,6 +23,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/wasm/internal/interrupt"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -107,20 +108,33 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 	if pages == 0 || pages > 65536 {
 		return nil, fmt.Errorf("plugin %q: memory limit %d bytes: want 64 KiB to 4 GiB", spec.Name, limits.MemoryBytes)
 	}
+	// Deadlines: the module is rewritten to check an interrupt flag at
+	// every loop head (see package interrupt); one it cannot rewrite gets
+	// wazero's own check, which is several times slower.
+	interruptible := true
+	if inst, err := interrupt.Instrument(code); err == nil {
+		code = inst
+	} else if errors.Is(err, interrupt.ErrUnsupported) {
+		interruptible = false
+		t.logger.Info("plugin uses a WASM feature the interrupt rewrite does not know; its deadlines use wazero's slower check", "plugin", spec.Name, "err", err)
+	} else {
+		return nil, fmt.Errorf("plugin %q: %s: invalid WASM module: %w", spec.Name, spec.Path, err)
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCompilationCache(t.cache).
 		WithMemoryLimitPages(uint32(pages)).
-		WithCloseOnContextDone(true))
+		WithCloseOnContextDone(!interruptible))
 	p := &plugin{
-		name:   spec.Name,
-		rt:     rt,
-		grants: spec.Grants,
-		limits: limits,
-		disp:   spec.Host,
-		logger: t.logger.With("plugin", spec.Name),
-		output: host.NewOutputLimiter(float64(limits.OutputBytes), t.logger.With("plugin", spec.Name)),
-		sem:    make(chan struct{}, limits.Concurrency),
-		idle:   make(chan *instance, limits.Concurrency),
+		interruptible: interruptible,
+		name:          spec.Name,
+		rt:            rt,
+		grants:        spec.Grants,
+		limits:        limits,
+		disp:          spec.Host,
+		logger:        t.logger.With("plugin", spec.Name),
+		output:        host.NewOutputLimiter(float64(limits.OutputBytes), t.logger.With("plugin", spec.Name)),
+		sem:           make(chan struct{}, limits.Concurrency),
+		idle:          make(chan *instance, limits.Concurrency),
 	}
 	p.startCtx, p.stopStart = context.WithCancel(context.Background())
 	if err := p.start(ctx, spec.Path, code, cmp.Or(spec.InitTimeout, defaultInitTimeout)); err != nil {
@@ -169,7 +183,7 @@ func (p *plugin) start(ctx context.Context, path string, code []byte, initTimeou
 		<-p.sem
 		return initErr(err)
 	}
-	defer p.put(inst, true)
+	defer func() { p.put(inst, !inst.spent) }()
 	v, err := inst.abiVersion(ctx)
 	if err != nil {
 		return initErr(fmt.Errorf("abi_version: %w", err))
