@@ -24,20 +24,17 @@ import (
 	"github.com/depai/depai/sdk/wire"
 )
 
-// plugin is one loaded WASM plugin: its runtime, compiled module and pool.
+// plugin is one loaded WASM plugin: its compiled module and pool.
 type plugin struct {
 	name     string
-	rt       wazero.Runtime
-	compiled wazero.CompiledModule
+	t        *Transport
+	mod      *module
 	grants   wire.Capabilities
 	limits   host.Limits
 	disp     host.Dispatcher
 	logger   *slog.Logger
 	output   *host.OutputLimiter // shared by every instance's stdout and stderr
 	manifest wire.Manifest
-	// interruptible: the module was rewritten by package interrupt, and
-	// the runtime does not instrument it (see Transport.Load).
-	interruptible bool
 
 	// sem bounds the instances alive (idle or in a call); idle holds those
 	// ready for the next call.
@@ -86,6 +83,7 @@ func (p *plugin) Confinement() host.Confinement {
 
 // instance is one module instance; it runs one call at a time.
 type instance struct {
+	p     *plugin
 	mod   api.Module
 	mem   api.Memory
 	alloc api.Function
@@ -205,11 +203,11 @@ func (p *plugin) replenish() {
 }
 
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
-	inst := &instance{stderr: newTail(p.logger, slog.LevelWarn, p.output)}
+	inst := &instance{p: p, stderr: newTail(p.logger, slog.LevelWarn, p.output)}
 	// An interruptible module's _initialize is called below, once its
 	// interrupt global can be reached: a plugin's init() may spin too.
 	start := []string{"_initialize"}
-	if p.interruptible {
+	if p.mod.interruptible {
 		start = nil
 	}
 	cfg := wazero.NewModuleConfig().
@@ -231,12 +229,12 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	cfg = cfg.WithRandSource(crand.Reader)
 	inst.ctx = ctx
 	ctx = context.WithValue(ctx, instanceKey{}, inst)
-	mod, err := p.rt.InstantiateModule(ctx, p.compiled, cfg)
+	mod, err := p.mod.rt.InstantiateModule(ctx, p.mod.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start instance: %w%s", err, inst.stderr.suffix())
 	}
 	inst.mod = mod
-	if p.interruptible {
+	if p.mod.interruptible {
 		flag, ok := mod.ExportedGlobal(interrupt.Export).(api.MutableGlobal)
 		if !ok {
 			_ = mod.Close(context.Background())
@@ -440,8 +438,8 @@ func (p *plugin) startRun() {
 	})
 }
 
-// Close stops every instance and releases the plugin's runtime. Calls in
-// flight end with an error.
+// Close stops every instance and releases the plugin's compiled module.
+// Calls in flight end with an error.
 func (p *plugin) Close(ctx context.Context) error {
 	p.startMu.Lock()
 	already := p.closed.Swap(true)
@@ -458,7 +456,11 @@ func (p *plugin) Close(ctx context.Context) error {
 		p.stopRun()
 		p.running.Wait()
 	}
-	return p.rt.Close(ctx)
+	// Every instance left is idle now.
+	for len(p.idle) > 0 {
+		_ = (<-p.idle).mod.Close(ctx)
+	}
+	return p.t.release(ctx, p.mod)
 }
 
 func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
