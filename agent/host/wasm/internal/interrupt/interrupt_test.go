@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -184,4 +185,24 @@ func FuzzInstrument(f *testing.F) {
 			t.Fatalf("the original compiles, the rewrite does not: %v", err)
 		}
 	})
+}
+
+// BenchmarkInstrument rewrites a Go guest (set DEPAI_BENCH_WASM to a .wasm;
+// it is skipped otherwise): this is paid at every load, before the
+// compilation cache is consulted.
+func BenchmarkInstrument(b *testing.B) {
+	path := os.Getenv("DEPAI_BENCH_WASM")
+	if path == "" {
+		b.Skip("DEPAI_BENCH_WASM names no module")
+	}
+	code, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(code)))
+	for b.Loop() {
+		if _, err := interrupt.Instrument(code); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
