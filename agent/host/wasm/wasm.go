@@ -15,11 +15,14 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -47,6 +50,10 @@ type Config struct {
 type Transport struct {
 	cache  wazero.CompilationCache
 	logger *slog.Logger
+	// rewrites keeps modules rewritten by package interrupt, by the digest
+	// of the original: the rewrite costs more than reading its result.
+	// Empty: rewrite at every load.
+	rewrites string
 	// mu guards modules, the compiled artifacts in use. Lock order: a leaf.
 	mu      sync.Mutex
 	modules map[moduleKey]*module
@@ -95,6 +102,10 @@ func New(cfg Config) (*Transport, error) {
 		return nil, fmt.Errorf("wasm: cache dir %s: %w", cfg.CacheDir, err)
 	}
 	t.cache = c
+	t.rewrites = filepath.Join(cfg.CacheDir, "interrupt-v"+strconv.Itoa(interrupt.Version))
+	if err := os.MkdirAll(t.rewrites, 0o700); err != nil {
+		return nil, fmt.Errorf("wasm: cache dir: %w", err)
+	}
 	return t, nil
 }
 
@@ -181,7 +192,7 @@ func (t *Transport) acquire(ctx context.Context, name, path string, code []byte,
 	// loop heads (see package interrupt); one it cannot rewrite gets
 	// wazero's own check, which is several times slower.
 	m := &module{key: key, interruptible: true, refs: 1}
-	if inst, err := interrupt.Instrument(code); err == nil {
+	if inst, err := t.instrument(key, code); err == nil {
 		code = inst
 	} else if errors.Is(err, interrupt.ErrUnsupported) {
 		m.interruptible = false
@@ -220,6 +231,35 @@ func (t *Transport) acquire(ctx context.Context, name, path string, code []byte,
 	}
 	t.modules[key] = m
 	return m, nil
+}
+
+// instrument returns code rewritten by package interrupt, from the cache
+// when it holds the rewrite. The cache directory is the transport's own
+// (0700, like the machine code beside it), so what it holds is trusted.
+func (t *Transport) instrument(key moduleKey, code []byte) ([]byte, error) {
+	if t.rewrites == "" {
+		return interrupt.Instrument(code)
+	}
+	path := filepath.Join(t.rewrites, hex.EncodeToString(key.digest[:])+".wasm")
+	if b, err := os.ReadFile(path); err == nil {
+		return b, nil
+	}
+	out, err := interrupt.Instrument(code)
+	if err != nil {
+		return nil, err
+	}
+	// Written whole and renamed into place; a cache that cannot be
+	// written only costs the next load the rewrite again.
+	if tmp, err := os.CreateTemp(t.rewrites, ".rewrite-*"); err == nil {
+		_, werr := tmp.Write(out)
+		if cerr := tmp.Close(); werr == nil && cerr == nil {
+			werr = os.Rename(tmp.Name(), path)
+		}
+		if werr != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}
+	return out, nil
 }
 
 // release drops a plugin's use of m; the last one closes its runtime.

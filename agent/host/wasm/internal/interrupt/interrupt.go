@@ -37,6 +37,10 @@ import (
 	"fmt"
 )
 
+// Version changes whenever the rewrite does, so that rewrites cached by an
+// older one are not used.
+const Version = 1
+
 // Export is the name the interrupt global is exported under.
 const Export = "depai.interrupt"
 
