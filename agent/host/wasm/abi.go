@@ -3,8 +3,10 @@ package wasm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/depai/depai/sdk/wire"
@@ -13,22 +15,22 @@ import (
 // errFlag marks a host_call result that is a JSON wire.Error.
 const errFlag = 1 << 32
 
-// instantiateHostModule defines the "depai" imports for this plugin's
-// runtime; they route every host method through the plugin's dispatcher,
-// named as this plugin.
-func (p *plugin) instantiateHostModule(ctx context.Context) error {
+// instantiateHostModule defines the "depai" imports in a runtime; they route
+// every host method through the dispatcher of the plugin whose instance
+// calls, named as that plugin.
+func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 	i32 := api.ValueTypeI32
-	_, err := p.rt.NewHostModuleBuilder("depai").
+	_, err := rt.NewHostModuleBuilder("depai").
 		NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostCall), []api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{api.ValueTypeI64}).
+		WithGoModuleFunction(api.GoModuleFunc(hostCall), []api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{api.ValueTypeI64}).
 		WithParameterNames("method_ptr", "method_len", "payload_ptr", "payload_len", "out_ptr", "out_cap").
 		Export("host_call").
 		NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostResult), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithGoModuleFunction(api.GoModuleFunc(hostResult), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("out_ptr", "out_cap").
 		Export("host_result").
 		NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostLog), []api.ValueType{i32, i32}, nil).
+		WithGoModuleFunction(api.GoModuleFunc(hostLog), []api.ValueType{i32, i32}, nil).
 		WithParameterNames("ptr", "len").
 		Export("log").
 		Instantiate(ctx)
@@ -49,8 +51,19 @@ func read(mod api.Module, ptr, n uint64) []byte {
 	return b
 }
 
-func (p *plugin) hostCall(ctx context.Context, mod api.Module, stack []uint64) {
-	inst, _ := ctx.Value(instanceKey{}).(*instance)
+// caller is the instance a host function was called from. Every call into
+// a guest carries it in its context; a guest reached any other way traps.
+func caller(ctx context.Context) *instance {
+	inst, ok := ctx.Value(instanceKey{}).(*instance)
+	if !ok {
+		panic(errors.New("host function called outside a plugin call"))
+	}
+	return inst
+}
+
+func hostCall(ctx context.Context, mod api.Module, stack []uint64) {
+	inst := caller(ctx)
+	p := inst.p
 	method := string(read(mod, stack[0], stack[1]))
 	// The payload is a view of guest memory, valid while the guest waits
 	// for this call; the dispatcher decodes it before returning.
@@ -71,18 +84,16 @@ func (p *plugin) hostCall(ctx context.Context, mod api.Module, stack []uint64) {
 		if !mod.Memory().Write(optr, out) {
 			panic(fmt.Errorf("host_call: result buffer %#x+%d lies outside the plugin's memory", optr, ocap))
 		}
-	} else if inst != nil {
+	} else {
 		inst.pending = out
 	}
 	stack[0] = uint64(len(out)) | flag
 }
 
-func (p *plugin) hostResult(ctx context.Context, mod api.Module, stack []uint64) {
-	inst, _ := ctx.Value(instanceKey{}).(*instance)
+func hostResult(ctx context.Context, mod api.Module, stack []uint64) {
+	inst := caller(ctx)
 	var out []byte
-	if inst != nil {
-		out, inst.pending = inst.pending, nil
-	}
+	out, inst.pending = inst.pending, nil
 	n := min(len(out), int(uint32(stack[1])))
 	if !mod.Memory().Write(uint32(stack[0]), out[:n]) {
 		panic(fmt.Errorf("host_result: buffer %#x+%d lies outside the plugin's memory", uint32(stack[0]), n))
@@ -90,7 +101,8 @@ func (p *plugin) hostResult(ctx context.Context, mod api.Module, stack []uint64)
 	stack[0] = uint64(n)
 }
 
-func (p *plugin) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
+func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
+	p := caller(ctx).p
 	payload := read(mod, stack[0], stack[1])
 	if len(payload) > p.limits.MaxMessageBytes {
 		return

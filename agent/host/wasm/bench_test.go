@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/wasm/internal/wasmbuild"
@@ -54,6 +59,23 @@ func benchPlugin(b *testing.B, pkg string, grants wire.Capabilities) (*host.Plug
 	return p, c.last
 }
 
+// cpuMeter reports the process's CPU time per op beside the wall time: on
+// a machine shared with other jobs the wall time also counts the time the
+// benchmark waited for a core, its CPU time much less so.
+func cpuMeter(b *testing.B) func() {
+	b.Helper()
+	start := cpuTime()
+	return func() {
+		b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // echo100 is a 100-byte JSON document, the same in and out.
 var echo100 = json.RawMessage(`{"text":"the quick brown fox jumps over the lazy dog twice","count":7,"tags":["alpha","beta","gam"]}`)
 
@@ -71,6 +93,7 @@ func BenchmarkCall(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
 		_, p := benchPlugin(b, "testdata/raw", wire.Capabilities{})
 		c := wire.Call{Method: "raw.ok", Payload: echo100, Checked: true}
+		defer cpuMeter(b)()
 		for b.Loop() {
 			if r := p.Call(ctx, c); r.Error != nil {
 				b.Fatal(r.Error)
@@ -80,6 +103,7 @@ func BenchmarkCall(b *testing.B) {
 	hp, p := benchPlugin(b, "../../../examples/plugins/chaos", wire.Capabilities{})
 	b.Run("sdk", func(b *testing.B) {
 		c := wire.Call{Method: "chaos.echo", Payload: echo100, Checked: true}
+		defer cpuMeter(b)()
 		for b.Loop() {
 			if r := p.Call(ctx, c); r.Error != nil || len(r.Payload) != 100 {
 				b.Fatal(r.Error, string(r.Payload))
@@ -95,6 +119,7 @@ func BenchmarkCall(b *testing.B) {
 				echo = t
 			}
 		}
+		defer cpuMeter(b)()
 		for b.Loop() {
 			if _, err := echo.Call(ctx, echo100); err != nil {
 				b.Fatal(err)
@@ -127,6 +152,7 @@ func BenchmarkNewInstance(b *testing.B) {
 			_, p := benchPlugin(b, pkg, wire.Capabilities{})
 			ctx := context.Background()
 			var mem uint32
+			defer cpuMeter(b)()
 			for b.Loop() {
 				inst, err := p.newInstance(ctx)
 				if err != nil {
@@ -165,7 +191,70 @@ func BenchmarkStartFromCache(b *testing.B) {
 		_ = tr.Close(ctx)
 	}
 	start() // fill the cache
+	defer cpuMeter(b)()
 	for b.Loop() {
 		start()
 	}
+}
+
+// BenchmarkRSSPerPlugin loads one artifact as several plugins (as several
+// agents of a fleet would) through one transport, and reports the resident
+// memory the first added and each further one added: the machine code is
+// compiled, and held, once.
+func BenchmarkRSSPerPlugin(b *testing.B) {
+	const extra = 4
+	path := wasmbuild.Build(b, "../../../examples/plugins/hello")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := host.New(host.Config{Logger: quiet})
+	ctx := context.Background()
+	var first, more float64
+	for b.Loop() {
+		tr, err := New(Config{CacheDir: wasmbuild.CacheDir(), Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var loaded []host.Instance
+		load := func(name string) {
+			inst, err := tr.Load(ctx, host.LoadSpec{Name: name, Path: path, Host: h})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r := inst.Call(ctx, wire.Call{Method: "hello.greet", Payload: json.RawMessage(`{"name":"x"}`)}); r.Error != nil {
+				b.Fatal(r.Error)
+			}
+			loaded = append(loaded, inst)
+		}
+		r0 := rss(b)
+		load("hello0")
+		r1 := rss(b)
+		for i := range extra {
+			load("hello" + strconv.Itoa(i+1))
+		}
+		r2 := rss(b)
+		first += float64(r1 - r0)
+		more += float64(r2-r1) / extra
+		for _, inst := range loaded {
+			_ = inst.Close(ctx)
+		}
+		_ = tr.Close(ctx)
+	}
+	b.ReportMetric(first/float64(b.N)/(1<<20), "MiB-first")
+	b.ReportMetric(more/float64(b.N)/(1<<20), "MiB-each-more")
+}
+
+// rss is the process's resident set after a collection that returned
+// what it could to the OS.
+func rss(tb testing.TB) int64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		tb.Skip("no /proc/self/statm:", err)
+	}
+	f := strings.Fields(string(b))
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pages * int64(os.Getpagesize())
 }

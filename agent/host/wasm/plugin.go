@@ -20,14 +20,15 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/wasm/internal/interrupt"
 	"github.com/depai/depai/sdk/wire"
 )
 
-// plugin is one loaded WASM plugin: its runtime, compiled module and pool.
+// plugin is one loaded WASM plugin: its compiled module and pool.
 type plugin struct {
 	name     string
-	rt       wazero.Runtime
-	compiled wazero.CompiledModule
+	t        *Transport
+	mod      *module
 	grants   wire.Capabilities
 	limits   host.Limits
 	disp     host.Dispatcher
@@ -46,12 +47,15 @@ type plugin struct {
 	stopRun context.CancelFunc
 	running sync.WaitGroup
 
-	// startMu orders starting a replenisher against Close: none starts once
-	// closed is set, and Close waits for those started (starting) before it
-	// closes the runtime they instantiate modules in. Lock order: a leaf.
+	// startMu orders starting a replenisher or a call against Close: none
+	// starts once closed is set, and Close waits for those started
+	// (starting, calls) before it closes the runtime they run in — machine
+	// code must not be released under a running guest. Lock order: a leaf.
 	startMu  sync.Mutex
 	starting sync.WaitGroup
-	// startCtx bounds the replenishers; Close cancels it (stopStart).
+	calls    sync.WaitGroup
+	// startCtx bounds the replenishers and the calls; Close cancels it
+	// (stopStart), which interrupts the guests in calls.
 	startCtx  context.Context
 	stopStart context.CancelFunc
 }
@@ -79,6 +83,7 @@ func (p *plugin) Confinement() host.Confinement {
 
 // instance is one module instance; it runs one call at a time.
 type instance struct {
+	p     *plugin
 	mod   api.Module
 	mem   api.Memory
 	alloc api.Function
@@ -92,6 +97,10 @@ type instance struct {
 	ctx    context.Context
 	stderr *tail
 	stack  [2]uint64
+	// flag is the module's interrupt global (nil when the runtime checks
+	// the context itself); spent says it was raised, so the instance must go.
+	flag  api.MutableGlobal
+	spent bool
 }
 
 type instanceKey struct{}
@@ -102,9 +111,14 @@ func (p *plugin) Manifest() wire.Manifest { return p.manifest }
 // and the pool has room). The instance is discarded after any trap, exit,
 // missed deadline or malformed result, so the next call starts clean.
 func (p *plugin) Call(ctx context.Context, c wire.Call) wire.Result {
+	p.startMu.Lock()
 	if p.closed.Load() {
+		p.startMu.Unlock()
 		return errResult(wire.CodeUnavailable, "plugin %q is closed", p.name)
 	}
+	p.calls.Add(1)
+	p.startMu.Unlock()
+	defer p.calls.Done()
 	if len(c.Payload) > p.limits.MaxMessageBytes {
 		return errResult(wire.CodeTooLarge, "call to %s: payload of %d bytes exceeds the limit of %d", c.Method, len(c.Payload), p.limits.MaxMessageBytes)
 	}
@@ -112,17 +126,16 @@ func (p *plugin) Call(ctx context.Context, c wire.Call) wire.Result {
 	if c.Deadline != 0 {
 		timeout = min(timeout, time.Until(time.Unix(0, c.Deadline)))
 	}
-	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// Close ends the calls in flight.
+	defer context.AfterFunc(p.startCtx, cancel)()
 	inst, err := p.get(ctx)
 	if err != nil {
 		return wire.Result{Error: p.callError(c.Method, ctx, err, nil)}
 	}
 	res, healthy := p.run(ctx, inst, c)
-	p.put(inst, healthy)
+	p.put(inst, healthy && !inst.spent)
 	return res
 }
 
@@ -190,10 +203,16 @@ func (p *plugin) replenish() {
 }
 
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
-	inst := &instance{stderr: newTail(p.logger, slog.LevelWarn, p.output)}
+	inst := &instance{p: p, stderr: newTail(p.logger, slog.LevelWarn, p.output)}
+	// An interruptible module's _initialize is called below, once its
+	// interrupt global can be reached: a plugin's init() may spin too.
+	start := []string{"_initialize"}
+	if p.mod.interruptible {
+		start = nil
+	}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
-		WithStartFunctions("_initialize").
+		WithStartFunctions(start...).
 		WithStdout(newTail(p.logger, slog.LevelInfo, p.output)).
 		WithStderr(inst.stderr)
 	// Without the clock grant, wazero's defaults stand: a wall clock that
@@ -209,11 +228,24 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	// nonce or token a plugin makes. Randomness reveals nothing of the host.
 	cfg = cfg.WithRandSource(crand.Reader)
 	inst.ctx = ctx
-	mod, err := p.rt.InstantiateModule(context.WithValue(ctx, instanceKey{}, inst), p.compiled, cfg)
+	ctx = context.WithValue(ctx, instanceKey{}, inst)
+	mod, err := p.mod.rt.InstantiateModule(ctx, p.mod.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start instance: %w%s", err, inst.stderr.suffix())
 	}
 	inst.mod = mod
+	if p.mod.interruptible {
+		flag, ok := mod.ExportedGlobal(interrupt.Export).(api.MutableGlobal)
+		if !ok {
+			_ = mod.Close(context.Background())
+			return nil, fmt.Errorf("start instance: the rewritten module exports no mutable %s", interrupt.Export)
+		}
+		inst.flag = flag
+		if err := inst.invoke(ctx, mod.ExportedFunction("_initialize"), nil); err != nil {
+			_ = mod.Close(context.Background())
+			return nil, fmt.Errorf("start instance: %w%s", err, inst.stderr.suffix())
+		}
+	}
 	inst.mem = mod.Memory()
 	inst.alloc = mod.ExportedFunction("alloc")
 	inst.call = mod.ExportedFunction("call")
@@ -232,21 +264,39 @@ func (inst *instance) sleep(ns int64) {
 	}
 }
 
+// invoke calls fn, interrupting the guest when ctx ends (see package
+// interrupt). An interrupted instance is spent: the caller discards it.
+func (inst *instance) invoke(ctx context.Context, fn api.Function, stack []uint64) error {
+	if inst.flag == nil {
+		return fn.CallWithStack(ctx, stack)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { inst.flag.Set(1) })
+	err := fn.CallWithStack(ctx, stack)
+	if !stop() {
+		inst.spent = true
+		if err != nil {
+			return fmt.Errorf("%w: the guest was interrupted (%v)", ctx.Err(), err)
+		}
+	}
+	return err
+}
+
 func (inst *instance) abiVersion(ctx context.Context) (int32, error) {
-	r, err := inst.mod.ExportedFunction("abi_version").Call(ctx)
-	if err != nil {
+	if err := inst.invoke(ctx, inst.mod.ExportedFunction("abi_version"), inst.stack[:]); err != nil {
 		return 0, err
 	}
-	return int32(uint32(r[0])), nil
+	return int32(uint32(inst.stack[0])), nil
 }
 
 func (inst *instance) describe(ctx context.Context, maxBytes int) (wire.Manifest, error) {
 	var m wire.Manifest
-	r, err := inst.mod.ExportedFunction("describe").Call(ctx)
-	if err != nil {
+	if err := inst.invoke(ctx, inst.mod.ExportedFunction("describe"), inst.stack[:]); err != nil {
 		return m, err
 	}
-	body, isErr, err := inst.readResult(r[0], maxBytes)
+	body, isErr, err := inst.readResult(inst.stack[0], maxBytes)
 	if err != nil {
 		return m, err
 	}
@@ -267,7 +317,7 @@ func (p *plugin) run(ctx context.Context, inst *instance, c wire.Call) (res wire
 	n := 5 + len(c.Method) + len(c.Payload)
 	if uint32(n) > inst.inCap {
 		inst.stack[0] = uint64(n)
-		if err := inst.alloc.CallWithStack(ctx, inst.stack[:]); err != nil {
+		if err := inst.invoke(ctx, inst.alloc, inst.stack[:]); err != nil {
 			return wire.Result{Error: p.callError(c.Method, ctx, err, inst)}, false
 		}
 		inst.inPtr, inst.inCap = uint32(inst.stack[0]), uint32(n)
@@ -284,7 +334,7 @@ func (p *plugin) run(ctx context.Context, inst *instance, c wire.Call) (res wire
 	copy(buf[5:], c.Method)
 	copy(buf[5+len(c.Method):], c.Payload)
 	inst.stack[0], inst.stack[1] = uint64(inst.inPtr), uint64(n)
-	if err := inst.call.CallWithStack(ctx, inst.stack[:]); err != nil {
+	if err := inst.invoke(ctx, inst.call, inst.stack[:]); err != nil {
 		return wire.Result{Error: p.callError(c.Method, ctx, err, inst)}, false
 	}
 	body, isErr, err := inst.readResult(inst.stack[0], p.limits.MaxMessageBytes)
@@ -388,8 +438,8 @@ func (p *plugin) startRun() {
 	})
 }
 
-// Close stops every instance and releases the plugin's runtime. Calls in
-// flight end with an error.
+// Close stops every instance and releases the plugin's compiled module.
+// Calls in flight end with an error.
 func (p *plugin) Close(ctx context.Context) error {
 	p.startMu.Lock()
 	already := p.closed.Swap(true)
@@ -397,15 +447,20 @@ func (p *plugin) Close(ctx context.Context) error {
 	if already {
 		return nil
 	}
-	// An instance being started behind a crash would race the runtime's
-	// close: it is cancelled, and waited for.
+	// An instance being started behind a crash, or a guest in a call,
+	// would race the runtime's close: they are cancelled, and waited for.
 	p.stopStart()
+	p.calls.Wait()
 	p.starting.Wait()
 	if p.stopRun != nil {
 		p.stopRun()
 		p.running.Wait()
 	}
-	return p.rt.Close(ctx)
+	// Every instance left is idle now.
+	for len(p.idle) > 0 {
+		_ = (<-p.idle).mod.Close(ctx)
+	}
+	return p.t.release(ctx, p.mod)
 }
 
 func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {

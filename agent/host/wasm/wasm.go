@@ -1,7 +1,9 @@
 // Package wasm is depai's sandboxed plugin transport: plugins are WASM
 // modules (Go guests built as wasip1 reactors against depai/sdk) run by
-// wazero. Each plugin gets its own runtime with its memory limit, one
-// compiled module and a bounded pool of instances, one per concurrent call.
+// wazero. An artifact is compiled once per transport and memory limit, in
+// a runtime of its own, and shared by every plugin loaded from it (several
+// agents of a fleet, say); each plugin has a bounded pool of instances, one
+// per concurrent call.
 // A module sees no files, environment or sockets, and no real clock unless
 // granted; its randomness is always the host's CSPRNG. Everything else goes
 // through host_call, where the host's grants and policy decide.
@@ -12,17 +14,23 @@ package wasm
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/wasm/internal/interrupt"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -42,13 +50,39 @@ type Config struct {
 type Transport struct {
 	cache  wazero.CompilationCache
 	logger *slog.Logger
+	// rewrites keeps modules rewritten by package interrupt, by the digest
+	// of the original: the rewrite costs more than reading its result.
+	// Empty: rewrite at every load.
+	rewrites string
+	// mu guards modules, the compiled artifacts in use. Lock order: a leaf.
+	mu      sync.Mutex
+	modules map[moduleKey]*module
+}
+
+// moduleKey names a compiled artifact: its digest and its memory limit,
+// which wazero sets per runtime.
+type moduleKey struct {
+	digest [sha256.Size]byte
+	pages  uint32
+}
+
+// module is an artifact compiled in a runtime of its own (with WASI and the
+// depai imports), shared by the plugins loaded from it.
+type module struct {
+	key      moduleKey
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	// interruptible: the code was rewritten by package interrupt, and the
+	// runtime does not instrument it.
+	interruptible bool
+	refs          int // plugins using it; guarded by Transport.mu
 }
 
 var _ host.Transport = (*Transport)(nil)
 
 // New returns a transport. Close it to release the compilation cache.
 func New(cfg Config) (*Transport, error) {
-	t := &Transport{logger: cfg.Logger}
+	t := &Transport{logger: cfg.Logger, modules: map[moduleKey]*module{}}
 	if t.logger == nil {
 		t.logger = slog.Default()
 	}
@@ -68,6 +102,10 @@ func New(cfg Config) (*Transport, error) {
 		return nil, fmt.Errorf("wasm: cache dir %s: %w", cfg.CacheDir, err)
 	}
 	t.cache = c
+	t.rewrites = filepath.Join(cfg.CacheDir, "interrupt-v"+strconv.Itoa(interrupt.Version))
+	if err := os.MkdirAll(t.rewrites, 0o700); err != nil {
+		return nil, fmt.Errorf("wasm: cache dir: %w", err)
+	}
 	return t, nil
 }
 
@@ -107,13 +145,14 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 	if pages == 0 || pages > 65536 {
 		return nil, fmt.Errorf("plugin %q: memory limit %d bytes: want 64 KiB to 4 GiB", spec.Name, limits.MemoryBytes)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithCompilationCache(t.cache).
-		WithMemoryLimitPages(uint32(pages)).
-		WithCloseOnContextDone(true))
+	m, err := t.acquire(ctx, spec.Name, spec.Path, code, uint32(pages))
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: %w", spec.Name, err)
+	}
 	p := &plugin{
 		name:   spec.Name,
-		rt:     rt,
+		t:      t,
+		mod:    m,
 		grants: spec.Grants,
 		limits: limits,
 		disp:   spec.Host,
@@ -123,9 +162,9 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 		idle:   make(chan *instance, limits.Concurrency),
 	}
 	p.startCtx, p.stopStart = context.WithCancel(context.Background())
-	if err := p.start(ctx, spec.Path, code, cmp.Or(spec.InitTimeout, defaultInitTimeout)); err != nil {
+	if err := p.start(ctx, cmp.Or(spec.InitTimeout, defaultInitTimeout)); err != nil {
 		p.stopStart()
-		_ = rt.Close(ctx)
+		_ = t.release(ctx, m)
 		return nil, fmt.Errorf("plugin %q: %w", spec.Name, err)
 	}
 	if p.manifest.Run {
@@ -138,21 +177,107 @@ func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 // sets no InitTimeout.
 const defaultInitTimeout = 30 * time.Second
 
-func (p *plugin) start(ctx context.Context, path string, code []byte, initTimeout time.Duration) error {
-	if err := instantiateWASI(ctx, p.rt); err != nil {
-		return err
+// acquire returns the compiled module for code with a memory limit of
+// pages, compiling it unless a plugin already uses it.
+func (t *Transport) acquire(ctx context.Context, name, path string, code []byte, pages uint32) (*module, error) {
+	key := moduleKey{sha256.Sum256(code), pages}
+	t.mu.Lock()
+	if m, ok := t.modules[key]; ok {
+		m.refs++
+		t.mu.Unlock()
+		return m, nil
 	}
-	if err := p.instantiateHostModule(ctx); err != nil {
-		return err
+	t.mu.Unlock()
+	// Deadlines: the module is rewritten to check an interrupt flag at
+	// loop heads (see package interrupt); one it cannot rewrite gets
+	// wazero's own check, which is several times slower.
+	m := &module{key: key, interruptible: true, refs: 1}
+	if inst, err := t.instrument(key, code); err == nil {
+		code = inst
+	} else if errors.Is(err, interrupt.ErrUnsupported) {
+		m.interruptible = false
+		t.logger.Info("plugin uses a WASM feature the interrupt rewrite does not know; its deadlines use wazero's slower check", "plugin", name, "err", err)
+	} else {
+		return nil, fmt.Errorf("%s: invalid WASM module: %w", path, err)
 	}
-	compiled, err := p.rt.CompileModule(ctx, code)
+	m.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(t.cache).
+		WithMemoryLimitPages(pages).
+		WithCloseOnContextDone(!m.interruptible))
+	err := instantiateWASI(ctx, m.rt)
+	if err == nil {
+		err = instantiateHostModule(ctx, m.rt)
+	}
+	if err == nil {
+		if m.compiled, err = m.rt.CompileModule(ctx, code); err != nil {
+			err = fmt.Errorf("%s: invalid WASM module: %w", path, err)
+		}
+	}
+	if err == nil {
+		if err = checkExports(m.compiled); err != nil {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("%s: invalid WASM module: %w", path, err)
+		_ = m.rt.Close(ctx)
+		return nil, err
 	}
-	p.compiled = compiled
-	if err := checkExports(compiled); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if other, ok := t.modules[key]; ok { // a concurrent load won the race
+		other.refs++
+		_ = m.rt.Close(ctx)
+		return other, nil
 	}
+	t.modules[key] = m
+	return m, nil
+}
+
+// instrument returns code rewritten by package interrupt, from the cache
+// when it holds the rewrite. The cache directory is the transport's own
+// (0700, like the machine code beside it), so what it holds is trusted.
+func (t *Transport) instrument(key moduleKey, code []byte) ([]byte, error) {
+	if t.rewrites == "" {
+		return interrupt.Instrument(code)
+	}
+	path := filepath.Join(t.rewrites, hex.EncodeToString(key.digest[:])+".wasm")
+	if b, err := os.ReadFile(path); err == nil {
+		return b, nil
+	}
+	out, err := interrupt.Instrument(code)
+	if err != nil {
+		return nil, err
+	}
+	// Written whole and renamed into place; a cache that cannot be
+	// written only costs the next load the rewrite again.
+	if tmp, err := os.CreateTemp(t.rewrites, ".rewrite-*"); err == nil {
+		_, werr := tmp.Write(out)
+		if cerr := tmp.Close(); werr == nil && cerr == nil {
+			werr = os.Rename(tmp.Name(), path)
+		}
+		if werr != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}
+	return out, nil
+}
+
+// release drops a plugin's use of m; the last one closes its runtime.
+func (t *Transport) release(ctx context.Context, m *module) error {
+	t.mu.Lock()
+	m.refs--
+	last := m.refs == 0
+	if last {
+		delete(t.modules, m.key)
+	}
+	t.mu.Unlock()
+	if !last {
+		return nil
+	}
+	return m.rt.Close(ctx)
+}
+
+func (p *plugin) start(ctx context.Context, initTimeout time.Duration) error {
 	// From here on the plugin's own code runs: its init() and describe
 	// get initTimeout, and a module that overstays is stopped.
 	ctx, cancel := context.WithTimeout(ctx, initTimeout)
@@ -169,7 +294,7 @@ func (p *plugin) start(ctx context.Context, path string, code []byte, initTimeou
 		<-p.sem
 		return initErr(err)
 	}
-	defer p.put(inst, true)
+	defer func() { p.put(inst, !inst.spent) }()
 	v, err := inst.abiVersion(ctx)
 	if err != nil {
 		return initErr(fmt.Errorf("abi_version: %w", err))

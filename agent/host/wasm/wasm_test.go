@@ -1,6 +1,7 @@
 package wasm_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -285,6 +286,27 @@ func TestCacheDir(t *testing.T) {
 	if files == 0 {
 		t.Error("the compilation cache is empty after a load")
 	}
+	// The module's rewrite is kept too, and a second start uses it.
+	rewrites, _ := filepath.Glob(filepath.Join(dir, "interrupt-v*", "*.wasm"))
+	if len(rewrites) != 1 {
+		t.Fatalf("rewrites cached: %v; want one", rewrites)
+	}
+	if b, err := os.ReadFile(rewrites[0]); err != nil || !bytes.Contains(b, []byte("depai.interrupt")) {
+		t.Fatalf("cached rewrite: %v, has the interrupt export: %v", err, bytes.Contains(b, []byte("depai.interrupt")))
+	}
+	tr, err = wasm.New(wasm.Config{CacheDir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close(context.Background())
+	inst, err = tr.Load(context.Background(), host.LoadSpec{Name: "raw", Path: wasmtest.Build(t, "testdata/raw"), Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := inst.Call(context.Background(), wire.Call{Method: "raw.ok"}); r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	_ = inst.Close(context.Background())
 }
 
 type report struct {
