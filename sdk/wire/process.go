@@ -22,8 +22,12 @@ import (
 // Calls from host to plugin take a faster road than a gRPC unary call (whose
 // HTTP/2 streams, headers and trailers cost four to five times a pipe round
 // trip): after Init the host connects to ProcessReady.CallAddr, a Unix
-// socket, and exchanges frames there (see WriteFrame). Concurrent calls are
-// multiplexed by id.
+// socket, and exchanges frames there (see AppendFrame). Each connection
+// carries one call at a time, which the plugin runs on the goroutine that
+// read it — no hand-off to another goroutine, so no second thread woken per
+// call; concurrent calls take more connections. Every connection opens
+// with a FrameHello carrying ProcessReady.CallToken; a FrameCancel may come
+// on any connection and names the call by its id, unique across them.
 const (
 	// ProcessCookieKey and ProcessCookieValue are go-plugin's handshake: a
 	// plugin started without them was run by hand, not by a host.
@@ -53,7 +57,10 @@ type ProcessStart struct {
 // ProcessReady answers ProcessInit.
 type ProcessReady struct {
 	Manifest Manifest `json:"manifest"`
-	CallAddr string   `json:"call_addr"` // Unix socket path for call frames; accepts one connection
+	CallAddr string   `json:"call_addr"` // Unix socket path for call frames
+	// CallToken opens every connection to CallAddr (FrameHello): only the
+	// host, which learns it here, can call the plugin.
+	CallToken string `json:"call_token"`
 }
 
 // Frame kinds on the call socket.
@@ -61,6 +68,7 @@ const (
 	FrameCall   byte = 1 // host → plugin: JSON Call
 	FrameResult byte = 2 // plugin → host: JSON Result for the call of the same id
 	FrameCancel byte = 3 // host → plugin: the call of this id was abandoned; no body
+	FrameHello  byte = 4 // host → plugin: first frame of a connection; body ProcessReady.CallToken, id 0
 )
 
 // frameHeader is u32 big-endian length of what follows it, kind, u64 id.
