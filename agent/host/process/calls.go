@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/depai/depai/internal/rawsock"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -83,7 +84,7 @@ func (c *callConn) dial() (*callSock, error) {
 		conn.Close()
 		return nil, fmt.Errorf("open a call connection: %w", err)
 	}
-	s := &callSock{conn: conn, buf: make([]byte, readBuf)}
+	s := &callSock{conn: rawsock.New(conn), buf: make([]byte, readBuf)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {

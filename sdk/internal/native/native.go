@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/depai/depai/internal/deadline"
+	"github.com/depai/depai/internal/rawsock"
 	"github.com/depai/depai/sdk/internal/registry"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -192,7 +193,8 @@ func (c *calls) accept(ln net.Listener) {
 
 // serve reads one connection's frames and runs its calls. The first
 // connection is the host's own: when it closes, the host is gone.
-func (c *calls) serve(conn net.Conn) {
+func (c *calls) serve(nc net.Conn) {
+	conn := rawsock.New(nc)
 	r := bufio.NewReaderSize(conn, 64<<10)
 	kind, _, body, err := wire.ReadFrame(r, len(c.token))
 	if err != nil || kind != wire.FrameHello || subtle.ConstantTimeCompare(body, c.token) != 1 {
