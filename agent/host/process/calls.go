@@ -62,6 +62,8 @@ type callSock struct {
 	skip     int // bytes of an oversized frame still to discard
 	// dirty: a context's end set a read deadline that has to be cleared.
 	dirty bool
+	// body and frame are the last call's, kept for the next one.
+	body, frame []byte
 }
 
 func dialCalls(addr, token string, max int) (*callConn, error) {
@@ -128,12 +130,18 @@ func (c *callConn) put(s *callSock) {
 // roundTrip sends one call frame and waits for its result. A call whose
 // ctx ends first is abandoned (the plugin is told to cancel it) and
 // answered errAbandoned.
-func (c *callConn) roundTrip(ctx context.Context, body []byte) reply {
+func (c *callConn) roundTrip(ctx context.Context, call wire.Call) reply {
 	s, id, err := c.get()
 	if err != nil {
 		return reply{err: err}
 	}
-	if _, err := s.conn.Write(wire.AppendFrame(make([]byte, 0, frameHeader+len(body)), wire.FrameCall, id, body)); err != nil {
+	s.body = wire.AppendCallBody(s.body[:0], call)
+	s.frame = wire.AppendFrame(s.frame[:0], wire.FrameCall, id, s.body)
+	_, err = s.conn.Write(s.frame)
+	if cap(s.frame) > readBuf {
+		s.body, s.frame = nil, nil // keep no large call's buffers
+	}
+	if err != nil {
 		c.fail(errConnLost)
 		return reply{err: errConnLost}
 	}

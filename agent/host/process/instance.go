@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -180,6 +181,9 @@ func (in *instance) handshake(ctx context.Context, p *proc) (wire.Manifest, erro
 	var ready wire.ProcessReady
 	if err := json.Unmarshal(out.GetValue(), &ready); err != nil {
 		return wire.Manifest{}, fmt.Errorf("malformed init reply: %w", err)
+	}
+	if ready.CallToken == "" {
+		return wire.Manifest{}, errors.New("it speaks an older call protocol (no call token at Init); rebuild it against this depai")
 	}
 	if p.calls, err = dialCalls(ready.CallAddr, ready.CallToken, in.limits.MaxMessageBytes+envelope); err != nil {
 		return wire.Manifest{}, err
@@ -361,11 +365,10 @@ func (in *instance) callProc(ctx context.Context, p *proc, call wire.Call) wire.
 	if d, ok := ctx.Deadline(); ok && call.Deadline == 0 {
 		call.Deadline = d.UnixNano()
 	}
-	req, err := json.Marshal(call)
-	if err != nil {
-		return result(wire.CodeInvalidArgument, false, "%s: payload is not valid JSON: %v", call.Method, err)
+	if len(call.Payload) > 0 && !json.Valid(call.Payload) {
+		return result(wire.CodeInvalidArgument, false, "%s: payload is not valid JSON: %v", call.Method, json.Compact(new(bytes.Buffer), call.Payload))
 	}
-	rep := p.calls.roundTrip(ctx, req)
+	rep := p.calls.roundTrip(ctx, call)
 	switch {
 	case errors.Is(rep.err, errAbandoned):
 		return in.ctxResult(ctx, call, "running it")
@@ -374,12 +377,14 @@ func (in *instance) callProc(ctx context.Context, p *proc, call wire.Call) wire.
 	case rep.err != nil:
 		return in.lost(ctx, p, call)
 	}
-	res, err := decodeResult(rep.body)
-	if err != nil {
+	res, err := wire.ParseResultBody(rep.body)
+	switch {
+	case err != nil:
 		return result(wire.CodeInternal, false, "plugin %q answered %s with a malformed envelope: %v", in.spec.Name, call.Method, err)
-	}
-	if len(res.Payload) > in.limits.MaxMessageBytes {
+	case len(res.Payload) > in.limits.MaxMessageBytes:
 		return result(wire.CodeTooLarge, false, "plugin %q answered %s with %d bytes; the limit is %d", in.spec.Name, call.Method, len(res.Payload), in.limits.MaxMessageBytes)
+	case len(res.Payload) > 0 && !json.Valid(res.Payload):
+		return result(wire.CodeInternal, false, "plugin %q answered %s with a payload that is not valid JSON", in.spec.Name, call.Method)
 	}
 	return res
 }

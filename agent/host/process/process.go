@@ -17,7 +17,6 @@ package process
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -168,14 +167,6 @@ func result(code string, retryable bool, format string, args ...any) wire.Result
 	e := wire.Errorf(code, format, args...)
 	e.Retryable = retryable
 	return wire.Result{Error: e}
-}
-
-func decodeResult(b []byte) (wire.Result, error) {
-	var r wire.Result
-	if err := json.Unmarshal(b, &r); err != nil {
-		return wire.Result{}, err
-	}
-	return r, nil
 }
 
 // CPUTime is the CPU time the process serving in has used so far, or false

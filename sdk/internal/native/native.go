@@ -232,8 +232,8 @@ func (c *calls) serve(nc net.Conn) {
 
 // connWriter writes result frames to one connection.
 type connWriter struct {
-	conn net.Conn
-	buf  []byte
+	conn      net.Conn
+	body, buf []byte // the last result's, kept for the next one
 }
 
 // runHooks runs the plugin's sdk.Run hooks; an error ends up in the
@@ -246,8 +246,8 @@ func (c *calls) runHooks() {
 }
 
 func (c *calls) run(cw *connWriter, id uint64, body []byte) {
-	var call wire.Call
-	if err := json.Unmarshal(body, &call); err != nil {
+	call, err := wire.ParseCallBody(body)
+	if err != nil {
 		cw.reply(c, id, wire.Result{Error: wire.Errorf(wire.CodeInvalidArgument, "plugin %q: malformed call envelope: %v", c.st.Plugin, err)})
 		return
 	}
@@ -274,14 +274,11 @@ func (c *calls) run(cw *connWriter, id uint64, body []byte) {
 }
 
 func (cw *connWriter) reply(c *calls, id uint64, res wire.Result) {
-	b, err := json.Marshal(res)
-	if err != nil {
-		b, _ = json.Marshal(wire.Result{Error: wire.Errorf(wire.CodeInternal, "encode result: %v", err)})
-	}
-	cw.buf = wire.AppendFrame(cw.buf[:0], wire.FrameResult, id, b)
-	_, err = cw.conn.Write(cw.buf)
+	cw.body = wire.AppendResultBody(cw.body[:0], res)
+	cw.buf = wire.AppendFrame(cw.buf[:0], wire.FrameResult, id, cw.body)
+	_, err := cw.conn.Write(cw.buf)
 	if cap(cw.buf) > 64<<10 {
-		cw.buf = nil // do not keep a large result's buffer
+		cw.body, cw.buf = nil, nil // do not keep a large result's buffers
 	}
 	if err != nil {
 		c.act.hostGone("the call socket broke")
