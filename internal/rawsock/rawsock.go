@@ -17,10 +17,21 @@ import (
 )
 
 // Conn reads and writes c with raw system calls where the platform has
-// them; Close, deadlines and addresses stay c's.
+// them; Close, deadlines and addresses stay c's. Unlike a net.Conn, it
+// allows one Read and one Write at a time (each may run beside the other):
+// their state lives in the Conn, so a call allocates nothing.
 type Conn struct {
 	net.Conn
 	rc syscall.RawConn // nil: plain c
+
+	rp      []byte
+	rn      int
+	rerrno  syscall.Errno
+	readFn  func(fd uintptr) bool
+	wp      []byte
+	wn      int
+	werrno  syscall.Errno
+	writeFn func(fd uintptr) bool
 }
 
 // New wraps c, which should be a *net.UnixConn or *net.TCPConn.
@@ -29,6 +40,8 @@ func New(c net.Conn) *Conn {
 	if sc, ok := c.(syscall.Conn); ok && raw {
 		if rc, err := sc.SyscallConn(); err == nil {
 			conn.rc = rc
+			conn.readFn = conn.read
+			conn.writeFn = conn.write
 		}
 	}
 	return conn
@@ -38,20 +51,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if c.rc == nil || len(p) == 0 {
 		return c.Conn.Read(p)
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, errno = rawRead(fd, p)
-			switch errno {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait in the poller until readable
-			}
-			return true
-		}
-	})
+	c.rp, c.rn, c.rerrno = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	n, errno := c.rn, c.rerrno
+	c.rp = nil
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -63,28 +66,30 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// read is syscall.RawConn.Read's function: false waits in the poller until
+// the socket is readable.
+func (c *Conn) read(fd uintptr) bool {
+	for {
+		c.rn, c.rerrno = rawRead(fd, c.rp)
+		switch c.rerrno {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			c.rn, c.rerrno = 0, 0
+			return false
+		}
+		return true
+	}
+}
+
 func (c *Conn) Write(p []byte) (int, error) {
 	if c.rc == nil || len(p) == 0 {
 		return c.Conn.Write(p)
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			k, e := rawWrite(fd, p[n:])
-			switch e {
-			case 0:
-				n += k
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait in the poller until writable
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	c.wp, c.wn, c.werrno = p, 0, 0
+	err := c.rc.Write(c.writeFn)
+	n, errno := c.wn, c.werrno
+	c.wp = nil
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
@@ -92,6 +97,25 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return n, c.opError("write", errno)
 	}
 	return n, nil
+}
+
+// write is syscall.RawConn.Write's function: false waits in the poller
+// until the socket is writable.
+func (c *Conn) write(fd uintptr) bool {
+	for c.wn < len(c.wp) {
+		k, e := rawWrite(fd, c.wp[c.wn:])
+		switch e {
+		case 0:
+			c.wn += k
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werrno = e
+			return true
+		}
+	}
+	return true
 }
 
 func (c *Conn) opError(op string, err error) error {
