@@ -93,6 +93,8 @@ func TestAbandonedCallIsCanceledInPlugin(t *testing.T) {
 	if res := call(t, in, "echo", "after"); res.Error != nil || string(res.Payload) != `"after"` {
 		t.Fatalf("echo after the abandoned call = %s, %v", res.Payload, res.Error)
 	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
 	for _, r := range *rec.recs {
 		if strings.Contains(r, "still running") {
 			t.Fatalf("the handler ignored its cancel until the hang watchdog: %s", r)
