@@ -22,8 +22,12 @@ import (
 // Calls from host to plugin take a faster road than a gRPC unary call (whose
 // HTTP/2 streams, headers and trailers cost four to five times a pipe round
 // trip): after Init the host connects to ProcessReady.CallAddr, a Unix
-// socket, and exchanges frames there (see WriteFrame). Concurrent calls are
-// multiplexed by id.
+// socket, and exchanges frames there (see AppendFrame). Each connection
+// carries one call at a time, which the plugin runs on the goroutine that
+// read it — no hand-off to another goroutine, so no second thread woken per
+// call; concurrent calls take more connections. Every connection opens
+// with a FrameHello carrying ProcessReady.CallToken; a FrameCancel may come
+// on any connection and names the call by its id, unique across them.
 const (
 	// ProcessCookieKey and ProcessCookieValue are go-plugin's handshake: a
 	// plugin started without them was run by hand, not by a host.
@@ -53,7 +57,10 @@ type ProcessStart struct {
 // ProcessReady answers ProcessInit.
 type ProcessReady struct {
 	Manifest Manifest `json:"manifest"`
-	CallAddr string   `json:"call_addr"` // Unix socket path for call frames; accepts one connection
+	CallAddr string   `json:"call_addr"` // Unix socket path for call frames
+	// CallToken opens every connection to CallAddr (FrameHello): only the
+	// host, which learns it here, can call the plugin.
+	CallToken string `json:"call_token"`
 }
 
 // Frame kinds on the call socket.
@@ -61,6 +68,7 @@ const (
 	FrameCall   byte = 1 // host → plugin: JSON Call
 	FrameResult byte = 2 // plugin → host: JSON Result for the call of the same id
 	FrameCancel byte = 3 // host → plugin: the call of this id was abandoned; no body
+	FrameHello  byte = 4 // host → plugin: first frame of a connection; body ProcessReady.CallToken, id 0
 )
 
 // frameHeader is u32 big-endian length of what follows it, kind, u64 id.
@@ -102,4 +110,105 @@ func ReadFrame(r io.Reader, max int) (kind byte, id uint64, body []byte, err err
 		return 0, 0, nil, err
 	}
 	return kind, id, body, nil
+}
+
+// The bodies of FrameCall and FrameResult are binary, not JSON: encoding
+// the envelope as JSON validated and copied the payload once per side and
+// direction, which cost more CPU than the round trip itself. The payload is
+// raw JSON at the end of the body; lengths are big-endian.
+//
+//	call:   u64 deadline (Unix ns, 0: none) | u8 flags (1: checked) |
+//	        u16 len | method | u16 len | call_id | payload
+//	result: u8 0 | payload
+//	        u8 1 | u8 retryable | u16 len | code | message
+
+// AppendCallBody appends c as a FrameCall body. Method and CallID longer
+// than 65535 bytes are cut there.
+func AppendCallBody(b []byte, c Call) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Deadline))
+	var flags byte
+	if c.Checked {
+		flags |= 1
+	}
+	b = append(b, flags)
+	b = appendShort(b, c.Method)
+	b = appendShort(b, c.CallID)
+	return append(b, c.Payload...)
+}
+
+// ParseCallBody reads a FrameCall body. The payload aliases b.
+func ParseCallBody(b []byte) (Call, error) {
+	if len(b) < 9 {
+		return Call{}, fmt.Errorf("call body of %d bytes, shorter than its header", len(b))
+	}
+	c := Call{Deadline: int64(binary.BigEndian.Uint64(b)), Checked: b[8]&1 != 0}
+	rest := b[9:]
+	var ok bool
+	if c.Method, rest, ok = readShort(rest); !ok {
+		return Call{}, errors.New("call body: method cut short")
+	}
+	if c.CallID, rest, ok = readShort(rest); !ok {
+		return Call{}, errors.New("call body: call_id cut short")
+	}
+	if len(rest) > 0 {
+		c.Payload = rest
+	}
+	return c, nil
+}
+
+// AppendResultBody appends r as a FrameResult body. An error's code is cut
+// at 65535 bytes.
+func AppendResultBody(b []byte, r Result) []byte {
+	if r.Error == nil {
+		return append(append(b, 0), r.Payload...)
+	}
+	var retry byte
+	if r.Error.Retryable {
+		retry = 1
+	}
+	b = append(b, 1, retry)
+	b = appendShort(b, r.Error.Code)
+	return append(b, r.Error.Message...)
+}
+
+// ParseResultBody reads a FrameResult body. The payload aliases b; it is
+// not checked to be JSON.
+func ParseResultBody(b []byte) (Result, error) {
+	if len(b) == 0 {
+		return Result{}, errors.New("empty result body")
+	}
+	switch b[0] {
+	case 0:
+		if len(b) == 1 {
+			return Result{}, nil
+		}
+		return Result{Payload: b[1:]}, nil
+	case 1:
+		if len(b) < 2 {
+			return Result{}, errors.New("error result cut short")
+		}
+		code, rest, ok := readShort(b[2:])
+		if !ok {
+			return Result{}, errors.New("error result: code cut short")
+		}
+		return Result{Error: &Error{Code: code, Message: string(rest), Retryable: b[1] == 1}}, nil
+	}
+	return Result{}, fmt.Errorf("result body of unknown kind %d", b[0])
+}
+
+func appendShort(b []byte, s string) []byte {
+	s = s[:min(len(s), 0xffff)]
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func readShort(b []byte) (string, []byte, bool) {
+	if len(b) < 2 {
+		return "", nil, false
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if len(b) < 2+n {
+		return "", nil, false
+	}
+	return string(b[2 : 2+n]), b[2+n:], true
 }

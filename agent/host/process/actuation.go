@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/sdk/wire"
@@ -15,7 +16,7 @@ var _ host.UrgentInstance = (*instance)(nil)
 // slots: the host's stops and heartbeats must get through while long tool
 // calls occupy them all. It still waits for a live process.
 func (in *instance) CallUrgent(ctx context.Context, call wire.Call) wire.Result {
-	ctx, cancel := context.WithTimeout(ctx, in.limits.CallTimeout)
+	ctx, cancel := in.deadlines.With(ctx, time.Now().Add(in.limits.CallTimeout))
 	defer cancel()
 	if n := len(call.Payload); n > in.limits.MaxMessageBytes {
 		return result(wire.CodeTooLarge, false, "%s: payload of %d bytes exceeds plugin %q's limit of %d", call.Method, n, in.spec.Name, in.limits.MaxMessageBytes)

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/internal/deadline"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -38,6 +40,8 @@ type instance struct {
 	log    *slog.Logger
 	sem    chan struct{} // Limits.Concurrency slots
 	output *host.OutputLimiter
+	// deadlines ends calls at CallTimeout without a runtime timer per call.
+	deadlines deadline.Set
 
 	manifest wire.Manifest
 
@@ -178,7 +182,10 @@ func (in *instance) handshake(ctx context.Context, p *proc) (wire.Manifest, erro
 	if err := json.Unmarshal(out.GetValue(), &ready); err != nil {
 		return wire.Manifest{}, fmt.Errorf("malformed init reply: %w", err)
 	}
-	if p.calls, err = dialCalls(ready.CallAddr, in.limits.MaxMessageBytes+envelope); err != nil {
+	if ready.CallToken == "" {
+		return wire.Manifest{}, errors.New("it speaks an older call protocol (no call token at Init); rebuild it against this depai")
+	}
+	if p.calls, err = dialCalls(ready.CallAddr, ready.CallToken, in.limits.MaxMessageBytes+envelope); err != nil {
 		return wire.Manifest{}, err
 	}
 	return ready.Manifest, nil
@@ -332,7 +339,7 @@ func (in *instance) Confinement() host.Confinement {
 
 // Call runs one method in the plugin; see host.Instance.
 func (in *instance) Call(ctx context.Context, call wire.Call) wire.Result {
-	ctx, cancel := context.WithTimeout(ctx, in.limits.CallTimeout)
+	ctx, cancel := in.deadlines.With(ctx, time.Now().Add(in.limits.CallTimeout))
 	defer cancel()
 	if n := len(call.Payload); n > in.limits.MaxMessageBytes {
 		return result(wire.CodeTooLarge, false, "%s: payload of %d bytes exceeds plugin %q's limit of %d", call.Method, n, in.spec.Name, in.limits.MaxMessageBytes)
@@ -358,33 +365,26 @@ func (in *instance) callProc(ctx context.Context, p *proc, call wire.Call) wire.
 	if d, ok := ctx.Deadline(); ok && call.Deadline == 0 {
 		call.Deadline = d.UnixNano()
 	}
-	req, err := json.Marshal(call)
-	if err != nil {
-		return result(wire.CodeInvalidArgument, false, "%s: payload is not valid JSON: %v", call.Method, err)
+	if len(call.Payload) > 0 && !json.Valid(call.Payload) {
+		return result(wire.CodeInvalidArgument, false, "%s: payload is not valid JSON: %v", call.Method, json.Compact(new(bytes.Buffer), call.Payload))
 	}
-	id, ch, err := p.calls.send(req)
-	if err != nil {
-		return in.lost(ctx, p, call)
-	}
-	var rep reply
-	select {
-	case rep = <-ch:
-	case <-ctx.Done():
-		p.calls.abandon(id)
-		return in.ctxResult(ctx, call, "running it")
-	}
+	rep := p.calls.roundTrip(ctx, call)
 	switch {
+	case errors.Is(rep.err, errAbandoned):
+		return in.ctxResult(ctx, call, "running it")
 	case errors.Is(rep.err, wire.ErrFrameTooLarge):
 		return result(wire.CodeTooLarge, false, "plugin %q answered %s beyond the %d-byte limit", in.spec.Name, call.Method, in.limits.MaxMessageBytes)
 	case rep.err != nil:
 		return in.lost(ctx, p, call)
 	}
-	res, err := decodeResult(rep.body)
-	if err != nil {
+	res, err := wire.ParseResultBody(rep.body)
+	switch {
+	case err != nil:
 		return result(wire.CodeInternal, false, "plugin %q answered %s with a malformed envelope: %v", in.spec.Name, call.Method, err)
-	}
-	if len(res.Payload) > in.limits.MaxMessageBytes {
+	case len(res.Payload) > in.limits.MaxMessageBytes:
 		return result(wire.CodeTooLarge, false, "plugin %q answered %s with %d bytes; the limit is %d", in.spec.Name, call.Method, len(res.Payload), in.limits.MaxMessageBytes)
+	case len(res.Payload) > 0 && !json.Valid(res.Payload):
+		return result(wire.CodeInternal, false, "plugin %q answered %s with a payload that is not valid JSON", in.spec.Name, call.Method)
 	}
 	return res
 }

@@ -4,8 +4,12 @@
 // both sides a gRPC connection: Init goes over it, and the plugin's host
 // calls come back through go-plugin's GRPCBroker to the LoadSpec's
 // Dispatcher. Calls into the plugin take a framed Unix socket the plugin
-// opens at Init (see wire.ProcessReady), which costs about a pipe round trip
-// less than a gRPC unary call per call.
+// opens at Init (see wire.ProcessReady): one call per connection at a time,
+// binary envelopes, the caller reading its own result and the plugin
+// running the call on the goroutine that read it, raw system calls
+// (internal/rawsock) and deadlines without a runtime timer per call
+// (internal/deadline) — each of those woke another thread per call, and a
+// thread wake-up is what a call costs on a busy machine.
 //
 // go-plugin starts and stops a process; this package adds what it lacks:
 // supervision (restart with backoff after a crash, give up after repeated
@@ -17,7 +21,6 @@ package process
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -168,14 +171,6 @@ func result(code string, retryable bool, format string, args ...any) wire.Result
 	e := wire.Errorf(code, format, args...)
 	e.Retryable = retryable
 	return wire.Result{Error: e}
-}
-
-func decodeResult(b []byte) (wire.Result, error) {
-	var r wire.Result
-	if err := json.Unmarshal(b, &r); err != nil {
-		return wire.Result{}, err
-	}
-	return r, nil
 }
 
 // CPUTime is the CPU time the process serving in has used so far, or false

@@ -7,6 +7,9 @@ package native
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +27,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/depai/depai/internal/deadline"
+	"github.com/depai/depai/internal/rawsock"
 	"github.com/depai/depai/sdk/internal/registry"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -112,16 +117,22 @@ func (s *server) init(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb
 	if err != nil {
 		return nil, fmt.Errorf("native: call socket: %w", err)
 	}
+	token := make([]byte, 16)
+	_, _ = rand.Read(token) // crypto/rand.Read never fails on Linux
 	m := s.reg.Manifest()
-	c := &calls{srv: s, st: st, host: &hostCaller{conn: conn, max: st.MaxMessageBytes}, cancels: map[uint64]context.CancelFunc{}, act: newActuation(s.reg, m, st.Plugin)}
+	c := &calls{srv: s, st: st, host: &hostCaller{conn: conn, max: st.MaxMessageBytes}, cancels: map[uint64]context.CancelFunc{},
+		act: newActuation(s.reg, m, st.Plugin), token: []byte(hex.EncodeToString(token)), max: st.MaxMessageBytes + envelope}
+	if st.MaxMessageBytes <= 0 {
+		c.max = math.MaxInt32
+	}
 	c.act.start()
-	go c.serve(ln, path)
+	go c.accept(ln)
 	if m.Run {
 		// The run hooks live as long as the process; unloading the plugin
 		// ends the process, and them with it.
 		go c.runHooks()
 	}
-	b, err := json.Marshal(wire.ProcessReady{Manifest: m, CallAddr: path})
+	b, err := json.Marshal(wire.ProcessReady{Manifest: m, CallAddr: path, CallToken: string(c.token)})
 	if err != nil {
 		return nil, fmt.Errorf("native: encode manifest: %w", err)
 	}
@@ -149,48 +160,65 @@ func listenUnix() (net.Listener, string, error) {
 	return ln, path, nil
 }
 
-// calls serves call frames on the socket from Init: each call runs in its
-// own goroutine and writes its result frame when done.
+// calls serves the call socket from Init. Each connection carries one call
+// at a time (see wire.ProcessReady), run on the goroutine that read it.
 type calls struct {
-	srv  *server
-	st   wire.ProcessStart
-	host *hostCaller
-	act  *actuation
+	srv   *server
+	st    wire.ProcessStart
+	host  *hostCaller
+	act   *actuation
+	token []byte
+	max   int // largest call frame body accepted
 
-	wmu  sync.Mutex // one frame at a time on conn
-	conn net.Conn
+	first atomic.Bool // the first connection was accepted
+	dl    deadline.Set
 
 	mu      sync.Mutex
 	cancels map[uint64]context.CancelFunc
 }
 
-func (c *calls) serve(ln net.Listener, path string) {
-	conn, err := ln.Accept()
-	ln.Close()
-	os.Remove(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "depai plugin %q: call socket: %v\n", c.st.Plugin, err)
-		os.Exit(4)
-	}
-	c.conn = conn
-	r := bufio.NewReaderSize(conn, 64<<10)
-	max := c.st.MaxMessageBytes + envelope
-	if c.st.MaxMessageBytes <= 0 {
-		max = math.MaxInt32
-	}
+// accept serves every connection that opens with the call token. The
+// socket stays in go-plugin's private directory (0600) for the life of the
+// process, so the host can open a connection per concurrent call.
+func (c *calls) accept(ln net.Listener) {
 	for {
-		kind, id, body, err := wire.ReadFrame(r, max)
+		conn, err := ln.Accept()
+		if err != nil {
+			fmt.Fprintf(stderr, "depai plugin %q: call socket: %v\n", c.st.Plugin, err)
+			os.Exit(4)
+		}
+		go c.serve(conn)
+	}
+}
+
+// serve reads one connection's frames and runs its calls. The first
+// connection is the host's own: when it closes, the host is gone.
+func (c *calls) serve(nc net.Conn) {
+	conn := rawsock.New(nc)
+	r := bufio.NewReaderSize(conn, 64<<10)
+	kind, _, body, err := wire.ReadFrame(r, len(c.token))
+	if err != nil || kind != wire.FrameHello || subtle.ConstantTimeCompare(body, c.token) != 1 {
+		conn.Close()
+		return
+	}
+	primary := c.first.CompareAndSwap(false, true)
+	cw := &connWriter{conn: conn}
+	for {
+		kind, id, body, err := wire.ReadFrame(r, c.max)
 		switch {
 		case errors.Is(err, wire.ErrFrameTooLarge):
-			c.reply(id, wire.Result{Error: wire.Errorf(wire.CodeTooLarge, "call envelope: %v", err)})
+			cw.reply(c, id, wire.Result{Error: wire.Errorf(wire.CodeTooLarge, "call envelope: %v", err)})
 			continue
-		case err != nil:
+		case err != nil && primary:
 			// The host closed the socket or died: nothing is left to serve.
 			c.act.hostGone("the host closed the call socket")
+		case err != nil:
+			conn.Close()
+			return
 		}
 		switch kind {
 		case wire.FrameCall:
-			go c.run(id, body)
+			c.run(cw, id, body)
 		case wire.FrameCancel:
 			c.mu.Lock()
 			cancel := c.cancels[id]
@@ -202,6 +230,12 @@ func (c *calls) serve(ln net.Listener, path string) {
 	}
 }
 
+// connWriter writes result frames to one connection.
+type connWriter struct {
+	conn      net.Conn
+	body, buf []byte // the last result's, kept for the next one
+}
+
 // runHooks runs the plugin's sdk.Run hooks; an error ends up in the
 // agent's log through standard error.
 func (c *calls) runHooks() {
@@ -211,20 +245,20 @@ func (c *calls) runHooks() {
 	}
 }
 
-func (c *calls) run(id uint64, body []byte) {
-	var call wire.Call
-	if err := json.Unmarshal(body, &call); err != nil {
-		c.reply(id, wire.Result{Error: wire.Errorf(wire.CodeInvalidArgument, "plugin %q: malformed call envelope: %v", c.st.Plugin, err)})
+func (c *calls) run(cw *connWriter, id uint64, body []byte) {
+	call, err := wire.ParseCallBody(body)
+	if err != nil {
+		cw.reply(c, id, wire.Result{Error: wire.Errorf(wire.CodeInvalidArgument, "plugin %q: malformed call envelope: %v", c.st.Plugin, err)})
 		return
 	}
 	if res, ok := c.act.intercept(call); ok {
-		c.reply(id, res)
+		cw.reply(c, id, res)
 		return
 	}
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if call.Deadline != 0 {
-		ctx, cancel = context.WithDeadline(context.Background(), time.Unix(0, call.Deadline))
+		ctx, cancel = c.dl.With(context.Background(), time.Unix(0, call.Deadline))
 	} else {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
@@ -236,18 +270,16 @@ func (c *calls) run(id uint64, body []byte) {
 	delete(c.cancels, id)
 	c.mu.Unlock()
 	cancel()
-	c.reply(id, res)
+	cw.reply(c, id, res)
 }
 
-func (c *calls) reply(id uint64, res wire.Result) {
-	b, err := json.Marshal(res)
-	if err != nil {
-		b, _ = json.Marshal(wire.Result{Error: wire.Errorf(wire.CodeInternal, "encode result: %v", err)})
+func (cw *connWriter) reply(c *calls, id uint64, res wire.Result) {
+	cw.body = wire.AppendResultBody(cw.body[:0], res)
+	cw.buf = wire.AppendFrame(cw.buf[:0], wire.FrameResult, id, cw.body)
+	_, err := cw.conn.Write(cw.buf)
+	if cap(cw.buf) > 64<<10 {
+		cw.body, cw.buf = nil, nil // do not keep a large result's buffers
 	}
-	frame := wire.AppendFrame(make([]byte, 0, 13+len(b)), wire.FrameResult, id, b)
-	c.wmu.Lock()
-	_, err = c.conn.Write(frame)
-	c.wmu.Unlock()
 	if err != nil {
 		c.act.hostGone("the call socket broke")
 	}
