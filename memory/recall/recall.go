@@ -291,6 +291,7 @@ var (
 	prefDoc   = []byte("d/")       // + docnum BE32 -> doc
 	prefPost  = []byte("p/")       // + term + 0 + block BE32 -> postings block
 	prefVec   = []byte("v/")       // + docnum BE32 -> id, model, dims, float32 LE
+	// Graphs saved by earlier versions, removed on load (dropBadgerGraphs):
 	// + namespace + 0 + chunk BE32 -> a piece of a saved HNSW graph
 	prefGraph     = []byte("g/")
 	prefGraphMeta = []byte("gm/") // + namespace -> number of chunks BE32
@@ -299,7 +300,7 @@ var (
 // valueThreshold is the index badger's value threshold: values below it are
 // kept in the LSM tree, so the index needs no value-log GC. badger wants
 // it within a write batch (15% of the 4 MiB memtable); every value the index
-// writes but a saved graph's chunks (graphChunk) is far smaller.
+// writes is far smaller.
 const valueThreshold = 256 << 10
 
 // Mode says how recall ranks, for /status, e.g. "hybrid: bm25 +
@@ -445,9 +446,7 @@ func (x *Index) Close() error {
 	if loaded { // a load cut short holds part of the index: saving it would lose the rest
 		err = x.checkpoint()
 		if err == nil && x.emb != nil {
-			x.mu.Lock()
-			err = x.saveGraphs()
-			x.mu.Unlock()
+			err = x.syncGraphs(true)
 		}
 	}
 	if cerr := x.closeDB(); err == nil {

@@ -207,25 +207,41 @@ func (g *Graph) Add(ext uint32) {
 }
 
 // Build returns a graph of the caller's ids, inserted by workers goroutines
-// in parallel (node locks, as hnswlib does). vec must be safe for concurrent
-// use while Build runs. It stops early with ctx's error.
+// in parallel (see Extend). It stops early with ctx's error.
 func Build(ctx context.Context, cfg Config, vec func(uint32) []float32, ids []uint32, workers int) (*Graph, error) {
 	g := New(cfg, vec)
-	n := len(ids)
-	if n == 0 {
-		return g, nil
+	if err := g.Extend(ctx, ids, workers); err != nil {
+		return nil, err
 	}
-	levels := make([]int, n)
+	return g, nil
+}
+
+// Extend links the caller's ids into the graph with workers goroutines in
+// parallel (node locks, as hnswlib does). vec must be safe for concurrent
+// use while it runs. It stops early with ctx's error, leaving the graph
+// unusable.
+func (g *Graph) Extend(ctx context.Context, ids []uint32, workers int) error {
+	first := g.Len()
+	n := first + len(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	levels := make([]int, len(ids))
 	for i := range levels {
 		levels[i] = g.drawLevel()
 	}
 	g.grow(ids, levels, workers)
-	g.entry, g.maxLayer = 0, levels[0]
-	g.logInsert(0, levels[0])
+	if first == 0 {
+		g.entry, g.maxLayer = 0, levels[0]
+		g.logInsert(0, levels[0])
+		first = 1
+	}
 	g.locks = make([]sync.Mutex, n)
+	defer func() { g.locks = nil }()
 	var next atomic.Int64
-	next.Store(1)
+	next.Store(int64(first))
 	var wg sync.WaitGroup
+	base := g.Len() - len(ids)
 	for range max(workers, 1) {
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -233,17 +249,13 @@ func Build(ctx context.Context, cfg Config, vec func(uint32) []float32, ids []ui
 				if i >= int64(n) {
 					return
 				}
-				g.insert(uint32(i), levels[i])
-				g.logInsert(uint32(i), levels[i])
+				g.insert(uint32(i), levels[int(i)-base])
+				g.logInsert(uint32(i), levels[int(i)-base])
 			}
 		})
 	}
 	wg.Wait()
-	g.locks = nil
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return g, nil
+	return ctx.Err()
 }
 
 // SetVectors replaces the function the graph reads vectors through.
