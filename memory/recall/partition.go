@@ -25,9 +25,9 @@ type partition struct {
 	glog        *graphLog // the graph's insertion log (graphfile.go); nil: none
 	// resume is a graph restored after a crash that lacks the vectors at
 	// missing; build links them and publishes it.
-	resume   *hnsw.Graph
-	missing  []uint32
-	staged   []staged // guarded by the Index's mutex, not mu
+	resume  *hnsw.Graph
+	missing []uint32
+	staged  []staged // guarded by the Index's mutex, not mu
 }
 
 type staged struct {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"runtime"
 	"slices"
 )
 
@@ -29,6 +30,9 @@ const (
 	snapMagic = "depai-hnsw-1"
 	frameMax  = 64 << 10
 	maxLevel  = 16
+	// maxHoles bounds the nodes a log may skip, so that a damaged one
+	// cannot make Load allocate more than it holds.
+	maxHoles = 4096
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -325,6 +329,7 @@ func (rw *raw) readSnapshot(fr *frameReader, m int) (int, error) {
 // partial or damaged record.
 func (rw *raw) readLog(log io.Reader, snapN int) bool {
 	fr := &frameReader{r: bufio.NewReaderSize(log, frameMax+16)}
+	holes := 0 // nodes below the highest read without a record yet
 	for {
 		p, err := fr.frame()
 		if err == io.EOF {
@@ -336,15 +341,25 @@ func (rw *raw) readLog(log io.Reader, snapN int) bool {
 		br := byteReader{p}
 		n, err := binary.ReadUvarint(&br)
 		// Records arrive in the order insertions finished, which a parallel
-		// Build keeps close to node order; one far ahead is damage.
-		if err != nil || n >= uint64(len(rw.ext))+1<<16 {
+		// insertion keeps close to node order: a record leaves holes for
+		// the insertions still running, a few per worker. More is damage.
+		if err != nil || n > 1<<31 {
 			return true
 		}
 		if int(n) < snapN {
 			continue
 		}
+		gap := max(int(n)-len(rw.ext), 0)
+		if holes+gap > maxHoles {
+			return true
+		}
+		filled := int(n) < len(rw.ext) && rw.level[n] < 0
 		if err := rw.readNode(&br, int(n)); err != nil || len(br.b) != 0 {
 			return true
+		}
+		holes += gap
+		if filled {
+			holes--
 		}
 		rw.logged = append(rw.logged, uint32(n))
 	}
@@ -386,7 +401,7 @@ func (g *Graph) restore(rw *raw, entry int, remap func(uint32) (uint32, bool), s
 		exts = append(exts, ext)
 		levels = append(levels, int(rw.level[n]))
 	}
-	g.grow(exts, levels, 2)
+	g.grow(exts, levels, runtime.GOMAXPROCS(0))
 	top := -1
 	for n, links := range rw.links {
 		id := newID[n]
