@@ -14,13 +14,18 @@
 //     the BM25 postings in blocks of 4096 documents (a checkpoint rewrites
 //     only changed blocks), and every vector as raw little-endian float32
 //     with its model and dimensions;
-//   - saved by Close, when it changed since it was loaded: each namespace's
-//     HNSW graph (links only, by document number), so a clean restart loads
-//     it instead of rebuilding it;
+//   - in files of their own beside it (graphfile.go): each namespace's HNSW
+//     graph (links only, by document number) as a checksummed snapshot and
+//     a log of the insertions since, flushed at every checkpoint; a
+//     snapshot replaces the log once it holds a quarter of the graph, and
+//     at Close. A restart — clean or after kill -9 — loads both and links
+//     only the vectors the graph lacks (in the background if many, like a
+//     build); a damaged snapshot means a rebuild;
 //   - rebuilt on open: the vector partitions, from their stored vectors;
-//     and, after a crash or for a namespace newly above Config.ExactBelow,
-//     the HNSW graph, in the background; until it is ready that namespace
-//     is searched by exact scan, so results are never missing.
+//     and, for a namespace newly above Config.ExactBelow or whose graph
+//     files are unusable, the HNSW graph, in the background; until it is
+//     ready that namespace is searched by exact scan, so results are never
+//     missing.
 //
 // Records committed after the last checkpoint are read again from the Store.
 //
