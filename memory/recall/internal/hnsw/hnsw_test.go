@@ -501,6 +501,53 @@ func cachedGraph(b *testing.B, cfg Config, vecs []float32, dims, clusters int) (
 	return g, d, cpu, 0
 }
 
+// BenchmarkRestore compares what a restart costs against a rebuild, in
+// CPU time (load-independent, unlike wall time on a shared machine), over
+// DEPAI_BENCH_RESTORE_N (default 20k) clustered synthetic 384-d vectors:
+// loading a snapshot, and replaying a log of every insertion (a crash
+// right after a build, before its first snapshot: the worst case).
+func BenchmarkRestore(b *testing.B) {
+	n := 20000
+	if s := os.Getenv("DEPAI_BENCH_RESTORE_N"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	const dims = 384
+	vecs := synth.Clustered(n, dims, max(n/1000, 10), 0.05, 7)
+	vec := func(i uint32) []float32 { return vecs[int(i)*dims : (int(i)+1)*dims] }
+	ids := make([]uint32, n)
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	var log, snap bytes.Buffer
+	c0 := cpuTime()
+	g, err := Build(context.Background(), Config{Log: &log}, vec, ids, runtime.GOMAXPROCS(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	build := cpuTime() - c0
+	if err := g.Save(&snap, nil); err != nil {
+		b.Fatal(err)
+	}
+	var fromSnap, fromLog time.Duration
+	for b.Loop() {
+		c0 = cpuTime()
+		if _, _, err := Load(Config{}, vec, bytes.NewReader(snap.Bytes()), nil, nil); err != nil {
+			b.Fatal(err)
+		}
+		c1 := cpuTime()
+		if _, _, err := Load(Config{}, vec, nil, bytes.NewReader(log.Bytes()), nil); err != nil {
+			b.Fatal(err)
+		}
+		fromSnap, fromLog = fromSnap+c1-c0, fromLog+cpuTime()-c1
+	}
+	runs := time.Duration(b.N)
+	b.ReportMetric(build.Seconds(), "build-cpu-s")
+	b.ReportMetric((fromSnap / runs).Seconds(), "snapshot-cpu-s")
+	b.ReportMetric((fromLog / runs).Seconds(), "log-replay-cpu-s")
+	b.ReportMetric(float64(snap.Len())/float64(n), "snapshot-B/vec")
+	b.ReportMetric(float64(log.Len())/float64(n), "log-B/vec")
+}
+
 // BenchmarkSearch10k is a quick, deterministic search benchmark: top 10 of
 // 10k clustered 64-d vectors, the graph built one by one outside the timing.
 func BenchmarkSearch10k(b *testing.B) {
