@@ -324,7 +324,7 @@ func (g *Graph) insert(id uint32, level int) {
 		if l == 0 {
 			maxN = 2 * g.cfg.M
 		}
-		nbrs := g.selectNeighbors(nil, cands, g.cfg.M)
+		nbrs := g.selectNeighbors(nil, cands, g.cfg.M, true)
 		g.setLinks(id, l, nbrs)
 		for _, n := range nbrs {
 			g.link(n, id, l, maxN)
@@ -378,7 +378,7 @@ func (g *Graph) link(n, id uint32, l, maxN int) {
 	}
 	sortItems(cands)
 	var kept [64]uint32
-	out := g.selectNeighbors(kept[:0], cands, maxN)
+	out := g.selectNeighbors(kept[:0], cands, maxN, false)
 	s[0] = uint32(copy(s[1:], out))
 }
 
@@ -447,9 +447,9 @@ func (g *Graph) searchLayer(q []int8, qs float32, ep uint32, epDist float32, ef,
 // selectNeighbors appends to out up to m of cands (nearest first) by the
 // paper's heuristic: a candidate is kept only if it is closer to the new
 // node than to every neighbour already kept, which preserves links between
-// clusters. It fills up with the nearest pruned candidates so sparse
-// regions keep their degree.
-func (g *Graph) selectNeighbors(out []uint32, cands []item, m int) []uint32 {
+// clusters. With fill, it fills up with the nearest pruned candidates so
+// sparse regions keep their degree.
+func (g *Graph) selectNeighbors(out []uint32, cands []item, m int, fill bool) []uint32 {
 	start := len(out)
 	for _, c := range cands {
 		if len(out)-start >= m {
@@ -467,7 +467,7 @@ func (g *Graph) selectNeighbors(out []uint32, cands []item, m int) []uint32 {
 		}
 	}
 	for _, c := range cands {
-		if len(out)-start >= m {
+		if !fill || len(out)-start >= m {
 			break
 		}
 		if !slices.Contains(out[start:], c.id) {

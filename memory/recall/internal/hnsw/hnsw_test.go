@@ -440,6 +440,11 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// benchBuildVersion names the construction algorithm in cached graphs'
+// file names, so a change to how graphs are built is measured afresh.
+// v2: back-link pruning without filling up.
+const benchBuildVersion = "v2"
+
 // cachedGraph loads the benchmark's graph from the cache, or builds it
 // with GOMAXPROCS workers and caches it, and returns it with the time its
 // build took and the time this load took (0 when built).
@@ -455,7 +460,7 @@ func cachedGraph(b *testing.B, cfg Config, vecs []float32, dims, clusters int) (
 		b.Fatal(err)
 	}
 	g0 := New(cfg, nil)
-	path := filepath.Join(dir, fmt.Sprintf("hnsw-%s-n%d-d%d-c%d-M%d-efc%d", snapMagic, n, dims, clusters, g0.cfg.M, g0.cfg.EfConstruction))
+	path := filepath.Join(dir, fmt.Sprintf("hnsw-%s-%s-n%d-d%d-c%d-M%d-efc%d", snapMagic, benchBuildVersion, n, dims, clusters, g0.cfg.M, g0.cfg.EfConstruction))
 	if f, err := os.Open(path + ".snap"); err == nil {
 		defer f.Close()
 		t0 := time.Now()
