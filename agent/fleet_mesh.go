@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -51,7 +52,21 @@ const (
 type goalInput struct {
 	Goal  string `json:"goal"`
 	Depth int    `json:"depth,omitempty"` // of the input that delegated it
+	// An open offer's terms: the role that may bid, and where the work is
+	// (robots bid their distance to it).
+	Role string  `json:"role,omitempty"`
+	Near *LatLon `json:"near,omitempty"`
 }
+
+// LatLon is a position in degrees.
+type LatLon struct {
+	Lat float64 `json:"lat"`
+	Lon float64 `json:"lon"`
+}
+
+// bidWindow is how long a delegator collects bids on an open offer after
+// the first arrives before it awards the task.
+const bidWindow = 300 * time.Millisecond
 
 type callInput struct {
 	Tool  string          `json:"tool"`
@@ -392,6 +407,11 @@ func (a *Agent) serveTask(ctx context.Context, u mesh.TaskUpdate) {
 		// Off the task queue: a long task must not hold back the agent's
 		// other task updates.
 		a.fleet.goBG(func() { a.runTask(a.fleet.bgCtx, t) })
+	case u.Event == mesh.EventOffer && t.To == "" && t.From != a.cfg.Name:
+		a.bid(ctx, t)
+	case u.Event == mesh.EventBid && t.From == a.cfg.Name && t.To == "" && len(t.Bids) == 1:
+		// The first bid opens the window; the best bid in it wins.
+		a.fleet.goBG(func() { a.award(a.fleet.bgCtx, t.ID) })
 	case u.Event == mesh.EventResume && t.To == a.cfg.Name:
 		// Accepted before a restart: run it again. A task's first result
 		// is the one kept; a second is refused by the task's rules.
@@ -399,6 +419,53 @@ func (a *Agent) serveTask(ctx context.Context, u mesh.TaskUpdate) {
 	case t.From == a.cfg.Name && t.State.Terminal():
 		a.recordOutcome(ctx, t)
 	}
+}
+
+// bid answers an open goal offer this agent can take: one of the role it
+// names, not stopped, not under teleop; a robot bids its distance to where the work is (its
+// Price, in metres; -1 without a pose or a place).
+func (a *Agent) bid(ctx context.Context, t mesh.Task) {
+	var in goalInput
+	if t.Kind != taskGoal || json.Unmarshal(t.Input, &in) != nil || in.Role != "" && in.Role != a.cfg.Role || a.fleet.policy.Stopped() {
+		return
+	}
+	rs := a.robotState()
+	if rs != nil && rs.Teleop != "" {
+		return // an operator drives it; the model may not
+	}
+	b := mesh.Bid{Price: -1, Note: "position unknown"}
+	if in.Near != nil && rs != nil && !rs.Stale && !rs.Time.IsZero() {
+		b.Price = math.Round(haversineM(in.Near.Lat, in.Near.Lon, rs.Lat, rs.Lon))
+		b.Note = fmt.Sprintf("%.0f m away", b.Price)
+	}
+	if _, err := a.fleet.mesh.agents[a.cfg.Name].Bid(ctx, t.ID, b); err != nil {
+		a.log.Warn("bid not placed", "task", t.ID, "from", t.From, "err", err)
+	}
+}
+
+// award gives an open offer, once the bid window has passed, to its best
+// bidder: the nearest robot, then any bidder in the order they bid.
+func (a *Agent) award(ctx context.Context, id string) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(bidWindow):
+	}
+	t, ok := a.fleet.mesh.node.Task(id)
+	if !ok || t.To != "" || t.State != mesh.TaskOffered || len(t.Bids) == 0 {
+		return
+	}
+	best := t.Bids[0]
+	for _, b := range t.Bids[1:] {
+		if b.Price >= 0 && (best.Price < 0 || b.Price < best.Price) {
+			best = b
+		}
+	}
+	if _, err := a.fleet.mesh.agents[a.cfg.Name].Award(ctx, id, best.Agent); err != nil {
+		a.log.Warn("task not awarded", "task", id, "to", best.Agent, "err", err)
+		return
+	}
+	a.log.Info("task awarded", "task", id, "to", best.Agent, "bids", len(t.Bids), "note", best.Note)
 }
 
 // runTask runs one accepted task and reports its result or failure.
@@ -631,8 +698,10 @@ func formatFleet(ss []Status, current string) string {
 }
 
 type delegateArgs struct {
-	To       string  `json:"to" jsonschema:"the agent to give the task to (fleet.status lists the fleet)"`
+	To       string  `json:"to,omitempty" jsonschema:"the agent to give the task to (fleet.status lists the fleet); empty: an open offer the fleet's agents bid on, awarded to the best bid"`
 	Goal     string  `json:"goal" jsonschema:"what the agent is to do, in words"`
+	Role     string  `json:"role,omitempty" jsonschema:"an open offer's bidders: robot or digital (default any)"`
+	Near     *LatLon `json:"near,omitempty" jsonschema:"where an open offer's work is: the nearest robot wins it"`
 	TimeoutS float64 `json:"timeout_s,omitempty" jsonschema:"how long it has, in seconds (default 300)"`
 }
 
@@ -647,11 +716,18 @@ type tasksArgs struct {
 func (a *Agent) addFleetTools() error {
 	del, err := tool.New("fleet.delegate", "Give a task to another agent of the fleet, on any node; its result comes back as a task update.", tool.EffectWrite,
 		func(ctx context.Context, in delegateArgs) (TaskInfo, error) {
-			if in.To == "" || strings.TrimSpace(in.Goal) == "" {
-				return TaskInfo{}, &tool.Error{Code: wire.CodeInvalidArgument, Message: "fleet.delegate needs to and goal"}
+			switch {
+			case strings.TrimSpace(in.Goal) == "":
+				return TaskInfo{}, &tool.Error{Code: wire.CodeInvalidArgument, Message: "fleet.delegate needs a goal"}
+			case in.Role != "" && in.Role != config.RoleRobot && in.Role != config.RoleDigital:
+				return TaskInfo{}, &tool.Error{Code: wire.CodeInvalidArgument, Message: fmt.Sprintf("fleet.delegate: role %q: want robot or digital", in.Role)}
+			case in.To != "" && (in.Role != "" || in.Near != nil):
+				return TaskInfo{}, &tool.Error{Code: wire.CodeInvalidArgument, Message: "fleet.delegate: role and near are an open offer's terms; give them without to"}
+			case in.Near != nil && (!(in.Near.Lat >= -90 && in.Near.Lat <= 90) || !(in.Near.Lon >= -180 && in.Near.Lon <= 180)):
+				return TaskInfo{}, &tool.Error{Code: wire.CodeInvalidArgument, Message: fmt.Sprintf("fleet.delegate: near %v,%v: want latitude -90..90 and longitude -180..180", in.Near.Lat, in.Near.Lon)}
 			}
 			depth, _ := depthFrom(ctx)
-			t, err := a.delegate(ctx, in.To, taskGoal, goalInput{Goal: in.Goal, Depth: depth}, time.Duration(in.TimeoutS*float64(time.Second)))
+			t, err := a.delegate(ctx, in.To, taskGoal, goalInput{Goal: in.Goal, Depth: depth, Role: in.Role, Near: in.Near}, time.Duration(in.TimeoutS*float64(time.Second)))
 			if err != nil {
 				return TaskInfo{}, &tool.Error{Code: wire.CodeUnavailable, Message: err.Error()}
 			}

@@ -362,3 +362,118 @@ func TestTasksWithTheMeshOff(t *testing.T) {
 		t.Errorf("/tasks with the mesh off = %+v; want unavailable saying how to turn it on", ev)
 	}
 }
+
+// TestAgentCallsRestrictDelegatedTools: a rover whose safety.agent_calls
+// does not list inspect.here for the dispatcher refuses the dispatcher's
+// depai.call task — the tool never runs, the task fails with the rule, and
+// the refusal is in the rover's audit log.
+func TestAgentCallsRestrictDelegatedTools(t *testing.T) {
+	insp := &inspections{}
+	f := meshFleet(t, t.TempDir(), `
+mesh: {mode: embedded, shared: [site]}
+agents:
+  - name: dispatcher
+    memory: {read: [agent/dispatcher, site], write: [agent/dispatcher, site]}
+    wake:
+      - namespace: site
+        kinds: [reading]
+        above: {field: temp_c, value: 60}
+        inspect: {role: robot, tool: inspect.here, speed: 1}
+  - name: rover
+    role: robot
+    memory: {read: [agent/rover, site], write: [agent/rover, site]}
+    safety:
+      agent_calls:
+        - {from: dispatcher, tools: ["robot.*"]}
+`, map[string][]tool.Tool{"rover": {insp.tool(t)}})
+	dispatcher, _ := f.Agent("dispatcher")
+	rover, _ := f.Agent("rover")
+	put := `/call memory.put {"text":"pipe temperature 71 C","namespace":"site","kind":"reading","data":{"temp_c":71,"lat":52.5203,"lon":13.4046}}`
+	if ev := command(t, rover, put); ev.Type != agent.EventReply {
+		t.Fatalf("put: %+v", ev)
+	}
+	var failed agent.TaskInfo
+	waitFor(t, func() bool {
+		for _, ti := range tasksOf(t, dispatcher) {
+			if ti.State == string(mesh.TaskFailed) {
+				failed = ti
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(failed.Error, "safety.agent_calls") || failed.To != "rover" {
+		t.Errorf("task = %+v; want rover's refusal naming safety.agent_calls", failed)
+	}
+	if n := insp.count(); n != 0 {
+		t.Errorf("inspect.here ran %d times; want 0", n)
+	}
+	if ev := command(t, rover, "/audit 20"); !strings.Contains(string(ev.Data), `"rule":"safety.agent_calls"`) {
+		t.Errorf("no refusal in rover's audit log:\n%s", ev.Data)
+	}
+}
+
+// TestOpenOfferGoesToTheNearestBidder: fleet.delegate without to is an open
+// offer; the robots bid their distance to where the work is, the digital
+// agent does not bid on a robot's task, and the nearest robot is awarded it
+// and does it.
+func TestOpenOfferGoesToTheNearestBidder(t *testing.T) {
+	f := meshFleet(t, t.TempDir(), `
+mesh: {mode: embedded}
+agents:
+  - name: dispatcher
+  - name: clerk
+  - name: near-rover
+    role: robot
+  - name: far-rover
+    role: robot
+`, nil)
+	dispatcher, _ := f.Agent("dispatcher")
+	for name, pos := range map[string]string{"near-rover": `{"lat":52.5201,"lon":13.4041}`, "far-rover": `{"lat":52.5300,"lon":13.4200}`} {
+		a, _ := f.Agent(name)
+		if err := a.Report(t.Context(), "gnss", "fix", json.RawMessage(pos)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The robots' cards carry the role once they are published.
+	waitFor(t, func() bool {
+		ss, n := command(t, dispatcher, "/agents"), 0
+		for _, name := range []string{"near-rover", "far-rover", "clerk"} {
+			if strings.Contains(ss.Text, name) {
+				n++
+			}
+		}
+		return n == 3
+	})
+	ev := command(t, dispatcher, `/call fleet.delegate {"goal":"look at the pump","role":"robot","near":{"lat":52.5200,"lon":13.4040}}`)
+	if ev.Type != agent.EventReply {
+		t.Fatalf("delegate: %+v", ev)
+	}
+	var offered agent.TaskInfo
+	if err := json.Unmarshal(ev.Data, &offered); err != nil || offered.To != "" {
+		t.Fatalf("delegate answered %s (%v); want an open offer", ev.Data, err)
+	}
+	var done mesh.Task
+	waitFor(t, func() bool {
+		tk, ok := f.Mesh().Task(offered.ID)
+		done = tk
+		return ok && tk.State == mesh.TaskDone
+	})
+	if done.To != "near-rover" {
+		t.Errorf("awarded to %q; want near-rover (bids %+v)", done.To, done.Bids)
+	}
+	bidders := map[string]float64{}
+	for _, b := range done.Bids {
+		bidders[b.Agent] = b.Price
+	}
+	if len(bidders) != 2 || bidders["near-rover"] > 20 || bidders["far-rover"] < 1000 {
+		t.Errorf("bids %+v; want the two robots' distances (near ≈ 13 m, far ≈ 1.4 km) and none from clerk", done.Bids)
+	}
+
+	// Malformed terms are refused before anything is offered.
+	for _, args := range []string{`{"goal":"x","role":"boat"}`, `{"goal":"x","to":"clerk","role":"robot"}`, `{"goal":"x","near":{"lat":91,"lon":0}}`, `{"to":"clerk"}`} {
+		if ev := command(t, dispatcher, "/call fleet.delegate "+args); ev.Type != agent.EventError {
+			t.Errorf("delegate %s: %+v; want an error", args, ev)
+		}
+	}
+}

@@ -16,6 +16,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/depai/depai/sdk/wire"
@@ -229,6 +230,28 @@ type Safety struct {
 	ApprovalTimeout Duration `yaml:"approval_timeout" check:"positive"`
 	// Motion are the rules that decide a move on where the robot is.
 	Motion Motion `yaml:"motion"`
+	// AgentCalls restrict the tools other fleet agents may call here
+	// (depai.call tasks, such as a dispatcher's inspect reflex). Absent:
+	// any tool, each through this agent's rules; present: only those a
+	// matching entry lists.
+	AgentCalls []AgentCall `yaml:"agent_calls"`
+}
+
+// AgentCall lets one agent (or "*": any verified fleet agent) call the
+// listed tools; a name may end in "*" for a prefix, such as "robot.*".
+type AgentCall struct {
+	From  string   `yaml:"from" check:"required"`
+	Tools []string `yaml:"tools"`
+}
+
+// Allows reports whether tool matches one of the entry's tools.
+func (c AgentCall) Allows(tool string) bool {
+	for _, t := range c.Tools {
+		if t == tool || strings.HasSuffix(t, "*") && strings.HasPrefix(tool, strings.TrimSuffix(t, "*")) {
+			return true
+		}
+	}
+	return false
 }
 
 // Motion rules need the robot's pose (its latest reading with lat/lon).

@@ -220,6 +220,20 @@ func (d *decoder) agent(p string, a *Agent) {
 	if g := a.Safety.Motion.Geofence; len(g) > 0 {
 		d.polygon(join(p, "safety.motion.geofence"), g)
 	}
+	for i, c := range a.Safety.AgentCalls {
+		cp := fmt.Sprintf("%s[%d]", join(p, "safety.agent_calls"), i)
+		if c.From != "" && c.From != "*" && !nameRE.MatchString(c.From) {
+			d.errAt(join(cp, "from"), "invalid agent name %q (expected an agent's name, or \"*\" for any fleet agent)", c.From)
+		}
+		if len(c.Tools) == 0 {
+			d.errAt(cp, "no tools (expected tools: [NAME, …]; a name may end in \"*\"; to allow nothing, leave the agent out)")
+		}
+		for _, t := range c.Tools {
+			if base := strings.TrimSuffix(t, "*"); base == "" && t != "*" || strings.Contains(base, "*") {
+				d.errAt(join(cp, "tools"), "invalid tool %q (expected a tool's name, or a prefix ending in \"*\" such as \"robot.*\")", t)
+			}
+		}
+	}
 	for i, w := range a.Wake {
 		wp := fmt.Sprintf("%s[%d]", join(p, "wake"), i)
 		if w.Namespace == "" {

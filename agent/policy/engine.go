@@ -41,11 +41,14 @@ type Rules struct {
 	// Without limits every payment is refused.
 	Spend  config.Spend
 	Ledger *spend.Ledger
+	// AgentCalls restrict the tools other agents may call (principal kind
+	// agent); nil: any tool.
+	AgentCalls []config.AgentCall
 }
 
 // RulesOf is an agent's policy as its config states it.
 func RulesOf(a config.Agent) Rules {
-	return Rules{Actuators: a.Safety.Actuators, Operators: a.Operators, MaxDepth: a.Limits.Depth, Motion: a.Safety.Motion, Spend: a.Safety.Spend}
+	return Rules{Actuators: a.Safety.Actuators, Operators: a.Operators, MaxDepth: a.Limits.Depth, Motion: a.Safety.Motion, Spend: a.Safety.Spend, AgentCalls: a.Safety.AgentCalls}
 }
 
 // Config configures an Engine.
@@ -152,6 +155,20 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 	}
 	return e, nil
+}
+
+// agentMayCall reports whether agent from may call tool under
+// safety.agent_calls.
+func (r *agentRules) agentMayCall(from, tool string) bool {
+	if r.AgentCalls == nil {
+		return true
+	}
+	for _, c := range r.AgentCalls {
+		if (c.From == "*" || c.From == from) && c.Allows(tool) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) rules(agent string) *agentRules {
@@ -277,6 +294,11 @@ func (e *Engine) Decide(_ context.Context, a Action) Decision {
 	if a.Principal.Kind == PrincipalOperator && !a.Principal.Role.AtLeast(RoleOperator) {
 		d.Verdict, d.Rule = Deny, ruleRoles
 		d.Reason = fmt.Sprintf("%s may only read (role %s); calling %s needs the operator role", a.Principal.ID, roleName(a.Principal.Role), a.Name)
+		return d
+	}
+	if a.Kind == ActionTool && a.Principal.Kind == PrincipalAgent && !r.agentMayCall(a.Principal.ID, a.Name) {
+		d.Verdict, d.Rule = Deny, "safety.agent_calls"
+		d.Reason = fmt.Sprintf("agent %s may not call %s on %s: safety.agent_calls does not list it for that agent", a.Principal.ID, a.Name, a.Agent)
 		return d
 	}
 	switch d.Effect {
@@ -626,13 +648,18 @@ func newGate(r config.ActuatorRule) (*gate, error) {
 	return g, nil
 }
 
-// motion are the fields of an actuator call the rules read.
+// motion are the fields of an actuator call the rules read: a move to a
+// target (lat/lon at speed) or a velocity command (linear m/s, negative
+// backwards, for duration seconds — plugins/simbot's drive.velocity,
+// plugins/ros's ros.cmd_vel).
 type motion struct {
 	Speed     *float64 `json:"speed"` // m/s
 	Lat       *float64 `json:"lat"`
 	Lon       *float64 `json:"lon"`
 	Latitude  *float64 `json:"latitude"`
 	Longitude *float64 `json:"longitude"`
+	Linear    *float64 `json:"linear"`   // m/s
+	Duration  *float64 `json:"duration"` // s
 }
 
 func (g *gate) deny(d Decision, rule, format string, args ...any) Decision {
@@ -653,17 +680,39 @@ func (g *gate) decide(a Action, d Decision, m motionRules, pose *Pose, now time.
 	if in.Speed != nil && (!finite(*in.Speed) || *in.Speed < 0) {
 		return g.deny(d, ".max_speed", "speed %v is not a valid speed in m/s", *in.Speed)
 	}
+	if in.Linear != nil {
+		if !finite(*in.Linear) {
+			return g.deny(d, ".max_speed", "linear %v is not a valid velocity in m/s", *in.Linear)
+		}
+		if in.Speed == nil {
+			in.Speed = new(math.Abs(*in.Linear)) // backwards is as fast as forwards
+		}
+	}
 	if g.rule.MaxSpeed > 0 {
 		switch {
 		case in.Speed == nil:
-			return g.deny(d, ".max_speed", "%s carries no speed, so max_speed %.2f m/s cannot be checked; pass \"speed\" in m/s", a.Name, g.rule.MaxSpeed)
+			return g.deny(d, ".max_speed", "%s carries no speed, so max_speed %.2f m/s cannot be checked; pass \"speed\" (or \"linear\") in m/s", a.Name, g.rule.MaxSpeed)
 		case *in.Speed > g.rule.MaxSpeed:
 			return g.deny(d, ".max_speed", "speed %.2f m/s is above the limit of %.2f m/s for %s", *in.Speed, g.rule.MaxSpeed, a.Name)
 		}
 	}
 	lat, lon := cmp.Or(in.Lat, in.Latitude), cmp.Or(in.Lon, in.Longitude)
 	hasTarget := lat != nil && lon != nil
-	if (lat == nil) != (lon == nil) || (!hasTarget && (len(g.rule.KeepOut) > 0 || len(m.cfg.Geofence) > 0)) {
+	zoned := len(g.rule.KeepOut) > 0 || len(m.cfg.Geofence) > 0
+	// A velocity command has no target: where it can take the robot is the
+	// disc of radius |linear|·duration around its pose, whatever it steers.
+	reach := 0.0
+	velocity := !hasTarget && in.Linear != nil
+	if velocity && zoned {
+		switch {
+		case in.Duration == nil || !finite(*in.Duration) || *in.Duration < 0:
+			return g.deny(d, ".keep_out", "%s is a velocity command without a valid duration in seconds, so how far it goes — and its keep-out zones and geofence — cannot be checked", a.Name)
+		case pose == nil:
+			return g.deny(d, ".keep_out", "the robot's position is unknown (no pose reading yet), so where the velocity command %s takes it cannot be checked against its keep-out zones and geofence", a.Name)
+		}
+		reach = math.Abs(*in.Linear) * *in.Duration
+	}
+	if (lat == nil) != (lon == nil) || (!hasTarget && !velocity && zoned) {
 		return g.deny(d, ".keep_out", "%s carries no target position (lat/lon), so its keep-out zones and geofence cannot be checked", a.Name)
 	}
 	if hasTarget {
@@ -671,14 +720,14 @@ func (g *gate) decide(a Action, d Decision, m motionRules, pose *Pose, now time.
 			return g.deny(d, ".keep_out", "target %v,%v is not a valid position (latitude -90..90, longitude -180..180)", *lat, *lon)
 		}
 	}
-	if hasTarget || m.needsPose() {
+	if hasTarget || velocity && zoned || m.needsPose() {
 		tlat, tlon := 0.0, 0.0
 		if hasTarget {
 			tlat, tlon = *lat, *lon
 		} else if pose != nil {
-			tlat, tlon = pose.Lat, pose.Lon // a move in place: the pose rules still hold
+			tlat, tlon = pose.Lat, pose.Lon // a move in place or a velocity command: the pose rules still hold
 		}
-		if rule, reason := checkMove(m, g.rule.KeepOut, pose, tlat, tlon, now); rule != "" {
+		if rule, reason := checkMove(m, g.rule.KeepOut, pose, tlat, tlon, reach, now); rule != "" {
 			if strings.HasPrefix(rule, "keep_out") {
 				rule = "." + rule
 			} else {

@@ -287,3 +287,44 @@ func TestDenialsAreCoalesced(t *testing.T) {
 		t.Fatalf("%d audit records for 1000 denials in a burst, want 1", n)
 	}
 }
+
+// TestAgentCalls: with safety.agent_calls, another agent calls only the
+// tools listed for it (or for "*"), and each refusal is on record; without
+// it, any tool passes to the rest of the rules.
+func TestAgentCalls(t *testing.T) {
+	call := func(from, tool string) policy.Action {
+		return policy.Action{Agent: "rover-1", Principal: policy.Principal{Kind: policy.PrincipalAgent, ID: from}, Kind: policy.ActionTool, Name: tool, Effect: wire.EffectWrite, Args: json.RawMessage(`{}`)}
+	}
+	restricted := policy.Rules{AgentCalls: []config.AgentCall{
+		{From: "dispatcher", Tools: []string{"drive.to", "robot.*"}},
+		{From: "*", Tools: []string{"robot.pose"}},
+	}}
+	for _, tt := range []struct {
+		rules      policy.Rules
+		from, tool string
+		allowed    bool
+	}{
+		{restricted, "dispatcher", "drive.to", true},
+		{restricted, "dispatcher", "robot.stop", true},
+		{restricted, "dispatcher", "sim.set_fix", false},
+		{restricted, "planner", "robot.pose", true},
+		{restricted, "planner", "drive.to", false},
+		{policy.Rules{}, "planner", "sim.set_fix", true},
+	} {
+		e := motionEngine(t, tt.rules, nil)
+		_, err := e.Authorize(context.Background(), call(tt.from, tt.tool))
+		if tt.allowed != (err == nil) {
+			t.Errorf("%s → %s under %+v: %v, want allowed %v", tt.from, tt.tool, tt.rules.AgentCalls, err, tt.allowed)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "safety.agent_calls") || !strings.Contains(err.Error(), tt.from)) {
+			t.Errorf("refusal %q does not name the rule and the agent", err)
+		}
+	}
+	// An operator's call is not another agent's: the list does not apply.
+	e := motionEngine(t, restricted, nil)
+	a := call("", "sim.set_fix")
+	a.Principal = operator
+	if _, err := e.Authorize(context.Background(), a); err != nil {
+		t.Errorf("operator's call refused: %v", err)
+	}
+}

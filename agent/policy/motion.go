@@ -65,9 +65,11 @@ func (m motionRules) needsPose() bool {
 }
 
 // checkMove decides a move from pose (nil: unknown) to target under the
-// agent's motion rules and the tool's keep-out zones. It returns "" to
-// allow, or the rule and the reason.
-func checkMove(m motionRules, zones []config.Zone, pose *Pose, lat, lon float64, now time.Time) (rule, reason string) {
+// agent's motion rules and the tool's keep-out zones. A reach above 0 makes
+// the target the disc of that radius in metres around lat/lon (a velocity
+// command's extent), which must keep clear of every zone and stay inside
+// the geofence. It returns "" to allow, or the rule and the reason.
+func checkMove(m motionRules, zones []config.Zone, pose *Pose, lat, lon, reach float64, now time.Time) (rule, reason string) {
 	c := m.cfg
 	if m.needsPose() {
 		if pose == nil {
@@ -115,6 +117,8 @@ func checkMove(m motionRules, zones []config.Zone, pose *Pose, lat, lon float64,
 			switch {
 			case inside(to, poly):
 				return "keep_out[" + z.Name + "]", fmt.Sprintf("target %.6f,%.6f is inside keep-out zone %q", lat, lon, z.Name)
+			case reach > 0 && polygonDistance(to, poly) < reach:
+				return "keep_out[" + z.Name + "]", fmt.Sprintf("the velocity command can take the robot %.0f m from %.6f,%.6f, into keep-out zone %q (%.0f m away)", reach, lat, lon, z.Name, polygonDistance(to, poly))
 			case origin != nil && segmentCrosses(from, to, poly):
 				return "keep_out[" + z.Name + "]", fmt.Sprintf("the straight path from %.6f,%.6f to %.6f,%.6f crosses keep-out zone %q", origin.Lat, origin.Lon, lat, lon, z.Name)
 			}
@@ -123,6 +127,8 @@ func checkMove(m motionRules, zones []config.Zone, pose *Pose, lat, lon float64,
 		centre := proj.xy(z.Lat, z.Lon)
 		if d := haversineM(lat, lon, z.Lat, z.Lon); d < z.RadiusM {
 			return "keep_out[" + z.Name + "]", fmt.Sprintf("target %.6f,%.6f is inside keep-out zone %q (%.0f m from its centre, radius %.0f m)", lat, lon, z.Name, d, z.RadiusM)
+		} else if d < z.RadiusM+reach {
+			return "keep_out[" + z.Name + "]", fmt.Sprintf("the velocity command can take the robot %.0f m from %.6f,%.6f, into keep-out zone %q (its centre %.0f m away, radius %.0f m)", reach, lat, lon, z.Name, d, z.RadiusM)
 		}
 		if origin != nil {
 			if d := segmentDistance(centre, from, to); d < z.RadiusM {
@@ -134,6 +140,9 @@ func checkMove(m motionRules, zones []config.Zone, pose *Pose, lat, lon float64,
 		fence := proj.polygon(c.Geofence)
 		if !inside(to, fence) {
 			return "safety.motion.geofence", fmt.Sprintf("target %.6f,%.6f is outside the geofence", lat, lon)
+		}
+		if d := polygonDistance(to, fence); reach > 0 && d < reach {
+			return "safety.motion.geofence", fmt.Sprintf("the velocity command can take the robot %.0f m from %.6f,%.6f, out of the geofence (%.0f m away)", reach, lat, lon, d)
 		}
 		if segmentCrosses(from, to, fence) {
 			return "safety.motion.geofence", fmt.Sprintf("the straight path to %.6f,%.6f leaves the geofence", lat, lon)
@@ -219,4 +228,13 @@ func segmentDistance(c, a, b [2]float64) float64 {
 	}
 	px, py := a[0]+t*dx-c[0], a[1]+t*dy-c[1]
 	return math.Hypot(px, py)
+}
+
+// polygonDistance is the distance from c to the nearest edge of poly.
+func polygonDistance(c [2]float64, poly [][2]float64) float64 {
+	d := math.Inf(1)
+	for i, j := 0, len(poly)-1; i < len(poly); j, i = i, i+1 {
+		d = math.Min(d, segmentDistance(c, poly[j], poly[i]))
+	}
+	return d
 }

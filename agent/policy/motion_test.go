@@ -129,3 +129,53 @@ func TestTeleop(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 }
+
+// A velocity command (simbot's drive.velocity, ros.cmd_vel) carries linear
+// m/s and a duration, not speed and a target: max_speed reads |linear|, and
+// keep-out zones and the geofence are checked against everywhere the
+// command can take the robot.
+func TestVelocityCommands(t *testing.T) {
+	here := policy.Pose{Lat: 52.5173, Lon: 13.405, Fix: policy.FixRTKFixed, Time: time.Now(), Source: "simbot"}
+	pond := config.Zone{Name: "pond", Lat: 52.5180, Lon: 13.405, RadiusM: 30}                                                               // centre 78 m north
+	shed := config.Zone{Name: "shed", Polygon: [][]float64{{52.5170, 13.4060}, {52.5170, 13.4070}, {52.5176, 13.4070}, {52.5176, 13.4060}}} // 68 m east
+	site := [][]float64{{52.5160, 13.4030}, {52.5160, 13.4080}, {52.5190, 13.4080}, {52.5190, 13.4030}}                                     // 144 m west, 130 m south
+	velocity := func(args string) policy.Action {
+		a := drive(args, wire.EffectActuator)
+		a.Name = "drive.velocity"
+		return a
+	}
+	tests := []struct {
+		name  string
+		rules policy.Rules
+		pose  *policy.Pose
+		args  string
+		want  string // "" allows
+	}{
+		{"under max_speed", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity", MaxSpeed: 1.5}}}, &here, `{"linear":1.2,"angular":0.1,"duration":2}`, ""},
+		{"over max_speed", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity", MaxSpeed: 1.5}}}, &here, `{"linear":2,"angular":0,"duration":2}`, "speed 2.00 m/s is above the limit of 1.50 m/s"},
+		{"backwards over max_speed", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity", MaxSpeed: 1.5}}}, &here, `{"linear":-2,"angular":0,"duration":2}`, "speed 2.00 m/s is above the limit"},
+		{"neither speed nor linear", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity", MaxSpeed: 1.5}}}, &here, `{"angular":0.5,"duration":2}`, "carries no speed"},
+		{"clear of every zone", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity", KeepOut: []config.Zone{pond, shed}}}, Motion: config.Motion{Geofence: site}}, &here, `{"linear":1,"angular":0.3,"duration":20}`, ""},
+		{"reaching a circle", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity", KeepOut: []config.Zone{pond}}}}, &here, `{"linear":1,"angular":0,"duration":50}`, "into keep-out zone \"pond\""},
+		{"reaching a polygon", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity", KeepOut: []config.Zone{shed}}}}, &here, `{"linear":-1,"angular":0,"duration":70}`, "into keep-out zone \"shed\""},
+		{"leaving the geofence", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity"}}, Motion: config.Motion{Geofence: site}}, &here, `{"linear":2,"angular":0,"duration":70}`, "out of the geofence"},
+		{"no duration under zones", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity", KeepOut: []config.Zone{pond}}}}, &here, `{"linear":1,"angular":0}`, "without a valid duration"},
+		{"no pose under zones", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity", KeepOut: []config.Zone{pond}}}}, nil, `{"linear":1,"angular":0,"duration":1}`, "position is unknown"},
+		{"NaN linear", policy.Rules{Actuators: []config.ActuatorRule{{Tool: "drive.velocity"}}}, &here, `{"linear":"NaN","duration":1}`, "cannot be read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := motionEngine(t, tt.rules, tt.pose)
+			_, err := e.Authorize(context.Background(), velocity(tt.args))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want a refusal saying %q", err, tt.want)
+			}
+		})
+	}
+}

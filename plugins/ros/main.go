@@ -24,15 +24,17 @@
 //	services      the services ros.call may call, "name:type" comma-separated,
 //	              type trigger | set_bool | empty, e.g. "/dock:trigger,/brake:set_bool"
 //
-// The node starts on the first call the host makes (a poll or a tool), with
-// that call's config; it is retried on the next call while the master is
-// unreachable.
+// The node is the plugin's run hook (sdk.Run): it joins the master as soon
+// as the host has loaded the plugin, and again with backoff (0.25 s to 5 s)
+// while the master is unreachable; calls meanwhile answer unavailable
+// (retryable) with the reason. A refused config is answered to every call.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"strconv"
@@ -46,6 +48,7 @@ import (
 	"github.com/aler9/goroslib/pkg/msgs/sensor_msgs"
 	"github.com/aler9/goroslib/pkg/msgs/std_srvs"
 
+	"github.com/depai/depai/plugins/internal/live"
 	"github.com/depai/depai/sdk"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -71,6 +74,7 @@ func init() {
 	sdk.Sensor("pose", "The robot's pose from odometry and GNSS: lat, lon, heading_deg, speed_mps, fix, mode, time.", PoseInterval, pose)
 	sdk.OnStop(onStop)
 	sdk.Watchdog(Watchdog)
+	sdk.Run(link.runHook)
 }
 
 func main() { sdk.Main() }
@@ -199,32 +203,119 @@ func readSettings(ctx context.Context) (settings, error) {
 var link node
 
 type node struct {
-	startMu sync.Mutex // serialises start; taken before mu
-	mu      sync.Mutex
-	set     settings
-	n       *goroslib.Node
-	pub     *goroslib.Publisher
-	odom    *nav_msgs.Odometry
-	odomAt  time.Time
-	fix     *sensor_msgs.NavSatFix
-	fixAt   time.Time
-	cancel  context.CancelFunc // ends the running cmd_vel command
-	moving  bool
+	mu     sync.Mutex
+	tried  chan struct{} // closed when the run hook's first join has ended
+	err    error         // why there is no node: the refused config or the last join's failure
+	set    settings
+	n      *goroslib.Node
+	pub    *goroslib.Publisher
+	odom   *nav_msgs.Odometry
+	odomAt time.Time
+	fix    *sensor_msgs.NavSatFix
+	fixAt  time.Time
+	cancel context.CancelFunc // ends the running cmd_vel command
+	moving bool
 }
 
-func (l *node) ensure(ctx context.Context) error {
-	l.startMu.Lock()
-	defer l.startMu.Unlock()
+// How long the run hook waits between joins while the master is down.
+const (
+	rejoinMin = 250 * time.Millisecond
+	rejoinMax = 5 * time.Second
+)
+
+// triedLocked is the channel the first join closes.
+func (l *node) triedLocked() chan struct{} {
+	if l.tried == nil {
+		l.tried = make(chan struct{})
+	}
+	return l.tried
+}
+
+// runHook reads the config and joins the master, retrying while it is
+// unreachable; the node lives until the plugin is unloaded.
+func (l *node) runHook(ctx context.Context) error {
 	l.mu.Lock()
-	up := l.n != nil
+	tried := l.triedLocked()
 	l.mu.Unlock()
-	if up {
-		return nil
+	report := func(err error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.err = err
+		select {
+		case <-tried:
+		default:
+			close(tried)
+		}
 	}
 	set, err := readSettings(ctx)
 	if err != nil {
-		return err
+		sdk.Log(ctx, slog.LevelWarn, "ros: not started", "err", err.Error())
+		report(err)
+		<-ctx.Done()
+		return nil
 	}
+	var n *goroslib.Node
+	retried := false
+	for wait := rejoinMin; ; wait = min(2*wait, rejoinMax) {
+		if n, err = l.join(set); err == nil {
+			break
+		}
+		if !retried { // once: the retries would flood the log
+			sdk.Log(ctx, slog.LevelWarn, "ros: cannot join the master; retrying", "err", err.Error())
+		}
+		retried = true
+		report(err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	report(nil)
+	if retried {
+		sdk.Log(ctx, slog.LevelInfo, "ros: joined the master", "master", set.master)
+	}
+	<-ctx.Done()
+	l.mu.Lock()
+	mine := l.n == n // a test binary loads the plugin several times
+	if mine {
+		l.n, l.pub = nil, nil
+	}
+	l.mu.Unlock()
+	if mine {
+		n.Close()
+	}
+	return nil
+}
+
+// ready waits (up to live.DefaultWait) for the run hook's first join and
+// reports why there is no node, if there is none; every handler starts
+// with it.
+func (l *node) ready(ctx context.Context) error {
+	l.mu.Lock()
+	tried := l.triedLocked()
+	l.mu.Unlock()
+	t := time.NewTimer(live.DefaultWait)
+	defer t.Stop()
+	select {
+	case <-tried:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.n != nil:
+		return nil
+	case l.err != nil:
+		return l.err
+	}
+	return &wire.Error{Code: wire.CodeUnavailable, Retryable: true, Message: "ros: the node has not joined the master yet"}
+}
+
+// join starts the node: the publisher and the subscribers the handlers
+// read.
+func (l *node) join(set settings) (*goroslib.Node, error) {
 	n, err := goroslib.NewNode(goroslib.NodeConf{
 		Name: set.nodeName, MasterAddress: set.master, Host: set.nodeHost,
 		// Its log goes to the node's own stdout (the agent's log, under the
@@ -232,7 +323,7 @@ func (l *node) ensure(ctx context.Context) error {
 		LogDestinations: goroslib.LogDestinationRosout,
 	})
 	if err != nil {
-		return &wire.Error{Code: wire.CodeUnavailable, Retryable: true, Message: fmt.Sprintf("ros: cannot join the master at %s: %v", set.master, err)}
+		return nil, &wire.Error{Code: wire.CodeUnavailable, Retryable: true, Message: fmt.Sprintf("ros: cannot join the master at %s: %v", set.master, err)}
 	}
 	pub, err := goroslib.NewPublisher(goroslib.PublisherConf{Node: n, Topic: set.cmdVel, Msg: &geometry_msgs.Twist{}})
 	if err == nil {
@@ -251,12 +342,12 @@ func (l *node) ensure(ctx context.Context) error {
 	}
 	if err != nil {
 		n.Close()
-		return &wire.Error{Code: wire.CodeUnavailable, Retryable: true, Message: fmt.Sprintf("ros: %v", err)}
+		return nil, &wire.Error{Code: wire.CodeUnavailable, Retryable: true, Message: fmt.Sprintf("ros: %v", err)}
 	}
 	l.mu.Lock()
 	l.set, l.n, l.pub = set, n, pub
 	l.mu.Unlock()
-	return nil
+	return n, nil
 }
 
 // CmdVel is ros.cmd_vel's input: the names a safety policy reads.
@@ -273,7 +364,7 @@ type Published struct {
 }
 
 func cmdVel(ctx context.Context, in CmdVel) (Published, error) {
-	if err := link.ensure(ctx); err != nil {
+	if err := link.ready(ctx); err != nil {
 		return Published{}, err
 	}
 	link.mu.Lock()
@@ -358,7 +449,7 @@ type Stopped struct {
 }
 
 func rosStop(ctx context.Context, _ none) (Stopped, error) {
-	if err := link.ensure(ctx); err != nil {
+	if err := link.ready(ctx); err != nil {
 		return Stopped{}, err
 	}
 	link.stopNow()
@@ -395,7 +486,7 @@ type CallResult struct {
 }
 
 func callService(ctx context.Context, in Call) (CallResult, error) {
-	if err := link.ensure(ctx); err != nil {
+	if err := link.ready(ctx); err != nil {
 		return CallResult{}, err
 	}
 	link.mu.Lock()
@@ -432,7 +523,7 @@ func callService(ctx context.Context, in Call) (CallResult, error) {
 }
 
 func latestOdom(ctx context.Context, _ none) (OdomOut, error) {
-	if err := link.ensure(ctx); err != nil {
+	if err := link.ready(ctx); err != nil {
 		return OdomOut{}, err
 	}
 	link.mu.Lock()
@@ -502,7 +593,7 @@ func fixOut(m *sensor_msgs.NavSatFix, at time.Time) FixOut {
 }
 
 func latestFix(ctx context.Context, _ none) (FixOut, error) {
-	if err := link.ensure(ctx); err != nil {
+	if err := link.ready(ctx); err != nil {
 		return FixOut{}, err
 	}
 	link.mu.Lock()
@@ -528,7 +619,7 @@ type Pose struct {
 }
 
 func pose(ctx context.Context) (Pose, error) {
-	if err := link.ensure(ctx); err != nil {
+	if err := link.ready(ctx); err != nil {
 		return Pose{}, err
 	}
 	link.mu.Lock()

@@ -28,6 +28,7 @@ func reset() {
 	link.mu.Lock()
 	n := link.n
 	link.n, link.pub, link.odom, link.fix, link.cancel, link.moving = nil, nil, nil, nil, nil, false
+	link.tried, link.err = nil, nil
 	link.mu.Unlock()
 	if n != nil {
 		n.Close()
@@ -64,15 +65,28 @@ func TestROS(t *testing.T) {
 		t.Logf("inside the network namespace:\n%s", grepLines(string(out), "    "))
 		return
 	}
-	startBG(t, "roscore", "-p", "11311")
-	waitMaster(t)
-
+	// The plugin loads before the master is up: its run hook keeps trying,
+	// and joins once roscore is there, with no call to make it.
 	reset()
 	t.Cleanup(reset)
 	pt := plugintest.New(t, plugintest.Config(map[string]string{
 		"master": "http://127.0.0.1:11311/", "node_host": "127.0.0.1", "node_name": "depai_test",
 		"max_linear": "1", "services": "/dock:trigger,/brake:set_bool",
 	}))
+	if _, err := pt.Call("ros.stop", none{}); !isCode(err, wire.CodeUnavailable) {
+		t.Fatalf("ros.stop before the master is up: %v, want unavailable", err)
+	}
+	startBG(t, "roscore", "-p", "11311")
+	waitMaster(t)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, _ := exec.Command("rosnode", "list").Output()
+		if strings.Contains(string(out), "/depai_test") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin's node did not join the master by itself within 30 s; rosnode list:\n%s", out)
+		}
+	}
 	t.Run("cmd_vel", func(t *testing.T) { testCmdVel(t, pt) })
 	t.Run("readings", func(t *testing.T) { testReadings(t, pt) })
 	t.Run("services", func(t *testing.T) { testServices(t, pt) })

@@ -30,19 +30,23 @@
 //	nmea_addr              host:port to serve NMEA on, e.g. 127.0.0.1:10110 (off)
 //	nmea_interval          a Go duration between NMEA epochs (1s)
 //
-// The robot starts on the first call the host makes (a poll of pose, or a
-// tool), with that call's config: the SDK has no start hook.
+// The robot is the plugin's run hook (sdk.Run): it starts with the plugin's
+// config as soon as the host has loaded it — moving, draining and serving
+// NMEA before any call — and ends when the plugin is unloaded. A refused
+// config is logged and answered to every call.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/depai/depai/plugins/internal/live"
 	"github.com/depai/depai/sdk"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -74,6 +78,7 @@ func init() {
 	sdk.Sensor("pose", "The robot's pose: lat, lon, heading_deg, speed_mps, fix, accuracy_m, battery_pct, mode, time.", PoseInterval, pose)
 	sdk.OnStop(onStop)
 	sdk.Watchdog(Watchdog)
+	sdk.Run(bot.runHook)
 }
 
 func main() { sdk.Main() }
@@ -84,23 +89,35 @@ func main() { sdk.Main() }
 var bot sim
 
 type sim struct {
-	startMu sync.Mutex // serialises start; taken before mu
+	// started holds the run hook's outcome for the handlers: empty until
+	// the robot runs, then nil or the refused config.
+	started live.Slot[struct{}]
 	mu      sync.Mutex
 	r       *robot
 	zones   []Zone
 	nmea    *nmeaServer
 }
 
-// ensure starts the robot with the config read through ctx's host.
-func (s *sim) ensure(ctx context.Context) error {
-	s.startMu.Lock()
-	defer s.startMu.Unlock()
-	s.mu.Lock()
-	started := s.r != nil
-	s.mu.Unlock()
-	if started {
-		return nil
+// runHook starts the robot with the config read through ctx's host and
+// keeps it running until the plugin is unloaded.
+func (s *sim) runHook(ctx context.Context) error {
+	err := s.start(ctx)
+	if err != nil {
+		sdk.Log(ctx, slog.LevelWarn, "simbot: not started", "err", err.Error())
 	}
+	s.started.Hold(ctx, struct{}{}, err)
+	return nil
+}
+
+// ready waits for the robot to run; every handler starts with it.
+func (s *sim) ready(ctx context.Context) error {
+	_, err := s.started.Get(ctx)
+	return err
+}
+
+// start builds the robot from the plugin's config and sets it moving until
+// ctx ends.
+func (s *sim) start(ctx context.Context) error {
 	set, err := readSettings(ctx)
 	if err != nil {
 		return err
@@ -119,7 +136,7 @@ func (s *sim) ensure(ctx context.Context) error {
 	s.mu.Lock()
 	s.r, s.zones, s.nmea = r, zs, srv
 	s.mu.Unlock()
-	go s.run(r, srv, set)
+	go s.run(ctx, r, srv, set)
 	return nil
 }
 
@@ -133,13 +150,23 @@ func parseZonesValue(set settings) ([]Zone, []zone, error) {
 }
 
 // run advances r in real time × time_scale and writes NMEA to srv (if
-// any), until r is no longer the plugin's robot.
-func (s *sim) run(r *robot, srv *nmeaServer, set settings) {
+// any), until ctx ends or r is no longer the plugin's robot (a test binary
+// loads the plugin several times). Then it closes srv.
+func (s *sim) run(ctx context.Context, r *robot, srv *nmeaServer, set settings) {
 	tick := time.NewTicker(set.step)
 	defer tick.Stop()
+	if srv != nil {
+		defer srv.close()
+	}
 	last := time.Now()
 	nextNMEA := last
-	for now := range tick.C {
+	for {
+		var now time.Time
+		select {
+		case <-ctx.Done():
+			return
+		case now = <-tick.C:
+		}
 		s.mu.Lock()
 		if s.r != r {
 			s.mu.Unlock()
@@ -212,7 +239,7 @@ func round(v float64, digits int) float64 {
 type none struct{}
 
 func pose(ctx context.Context) (Pose, error) {
-	if err := bot.ensure(ctx); err != nil {
+	if err := bot.ready(ctx); err != nil {
 		return Pose{}, err
 	}
 	return bot.pose(), nil
@@ -235,7 +262,7 @@ type Accepted struct {
 }
 
 func driveTo(ctx context.Context, in DriveTo) (Accepted, error) {
-	if err := bot.ensure(ctx); err != nil {
+	if err := bot.ready(ctx); err != nil {
 		return Accepted{}, err
 	}
 	if err := checkLatLon(in.Lat, in.Lon); err != nil {
@@ -264,7 +291,7 @@ type DriveVelocity struct {
 }
 
 func driveVelocity(ctx context.Context, in DriveVelocity) (Accepted, error) {
-	if err := bot.ensure(ctx); err != nil {
+	if err := bot.ready(ctx); err != nil {
 		return Accepted{}, err
 	}
 	bot.mu.Lock()
@@ -308,7 +335,7 @@ type Stopped struct {
 }
 
 func robotStop(ctx context.Context, _ none) (Stopped, error) {
-	if err := bot.ensure(ctx); err != nil {
+	if err := bot.ready(ctx); err != nil {
 		return Stopped{}, err
 	}
 	bot.mu.Lock()
@@ -369,7 +396,7 @@ type Info struct {
 }
 
 func simInfo(ctx context.Context, _ none) (Info, error) {
-	if err := bot.ensure(ctx); err != nil {
+	if err := bot.ready(ctx); err != nil {
 		return Info{}, err
 	}
 	bot.mu.Lock()
@@ -391,7 +418,7 @@ type SetFix struct {
 }
 
 func setFix(ctx context.Context, in SetFix) (none, error) {
-	if err := bot.ensure(ctx); err != nil {
+	if err := bot.ready(ctx); err != nil {
 		return none{}, err
 	}
 	if _, ok := fixSigma[in.Fix]; !ok {

@@ -384,3 +384,42 @@ func TestHostStopBringsItToRest(t *testing.T) {
 	}
 	waitSpeed(t, pt, func(v float64) bool { return v == 0 }, 650*time.Millisecond)
 }
+
+// TestStartsAtLoad: the robot is the run hook, so it serves NMEA as soon as
+// the host has loaded the plugin — a gnss plugin reading it needs no call to
+// simbot first — and unloading it closes the port.
+func TestStartsAtLoad(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	pt := start(t, map[string]string{"nmea_addr": addr, "nmea_interval": "20ms"})
+	var c net.Conn
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err = net.Dial("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("no NMEA on %s without a call: %v", addr, err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "$GNGGA") && !strings.HasPrefix(line, "$GPGGA") {
+		t.Fatalf("first line %q, %v; want a GGA sentence", line, err)
+	}
+	c.Close()
+	pt.Unload()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still accepts after the unload", addr)
+		}
+	}
+}

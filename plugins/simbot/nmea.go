@@ -86,9 +86,10 @@ func checksum(body string) string {
 // nmeaServer writes the receiver's sentences to every client connected to
 // its TCP listener, the way a networked GNSS receiver (or str2str) does.
 type nmeaServer struct {
-	ln net.Listener
-	mu sync.Mutex
-	cs map[net.Conn]bool
+	ln     net.Listener
+	mu     sync.Mutex
+	cs     map[net.Conn]bool
+	closed bool
 }
 
 func listenNMEA(addr string) (*nmeaServer, error) {
@@ -103,6 +104,18 @@ func listenNMEA(addr string) (*nmeaServer, error) {
 
 func (s *nmeaServer) addr() string { return s.ln.Addr().String() }
 
+// close stops listening and drops every client.
+func (s *nmeaServer) close() {
+	s.ln.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.cs {
+		c.Close()
+		delete(s.cs, c)
+	}
+}
+
 func (s *nmeaServer) accept() {
 	for {
 		c, err := s.ln.Accept()
@@ -110,7 +123,11 @@ func (s *nmeaServer) accept() {
 			return
 		}
 		s.mu.Lock()
-		s.cs[c] = true
+		if s.closed {
+			c.Close()
+		} else {
+			s.cs[c] = true
+		}
 		s.mu.Unlock()
 	}
 }
