@@ -112,8 +112,8 @@ func (x *Index) startGraphLog(p *partition) *graphLog {
 }
 
 // saveGraph writes p's snapshot, with record numbers for positions, and
-// empties its log. Called with p.mu held (read suffices) and no build
-// running on p's published graph.
+// empties its log. Called with p.mu held, or its read lock by the
+// goroutine that checkpoints (see partition.graphStored).
 func (x *Index) saveGraph(p *partition) error {
 	if err := x.roomToWrite(); err != nil {
 		return err
@@ -140,12 +140,12 @@ func (x *Index) saveGraph(p *partition) error {
 	if err == nil {
 		if p.glog == nil {
 			p.glog, err = openGraphLog(logPath)
-			if err == nil {
-				p.graph.SetLog(p.glog, func(pos uint32) uint32 { return p.docs[pos] })
-			}
 		} else {
 			err = p.glog.reset()
 		}
+	}
+	if err == nil {
+		p.graph.SetLog(p.glog, func(pos uint32) uint32 { return p.docs[pos] })
 	}
 	if err != nil {
 		return fmt.Errorf("save graph of %q: %w", p.ns, err)
@@ -177,23 +177,22 @@ func (x *Index) syncGraphs(final bool) error {
 	for _, p := range parts {
 		p.mu.RLock()
 		g, l := p.graph, p.glog
-		if g != nil && l != nil {
-			if err := g.LogErr(); err != nil {
-				errs = append(errs, fmt.Errorf("graph of %q: %w", p.ns, err))
-			} else if err := l.flush(); err != nil {
-				errs = append(errs, fmt.Errorf("graph of %q: %w", p.ns, err))
-			}
+		var logErr error
+		if l != nil {
+			logErr = l.flush()
 		}
-		due := g != nil && !p.graphStored && (final || l == nil || l.records*graphSnapshotEvery >= g.Len())
+		if g != nil && logErr == nil {
+			logErr = g.LogErr()
+		}
+		if logErr != nil {
+			// The log lacks insertions: the snapshot below replaces it.
+			x.log.Warn("recall: graph log", "namespace", p.ns, "err", logErr)
+		}
+		// Under the read lock: searches go on, Adds wait for the snapshot.
+		if g != nil && !p.graphStored && (final || l == nil || logErr != nil || l.records*graphSnapshotEvery >= g.Len()) {
+			errs = append(errs, x.saveGraph(p))
+		}
 		p.mu.RUnlock()
-		if due {
-			// Adds wait for the snapshot; searches do not.
-			p.mu.Lock()
-			if p.graph != nil {
-				errs = append(errs, x.saveGraph(p))
-			}
-			p.mu.Unlock()
-		}
 		if final {
 			p.mu.Lock()
 			if p.glog != nil {

@@ -19,10 +19,12 @@ type partition struct {
 	docs     []uint32 // position -> document number
 	graph    *hnsw.Graph
 	building bool
-	// graphStored: graph is the one stored in the index's badger, so Close
-	// need not write it again.
+	// graphStored: graph is the one in its snapshot file, so Close need
+	// not write it again. It and glog, the graph's insertion log
+	// (graphfile.go; nil: none), are written under mu, or under its read
+	// lock by the goroutine that checkpoints, which alone reads them so.
 	graphStored bool
-	glog        *graphLog // the graph's insertion log (graphfile.go); nil: none
+	glog        *graphLog
 	// resume is a graph restored after a crash that lacks the vectors at
 	// missing; build links them and publishes it.
 	resume  *hnsw.Graph
@@ -63,11 +65,7 @@ func (p *partition) build(ctx context.Context, x *Index, cfg hnsw.Config) {
 	docs := p.docs[:n:n]
 	g, missing := p.resume, p.missing
 	p.resume, p.missing = nil, nil
-	if g == nil && p.glog != nil {
-		p.glog.close()
-		p.glog = nil
-	}
-	l := p.glog
+	l := p.glog // a resumed graph's, opened by loadGraph
 	p.mu.Unlock()
 	vec := func(i uint32) []float32 { return vecs[int(i)*d : (int(i)+1)*d] }
 	logID := func(pos uint32) uint32 { return docs[pos] }
