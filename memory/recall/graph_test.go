@@ -179,8 +179,16 @@ func TestKill9KeepsGraph(t *testing.T) {
 		putAll(t, db, vecRecords(0, 1500))
 		db.Close()
 		killGraphChild(t, "steady", dir, func() bool { return true })
+		// As a kill during a snapshot leaves it: under a temporary name.
+		stale := filepath.Join(dir, "recall", ".graph-1234.snap")
+		if err := os.WriteFile(stale, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		db, x, lines := reopen(t, dir)
 		defer db.Close()
+		if _, err := os.Stat(stale); !os.IsNotExist(err) {
+			t.Errorf("a snapshot cut short is still there after the load: %v", err)
+		}
 		if s := x.Stats(); s.Graphs != 1 || s.Vectors != 1800 {
 			x.Close()
 			t.Fatalf("after kill -9: Stats %+v, want the restored graph over 1800 vectors", s)

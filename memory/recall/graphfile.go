@@ -73,19 +73,6 @@ func (l *graphLog) flush() error {
 	return l.w.Flush()
 }
 
-// reset empties the log after a snapshot took in what it held.
-func (l *graphLog) reset() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.w.Reset(l.f)
-	l.records = 0
-	if err := l.f.Truncate(0); err != nil {
-		return err
-	}
-	_, err := l.f.Seek(0, io.SeekStart)
-	return err
-}
-
 func (l *graphLog) close() error {
 	err := l.flush()
 	if cerr := l.f.Close(); err == nil {
@@ -111,46 +98,89 @@ func (x *Index) startGraphLog(p *partition) *graphLog {
 	return l
 }
 
-// saveGraph writes p's snapshot, with record numbers for positions, and
-// empties its log. Called with p.mu held, or its read lock by the
-// goroutine that checkpoints (see partition.graphStored).
+// saveGraph writes p's snapshot and starts its log afresh (writeGraph),
+// then makes both durable (commit). Called with p.mu held, or during load.
 func (x *Index) saveGraph(p *partition) error {
-	if err := x.roomToWrite(); err != nil {
-		return err
-	}
-	snap, logPath := graphPaths(x.cfg.Dir, p.ns)
-	f, err := os.CreateTemp(x.cfg.Dir, ".graph-*")
-	if err != nil {
-		return fmt.Errorf("save graph of %q: %w", p.ns, err)
-	}
-	defer os.Remove(f.Name())
-	err = p.graph.Save(f, func(pos uint32) uint32 { return p.docs[pos] })
+	c, err := x.writeGraph(p)
 	if err == nil {
-		err = f.Sync()
+		err = c.commit()
 	}
-	if cerr := f.Close(); err == nil {
+	return err
+}
+
+// graphCommit is a snapshot written but not yet in place.
+type graphCommit struct {
+	p                 *partition
+	dir               string
+	snap, log         *os.File // the new snapshot and log, under temporary names
+	snapPath, logPath string
+	old               *graphLog // the log the snapshot replaces
+}
+
+// writeGraph writes p's snapshot, with record numbers for positions, to a
+// temporary file, and moves the graph's log to a new temporary file, which
+// takes the insertions from now on. Both are put in place by commit, which
+// needs no lock: so a snapshot holds the partition's lock only as long as
+// it takes to encode, not to sync. Called with p.mu held, or its read
+// lock by the goroutine that checkpoints (see partition.graphStored).
+func (x *Index) writeGraph(p *partition) (*graphCommit, error) {
+	if err := x.roomToWrite(); err != nil {
+		return nil, err
+	}
+	c := &graphCommit{p: p, dir: x.cfg.Dir, old: p.glog}
+	c.snapPath, c.logPath = graphPaths(x.cfg.Dir, p.ns)
+	var err error
+	if c.snap, err = os.CreateTemp(x.cfg.Dir, ".graph-*.snap"); err != nil {
+		return nil, fmt.Errorf("save graph of %q: %w", p.ns, err)
+	}
+	err = p.graph.Save(c.snap, func(pos uint32) uint32 { return p.docs[pos] })
+	if err == nil {
+		c.log, err = os.CreateTemp(x.cfg.Dir, ".graph-*.log")
+	}
+	if err != nil {
+		c.snap.Close()
+		os.Remove(c.snap.Name())
+		return nil, fmt.Errorf("save graph of %q: %w", p.ns, err)
+	}
+	p.glog = &graphLog{f: c.log, w: bufio.NewWriterSize(c.log, 256<<10)}
+	p.graph.SetLog(p.glog, func(pos uint32) uint32 { return p.docs[pos] })
+	p.graphStored = true
+	return c, nil
+}
+
+// commit syncs the snapshot and renames the new log and it into place, in
+// that order, and closes the old log. A crash before the renames leaves the
+// old snapshot and log; one between them, the old snapshot and the new log,
+// whose records load with their links into the nodes between dropped.
+// Either way the insertions not restored are linked again from the store.
+// (The other order could pair the new snapshot with the old log, whose
+// node numbers are not the snapshot's after a load renumbered the graph.)
+func (c *graphCommit) commit() error {
+	err := c.snap.Sync()
+	if cerr := c.snap.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), snap)
+		err = os.Rename(c.log.Name(), c.logPath)
 	}
 	if err == nil {
-		err = syncDir(x.cfg.Dir)
+		err = os.Rename(c.snap.Name(), c.snapPath)
 	}
 	if err == nil {
-		if p.glog == nil {
-			p.glog, err = openGraphLog(logPath)
-		} else {
-			err = p.glog.reset()
+		err = syncDir(c.dir)
+	}
+	if c.old != nil {
+		if cerr := c.old.close(); err == nil {
+			err = cerr
 		}
 	}
-	if err == nil {
-		p.graph.SetLog(p.glog, func(pos uint32) uint32 { return p.docs[pos] })
-	}
 	if err != nil {
-		return fmt.Errorf("save graph of %q: %w", p.ns, err)
+		os.Remove(c.snap.Name())
+		c.p.mu.RLock()
+		c.p.graphStored = false // the next checkpoint tries again
+		c.p.mu.RUnlock()
+		return fmt.Errorf("save graph of %q: %w", c.p.ns, err)
 	}
-	p.graphStored = true
 	return nil
 }
 
@@ -188,11 +218,18 @@ func (x *Index) syncGraphs(final bool) error {
 			// The log lacks insertions: the snapshot below replaces it.
 			x.log.Warn("recall: graph log", "namespace", p.ns, "err", logErr)
 		}
-		// Under the read lock: searches go on, Adds wait for the snapshot.
+		// Under the read lock: searches go on, Adds wait for the snapshot
+		// to be encoded, not synced.
+		var c *graphCommit
 		if g != nil && !p.graphStored && (final || l == nil || logErr != nil || l.records*graphSnapshotEvery >= g.Len()) {
-			errs = append(errs, x.saveGraph(p))
+			var err error
+			c, err = x.writeGraph(p)
+			errs = append(errs, err)
 		}
 		p.mu.RUnlock()
+		if c != nil {
+			errs = append(errs, c.commit())
+		}
 		if final {
 			p.mu.Lock()
 			if p.glog != nil {

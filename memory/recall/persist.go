@@ -144,6 +144,10 @@ func (x *Index) load(ctx context.Context) error {
 			}
 		}
 		x.flushStaged()
+		// Snapshots and logs a crash left under temporary names (graphCommit).
+		if err := removeFiles(x.cfg.Dir, []string{".graph-*"}); err != nil {
+			return err
+		}
 		for _, p := range x.parts {
 			x.loadGraph(p)
 		}
