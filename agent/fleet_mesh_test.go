@@ -199,6 +199,17 @@ func doneTasks(t *testing.T, a *agent.Agent) int {
 	return n
 }
 
+// dispatcherYAML is an agent whose wake on shared namespace "site" is a
+// reflex that sends the nearest robot to a reading over 60.
+const dispatcherYAML = `  - name: dispatcher
+    memory: {read: [agent/dispatcher, site], write: [agent/dispatcher, site]}
+    wake:
+      - namespace: site
+        kinds: [reading]
+        above: {field: temp_c, value: 60}
+        inspect: {role: robot, tool: inspect.here, speed: 1}
+`
+
 // hubAndLeaf starts two fleets: a hub with the dispatcher and a leaf with
 // a rover, its link to the hub through a proxy the test can cut. Shared
 // namespace "site" replicates; the dispatcher's wake on it is a reflex
@@ -215,14 +226,7 @@ func hubAndLeaf(t testing.TB, insp *inspections, m ...*metrics.Metrics) (hub, le
 	hub = meshFleet(t, hubDir, fmt.Sprintf(`
 mesh: {mode: hub, name: hub, leaf_listen: %q, leaf_nodes: [%s], shared: [site]}
 agents:
-  - name: dispatcher
-    memory: {read: [agent/dispatcher, site], write: [agent/dispatcher, site]}
-    wake:
-      - namespace: site
-        kinds: [reading]
-        above: {field: temp_c, value: 60}
-        inspect: {role: robot, tool: inspect.here, speed: 1}
-`, leafListen, leafKey.DID()), nil, m...)
+`, leafListen, leafKey.DID())+dispatcherYAML, nil, m...)
 	link = newLinkProxy(t, leafListen)
 	leaf = meshFleet(t, leafDir, fmt.Sprintf(`
 mesh: {mode: leaf, name: leaf, hub: ["nats-leaf://%s"], shared: [site]}
@@ -372,14 +376,7 @@ func TestAgentCallsRestrictDelegatedTools(t *testing.T) {
 	f := meshFleet(t, t.TempDir(), `
 mesh: {mode: embedded, shared: [site]}
 agents:
-  - name: dispatcher
-    memory: {read: [agent/dispatcher, site], write: [agent/dispatcher, site]}
-    wake:
-      - namespace: site
-        kinds: [reading]
-        above: {field: temp_c, value: 60}
-        inspect: {role: robot, tool: inspect.here, speed: 1}
-  - name: rover
+`+dispatcherYAML+`  - name: rover
     role: robot
     memory: {read: [agent/rover, site], write: [agent/rover, site]}
     safety:

@@ -337,15 +337,20 @@ func (r *registry) offline(agents []*Agent) {
 	default:
 		return
 	}
+	if r.n.cfg.Mode == ModeLeaf && r.n.srv != nil && r.n.srv.NumLeafNodes() == 0 {
+		return // the hub is out of reach: the cards lapse with their TTL instead of holding up the shutdown
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
+	var wg sync.WaitGroup
 	for _, a := range agents {
 		a.mu.Lock()
 		a.card.Status = StatusOffline
 		c := a.card
 		a.mu.Unlock()
-		_ = r.put(ctx, a.js, a.cfg.Identity, c)
+		wg.Go(func() { _ = r.put(ctx, a.js, a.cfg.Identity, c) })
 	}
+	wg.Wait()
 }
 
 // beat writes the agent's card now.

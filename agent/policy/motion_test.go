@@ -35,6 +35,22 @@ func motionEngine(t *testing.T, rules policy.Rules, pose *policy.Pose) *policy.E
 	return e
 }
 
+// wantDecision authorizes a and wants it allowed (want "") or refused with
+// a reason containing want.
+func wantDecision(t *testing.T, e *policy.Engine, a policy.Action, want string) {
+	t.Helper()
+	_, err := e.Authorize(context.Background(), a)
+	if want == "" {
+		if err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want a refusal saying %q", err, want)
+	}
+}
+
 func to(lat, lon float64) policy.Action {
 	return drive(fmt.Sprintf(`{"lat":%v,"lon":%v,"speed":1}`, lat, lon), wire.EffectActuator)
 }
@@ -79,17 +95,7 @@ func TestMotionRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := motionEngine(t, rules, tt.pose)
-			_, err := e.Authorize(context.Background(), tt.action)
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v, want a refusal saying %q", err, tt.want)
-			}
+			wantDecision(t, motionEngine(t, rules, tt.pose), tt.action, tt.want)
 		})
 	}
 }
@@ -165,17 +171,7 @@ func TestVelocityCommands(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := motionEngine(t, tt.rules, tt.pose)
-			_, err := e.Authorize(context.Background(), velocity(tt.args))
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v, want a refusal saying %q", err, tt.want)
-			}
+			wantDecision(t, motionEngine(t, tt.rules, tt.pose), velocity(tt.args), tt.want)
 		})
 	}
 }
