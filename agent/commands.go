@@ -76,6 +76,7 @@ func init() {
 		{name: "stop", usage: "/stop", help: "EMERGENCY STOP: cancel running turns, lock actuators and payments fleet-wide", run: stopCommand},
 		{name: "resume", usage: "/resume", help: "release the emergency stop (admins)", run: resumeCommand},
 		{name: "earnings", usage: "/earnings", help: "what this machine earned, paid out to its owners and holds", run: earningsCommand},
+		{name: "identity", usage: "/identity", help: "this agent's on-chain identities (did:peaq, did:io) and whether they are registered", run: identityCommand},
 	}
 }
 

@@ -200,6 +200,7 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 		a.start()
 		f.loading.Go(func() { a.plugins.loadAll(bgCtx) })
 	}
+	f.startPayments()
 	return f, nil
 }
 

@@ -65,8 +65,8 @@ func TestEarningsWithoutWallet(t *testing.T) {
 }
 
 // TestWalletOnALyingNodeFailsClosed: the config says peaq (3338), the node
-// says 31337. The agent runs, its wallet does not open, and /earnings says
-// why.
+// says 31337. The agent runs, its wallet does not open (it keeps dialling),
+// and /earnings shows what is held and why payouts wait.
 func TestWalletOnALyingNodeFailsClosed(t *testing.T) {
 	node := testchain.StartAnvil(t, 31337)
 	f, err := openWith(t, fmt.Sprintf(coOwnedFleet, 3338, node.URL), agent.Options{Wallets: fastWallets})
@@ -77,8 +77,11 @@ func TestWalletOnALyingNodeFailsClosed(t *testing.T) {
 		t.Fatalf("wallet on a lying node: ok=%v err=%v", ok, err)
 	}
 	ev := earningsEvent(t, f)
-	if ev.Type != agent.EventError || ev.Code != agent.CodeUnavailable || !strings.Contains(ev.Error, "reports chain id 31337") {
+	if ev.Type != agent.EventReply || !strings.Contains(ev.Text, "payouts wait") || !strings.Contains(ev.Text, "reports chain id 31337") {
 		t.Fatalf("/earnings: %+v", ev)
+	}
+	if err := f.Earn(context.Background(), "rover", "sale-1", big.NewInt(100), "x402"); err == nil || !strings.Contains(err.Error(), "reports chain id 31337") {
+		t.Fatalf("a payout on the lying node: %v", err)
 	}
 }
 

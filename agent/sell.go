@@ -38,12 +38,12 @@ func (f *Fleet) SellHandler() (http.Handler, error) {
 		if a.Wallet == nil || a.Wallet.Sell == nil || p == nil {
 			continue
 		}
-		if p.wallet == nil {
-			f.log.Error("readings not for sale: the wallet is not available", "agent", a.Name, "err", p.err)
+		if p.key == nil {
+			f.log.Error("readings not for sale: the wallet key is not available", "agent", a.Name, "err", p.err)
 			continue
 		}
 		sl := a.Wallet.Sell
-		var fac x402.Facilitator = x402.NewLocal(p.wallet, nil)
+		var fac x402.Facilitator = walletFacilitator{p}
 		if sl.Facilitator != "" {
 			fac = &x402.HTTPFacilitator{URL: sl.Facilitator}
 		}
@@ -58,7 +58,7 @@ func (f *Fleet) SellHandler() (http.Handler, error) {
 		name, sensors := a.Name, sl.Sensors
 		earnsIt := p.earnings != nil && strings.EqualFold(p.asset, sl.Asset)
 		pw, err := x402.Paywall(x402.PaywallConfig{
-			Accepts:     []x402.Price{{ChainID: uint64(a.Wallet.ChainID), Asset: common.HexToAddress(sl.Asset), Amount: price, PayTo: p.wallet.Address(), TokenName: sl.TokenName, TokenVersion: sl.TokenVersion}},
+			Accepts:     []x402.Price{{ChainID: uint64(a.Wallet.ChainID), Asset: common.HexToAddress(sl.Asset), Amount: price, PayTo: p.key.Address(), TokenName: sl.TokenName, TokenVersion: sl.TokenVersion}},
 			Description: "sensor readings of " + name, MimeType: "application/json",
 			Facilitator: fac, Replay: p.replay,
 			OnSale: func(ctx context.Context, s x402.Sale) {
@@ -84,6 +84,45 @@ func (f *Fleet) SellHandler() (http.Handler, error) {
 		return nil, nil
 	}
 	return mux, nil
+}
+
+// walletFacilitator settles with the agent's own wallet once it is open: a
+// node that was down at start refuses payments (a 502, nothing settled)
+// until the wallet opens, and sells from then on.
+type walletFacilitator struct{ p *payments }
+
+var _ x402.Facilitator = walletFacilitator{}
+
+func (w walletFacilitator) local() (*x402.Local, error) {
+	c, err := w.p.client()
+	if err != nil {
+		return nil, fmt.Errorf("%w: the wallet is not available: %v", x402.ErrFacilitator, err)
+	}
+	return x402.NewLocal(c, nil), nil
+}
+
+func (w walletFacilitator) Verify(ctx context.Context, req x402.VerifyRequest) (x402.VerifyResponse, error) {
+	l, err := w.local()
+	if err != nil {
+		return x402.VerifyResponse{}, err
+	}
+	return l.Verify(ctx, req)
+}
+
+func (w walletFacilitator) Settle(ctx context.Context, req x402.VerifyRequest) (x402.SettleResponse, error) {
+	l, err := w.local()
+	if err != nil {
+		return x402.SettleResponse{}, err
+	}
+	return l.Settle(ctx, req)
+}
+
+func (w walletFacilitator) Supported(ctx context.Context) (x402.SupportedResponse, error) {
+	l, err := w.local()
+	if err != nil {
+		return x402.SupportedResponse{}, err
+	}
+	return l.Supported(ctx)
 }
 
 // recordSale puts a sale (or a refused payment) on the audit record.

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -33,6 +34,40 @@ type Wallet struct {
 	// Earnings splits what the agent earns among its owners. Nil: earnings
 	// are not split (and /earnings says so).
 	Earnings *Earnings `yaml:"earnings"`
+	// Identities names the agent's identities on chain (did:peaq, did:io)
+	// and whether to register them at start. Nil: none.
+	Identities *Identities `yaml:"identities"`
+}
+
+// Identities are an agent's on-chain identities, keyed by its wallet
+// address. Registering one is a transaction whose gas is a payment to the
+// contract under safety.spend: the contract must be among the payees and
+// the chain's native coin under a limit.
+type Identities struct {
+	// Register registers (or updates) each configured identity at start,
+	// and whenever the wallet becomes available after that.
+	Register bool    `yaml:"register"`
+	Peaq     *PeaqID `yaml:"peaq"`
+	IoID     *IoID   `yaml:"ioid"`
+}
+
+// PeaqID is the agent's did:peaq: its DID document as an attribute on peaq's
+// DID precompile.
+type PeaqID struct {
+	// Attribute is the attribute's name; default "depai".
+	Attribute string `yaml:"attribute"`
+	// Precompile is the DID precompile's address; default
+	// 0x0000000000000000000000000000000000000800.
+	Precompile string `yaml:"precompile"`
+}
+
+// IoID is the agent's did:io: the agent's key registered as a device in
+// IoTeX's ioIDRegistry with its DID document's hash and URI.
+type IoID struct {
+	Registry  string `yaml:"registry" check:"required"`   // the ioIDRegistry contract, 0x…
+	DeviceNFT string `yaml:"device_nft" check:"required"` // the project's device NFT contract, 0x…
+	TokenID   Amount `yaml:"token_id" check:"required"`   // the device NFT the agent's address owns
+	URI       string `yaml:"uri" check:"required"`        // where the DID document is served
 }
 
 // Sell is an x402 price on the agent's readings, served on the operator API
@@ -54,10 +89,13 @@ type Sell struct {
 // Earnings shares a co-owned machine's income. Every unit earned goes to an
 // owner or the treasury, which also takes the rounding remainder.
 type Earnings struct {
-	Asset     string  `yaml:"asset" check:"required"`     // "native" or a token contract, 0x…
-	Threshold Amount  `yaml:"threshold" check:"required"` // pay out when this much is held
-	Owners    []Owner `yaml:"owners"`
-	Treasury  Owner   `yaml:"treasury" check:"required"`
+	Asset string `yaml:"asset" check:"required"` // "native" or a token contract, 0x…
+	// Threshold pays out when this much is held; Every pays out whatever is
+	// held on a schedule. At least one is required; both may be set.
+	Threshold Amount   `yaml:"threshold"`
+	Every     Duration `yaml:"every" check:"nonneg"`
+	Owners    []Owner  `yaml:"owners"`
+	Treasury  Owner    `yaml:"treasury" check:"required"`
 }
 
 // Owner is one payee of the earnings split.
@@ -204,11 +242,20 @@ func (d *decoder) money(p string, a *Agent) {
 			}
 		}
 	}
+	if w.Identities != nil {
+		d.identities(join(wp, "identities"), w.Identities)
+	}
 	if e := w.Earnings; e != nil {
 		ep := join(wp, "earnings")
 		d.asset(join(ep, "asset"), e.Asset)
 		if e.Threshold.IsSet() && e.Threshold.Int().Sign() == 0 {
 			d.errAt(join(ep, "threshold"), "threshold must be positive, got 0")
+		}
+		if !e.Threshold.IsSet() && e.Every == 0 {
+			d.errAt(ep, "neither threshold nor every is set, so nothing would ever be paid out; set threshold: AMOUNT, every: DURATION (such as 24h), or both")
+		}
+		if e.Every != 0 && e.Every.Std() < time.Second {
+			d.errAt(join(ep, "every"), "every %s is shorter than a second; payouts are transactions (such as 1h or 24h)", e.Every)
 		}
 		payees := map[string]string{}
 		check := func(op string, o Owner) {
@@ -228,6 +275,26 @@ func (d *decoder) money(p string, a *Agent) {
 			check(fmt.Sprintf("%s.owners[%d]", ep, i), o)
 		}
 		check(join(ep, "treasury"), e.Treasury)
+	}
+}
+
+// identities checks wallet.identities at key p.
+func (d *decoder) identities(p string, ids *Identities) {
+	if ids.Peaq != nil && ids.Peaq.Precompile != "" && !addressRE.MatchString(ids.Peaq.Precompile) {
+		d.errAt(join(p, "peaq.precompile"), "invalid precompile address %q (expected a 0x-prefixed 20-byte hex address)", ids.Peaq.Precompile)
+	}
+	if ids.Peaq != nil && len(ids.Peaq.Attribute) > 64 {
+		d.errAt(join(p, "peaq.attribute"), "attribute name is %d bytes; the DID precompile takes at most 64", len(ids.Peaq.Attribute))
+	}
+	if io := ids.IoID; io != nil {
+		for _, f := range []struct{ key, v string }{{"ioid.registry", io.Registry}, {"ioid.device_nft", io.DeviceNFT}} {
+			if f.v != "" && !addressRE.MatchString(f.v) {
+				d.errAt(join(p, f.key), "invalid contract address %q (expected a 0x-prefixed 20-byte hex address)", f.v)
+			}
+		}
+	}
+	if ids.Register && ids.Peaq == nil && ids.IoID == nil {
+		d.errAt(join(p, "register"), "register is true but no identity is configured; add peaq: {} and/or ioid: {registry, device_nft, token_id, uri}")
 	}
 }
 

@@ -79,6 +79,16 @@ func TestWalletAndSpendErrors(t *testing.T) {
 			`fleet.yaml:5: wallet.sell.asset: x402 sells for an EIP-3009 token, not the native coin; give the token's 0x… address`},
 		{"earnings payee twice", "name: a\nwallet:\n  chain_id: 1\n  rpc: http://h\n  earnings:\n    asset: native\n    threshold: 1\n    owners: [{name: a, payee: '0x00000000000000000000000000000000000000a1', weight: 1}]\n    treasury: {name: t, payee: '0x00000000000000000000000000000000000000A1', weight: 1}\n",
 			`fleet.yaml:9: wallet.earnings.treasury.payee: payee 0x00000000000000000000000000000000000000A1 already has a share (at line 8)`},
+		{"earnings never paid out", "name: a\nwallet:\n  chain_id: 1\n  rpc: http://h\n  earnings:\n    asset: native\n    treasury: {name: t, payee: '0x00000000000000000000000000000000000000a1', weight: 1}\n",
+			`fleet.yaml:6: wallet.earnings: neither threshold nor every is set, so nothing would ever be paid out; set threshold: AMOUNT, every: DURATION (such as 24h), or both`},
+		{"earnings every too short", "name: a\nwallet:\n  chain_id: 1\n  rpc: http://h\n  earnings:\n    asset: native\n    every: 10ms\n    treasury: {name: t, payee: '0x00000000000000000000000000000000000000a1', weight: 1}\n",
+			`fleet.yaml:7: wallet.earnings.every: every 10ms is shorter than a second; payouts are transactions (such as 1h or 24h)`},
+		{"ioid bad registry", "name: a\nwallet:\n  chain_id: 4690\n  rpc: http://h\n  identities:\n    ioid: {registry: nope, device_nft: '0x00000000000000000000000000000000000000a1', token_id: 1, uri: 'https://x'}\n",
+			`fleet.yaml:6: wallet.identities.ioid.registry: invalid contract address "nope" (expected a 0x-prefixed 20-byte hex address)`},
+		{"ioid missing token", "name: a\nwallet:\n  chain_id: 4690\n  rpc: http://h\n  identities:\n    ioid: {registry: '0x00000000000000000000000000000000000000a1', device_nft: '0x00000000000000000000000000000000000000a1', uri: 'https://x'}\n",
+			`fleet.yaml:6: wallet.identities.ioid: missing required key "token_id"`},
+		{"register nothing", "name: a\nwallet:\n  chain_id: 3338\n  rpc: http://h\n  identities: {register: true}\n",
+			`fleet.yaml:5: wallet.identities.register: register is true but no identity is configured; add peaq: {} and/or ioid: {registry, device_nft, token_id, uri}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("fleet.yaml", []byte(tc.yaml))

@@ -23,11 +23,29 @@ import (
 // payment effect and a policy.Payment in its Args, so the Gate's spend
 // policy decides, reserves and audits it.
 type Payments struct {
-	// Wallet pays pay.execute and answers pay.quote. Required.
+	// Wallet pays pay.execute and answers pay.quote. Nil: Connect is asked.
 	Wallet *wallet.Client
+	// Connect returns the wallet once its node is reachable, or why it is
+	// not (the core keeps dialling an RPC that was down at start); used
+	// when Wallet is nil.
+	Connect func() (*wallet.Client, error)
+	// ChainID is the chain the wallet pays on, for x402 offers while the
+	// wallet is not connected; 0: Wallet's.
+	ChainID uint64
 	// Signer signs x402 authorizations (the wallet's key). Nil: a plugin's
 	// fetch that meets a 402 gets the 402.
 	Signer wallet.Signer
+}
+
+// wallet returns the wallet to pay with, or why there is none.
+func (p *Payments) wallet() (*wallet.Client, error) {
+	switch {
+	case p.Wallet != nil:
+		return p.Wallet, nil
+	case p.Connect != nil:
+		return p.Connect()
+	}
+	return nil, errors.New("no wallet is configured")
 }
 
 // Quoter is a Gate that also decides a payment without making it, on the
@@ -80,14 +98,17 @@ func payment(plugin string, chain uint64, method string, a wire.PayArgs) (policy
 
 // pay serves pay.quote and pay.execute for a plugin granted payment.
 func (h *Host) pay(ctx context.Context, g *grant, method string, payload []byte) ([]byte, *wire.Error) {
-	if h.cfg.Payments == nil || h.cfg.Payments.Wallet == nil {
+	if h.cfg.Payments == nil {
 		return nil, wire.Errorf(wire.CodeUnavailable, "%s: this agent has no wallet (configure wallet: {chain_id, rpc} and safety.spend)", method)
+	}
+	w, err := h.cfg.Payments.wallet()
+	if err != nil {
+		return nil, &wire.Error{Code: wire.CodeUnavailable, Message: fmt.Sprintf("%s: the wallet is not available: %v; nothing was paid", method, err), Retryable: true}
 	}
 	var a wire.PayArgs
 	if werr := decode(method, payload, &a); werr != nil {
 		return nil, werr
 	}
-	w := h.cfg.Payments.Wallet
 	p, t, werr := payment(g.spec.Name, w.ChainID(), method, a)
 	if werr != nil {
 		return nil, werr
@@ -153,8 +174,11 @@ func (h *Host) x402Client(g *grant, base http.RoundTripper) (http.RoundTripper, 
 		return base, nil
 	}
 	var chains []uint64
-	if p.Wallet != nil {
+	switch {
+	case p.Wallet != nil:
 		chains = []uint64{p.Wallet.ChainID()}
+	case p.ChainID != 0:
+		chains = []uint64{p.ChainID}
 	}
 	return x402.NewTransport(x402.TransportConfig{Base: base, Signer: p.Signer, Chains: chains, Now: h.cfg.Now,
 		Approve: func(ctx context.Context, q x402.Quote) (func(x402.Outcome), error) {
@@ -177,7 +201,13 @@ func x402Outcome(o x402.Outcome) (json.RawMessage, error) {
 	case !o.Signed:
 		return nil, policy.NotPaid(fmt.Errorf("x402: nothing was signed: %v", o.Err))
 	case o.Status > 0 && o.Status < 400:
-		b, _ := json.Marshal(map[string]any{"tx": o.Tx, "settled": o.Settled, "payer": o.Payer, "status": o.Status})
+		res := map[string]any{"tx": o.Tx, "settled": o.Settled, "payer": o.Payer, "status": o.Status, "scheme": o.Quote.Offer.Scheme}
+		if o.Amount != nil {
+			// An upto payment: the ledger counts what was settled, not
+			// the maximum it reserved.
+			res["amount"] = o.Amount.String()
+		}
+		b, _ := json.Marshal(res)
 		return b, nil
 	}
 	msg := fmt.Sprintf("x402: the seller did not serve the paid request (status %d, %s); the authorization stays counted until it expires at %s", o.Status, o.Refusal, o.ValidBefore.UTC().Format("15:04:05Z"))

@@ -45,6 +45,10 @@ func (e *notPaid) Unwrap() []error { return []error{e.err, ErrNotPaid} }
 // passed to done): the transaction that paid it, which the ledger commits.
 type PaymentResult struct {
 	Tx string `json:"tx"`
+	// Amount is what actually moved when it is less than the payment's
+	// amount (an x402 "upto" payment authorizes a maximum and the seller
+	// settles the cost); empty: the whole amount.
+	Amount string `json:"amount,omitempty"`
 }
 
 // spendRules is one agent's compiled spend policy and its ledger.
@@ -173,7 +177,11 @@ func (e *Engine) authorizePayment(ctx context.Context, a Action, d Decision) (fu
 		case err == nil:
 			var pr PaymentResult
 			_ = json.Unmarshal(result, &pr)
-			lerr = r.spend.ledger.Commit(bg, pay.Key, pr.Tx)
+			var actual *big.Int
+			if v, ok := new(big.Int).SetString(pr.Amount, 10); ok {
+				actual = v
+			}
+			lerr = r.spend.ledger.CommitAmount(bg, pay.Key, pr.Tx, actual)
 		case errors.Is(err, ErrNotPaid):
 			lerr = r.spend.ledger.Release(bg, pay.Key, err.Error())
 		}

@@ -272,3 +272,19 @@ func TestPaymentApprovalAndEStop(t *testing.T) {
 		t.Fatalf("the hour holds %d, want 8 + 1", h)
 	}
 }
+
+// TestPaymentSettledForLess: an outcome reporting that less moved (an x402
+// upto payment) counts only that against the caps.
+func TestPaymentSettledForLess(t *testing.T) {
+	dir := t.TempDir()
+	f := &fixture{db: openStore(t), dir: dir}
+	f.engine = newEngine(t, dir, f.db, spendRules(t, dir, 0), time.Minute)
+	done, err := f.engine.Authorize(context.Background(), payAction("upto-1", 10, payee))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(json.RawMessage(`{"tx":"0x01","amount":"3"}`), nil)
+	if h := spentHour(t, f.engine); h != 3 {
+		t.Fatalf("the hour holds %d, want the 3 settled of the 10 reserved", h)
+	}
+}

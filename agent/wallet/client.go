@@ -98,6 +98,11 @@ type Call struct {
 	To    common.Address
 	Value *big.Int // wei; nil means 0
 	Data  []byte
+	// MaxCost bounds what the transaction may cost in wei — gas limit ×
+	// max fee per gas + Value — as the spend policy allowed it (see Cost);
+	// above it the call fails with ErrFeeCap before signing. Nil: no bound.
+	// It is not part of the call's fingerprint.
+	MaxCost *big.Int
 }
 
 // Transfer pays Amount of Asset (Native or an ERC-20 contract) to To.
@@ -466,6 +471,11 @@ func (c *Client) sign(ctx context.Context, k Call, fp common.Hash) (it *intent, 
 	if err != nil {
 		return nil, false, fmt.Errorf("wallet: payment %q: %w", k.Key, err)
 	}
+	if k.MaxCost != nil {
+		if cost := fees.cost(gas, value); cost.Cmp(k.MaxCost) > 0 {
+			return nil, false, fmt.Errorf("%w: payment %q would cost up to %s wei (gas %d), more than the %s allowed", ErrFeeCap, k.Key, cost, gas, k.MaxCost)
+		}
+	}
 
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
@@ -533,6 +543,38 @@ func (c *Client) sign(ctx context.Context, k Call, fp common.Hash) (it *intent, 
 }
 
 type fees struct{ tip, cap *big.Int }
+
+// cost is the most a transaction with this gas limit and value can cost.
+func (f fees) cost(gas uint64, value *big.Int) *big.Int {
+	c := new(big.Int).Mul(new(big.Int).SetUint64(gas), f.cap)
+	return c.Add(c, value)
+}
+
+// Cost is the most sending k would cost now, in wei: the gas Send would
+// allow (the estimate, plus a fifth for a contract call) at the fee cap it
+// would bid, plus k.Value. The spend policy decides a contract call on it;
+// pass it back as k.MaxCost so the transaction cannot cost more.
+func (c *Client) Cost(ctx context.Context, k Call) (*big.Int, error) {
+	value := k.Value
+	if value == nil {
+		value = new(big.Int)
+	}
+	from, to := c.Address(), k.To
+	gas, err := call(ctx, c, func(ctx context.Context) (uint64, error) {
+		return c.backend.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &to, Value: value, Data: k.Data})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: estimate gas: %w", ErrNotSent, k.Key, err)
+	}
+	if len(k.Data) > 0 {
+		gas += gas / 5
+	}
+	f, err := c.fees(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("wallet: %q: %w", k.Key, err)
+	}
+	return f.cost(gas, value), nil
+}
 
 // fees picks EIP-1559 fees when the chain has a base fee, else a legacy gas
 // price, within MaxFeePerGas.

@@ -163,6 +163,9 @@ func writeKey(cfg KeyConfig, priv *ecdsa.PrivateKey) error {
 // Address is the key's EVM address.
 func (k *Key) Address() common.Address { return k.addr }
 
+// PublicKey is the key's public half, for the DID documents that publish it.
+func (k *Key) PublicKey() *ecdsa.PublicKey { return &k.priv.PublicKey }
+
 // SignTx signs tx for chainID with the latest signer for that chain.
 func (k *Key) SignTx(tx *types.Transaction, chainID *big.Int) (*types.Transaction, error) {
 	signed, err := types.SignTx(tx, types.LatestSignerForChainID(chainID), k.priv)

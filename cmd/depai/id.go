@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +13,16 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/spf13/cobra"
 
+	"github.com/depai/depai/agent"
+	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/identity"
+	"github.com/depai/depai/agent/wallet/onchain"
 )
 
 // passphraseEnv names the variable holding the passphrase that seals agents'
@@ -27,7 +35,7 @@ func newIDCmd() *cobra.Command {
 	var data string
 	cmd := &cobra.Command{
 		Use:   "id",
-		Short: "Show and export agents' identities (did:key, NATS nkey)",
+		Short: "Show and export agents' identities (did:key, NATS nkey, EVM, did:peaq, did:io)",
 		Long: `Each agent's Ed25519 key lives in DATA/identity/NAME.key (mode 0600), created
 by depai run on the agent's first start. Its did:key signs the agent's fleet
 messages and its nkey is the agent's NATS user. A key sealed with a passphrase
@@ -39,13 +47,92 @@ is opened with $` + passphraseEnv + `.`,
 	return cmd
 }
 
-// idCard is what `depai id` prints about one key.
+// idCard is what `depai id` prints about one agent: its did:key and nkey,
+// and — when it has a wallet key — its EVM address, did:peaq and did:io,
+// each with whether it is registered on chain (known with --config).
 type idCard struct {
-	Agent string `json:"agent"`
-	DID   string `json:"did"`
-	NKey  string `json:"nkey"`
-	Path  string `json:"path"`
-	Seed  string `json:"seed,omitempty"` // NATS user seed, with --secret only
+	Agent   string `json:"agent"`
+	DID     string `json:"did"`
+	NKey    string `json:"nkey"`
+	Path    string `json:"path"`
+	Seed    string `json:"seed,omitempty"` // NATS user seed, with --secret only
+	EVM     string `json:"evm,omitempty"`
+	PeaqDID string `json:"peaq_did,omitempty"`
+	IoDID   string `json:"ioid_did,omitempty"`
+	// Peaq and IoID say whether the DID is registered on chain:
+	// "registered", "not registered", "not configured" (the agent's
+	// wallet.identities does not name it), "unknown: why"; empty without
+	// --config.
+	Peaq string `json:"peaq,omitempty"`
+	IoID string `json:"ioid,omitempty"`
+}
+
+// addWallet fills in the EVM identities of c's agent from its wallet key, if
+// it has one (the keystore keeps the address in clear: no passphrase).
+func (c *idCard) addWallet(dataDir string) {
+	w, err := loadWalletCard(dataDir, c.Agent)
+	if err != nil {
+		return
+	}
+	c.EVM, c.PeaqDID, c.IoDID = w.Address, w.PeaqDID, w.IoDID
+}
+
+// chainTimeout bounds reading an agent's identities from its node.
+const chainTimeout = 10 * time.Second
+
+// addChain asks the agent's node (wallet.rpc in its config) whether its
+// did:peaq and did:io are registered.
+func (c *idCard) addChain(ctx context.Context, a *config.Agent) {
+	if c.EVM == "" {
+		return
+	}
+	c.Peaq, c.IoID = "not configured", "not configured"
+	if a == nil || a.Wallet == nil || a.Wallet.Identities == nil {
+		return
+	}
+	ids := a.Wallet.Identities
+	ctx, cancel := context.WithTimeout(ctx, chainTimeout)
+	defer cancel()
+	unknown := func(err error) {
+		if ids.Peaq != nil {
+			c.Peaq = "unknown: " + err.Error()
+		}
+		if ids.IoID != nil {
+			c.IoID = "unknown: " + err.Error()
+		}
+	}
+	ec, err := ethclient.DialContext(ctx, a.Wallet.RPC)
+	if err != nil {
+		unknown(err)
+		return
+	}
+	defer ec.Close()
+	if id, err := ec.ChainID(ctx); err != nil || id.Uint64() != uint64(a.Wallet.ChainID) {
+		unknown(fmt.Errorf("%s reports chain id %v (%v), the config says %d", a.Wallet.RPC, id, err, a.Wallet.ChainID))
+		return
+	}
+	state := func(err error) string {
+		switch {
+		case err == nil:
+			return "registered"
+		case errors.Is(err, onchain.ErrNotFound):
+			return "not registered"
+		}
+		return "unknown: " + err.Error()
+	}
+	addr := common.HexToAddress(c.EVM)
+	if pq := ids.Peaq; pq != nil {
+		contract := onchain.PeaqDIDPrecompile
+		if pq.Precompile != "" {
+			contract = common.HexToAddress(pq.Precompile)
+		}
+		_, err := onchain.PeaqRead(ctx, ec, contract, addr, []byte(cmp.Or(pq.Attribute, agent.DefaultPeaqAttribute)))
+		c.Peaq = state(err)
+	}
+	if io := ids.IoID; io != nil {
+		_, err := onchain.ResolveIoID(ctx, ec, common.HexToAddress(io.Registry), c.IoDID)
+		c.IoID = state(err)
+	}
 }
 
 func loadCard(dataDir, agent string) (idCard, *identity.Identity, error) {
@@ -91,11 +178,24 @@ func agentsWithKeys(dataDir string) ([]string, error) {
 
 func idShowCmd(dataDir func() string) *cobra.Command {
 	var asJSON bool
+	var cfgPath string
 	cmd := &cobra.Command{
 		Use:   "show [AGENT]",
-		Short: "Print the did:key and nkey of one agent, or of every agent in the data directory",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Print every identity of one agent, or of every agent in the data directory: did:key, nkey, EVM address, did:peaq, did:io",
+		Long: `Print each agent's identities: its did:key and NATS nkey, and, for an agent
+with a wallet key, its EVM address, did:peaq and did:io. With --config FILE
+the agent's node (wallet.rpc) is asked whether the did:peaq (peaq's DID
+precompile) and the did:io (the ioIDRegistry) that wallet.identities names
+are registered on chain.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var file *config.File
+			if cfgPath != "" {
+				var err error
+				if file, err = config.Load(cfgPath); err != nil {
+					return err
+				}
+			}
 			names := args
 			if len(names) == 0 {
 				var err error
@@ -109,13 +209,35 @@ func idShowCmd(dataDir func() string) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				c.addWallet(dataDir())
+				if file != nil {
+					var ac *config.Agent
+					for i := range file.Agents {
+						if file.Agents[i].Name == n {
+							ac = &file.Agents[i]
+						}
+					}
+					c.addChain(cmd.Context(), ac)
+				}
 				cards = append(cards, c)
 			}
-			return printCards(cmd.OutOrStdout(), asJSON, cards, []string{"AGENT", "DID", "NKEY"},
-				func(c idCard) []string { return []string{c.Agent, c.DID, c.NKey} })
+			on := func(did, state string) string {
+				if did == "" {
+					return "-"
+				}
+				if state == "" {
+					return did
+				}
+				return did + " (" + state + ")"
+			}
+			return printCards(cmd.OutOrStdout(), asJSON, cards, []string{"AGENT", "DID", "NKEY", "EVM", "DID:PEAQ", "DID:IO"},
+				func(c idCard) []string {
+					return []string{c.Agent, c.DID, c.NKey, cmp.Or(c.EVM, "-"), on(c.PeaqDID, c.Peaq), on(c.IoDID, c.IoID)}
+				})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per agent")
+	cmd.Flags().StringVar(&cfgPath, "config", "", "the agents' config file: ask their nodes whether their did:peaq and did:io are registered")
 	return cmd
 }
 

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nats-io/nkeys"
 
+	"github.com/depai/depai/agent"
 	"github.com/depai/depai/agent/identity"
+	"github.com/depai/depai/agent/wallet"
 )
 
 func idCLI(t *testing.T, args ...string) (string, error) {
@@ -90,5 +94,43 @@ func TestIDSealedNeedsPassphrase(t *testing.T) {
 	out, err := idCLI(t, "show", "vault", "--data", data, "--json")
 	if err != nil || !strings.Contains(out, id.DID()) {
 		t.Fatalf("show with the passphrase: %v\n%s", err, out)
+	}
+}
+
+// TestIDShowListsEveryIdentity: an agent with a wallet key shows its EVM
+// address, did:peaq and did:io beside its did:key; with --config the chain
+// status comes from its node — here down, so "unknown" with the reason, and
+// an identity the config does not name is "not configured". (The chain
+// reads themselves are tested on anvil in agent/wallet/onchain.)
+func TestIDShowListsEveryIdentity(t *testing.T) {
+	data := t.TempDir()
+	path, _ := identity.KeyPath(data, "rover")
+	if _, _, err := identity.LoadOrCreate(identity.Config{Path: path}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := wallet.ImportKey(wallet.KeyConfig{Path: agent.WalletKeyPath(data, "rover")}, bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "fleet.yaml")
+	yaml := "name: rover\nwallet:\n  chain_id: 3338\n  rpc: http://127.0.0.1:1\n  identities: {peaq: {}}\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := idCLI(t, "show", "--data", data, "--json", "--config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c idCard
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if c.EVM != key.Address().Hex() || c.PeaqDID != wallet.PeaqDID(key.Address()) || c.IoDID != wallet.IoDID(key.Address()) ||
+		!strings.HasPrefix(c.Peaq, "unknown: ") || c.IoID != "not configured" {
+		t.Fatalf("card %+v", c)
+	}
+	out, err = idCLI(t, "show", "--data", data)
+	if err != nil || !strings.Contains(out, "DID:PEAQ") || !strings.Contains(out, wallet.IoDID(key.Address())) {
+		t.Fatalf("table: %v\n%s", err, out)
 	}
 }

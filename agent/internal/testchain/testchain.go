@@ -80,8 +80,15 @@ var listening = regexp.MustCompile(`Listening on (127\.0\.0\.1:\d+)`)
 // accounts; Fund gives keys ether. It is stopped by PID when the test ends.
 func StartAnvil(t testing.TB, chainID uint64, args ...string) *Anvil {
 	t.Helper()
+	return StartAnvilPort(t, chainID, 0, args...)
+}
+
+// StartAnvilPort is StartAnvil on a given port of 127.0.0.1 (0: any), for
+// a node that starts after its clients were configured.
+func StartAnvilPort(t testing.TB, chainID uint64, port int, args ...string) *Anvil {
+	t.Helper()
 	bin := Tool(t, "anvil", "DEPAI_ANVIL")
-	cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", "0", "--chain-id", fmt.Sprint(chainID), "--accounts", "0"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--chain-id", fmt.Sprint(chainID), "--accounts", "0"}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -250,4 +257,29 @@ func Mint(t testing.TB, b Backend, commit func(), key *ecdsa.PrivateKey, token, 
 		t.Fatal(err)
 	}
 	Transact(t, b, commit, key, &token, data)
+}
+
+// PeaqDIDPrecompile is where peaq's DID precompile lives.
+var PeaqDIDPrecompile = common.HexToAddress("0x0000000000000000000000000000000000000800")
+
+// InstallPeaqDID deploys the DID precompile stand-in (PeaqDID.sol) from key
+// and copies its runtime code to PeaqDIDPrecompile with anvil_setCode, so
+// that calls to the precompile's address run it.
+func (a *Anvil) InstallPeaqDID(t testing.TB, key *ecdsa.PrivateKey) {
+	t.Helper()
+	r := Transact(t, a.Client, nil, key, nil, common.FromHex(PeaqDIDBin))
+	code, err := a.Client.CodeAt(context.Background(), r.ContractAddress, nil)
+	if err != nil || len(code) == 0 {
+		t.Fatalf("runtime code of the DID stand-in: %v (%d bytes)", err, len(code))
+	}
+	if err := a.RPC.Call(nil, "anvil_setCode", PeaqDIDPrecompile, hexutil.Bytes(code)); err != nil {
+		t.Fatalf("anvil_setCode: %v", err)
+	}
+}
+
+// DeployIoIDRegistry deploys the ioIDRegistry stand-in (IoIDRegistry.sol)
+// from key and returns its address.
+func DeployIoIDRegistry(t testing.TB, b Backend, commit func(), key *ecdsa.PrivateKey) common.Address {
+	t.Helper()
+	return Transact(t, b, commit, key, nil, common.FromHex(IoIDRegistryBin)).ContractAddress
 }

@@ -1,9 +1,10 @@
 // Package earnings splits a co-owned machine's income among its owners and a
 // treasury by configured shares, and pays the shares out when what is held
-// reaches a threshold.
+// reaches a threshold, or on a schedule.
 //
 // Income (x402 sales, task payments) is recorded with Earn. Payout, when the
-// held amount reaches the threshold, fixes a round — each payee's amount,
+// held amount reaches the threshold (PayoutHeld: whenever anything is held,
+// for a scheduled payout), fixes a round — each payee's amount,
 // journaled (fsync) before anything is paid — and pays it through a Payer,
 // which is the core's policy-checked wallet: the split is decided here, but
 // every transfer passes the same spend policy as any other payment. Each
@@ -43,8 +44,9 @@ type Config struct {
 	// rounding remainder, so every unit earned is paid to someone.
 	Owners   []Share
 	Treasury Share
-	// Threshold is the held amount at which Payout pays; it must be
-	// positive.
+	// Threshold is the held amount at which Payout pays. Nil: Payout only
+	// finishes unfinished rounds, and payouts run on the caller's schedule
+	// through PayoutHeld.
 	Threshold *big.Int
 }
 
@@ -102,8 +104,8 @@ func Open(cfg Config) (*Splitter, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("earnings: Config.Path is empty")
 	}
-	if cfg.Threshold == nil || cfg.Threshold.Sign() <= 0 {
-		return nil, fmt.Errorf("earnings: Config.Threshold %v must be positive", cfg.Threshold)
+	if cfg.Threshold != nil && cfg.Threshold.Sign() <= 0 {
+		return nil, fmt.Errorf("earnings: Config.Threshold %v must be positive (or nil: scheduled payouts only)", cfg.Threshold)
 	}
 	s := &Splitter{cfg: cfg, keys: map[string]bool{}, earned: new(big.Int), paid: new(big.Int)}
 	s.shares = append(append([]Share(nil), cfg.Owners...), cfg.Treasury)
@@ -196,31 +198,44 @@ func (s *Splitter) Earn(ctx context.Context, key string, amount *big.Int, source
 
 // Status is what /earnings shows.
 type Status struct {
-	Earned, PaidOut, Held *big.Int // PaidOut counts rounds fixed, paid or in flight
-	Threshold             *big.Int
-	Rounds                int
-	Pending               bool // a round is not fully paid yet
-	PerPayee              []PayeeStatus
+	Earned  *big.Int
+	PaidOut *big.Int // transfers made
+	Paying  *big.Int // fixed in a round, not yet paid (in flight, or refused and waiting)
+	Held    *big.Int // earned and not yet in a round
+	// Threshold is nil without one (scheduled payouts only).
+	Threshold *big.Int
+	Rounds    int
+	Pending   bool // a round is not fully paid yet
+	PerPayee  []PayeeStatus
 }
 
 // PayeeStatus is one payee's total.
 type PayeeStatus struct {
-	Share Share
-	Paid  *big.Int
+	Share  Share
+	Paid   *big.Int // transfers made
+	Paying *big.Int // in an unfinished round
 }
 
 // Status reports the totals.
 func (s *Splitter) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Earned: new(big.Int).Set(s.earned), PaidOut: new(big.Int).Set(s.paid), Held: new(big.Int).Sub(s.earned, s.paid),
-		Threshold: new(big.Int).Set(s.cfg.Threshold), Rounds: len(s.rounds)}
+	st := Status{Earned: new(big.Int).Set(s.earned), PaidOut: new(big.Int), Paying: new(big.Int), Held: new(big.Int).Sub(s.earned, s.paid), Rounds: len(s.rounds)}
+	if s.cfg.Threshold != nil {
+		st.Threshold = new(big.Int).Set(s.cfg.Threshold)
+	}
 	for i, sh := range s.shares {
-		p := new(big.Int)
+		ps := PayeeStatus{Share: sh, Paid: new(big.Int), Paying: new(big.Int)}
 		for _, r := range s.rounds {
-			p.Add(p, r.Amounts[i])
+			if r.Tx[i] != "" {
+				ps.Paid.Add(ps.Paid, r.Amounts[i])
+			} else {
+				ps.Paying.Add(ps.Paying, r.Amounts[i])
+			}
 		}
-		st.PerPayee = append(st.PerPayee, PayeeStatus{Share: sh, Paid: p})
+		st.PaidOut.Add(st.PaidOut, ps.Paid)
+		st.Paying.Add(st.Paying, ps.Paying)
+		st.PerPayee = append(st.PerPayee, ps)
 	}
 	if n := len(s.rounds); n > 0 && !s.rounds[n-1].done() {
 		st.Pending = true
@@ -248,6 +263,17 @@ func (s *Splitter) Split(amount *big.Int) []*big.Int {
 // the Payer (a policy refusal, a revert) stops the round, which the next
 // Payout resumes with the same idempotency keys.
 func (s *Splitter) Payout(ctx context.Context, p Payer) ([]*wallet.Receipt, error) {
+	return s.payout(ctx, p, s.cfg.Threshold)
+}
+
+// PayoutHeld is Payout for a scheduled payout: it finishes an unfinished
+// round, then pays out whatever is held, threshold or not.
+func (s *Splitter) PayoutHeld(ctx context.Context, p Payer) ([]*wallet.Receipt, error) {
+	return s.payout(ctx, p, big.NewInt(1))
+}
+
+// payout pays a new round when at least atLeast is held (nil: never).
+func (s *Splitter) payout(ctx context.Context, p Payer, atLeast *big.Int) ([]*wallet.Receipt, error) {
 	s.payMu.Lock()
 	defer s.payMu.Unlock()
 	var out []*wallet.Receipt
@@ -257,7 +283,7 @@ func (s *Splitter) Payout(ctx context.Context, p Payer) ([]*wallet.Receipt, erro
 		rd = s.rounds[n-1]
 	}
 	held := new(big.Int).Sub(s.earned, s.paid)
-	if rd == nil && held.Cmp(s.cfg.Threshold) >= 0 {
+	if rd == nil && atLeast != nil && held.Cmp(atLeast) >= 0 {
 		rd = &round{N: len(s.rounds) + 1, Amounts: s.Split(held), Tx: make([]string, len(s.shares))}
 		split := make([]string, len(rd.Amounts))
 		for i, a := range rd.Amounts {

@@ -48,7 +48,7 @@ func TestConfigErrors(t *testing.T) {
 		mut  func(*Config)
 		want string
 	}{
-		{func(c *Config) { c.Threshold = nil }, "Threshold <nil> must be positive"},
+		{func(c *Config) { c.Threshold = big.NewInt(0) }, "Threshold 0 must be positive"},
 		{func(c *Config) { c.Owners[1].Payee = alice }, "owners[1].payee 0x00000000000000000000000000000000000a11CE appears twice"},
 		{func(c *Config) { c.Treasury.Payee = common.Address{} }, "treasury.payee is not set"},
 	} {
@@ -153,7 +153,7 @@ func TestRobotEarningsSplitOnAnvil(t *testing.T) {
 	}
 	defer s.Close()
 	st := s.Status()
-	if !st.Pending || st.Earned.Int64() != 2501 || st.Held.Sign() != 0 {
+	if !st.Pending || st.Earned.Int64() != 2501 || st.Held.Sign() != 0 || st.PaidOut.Int64() != 1250 || st.Paying.Int64() != 1251 {
 		t.Fatalf("after restart %+v", st)
 	}
 	rs, err := s.Payout(ctx, &policyPayer{w: w, ledger: ledger, policy: pol})
@@ -175,5 +175,46 @@ func TestRobotEarningsSplitOnAnvil(t *testing.T) {
 	}
 	if h, _ := ledger.Spent(4690, token.Hex()); h.Int64() != 2501 {
 		t.Fatalf("spend ledger holds %v, want the 2501 paid out", h)
+	}
+}
+
+// recordingPayer pays nothing on chain: it records the transfers asked for,
+// to test when the splitter pays (the anvil tests check what is paid).
+type recordingPayer struct{ paid []wallet.Transfer }
+
+func (p *recordingPayer) Pay(_ context.Context, t wallet.Transfer) (*wallet.Receipt, error) {
+	p.paid = append(p.paid, t)
+	return &wallet.Receipt{Key: t.Key, TxHash: common.BytesToHash([]byte(t.Key))}, nil
+}
+
+// TestScheduledPayoutWithoutThreshold: with no threshold, Payout never
+// starts a round and PayoutHeld pays whatever is held, once.
+func TestScheduledPayoutWithoutThreshold(t *testing.T) {
+	c := config(filepath.Join(t.TempDir(), "e"), common.Address{1})
+	c.Threshold = nil
+	s, err := Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	p := &recordingPayer{}
+	if rs, err := s.PayoutHeld(ctx, p); err != nil || len(rs) != 0 {
+		t.Fatalf("scheduled payout with nothing held: %v %v", rs, err)
+	}
+	if err := s.Earn(ctx, "sale-1", big.NewInt(10), "x402"); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := s.Payout(ctx, p); err != nil || len(rs) != 0 {
+		t.Fatalf("threshold payout without a threshold: %v %v", rs, err)
+	}
+	if rs, err := s.PayoutHeld(ctx, p); err != nil || len(rs) != 3 {
+		t.Fatalf("scheduled payout: %v %v", rs, err)
+	}
+	if fmt.Sprint(p.paid[0].Amount, p.paid[1].Amount, p.paid[2].Amount) != "5 3 2" {
+		t.Fatalf("paid %v", p.paid)
+	}
+	if rs, _ := s.PayoutHeld(ctx, p); len(rs) != 0 || s.Status().Held.Sign() != 0 || s.Status().PaidOut.Int64() != 10 {
+		t.Fatalf("second scheduled payout paid again: %v %+v", rs, s.Status())
 	}
 }

@@ -123,6 +123,13 @@ func Open(cfg Config) (*Ledger, error) {
 			}
 			if r.Op == "commit" {
 				e.State, e.Tx = Committed, r.Tx
+				if r.Amount != "" { // committed for less than reserved (CommitAmount)
+					amt, ok := new(big.Int).SetString(r.Amount, 10)
+					if !ok || amt.Sign() < 0 {
+						return fmt.Errorf("spend ledger record: commit amount %q is not an integer", r.Amount)
+					}
+					e.Payment.Amount = amt
+				}
 			} else {
 				e.State, e.Reason = Released, r.Reason
 			}
@@ -335,6 +342,15 @@ func (l *Ledger) replayed(pay Payment) (Decision, bool) {
 
 // Commit marks a reservation as paid, with the transaction that paid it.
 func (l *Ledger) Commit(ctx context.Context, key, tx string) error {
+	return l.CommitAmount(ctx, key, tx, nil)
+}
+
+// CommitAmount is Commit for a payment that moved less than was reserved —
+// an x402 "upto" payment authorizes a maximum and the seller settles what
+// the request actually cost: from then on only actual counts against the
+// caps. A nil actual, or one not below the reservation, counts the whole
+// reservation; one above it is refused (the reservation stays counted).
+func (l *Ledger) CommitAmount(ctx context.Context, key, tx string, actual *big.Int) error {
 	return l.finish(key, func(e *entry) (record, error) {
 		switch e.State {
 		case Committed:
@@ -345,8 +361,22 @@ func (l *Ledger) Commit(ctx context.Context, key, tx string) error {
 		case Released:
 			return record{}, fmt.Errorf("spend: commit %q: it was released (%s)", key, e.Reason)
 		}
+		rec := record{Op: "commit", Key: key, Tx: tx}
+		if actual != nil {
+			switch actual.Cmp(e.Payment.Amount) {
+			case 1:
+				return record{}, fmt.Errorf("spend: commit %q: %s moved, more than the %s reserved", key, actual, e.Payment.Amount)
+			case -1:
+				if actual.Sign() < 0 {
+					return record{}, fmt.Errorf("spend: commit %q: negative amount %s", key, actual)
+				}
+				l.window(e.key).shrink(e, new(big.Int).Sub(e.Payment.Amount, actual))
+				e.Payment.Amount = new(big.Int).Set(actual)
+				rec.Amount = actual.String()
+			}
+		}
 		e.State, e.Tx = Committed, tx
-		return record{Op: "commit", Key: key, Tx: tx}, nil
+		return rec, nil
 	})
 }
 
@@ -471,6 +501,20 @@ func (w *window) add(e *entry) {
 		if e.At.After(w.now.Add(-24 * time.Hour)) {
 			w.day.Add(&w.day, e.Payment.Amount)
 		}
+	}
+	w.rev++
+}
+
+// shrink counts delta less of a counted entry.
+func (w *window) shrink(e *entry, delta *big.Int) {
+	if !e.counts() {
+		return
+	}
+	if e.At.After(w.now.Add(-time.Hour)) {
+		w.hour.Sub(&w.hour, delta)
+	}
+	if e.At.After(w.now.Add(-24 * time.Hour)) {
+		w.day.Sub(&w.day, delta)
 	}
 	w.rev++
 }

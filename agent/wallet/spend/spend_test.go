@@ -322,3 +322,40 @@ func TestOldKeysForgotten(t *testing.T) {
 		t.Fatal("the new key is missing")
 	}
 }
+
+// TestCommitAmount: an upto payment reserves its maximum and commits what
+// was settled; only that counts from then on, also after a restart, and a
+// settlement above the reservation is refused.
+func TestCommitAmount(t *testing.T) {
+	ctx := context.Background()
+	pol := testPolicy(t)
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	path := filepath.Join(t.TempDir(), "ledger")
+	l := openLedger(t, path, c)
+	for _, k := range []string{"a", "b"} {
+		if d, err := l.Reserve(ctx, pol, pay(k, 100), true); err != nil || d.Verdict != Allow {
+			t.Fatalf("reserve %s: %v %v", k, d, err)
+		}
+	}
+	if err := l.CommitAmount(ctx, "a", "0xaa", n(30)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CommitAmount(ctx, "b", "0xbb", n(101)); err == nil || !strings.Contains(err.Error(), "more than the 100 reserved") {
+		t.Fatalf("commit above the reservation: %v", err)
+	}
+	if h, d := l.Spent(3338, token); h.Int64() != 130 || d.Int64() != 130 {
+		t.Fatalf("spent %v/%v, want 130 (30 settled + 100 still reserved)", h, d)
+	}
+	l.Close()
+	l = openLedger(t, path, c)
+	if h, _ := l.Spent(3338, token); h.Int64() != 130 {
+		t.Fatalf("after a restart spent %v, want 130", h)
+	}
+	if e, ok := l.Get("a"); !ok || e.Payment.Amount.Int64() != 30 || e.Tx != "0xaa" {
+		t.Fatalf("entry a: %+v", e)
+	}
+	c.add(61 * time.Minute)
+	if h, d := l.Spent(3338, token); h.Sign() != 0 || d.Int64() != 130 {
+		t.Fatalf("after the hour: %v/%v", h, d)
+	}
+}

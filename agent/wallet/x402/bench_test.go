@@ -4,8 +4,11 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"testing"
+
+	"github.com/ethereum/go-ethereum/crypto"
 )
 
 // BenchmarkX402RoundTrip is one paid request end to end: 402, policy
@@ -61,4 +64,31 @@ func benchX402(b *testing.B, conc int) {
 		b.Fatalf("seller received %d, the ledger holds %s", got, day)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "payments/s")
+}
+
+// BenchmarkUptoRoundTrip is one upto-paid request against the in-test upto
+// seller (see upto_test.go): 402, policy reservation of the maximum (fsync),
+// Permit2 EIP-712 signature, paid retry, the seller's signature recovery,
+// and the ledger's commit of the settled amount (fsync). No chain: upto
+// settlement on chain is not available here.
+func BenchmarkUptoRoundTrip(b *testing.B) {
+	seller := &uptoSeller{max: "500", settled: "1"}
+	srv := httptest.NewServer(seller)
+	defer srv.Close()
+	priv, _ := crypto.GenerateKey()
+	buyer := importKey(b, b.TempDir(), priv)
+	_, approve, _ := uptoBudget(b, 1000)
+	tr, _ := NewTransport(TransportConfig{Base: &http.Transport{MaxIdleConnsPerHost: 64}, Signer: buyer, Approve: approve, Chains: []uint64{chain}})
+	hc := &http.Client{Transport: tr}
+	for b.Loop() {
+		resp, err := hc.Get(srv.URL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
 }

@@ -37,7 +37,12 @@ type Outcome struct {
 	// until ValidBefore even if this request failed.
 	Signed      bool
 	ValidBefore time.Time
-	Auth        Auth
+	Auth        Auth     // the exact scheme's authorization
+	Upto        UptoAuth // the upto scheme's authorization
+	// Amount is what an upto payment settled (nil: the offer's amount, or
+	// not reported). It is never above the authorized maximum: a seller
+	// reporting more is an error in Err.
+	Amount *big.Int
 	// Settled: the seller reported a successful settlement in Tx.
 	Settled bool
 	Tx      string
@@ -139,18 +144,36 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.GetBody == nil {
 		return fail("requirements", nil, errors.New("the request body cannot be replayed (no GetBody), so it cannot be retried with a payment"))
 	}
-	auth, err := NewAuth(offer, t.cfg.Signer.Address(), t.cfg.Now(), t.cfg.Validity)
-	if err != nil {
-		return fail("sign", nil, err)
+	var (
+		auth  Auth
+		upto  UptoAuth
+		q     = Quote{URL: url, Resource: pr.Resource, Offer: offer}
+		until time.Time
+	)
+	if offer.Scheme == SchemeUpto {
+		if upto, err = NewUptoAuth(offer, t.cfg.Signer.Address(), t.cfg.Now(), t.cfg.Validity); err != nil {
+			return fail("sign", nil, err)
+		}
+		q.Key, until = "x402:upto:"+upto.Nonce.Text(16), time.Unix(upto.Deadline.Int64(), 0)
+	} else {
+		if auth, err = NewAuth(offer, t.cfg.Signer.Address(), t.cfg.Now(), t.cfg.Validity); err != nil {
+			return fail("sign", nil, err)
+		}
+		q.Key, until = "x402:"+hexutil.Encode(auth.Nonce[:]), time.Unix(auth.ValidBefore.Int64(), 0)
 	}
-	q := Quote{URL: url, Resource: pr.Resource, Offer: offer, Key: "x402:" + hexutil.Encode(auth.Nonce[:])}
+	// The policy decides on the offer's amount: upto's maximum.
 	done, err := t.cfg.Approve(req.Context(), q)
 	if err != nil {
 		return fail("policy", &q, err) // nothing was signed
 	}
-	out := Outcome{Quote: q, Auth: auth, ValidBefore: time.Unix(auth.ValidBefore.Int64(), 0)}
+	out := Outcome{Quote: q, Auth: auth, Upto: upto, ValidBefore: until}
 	defer func() { done(out) }()
-	payload, err := SignAuth(t.cfg.Signer, offer, auth)
+	var payload ExactPayload
+	if offer.Scheme == SchemeUpto {
+		payload, err = SignUpto(t.cfg.Signer, offer.ChainID, upto)
+	} else {
+		payload, err = SignAuth(t.cfg.Signer, offer, auth)
+	}
 	if err != nil {
 		out.Err = err
 		return fail("sign", &q, err)
@@ -191,6 +214,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.Settled, out.Tx, out.Payer = sr.Success, sr.Transaction, sr.Payer
 		if !sr.Success {
 			out.Refusal = sr.ErrorReason
+		}
+		if offer.Scheme == SchemeUpto && sr.Success && sr.Amount != "" {
+			// What the seller says it took; above the maximum it cannot
+			// have taken it (Permit2 refuses), so it is reported, and the
+			// whole maximum stays counted.
+			if a, ok := new(big.Int).SetString(sr.Amount, 10); !ok || a.Sign() < 0 || a.Cmp(offer.Amount) > 0 {
+				out.Err = fmt.Errorf("x402: the seller reports settling %q of an upto payment of at most %s", sr.Amount, offer.Amount)
+			} else {
+				out.Amount = a
+			}
 		}
 	}
 	if resp2.StatusCode == http.StatusPaymentRequired {

@@ -226,11 +226,11 @@ func (l *Local) check(ctx context.Context, req VerifyRequest, full bool) (checke
 	if version == 0 {
 		version = req.PaymentPayload.X402Version
 	}
+	if r.Scheme != SchemeExact {
+		return c, ReasonScheme, fmt.Sprintf("scheme %q: this facilitator settles %q only", r.Scheme, SchemeExact)
+	}
 	o, err := ParseOffer(version, r)
 	if err != nil {
-		if r.Scheme != SchemeExact {
-			return c, ReasonScheme, err.Error()
-		}
 		if errors.Is(err, ErrUnsupported) {
 			return c, ReasonNetwork, err.Error()
 		}

@@ -3,6 +3,7 @@ package x402
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/big"
@@ -86,6 +87,25 @@ func FuzzPaymentHeader(f *testing.F) {
 		h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusPaymentRequired {
 			t.Fatalf("status %d", rec.Code)
+		}
+	})
+}
+
+// FuzzRecoverUpto: any upto payload (JSON) either fails with an error or
+// recovers a signer; a valid authorization survives Wire and ParseUptoAuth.
+func FuzzRecoverUpto(f *testing.F) {
+	f.Add(`{"signature":"0x00","permit2Authorization":{"from":"0x00000000000000000000000000000000000000a1","permitted":{"token":"0x0000000000000000000000000000000000000c0c","amount":"500"},"spender":"0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002","nonce":"1","deadline":"9","witness":{"to":"0x00000000000000000000000000000000000000aa","facilitator":"0x00000000000000000000000000000000000000fa","validAfter":"0"}}}`)
+	f.Add(`{"signature":"0x","permit2Authorization":{"permitted":{}}}`)
+	f.Add(`{}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var p ExactPayload
+		if json.Unmarshal([]byte(s), &p) != nil {
+			return
+		}
+		if a, _, err := RecoverUpto(3338, p); err == nil {
+			if b, err := ParseUptoAuth(a.Wire()); err != nil || b.Max.Cmp(a.Max) != 0 {
+				t.Fatalf("round trip of %+v: %+v %v", a, b, err)
+			}
 		}
 	})
 }

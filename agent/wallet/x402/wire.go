@@ -2,8 +2,11 @@
 // (https://github.com/x402-foundation/x402): version 2 headers
 // (PAYMENT-REQUIRED, PAYMENT-SIGNATURE, PAYMENT-RESPONSE) with the version 1
 // headers (X-PAYMENT, X-PAYMENT-RESPONSE, requirements in the 402 body) as a
-// fallback, and the "exact" scheme on EVM chains: an EIP-3009
-// transferWithAuthorization signed as EIP-712 typed data.
+// fallback, and on EVM chains the "exact" scheme — an EIP-3009
+// transferWithAuthorization signed as EIP-712 typed data — and, where the
+// server offers it, the "upto" scheme (v2): a Permit2 authorization of a
+// maximum of which the seller settles what the request cost (the buyer
+// side only; Paywall sells with exact).
 //
 // Transport is the buyer: an http.RoundTripper that answers a 402 by asking
 // its Approve callback (the core's spend policy) and, if approved, signing
@@ -39,7 +42,7 @@ const (
 	HeaderRespV1    = "X-PAYMENT-RESPONSE" // v1, server → client
 )
 
-// SchemeExact is the only scheme implemented.
+// SchemeExact is the scheme every seller offers: the exact amount.
 const SchemeExact = "exact"
 
 // ResourceInfo describes what is sold.
@@ -87,10 +90,12 @@ type PaymentPayload struct {
 	Network     string        `json:"network,omitempty"` // v1
 }
 
-// ExactPayload is the exact scheme's EVM payload.
+// ExactPayload is the EVM payload: the exact scheme's EIP-3009
+// Authorization, or the upto scheme's Permit2Authorization.
 type ExactPayload struct {
-	Signature     string        `json:"signature"`
-	Authorization Authorization `json:"authorization"`
+	Signature            string                `json:"signature"`
+	Authorization        Authorization         `json:"authorization,omitzero"`
+	Permit2Authorization *Permit2Authorization `json:"permit2Authorization,omitempty"`
 }
 
 // Authorization is an EIP-3009 TransferWithAuthorization message; numbers
@@ -127,6 +132,9 @@ type SettleResponse struct {
 	Payer        string `json:"payer,omitempty"`
 	Transaction  string `json:"transaction"`
 	Network      string `json:"network"`
+	// Amount is what an upto payment settled (at most the authorized
+	// maximum).
+	Amount string `json:"amount,omitempty"`
 }
 
 // SupportedKind is one entry of /supported.
@@ -199,28 +207,35 @@ func ChainID(network string) (uint64, error) {
 // Network returns the CAIP-2 name of an EVM chain.
 func Network(chainID uint64) string { return "eip155:" + strconv.FormatUint(chainID, 10) }
 
-// Offer is a validated exact-scheme EVM requirement.
+// Offer is a validated EVM requirement of the exact or upto scheme.
 type Offer struct {
 	Version      int
+	Scheme       string // SchemeExact or SchemeUpto
 	ChainID      uint64
 	Asset        common.Address
 	PayTo        common.Address
 	Amount       *big.Int
 	MaxTimeout   int
-	TokenName    string // EIP-712 domain name (extra.name)
-	TokenVersion string // EIP-712 domain version (extra.version)
-	Raw          Requirements
+	TokenName    string // EIP-712 domain name (extra.name); exact only
+	TokenVersion string // EIP-712 domain version (extra.version); exact only
+	// Facilitator may settle an upto payment (extra.facilitatorAddress).
+	Facilitator common.Address
+	Raw         Requirements
 }
 
 // ErrUnsupported is wrapped by requirements this package cannot pay.
 var ErrUnsupported = errors.New("x402: unsupported payment requirements")
 
-// ParseOffer validates one requirement of the exact scheme on an EVM chain.
-// Errors name the field and value.
+// ParseOffer validates one requirement of the exact or the upto scheme on
+// an EVM chain; Amount is the exact price, or upto's maximum. Errors name
+// the field and value.
 func ParseOffer(version int, r Requirements) (Offer, error) {
-	o := Offer{Version: version, Raw: r, MaxTimeout: r.MaxTimeoutSeconds}
-	if r.Scheme != SchemeExact {
-		return o, fmt.Errorf("%w: scheme %q (this client pays %q)", ErrUnsupported, r.Scheme, SchemeExact)
+	o := Offer{Version: version, Scheme: r.Scheme, Raw: r, MaxTimeout: r.MaxTimeoutSeconds}
+	switch {
+	case r.Scheme == SchemeUpto && version == 1:
+		return o, fmt.Errorf("%w: scheme %q in x402 version 1 (upto is a version 2 scheme)", ErrUnsupported, r.Scheme)
+	case r.Scheme != SchemeExact && r.Scheme != SchemeUpto:
+		return o, fmt.Errorf("%w: scheme %q (this client pays %q and %q)", ErrUnsupported, r.Scheme, SchemeExact, SchemeUpto)
 	}
 	id, err := ChainID(r.Network)
 	if err != nil {
@@ -245,6 +260,14 @@ func ParseOffer(version int, r Requirements) (Offer, error) {
 	o.Amount = v
 	if r.MaxTimeoutSeconds <= 0 {
 		return o, fmt.Errorf("x402: requirements.maxTimeoutSeconds %d is not positive", r.MaxTimeoutSeconds)
+	}
+	if r.Scheme == SchemeUpto {
+		fa, _ := r.Extra["facilitatorAddress"].(string)
+		if !isAddress(fa) {
+			return o, fmt.Errorf("x402: upto requirements.extra.facilitatorAddress %q is not an address (the facilitator the permit lets settle)", fa)
+		}
+		o.Facilitator = common.HexToAddress(fa)
+		return o, nil
 	}
 	name, _ := r.Extra["name"].(string)
 	ver, _ := r.Extra["version"].(string)

@@ -6,6 +6,9 @@
 //   node interop.cjs facilitator  → HTTP /verify /settle /supported
 //   node interop.cjs server       → express paywall at GET /feed
 //   node interop.cjs client URL   → fetch URL with payment, print JSON
+//   node interop.cjs upto-client URL → the same with the upto scheme
+//   node interop.cjs upto-verify  → verify PAYLOAD (an upto payload's JSON)
+//                                   with viem and @x402/evm's Permit2 types
 //
 // Configuration comes from the environment (set by the Go test): RPC,
 // CHAIN_ID, KEY (0x private key), TOKEN, PAY_TO, AMOUNT, FACILITATOR.
@@ -78,14 +81,16 @@ async function server() {
   listen(http.createServer(app));
 }
 
-async function client(url) {
+async function client(url, scheme) {
   const { wrapFetchWithPaymentFromConfig, decodePaymentResponseHeader } = require("@x402/fetch");
   const { ExactEvmScheme } = require("@x402/evm/exact/client");
+  const { UptoEvmScheme } = require("@x402/evm/upto/client");
   const { toClientEvmSigner } = require("@x402/evm");
   const account = privateKeyToAccount(env("KEY"));
   const pub = createPublicClient({ chain: chain(), transport: viemHttp(env("RPC")) });
   const signer = toClientEvmSigner(account, pub);
-  const pay = wrapFetchWithPaymentFromConfig(fetch, { schemes: [{ network: `eip155:${env("CHAIN_ID")}`, client: new ExactEvmScheme(signer) }],
+  const impl = scheme === "upto" ? new UptoEvmScheme(signer) : new ExactEvmScheme(signer);
+  const pay = wrapFetchWithPaymentFromConfig(fetch, { schemes: [{ network: `eip155:${env("CHAIN_ID")}`, client: impl }],
     // The test token is not one of the default assets the client knows.
     spendControls: { allowedAssets: [{ asset: env("TOKEN"), network: `eip155:${env("CHAIN_ID")}` }] },
   });
@@ -95,8 +100,28 @@ async function client(url) {
   console.log(JSON.stringify(out));
 }
 
+async function uptoVerify() {
+  const { verifyTypedData } = require("viem");
+  const { uptoPermit2WitnessTypes, PERMIT2_ADDRESS } = require("@x402/evm");
+  const p = JSON.parse(env("PAYLOAD"));
+  const a = p.permit2Authorization;
+  const valid = await verifyTypedData({
+    address: a.from,
+    domain: { name: "Permit2", chainId: Number(env("CHAIN_ID")), verifyingContract: PERMIT2_ADDRESS },
+    types: uptoPermit2WitnessTypes,
+    primaryType: "PermitWitnessTransferFrom",
+    message: {
+      permitted: { token: a.permitted.token, amount: BigInt(a.permitted.amount) },
+      spender: a.spender, nonce: BigInt(a.nonce), deadline: BigInt(a.deadline),
+      witness: { to: a.witness.to, facilitator: a.witness.facilitator, validAfter: BigInt(a.witness.validAfter) },
+    },
+    signature: p.signature,
+  });
+  console.log(JSON.stringify({ valid }));
+}
+
 const [mode, arg] = process.argv.slice(2);
-({ facilitator, server, client: () => client(arg) })[mode]().catch((e) => {
+({ facilitator, server, client: () => client(arg, "exact"), "upto-client": () => client(arg, "upto"), "upto-verify": uptoVerify })[mode]().catch((e) => {
   console.error(e && e.stack || e);
   process.exit(1);
 });
