@@ -94,6 +94,10 @@ func (x *Index) saveCheckpoint() {
 		x.setErr(err)
 		return
 	}
+	if err := x.syncGraphs(false); err != nil {
+		x.setErr(fmt.Errorf("recall: %w", err))
+		return
+	}
 	x.mu.Lock()
 	x.diskFull = false
 	x.mu.Unlock()
@@ -216,7 +220,7 @@ func (x *Index) addVector(n uint32, v []float32) error {
 	ns := x.nss.strs[d.ns]
 	p := x.parts[ns]
 	if p == nil {
-		p = &partition{dims: len(v)}
+		p = &partition{ns: ns, dims: len(v)}
 		x.parts[ns] = p
 	}
 	if len(v) != p.dims {
@@ -272,13 +276,13 @@ func (x *Index) maybeBuild(p *partition) {
 		return // Open decides once saved graphs are restored
 	}
 	p.mu.Lock()
-	start := p.graph == nil && !p.building && len(p.docs) >= x.cfg.ExactBelow
+	start := p.graph == nil && !p.building && (len(p.docs) >= x.cfg.ExactBelow || p.resume != nil)
 	if start {
 		p.building = true
 	}
 	p.mu.Unlock()
 	if start {
-		x.wg.Go(func() { p.build(x.ctx, x.hcfg) })
+		x.wg.Go(func() { p.build(x.ctx, x, x.hcfg) })
 	}
 }
 

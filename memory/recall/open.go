@@ -138,11 +138,21 @@ func (x *Index) start() {
 	}
 }
 
-// removeIndexFiles removes badger's files from dir, and nothing else: a
-// Config.Dir pointing at the wrong directory loses no one's data.
+// graphFiles are the HNSW graphs' files (graphfile.go), and temporary
+// files of snapshots cut short.
+var graphFiles = []string{"graph-*.snap", "graph-*.log", ".graph-*"}
+
+// removeIndexFiles removes badger's files and the graphs' from dir, and
+// nothing else: a Config.Dir pointing at the wrong directory loses no one's
+// data.
 func removeIndexFiles(dir string) error {
+	return removeFiles(dir, append([]string{"*.sst", "*.vlog", "*.mem", "MANIFEST", "KEYREGISTRY", "DISCARD", "LOCK"}, graphFiles...))
+}
+
+// removeFiles removes the files in dir that match patterns.
+func removeFiles(dir string, patterns []string) error {
 	var errs []error
-	for _, pat := range []string{"*.sst", "*.vlog", "*.mem", "MANIFEST", "KEYREGISTRY", "DISCARD", "LOCK"} {
+	for _, pat := range patterns {
 		paths, _ := filepath.Glob(filepath.Join(dir, pat))
 		for _, p := range paths {
 			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {

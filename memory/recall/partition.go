@@ -13,15 +13,23 @@ import (
 // end, searched by exact scan until its HNSW graph is built.
 type partition struct {
 	mu       sync.RWMutex
+	ns       string
 	dims     int
 	vecs     []float32
 	docs     []uint32 // position -> document number
 	graph    *hnsw.Graph
 	building bool
-	// graphStored: graph is the one stored in the index's badger, so Close
-	// need not write it again.
+	// graphStored: graph is the one in its snapshot file, so Close need
+	// not write it again. It and glog, the graph's insertion log
+	// (graphfile.go; nil: none), are written under mu, or under its read
+	// lock by the goroutine that checkpoints, which alone reads them so.
 	graphStored bool
-	staged      []staged // guarded by the Index's mutex, not mu
+	glog        *graphLog
+	// resume is a graph restored after a crash that lacks the vectors at
+	// missing; build links them and publishes it.
+	resume  *hnsw.Graph
+	missing []uint32
+	staged  []staged // guarded by the Index's mutex, not mu
 }
 
 type staged struct {
@@ -45,30 +53,54 @@ func (p *partition) addLocked(doc uint32, v []float32) uint32 {
 	return pos
 }
 
-// build links the partition's vectors into a new graph with one worker per
-// CPU, without blocking searches or ingestion, then links what arrived
-// meanwhile and publishes it. The vectors it reads are a snapshot: appends
-// never write to positions that already hold a vector.
-func (p *partition) build(ctx context.Context, cfg hnsw.Config) {
-	p.mu.RLock()
+// build links the partition's vectors into a new graph — or the vectors a
+// restored graph lacks into it — with one worker per CPU, logging each
+// insertion, without blocking searches or ingestion; then links what
+// arrived meanwhile and publishes it. The vectors it reads are a snapshot:
+// appends never write to positions that already hold a vector.
+func (p *partition) build(ctx context.Context, x *Index, cfg hnsw.Config) {
+	p.mu.Lock()
 	n, d := len(p.docs), p.dims
 	vecs := p.vecs[: n*d : n*d]
-	p.mu.RUnlock()
-	ids := make([]uint32, n)
-	for i := range ids {
-		ids[i] = uint32(i)
+	docs := p.docs[:n:n]
+	g, missing := p.resume, p.missing
+	p.resume, p.missing = nil, nil
+	l := p.glog // a resumed graph's, opened by loadGraph
+	p.mu.Unlock()
+	vec := func(i uint32) []float32 { return vecs[int(i)*d : (int(i)+1)*d] }
+	logID := func(pos uint32) uint32 { return docs[pos] }
+	var err error
+	if g != nil {
+		if l != nil {
+			g.SetLog(l, logID)
+		}
+		err = resumeBuild(ctx, g, vec, missing)
+	} else {
+		if l = x.startGraphLog(p); l != nil {
+			cfg.Log, cfg.LogID = l, logID
+		}
+		p.mu.Lock()
+		p.glog = l
+		p.mu.Unlock()
+		ids := make([]uint32, n)
+		for i := range ids {
+			ids[i] = uint32(i)
+		}
+		g, err = hnsw.Build(ctx, cfg, vec, ids, runtime.GOMAXPROCS(0))
 	}
-	g, err := hnsw.Build(ctx, cfg, func(i uint32) []float32 { return vecs[int(i)*d : (int(i)+1)*d] }, ids, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return // closing
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	g.SetVectors(p.vecAt)
+	if l != nil {
+		g.SetLog(l, func(pos uint32) uint32 { return p.docs[pos] })
+	}
 	for pos := n; pos < len(p.docs); pos++ {
 		g.Add(uint32(pos))
 	}
-	p.graph, p.building = g, false
+	p.graph, p.building, p.graphStored = g, false, false
 }
 
 // search returns the k best documents, as document numbers.

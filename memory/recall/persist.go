@@ -11,7 +11,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/depai/depai/memory"
-	"github.com/depai/depai/memory/recall/internal/hnsw"
 )
 
 func docKey(prefix []byte, n uint32) []byte {
@@ -94,6 +93,9 @@ func (x *Index) load(ctx context.Context) error {
 	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, []byte(formatVersion)) }); err != nil {
 		return fmt.Errorf("load index: %w", err)
 	}
+	if err := x.dropBadgerGraphs(); err != nil {
+		return fmt.Errorf("load index: %w", err)
+	}
 	x.saved = len(x.docs)
 	if x.emb == nil {
 		return nil
@@ -104,8 +106,11 @@ func (x *Index) load(ctx context.Context) error {
 		if model != "" {
 			x.log.Info("recall: embedding model changed; re-embedding", "from", model, "to", x.emb.Model(), "records", len(x.docs))
 		}
-		if err := x.db.DropPrefix(prefVec, prefGraph, prefGraphMeta); err != nil {
+		if err := x.db.DropPrefix(prefVec); err != nil {
 			return fmt.Errorf("drop vectors of %s: %w", model, err)
+		}
+		if err := removeFiles(x.cfg.Dir, graphFiles); err != nil {
+			return fmt.Errorf("drop graphs of %s: %w", model, err)
 		}
 		if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(keyModel, []byte(x.emb.Model())) }); err != nil {
 			return err
@@ -139,8 +144,12 @@ func (x *Index) load(ctx context.Context) error {
 			}
 		}
 		x.flushStaged()
-		if err := x.loadGraphs(txn); err != nil {
+		// Snapshots and logs a crash left under temporary names (graphCommit).
+		if err := removeFiles(x.cfg.Dir, []string{".graph-*"}); err != nil {
 			return err
+		}
+		for _, p := range x.parts {
+			x.loadGraph(p)
 		}
 		// Every document with text and no vector is queued, audit records
 		// aside; the text is read from the Source when its turn comes.
@@ -333,153 +342,20 @@ func decodeVector(b []byte) (id, model string, v []float32, err error) {
 	return id, model, v, nil
 }
 
-// graphChunk bounds one stored piece of a saved graph. It stays below
-// valueThreshold so the pieces live in the LSM tree, where compaction
-// reclaims the graph each Close replaces; in the value log, which this
-// index never garbage-collects, every Close would leak a graph's worth of
-// disk.
-const graphChunk = valueThreshold / 2
-
-func graphKey(ns string, chunk uint32) []byte {
-	return binary.BigEndian.AppendUint32(append(append(bytes.Clone(prefGraph), ns...), 0), chunk)
-}
-
-// saveGraphs stores each partition's HNSW graph that changed since it was
-// loaded, with document numbers as IDs, so the next open need not rebuild
-// it, and deletes stored graphs that are no longer current. Called by Close
-// once nothing else runs; the graphs are not used afterwards.
-func (x *Index) saveGraphs() error {
-	if !x.dbOpen() {
-		// Never opened: no vector was stored, so no graph was built.
-		return nil
-	}
-	if err := x.roomToWrite(); err != nil {
-		return err
-	}
-	db, err := x.openDB()
-	if err != nil {
-		return err
-	}
-	wb := db.NewWriteBatch()
-	defer wb.Cancel()
-	err = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefGraphMeta})
+// dropBadgerGraphs removes graphs that earlier versions saved in the
+// index's badger (the prefGraph keys); they now live in files of their own
+// (graphfile.go), and the next Close saves them there.
+func (x *Index) dropBadgerGraphs() error {
+	found := false
+	err := x.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: prefGraphMeta})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			ns := string(it.Item().Key()[len(prefGraphMeta):])
-			if p := x.parts[ns]; p != nil && p.graphStored {
-				continue
-			}
-			b, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if len(b) == 4 {
-				for c := range binary.BigEndian.Uint32(b) {
-					if err := wb.Delete(graphKey(ns, c)); err != nil {
-						return err
-					}
-				}
-			}
-			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-				return err
-			}
-		}
+		it.Rewind()
+		found = it.Valid()
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("save graphs: %w", err)
-	}
-	for ns, p := range x.parts {
-		if p.graph == nil || p.graphStored {
-			continue
-		}
-		if err := p.graph.RemapIDs(func(pos uint32) (uint32, bool) { return p.docs[pos], true }); err != nil {
-			return err
-		}
-		data, err := p.graph.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		chunks := uint32(0)
-		for ; len(data) > 0; chunks++ {
-			n := min(len(data), graphChunk)
-			if err := wb.Set(graphKey(ns, chunks), data[:n]); err != nil {
-				return fmt.Errorf("save graph of %q: %w", ns, err)
-			}
-			data = data[n:]
-		}
-		if err := wb.Set(append(bytes.Clone(prefGraphMeta), ns...), binary.BigEndian.AppendUint32(nil, chunks)); err != nil {
-			return fmt.Errorf("save graph of %q: %w", ns, err)
-		}
-	}
-	return wb.Flush()
-}
-
-// loadGraphs restores saved graphs whose documents all still have their
-// vectors, links any newer vectors into them, and leaves the rest to be
-// rebuilt in the background. Called during load.
-func (x *Index) loadGraphs(txn *badger.Txn) error {
-	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: prefGraphMeta})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		ns := string(it.Item().Key()[len(prefGraphMeta):])
-		p := x.parts[ns]
-		if p == nil {
-			continue
-		}
-		var data []byte
-		err := it.Item().Value(func(b []byte) error {
-			if len(b) != 4 {
-				return fmt.Errorf("%w: graph meta of %q", errShort, ns)
-			}
-			for c := range binary.BigEndian.Uint32(b) {
-				item, err := txn.Get(graphKey(ns, c))
-				if err != nil {
-					return fmt.Errorf("graph of %q, chunk %d: %w", ns, c, err)
-				}
-				if err := item.Value(func(v []byte) error { data = append(data, v...); return nil }); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err == nil {
-			err = x.restoreGraph(p, ns, data)
-		}
-		if err != nil {
-			x.log.Warn("recall: saved graph unusable; rebuilding", "namespace", ns, "err", err)
-		}
-	}
-	return nil
-}
-
-// restoreGraph installs a saved graph in p, mapping its document numbers to
-// p's positions, and links the vectors it lacks. Called during load.
-func (x *Index) restoreGraph(p *partition, ns string, data []byte) error {
-	g, err := hnsw.Load(x.hcfg, p.vecAt, data)
-	if err != nil {
+	if err != nil || !found {
 		return err
 	}
-	nsID := x.nss.ids[ns]
-	covered := make([]bool, len(p.docs))
-	err = g.RemapIDs(func(d uint32) (uint32, bool) {
-		if int(d) >= len(x.docs) || !x.docs[d].vec || x.docs[d].ns != nsID || covered[x.docs[d].pos] {
-			return 0, false
-		}
-		covered[x.docs[d].pos] = true
-		return x.docs[d].pos, true
-	})
-	if err != nil {
-		return err
-	}
-	p.graphStored = true
-	for pos, ok := range covered {
-		if !ok {
-			g.Add(uint32(pos))
-			p.graphStored = false
-		}
-	}
-	p.graph = g
-	return nil
+	return x.db.DropPrefix(prefGraph, prefGraphMeta)
 }

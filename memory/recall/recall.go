@@ -14,13 +14,18 @@
 //     the BM25 postings in blocks of 4096 documents (a checkpoint rewrites
 //     only changed blocks), and every vector as raw little-endian float32
 //     with its model and dimensions;
-//   - saved by Close, when it changed since it was loaded: each namespace's
-//     HNSW graph (links only, by document number), so a clean restart loads
-//     it instead of rebuilding it;
+//   - in files of their own beside it (graphfile.go): each namespace's HNSW
+//     graph (links only, by document number) as a checksummed snapshot and
+//     a log of the insertions since, flushed at every checkpoint; a
+//     snapshot replaces the log once it holds a quarter of the graph, and
+//     at Close. A restart — clean or after kill -9 — loads both and links
+//     only the vectors the graph lacks (in the background if many, like a
+//     build); a damaged snapshot means a rebuild;
 //   - rebuilt on open: the vector partitions, from their stored vectors;
-//     and, after a crash or for a namespace newly above Config.ExactBelow,
-//     the HNSW graph, in the background; until it is ready that namespace
-//     is searched by exact scan, so results are never missing.
+//     and, for a namespace newly above Config.ExactBelow or whose graph
+//     files are unusable, the HNSW graph, in the background; until it is
+//     ready that namespace is searched by exact scan, so results are never
+//     missing.
 //
 // Records committed after the last checkpoint are read again from the Store.
 //
@@ -298,6 +303,7 @@ var (
 	prefDoc   = []byte("d/")       // + docnum BE32 -> doc
 	prefPost  = []byte("p/")       // + term + 0 + block BE32 -> postings block
 	prefVec   = []byte("v/")       // + docnum BE32 -> id, model, dims, float32 LE
+	// Graphs saved by earlier versions, removed on load (dropBadgerGraphs):
 	// + namespace + 0 + chunk BE32 -> a piece of a saved HNSW graph
 	prefGraph     = []byte("g/")
 	prefGraphMeta = []byte("gm/") // + namespace -> number of chunks BE32
@@ -306,7 +312,7 @@ var (
 // valueThreshold is the index badger's value threshold: values below it are
 // kept in the LSM tree, so the index needs no value-log GC. badger wants
 // it within a write batch (15% of the 4 MiB memtable); every value the index
-// writes but a saved graph's chunks (graphChunk) is far smaller.
+// writes is far smaller.
 const valueThreshold = 256 << 10
 
 // Mode says how recall ranks, for /status, e.g. "hybrid: bm25 +
@@ -449,9 +455,7 @@ func (x *Index) Close() error {
 	if loaded { // a load cut short holds part of the index: saving it would lose the rest
 		err = x.checkpoint()
 		if err == nil && x.emb != nil {
-			x.mu.Lock()
-			err = x.saveGraphs()
-			x.mu.Unlock()
+			err = x.syncGraphs(true)
 		}
 	}
 	if cerr := x.closeDB(); err == nil {

@@ -435,8 +435,8 @@ func TestGraphPartition(t *testing.T) {
 	}
 }
 
-// TestSearchAfterClose: Close stores the graphs relabelled by document
-// number, so a search that comes after it (an agent's turn racing shutdown)
+// TestSearchAfterClose: Close saves the graphs and closes their logs and
+// the badger, so a search that comes after it (an agent's turn racing shutdown)
 // gets an error, not a search through them.
 func TestSearchAfterClose(t *testing.T) {
 	srv := newServer(t, 16)

@@ -56,7 +56,7 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	}
 
 	x.mu.RLock()
-	if x.closed { // Close relabels the graphs it saves: they cannot be searched
+	if x.closed { // Close has saved the graphs, closed their logs and the badger
 		x.mu.RUnlock()
 		return nil, errors.New("recall: search: index closed")
 	}
