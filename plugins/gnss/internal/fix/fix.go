@@ -84,7 +84,15 @@ type Tracker struct {
 	gsaFix   int           // last GSA fix type, 0 unknown
 	gst      *nmea.GST
 	speedSet bool
+	// epoch counts the epochs cur has described, so that an epoch whose
+	// first sentence was dated by the clock (a GGA before any RMC) and then
+	// by its RMC is still one fix.
+	epoch uint64
 }
+
+// Epoch numbers the epoch of Current: it changes when a sentence starts a
+// new one, not when one refines or re-dates it.
+func (t *Tracker) Epoch() uint64 { return t.epoch }
 
 // NMEA applies one sentence received at now. It returns the fix when s
 // completed one (a GGA, or an RMC from a receiver that sends no GGA).
@@ -111,6 +119,9 @@ func (t *Tracker) NMEA(s nmea.Sentence, now time.Time) (Fix, bool) {
 		if t.tod == v.Time && t.speedSet {
 			f.Speed, f.Heading = t.cur.Speed, t.cur.Heading
 		}
+		if t.tod != v.Time || t.epoch == 0 {
+			t.epoch++
+		}
 		t.cur, t.tod, t.speedSet = f, v.Time, f.Speed != nil
 		t.applyGST()
 		return t.cur, true
@@ -121,6 +132,9 @@ func (t *Tracker) NMEA(s nmea.Sentence, now time.Time) (Fix, bool) {
 		same := v.Time == t.tod && t.tod >= 0
 		if !v.Valid {
 			if same || t.cur.Quality != None {
+				if !same {
+					t.epoch++
+				}
 				t.cur = Fix{Time: t.stamp(v.Time, now), Quality: None, Received: now}
 				t.tod = v.Time
 				return t.cur, true
@@ -132,6 +146,7 @@ func (t *Tracker) NMEA(s nmea.Sentence, now time.Time) (Fix, bool) {
 			f := Fix{Time: t.stamp(v.Time, now), Received: now, Quality: rmcQuality(v.Mode, t.gsaFix)}
 			f.Lat, f.Lon = ptr(v.Lat), ptr(v.Lon)
 			t.cur, t.tod, t.speedSet = f, v.Time, false
+			t.epoch++
 		}
 		t.cur.Time = t.stamp(v.Time, now)
 		t.setVelocity(v.SpeedKnots, v.Course)

@@ -12,17 +12,25 @@ import (
 	"github.com/depai/depai/plugins/gnss/internal/nmea"
 )
 
-// TestTrackFile replays the shipped log (testdata/gentrack.py) through
-// the parser into a State: every epoch is one fix, quality climbs from none
-// to RTK fixed, and the four bad lines are counted, never believed.
+// TestTrackFile replays the shipped log (testdata/gentrack.py, dated
+// 2026-12-01 by its RMCs) through the parser into a State: every epoch is
+// one fix, quality climbs from none to RTK fixed, and the four bad lines
+// are counted, never believed. The clock's date does not matter: the first
+// GGA, before any RMC, is dated by the clock and then by its RMC, and is
+// still one fix (it was two on any other day than the log's).
 func TestTrackFile(t *testing.T) {
+	for _, now := range []time.Time{time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), time.Date(2027, 3, 15, 0, 0, 1, 0, time.UTC)} {
+		t.Run(now.Format(time.DateOnly), func(t *testing.T) { testTrackFile(t, now) })
+	}
+}
+
+func testTrackFile(t *testing.T, now time.Time) {
 	f, err := os.Open("../../testdata/track.nmea")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	s := NewState("file", 100)
-	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	for sen, err := range nmea.Scan(f) {
 		s.NMEA(sen, err, now)
 	}

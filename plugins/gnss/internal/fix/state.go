@@ -39,6 +39,9 @@ type State struct {
 	gst      *gpsd.GST
 	sky      *gpsd.SKY
 	timedTPV bool // this link has sent a dated TPV
+	// epoch is the tracker's epoch of the newest fix added from NMEA (0:
+	// none since the link came up).
+	epoch uint64
 }
 
 // NewState returns the state of a receiver at source keeping the newest
@@ -63,7 +66,12 @@ func (s *State) NMEA(sen nmea.Sentence, err error, now time.Time) {
 	s.status.Good++
 	s.data(now)
 	if f, ok := s.tracker.NMEA(sen, now); ok {
-		s.add(f)
+		if e := s.tracker.Epoch(); s.status.Fixes > 0 && e == s.epoch {
+			s.replaceLast(f) // the same epoch, dated again by its RMC
+		} else {
+			s.epoch = e
+			s.add(f)
+		}
 	} else if cur := s.tracker.Current(); s.status.Fixes > 0 && cur.Quality != "" && cur.Time.Equal(s.last().Time) {
 		// A VTG, GST or GSA refined the epoch's fix.
 		s.replaceLast(cur)
@@ -152,7 +160,7 @@ func (s *State) linkLost(err error, now time.Time) {
 		s.status.Reconnects++
 	}
 	s.status.Connected = false
-	s.tracker = Tracker{} // what the next link says starts afresh
+	s.tracker, s.epoch = Tracker{}, 0 // what the next link says starts afresh
 	s.timedTPV = false
 	s.status.LastError, s.status.LastErrorAt = err.Error(), ptrTime(now)
 	if s.status.Quality != None {
