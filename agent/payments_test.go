@@ -85,10 +85,10 @@ func TestWalletOnALyingNodeFailsClosed(t *testing.T) {
 	}
 }
 
-// TestEarningsSplitToOwnersOnAnvil: a co-owned robot earns 100 wei twice;
-// each time the threshold is reached the split (3:1) is paid out on anvil
-// through the spend policy, and /earnings shows it.
-func TestEarningsSplitToOwnersOnAnvil(t *testing.T) {
+// coOwnedRover opens coOwnedFleet on a fresh anvil (chain 3338) with the
+// rover's wallet funded with 1 ether.
+func coOwnedRover(t *testing.T) (*testchain.Anvil, *agent.Fleet) {
+	t.Helper()
 	node := testchain.StartAnvil(t, 3338)
 	f, err := openWith(t, fmt.Sprintf(coOwnedFleet, 3338, node.URL), agent.Options{Wallets: fastWallets})
 	if err != nil {
@@ -99,6 +99,14 @@ func TestEarningsSplitToOwnersOnAnvil(t *testing.T) {
 		t.Fatal(err)
 	}
 	node.Fund(t, testchain.Ether(1), addr)
+	return node, f
+}
+
+// TestEarningsSplitToOwnersOnAnvil: a co-owned robot earns 100 wei twice;
+// each time the threshold is reached the split (3:1) is paid out on anvil
+// through the spend policy, and /earnings shows it.
+func TestEarningsSplitToOwnersOnAnvil(t *testing.T) {
+	node, f := coOwnedRover(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range 2 {

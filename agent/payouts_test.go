@@ -82,16 +82,7 @@ func TestWalletAvailableOnceTheRPCIsUp(t *testing.T) {
 // policy (nothing moves, the refusal is audited); after /resume the same
 // round is paid, once.
 func TestPayoutBlockedByStop(t *testing.T) {
-	node := testchain.StartAnvil(t, 3338)
-	f, err := openWith(t, fmt.Sprintf(coOwnedFleet, 3338, node.URL), agent.Options{Wallets: fastWallets})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, ok, err := f.WalletAddress("rover")
-	if !ok {
-		t.Fatal(err)
-	}
-	node.Fund(t, testchain.Ether(1), addr)
+	node, f := coOwnedRover(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	op := policy.Principal{Kind: policy.PrincipalOperator, ID: "ops", Role: policy.RoleAdmin}
