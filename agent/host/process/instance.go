@@ -406,7 +406,9 @@ func (in *instance) lost(ctx context.Context, p *proc, call wire.Call) wire.Resu
 
 func (in *instance) ctxResult(ctx context.Context, call wire.Call, doing string, args ...any) wire.Result {
 	what := fmt.Sprintf(doing, args...)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	// internal/deadline ends a call's context with Canceled and the
+	// deadline as its cause.
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 		return result(wire.CodeTimeout, true, "plugin %q: %s: deadline exceeded while %s", in.spec.Name, call.Method, what)
 	}
 	return result(wire.CodeUnavailable, true, "plugin %q: %s: canceled while %s: %v", in.spec.Name, call.Method, what, context.Cause(ctx))

@@ -190,6 +190,11 @@ func (r *Registry) Dispatch(ctx context.Context, host HostCaller, call wire.Call
 	}
 	out, err := h(ctx, call.Payload)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			// The handler gave up with its call: the host's deadline passed
+			// (a call's context may end Canceled with the deadline as cause).
+			return wire.Result{Error: &wire.Error{Code: wire.CodeTimeout, Message: fmt.Sprintf("%s: deadline exceeded", call.Method), Retryable: true}}
+		}
 		return wire.Result{Error: AsWireError(err)}
 	}
 	return wire.Result{Payload: out}
