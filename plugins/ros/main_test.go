@@ -45,7 +45,7 @@ func isCode(err error, code string) bool {
 // only loopback up.
 func TestROS(t *testing.T) {
 	if os.Getenv(envNetns) == "" {
-		for _, tool := range []string{"roscore", "rostopic", "unshare", "ip"} {
+		for _, tool := range []string{"roscore", "rostopic", "rosnode", "unshare", "ip"} {
 			if _, err := exec.LookPath(tool); err != nil {
 				t.Fatalf("%s is not installed (scripts/test installs ros-core and its tools): %v", tool, err)
 			}

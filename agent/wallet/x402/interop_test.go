@@ -30,7 +30,7 @@ func node(t *testing.T, m *market, env map[string]string, args ...string) *exec.
 	bin := testchain.Tool(t, "node", "DEPAI_NODE")
 	modules := filepath.Join(filepath.Dir(filepath.Dir(testchain.Tool(t, "anvil", "DEPAI_ANVIL"))))
 	if _, err := os.Stat(filepath.Join(modules, "@x402", "fetch")); err != nil {
-		t.Skipf("the x402 npm packages are not installed next to anvil (%s); scripts/test installs them", modules)
+		testchain.Missing(t, fmt.Sprintf("the x402 npm packages are not installed next to anvil (%s); scripts/test installs them", modules))
 	}
 	cmd := exec.Command(bin, append([]string{filepath.Join("testdata", "interop.cjs")}, args...)...)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "RPC="+m.node.URL, fmt.Sprintf("CHAIN_ID=%d", chain),
