@@ -154,9 +154,6 @@ func (f *Fleet) RegisterIdentities(ctx context.Context, agent string) ([]Identit
 		}
 		out = append(out, st)
 	}
-	p.mu.Lock()
-	p.ids = out
-	p.mu.Unlock()
 	return out, errors.Join(errs...)
 }
 
