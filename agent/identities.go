@@ -23,6 +23,16 @@ import (
 // under when wallet.identities.peaq.attribute is not set.
 const DefaultPeaqAttribute = "depai"
 
+// PeaqTarget is where an agent's did:peaq document is kept: the DID
+// precompile and the attribute name pq names, or their defaults.
+func PeaqTarget(pq *config.PeaqID) (precompile common.Address, attribute []byte) {
+	precompile = onchain.PeaqDIDPrecompile
+	if pq.Precompile != "" {
+		precompile = common.HexToAddress(pq.Precompile)
+	}
+	return precompile, []byte(cmp.Or(pq.Attribute, DefaultPeaqAttribute))
+}
+
 // IdentityStatus is one of an agent's on-chain identities as the chain
 // knows it.
 type IdentityStatus struct {
@@ -57,11 +67,7 @@ func (p *payments) identities() []chainID {
 	var out []chainID
 	if pq := ids.Peaq; pq != nil {
 		did := wallet.PeaqDID(me)
-		contract := onchain.PeaqDIDPrecompile
-		if pq.Precompile != "" {
-			contract = common.HexToAddress(pq.Precompile)
-		}
-		name := []byte(cmp.Or(pq.Attribute, DefaultPeaqAttribute))
+		contract, name := PeaqTarget(pq)
 		doc := onchain.Document(did, p.key.PublicKey())
 		out = append(out, chainID{method: "did:peaq", did: did, contract: contract,
 			read: func(ctx context.Context, w *wallet.Client) (bool, bool, error) {
