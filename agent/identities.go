@@ -115,15 +115,21 @@ func (f *Fleet) Identities(ctx context.Context, agent string) ([]IdentityStatus,
 	}
 	var out []IdentityStatus
 	for _, id := range p.identities() {
-		st := IdentityStatus{Method: id.method, DID: id.did, Contract: id.contract.Hex()}
-		var rerr error
-		st.Registered, st.Current, rerr = id.read(ctx, w)
-		if rerr != nil {
-			st.Error = rerr.Error()
+		st, err := id.status(ctx, w)
+		if err != nil {
+			st.Error = err.Error()
 		}
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// status reads from the chain whether id is registered and current.
+func (id chainID) status(ctx context.Context, w *wallet.Client) (IdentityStatus, error) {
+	st := IdentityStatus{Method: id.method, DID: id.did, Contract: id.contract.Hex()}
+	var err error
+	st.Registered, st.Current, err = id.read(ctx, w)
+	return st, err
 }
 
 func (f *Fleet) identityWallet(agent string) (*payments, *wallet.Client, error) {
@@ -164,12 +170,11 @@ func (f *Fleet) RegisterIdentities(ctx context.Context, agent string) ([]Identit
 }
 
 func (f *Fleet) registerIdentity(ctx context.Context, p *payments, w *wallet.Client, id chainID) (IdentityStatus, error) {
-	st := IdentityStatus{Method: id.method, DID: id.did, Contract: id.contract.Hex()}
-	registered, current, err := id.read(ctx, w)
-	st.Registered, st.Current = registered, current
-	if err != nil || current {
+	st, err := id.status(ctx, w)
+	if err != nil || st.Current {
 		return st, err
 	}
+	registered := st.Registered
 	data, err := id.call(ctx, w, registered)
 	if err != nil {
 		return st, err
@@ -198,11 +203,10 @@ func (f *Fleet) registerIdentity(ctx context.Context, p *payments, w *wallet.Cli
 		}
 		c.MaxCost = cost
 		r, err = w.Send(ctx, c)
-		switch {
-		case errors.Is(err, wallet.ErrReverted):
+		if errors.Is(err, wallet.ErrReverted) {
 			// Mined and reverted: the gas was spent, so it stays counted.
 			done(nil, err)
-		default:
+		} else {
 			settle(done, r, err)
 		}
 		if err != nil {
