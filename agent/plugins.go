@@ -29,14 +29,33 @@ type pluginManager struct {
 
 	loaded chan struct{} // closed when every configured plugin has been tried
 
-	// mu guards errs and mcp. Lock order: after Agent.mu.
-	mu   sync.Mutex
-	errs map[string]error // why a configured plugin or MCP server is not loaded, by name
-	mcp  []*mcp.Client
+	// mu guards errs, loads and mcp. Lock order: after Agent.mu.
+	mu    sync.Mutex
+	errs  map[string]error         // why a configured plugin or MCP server is not loaded, by name
+	loads map[string]chan struct{} // by plugin name: held while a load of it runs
+	mcp   []*mcp.Client
+}
+
+// lockLoad waits until no other load of the plugin runs and holds its
+// place until unlock.
+func (m *pluginManager) lockLoad(ctx context.Context, name string) (unlock func(), err error) {
+	m.mu.Lock()
+	ch := m.loads[name]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		m.loads[name] = ch
+	}
+	m.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("plugin %q: %w", name, ctx.Err())
+	}
 }
 
 func newPluginManager(a *Agent) *pluginManager {
-	m := &pluginManager{a: a, loaded: make(chan struct{}), errs: map[string]error{}}
+	m := &pluginManager{a: a, loaded: make(chan struct{}), errs: map[string]error{}, loads: map[string]chan struct{}{}}
 	var obs host.Observer // a nil *metrics.Metrics would be a non-nil Observer
 	if a.fleet.opts.Metrics != nil {
 		obs = a.fleet.opts.Metrics
@@ -180,8 +199,18 @@ func (m *pluginManager) close(ctx context.Context) error {
 
 // load loads one configured plugin and adds its tools, recording why when
 // it cannot. A tool that a safety rule names but the plugin does not
-// declare an actuator refuses the whole plugin.
+// declare an actuator refuses the whole plugin. Loads of one plugin (the
+// start-up load, a release, a reload) run one at a time; one that finds the
+// plugin loaded by the load it waited for is done.
 func (m *pluginManager) load(ctx context.Context, p config.Plugin) (err error) {
+	unlock, err := m.lockLoad(ctx, p.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, ok := m.host.Plugin(p.Name); ok {
+		return nil
+	}
 	defer func() {
 		m.mu.Lock()
 		m.errs[p.Name] = err

@@ -2,10 +2,8 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/policy"
@@ -52,39 +50,13 @@ func (m *pluginManager) release(ctx context.Context, name string) (string, error
 	}
 	for _, p := range m.a.cfg.Plugins {
 		if p.Name == name {
-			err := m.load(ctx, p)
-			if errors.Is(err, host.ErrLoading) {
-				// The start-up load, which the quarantine held back, got there first.
-				err = m.awaitLoad(ctx, name)
-			}
-			if err != nil {
+			// The start-up load the quarantine held back may be running:
+			// load waits for it.
+			if err := m.load(ctx, p); err != nil {
 				return "", fmt.Errorf("plugin %q released from quarantine, but it did not load: %w", name, err)
 			}
 			return fmt.Sprintf("plugin %s released from quarantine and loaded", name), nil
 		}
 	}
 	return fmt.Sprintf("plugin %s released from quarantine", name), nil
-}
-
-// awaitLoad waits for another load of the plugin to end and reports how it
-// ended.
-func (m *pluginManager) awaitLoad(ctx context.Context, name string) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if _, ok := m.host.Plugin(name); ok {
-			return nil
-		}
-		m.mu.Lock()
-		err := m.errs[name]
-		m.mu.Unlock()
-		if err != nil && !errors.Is(err, host.ErrLoading) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
 }

@@ -275,9 +275,6 @@ func (p *Plugin) Tool(declared string) (tool.Tool, bool) {
 	return nil, false
 }
 
-// ErrLoading is Load's error for a plugin another Load is starting.
-var ErrLoading = errors.New("already loading")
-
 // Load starts a plugin and checks it against its grants. On any failure —
 // unreadable or unpinned file, unknown kind, wrong ABI, bad manifest,
 // requested capabilities not granted — nothing stays running and the error
@@ -290,7 +287,7 @@ func (h *Host) Load(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	}
 	if _, starting := h.grants[spec.Name]; starting {
 		h.mu.Unlock()
-		return nil, fmt.Errorf("plugin %q: %w", spec.Name, ErrLoading)
+		return nil, fmt.Errorf("plugin %q: already loading", spec.Name)
 	}
 	if err := h.quarantinedErr(spec.Name); err != nil {
 		h.mu.Unlock()
