@@ -82,9 +82,14 @@ func (l *graphLog) close() error {
 }
 
 // startGraphLog removes p's snapshot and opens an empty log for a graph
-// built from scratch; nil when the files cannot be written (the graph is
-// then built without, and rebuilt after a crash). Called by build.
+// built from scratch; nil when the files cannot be written, or when nothing
+// is saved yet (a lazy index, see Index.db: its graphs have no files, and
+// syncGraphs snapshots them once its badger is open). Without a log the
+// graph is built all the same, and rebuilt after a crash. Called by build.
 func (x *Index) startGraphLog(p *partition) *graphLog {
+	if !x.dbOpen() {
+		return nil
+	}
 	snap, logPath := graphPaths(x.cfg.Dir, p.ns)
 	if err := os.Remove(snap); err != nil && !errors.Is(err, os.ErrNotExist) {
 		x.setErr(fmt.Errorf("recall: graph of %q: %w", p.ns, err))
@@ -200,6 +205,7 @@ func (x *Index) syncGraphs(final bool) error {
 	if !x.dbOpen() {
 		// Nothing is saved yet (a lazy index): the graphs' documents are
 		// not on disk, and the next open rebuilds from the store anyway.
+		// Nor have the graphs logs to flush or close (startGraphLog).
 		return nil
 	}
 	x.mu.RLock()
