@@ -363,9 +363,8 @@ func (f *Fleet) stopActuators(ctx context.Context) {
 				e := policy.Entry{Agent: a.Name(), Principal: policy.Principal{Kind: policy.PrincipalSystem}, Kind: policy.ActionHost,
 					Action: "actuator.stop", Target: r.Plugin, Phase: policy.PhaseOutcome, Error: r.Err,
 					Reason: fmt.Sprintf("acknowledged=%v in %v", r.Acked, r.Took.Round(time.Microsecond))}
-				if r.Quarantined {
+				if r.Quarantined { // its tools left the agent with it (onQuarantine)
 					e.Reason += "; quarantined: unloaded until cleared"
-					a.tools.RemoveSource(r.Plugin)
 				}
 				if _, err := f.audit.Write(context.WithoutCancel(ctx), e); err != nil {
 					f.log.Error("audit: actuator stop not recorded", "plugin", r.Plugin, "err", err)

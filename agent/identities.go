@@ -23,6 +23,16 @@ import (
 // under when wallet.identities.peaq.attribute is not set.
 const DefaultPeaqAttribute = "depai"
 
+// PeaqTarget is where an agent's did:peaq document is kept: the DID
+// precompile and the attribute name pq names, or their defaults.
+func PeaqTarget(pq *config.PeaqID) (precompile common.Address, attribute []byte) {
+	precompile = onchain.PeaqDIDPrecompile
+	if pq.Precompile != "" {
+		precompile = common.HexToAddress(pq.Precompile)
+	}
+	return precompile, []byte(cmp.Or(pq.Attribute, DefaultPeaqAttribute))
+}
+
 // IdentityStatus is one of an agent's on-chain identities as the chain
 // knows it.
 type IdentityStatus struct {
@@ -57,11 +67,7 @@ func (p *payments) identities() []chainID {
 	var out []chainID
 	if pq := ids.Peaq; pq != nil {
 		did := wallet.PeaqDID(me)
-		contract := onchain.PeaqDIDPrecompile
-		if pq.Precompile != "" {
-			contract = common.HexToAddress(pq.Precompile)
-		}
-		name := []byte(cmp.Or(pq.Attribute, DefaultPeaqAttribute))
+		contract, name := PeaqTarget(pq)
 		doc := onchain.Document(did, p.key.PublicKey())
 		out = append(out, chainID{method: "did:peaq", did: did, contract: contract,
 			read: func(ctx context.Context, w *wallet.Client) (bool, bool, error) {
@@ -109,15 +115,21 @@ func (f *Fleet) Identities(ctx context.Context, agent string) ([]IdentityStatus,
 	}
 	var out []IdentityStatus
 	for _, id := range p.identities() {
-		st := IdentityStatus{Method: id.method, DID: id.did, Contract: id.contract.Hex()}
-		var rerr error
-		st.Registered, st.Current, rerr = id.read(ctx, w)
-		if rerr != nil {
-			st.Error = rerr.Error()
+		st, err := id.status(ctx, w)
+		if err != nil {
+			st.Error = err.Error()
 		}
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// status reads from the chain whether id is registered and current.
+func (id chainID) status(ctx context.Context, w *wallet.Client) (IdentityStatus, error) {
+	st := IdentityStatus{Method: id.method, DID: id.did, Contract: id.contract.Hex()}
+	var err error
+	st.Registered, st.Current, err = id.read(ctx, w)
+	return st, err
 }
 
 func (f *Fleet) identityWallet(agent string) (*payments, *wallet.Client, error) {
@@ -154,19 +166,15 @@ func (f *Fleet) RegisterIdentities(ctx context.Context, agent string) ([]Identit
 		}
 		out = append(out, st)
 	}
-	p.mu.Lock()
-	p.ids = out
-	p.mu.Unlock()
 	return out, errors.Join(errs...)
 }
 
 func (f *Fleet) registerIdentity(ctx context.Context, p *payments, w *wallet.Client, id chainID) (IdentityStatus, error) {
-	st := IdentityStatus{Method: id.method, DID: id.did, Contract: id.contract.Hex()}
-	registered, current, err := id.read(ctx, w)
-	st.Registered, st.Current = registered, current
-	if err != nil || current {
+	st, err := id.status(ctx, w)
+	if err != nil || st.Current {
 		return st, err
 	}
+	registered := st.Registered
 	data, err := id.call(ctx, w, registered)
 	if err != nil {
 		return st, err
@@ -195,11 +203,10 @@ func (f *Fleet) registerIdentity(ctx context.Context, p *payments, w *wallet.Cli
 		}
 		c.MaxCost = cost
 		r, err = w.Send(ctx, c)
-		switch {
-		case errors.Is(err, wallet.ErrReverted):
+		if errors.Is(err, wallet.ErrReverted) {
 			// Mined and reverted: the gas was spent, so it stays counted.
 			done(nil, err)
-		default:
+		} else {
 			settle(done, r, err)
 		}
 		if err != nil {

@@ -54,8 +54,7 @@ type payments struct {
 	mu     sync.Mutex
 	wallet *wallet.Client // nil until the node answered with the right chain id
 	err    error          // why the wallet is not available; payments then fail closed
-	ids    []IdentityStatus
-	nextAt time.Time // the next scheduled payout
+	nextAt time.Time      // the next scheduled payout
 }
 
 // client is the open wallet, or why there is none.

@@ -20,20 +20,17 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/depai/depai/agent"
-	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/internal/testchain"
 	"github.com/depai/depai/agent/wallet"
 )
 
 const payoutCrashEnv = "DEPAI_PAYOUT_CRASH_CHILD"
 
+// openAt opens the fleet of yaml on dataDir, which outlives the fleet: a
+// restart, or the parent of a killed child, opens the same data again.
 func openAt(t *testing.T, dataDir, yaml string) *agent.Fleet {
 	t.Helper()
-	file, err := config.Parse(filepath.Join(dataDir, "..", "fleet.yaml"), []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := agent.Open(context.Background(), file, agent.Options{DataDir: dataDir, CacheDir: sharedCache, Wallets: fastWallets})
+	f, err := openWith(t, yaml, agent.Options{DataDir: dataDir, CacheDir: sharedCache, Wallets: fastWallets})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -186,5 +189,50 @@ func TestCloseStopsInProcessActuators(t *testing.T) {
 	}
 	if speed, _, stops := w.state(); speed != 0 || stops != 1 {
 		t.Errorf("after Close: speed %v, stops %d; want 0 and 1", speed, stops)
+	}
+}
+
+// TestEStopQuarantinesUnacknowledgingPlugin: an actuator plugin that does
+// not answer the emergency stop is quarantined, and its tools leave the
+// agent (the host's OnQuarantine, as for a crash loop): nothing drives a
+// machine that may still be moving.
+func TestEStopQuarantinesUnacknowledgingPlugin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	src := filepath.Join(filepath.Dir(file), "host", "process", "testdata", "stopplugin")
+	f, _ := openFleet(t, fmt.Sprintf(`
+name: rover
+role: robot
+safety:
+  actuators:
+    - tool: motor.move
+plugins:
+  - name: motor
+    path: %q
+    transport: process
+    grants: {actuator: true}
+`, src))
+	if err := f.WaitPlugins(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := f.Agent("rover")
+	if _, ok := a.Tools().Get("motor.move"); !ok {
+		t.Fatal("the plugin's tools are not offered")
+	}
+	collect(t, a, `/call motor.ignore {"on":true}`)
+	collect(t, a, "/stop")
+	for _, name := range []string{"motor.move", "motor.state"} {
+		if _, ok := a.Tools().Get(name); ok {
+			t.Errorf("%s is still offered after its plugin ignored the stop", name)
+		}
+	}
+	if got := reply(collect(t, a, "/plugins")); !strings.Contains(got, "quarantined") {
+		t.Errorf("/plugins does not list motor as quarantined:\n%s", got)
+	}
+	audit := reply(collect(t, a, "/audit 20"))
+	if !strings.Contains(audit, "acknowledged=false") || !strings.Contains(audit, "quarantined: unloaded until cleared") || !strings.Contains(audit, "plugin.quarantine") {
+		t.Errorf("the unacknowledged stop and the quarantine are not on record:\n%s", audit)
 	}
 }

@@ -191,13 +191,12 @@ func (p *pending) add() {
 	p.n++
 }
 
+// done uncounts a record add counted.
 func (p *pending) done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.n--
-	if p.room != nil {
-		p.room.Signal()
-	}
+	p.room.Signal() // add made it
 	if p.n == 0 {
 		close(p.idle)
 	}

@@ -235,25 +235,6 @@ func (h *Host) crashLooped(name string, p *Plugin, err error) {
 	h.quarantine(p, fmt.Sprintf("crash loop: %v", err))
 }
 
-// pluginRef is the Plugin a transport callback concerns, set once Load has
-// it.
-type pluginRef struct {
-	mu sync.Mutex
-	p  *Plugin
-}
-
-func (r *pluginRef) set(p *Plugin) {
-	r.mu.Lock()
-	r.p = p
-	r.mu.Unlock()
-}
-
-func (r *pluginRef) get() *Plugin {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.p
-}
-
 // arm starts p's heartbeats, if it declares a watchdog.
 func (h *Host) arm(p *Plugin) {
 	if isActuator(p.manifest) && !p.manifest.Actuation.Stop {

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/depai/depai/agent/policy"
@@ -334,14 +335,15 @@ func (h *Host) start(ctx context.Context, spec PluginSpec) (*Plugin, error) {
 	if t == nil {
 		return nil, fmt.Errorf("plugin %q: no %s transport configured", spec.Name, kind)
 	}
-	self := &pluginRef{}
+	// self is the Plugin the transport's give-up concerns, set once Load has it.
+	var self atomic.Pointer[Plugin]
 	inst, err := t.Load(ctx, LoadSpec{Name: spec.Name, Path: path, Grants: spec.Grants, Limits: spec.Limits, Host: h, UnconfinedOK: spec.UnconfinedOK, InitTimeout: h.cfg.InitTimeout,
-		Restarted: h.restarted(spec.Name), OnGiveUp: func(err error) { h.crashLooped(spec.Name, self.get(), err) }})
+		Restarted: h.restarted(spec.Name), OnGiveUp: func(err error) { h.crashLooped(spec.Name, self.Load(), err) }})
 	if err != nil {
 		return nil, err
 	}
 	p := &Plugin{spec: spec, inst: inst, manifest: inst.Manifest(), obs: h.cfg.Observer}
-	self.set(p)
+	self.Store(p)
 	if err := p.check(); err != nil {
 		_ = inst.Close(context.WithoutCancel(ctx))
 		return nil, err

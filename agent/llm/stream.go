@@ -231,23 +231,18 @@ func (s *chatStream) streamError() error {
 // readLine returns the next line, valid until the next call.
 func (s *chatStream) readLine() ([]byte, error) {
 	line, err := s.r.ReadSlice('\n')
-	if !errors.Is(err, bufio.ErrBufferFull) {
-		if err == io.EOF && len(line) > 0 {
-			err = nil // a last line without its newline
+	if errors.Is(err, bufio.ErrBufferFull) {
+		s.line = append(s.line[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = s.r.ReadSlice('\n')
+			s.line = append(s.line, line...)
 		}
-		return line, err
+		line = s.line
 	}
-	s.line = append(s.line[:0], line...)
-	for {
-		line, err = s.r.ReadSlice('\n')
-		s.line = append(s.line, line...)
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			if err == io.EOF && len(s.line) > 0 {
-				err = nil
-			}
-			return s.line, err
-		}
+	if err == io.EOF && len(line) > 0 {
+		err = nil // a last line without its newline
 	}
+	return line, err
 }
 
 // appendRequest writes w as JSON, the fields in go-openai's order and with

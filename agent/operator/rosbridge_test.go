@@ -99,22 +99,7 @@ func bridgeServer(t testing.TB) (*operator.Server, *agent.Agent, *motors) {
 	}
 	t.Cleanup(func() { fleet.Close(context.Background()) })
 	a, _ := fleet.Agent("rover")
-	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: []operator.Agent{a}, Operators: bridgeOps})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	srv := startServerConfig(t, operator.Config{Addr: "127.0.0.1:0", Agents: []operator.Agent{a}, Operators: bridgeOps})
 	return srv, a, m
 }
 

@@ -30,7 +30,14 @@ var one = []operator.Operator{{Name: "operator", Role: policy.RoleAdmin, Token: 
 // startServer serves agents on a free loopback port until the test ends.
 func startServer(t testing.TB, agents []operator.Agent) *operator.Server {
 	t.Helper()
-	srv, err := operator.NewServer(operator.Config{Addr: "127.0.0.1:0", Agents: agents, Operators: admin})
+	return startServerConfig(t, operator.Config{Addr: "127.0.0.1:0", Agents: agents, Operators: admin})
+}
+
+// startServerConfig serves cfg until the test ends, and wants Shutdown and
+// Serve to end without an error.
+func startServerConfig(t testing.TB, cfg operator.Config) *operator.Server {
+	t.Helper()
+	srv, err := operator.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

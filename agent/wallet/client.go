@@ -452,24 +452,10 @@ func (c *Client) existing(key string, fp common.Hash) (*intent, error) {
 // sign builds, signs, journals and broadcasts a new transaction. When the key
 // was claimed meanwhile it returns that intent instead, with fresh false.
 func (c *Client) sign(ctx context.Context, k Call, fp common.Hash) (it *intent, fresh bool, err error) {
-	from := c.Address()
-	value := k.Value
-	if value == nil {
-		value = new(big.Int)
-	}
-	to := k.To
-	gas, err := call(ctx, c, func(ctx context.Context) (uint64, error) {
-		return c.backend.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &to, Value: value, Data: k.Data})
-	})
+	from, to := c.Address(), k.To
+	gas, value, fees, err := c.price(ctx, k)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: payment %q: estimate gas: %w", ErrNotSent, k.Key, err)
-	}
-	if len(k.Data) > 0 {
-		gas += gas / 5 // contract calls: room for state that changes before inclusion
-	}
-	fees, err := c.fees(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("wallet: payment %q: %w", k.Key, err)
+		return nil, false, err
 	}
 	if k.MaxCost != nil {
 		if cost := fees.cost(gas, value); cost.Cmp(k.MaxCost) > 0 {
@@ -555,25 +541,33 @@ func (f fees) cost(gas uint64, value *big.Int) *big.Int {
 // would bid, plus k.Value. The spend policy decides a contract call on it;
 // pass it back as k.MaxCost so the transaction cannot cost more.
 func (c *Client) Cost(ctx context.Context, k Call) (*big.Int, error) {
-	value := k.Value
+	gas, value, f, err := c.price(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return f.cost(gas, value), nil
+}
+
+// price is the gas limit, value and fees sending k would use now.
+func (c *Client) price(ctx context.Context, k Call) (gas uint64, value *big.Int, f fees, err error) {
+	value = k.Value
 	if value == nil {
 		value = new(big.Int)
 	}
 	from, to := c.Address(), k.To
-	gas, err := call(ctx, c, func(ctx context.Context) (uint64, error) {
+	gas, err = call(ctx, c, func(ctx context.Context) (uint64, error) {
 		return c.backend.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &to, Value: value, Data: k.Data})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q: estimate gas: %w", ErrNotSent, k.Key, err)
+		return 0, nil, f, fmt.Errorf("%w: payment %q: estimate gas: %w", ErrNotSent, k.Key, err)
 	}
 	if len(k.Data) > 0 {
-		gas += gas / 5
+		gas += gas / 5 // contract calls: room for state that changes before inclusion
 	}
-	f, err := c.fees(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("wallet: %q: %w", k.Key, err)
+	if f, err = c.fees(ctx); err != nil {
+		return 0, nil, f, fmt.Errorf("wallet: payment %q: %w", k.Key, err)
 	}
-	return f.cost(gas, value), nil
+	return gas, value, f, nil
 }
 
 // fees picks EIP-1559 fees when the chain has a base fee, else a legacy gas

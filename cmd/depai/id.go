@@ -122,11 +122,8 @@ func (c *idCard) addChain(ctx context.Context, a *config.Agent) {
 	}
 	addr := common.HexToAddress(c.EVM)
 	if pq := ids.Peaq; pq != nil {
-		contract := onchain.PeaqDIDPrecompile
-		if pq.Precompile != "" {
-			contract = common.HexToAddress(pq.Precompile)
-		}
-		_, err := onchain.PeaqRead(ctx, ec, contract, addr, []byte(cmp.Or(pq.Attribute, agent.DefaultPeaqAttribute)))
+		contract, name := agent.PeaqTarget(pq)
+		_, err := onchain.PeaqRead(ctx, ec, contract, addr, name)
 		c.Peaq = state(err)
 	}
 	if io := ids.IoID; io != nil {

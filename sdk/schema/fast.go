@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"cmp"
 	"encoding/json"
 	"slices"
 )
@@ -87,15 +88,7 @@ func newFastCheck(raw []byte) *fastCheck {
 		}
 		f.props = append(f.props, fastProp{name: name, kind: kind})
 	}
-	slices.SortFunc(f.props, func(a, b fastProp) int {
-		switch {
-		case a.name < b.name:
-			return -1
-		case a.name > b.name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(f.props, func(a, b fastProp) int { return cmp.Compare(a.name, b.name) })
 	for _, r := range required {
 		i := f.index([]byte(r))
 		if i < 0 {

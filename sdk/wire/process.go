@@ -71,8 +71,9 @@ const (
 	FrameHello  byte = 4 // host → plugin: first frame of a connection; body ProcessReady.CallToken, id 0
 )
 
-// frameHeader is u32 big-endian length of what follows it, kind, u64 id.
-const frameHeader = 4 + 1 + 8
+// FrameHeaderLen is a frame header's length: u32 big-endian length of what
+// follows it, kind, u64 id.
+const FrameHeaderLen = 4 + 1 + 8
 
 // ErrFrameTooLarge is returned by ReadFrame for a frame over its limit; the
 // frame has been skipped and the stream is still in sync.
@@ -86,24 +87,39 @@ func AppendFrame(b []byte, kind byte, id uint64, body []byte) []byte {
 	return append(b, body...)
 }
 
+// ParseFrameHeader decodes the FrameHeaderLen bytes at the start of h and
+// returns the length n of the body that follows. A body over max is
+// reported as ErrFrameTooLarge with its kind, id and n, for the caller to
+// skip its n bytes.
+func ParseFrameHeader(h []byte, max int) (kind byte, id uint64, n int64, err error) {
+	size := int64(binary.BigEndian.Uint32(h[:4])) - 9
+	kind, id = h[4], binary.BigEndian.Uint64(h[5:FrameHeaderLen])
+	switch {
+	case size < 0:
+		return 0, 0, 0, fmt.Errorf("malformed frame: length %d", size+9)
+	case size > int64(max):
+		return kind, id, size, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, size, max)
+	}
+	return kind, id, size, nil
+}
+
 // ReadFrame reads one frame whose body is at most max bytes. A larger frame
 // is skipped and reported as ErrFrameTooLarge with its kind and id, so the
 // caller can fail just that call.
 func ReadFrame(r io.Reader, max int) (kind byte, id uint64, body []byte, err error) {
-	var h [frameHeader]byte
+	var h [FrameHeaderLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, 0, nil, err
 	}
-	n := int64(binary.BigEndian.Uint32(h[:4])) - 9
-	kind, id = h[4], binary.BigEndian.Uint64(h[5:])
-	if n < 0 {
-		return 0, 0, nil, fmt.Errorf("malformed frame: length %d", n+9)
-	}
-	if n > int64(max) {
-		if _, err := io.CopyN(io.Discard, r, n); err != nil {
-			return 0, 0, nil, err
+	kind, id, n, err := ParseFrameHeader(h[:], max)
+	switch {
+	case errors.Is(err, ErrFrameTooLarge):
+		if _, cerr := io.CopyN(io.Discard, r, n); cerr != nil {
+			return 0, 0, nil, cerr
 		}
-		return kind, id, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+		return kind, id, nil, err
+	case err != nil:
+		return 0, 0, nil, err
 	}
 	body = make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {

@@ -2,7 +2,6 @@ package process
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -20,9 +19,6 @@ var errConnLost = errors.New("call socket closed")
 
 // errAbandoned is a call whose context ended before its result came.
 var errAbandoned = errors.New("call abandoned")
-
-// frameHeader is the call socket's frame header (see wire.AppendFrame).
-const frameHeader = 4 + 1 + 8
 
 // readBuf is the call socket's read buffer; a frame larger than it grows
 // the buffer for as long as it takes to read it.
@@ -226,23 +222,22 @@ func (c *callSock) readFrame(max int) (kind byte, id uint64, body []byte, err er
 		}
 		need := 1 // while skipping: any bytes
 		if c.skip == 0 {
-			need = frameHeader
-			if h := c.buf[c.off:c.end]; len(h) >= frameHeader {
-				n := int64(binary.BigEndian.Uint32(h)) - 9
-				kind, id = h[4], binary.BigEndian.Uint64(h[5:])
+			need = wire.FrameHeaderLen
+			if h := c.buf[c.off:c.end]; len(h) >= wire.FrameHeaderLen {
+				kind, id, n, err := wire.ParseFrameHeader(h, max)
 				switch {
-				case n < 0:
-					return 0, 0, nil, fmt.Errorf("malformed frame: length %d", n+9)
-				case n > int64(max):
-					c.off += frameHeader
+				case errors.Is(err, wire.ErrFrameTooLarge):
+					c.off += wire.FrameHeaderLen
 					c.skip = int(n)
-					return kind, id, nil, fmt.Errorf("%w: %d bytes, limit %d", wire.ErrFrameTooLarge, n, max)
-				case int64(len(h)) >= frameHeader+n:
-					body = append([]byte(nil), h[frameHeader:frameHeader+n]...)
-					c.off += frameHeader + int(n)
+					return kind, id, nil, err
+				case err != nil:
+					return 0, 0, nil, err
+				case int64(len(h)) >= wire.FrameHeaderLen+n:
+					body = append([]byte(nil), h[wire.FrameHeaderLen:wire.FrameHeaderLen+n]...)
+					c.off += wire.FrameHeaderLen + int(n)
 					return kind, id, body, nil
 				}
-				need = frameHeader + int(n)
+				need = wire.FrameHeaderLen + int(n)
 			}
 		}
 		if c.off == c.end {

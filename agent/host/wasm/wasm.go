@@ -31,6 +31,7 @@ import (
 
 	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/wasm/internal/interrupt"
+	"github.com/depai/depai/internal/atomicfile"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -250,15 +251,7 @@ func (t *Transport) instrument(key moduleKey, code []byte) ([]byte, error) {
 	}
 	// Written whole and renamed into place; a cache that cannot be
 	// written only costs the next load the rewrite again.
-	if tmp, err := os.CreateTemp(t.rewrites, ".rewrite-*"); err == nil {
-		_, werr := tmp.Write(out)
-		if cerr := tmp.Close(); werr == nil && cerr == nil {
-			werr = os.Rename(tmp.Name(), path)
-		}
-		if werr != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}
+	_ = atomicfile.Write(path, out)
 	return out, nil
 }
 

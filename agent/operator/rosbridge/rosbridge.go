@@ -216,14 +216,20 @@ func (c *conn) handle(m message) {
 	}
 }
 
-// send writes one message; a write that fails ends the connection.
+// send writes one message; a write that fails ends the connection. Once
+// the connection is ending nothing more is sent, and a write does not take
+// c.ctx: the library closes the connection at once when a write's context
+// ends (or has ended), before run's close frame tells the client why.
 func (c *conn) send(v any) {
+	if c.ctx.Err() != nil {
+		return
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		c.cfg.Logger.Error("rosbridge: encode", "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), writeTimeout)
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
 		c.cancel()

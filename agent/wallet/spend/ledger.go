@@ -520,15 +520,4 @@ func (w *window) shrink(e *entry, delta *big.Int) {
 }
 
 // release stops counting a reserved entry.
-func (w *window) release(e *entry) {
-	if !e.counts() {
-		return
-	}
-	if e.At.After(w.now.Add(-time.Hour)) {
-		w.hour.Sub(&w.hour, e.Payment.Amount)
-	}
-	if e.At.After(w.now.Add(-24 * time.Hour)) {
-		w.day.Sub(&w.day, e.Payment.Amount)
-	}
-	w.rev++
-}
+func (w *window) release(e *entry) { w.shrink(e, e.Payment.Amount) }

@@ -4,11 +4,8 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"testing"
-
-	"github.com/ethereum/go-ethereum/crypto"
 )
 
 // BenchmarkX402RoundTrip is one paid request end to end: 402, policy
@@ -72,16 +69,11 @@ func benchX402(b *testing.B, conc int) {
 // and the ledger's commit of the settled amount (fsync). No chain: upto
 // settlement on chain is not available here.
 func BenchmarkUptoRoundTrip(b *testing.B) {
-	seller := &uptoSeller{max: "500", settled: "1"}
-	srv := httptest.NewServer(seller)
-	defer srv.Close()
-	priv, _ := crypto.GenerateKey()
-	buyer := importKey(b, b.TempDir(), priv)
+	url, buyer := serveUpto(b, &uptoSeller{max: "500", settled: "1"})
 	_, approve, _ := uptoBudget(b, 1000)
-	tr, _ := NewTransport(TransportConfig{Base: &http.Transport{MaxIdleConnsPerHost: 64}, Signer: buyer, Approve: approve, Chains: []uint64{chain}})
-	hc := &http.Client{Transport: tr}
+	hc := uptoClient(b, buyer, approve, &http.Transport{MaxIdleConnsPerHost: 64})
 	for b.Loop() {
-		resp, err := hc.Get(srv.URL)
+		resp, err := hc.Get(url)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -39,15 +39,8 @@ func ParseAuth(w Authorization) (Auth, error) {
 		return a, fmt.Errorf("x402: authorization.to %q is not an address", w.To)
 	}
 	a.From, a.To = common.HexToAddress(w.From), common.HexToAddress(w.To)
-	for _, f := range []struct {
-		name, v string
-		dst     **big.Int
-	}{{"value", w.Value, &a.Value}, {"validAfter", w.ValidAfter, &a.ValidAfter}, {"validBefore", w.ValidBefore, &a.ValidBefore}} {
-		n, ok := new(big.Int).SetString(f.v, 10)
-		if !ok || n.Sign() < 0 || n.BitLen() > 256 {
-			return a, fmt.Errorf("x402: authorization.%s %q is not a uint256", f.name, f.v)
-		}
-		*f.dst = n
+	if err := parseUints("authorization", []uintField{{"value", w.Value, &a.Value}, {"validAfter", w.ValidAfter, &a.ValidAfter}, {"validBefore", w.ValidBefore, &a.ValidBefore}}); err != nil {
+		return a, err
 	}
 	nb, err := hexutil.Decode(w.Nonce)
 	if err != nil || len(nb) != 32 {
@@ -108,15 +101,40 @@ func Recover(o Offer, p ExactPayload) (Auth, common.Address, error) {
 	if err != nil {
 		return a, common.Address{}, err
 	}
-	sig, err := hexutil.Decode(p.Signature)
+	who, err := recoverSigner(TypedData(o.ChainID, o.Asset, o.TokenName, o.TokenVersion, a), p.Signature)
+	return a, who, err
+}
+
+// recoverSigner returns who made a payload's 0x-hex signature of td.
+func recoverSigner(td apitypes.TypedData, signature string) (common.Address, error) {
+	sig, err := hexutil.Decode(signature)
 	if err != nil {
-		return a, common.Address{}, fmt.Errorf("x402: payload.signature is not 0x-hex: %w", err)
+		return common.Address{}, fmt.Errorf("x402: payload.signature is not 0x-hex: %w", err)
 	}
-	who, err := wallet.RecoverTypedData(TypedData(o.ChainID, o.Asset, o.TokenName, o.TokenVersion, a), sig)
+	who, err := wallet.RecoverTypedData(td, sig)
 	if err != nil {
-		return a, common.Address{}, fmt.Errorf("x402: payload.signature: %w", err)
+		return common.Address{}, fmt.Errorf("x402: payload.signature: %w", err)
 	}
-	return a, who, nil
+	return who, nil
+}
+
+// uintField is a uint256 field of a wire authorization and where it goes.
+type uintField struct {
+	name, v string
+	dst     **big.Int
+}
+
+// parseUints parses decimal uint256 fields; an error names the field as
+// prefix.name.
+func parseUints(prefix string, fields []uintField) error {
+	for _, f := range fields {
+		n, ok := new(big.Int).SetString(f.v, 10)
+		if !ok || n.Sign() < 0 || n.BitLen() > 256 {
+			return fmt.Errorf("x402: %s.%s %q is not a uint256", prefix, f.name, f.v)
+		}
+		*f.dst = n
+	}
+	return nil
 }
 
 // ReplayKey identifies an authorization for a replay guard: the token

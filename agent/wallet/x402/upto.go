@@ -80,17 +80,9 @@ func ParseUptoAuth(w Permit2Authorization) (UptoAuth, error) {
 		}
 		*f.dst = common.HexToAddress(f.v)
 	}
-	for _, f := range []struct {
-		name, v string
-		dst     **big.Int
-	}{{"permitted.amount", w.Permitted.Amount, &a.Max}, {"nonce", w.Nonce, &a.Nonce}, {"deadline", w.Deadline, &a.Deadline}, {"witness.validAfter", w.Witness.ValidAfter, &a.ValidAfter}} {
-		n, ok := new(big.Int).SetString(f.v, 10)
-		if !ok || n.Sign() < 0 || n.BitLen() > 256 {
-			return a, fmt.Errorf("x402: permit2Authorization.%s %q is not a uint256", f.name, f.v)
-		}
-		*f.dst = n
-	}
-	return a, nil
+	err := parseUints("permit2Authorization", []uintField{{"permitted.amount", w.Permitted.Amount, &a.Max}, {"nonce", w.Nonce, &a.Nonce},
+		{"deadline", w.Deadline, &a.Deadline}, {"witness.validAfter", w.Witness.ValidAfter, &a.ValidAfter}})
+	return a, err
 }
 
 // UptoTypedData is the EIP-712 PermitWitnessTransferFrom message of an
@@ -150,13 +142,6 @@ func RecoverUpto(chainID uint64, p ExactPayload) (UptoAuth, common.Address, erro
 	if err != nil {
 		return a, common.Address{}, err
 	}
-	sig, err := hexutil.Decode(p.Signature)
-	if err != nil {
-		return a, common.Address{}, fmt.Errorf("x402: payload.signature is not 0x-hex: %w", err)
-	}
-	who, err := wallet.RecoverTypedData(UptoTypedData(chainID, a), sig)
-	if err != nil {
-		return a, common.Address{}, fmt.Errorf("x402: payload.signature: %w", err)
-	}
-	return a, who, nil
+	who, err := recoverSigner(UptoTypedData(chainID, a), p.Signature)
+	return a, who, err
 }

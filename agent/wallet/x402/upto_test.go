@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/depai/depai/agent/wallet"
 	"github.com/depai/depai/agent/wallet/spend"
 )
 
@@ -91,6 +92,30 @@ func (s *uptoSeller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(`{"tokens":120}`))
 }
 
+// serveUpto serves seller on a loopback test server, closed at cleanup, and
+// makes a fresh buyer key.
+func serveUpto(tb testing.TB, seller *uptoSeller) (url string, buyer *wallet.Key) {
+	tb.Helper()
+	srv := httptest.NewServer(seller)
+	tb.Cleanup(srv.Close)
+	priv, err := crypto.GenerateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv.URL, importKey(tb, tb.TempDir(), priv)
+}
+
+// uptoClient is an HTTP client that pays upto offers on chain as buyer,
+// each payment approved by approve; base nil is http.DefaultTransport.
+func uptoClient(tb testing.TB, buyer *wallet.Key, approve Approver, base http.RoundTripper) *http.Client {
+	tb.Helper()
+	tr, err := NewTransport(TransportConfig{Base: base, Signer: buyer, Approve: approve, Chains: []uint64{chain}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &http.Client{Transport: tr}
+}
+
 // uptoBudget is the core's side in miniature: the spend ledger reserves
 // the maximum and commits what the seller settled.
 func uptoBudget(t testing.TB, perPayment int64) (*spend.Ledger, Approver, func() []Outcome) {
@@ -131,13 +156,9 @@ func uptoBudget(t testing.TB, perPayment int64) (*spend.Ledger, Approver, func()
 // settles 120, and only 120 counts against the caps.
 func TestUptoPaysTheSettledAmount(t *testing.T) {
 	seller := &uptoSeller{max: "500", settled: "120"}
-	srv := httptest.NewServer(seller)
-	defer srv.Close()
-	priv, _ := crypto.GenerateKey()
-	buyer := importKey(t, t.TempDir(), priv)
+	url, buyer := serveUpto(t, seller)
 	l, approve, outs := uptoBudget(t, 1000)
-	tr, _ := NewTransport(TransportConfig{Signer: buyer, Approve: approve, Chains: []uint64{chain}})
-	resp, err := (&http.Client{Transport: tr}).Get(srv.URL + "/llm")
+	resp, err := uptoClient(t, buyer, approve, nil).Get(url + "/llm")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,13 +180,9 @@ func TestUptoPaysTheSettledAmount(t *testing.T) {
 // refused before anything is signed.
 func TestUptoOverReportedSettlement(t *testing.T) {
 	seller := &uptoSeller{max: "500", settled: "501"}
-	srv := httptest.NewServer(seller)
-	defer srv.Close()
-	priv, _ := crypto.GenerateKey()
-	buyer := importKey(t, t.TempDir(), priv)
+	url, buyer := serveUpto(t, seller)
 	l, approve, outs := uptoBudget(t, 1000)
-	tr, _ := NewTransport(TransportConfig{Signer: buyer, Approve: approve, Chains: []uint64{chain}})
-	resp, err := (&http.Client{Transport: tr}).Get(srv.URL)
+	resp, err := uptoClient(t, buyer, approve, nil).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +195,7 @@ func TestUptoOverReportedSettlement(t *testing.T) {
 	}
 
 	_, approve, outs = uptoBudget(t, 400) // the maximum 500 is above the per-payment cap
-	tr, _ = NewTransport(TransportConfig{Signer: buyer, Approve: approve, Chains: []uint64{chain}})
-	_, err = (&http.Client{Transport: tr}).Get(srv.URL)
+	_, err = uptoClient(t, buyer, approve, nil).Get(url)
 	var pe *PaymentError
 	if !errors.As(err, &pe) || pe.Stage != "policy" || len(outs()) != 0 || len(seller.payers) != 1 {
 		t.Fatalf("over the cap: %v, outcomes %d, payers %d", err, len(outs()), len(seller.payers))

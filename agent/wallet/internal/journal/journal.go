@@ -30,6 +30,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/depai/depai/internal/atomicfile"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -243,7 +245,7 @@ func (j *File) Rewrite(payloads [][]byte) error {
 		err = os.Rename(tmp, j.path)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(j.path))
+		err = atomicfile.SyncDir(filepath.Dir(j.path))
 	}
 	if err != nil {
 		nf.Close()
@@ -255,15 +257,6 @@ func (j *File) Rewrite(payloads [][]byte) error {
 	j.buf = nil
 	j.synced = j.seq
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Close writes and syncs what is buffered and closes the file. It is
