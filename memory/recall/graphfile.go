@@ -82,14 +82,9 @@ func (l *graphLog) close() error {
 }
 
 // startGraphLog removes p's snapshot and opens an empty log for a graph
-// built from scratch; nil when the files cannot be written, or when nothing
-// is saved yet (a lazy index, see Index.db: its graphs have no files, and
-// syncGraphs snapshots them once its badger is open). Without a log the
-// graph is built all the same, and rebuilt after a crash. Called by build.
+// built from scratch; nil when the files cannot be written (the graph is
+// then built without, and rebuilt after a crash). Called by build.
 func (x *Index) startGraphLog(p *partition) *graphLog {
-	if !x.dbOpen() {
-		return nil
-	}
 	snap, logPath := graphPaths(x.cfg.Dir, p.ns)
 	if err := os.Remove(snap); err != nil && !errors.Is(err, os.ErrNotExist) {
 		x.setErr(fmt.Errorf("recall: graph of %q: %w", p.ns, err))
@@ -189,15 +184,6 @@ func (c *graphCommit) commit() error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // syncGraphs flushes the graphs' logs and writes the snapshots that are
 // due (final: every graph that changed, and the logs are closed). Called
 // after a checkpoint, by the goroutine that checkpoints.
@@ -205,7 +191,10 @@ func (x *Index) syncGraphs(final bool) error {
 	if !x.dbOpen() {
 		// Nothing is saved yet (a lazy index): the graphs' documents are
 		// not on disk, and the next open rebuilds from the store anyway.
-		// Nor have the graphs logs to flush or close (startGraphLog).
+		// A log a build opened before that is of no use: Close drops it.
+		if final {
+			x.dropGraphLogs()
+		}
 		return nil
 	}
 	x.mu.RLock()
@@ -251,6 +240,33 @@ func (x *Index) syncGraphs(final bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// dropGraphLogs closes and removes the graphs' logs. Called by Close, for
+// an index that saved nothing.
+func (x *Index) dropGraphLogs() {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, p := range x.parts {
+		p.mu.Lock()
+		if l := p.glog; l != nil {
+			if err := l.close(); err != nil {
+				x.log.Warn("recall: graph log", "namespace", p.ns, "err", err)
+			}
+			os.Remove(l.f.Name())
+			p.glog = nil
+		}
+		p.mu.Unlock()
+	}
 }
 
 // loadGraph restores p's graph from its snapshot and log, if it has them:
