@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/depai/depai/internal/atomicfile"
 	"github.com/depai/depai/memory/recall/internal/hnsw"
 )
 
@@ -167,7 +168,7 @@ func (c *graphCommit) commit() error {
 		err = os.Rename(c.snap.Name(), c.snapPath)
 	}
 	if err == nil {
-		err = syncDir(c.dir)
+		err = atomicfile.SyncDir(c.dir)
 	}
 	if c.old != nil {
 		if cerr := c.old.close(); err == nil {
@@ -240,15 +241,6 @@ func (x *Index) syncGraphs(final bool) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // dropGraphLogs closes and removes the graphs' logs. Called by Close, for
