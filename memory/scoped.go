@@ -139,7 +139,9 @@ func (s *ScopedStore) PutOnce(ctx context.Context, key string, recs ...Record) (
 	if key == "" {
 		return nil, false, fmt.Errorf("memory: put: %w: empty idempotency key", ErrInvalid)
 	}
-	return once.PutOnce(ctx, "scoped/"+s.g.Principal+"/"+key, recs...)
+	// The principal's length first: a name may hold the separator, and
+	// "a" with "b/k" must not meet "a/b" with "k".
+	return once.PutOnce(ctx, fmt.Sprintf("scoped/%d/%s/%s", len(s.g.Principal), s.g.Principal, key), recs...)
 }
 
 // Get returns the record if its namespace is readable.

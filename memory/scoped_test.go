@@ -206,6 +206,15 @@ func TestScopedPutOnce(t *testing.T) {
 	if err != nil || !ok || other[0].ID == first[0].ID {
 		t.Fatalf("b's PutOnce with a's key = %v, %v, %v; want a record of its own", other, ok, err)
 	}
+	// A principal's name may hold the separator: principal "a" with key
+	// "b/k" and principal "a/b" with key "k" are still two keys.
+	ab := scoped("a/b")
+	if _, ok, err := a.PutOnce(ctx, "b/k", rec); err != nil || !ok {
+		t.Fatalf("a's PutOnce b/k = %v, %v", ok, err)
+	}
+	if _, ok, err := ab.PutOnce(ctx, "k", rec); err != nil || !ok {
+		t.Fatalf("a/b's PutOnce k = %v, %v; want a record of its own, not a's for b/k", ok, err)
+	}
 	if _, _, err := a.PutOnce(ctx, "k2", memory.Record{Namespace: "agent/x", Kind: memory.KindObservation}); !errors.Is(err, memory.ErrDenied) {
 		t.Errorf("PutOnce outside the grants = %v, want ErrDenied", err)
 	}
@@ -219,7 +228,7 @@ func TestScopedPutOnce(t *testing.T) {
 		}
 		n++
 	}
-	if n != 2 {
-		t.Errorf("%d records stored, want 2 (a's once, b's)", n)
+	if n != 4 {
+		t.Errorf("%d records stored, want 4 (a's k1 once, b's k1, a's b/k, a/b's k)", n)
 	}
 }

@@ -284,3 +284,20 @@ func waitGraphLong(t *testing.T, x *recall.Index) {
 		}
 	}
 }
+
+// TestLazyIndexWritesNoGraphFiles: an index with nothing saved yet — here
+// because there is never room to save — builds its graph in memory only,
+// and Close leaves no graph file behind (nor one open).
+func TestLazyIndexWritesNoGraphFiles(t *testing.T) {
+	db, dir := newStore(t)
+	idx := filepath.Join(dir, "recall")
+	srv := newServer(t, 16)
+	x := openIndex(t, recall.Config{Source: db, Dir: idx, Embedder: newEmbedder(t, srv, "m1"), ExactBelow: 100, MinFreeBytes: 1 << 62})
+	putAll(t, db, vecRecords(0, 300))
+	sync(t, x)
+	waitGraphs(t, x, 1)
+	_ = x.Close() // it reports the disk it found full
+	if m, _ := filepath.Glob(filepath.Join(idx, "*graph-*")); len(m) != 0 {
+		t.Fatalf("an index with nothing saved wrote %q; want no graph files", m)
+	}
+}

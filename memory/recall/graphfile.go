@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/depai/depai/internal/atomicfile"
 	"github.com/depai/depai/memory/recall/internal/hnsw"
 )
 
@@ -167,7 +168,7 @@ func (c *graphCommit) commit() error {
 		err = os.Rename(c.snap.Name(), c.snapPath)
 	}
 	if err == nil {
-		err = syncDir(c.dir)
+		err = atomicfile.SyncDir(c.dir)
 	}
 	if c.old != nil {
 		if cerr := c.old.close(); err == nil {
@@ -184,15 +185,6 @@ func (c *graphCommit) commit() error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // syncGraphs flushes the graphs' logs and writes the snapshots that are
 // due (final: every graph that changed, and the logs are closed). Called
 // after a checkpoint, by the goroutine that checkpoints.
@@ -200,6 +192,10 @@ func (x *Index) syncGraphs(final bool) error {
 	if !x.dbOpen() {
 		// Nothing is saved yet (a lazy index): the graphs' documents are
 		// not on disk, and the next open rebuilds from the store anyway.
+		// A log a build opened before that is of no use: Close drops it.
+		if final {
+			x.dropGraphLogs()
+		}
 		return nil
 	}
 	x.mu.RLock()
@@ -245,6 +241,24 @@ func (x *Index) syncGraphs(final bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// dropGraphLogs closes and removes the graphs' logs. Called by Close, for
+// an index that saved nothing.
+func (x *Index) dropGraphLogs() {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, p := range x.parts {
+		p.mu.Lock()
+		if l := p.glog; l != nil {
+			if err := l.close(); err != nil {
+				x.log.Warn("recall: graph log", "namespace", p.ns, "err", err)
+			}
+			os.Remove(l.f.Name())
+			p.glog = nil
+		}
+		p.mu.Unlock()
+	}
 }
 
 // loadGraph restores p's graph from its snapshot and log, if it has them:

@@ -40,7 +40,9 @@
 // and saves once there is room.
 //
 // Lock order: Index.mu before a partition's mu, never the reverse; a
-// graph build holds only its partition's read lock. Searches hold Index.mu
+// graph build holds only its partition's read lock. Index.dbMu is a leaf,
+// taken under Index.mu (checkpoint, the embed loop's writes) and holding
+// nothing else. Searches hold Index.mu
 // shared and fetch records from the Store after releasing it. The start
 // goroutine owns the index state until it sets loaded under Index.mu.
 package recall

@@ -251,7 +251,7 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 	for ti, t := range terms {
 		// Strictly above: an unseen document that could only tie the k-th
 		// would still enter the top k if it is newer (TopK breaks ties so).
-		if essential && ti > 0 && len(acc.touched) >= k && float64(kth(acc, k)) > rest[ti] {
+		if essential && ti > 0 && len(acc.touched) >= k && float64(worst(acc, k).Score) > rest[ti] {
 			essential = false
 		}
 		if essential {
@@ -333,7 +333,7 @@ func walk(acc *accumulator, p *postings, canStop bool, ub float32, rest float64,
 	}
 }
 
-// worst is the k-th best document accumulated so far.
+// worst is the k-th best document accumulated so far (score 0 when none).
 func worst(acc *accumulator, k int) vecscan.Result {
 	top := vecscan.NewTopK(k)
 	for _, d := range slices.Backward(acc.touched) {
@@ -341,15 +341,6 @@ func worst(acc *accumulator, k int) vecscan.Result {
 	}
 	w, _ := top.Worst()
 	return w
-}
-
-// kth returns the k-th best score accumulated so far.
-func kth(acc *accumulator, k int) float32 {
-	top := vecscan.NewTopK(k)
-	for _, d := range slices.Backward(acc.touched) {
-		top.Push(d, acc.score[d])
-	}
-	return top.Min()
 }
 
 func (x *Index) excluded(terms []string, d uint32) bool {

@@ -110,14 +110,6 @@ func (t *TopK) down() {
 	}
 }
 
-// Min returns the lowest kept score, 0 when empty.
-func (t *TopK) Min() float32 {
-	if len(t.h) == 0 {
-		return 0
-	}
-	return t.h[0].Score
-}
-
 // Worst is the kept result that the next one pushed would displace first
 // (the lowest score; of equal scores, the lowest ID).
 func (t *TopK) Worst() (Result, bool) {
