@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -318,12 +319,14 @@ func (db *DB) prepare(txn *badger.Txn, r *request, seq uint64, now time.Time, ne
 			// badger expiry has one-second resolution: round up, and let Match hide the rest.
 			expires = uint64(math.Ceil(float64(rec.ExpiresAt.UnixNano()) / 1e9))
 		}
+		// A record's keys share one buffer and its entries one array: a turn
+		// record has nine, and one allocation for each key and entry was a
+		// tenth of a turn's allocations.
+		keys := recordKeys{b: make([]byte, 0, rec.keysLen())}
+		es := make([]badger.Entry, 0, rec.entryCount())
 		entry := func(k, v []byte) {
-			e := badger.NewEntry(k, v)
-			if expires != 0 {
-				e.ExpiresAt = expires
-			}
-			entries = append(entries, e)
+			es = append(es, badger.Entry{Key: k, Value: v, ExpiresAt: expires})
+			entries = append(entries, &es[len(es)-1])
 		}
 
 		if rec.Kind == KindFact && rec.Key != "" {
@@ -336,21 +339,21 @@ func (db *DB) prepare(txn *badger.Txn, r *request, seq uint64, now time.Time, ne
 			}
 			entry(kv.FactKey(rec.Namespace, rec.Key), kv.SeqValue(rec.Seq))
 		}
-		entry(kv.RecordKey(rec.Seq), val)
+		entry(keys.record(rec.Seq), val)
 		if r.op == opImport {
 			entry(kv.IDKey(uid), kv.SeqValue(rec.Seq))
 		}
-		entry(kv.WithSeq(kv.NamespacePrefix(rec.Namespace), rec.Seq), nil)
-		entry(kv.WithSeq(kv.FieldPrefix(rec.Namespace, kv.FieldKind, string(rec.Kind)), rec.Seq), nil)
+		entry(keys.namespace(rec.Namespace, rec.Seq), nil)
+		entry(keys.field(rec.Namespace, kv.FieldKind, string(rec.Kind), rec.Seq), nil)
 		if rec.Author != "" {
-			entry(kv.WithSeq(kv.FieldPrefix(rec.Namespace, kv.FieldAuthor, rec.Author), rec.Seq), nil)
+			entry(keys.field(rec.Namespace, kv.FieldAuthor, rec.Author, rec.Seq), nil)
 		}
 		if rec.Key != "" {
-			entry(kv.WithSeq(kv.FieldPrefix(rec.Namespace, kv.FieldKey, rec.Key), rec.Seq), nil)
+			entry(keys.field(rec.Namespace, kv.FieldKey, rec.Key, rec.Seq), nil)
 		}
 		for j, t := range rec.Tags {
 			if !slices.Contains(rec.Tags[:j], t) {
-				entry(kv.WithSeq(kv.FieldPrefix(rec.Namespace, kv.FieldTag, t), rec.Seq), nil)
+				entry(keys.field(rec.Namespace, kv.FieldTag, t, rec.Seq), nil)
 			}
 		}
 		if !newNS[rec.Namespace] && !db.hasNamespace(rec.Namespace) && !slices.Contains(added, rec.Namespace) {
@@ -390,3 +393,52 @@ func currentFact(txn *badger.Txn, ns, key string) (uint64, error) {
 	})
 	return seq, err
 }
+
+// recordKeys builds a record's keys in one buffer. Each key is a full
+// slice expression of it, so nothing appended to one reaches the next.
+type recordKeys struct{ b []byte }
+
+func (k *recordKeys) cut(from int) []byte { return k.b[from:len(k.b):len(k.b)] }
+
+// record is kv.RecordKey.
+func (k *recordKeys) record(seq uint64) []byte {
+	from := len(k.b)
+	k.b = binary.BigEndian.AppendUint64(append(k.b, kv.PrefixRecord), seq)
+	return k.cut(from)
+}
+
+// namespace is kv.WithSeq(kv.NamespacePrefix(ns), seq).
+func (k *recordKeys) namespace(ns string, seq uint64) []byte {
+	from := len(k.b)
+	k.b = append(append(append(k.b, kv.PrefixNamespace), ns...), 0)
+	k.b = binary.BigEndian.AppendUint64(k.b, seq)
+	return k.cut(from)
+}
+
+// field is kv.WithSeq(kv.FieldPrefix(ns, field, value), seq).
+func (k *recordKeys) field(ns string, field byte, value string, seq uint64) []byte {
+	from := len(k.b)
+	k.b = append(append(k.b, kv.PrefixField), ns...)
+	k.b = append(append(append(k.b, 0, field), value...), 0)
+	k.b = binary.BigEndian.AppendUint64(k.b, seq)
+	return k.cut(from)
+}
+
+// keysLen is the bytes of the keys recordKeys builds for r.
+func (r *Record) keysLen() int {
+	field := func(v string) int { return 1 + len(r.Namespace) + 2 + len(v) + 1 + 8 }
+	n := 9 + (1 + len(r.Namespace) + 1 + 8) + field(string(r.Kind))
+	if r.Author != "" {
+		n += field(r.Author)
+	}
+	if r.Key != "" {
+		n += field(r.Key)
+	}
+	for _, t := range r.Tags {
+		n += field(t)
+	}
+	return n
+}
+
+// entryCount is at most how many entries prepare writes for r.
+func (r *Record) entryCount() int { return 7 + len(r.Tags) }
