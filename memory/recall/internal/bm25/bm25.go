@@ -49,11 +49,14 @@ type Index struct {
 	totalLen uint64
 	dirty    map[string]uint32 // term -> lowest dirty block
 	acc      sync.Pool         // *accumulator
+	// Add's scratch: a document's term frequencies and token buffer.
+	tf  map[*postings]uint16
+	tok []byte
 }
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{terms: map[string]*postings{}, dirty: map[string]uint32{}}
+	return &Index{terms: map[string]*postings{}, dirty: map[string]uint32{}, tf: map[*postings]uint16{}}
 }
 
 // Docs is the number of document numbers the index covers (the next one to Add).
@@ -64,32 +67,43 @@ func (x *Index) Add(doc uint32, text string) error {
 	if int(doc) != len(x.docLen) {
 		return fmt.Errorf("bm25: add document %d: want %d (documents are numbered in order)", doc, len(x.docLen))
 	}
-	toks := Tokenize(text)
-	x.docLen = append(x.docLen, uint32(len(toks)))
-	if len(toks) == 0 {
+	// The document's term frequencies, by postings: a term is looked up
+	// without a string of its own, and only a new term gets one.
+	tf := x.tf
+	clear(tf)
+	n := 0
+	blk := doc >> BlockBits
+	x.tok = tokens(text, x.tok, func(t []byte) {
+		n++
+		p := x.terms[string(t)]
+		switch {
+		case p == nil:
+			term := string(t)
+			p = &postings{}
+			x.terms[term] = p
+			x.dirty[term] = blk
+		case tf[p] == 0:
+			if d, ok := x.dirty[string(t)]; !ok || blk < d {
+				x.dirty[string(t)] = blk
+			}
+		}
+		if tf[p] < math.MaxUint16 {
+			tf[p]++
+		}
+	})
+	x.docLen = append(x.docLen, uint32(n))
+	if n == 0 {
 		return nil
 	}
 	x.nDocs++
-	x.totalLen += uint64(len(toks))
-	tf := make(map[string]uint16, len(toks))
-	for _, t := range toks {
-		if tf[t] < math.MaxUint16 {
-			tf[t]++
-		}
-	}
-	blk := doc >> BlockBits
-	for t, n := range tf {
-		p := x.terms[t]
-		if p == nil {
-			p = &postings{}
-			x.terms[t] = p
-		}
+	x.totalLen += uint64(n)
+	for p, f := range tf {
 		p.docs = append(p.docs, doc)
-		p.tfs = append(p.tfs, n)
-		p.note(n, uint32(len(toks)))
-		if d, ok := x.dirty[t]; !ok || blk < d {
-			x.dirty[t] = blk
-		}
+		p.tfs = append(p.tfs, f)
+		p.note(f, uint32(n))
+	}
+	if len(tf) > 4096 {
+		x.tf = map[*postings]uint16{} // clearing costs what the map once held
 	}
 	return nil
 }

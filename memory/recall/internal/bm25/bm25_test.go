@@ -175,8 +175,16 @@ func FuzzTokenize(f *testing.F) {
 	for _, s := range []string{"", "red robot", "Robot-1 -dock", "\xff\xfe", "ÉTÉ 北京", "--a", strings.Repeat("ab ", 50)} {
 		f.Add(s)
 	}
+	f.Add("Ünïcode UPPER lower 123 \u2028 ÀB-cD ǅ ﬃ")
 	f.Fuzz(func(t *testing.T, s string) {
 		toks := Tokenize(s)
+		// The allocation-free tokenizer splits as the first one did.
+		if want := referenceTokenize(s); !slices.Equal(toks, want) {
+			t.Fatalf("Tokenize(%q) = %q, the reference splits %q", s, toks, want)
+		}
+		if got, want := ParseQuery(s), referenceParseQuery(s); !slices.Equal(got.Terms, want.Terms) || !slices.Equal(got.Exclude, want.Exclude) {
+			t.Fatalf("ParseQuery(%q) = %+v, the reference parses %+v", s, got, want)
+		}
 		for _, tok := range toks {
 			if tok == "" || len(tok) > MaxTokenBytes || !utf8.ValidString(tok) {
 				t.Fatalf("bad token %q from %q", tok, s)
@@ -322,5 +330,78 @@ func TestCommonTermStopsEarly(t *testing.T) {
 				t.Fatalf("%q: hit %d = %+v, want %+v (all: %v)", text, i, g, want[i], got)
 			}
 		}
+	}
+}
+
+// referenceTokenize is the tokenizer as first written (a string a token,
+// through strings.Builder): the allocation-free one must split alike.
+func referenceTokenize(s string) []string {
+	var out []string
+	var b strings.Builder
+	flush := func() {
+		if b.Len() > 0 && b.Len() <= MaxTokenBytes {
+			out = append(out, b.String())
+		}
+		b.Reset()
+	}
+	for _, r := range s {
+		if r == utf8.RuneError || !(unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			flush()
+			continue
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	flush()
+	return out
+}
+
+// referenceParseQuery is ParseQuery as first written.
+func referenceParseQuery(s string) Query {
+	var q Query
+	seen := map[string]bool{}
+	for _, field := range strings.Fields(s) {
+		dst := &q.Terms
+		if len(field) > 1 && field[0] == '-' {
+			dst, field = &q.Exclude, field[1:]
+		}
+		for _, t := range referenceTokenize(field) {
+			key := t
+			if dst == &q.Exclude {
+				key = "-" + t
+			}
+			if !seen[key] {
+				seen[key] = true
+				*dst = append(*dst, t)
+			}
+		}
+	}
+	return q
+}
+
+// TestParseQueryManyTerms covers the switch from looking at each term to
+// a set, past 32 terms.
+func TestParseQueryManyTerms(t *testing.T) {
+	var words []string
+	for i := range 100 {
+		words = append(words, fmt.Sprintf("w%d -x%d w%d", i%40, i%7, i%40))
+	}
+	s := strings.Join(words, " ")
+	if got, want := ParseQuery(s), referenceParseQuery(s); !slices.Equal(got.Terms, want.Terms) || !slices.Equal(got.Exclude, want.Exclude) {
+		t.Fatalf("ParseQuery = %+v, want %+v", got, want)
+	}
+}
+
+// TestAddAllocs: a document of known terms costs Add no allocation a token.
+func TestAddAllocs(t *testing.T) {
+	x := New()
+	x.Add(0, "ping 1 final echo ping 1")
+	doc := uint32(1)
+	allocs := testing.AllocsPerRun(100, func() {
+		x.Add(doc, "Ping 1 FINAL echo ping 1")
+		doc++
+	})
+	// What is left is the postings slices growing now and then.
+	if allocs > 1 {
+		t.Errorf("Add allocates %.1f times a document of known terms", allocs)
 	}
 }

@@ -5,6 +5,7 @@
 package bm25
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -18,22 +19,46 @@ const MaxTokenBytes = 64
 // already discounts words that occur everywhere.
 func Tokenize(s string) []string {
 	var out []string
-	var b strings.Builder
+	tokens(s, nil, func(t []byte) { out = append(out, string(t)) })
+	return out
+}
+
+// tokens calls yield with each token of s, as Tokenize splits it, in a
+// buffer valid until yield returns; buf is scratch space it may grow. It
+// allocates nothing of its own: every record's text and every query is
+// tokenized on the turn path, and a string a token was most of what the
+// index allocated a record.
+func tokens(s string, buf []byte, yield func([]byte)) []byte {
+	b := buf[:0]
 	flush := func() {
-		if b.Len() > 0 && b.Len() <= MaxTokenBytes {
-			out = append(out, b.String())
+		if len(b) > 0 && len(b) <= MaxTokenBytes {
+			yield(b)
 		}
-		b.Reset()
+		b = b[:0]
 	}
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			i++
+			switch {
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+				b = append(b, c)
+			case 'A' <= c && c <= 'Z':
+				b = append(b, c+'a'-'A')
+			default:
+				flush()
+			}
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
 		if r == utf8.RuneError || !(unicode.IsLetter(r) || unicode.IsDigit(r)) {
 			flush()
 			continue
 		}
-		b.WriteRune(unicode.ToLower(r))
+		b = utf8.AppendRune(b, unicode.ToLower(r))
 	}
 	flush()
-	return out
+	return b
 }
 
 // Query is a parsed search: documents score on Terms and must contain none
@@ -48,22 +73,37 @@ type Query struct {
 // document. Repeated terms count once.
 func ParseQuery(s string) Query {
 	var q Query
-	seen := map[string]bool{}
+	var buf []byte
+	var seen map[string]bool // once there are many terms; before, a look at each
 	for _, field := range strings.Fields(s) {
 		dst := &q.Terms
 		if len(field) > 1 && field[0] == '-' {
 			dst, field = &q.Exclude, field[1:]
 		}
-		for _, t := range Tokenize(field) {
-			key := t
-			if dst == &q.Exclude {
-				key = "-" + t
-			}
-			if !seen[key] {
+		buf = tokens(field, buf, func(t []byte) {
+			if seen != nil {
+				key := string(t)
+				if dst == &q.Exclude {
+					key = "-" + key
+				}
+				if seen[key] {
+					return
+				}
 				seen[key] = true
-				*dst = append(*dst, t)
+			} else if slices.Contains(*dst, string(t)) {
+				return
 			}
-		}
+			*dst = append(*dst, string(t))
+			if seen == nil && len(q.Terms)+len(q.Exclude) > 32 {
+				seen = map[string]bool{}
+				for _, t := range q.Terms {
+					seen[t] = true
+				}
+				for _, t := range q.Exclude {
+					seen["-"+t] = true
+				}
+			}
+		})
 	}
 	return q
 }
