@@ -40,15 +40,28 @@ func (p *postings) note(tf uint16, n uint32) {
 	}
 }
 
+// single is a term found in one document: most terms of a log of turns
+// are (a number, a name), and a postings list costs one of them some 100
+// bytes of heap against the 8 of this, in a map slot of the same size.
+type single struct {
+	doc uint32
+	tf  uint16
+}
+
 // Index is an in-RAM inverted index. It is not safe for concurrent use on its
 // own: callers serialize Add and Load against Search.
 type Index struct {
-	terms    map[string]*postings
-	docLen   []uint32 // by document number; 0: no tokens
-	nDocs    int      // documents with at least one token
+	terms    map[string]*postings // terms in two documents or more
+	singles  map[string]single    // terms in one document
+	docLen   []uint32             // by document number; 0: no tokens
+	nDocs    int                  // documents with at least one token
 	totalLen uint64
-	dirty    map[string]uint32 // term -> lowest dirty block
-	acc      sync.Pool         // *accumulator
+	// clean is the document from which on postings have changed since the
+	// last Flush: a term's blocks from the one holding its first document
+	// at or past clean are what Flush yields (documents come in order, so
+	// this watermark is all a term's changes take, not an entry a term).
+	clean uint32
+	acc   sync.Pool // *accumulator
 	// Add's scratch: a document's term frequencies and token buffer.
 	tf  map[*postings]uint16
 	tok []byte
@@ -56,7 +69,7 @@ type Index struct {
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{terms: map[string]*postings{}, dirty: map[string]uint32{}, tf: map[*postings]uint16{}}
+	return &Index{terms: map[string]*postings{}, singles: map[string]single{}, tf: map[*postings]uint16{}}
 }
 
 // Docs is the number of document numbers the index covers (the next one to Add).
@@ -72,20 +85,26 @@ func (x *Index) Add(doc uint32, text string) error {
 	tf := x.tf
 	clear(tf)
 	n := 0
-	blk := doc >> BlockBits
 	x.tok = tokens(text, x.tok, func(t []byte) {
 		n++
 		p := x.terms[string(t)]
-		switch {
-		case p == nil:
-			term := string(t)
-			p = &postings{}
-			x.terms[term] = p
-			x.dirty[term] = blk
-		case tf[p] == 0:
-			if d, ok := x.dirty[string(t)]; !ok || blk < d {
-				x.dirty[string(t)] = blk
+		if p == nil {
+			s, ok := x.singles[string(t)]
+			switch {
+			case !ok: // a new term: this document's alone so far
+				x.singles[string(t)] = single{doc: doc, tf: 1}
+				return
+			case s.doc == doc:
+				if s.tf < math.MaxUint16 {
+					s.tf++
+					x.singles[string(t)] = s
+				}
+				return
 			}
+			// Its second document: a postings list from now on.
+			p = &postings{docs: []uint32{s.doc}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.doc]}
+			delete(x.singles, string(t))
+			x.terms[string(t)] = p
 		}
 		if tf[p] < math.MaxUint16 {
 			tf[p]++
@@ -110,9 +129,26 @@ func (x *Index) Add(doc uint32, text string) error {
 
 // Flush yields every postings block changed since the last Flush, encoded,
 // and forgets them. The caller persists them with the document lengths.
+// It looks at every term (a checkpoint's cost grows with the vocabulary,
+// not with what changed; a term's changes cost no RAM in return).
 func (x *Index) Flush(yield func(term string, block uint32, data []byte) error) error {
-	for t, from := range x.dirty {
-		p := x.terms[t]
+	clean := x.clean
+	for t, s := range x.singles {
+		if s.doc < clean {
+			continue
+		}
+		blk := s.doc >> BlockBits
+		var buf [2 * binary.MaxVarintLen32]byte
+		b := binary.AppendUvarint(buf[:0], uint64(s.doc-blk<<BlockBits))
+		if err := yield(t, blk, binary.AppendUvarint(b, uint64(s.tf))); err != nil {
+			return err
+		}
+	}
+	for t, p := range x.terms {
+		if n := len(p.docs); n == 0 || p.docs[n-1] < clean {
+			continue
+		}
+		from := p.docs[sort.Search(len(p.docs), func(i int) bool { return p.docs[i] >= clean })] >> BlockBits
 		i := sort.Search(len(p.docs), func(i int) bool { return p.docs[i]>>BlockBits >= from })
 		for i < len(p.docs) {
 			blk := p.docs[i] >> BlockBits
@@ -127,24 +163,15 @@ func (x *Index) Flush(yield func(term string, block uint32, data []byte) error) 
 				return err
 			}
 		}
-		delete(x.dirty, t)
 	}
+	x.clean = uint32(len(x.docLen))
 	return nil
 }
 
 // Redirty marks changed again every block that holds documents from doc on,
 // for a caller whose write of what Flush yielded failed: the next Flush
 // yields them again.
-func (x *Index) Redirty(doc uint32) {
-	blk := doc >> BlockBits
-	for t, p := range x.terms {
-		if n := len(p.docs); n > 0 && p.docs[n-1]>>BlockBits >= blk {
-			if d, ok := x.dirty[t]; !ok || blk < d {
-				x.dirty[t] = blk
-			}
-		}
-	}
-}
+func (x *Index) Redirty(doc uint32) { x.clean = min(x.clean, doc) }
 
 // ErrCorrupt reports a postings block that does not decode.
 var ErrCorrupt = errors.New("bm25: corrupt postings block")
@@ -160,6 +187,7 @@ func (x *Index) SetDocLen(doc uint32, n uint32) error {
 		x.nDocs++
 		x.totalLen += uint64(n)
 	}
+	x.clean = uint32(len(x.docLen)) // a restored document's postings are stored
 	return nil
 }
 
@@ -168,10 +196,7 @@ func (x *Index) SetDocLen(doc uint32, n uint32) error {
 // written by a checkpoint that did not finish, and will be added again.
 func (x *Index) LoadBlock(term string, block uint32, data []byte) error {
 	p := x.terms[term]
-	if p == nil {
-		p = &postings{}
-		x.terms[term] = p
-	}
+	s, isSingle := x.singles[term]
 	prev := block << BlockBits
 	first := true
 	for len(data) > 0 {
@@ -197,17 +222,44 @@ func (x *Index) LoadBlock(term string, block uint32, data []byte) error {
 		if int(doc) >= len(x.docLen) {
 			break
 		}
-		if l := len(p.docs); l > 0 && p.docs[l-1] >= doc {
+		switch {
+		case p == nil && !isSingle:
+			s, isSingle = single{doc: doc, tf: uint16(tf)}, true
+			continue
+		case p == nil:
+			if s.doc >= doc {
+				return fmt.Errorf("%w: term %q block %d: documents out of order", ErrCorrupt, term, block)
+			}
+			p = &postings{docs: []uint32{s.doc}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.doc]}
+			isSingle = false
+		case p.docs[len(p.docs)-1] >= doc:
 			return fmt.Errorf("%w: term %q block %d: documents out of order", ErrCorrupt, term, block)
 		}
 		p.docs = append(p.docs, doc)
 		p.tfs = append(p.tfs, uint16(tf))
 		p.note(uint16(tf), x.docLen[doc])
 	}
-	if len(p.docs) == 0 {
-		delete(x.terms, term)
+	switch {
+	case p != nil:
+		delete(x.singles, term)
+		x.terms[term] = p
+	case isSingle:
+		x.singles[term] = s
 	}
 	return nil
+}
+
+// lookup is the postings of term, nil if no document has it; a term of one
+// document gets a list of its own, valid until the index changes.
+func (x *Index) lookup(term string) *postings {
+	if p := x.terms[term]; p != nil {
+		return p
+	}
+	s, ok := x.singles[term]
+	if !ok {
+		return nil
+	}
+	return &postings{docs: []uint32{s.doc}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.doc]}
 }
 
 // idf is the inverse document frequency of a term found in n documents.
@@ -248,7 +300,7 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 	}
 	var terms []term
 	for _, t := range q.Terms {
-		if p := x.terms[t]; p != nil {
+		if p := x.lookup(t); p != nil {
 			terms = append(terms, term{p, x.idf(len(p.docs))})
 		}
 	}
@@ -359,6 +411,9 @@ func worst(acc *accumulator, k int) vecscan.Result {
 
 func (x *Index) excluded(terms []string, d uint32) bool {
 	for _, t := range terms {
+		if s, ok := x.singles[t]; ok && s.doc == d {
+			return true
+		}
 		if p := x.terms[t]; p != nil {
 			i := sort.Search(len(p.docs), func(i int) bool { return p.docs[i] >= d })
 			if i < len(p.docs) && p.docs[i] == d {

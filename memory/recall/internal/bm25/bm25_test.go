@@ -243,7 +243,7 @@ func TestPruningIsExact(t *testing.T) {
 					}
 				}
 				if tf > 0 {
-					n := len(x.terms[term].docs)
+					n := len(x.lookup(term).docs)
 					s += x.idf(n) * float64(tf) * (K1 + 1) / (float64(tf) + K1*(1-B+B*float64(len(ws))/avg))
 				}
 			}
@@ -304,7 +304,7 @@ func TestCommonTermStopsEarly(t *testing.T) {
 					}
 				}
 				if tf > 0 {
-					sc += x.idf(len(x.terms[term].docs)) * float64(tf) * (K1 + 1) / (float64(tf) + K1*(1-B+B*float64(len(toks))/avg))
+					sc += x.idf(len(x.lookup(term).docs)) * float64(tf) * (K1 + 1) / (float64(tf) + K1*(1-B+B*float64(len(toks))/avg))
 				}
 			}
 			if sc > 0 {
@@ -323,7 +323,7 @@ func TestCommonTermStopsEarly(t *testing.T) {
 			t.Fatalf("%q: %d hits, want %d", text, len(got), min(10, len(want)))
 		}
 		if text == "ping" && visited > 100 {
-			t.Errorf("%q: %d postings walked of %d; want the walk to stop once the newest settle the top 10", text, visited, len(x.terms["ping"].docs))
+			t.Errorf("%q: %d postings walked of %d; want the walk to stop once the newest settle the top 10", text, visited, len(x.lookup("ping").docs))
 		}
 		for i, g := range got {
 			if g.ID != want[i].id || math.Abs(float64(g.Score)-want[i].score) > 1e-4 {
@@ -403,5 +403,63 @@ func TestAddAllocs(t *testing.T) {
 	// What is left is the postings slices growing now and then.
 	if allocs > 1 {
 		t.Errorf("Add allocates %.1f times a document of known terms", allocs)
+	}
+}
+
+// TestSingles covers terms of one document: kept apart from postings
+// lists, turned into one by a second document (added, or loaded from a
+// later block), flushed and loaded alike, and excluded by "-term".
+func TestSingles(t *testing.T) {
+	x := New()
+	texts := map[uint32]string{0: "rare alone", 1: "common", 2: "common twice twice"}
+	for d := uint32(3); d < 1<<BlockBits+10; d++ {
+		texts[d] = "common"
+	}
+	texts[1<<BlockBits+3] = "rare common"
+	for d := uint32(0); d < uint32(len(texts)); d++ {
+		if err := x.Add(d, texts[d]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := x.singles["alone"]; !ok || len(x.lookup("rare").docs) != 2 || len(x.lookup("twice").docs) != 1 || x.lookup("twice").tfs[0] != 2 {
+		t.Fatalf("singles %v; rare %+v; twice %+v", x.singles, x.lookup("rare"), x.lookup("twice"))
+	}
+	blocks := map[string][][2]any{}
+	if err := x.Flush(func(term string, b uint32, data []byte) error {
+		blocks[term] = append(blocks[term], [2]any{b, slices.Clone(data)})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	y := New()
+	for d := range x.Docs() {
+		y.SetDocLen(uint32(d), x.DocLen(uint32(d)))
+	}
+	for term, bs := range blocks {
+		slices.SortFunc(bs, func(a, b [2]any) int { return int(a[0].(uint32)) - int(b[0].(uint32)) })
+		for _, b := range bs {
+			if err := y.LoadBlock(term, b[0].(uint32), b[1].([]byte)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, ok := y.singles["rare"]; ok || len(y.lookup("rare").docs) != 2 {
+		t.Fatalf("loaded from two blocks of one posting each, rare is %+v", y.lookup("rare"))
+	}
+	if err := y.Add(uint32(y.Docs()), "alone again"); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Add(uint32(x.Docs()), "alone again"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"rare", "alone", "twice", "again", "common -rare", "common -alone"} {
+		if a, b := x.Search(ParseQuery(q), 5, nil), y.Search(ParseQuery(q), 5, nil); !reflect.DeepEqual(a, b) || len(a) == 0 {
+			t.Errorf("%q: reloaded index answers %+v, the first %+v", q, b, a)
+		}
+	}
+	for _, r := range x.Search(ParseQuery("common -alone"), 20, nil) {
+		if r.ID == 0 || r.ID == uint32(x.Docs()-1) {
+			t.Errorf("common -alone returned document %d, which has alone", r.ID)
+		}
 	}
 }
