@@ -84,15 +84,17 @@ func (r *chunkSource) Read(p []byte) (int, error) {
 
 // streamChunk is what a turn reads of a chat.completion.chunk.
 type streamChunk struct {
-	Choices []struct {
-		Index int `json:"index"`
-		Delta struct {
-			Content   string            `json:"content"`
-			ToolCalls []openai.ToolCall `json:"tool_calls"`
-		} `json:"delta"`
-		FinishReason string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *openai.Usage `json:"usage"`
+	Choices []choice      `json:"choices"`
+	Usage   *openai.Usage `json:"usage"`
+}
+
+type choice struct {
+	Index int `json:"index"`
+	Delta struct {
+		Content   string            `json:"content"`
+		ToolCalls []openai.ToolCall `json:"tool_calls"`
+	} `json:"delta"`
+	FinishReason string `json:"finish_reason"`
 }
 
 // openStream sends w streamed and returns the stream once the endpoint
@@ -192,15 +194,20 @@ func (s *chatStream) Recv() (*streamChunk, error) {
 // decode decodes one data line as a chunk, as strictly as json.Unmarshal:
 // one JSON value and nothing after it.
 func (s *chatStream) decode(data []byte) (*streamChunk, error) {
+	// The old choices are zeroed: the decoders fill a reused element only
+	// with the fields a chunk has.
+	clear(s.chunk.Choices[:cap(s.chunk.Choices)])
+	s.chunk = streamChunk{Choices: s.chunk.Choices[:0]}
+	if decodeChunk(data, &s.chunk) {
+		return &s.chunk, nil
+	}
+	clear(s.chunk.Choices[:cap(s.chunk.Choices)])
+	s.chunk = streamChunk{Choices: s.chunk.Choices[:0]}
 	if s.dec == nil {
 		s.dec = json.NewDecoder(&s.src)
 	}
 	s.src.b = data
 	s.fed += int64(len(data))
-	// The old choices are zeroed: the decoder fills a reused element only
-	// with the fields a chunk has.
-	clear(s.chunk.Choices[:cap(s.chunk.Choices)])
-	s.chunk = streamChunk{Choices: s.chunk.Choices[:0]}
 	if err := s.dec.Decode(&s.chunk); err != nil {
 		if err == io.EOF {
 			err = errors.New("empty data line")
