@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -600,6 +601,82 @@ func TestConversationSurvivesRestart(t *testing.T) {
 				t.Errorf("after restart the conversation was %+v", msgs)
 			}
 		}
+	}
+}
+
+// TestOneShotStandsAlone: a one-shot input neither sees the conversation
+// nor joins it — also after a restart, which reads the conversation back
+// from the stored turns — and its turn is stored like any other.
+func TestOneShotStandsAlone(t *testing.T) {
+	srv := llmtest.NewServer(t, llmtest.Reply{Text: "Noted: bay 3."}, llmtest.Reply{Text: "Pong."}, llmtest.Reply{Text: "Bay 3."}, llmtest.Reply{Text: "Still bay 3."})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.yaml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("name: scout\nmodel: {base_url: %q, model: m}\n", srv.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() (*agent.Fleet, *agent.Agent) {
+		f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := f.Agent("scout")
+		return f, a
+	}
+	f, a := open()
+	ask := func(in agent.Input) {
+		t.Helper()
+		if _, err := a.Ask(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask(agent.Input{Text: "the charger is in bay 3"})
+	ask(agent.Input{Text: "ping", OneShot: true})
+	ask(agent.Input{Text: "where is the charger?"})
+	if err := f.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f, a = open()
+	ask(agent.Input{Text: "and now?"})
+	if err := f.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var contents [][]string
+	for _, r := range srv.Requests() {
+		var c []string
+		for _, m := range r.Messages[1:] { // after the system prompt
+			c = append(c, m.Content)
+		}
+		contents = append(contents, c)
+	}
+	want := [][]string{
+		{"the charger is in bay 3"},
+		{"ping"},
+		{"the charger is in bay 3", "Noted: bay 3.", "where is the charger?"},
+		{"the charger is in bay 3", "Noted: bay 3.", "where is the charger?", "Bay 3.", "and now?"},
+	}
+	if !reflect.DeepEqual(contents, want) {
+		t.Errorf("the model saw %q, want %q", contents, want)
+	}
+	db, err := memory.Open(t.Context(), memory.Config{Dir: filepath.Join(dir, "data", "memory")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var oneShot int
+	for r, err := range db.Query(t.Context(), memory.Query{Namespace: "agent/scout", Kinds: []memory.Kind{memory.KindTurn}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(r.Data), `"one_shot":true`) {
+			oneShot++
+		}
+	}
+	if oneShot != 1 {
+		t.Errorf("%d stored turns are one-shot, want 1", oneShot)
 	}
 }
 

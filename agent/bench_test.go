@@ -228,9 +228,11 @@ func coreAgent(b *testing.B, effect tool.Effect, extra string) *agent.Agent {
 	return a
 }
 
-func coreTurn(b *testing.B, a *agent.Agent, i int) {
+func coreTurn(b *testing.B, a *agent.Agent, i int) { coreTurnIn(b, a, i, false) }
+
+func coreTurnIn(b *testing.B, a *agent.Agent, i int, oneShot bool) {
 	in := fmt.Sprintf("ping %d", i)
-	got, err := a.Ask(context.Background(), agent.Input{Text: in})
+	got, err := a.Ask(context.Background(), agent.Input{Text: in, OneShot: oneShot})
 	if err != nil || !strings.HasPrefix(got, "final: ") || !strings.Contains(got, in) {
 		b.Fatalf("turn %q: reply %q, %v", in, got, err)
 	}
@@ -239,26 +241,30 @@ func coreTurn(b *testing.B, a *agent.Agent, i int) {
 // BenchmarkTurnCore is the agent's own cost of the harness turn (no HTTP),
 // and what each part of it costs: the default turn has recall (a search of
 // every input), the policy decision and the durable turn record; "audited"
-// makes the tool a write, so each call adds two audit records. What recall
-// and the turn record cost alone is BenchmarkTurnParts (internal).
+// makes the tool a write, so each call adds two audit records; "one-shot"
+// leaves out the conversation (agent.Input.OneShot), as the harness's
+// depai peers do. What recall and the turn record cost alone is
+// BenchmarkTurnParts (internal).
 func BenchmarkTurnCore(b *testing.B) {
 	for _, c := range []struct {
-		name   string
-		effect tool.Effect
-		extra  string
+		name    string
+		effect  tool.Effect
+		extra   string
+		oneShot bool
 	}{
-		{"default", tool.EffectNone, ""},
-		{"audited", tool.EffectWrite, ""},
+		{"default", tool.EffectNone, "", false},
+		{"audited", tool.EffectWrite, "", false},
+		{"one-shot", tool.EffectNone, "", true}, // as the harness's depai peers run
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			a := coreAgent(b, c.effect, c.extra)
 			for i := range 100 {
-				coreTurn(b, a, i)
+				coreTurnIn(b, a, i, c.oneShot)
 			}
 			b.ReportAllocs()
 			i := 100
 			for b.Loop() {
-				coreTurn(b, a, i)
+				coreTurnIn(b, a, i, c.oneShot)
 				i++
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "turns/s")

@@ -20,6 +20,12 @@ type Input struct {
 	// chains of agents waking each other end (see limits.depth).
 	Cause string `json:"cause,omitempty"`
 	Depth int    `json:"depth,omitempty"`
+	// OneShot makes the turn stand alone: it neither sees the agent's
+	// conversation (its recent turns) nor joins it, as a request that is
+	// complete in itself (an API call, a benchmark's turn) should not.
+	// Recall, the policy, the audit and the turn's record are as for any
+	// turn; only the in-RAM conversation is left out.
+	OneShot bool `json:"one_shot,omitempty"`
 }
 
 // Source says where an input came from.

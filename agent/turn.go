@@ -247,9 +247,10 @@ type pastTurn struct {
 
 // remember appends a finished turn to the in-RAM conversation. A turn
 // without an answer is no exchange: an empty assistant message is never
-// sent to a model.
+// sent to a model. A one-shot turn is not part of the conversation, also
+// when loadHistory reads it back after a restart.
 func (a *Agent) remember(id string, rec *turnRecord) {
-	if rec.Error != nil || strings.TrimSpace(rec.Reply) == "" {
+	if rec.Error != nil || strings.TrimSpace(rec.Reply) == "" || rec.Input.OneShot {
 		return
 	}
 	a.histMu.Lock()
@@ -471,15 +472,18 @@ func (a *Agent) generate(ctx context.Context, req *llm.Request, emit func(Event)
 	return nil, errors.New("model stream ended without a final message")
 }
 
-// compose builds the conversation for a turn: the persona, recent turns and
-// the new input.
+// compose builds the conversation for a turn: the persona, recent turns
+// (none for a one-shot input) and the new input.
 func (a *Agent) compose(ctx context.Context, in Input) []llm.Message {
 	// The conversation is at most recentTurns long: copied to the stack, not
 	// the heap.
 	var buf [recentTurns]pastTurn
-	a.histMu.Lock()
-	recent := buf[:copy(buf[:], a.history)]
-	a.histMu.Unlock()
+	var recent []pastTurn
+	if !in.OneShot {
+		a.histMu.Lock()
+		recent = buf[:copy(buf[:], a.history)]
+		a.histMu.Unlock()
+	}
 	var ids [recentTurns]string
 	for i, t := range recent {
 		ids[i] = t.id

@@ -7,7 +7,11 @@
 // model adapter builds its own HTTP client (harness.HTTPClient cannot be
 // handed to it). Every depai turn also does what the other peers do not:
 // recall from memory, the policy decision and its audit records, and the
-// durable turn record. The harness's 8 sessions share one agent, so the
+// durable turn record. Each turn is a one-shot input (agent.Input.OneShot):
+// the harness defines a turn as a fresh conversation, and every other peer
+// starts one; without it depai's requests carried the agent's last six
+// turns (4.1 KB a turn against the floor's 1.0 KB, and the server's CPU
+// with them). The harness's 8 sessions share one agent, so the
 // agent runs up to 8 turns at once (limits.concurrency; depai's default is 2,
 // and the other 6 would wait in its inbox).
 //
@@ -114,7 +118,7 @@ tools: [clock]
 // Turn runs one turn up to its answer; a failed turn is an
 // *agent.TurnError.
 func (p *peer) Turn(ctx context.Context, input string) (string, error) {
-	for ev, err := range p.a.Handle(ctx, agent.Input{Text: input}) {
+	for ev, err := range p.a.Handle(ctx, agent.Input{Text: input, OneShot: true}) {
 		if err != nil {
 			return "", err
 		}
