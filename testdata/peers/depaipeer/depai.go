@@ -34,7 +34,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"sync"
 
 	"github.com/depai/depai/agent"
 	"github.com/depai/depai/agent/config"
@@ -44,13 +46,62 @@ import (
 )
 
 // All are the depai peers; each has a binary under cmd/ with the same name.
-var All = []harness.Named{
-	{Name: "depai-inproc", New: NewInProc},
-	{Name: "depai-wasm", New: NewWASM},
-	{Name: "depai-process", New: NewProcess},
+// With PEERS set (run.sh's regexp on peer names) only those it names are
+// listed: the harness's BenchmarkTurn builds every listed peer on each of
+// its -count runs, also those -bench leaves out, and a depai peer left
+// running has a store, a recall index and, for the plugin peers, plugin
+// instances or processes working beside the peer being measured.
+var All = selected([]harness.Named{
+	{Name: "depai-inproc", New: one("depai-inproc", NewInProc)},
+	{Name: "depai-wasm", New: one("depai-wasm", NewWASM)},
+	{Name: "depai-process", New: one("depai-process", NewProcess)},
+})
+
+func selected(all []harness.Named) []harness.Named {
+	re, err := regexp.Compile("^(" + os.Getenv("PEERS") + ")")
+	if os.Getenv("PEERS") == "" || err != nil {
+		return all
+	}
+	var out []harness.Named
+	for _, n := range all {
+		if re.MatchString(n.Name) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
-type peer struct{ a *agent.Agent }
+// live is the running instance of each peer: the harness makes a new one
+// for each -count run and never closes the old, so one keeps the old
+// from piling up — its fleet is closed (every turn record written) when
+// the next is made.
+var (
+	liveMu sync.Mutex
+	live   = map[string]*peer{}
+)
+
+func one(name string, ctor harness.Ctor) harness.Ctor {
+	return func(ctx context.Context, baseURL string) (harness.Agent, error) {
+		liveMu.Lock()
+		defer liveMu.Unlock()
+		if old := live[name]; old != nil {
+			delete(live, name)
+			if err := old.f.Close(ctx); err != nil {
+				return nil, fmt.Errorf("%s: close the previous instance: %w", name, err)
+			}
+		}
+		a, err := ctor(ctx, baseURL)
+		if p, ok := a.(*peer); ok {
+			live[name] = p
+		}
+		return a, err
+	}
+}
+
+type peer struct {
+	f *agent.Fleet
+	a *agent.Agent
+}
 
 // NewInProc has the echo tool as an in-process Go tool.
 func NewInProc(ctx context.Context, baseURL string) (harness.Agent, error) {
@@ -112,7 +163,7 @@ tools: [clock]
 	if err != nil {
 		return nil, err
 	}
-	return &peer{a: a}, nil
+	return &peer{f: f, a: a}, nil
 }
 
 // Turn runs one turn up to its answer; a failed turn is an
