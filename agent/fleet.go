@@ -205,25 +205,21 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 }
 
 // provision opens the shared parts: memory, the audit log, the policy
-// engine, recall and the plugin transports.
-func (f *Fleet) provision(ctx context.Context) error {
-	f.store = f.opts.Store
-	if f.store == nil {
-		cfg := memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), MinFreeBytes: memoryMinFree(f.file), Logger: f.log}
-		if f.opts.Metrics != nil {
-			cfg.OnCommit = f.opts.Metrics.Commit
+// engine, recall and the plugin transports. The store opens in the
+// background while the parts that do not read it (the safety state, the
+// quarantine, the payment ledgers and wallets, the transports) are set up:
+// opening the store is most of a start (badger creates or replays its
+// logs, each with its syncs). The safety state is known before any part
+// that can run a tool exists.
+func (f *Fleet) provision(ctx context.Context) (err error) {
+	waitStore := f.openStore(ctx)
+	defer func() {
+		// Whatever failed, the store is waited for and kept, so that Close
+		// closes it.
+		if serr := waitStore(); err == nil {
+			err = serr
 		}
-		db, err := memory.Open(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		f.store, f.ownsStore = db, true
-	}
-	audit, err := policy.OpenLog(ctx, f.store)
-	if err != nil {
-		return err
-	}
-	f.audit = audit
+	}()
 	state, err := policy.OpenState(f.opts.DataDir)
 	if err != nil {
 		return err
@@ -243,17 +239,6 @@ func (f *Fleet) provision(ctx context.Context) error {
 	if err := f.openPayments(ctx, rules); err != nil {
 		return err
 	}
-	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log,
-		OnDecision: func(a policy.Action, d policy.Decision) {
-			f.opts.Metrics.Decision(a.Agent, string(a.Kind), string(d.Verdict))
-		}})
-	if err != nil {
-		return err
-	}
-	f.recall, err = openRecall(ctx, f.file, f.store, f.opts.DataDir, f.opts.Secrets, f.log)
-	if err != nil {
-		return err
-	}
 	f.transports = f.opts.Transports
 	if f.transports == nil {
 		wasmT, err := wasm.New(wasm.Config{CacheDir: filepath.Join(f.cacheDir, "wasm"), Logger: f.log})
@@ -262,7 +247,52 @@ func (f *Fleet) provision(ctx context.Context) error {
 		}
 		f.transports = map[string]host.Transport{host.KindWASM: wasmT, host.KindProcess: process.New(process.Config{Logger: f.log})}
 	}
-	return nil
+	if err := waitStore(); err != nil {
+		return err
+	}
+	audit, err := policy.OpenLog(ctx, f.store)
+	if err != nil {
+		return err
+	}
+	f.audit = audit
+	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log,
+		OnDecision: func(a policy.Action, d policy.Decision) {
+			f.opts.Metrics.Decision(a.Agent, string(a.Kind), string(d.Verdict))
+		}})
+	if err != nil {
+		return err
+	}
+	f.recall, err = openRecall(ctx, f.file, f.store, f.opts.DataDir, f.opts.Secrets, f.log)
+	return err
+}
+
+// openStore starts opening the fleet's memory (Options.Store, if given,
+// is used as it is) and returns the wait for it, which sets f.store once
+// it is open; the wait may be called more than once.
+func (f *Fleet) openStore(ctx context.Context) func() error {
+	if f.opts.Store != nil {
+		f.store = f.opts.Store
+		return func() error { return nil }
+	}
+	cfg := memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), MinFreeBytes: memoryMinFree(f.file), Logger: f.log}
+	if f.opts.Metrics != nil {
+		cfg.OnCommit = f.opts.Metrics.Commit
+	}
+	var db *memory.DB
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		db, err = memory.Open(ctx, cfg)
+	}()
+	return sync.OnceValue(func() error {
+		<-done
+		if err != nil {
+			return err
+		}
+		f.store, f.ownsStore = db, true
+		return nil
+	})
 }
 
 // noSpan stands in for a span when tracing is off.
