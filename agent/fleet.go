@@ -44,7 +44,6 @@ import (
 	"github.com/depai/depai/agent/host/process"
 	"github.com/depai/depai/agent/host/wasm"
 	"github.com/depai/depai/agent/llm"
-	"github.com/depai/depai/agent/metrics"
 	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
@@ -94,8 +93,9 @@ type Options struct {
 	// Nil: no spans.
 	Tracer trace.TracerProvider
 	// Metrics receives turns, model calls, tool calls and policy decisions
-	// for GET /metrics. Nil: nothing is counted.
-	Metrics *metrics.Metrics
+	// for GET /metrics (*metrics.Metrics of agent/metrics). Nil: nothing
+	// is counted.
+	Metrics Metrics
 	// Mesh joins the fleet on NATS as the config's mesh: section says
 	// (fleet_mesh.go). Nil: the fleet ends at this process.
 	Mesh *MeshOptions
@@ -106,6 +106,42 @@ type Options struct {
 	// Wallets opens the wallet of an agent with wallet: in its config. Nil:
 	// wallet.Open on the configured RPC.
 	Wallets WalletFactory
+}
+
+// Metrics is what a fleet counts: turns, model and tool calls, policy
+// decisions, commits, replication lag and plugin calls. *metrics.Metrics
+// (agent/metrics, for GET /metrics) is the one depai has; it is an
+// interface here so that a program embedding depai without metrics does
+// not link Prometheus, whose package init every start paid (0.7 ms).
+type Metrics interface {
+	host.Observer
+	Turn(agent, outcome string, d time.Duration, tokens int)
+	ModelCall(agent, outcome string, d time.Duration)
+	ToolCall(agent, tool, outcome string)
+	Decision(agent, kind, verdict string)
+	EStop(engaged func() bool)
+	ReplicationLag(d time.Duration)
+	Commit(c memory.CommitInfo)
+}
+
+// noMetrics counts nothing: Options.Metrics when none is given.
+type noMetrics struct{}
+
+func (noMetrics) PluginCall(string, string, string, time.Duration) {}
+func (noMetrics) PluginRestarted(string)                           {}
+func (noMetrics) PluginQuarantined(string)                         {}
+func (noMetrics) Turn(string, string, time.Duration, int)          {}
+func (noMetrics) ModelCall(string, string, time.Duration)          {}
+func (noMetrics) ToolCall(string, string, string)                  {}
+func (noMetrics) Decision(string, string, string)                  {}
+func (noMetrics) EStop(func() bool)                                {}
+func (noMetrics) ReplicationLag(time.Duration)                     {}
+func (noMetrics) Commit(memory.CommitInfo)                         {}
+
+// counting reports whether m counts anything (it is not noMetrics).
+func counting(m Metrics) bool {
+	_, none := m.(noMetrics)
+	return !none
 }
 
 // Fleet is the agents of one config file and what they share.
@@ -160,6 +196,9 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 	}
 	if opts.Secrets == nil {
 		opts.Secrets = func(string) (string, bool) { return "", false }
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
 	}
 	if opts.CacheDir == "" {
 		opts.CacheDir = cmp.Or(host.DefaultCacheDir(), filepath.Join(opts.DataDir, "cache"))
@@ -275,7 +314,7 @@ func (f *Fleet) openStore(ctx context.Context) func() error {
 		return func() error { return nil }
 	}
 	cfg := memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), MinFreeBytes: memoryMinFree(f.file), Logger: f.log}
-	if f.opts.Metrics != nil {
+	if counting(f.opts.Metrics) {
 		cfg.OnCommit = f.opts.Metrics.Commit
 	}
 	var db *memory.DB
