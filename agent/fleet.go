@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -483,6 +484,11 @@ func (f *Fleet) Close(ctx context.Context) error {
 	for _, a := range f.agents {
 		if err := a.plugins.close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("agent %s: plugins: %w", a.Name(), err))
+		}
+		if c, ok := a.model.(io.Closer); ok { // the model client's idle connections
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("agent %s: model: %w", a.Name(), err))
+			}
 		}
 	}
 	if err := f.closePayments(); err != nil {

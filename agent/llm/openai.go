@@ -84,6 +84,7 @@ type OpenAIConfig struct {
 // calling. It is safe for concurrent use.
 type OpenAI struct {
 	cfg      OpenAIConfig
+	own      *http.Transport // the pooled transport it made; nil: the caller's HTTPClient
 	client   *openai.Client
 	endpoint string
 	hint404  string   // appended to a 404's message: a base URL without /v1
@@ -136,8 +137,10 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("llm: invalid base URL %q: expected http(s)://host[:port]/path, such as \"http://127.0.0.1:11434/v1\"", cfg.BaseURL)
 	}
+	var own *http.Transport
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Transport: newTransport()}
+		own = newTransport()
+		cfg.HTTPClient = &http.Client{Transport: own}
 	}
 	switch {
 	case cfg.MaxRetries == 0:
@@ -165,7 +168,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	oc := openai.DefaultConfig(cfg.APIKey)
 	oc.BaseURL = base
 	oc.HTTPClient = doer{cfg.HTTPClient}
-	o := &OpenAI{cfg: cfg, client: openai.NewClientWithConfig(oc), endpoint: base + "/chat/completions", log: log}
+	o := &OpenAI{cfg: cfg, client: openai.NewClientWithConfig(oc), endpoint: base + "/chat/completions", log: log, own: own}
 	if cfg.APIKey != "" {
 		o.auth = []string{"Bearer " + cfg.APIKey}[:1:1]
 	}
@@ -173,6 +176,17 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		o.hint404 = fmt.Sprintf(" (did you mean %s/v1? OpenAI-compatible servers serve /v1/chat/completions)", base)
 	}
 	return o, nil
+}
+
+// Close closes the idle connections of the transport the adapter made (a
+// caller's HTTPClient is the caller's to close): an agent that closed left
+// them open, with two goroutines each, for as long as the process lived.
+// A call after Close opens new ones.
+func (o *OpenAI) Close() error {
+	if o.own != nil {
+		o.own.CloseIdleConnections()
+	}
+	return nil
 }
 
 // newTransport is a pooled transport for one adapter: Go's defaults (proxy

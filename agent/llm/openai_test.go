@@ -455,3 +455,35 @@ func TestToolNamesFollowTheToolList(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseDropsIdleConnections: Close closes the adapter's idle
+// connections (an agent that closed kept them, and their goroutines, for
+// the life of the process), and a call after it opens a new one. llmtest
+// speaks the real protocol on 127.0.0.1 with scripted replies.
+func TestCloseDropsIdleConnections(t *testing.T) {
+	srv := llmtest.NewServer(t, llmtest.Reply{Text: "one"}, llmtest.Reply{Text: "two"}, llmtest.Reply{Text: "three"})
+	m, err := llm.NewOpenAI(llm.OpenAIConfig{BaseURL: srv.URL, Model: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func() {
+		t.Helper()
+		for _, err := range m.Generate(t.Context(), &llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Content: "hi"}}}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	call()
+	call()
+	if n := srv.Conns(); n != 1 {
+		t.Fatalf("two calls opened %d connections, want 1 (kept alive)", n)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	call()
+	if n := srv.Conns(); n != 2 {
+		t.Fatalf("after Close the next call used %d connections in all, want a new one (2)", n)
+	}
+}
