@@ -86,7 +86,12 @@ func one(name string, ctor harness.Ctor) harness.Ctor {
 		defer liveMu.Unlock()
 		if old := live[name]; old != nil {
 			delete(live, name)
-			if err := old.f.Close(ctx); err != nil {
+			err := old.f.Close(ctx)
+			// The harness may still hold old (its benchmarks keep their
+			// closures): without the fleet, old no longer keeps its heap
+			// alive for the collector to mark on every later run.
+			old.f, old.a = nil, nil
+			if err != nil {
 				return nil, fmt.Errorf("%s: close the previous instance: %w", name, err)
 			}
 		}
