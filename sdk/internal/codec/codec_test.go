@@ -66,21 +66,21 @@ func (p *ptrMarshal) MarshalJSON() ([]byte, error) { return []byte(` { "n" : [ 1
 // TextMarshaler values and keys, json.Number, Marshalers.
 type wide struct {
 	doc
-	Quoted  int               `json:"quoted,omitempty,string"`
-	QStr    string            `json:"qs,omitempty,string"`
-	QPtr    *float64          `json:"qp,omitempty,string"`
-	Bytes   []byte            `json:"bytes,omitempty"`
-	IntKeys map[int]string    `json:"ik,omitempty"`
-	UKeys   map[uint8]bool    `json:"uk,omitempty"`
-	Level   level             `json:"level,omitempty"`
-	LKeys   map[level]int     `json:"lk,omitempty"`
-	Num     json.Number       `json:"num,omitempty"`
-	PM      ptrMarshal        `json:"pm"`
-	PMs     []ptrMarshal      `json:"pms,omitempty"`
-	Nested  map[string][]any  `json:"nested,omitempty"`
-	Iface   interface{ M() }  `json:"iface,omitempty"`
-	Ignored string            `json:"-"`
-	Dash    string            `json:"-,"`
+	Quoted  int              `json:"quoted,omitempty,string"`
+	QStr    string           `json:"qs,omitempty,string"`
+	QPtr    *float64         `json:"qp,omitempty,string"`
+	Bytes   []byte           `json:"bytes,omitempty"`
+	IntKeys map[int]string   `json:"ik,omitempty"`
+	UKeys   map[uint8]bool   `json:"uk,omitempty"`
+	Level   level            `json:"level,omitempty"`
+	LKeys   map[level]int    `json:"lk,omitempty"`
+	Num     json.Number      `json:"num,omitempty"`
+	PM      ptrMarshal       `json:"pm"`
+	PMs     []ptrMarshal     `json:"pms,omitempty"`
+	Nested  map[string][]any `json:"nested,omitempty"`
+	Iface   interface{ M() } `json:"iface,omitempty"`
+	Ignored string           `json:"-"`
+	Dash    string           `json:"-,"`
 	NoTag   string
 	unexp   string
 	Untag   *inner
