@@ -29,14 +29,18 @@ func unmarshal(data []byte, v any, strict bool) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return &InvalidUnmarshalError{reflect.TypeOf(v)}
 	}
+	// One pass that checks the syntax as it decodes: unlike encoding/json,
+	// a document with a syntax error late in it may have set fields before
+	// the error is found. Callers discard a value whose decoding failed.
 	d := decoder{data: data, strict: strict}
-	// Like encoding/json, a document that is not valid JSON decodes
-	// nothing; what a type mismatch left half-set the caller discards.
-	if err := d.checkValid(); err != nil {
+	if err := d.value(rv); err != nil {
 		return err
 	}
-	d.pos = 0
-	return d.value(rv)
+	d.skipWS()
+	if d.pos < len(d.data) {
+		return d.syntax("invalid character " + strconv.QuoteRune(rune(d.data[d.pos])) + " after top-level value")
+	}
+	return nil
 }
 
 // InvalidUnmarshalError is a non-pointer or nil argument to Unmarshal.
@@ -406,7 +410,13 @@ func hex4(b []byte) rune {
 // indirect is encoding/json's: it walks down v through pointers and
 // interfaces holding pointers, allocating nil pointers, and stops at the
 // first Unmarshaler or (unless decoding null) TextUnmarshaler.
-func indirect(v reflect.Value, decodingNull bool) (unmarshaler, encoding.TextUnmarshaler, reflect.Value) {
+func indirect(v reflect.Value, decodingNull bool, ti *typeInfo) (unmarshaler, encoding.TextUnmarshaler, reflect.Value) {
+	if ti == nil {
+		ti = infoOf(v.Type())
+	}
+	if !ti.indirect {
+		return nil, nil, v
+	}
 	v0 := v
 	haveAddr := false
 	if v.Kind() != reflect.Pointer && v.Type().Name() != "" && v.CanAddr() {
@@ -456,22 +466,89 @@ func indirect(v reflect.Value, decodingNull bool) (unmarshaler, encoding.TextUnm
 }
 
 // value decodes the next value into v; an invalid v skips it.
-func (d *decoder) value(v reflect.Value) error {
+func (d *decoder) value(v reflect.Value) error { return d.typed(v, nil) }
+
+// typed decodes into v, whose type's info is ti (nil: look it up).
+func (d *decoder) typed(v reflect.Value, ti *typeInfo) error {
 	d.skipWS()
 	if !v.IsValid() {
 		return d.skipValue()
 	}
-	switch d.data[d.pos] {
-	case '{':
-		return d.object(v)
-	case '[':
-		return d.array(v)
+	if d.pos >= len(d.data) {
+		return d.syntax("unexpected end of JSON input")
 	}
 	start := d.pos
+	switch d.data[d.pos] {
+	case '{':
+		return d.object(v, ti)
+	case '[':
+		return d.array(v, ti)
+	case '"':
+		raw, esc, err := d.scanString()
+		if err != nil {
+			return err
+		}
+		return d.scalar(d.data[start:d.pos], unquote(raw, esc), v, false, ti)
+	}
 	if err := d.skipValue(); err != nil {
 		return err
 	}
-	return d.literal(d.data[start:d.pos], v, false)
+	return d.literal(d.data[start:d.pos], v, false, ti)
+}
+
+// open moves past the '{' or '[' at pos and any space after it, counting
+// the depth; empty reports the closing byte right after it.
+func (d *decoder) open(closing byte) (empty bool, err error) {
+	if d.depth++; d.depth > maxNesting {
+		return false, d.syntax("exceeded max depth")
+	}
+	d.pos++
+	d.skipWS()
+	if d.pos >= len(d.data) {
+		return false, d.syntax("unexpected end of JSON input")
+	}
+	if d.data[d.pos] == closing {
+		d.pos++
+		d.depth--
+		return true, nil
+	}
+	return false, nil
+}
+
+// next moves past the ',' or closing byte after a member; done reports the
+// closing one.
+func (d *decoder) next(closing byte, ctx string) (done bool, err error) {
+	d.skipWS()
+	if d.pos < len(d.data) {
+		switch d.data[d.pos] {
+		case ',':
+			d.pos++
+			return false, nil
+		case closing:
+			d.pos++
+			d.depth--
+			return true, nil
+		}
+	}
+	return false, d.syntaxAt(ctx)
+}
+
+// key reads an object key and the ':' after it.
+func (d *decoder) key() ([]byte, error) {
+	d.skipWS()
+	if d.pos >= len(d.data) || d.data[d.pos] != '"' {
+		return nil, d.syntaxAt("looking for beginning of object key string")
+	}
+	raw, esc, err := d.scanString()
+	if err != nil {
+		return nil, err
+	}
+	d.skipWS()
+	if d.pos >= len(d.data) || d.data[d.pos] != ':' {
+		return nil, d.syntaxAt("after object key")
+	}
+	d.pos++
+	return unquote(raw, esc), nil
 }
 
 func (d *decoder) raw(u unmarshaler) error {
@@ -482,14 +559,15 @@ func (d *decoder) raw(u unmarshaler) error {
 	return u.UnmarshalJSON(d.data[start:d.pos])
 }
 
-func (d *decoder) array(v reflect.Value) error {
-	u, ut, pv := indirect(v, false)
+func (d *decoder) array(v reflect.Value, ti *typeInfo) error {
+	u, ut, pv := indirect(v, false, ti)
 	if u != nil {
 		return d.raw(u)
 	}
 	if ut != nil {
 		return d.typeError("array", v.Type())
 	}
+	ti = infoAfter(v, pv, ti)
 	v = pv
 	switch v.Kind() {
 	case reflect.Interface:
@@ -506,40 +584,36 @@ func (d *decoder) array(v reflect.Value) error {
 	default:
 		return d.typeError("array", v.Type())
 	}
-	d.pos++ // [
 	i := 0
-	d.skipWS()
-	if d.data[d.pos] == ']' {
-		d.pos++
-	} else {
-		for {
-			if v.Kind() == reflect.Slice {
-				if i >= v.Cap() {
-					v.Grow(1)
-				}
-				if i >= v.Len() {
-					v.SetLen(i + 1)
-				}
+	elem := ti.elemInfo(v.Type())
+	empty, err := d.open(']')
+	if err != nil {
+		return err
+	}
+	for !empty {
+		if v.Kind() == reflect.Slice {
+			if i >= v.Cap() {
+				v.Grow(1)
 			}
-			if i < v.Len() {
-				if err := d.value(v.Index(i)); err != nil {
-					return err
-				}
-			} else {
-				if d.strict {
-					return d.strictError("more than " + strconv.Itoa(v.Len()) + " items for " + v.Type().String())
-				}
-				if err := d.value(reflect.Value{}); err != nil {
-					return err
-				}
+			if i >= v.Len() {
+				v.SetLen(i + 1)
 			}
-			i++
-			d.skipWS()
-			c := d.data[d.pos]
-			d.pos++
-			if c == ']' {
-				break
+		}
+		if i < v.Len() {
+			if err := d.typed(v.Index(i), elem); err != nil {
+				return err
 			}
+		} else {
+			if d.strict {
+				return d.strictError("more than " + strconv.Itoa(v.Len()) + " items for " + v.Type().String())
+			}
+			if err := d.value(reflect.Value{}); err != nil {
+				return err
+			}
+		}
+		i++
+		if empty, err = d.next(']', "after array element"); err != nil {
+			return err
 		}
 	}
 	if i < v.Len() {
@@ -560,14 +634,15 @@ func (d *decoder) array(v reflect.Value) error {
 	return nil
 }
 
-func (d *decoder) object(v reflect.Value) error {
-	u, ut, pv := indirect(v, false)
+func (d *decoder) object(v reflect.Value, ti *typeInfo) error {
+	u, ut, pv := indirect(v, false, ti)
 	if u != nil {
 		return d.raw(u)
 	}
 	if ut != nil {
 		return d.typeError("object", v.Type())
 	}
+	ti = infoAfter(v, pv, ti)
 	v = pv
 	t := v.Type()
 	if v.Kind() == reflect.Interface && v.NumMethod() == 0 {
@@ -594,7 +669,7 @@ func (d *decoder) object(v reflect.Value) error {
 			v.Set(reflect.MakeMap(t))
 		}
 	case reflect.Struct:
-		fields = fieldsOf(t)
+		fields = ti.structFields(t)
 		if d.strict {
 			seen = make([]bool, len(fields.list))
 		}
@@ -602,25 +677,22 @@ func (d *decoder) object(v reflect.Value) error {
 		return d.typeError("object", t)
 	}
 	var mapElem reflect.Value
-	d.pos++ // {
-	d.skipWS()
-	if d.data[d.pos] == '}' {
-		d.pos++
-		return d.required(fields, seen, t)
+	empty, err := d.open('}')
+	if err != nil {
+		return err
 	}
-	for {
-		d.skipWS()
-		raw, esc, _ := d.scanString()
-		key := unquote(raw, esc)
-		d.skipWS()
-		d.pos++ // :
+	for !empty {
+		key, err := d.key()
+		if err != nil {
+			return err
+		}
 		if v.Kind() == reflect.Map {
 			if !mapElem.IsValid() {
 				mapElem = reflect.New(t.Elem()).Elem()
 			} else {
 				mapElem.SetZero()
 			}
-			if err := d.value(mapElem); err != nil {
+			if err := d.typed(mapElem, ti.elemInfo(t)); err != nil {
 				return err
 			}
 			kv, err := d.mapKey(key, t)
@@ -633,13 +705,11 @@ func (d *decoder) object(v reflect.Value) error {
 		} else if err := d.structField(v, t, fields, seen, key); err != nil {
 			return err
 		}
-		d.skipWS()
-		c := d.data[d.pos]
-		d.pos++
-		if c == '}' {
-			return d.required(fields, seen, t)
+		if empty, err = d.next('}', "after object key:value pair"); err != nil {
+			return err
 		}
 	}
+	return d.required(fields, seen, t)
 }
 
 func (d *decoder) required(fields *structFields, seen []bool, t reflect.Type) error {
@@ -652,7 +722,7 @@ func (d *decoder) required(fields *structFields, seen []bool, t reflect.Type) er
 }
 
 func (d *decoder) structField(v reflect.Value, t reflect.Type, fields *structFields, seen []bool, key []byte) error {
-	i, ok := fields.byName[string(key)]
+	i, ok := fields.lookup(key)
 	if !ok && !d.strict { // the schema's property names are exact
 		i, ok = fields.byFolded[string(foldName(key))]
 	}
@@ -680,9 +750,14 @@ func (d *decoder) structField(v reflect.Value, t reflect.Type, fields *structFie
 		subv = subv.Field(idx)
 	}
 	d.field = append(d.field, f.name)
-	defer func() { d.field = d.field[:len(d.field)-1] }()
+	err := d.fieldValue(subv, f)
+	d.field = d.field[:len(d.field)-1]
+	return err
+}
+
+func (d *decoder) fieldValue(subv reflect.Value, f *field) error {
 	if !f.quoted {
-		return d.value(subv)
+		return d.typed(subv, f.info)
 	}
 	// ",string": the value is a JSON string holding the literal (or null).
 	d.skipWS()
@@ -693,11 +768,11 @@ func (d *decoder) structField(v reflect.Value, t reflect.Type, fields *structFie
 	item := d.data[start:d.pos]
 	switch item[0] {
 	case 'n':
-		return d.literal(item, subv, false)
+		return d.literal(item, subv, false, f.info)
 	case '"':
 		raw := item[1 : len(item)-1]
 		inner := unquote(raw, true)
-		return d.literal(inner, subv, true)
+		return d.literal(inner, subv, true, f.info)
 	}
 	return &TypeError{msg: "invalid use of ,string struct tag, trying to unmarshal unquoted value into " + subv.Type().String()}
 }
@@ -733,7 +808,13 @@ var errQuoted = errors.New("json: invalid use of ,string struct tag")
 
 // literal stores a scalar (null, bool, string, number). fromQuoted: item
 // came from inside a ",string" string.
-func (d *decoder) literal(item []byte, v reflect.Value, fromQuoted bool) error {
+func (d *decoder) literal(item []byte, v reflect.Value, fromQuoted bool, ti *typeInfo) error {
+	return d.scalar(item, nil, v, fromQuoted, ti)
+}
+
+// scalar is literal with unq, when item is a string, already unquoted
+// (nil: unquote it here).
+func (d *decoder) scalar(item, unq []byte, v reflect.Value, fromQuoted bool, ti *typeInfo) error {
 	if len(item) == 0 {
 		return errQuoted
 	}
@@ -749,7 +830,7 @@ func (d *decoder) literal(item []byte, v reflect.Value, fromQuoted bool) error {
 			return d.strictError("null for " + v.Type().String() + pathSuffix(d.field))
 		}
 	}
-	u, ut, pv := indirect(v, isNull)
+	u, ut, pv := indirect(v, isNull, ti)
 	if u != nil {
 		return u.UnmarshalJSON(item)
 	}
@@ -767,12 +848,15 @@ func (d *decoder) literal(item []byte, v reflect.Value, fromQuoted bool) error {
 			}
 			return d.typeError(what, v.Type())
 		}
-		s := unquoteItem(item)
+		s := unq
 		if s == nil {
-			return errQuoted
+			if s = unquoteItem(item); s == nil {
+				return errQuoted
+			}
 		}
 		return ut.UnmarshalText(s)
 	}
+	ti = infoAfter(v, pv, ti)
 	v = pv
 	switch c := item[0]; c {
 	case 'n':
@@ -805,9 +889,11 @@ func (d *decoder) literal(item []byte, v reflect.Value, fromQuoted bool) error {
 		}
 		return nil
 	case '"':
-		s := unquoteItem(item)
+		s := unq
 		if s == nil {
-			return errQuoted
+			if s = unquoteItem(item); s == nil {
+				return errQuoted
+			}
 		}
 		switch v.Kind() {
 		case reflect.Slice:
@@ -821,7 +907,7 @@ func (d *decoder) literal(item []byte, v reflect.Value, fromQuoted bool) error {
 			}
 			v.SetBytes(b[:n])
 		case reflect.String:
-			if isNumberType(v.Type()) && !validNumber(s) {
+			if ti.number && !validNumber(s) {
 				return &TypeError{msg: "invalid number literal, trying to unmarshal " + strconv.Quote(string(item)) + " into Number"}
 			}
 			v.SetString(string(s))
@@ -881,7 +967,7 @@ func (d *decoder) literal(item []byte, v reflect.Value, fromQuoted bool) error {
 		}
 		v.SetFloat(f)
 	case reflect.String:
-		if isNumberType(v.Type()) {
+		if ti.number {
 			if fromQuoted && !validNumber(item) {
 				return errQuoted
 			}
@@ -927,10 +1013,6 @@ func unquoteItem(item []byte) []byte {
 	return unquote(raw, esc)
 }
 
-func isNumberType(t reflect.Type) bool {
-	return t.Name() == "Number" && t.PkgPath() == "encoding/json"
-}
-
 func validNumber(s []byte) bool {
 	if len(s) == 0 {
 		return false
@@ -961,81 +1043,77 @@ func pathSuffix(path []string) string {
 // interface: map[string]any, []any, float64, string, bool or nil.
 func (d *decoder) anyValue() (any, error) {
 	d.skipWS()
-	switch c := d.data[d.pos]; {
-	case c == '{':
+	if d.pos >= len(d.data) {
+		return nil, d.syntax("unexpected end of JSON input")
+	}
+	switch d.data[d.pos] {
+	case '{':
 		return d.anyObject()
-	case c == '[':
+	case '[':
 		return d.anyArray()
-	case c == '"':
-		raw, esc, _ := d.scanString()
+	case '"':
+		raw, esc, err := d.scanString()
+		if err != nil {
+			return nil, err
+		}
 		return string(unquote(raw, esc)), nil
-	case c == 't':
-		d.pos += 4
+	}
+	start := d.pos
+	if err := d.skipValue(); err != nil {
+		return nil, err
+	}
+	switch item := d.data[start:d.pos]; item[0] {
+	case 't':
 		return true, nil
-	case c == 'f':
-		d.pos += 5
+	case 'f':
 		return false, nil
-	case c == 'n':
-		d.pos += 4
+	case 'n':
 		return nil, nil
+	default:
+		f, err := strconv.ParseFloat(string(item), 64)
+		if err != nil {
+			return nil, &TypeError{Value: "number " + string(item), Type: reflect.TypeFor[float64]()}
+		}
+		return f, nil
 	}
-	n, _ := d.scanNumber()
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil {
-		return nil, &TypeError{Value: "number " + string(n), Type: reflect.TypeFor[float64]()}
-	}
-	return f, nil
 }
 
 func (d *decoder) anyArray() ([]any, error) {
-	d.pos++
 	a := []any{}
-	d.skipWS()
-	if d.data[d.pos] == ']' {
-		d.pos++
-		return a, nil
-	}
-	for {
-		x, err := d.anyValue()
-		if err != nil {
-			return nil, err
+	empty, err := d.open(']')
+	for err == nil && !empty {
+		var x any
+		if x, err = d.anyValue(); err != nil {
+			break
 		}
 		a = append(a, x)
-		d.skipWS()
-		c := d.data[d.pos]
-		d.pos++
-		if c == ']' {
-			return a, nil
-		}
+		empty, err = d.next(']', "after array element")
 	}
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 func (d *decoder) anyObject() (map[string]any, error) {
-	d.pos++
 	m := map[string]any{}
-	d.skipWS()
-	if d.data[d.pos] == '}' {
-		d.pos++
-		return m, nil
-	}
-	for {
-		d.skipWS()
-		raw, esc, _ := d.scanString()
-		key := string(unquote(raw, esc))
-		d.skipWS()
-		d.pos++ // :
-		x, err := d.anyValue()
-		if err != nil {
-			return nil, err
+	empty, err := d.open('}')
+	for err == nil && !empty {
+		var key []byte
+		if key, err = d.key(); err != nil {
+			break
 		}
-		m[key] = x
-		d.skipWS()
-		c := d.data[d.pos]
-		d.pos++
-		if c == '}' {
-			return m, nil
+		var x any
+		if x, err = d.anyValue(); err != nil {
+			break
 		}
+		m[string(key)] = x
+		empty, err = d.next('}', "after object key:value pair")
 	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // compact appends src, a MarshalJSON result, without insignificant space

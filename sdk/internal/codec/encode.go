@@ -25,10 +25,11 @@ import (
 	"errors"
 	"math"
 	"reflect"
-	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -52,7 +53,7 @@ var (
 
 // Marshal returns the JSON encoding of v, as json.Marshal does.
 func Marshal(v any) ([]byte, error) {
-	return Append(nil, v)
+	return Append(make([]byte, 0, 128), v)
 }
 
 // Append appends the JSON encoding of v to dst.
@@ -75,14 +76,20 @@ const maxDepth = 1000
 
 var errCycle = errors.New("json: unsupported value: encountered a cycle or a value nested more than 1000 deep")
 
-func (e *encoder) value(v reflect.Value, quoted bool) error {
+func (e *encoder) value(v reflect.Value, quoted bool) error { return e.typed(v, nil, quoted) }
+
+// typed encodes v, whose type's info is ti (nil: look it up).
+func (e *encoder) typed(v reflect.Value, ti *typeInfo, quoted bool) error {
 	if !v.IsValid() {
 		e.buf = append(e.buf, "null"...)
 		return nil
 	}
 	t := v.Type()
+	if ti == nil {
+		ti = infoOf(t)
+	}
 	if t.Kind() != reflect.Pointer || !v.IsNil() {
-		if done, err := e.custom(v, t); done {
+		if done, err := e.custom(v, t, ti); done {
 			return err
 		}
 	}
@@ -114,7 +121,7 @@ func (e *encoder) value(v reflect.Value, quoted bool) error {
 	case reflect.Float32, reflect.Float64:
 		return e.float(v.Float(), t.Bits(), quoted)
 	case reflect.String:
-		if isNumberType(t) {
+		if ti.number {
 			// json.Number is written as the number it holds.
 			n := v.String()
 			if n == "" {
@@ -158,7 +165,7 @@ func (e *encoder) value(v reflect.Value, quoted bool) error {
 		e.depth--
 		return err
 	case reflect.Struct:
-		return e.object(v, t)
+		return e.object(v, t, ti)
 	case reflect.Map:
 		return e.mapValue(v, t)
 	case reflect.Slice:
@@ -175,9 +182,9 @@ func (e *encoder) value(v reflect.Value, quoted bool) error {
 				return nil
 			}
 		}
-		return e.array(v)
+		return e.array(v, ti)
 	case reflect.Array:
-		return e.array(v)
+		return e.array(v, ti)
 	default:
 		return &UnsupportedTypeError{Type: t}
 	}
@@ -193,18 +200,94 @@ func (e *encoder) nested(v reflect.Value) error {
 	return err
 }
 
+// typeInfo is what the codec asks of a type on every value, computed once:
+// reflect's Implements walks method tables.
+type typeInfo struct {
+	marshal, ptrMarshal, text, ptrText bool // encoding: (*T) has MarshalJSON, MarshalText
+	// decode: a value of the type may reach an Unmarshaler or
+	// TextUnmarshaler (see indirect), so decoding goes through indirect.
+	indirect bool
+	number   bool // json.Number
+
+	// Filled in on first use: the element type's info (pointers, slices,
+	// arrays, maps) and a struct's fields.
+	elem   atomic.Pointer[typeInfo]
+	fields atomic.Pointer[structFields]
+}
+
+// elemInfo is the info of t.Elem(), t being the type of i.
+func (i *typeInfo) elemInfo(t reflect.Type) *typeInfo {
+	if e := i.elem.Load(); e != nil {
+		return e
+	}
+	e := infoOf(t.Elem())
+	i.elem.Store(e)
+	return e
+}
+
+// structFields is t's fields, t being the struct type of i.
+func (i *typeInfo) structFields(t reflect.Type) *structFields {
+	if f := i.fields.Load(); f != nil {
+		return f
+	}
+	f := fieldsOf(t)
+	i.fields.Store(f)
+	return f
+}
+
+// infoAfter is the info of pv, the value indirect reached from v, whose
+// info is ti (nil: unknown).
+func infoAfter(v, pv reflect.Value, ti *typeInfo) *typeInfo {
+	if ti != nil {
+		if pv.Type() == v.Type() {
+			return ti
+		}
+		if v.Kind() == reflect.Pointer && pv.Type() == v.Type().Elem() {
+			return ti.elemInfo(v.Type())
+		}
+	}
+	return infoOf(pv.Type())
+}
+
+var infoCache sync.Map // reflect.Type → *typeInfo
+
+func infoOf(t reflect.Type) *typeInfo {
+	if i, ok := infoCache.Load(t); ok {
+		return i.(*typeInfo)
+	}
+	i := &typeInfo{
+		marshal: t.Implements(marshalerType),
+		text:    t.Implements(textMarshalerType),
+		number:  t.Name() == "Number" && t.PkgPath() == "encoding/json",
+	}
+	if t.Kind() != reflect.Pointer {
+		p := reflect.PointerTo(t)
+		i.ptrMarshal = p.Implements(marshalerType)
+		i.ptrText = p.Implements(textMarshalerType)
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		i.indirect = true
+	default:
+		p := reflect.PointerTo(t)
+		i.indirect = t.NumMethod() > 0 || p.Implements(unmarshalerType) || p.Implements(textUnmarshalerType)
+	}
+	v, _ := infoCache.LoadOrStore(t, i)
+	return v.(*typeInfo)
+}
+
 // custom encodes v through its MarshalJSON or MarshalText, as encoding/json
 // does: a pointer-receiver method is used when v is addressable.
-func (e *encoder) custom(v reflect.Value, t reflect.Type) (bool, error) {
+func (e *encoder) custom(v reflect.Value, t reflect.Type, i *typeInfo) (bool, error) {
 	useAddr := t.Kind() != reflect.Pointer && v.CanAddr()
 	switch {
-	case t.Implements(marshalerType):
+	case i.marshal:
 		return true, e.marshalJSON(v, t)
-	case useAddr && reflect.PointerTo(t).Implements(marshalerType):
+	case useAddr && i.ptrMarshal:
 		return true, e.marshalJSON(v.Addr(), t)
-	case t.Implements(textMarshalerType):
+	case i.text:
 		return true, e.marshalText(v, t)
-	case useAddr && reflect.PointerTo(t).Implements(textMarshalerType):
+	case useAddr && i.ptrText:
 		return true, e.marshalText(v.Addr(), t)
 	}
 	return false, nil
@@ -270,16 +353,17 @@ func (e *encoder) float(f float64, bits int, quoted bool) error {
 	return nil
 }
 
-func (e *encoder) array(v reflect.Value) error {
+func (e *encoder) array(v reflect.Value, ati *typeInfo) error {
 	if e.depth++; e.depth > maxDepth {
 		return errCycle
 	}
 	e.buf = append(e.buf, '[')
+	ti := ati.elemInfo(v.Type())
 	for i := range v.Len() {
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
-		if err := e.value(v.Index(i), false); err != nil {
+		if err := e.typed(v.Index(i), ti, false); err != nil {
 			return err
 		}
 	}
@@ -288,13 +372,13 @@ func (e *encoder) array(v reflect.Value) error {
 	return nil
 }
 
-func (e *encoder) object(v reflect.Value, t reflect.Type) error {
+func (e *encoder) object(v reflect.Value, t reflect.Type, ti *typeInfo) error {
 	if e.depth++; e.depth > maxDepth {
 		return errCycle
 	}
 	e.buf = append(e.buf, '{')
 	first := true
-	fs := fieldsOf(t).list
+	fs := ti.structFields(t).list
 fields:
 	for i := range fs {
 		f := &fs[i]
@@ -316,7 +400,7 @@ fields:
 		}
 		first = false
 		e.buf = append(e.buf, f.nameJSON...)
-		if err := e.value(fv, f.quoted); err != nil {
+		if err := e.typed(fv, f.info, f.quoted); err != nil {
 			return err
 		}
 	}
@@ -388,7 +472,7 @@ func (e *encoder) mapValue(v reflect.Value, t reflect.Type) error {
 		}
 		entries = append(entries, mapEntry{k, it.Value()})
 	}
-	slices.SortFunc(entries, func(a, b mapEntry) int { return strings.Compare(a.key, b.key) })
+	sort.Slice(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
 	e.buf = append(e.buf, '{')
 	for i, en := range entries {
 		if i > 0 {
@@ -499,7 +583,23 @@ type field struct {
 	omitEmpty bool
 	omitZero  bool
 	quoted    bool
-	required  bool // what sdk/schema's derived schema requires
+	required  bool      // what sdk/schema's derived schema requires
+	info      *typeInfo // of the field's own type
+}
+
+// lookup finds the field named key exactly: a scan for the few fields of
+// most structs, which beats hashing (in a WASM guest by far).
+func (sf *structFields) lookup(key []byte) (int, bool) {
+	if len(sf.list) > 16 {
+		i, ok := sf.byName[string(key)]
+		return i, ok
+	}
+	for i := range sf.list {
+		if sf.list[i].name == string(key) {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 func hasKey(m map[string]int, k string) bool {
@@ -594,6 +694,7 @@ func typeFields(t reflect.Type) *structFields {
 						quoted: quoted,
 					}
 					f.required = !f.omitEmpty && !f.omitZero
+					f.info = infoOf(sf.Type)
 					fields = append(fields, f)
 					if count[q.typ] > 1 {
 						// Two copies at this depth annihilate each other;
@@ -609,20 +710,20 @@ func typeFields(t reflect.Type) *structFields {
 			}
 		}
 	}
-	slices.SortStableFunc(fields, func(a, b field) int {
-		if c := strings.Compare(a.name, b.name); c != 0 {
-			return c
+	// sort rather than slices: each instantiation of slices' generic sorts
+	// would add kilobytes to every WASM guest.
+	sort.SliceStable(fields, func(i, j int) bool {
+		a, b := &fields[i], &fields[j]
+		if a.name != b.name {
+			return a.name < b.name
 		}
-		if c := len(a.index) - len(b.index); c != 0 {
-			return c
+		if len(a.index) != len(b.index) {
+			return len(a.index) < len(b.index)
 		}
 		if a.tagged != b.tagged {
-			if a.tagged {
-				return -1
-			}
-			return 1
+			return a.tagged
 		}
-		return slices.Compare(a.index, b.index)
+		return compareIndex(a.index, b.index) < 0
 	})
 	out := fields[:0]
 	for i := 0; i < len(fields); {
@@ -638,7 +739,7 @@ func typeFields(t reflect.Type) *structFields {
 		i = j
 	}
 	fields = out
-	slices.SortFunc(fields, func(a, b field) int { return slices.Compare(a.index, b.index) })
+	sort.Slice(fields, func(i, j int) bool { return compareIndex(fields[i].index, fields[j].index) < 0 })
 	sf := &structFields{list: fields, byName: make(map[string]int, len(fields)), byFolded: make(map[string]int, len(fields))}
 	for i := range fields {
 		f := &fields[i]
@@ -649,6 +750,15 @@ func typeFields(t reflect.Type) *structFields {
 		}
 	}
 	return sf
+}
+
+func compareIndex(a, b []int) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return a[i] - b[i]
+		}
+	}
+	return len(a) - len(b)
 }
 
 func dominantField(fs []field) (field, bool) {
