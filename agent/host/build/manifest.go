@@ -25,7 +25,7 @@ const SectionTag = "depai_section_manifest"
 // describeTimeout bounds running a plugin's init() and describe at build
 // time; a plugin that overstays is shipped as built, describing itself at
 // load, where the host's own init timeout reports it.
-const describeTimeout = 20 * time.Second
+const describeTimeout = 10 * time.Second
 
 // describe runs module — a plugin built without SectionTag — in wazero's
 // interpreter (nothing is compiled to machine code: it runs once) with no
