@@ -1,7 +1,10 @@
 // Package build turns a plugin's Go package directory into a loadable
 // artifact — a wasip1 reactor module or a native process plugin — with the
 // go command, and caches the result by a hash of the sources, so an agent
-// config may name a package directory and pay for the build once.
+// config may name a package directory and pay for the build once. A WASM
+// plugin ships with its manifest in a custom section (wire.ManifestSection),
+// read at build time from the plugin itself, and built without the SDK's
+// schema derivation (SectionTag): smaller, and started without asking it.
 package build
 
 import (
