@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/depai/depai/sdk/schema"
+	"github.com/depai/depai/sdk/wire"
 )
 
 type inner struct {
@@ -99,6 +100,12 @@ var seeds = []string{
 	`{"text":"\ud800","req":"\udc00\ud800x"}`, "{\"text\":\"\xff\xfe\",\"req\":null}",
 	`{"text":"x","req":null,"small":128}`, `{"text":"x","req":null,"u":-1}`, `{"text":"x","req":null,"f":-0}`,
 	`{"text":"x","req":null,"text":"y","inner":{"a":1},"inner":{"b":"z"},"m":{"a":1},"m":{"b":2},"tags":["a","b"],"tags":["c"]}`,
+	`{"records":[{"id":"01J","seq":3,"namespace":"n","kind":"k","time":"2026-12-02T03:04:05.000000006Z","data":{"a":[1,2]},"tags":["x"],"expires_at":"2027-01-01T00:00:00+01:00"}]}`,
+	`{"status":200,"header":{"Content-Type":["text/plain"]},"body":"aGk="}`,
+	`{"method":"GET","url":"https://x","timeout":1000000000}`,
+	`{"level":"info","msg":"m","attrs":{"k":1.5,"n":null,"l":[true]}}`,
+	`{"name":"p","version":"1","abi":1,"tools":[{"name":"t","description":"d","input":{"type":"object"},"effect":"write"}],"requests":{"memory_read":["a"],"clock":true},"actuation":{"stop":true}}`,
+	`{"code":"denied","message":"no","retryable":true}`,
 }
 
 func FuzzDecode(f *testing.F) {
@@ -115,6 +122,13 @@ func FuzzDecode(f *testing.F) {
 		checkAgainstJSON[any](t, data)
 		checkAgainstJSON[map[string]any](t, data)
 		checkAgainstJSON[[]float64](t, data)
+		// What the SDK sends and receives through the host.
+		checkAgainstJSON[wire.MemoryRecords](t, data)
+		checkAgainstJSON[wire.HTTPResponse](t, data)
+		checkAgainstJSON[wire.HTTPRequest](t, data)
+		checkAgainstJSON[wire.LogArgs](t, data)
+		checkAgainstJSON[wire.Manifest](t, data)
+		checkAgainstJSON[wire.Error](t, data)
 		// The schema's verdict: what it admits, strict decoding decodes as
 		// lenient decoding does (which checkAgainstJSON held to
 		// encoding/json; both fail where the type itself refuses a value
