@@ -37,16 +37,26 @@ type launcher struct {
 var (
 	launcherOnce sync.Once
 	theLauncher  launcher
-	launcherErr  error // why the embedded launcher is not used; for the log
+	launcherErr  error // why the embedded launcher is not used; for tests
+	launcherNS   bool  // the launcher runs in a new PID namespace
 )
 
 // launcherFor returns the process-wide launcher, set up on first use: the
 // embedded bytes are written to a memfd once and sealed, so no file on
 // disk — where a plugin with a broad write grant could reach it — is ever
-// run unconfined by the agent, and nothing is extracted per start.
-func launcherFor() launcher {
+// run unconfined by the agent, and nothing is extracted per start. Its
+// probe in a new PID namespace also answers whether plugins get one.
+func launcherFor() (launcher, bool) {
 	launcherOnce.Do(func() {
 		l, err := memfdLauncher(embeddedLauncher)
+		if err == nil {
+			if launcherNS = l.probe(pidnsFlags()) == nil; !launcherNS {
+				if perr := l.probe(0); perr != nil {
+					err = fmt.Errorf("the launcher does not run from its memfd: %w", perr)
+					l.file.Close()
+				}
+			}
+		}
 		if err != nil {
 			launcherErr = err
 			self, serr := os.Executable()
@@ -54,10 +64,11 @@ func launcherFor() launcher {
 				self = "/proc/self/exe"
 			}
 			l = launcher{path: self, args: []string{launcherArg}}
+			launcherNS = l.probe(pidnsFlags()) == nil
 		}
 		theLauncher = l
 	})
-	return theLauncher
+	return theLauncher, launcherNS
 }
 
 // launcherFD is the descriptor the embedded launcher has in the child, and
@@ -84,12 +95,7 @@ func memfdLauncher(bin []byte) (launcher, error) {
 		f.Close()
 		return launcher{}, fmt.Errorf("seal the launcher: %w", err)
 	}
-	l := launcher{path: fmt.Sprintf("/proc/self/fd/%d", launcherFD), file: f}
-	if err := l.probe(0); err != nil {
-		f.Close()
-		return launcher{}, err
-	}
-	return l, nil
+	return launcher{path: fmt.Sprintf("/proc/self/fd/%d", launcherFD), file: f}, nil
 }
 
 // probe runs the launcher with launch.Probe, with the given clone flags,
@@ -238,6 +244,6 @@ func assembleSeccomp(udp bool) ([]byte, error) {
 // launcher; release closes the host's copies of what the child inherits,
 // once it started (or failed to).
 func launchCommand(l launchSpec) (*exec.Cmd, func(), error) {
-	lr := launcherFor()
+	lr, _ := launcherFor()
 	return lr.command(l)
 }

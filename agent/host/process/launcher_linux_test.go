@@ -85,7 +85,7 @@ func TestLauncherConfines(t *testing.T) {
 		t.Fatal(err)
 	}
 	launchers := map[string]launcher{"self": {path: self, args: []string{launcherArg}}}
-	if lr := launcherFor(); lr.file != nil {
+	if lr, _ := launcherFor(); lr.file != nil {
 		launchers["embedded"] = lr
 	}
 	for name, lr := range launchers {
@@ -127,7 +127,7 @@ func TestLauncherIsEmbedded(t *testing.T) {
 	if len(embeddedLauncher) == 0 {
 		t.Skipf("no launcher is built for %s", runtime.GOARCH)
 	}
-	if lr := launcherFor(); lr.file == nil {
+	if lr, _ := launcherFor(); lr.file == nil {
 		t.Fatalf("the embedded launcher is not used: %v", launcherErr)
 	}
 }
