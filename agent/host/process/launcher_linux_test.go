@@ -222,3 +222,46 @@ func launcherSourcesHash(t *testing.T) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// BenchmarkLauncher is one confined start of /bin/true through each
+// launcher (Landlock and seccomp as for a plugin with no grants), and the
+// same program started bare: the launcher's own cost is the difference.
+// "self" re-executes this test binary, which links far less than depai
+// (whose re-execution, every package's init included, was the launcher
+// before the embedded one).
+func BenchmarkLauncher(b *testing.B) {
+	k := New(Config{}).(*transport).kernel()
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	embedded, _ := launcherFor()
+	run := func(b *testing.B, start func() (*exec.Cmd, func(), error)) {
+		for range b.N {
+			cmd, release, err := start()
+			if err != nil {
+				b.Fatal(err)
+			}
+			out, err := cmd.CombinedOutput()
+			release()
+			if err != nil {
+				b.Fatalf("%v: %s", err, out)
+			}
+		}
+	}
+	b.Run("bare", func(b *testing.B) {
+		run(b, func() (*exec.Cmd, func(), error) { return exec.Command("/bin/true"), func() {}, nil })
+	})
+	for name, lr := range map[string]launcher{"embedded": embedded, "self": {path: self, args: []string{launcherArg}}} {
+		if name == "embedded" && lr.file == nil {
+			continue
+		}
+		b.Run(name, func(b *testing.B) {
+			work := b.TempDir()
+			l := launchSpec{Path: "/bin/true", Dir: work, DataLimit: 1 << 30, Landlock: k.landlock,
+				Exec: []string{"/bin/true"}, ExecDirs: existing(systemExecDirs), RO: existing(systemRO), RW: []string{work},
+				Seccomp: k.seccomp}
+			run(b, func() (*exec.Cmd, func(), error) { return lr.command(l) })
+		})
+	}
+}
