@@ -125,10 +125,12 @@ func Main(args []string) {
 		}
 	}
 	// The plugin inherits standard input, output and error, nothing else:
-	// not the ruleset, not the launcher's own file.
-	if _, _, err := syscall.RawSyscall(sysCloseRange, 3, ^uintptr(0)>>32, 0); err != 0 {
-		for fd := 3; fd < 1024; fd++ {
-			syscall.Close(fd)
+	// not the ruleset, not the launcher's own file. They are marked
+	// close-on-exec rather than closed: the runtime's own descriptors (its
+	// poller's) are among them, in use by other threads until the exec.
+	if _, _, err := syscall.RawSyscall(sysCloseRange, 3, ^uintptr(0)>>32, closeRangeCloexec); err != 0 {
+		for fd := uintptr(3); fd < 1024; fd++ {
+			syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_SETFD, syscall.FD_CLOEXEC)
 		}
 	}
 	err := syscall.Exec(s.Path, []string{s.Path}, syscall.Environ())
@@ -180,6 +182,7 @@ func fail(what string, err error) {
 // every architecture.
 const (
 	sysCloseRange           = 436
+	closeRangeCloexec       = 1 << 2 // CLOSE_RANGE_CLOEXEC, Linux 5.11
 	sysLandlockRestrictSelf = 446
 
 	prSetNoNewPrivs         = 38
