@@ -265,39 +265,3 @@ func BenchmarkLauncher(b *testing.B) {
 		})
 	}
 }
-
-// TestLauncherStartsReliably starts /bin/true through each launcher many
-// times. The launcher once closed every descriptor above 2 before the
-// exec, the Go runtime's poller among them while another of its threads
-// waited on it: about one start in 200 of the re-executed binary died of
-// "netpoll failed". It marks them close-on-exec now.
-func TestLauncherStartsReliably(t *testing.T) {
-	if testing.Short() {
-		t.Skip("150 starts")
-	}
-	k := New(Config{}).(*transport).kernel()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	embedded, _ := launcherFor()
-	for name, lr := range map[string]launcher{"embedded": embedded, "self": {path: self, args: []string{launcherArg}}} {
-		if lr.path == "" || (name == "embedded" && lr.file == nil) {
-			continue
-		}
-		work := t.TempDir()
-		l := launchSpec{Path: "/bin/true", Dir: work, DataLimit: 1 << 30, Landlock: k.landlock,
-			Exec: []string{"/bin/true"}, ExecDirs: existing(systemExecDirs), RW: []string{work}, Seccomp: k.seccomp}
-		for i := range 150 {
-			cmd, release, err := lr.command(l)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := cmd.CombinedOutput()
-			release()
-			if err != nil {
-				t.Fatalf("%s launcher, start %d: %v: %s", name, i, err, out)
-			}
-		}
-	}
-}

@@ -124,17 +124,23 @@ func Main(args []string) {
 			fail("seccomp", err)
 		}
 	}
-	// The plugin inherits standard input, output and error, nothing else:
-	// not the ruleset, not the launcher's own file. They are marked
-	// close-on-exec rather than closed: the runtime's own descriptors (its
-	// poller's) are among them, in use by other threads until the exec.
+	markCloseOnExec()
+	err := syscall.Exec(s.Path, []string{s.Path}, syscall.Environ())
+	fail("exec "+s.Path, err)
+}
+
+// markCloseOnExec marks every descriptor above 2 close-on-exec: the
+// plugin inherits standard input, output and error, nothing else — not the
+// ruleset, not the launcher's own file. They are not closed here: the Go
+// runtime's own descriptors (its poller's) are among them, in use by other
+// threads until the exec, and closing them killed about one start in 200
+// of the re-executed agent binary ("netpoll failed").
+func markCloseOnExec() {
 	if _, _, err := syscall.RawSyscall(sysCloseRange, 3, ^uintptr(0)>>32, closeRangeCloexec); err != 0 {
 		for fd := uintptr(3); fd < 1024; fd++ {
 			syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_SETFD, syscall.FD_CLOEXEC)
 		}
 	}
-	err := syscall.Exec(s.Path, []string{s.Path}, syscall.Environ())
-	fail("exec "+s.Path, err)
 }
 
 // dropCapabilities empties the bounding, ambient and inheritable sets, so
