@@ -215,14 +215,12 @@ func (f *Fleet) payoutSchedule(p *payments, every time.Duration) {
 
 // PayoutNow pays out what an agent holds of its earnings (after finishing
 // an unfinished round), whatever the threshold: what the payout schedule
-// runs. Every transfer passes the spend policy.
+// runs. Every transfer passes the spend policy; with the wallet down each
+// is refused on record.
 func (f *Fleet) PayoutNow(ctx context.Context, agent string) ([]*wallet.Receipt, error) {
 	p := f.payments[agent]
 	if p == nil || p.earnings == nil {
 		return nil, fmt.Errorf("agent %s does not split its earnings (wallet.earnings)", agent)
-	}
-	if _, err := p.client(); err != nil {
-		return nil, fmt.Errorf("agent %s's wallet is not available: %w", agent, err)
 	}
 	return p.earnings.PayoutHeld(ctx, policyPayer{f: f, p: p})
 }
@@ -336,17 +334,20 @@ type policyPayer struct {
 
 // Pay implements earnings.Payer.
 func (pp policyPayer) Pay(ctx context.Context, t wallet.Transfer) (*wallet.Receipt, error) {
-	w, err := pp.p.client()
-	if err != nil {
-		return nil, fmt.Errorf("the wallet is not available: %w", err)
-	}
 	asset := "native"
 	if t.Asset != wallet.Native {
 		asset = t.Asset.Hex()
 	}
-	args, _ := json.Marshal(policy.Payment{Key: t.Key, Chain: w.ChainID(), Asset: asset, Payee: t.To.Hex(), Amount: t.Amount.String(), Purpose: "earnings payout"})
-	done, err := pp.f.policy.Authorize(ctx, policy.Action{Agent: pp.p.agent, Principal: policy.Principal{Kind: policy.PrincipalSystem, ID: "earnings"},
-		Kind: policy.ActionHost, Name: "earnings.payout", Effect: wire.EffectPayment, Target: t.To.Hex(), Args: args})
+	args, _ := json.Marshal(policy.Payment{Key: t.Key, Chain: pp.p.wcfg.ChainID, Asset: asset, Payee: t.To.Hex(), Amount: t.Amount.String(), Purpose: "earnings payout"})
+	action := policy.Action{Agent: pp.p.agent, Principal: policy.Principal{Kind: policy.PrincipalSystem, ID: "earnings"},
+		Kind: policy.ActionHost, Name: "earnings.payout", Effect: wire.EffectPayment, Target: t.To.Hex(), Args: args}
+	w, err := pp.p.client()
+	if err != nil {
+		err = fmt.Errorf("the wallet is not available: %w", err)
+		pp.f.policy.Refused(ctx, action, "wallet", err.Error())
+		return nil, err
+	}
+	done, err := pp.f.policy.Authorize(ctx, action)
 	if err != nil {
 		return nil, err
 	}

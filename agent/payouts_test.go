@@ -38,7 +38,7 @@ func freePort(t *testing.T) int {
 }
 
 // TestWalletAvailableOnceTheRPCIsUp: the node is down when the agent starts;
-// payments are refused with the reason, and once anvil starts on the
+// payments are refused with the reason (and the refusal is on record), and once anvil starts on the
 // configured port the wallet opens by itself (redial with backoff) and the
 // held earnings are paid out.
 func TestWalletAvailableOnceTheRPCIsUp(t *testing.T) {
@@ -54,6 +54,11 @@ func TestWalletAvailableOnceTheRPCIsUp(t *testing.T) {
 	defer cancel()
 	if err := f.Earn(ctx, "rover", "sale-1", big.NewInt(100), "x402"); err == nil {
 		t.Fatal("a payout with the node down reported success")
+	}
+	rover, _ := f.Agent("rover")
+	evs := events(t, rover, agent.Input{Text: "/audit 20"})
+	if b, _ := json.Marshal(evs[len(evs)-1].Data); !strings.Contains(string(b), `"action":"earnings.payout"`) || !strings.Contains(string(b), `"decision":"deny"`) || !strings.Contains(string(b), `"rule":"wallet"`) {
+		t.Fatalf("the payout refused with the wallet down is not on record: %s", b)
 	}
 	node := testchain.StartAnvilPort(t, 3338, port)
 	deadline := time.Now().Add(20 * time.Second)
@@ -161,7 +166,16 @@ func TestScheduledPayout(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if ev := earningsEvent(t, f); !strings.Contains(ev.Text, "every 1s") || !strings.Contains(ev.Text, "paid out 40") {
-		t.Fatalf("/earnings: %s", ev.Text)
+	// The second transfer is on chain a moment before its receipt is in the
+	// earnings journal: /earnings says "paying 10" until then.
+	for {
+		ev := earningsEvent(t, f)
+		if strings.Contains(ev.Text, "every 1s") && strings.Contains(ev.Text, "paid out 40") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/earnings: %s", ev.Text)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -420,6 +420,11 @@ func (e *Engine) deny(ctx context.Context, a Action, d Decision) {
 			return
 		}
 	}
+	e.record(ctx, a, d, count)
+}
+
+// record writes a refusal standing for count refusals.
+func (e *Engine) record(ctx context.Context, a Action, d Decision, count int) {
 	entry := Entry{Agent: a.Agent, Principal: a.Principal, Kind: a.Kind, Action: a.Name, Target: a.Target, Phase: PhaseDecision, Decision: Deny, Reason: d.Reason, Rule: d.Rule, Args: a.Args, Count: count}
 	if _, err := e.log.Write(context.WithoutCancel(ctx), entry); err != nil {
 		e.logger.Error("audit: denial not recorded", "action", a.Name, "principal", a.Principal.String(), "err", err)
@@ -427,13 +432,19 @@ func (e *Engine) deny(ctx context.Context, a Action, d Decision) {
 }
 
 // Denied records a refusal that another part decided (the plugin host's
-// grants, coalesced by it into count refusals): the audit log has one
-// writer, and it is this engine's.
+// grants, coalesced by it into count refusals, whose arguments differ, so
+// none are kept): the audit log has one writer, and it is this engine's.
 func (e *Engine) Denied(ctx context.Context, a Action, reason string, count int) {
-	entry := Entry{Agent: a.Agent, Principal: a.Principal, Kind: a.Kind, Action: a.Name, Target: a.Target, Phase: PhaseDecision, Decision: Deny, Reason: reason, Rule: "grants", Count: count}
-	if _, err := e.log.Write(context.WithoutCancel(ctx), entry); err != nil {
-		e.logger.Error("audit: denial not recorded", "action", a.Name, "principal", a.Principal.String(), "err", err)
-	}
+	a.Args = nil
+	e.record(ctx, a, Decision{Reason: reason, Rule: "grants"}, count)
+}
+
+// Refused records an action that could not be put to the engine at all —
+// a payment with no wallet to make it, say — as refused under rule, so
+// that an attempt that failed closed is on record like one the engine
+// denied.
+func (e *Engine) Refused(ctx context.Context, a Action, rule, reason string) {
+	e.deny(ctx, a, Decision{Reason: reason, Rule: rule})
 }
 
 // denialCoalescer counts refusals by key: the first in a window is written
