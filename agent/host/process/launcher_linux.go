@@ -37,7 +37,7 @@ type launcher struct {
 var (
 	launcherOnce sync.Once
 	theLauncher  launcher
-	launcherErr  error // why the embedded launcher is not used; for tests
+	launcherErr  error // why the embedded launcher is not used
 	launcherNS   bool  // the launcher runs in a new PID namespace
 )
 
@@ -69,6 +69,15 @@ func launcherFor() (launcher, bool) {
 		theLauncher = l
 	})
 	return theLauncher, launcherNS
+}
+
+// launcherNote says why plugins start through the fallback launcher where
+// an embedded one exists; "" when they do not.
+func launcherNote() string {
+	if lr, _ := launcherFor(); lr.file == nil && len(embeddedLauncher) > 0 {
+		return launcherErr.Error()
+	}
+	return ""
 }
 
 // launcherFD is the descriptor the embedded launcher has in the child, and

@@ -189,7 +189,7 @@ func TestEmbeddedLauncherIsItsSource(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "launcher")
 	build := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, "./internal/launcher")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOEXPERIMENT=", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOAMD64=v1", "GOARM64=v8.0")
 	if msg, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, msg)
 	}

@@ -26,6 +26,9 @@ func sysProcAttr(bool) *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgi
 
 func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
 
+// launcherNote: there is no launcher to fall back from outside Linux.
+func launcherNote() string { return "" }
+
 // launchCommand starts the plugin itself: there is no launcher outside
 // Linux, as there is nothing for it to enforce.
 func launchCommand(l launchSpec) (*exec.Cmd, func(), error) {
