@@ -61,94 +61,105 @@ type clockResult struct {
 
 type none struct{}
 
+// builtinNames are the built-in tools, in the order an agent offers them.
+var builtinNames = []string{"memory.search", "memory.put", "clock", "agent.status"}
+
 // builtinTools are the tools every agent has unless its config narrows them.
+// Only the tools the config names are built: a tool's schemas come from
+// reflection over its types (agent.status's output is the whole Status), and
+// that was most of an agent's construction.
 func (a *Agent) builtinTools() ([]tool.Tool, error) {
-	search, err := tool.New("memory.search", "Search the agent's memory: past turns, observations, facts and readings.", tool.EffectNone,
-		func(ctx context.Context, in searchArgs) (searchResult, error) {
-			recs, err := a.searchMemory(ctx, in)
-			if err != nil {
-				return searchResult{}, host.MemoryError("memory.search", err)
+	names := builtinNames
+	if len(a.cfg.Tools) > 0 {
+		names = nil
+		for _, name := range a.cfg.Tools {
+			if strings.HasPrefix(name, "fleet.") {
+				continue // the mesh's tools (fleet_mesh.go), added when the fleet joins it
 			}
-			out := searchResult{Records: []foundRecord{}}
-			for _, r := range recs {
-				out.Records = append(out.Records, foundRecord{ID: r.ID, Namespace: r.Namespace, Kind: string(r.Kind), Author: r.Author, Time: r.Time, Text: r.Text})
+			if !slices.Contains(builtinNames, name) {
+				return nil, fmt.Errorf("tools: no built-in tool %q (have %s)", name, strings.Join(builtinNames, ", "))
 			}
-			return out, nil
-		})
-	if err != nil {
-		return nil, err
+			names = append(names, name)
+		}
 	}
-	put, err := tool.New("memory.put", "Remember something: an observation, a fact, a task.", tool.EffectWrite,
-		func(ctx context.Context, in putArgs) (putResult, error) {
-			kind := memory.Kind(in.Kind)
-			if kind == "" {
-				kind = memory.KindObservation
-			}
-			ns := in.Namespace
-			if ns == "" {
-				ns = a.ns
-			}
-			tags := in.Tags
-			if d, ok := depthFrom(ctx); ok {
-				// What a turn writes carries its depth, so the wakes it
-				// causes are one hop further from their cause.
-				tags = append(slices.Clip(tags), depthTag+strconv.Itoa(d))
-			}
-			rec := memory.Record{Namespace: ns, Kind: kind, Author: a.cfg.Name, Text: in.Text, Key: in.Key, Tags: tags, Data: in.Data}
-			if in.IdempotencyKey != "" {
-				recs, first, err := a.mem.PutOnce(ctx, in.IdempotencyKey, rec)
-				if errors.Is(err, memory.ErrKeyReused) {
-					return putResult{}, &wire.Error{Code: wire.CodeInvalidArgument, Message: "memory.put: " + err.Error()}
+	out := make([]tool.Tool, 0, len(names))
+	for _, name := range names {
+		t, err := a.builtinTool(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// builtinTool builds the built-in tool name (one of builtinNames).
+func (a *Agent) builtinTool(name string) (tool.Tool, error) {
+	switch name {
+	case "memory.search":
+		return tool.New(name, "Search the agent's memory: past turns, observations, facts and readings.", tool.EffectNone,
+			func(ctx context.Context, in searchArgs) (searchResult, error) {
+				recs, err := a.searchMemory(ctx, in)
+				if err != nil {
+					return searchResult{}, host.MemoryError("memory.search", err)
 				}
+				out := searchResult{Records: []foundRecord{}}
+				for _, r := range recs {
+					out.Records = append(out.Records, foundRecord{ID: r.ID, Namespace: r.Namespace, Kind: string(r.Kind), Author: r.Author, Time: r.Time, Text: r.Text})
+				}
+				return out, nil
+			})
+	case "memory.put":
+		return tool.New(name, "Remember something: an observation, a fact, a task.", tool.EffectWrite,
+			func(ctx context.Context, in putArgs) (putResult, error) {
+				kind := memory.Kind(in.Kind)
+				if kind == "" {
+					kind = memory.KindObservation
+				}
+				ns := in.Namespace
+				if ns == "" {
+					ns = a.ns
+				}
+				tags := in.Tags
+				if d, ok := depthFrom(ctx); ok {
+					// What a turn writes carries its depth, so the wakes it
+					// causes are one hop further from their cause.
+					tags = append(slices.Clip(tags), depthTag+strconv.Itoa(d))
+				}
+				rec := memory.Record{Namespace: ns, Kind: kind, Author: a.cfg.Name, Text: in.Text, Key: in.Key, Tags: tags, Data: in.Data}
+				if in.IdempotencyKey != "" {
+					recs, first, err := a.mem.PutOnce(ctx, in.IdempotencyKey, rec)
+					if errors.Is(err, memory.ErrKeyReused) {
+						return putResult{}, &wire.Error{Code: wire.CodeInvalidArgument, Message: "memory.put: " + err.Error()}
+					}
+					if err != nil {
+						return putResult{}, host.MemoryError("memory.put", err)
+					}
+					return putResult{ID: recs[0].ID, Replayed: !first}, nil
+				}
+				recs, err := a.mem.Put(ctx, rec)
 				if err != nil {
 					return putResult{}, host.MemoryError("memory.put", err)
 				}
-				return putResult{ID: recs[0].ID, Replayed: !first}, nil
-			}
-			recs, err := a.mem.Put(ctx, rec)
-			if err != nil {
-				return putResult{}, host.MemoryError("memory.put", err)
-			}
-			return putResult{ID: recs[0].ID}, nil
-		})
-	if err != nil {
-		return nil, err
+				return putResult{ID: recs[0].ID}, nil
+			})
+	case "clock":
+		return tool.New(name, "The current time.", tool.EffectNone,
+			func(context.Context, none) (clockResult, error) {
+				now := time.Now().UTC()
+				return clockResult{UTC: now, Unix: now.Unix()}, nil
+			})
+	case "agent.status":
+		return tool.New(name, "The status of every agent in the fleet.", tool.EffectNone,
+			func(context.Context, none) ([]Status, error) {
+				var ss []Status
+				for _, o := range a.fleet.agents {
+					ss = append(ss, o.Status())
+				}
+				return ss, nil
+			})
 	}
-	clock, err := tool.New("clock", "The current time.", tool.EffectNone,
-		func(context.Context, none) (clockResult, error) {
-			now := time.Now().UTC()
-			return clockResult{UTC: now, Unix: now.Unix()}, nil
-		})
-	if err != nil {
-		return nil, err
-	}
-	status, err := tool.New("agent.status", "The status of every agent in the fleet.", tool.EffectNone,
-		func(context.Context, none) ([]Status, error) {
-			var ss []Status
-			for _, o := range a.fleet.agents {
-				ss = append(ss, o.Status())
-			}
-			return ss, nil
-		})
-	if err != nil {
-		return nil, err
-	}
-	all := []tool.Tool{search, put, clock, status}
-	if len(a.cfg.Tools) == 0 {
-		return all, nil
-	}
-	var chosen []tool.Tool
-	for _, name := range a.cfg.Tools {
-		if strings.HasPrefix(name, "fleet.") {
-			continue // the mesh's tools (fleet_mesh.go), added when the fleet joins it
-		}
-		i := slices.IndexFunc(all, func(t tool.Tool) bool { return t.Spec().Name == name })
-		if i < 0 {
-			return nil, fmt.Errorf("tools: no built-in tool %q (have memory.search, memory.put, clock, agent.status)", name)
-		}
-		chosen = append(chosen, all[i])
-	}
-	return chosen, nil
+	return nil, fmt.Errorf("tools: no built-in tool %q (have %s)", name, strings.Join(builtinNames, ", "))
 }
 
 // searchMemory recalls records for a query across the namespaces the agent

@@ -44,7 +44,6 @@ import (
 	"github.com/depai/depai/agent/host/process"
 	"github.com/depai/depai/agent/host/wasm"
 	"github.com/depai/depai/agent/llm"
-	"github.com/depai/depai/agent/metrics"
 	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/tool"
 	"github.com/depai/depai/memory"
@@ -94,8 +93,9 @@ type Options struct {
 	// Nil: no spans.
 	Tracer trace.TracerProvider
 	// Metrics receives turns, model calls, tool calls and policy decisions
-	// for GET /metrics. Nil: nothing is counted.
-	Metrics *metrics.Metrics
+	// for GET /metrics (*metrics.Metrics of agent/metrics). Nil: nothing
+	// is counted.
+	Metrics Metrics
 	// Mesh joins the fleet on NATS as the config's mesh: section says
 	// (fleet_mesh.go). Nil: the fleet ends at this process.
 	Mesh *MeshOptions
@@ -106,6 +106,42 @@ type Options struct {
 	// Wallets opens the wallet of an agent with wallet: in its config. Nil:
 	// wallet.Open on the configured RPC.
 	Wallets WalletFactory
+}
+
+// Metrics is what a fleet counts: turns, model and tool calls, policy
+// decisions, commits, replication lag and plugin calls. *metrics.Metrics
+// (agent/metrics, for GET /metrics) is the one depai has; it is an
+// interface here so that a program embedding depai without metrics does
+// not link Prometheus, whose package init every start paid (0.7 ms).
+type Metrics interface {
+	host.Observer
+	Turn(agent, outcome string, d time.Duration, tokens int)
+	ModelCall(agent, outcome string, d time.Duration)
+	ToolCall(agent, tool, outcome string)
+	Decision(agent, kind, verdict string)
+	EStop(engaged func() bool)
+	ReplicationLag(d time.Duration)
+	Commit(c memory.CommitInfo)
+}
+
+// noMetrics counts nothing: Options.Metrics when none is given.
+type noMetrics struct{}
+
+func (noMetrics) PluginCall(string, string, string, time.Duration) {}
+func (noMetrics) PluginRestarted(string)                           {}
+func (noMetrics) PluginQuarantined(string)                         {}
+func (noMetrics) Turn(string, string, time.Duration, int)          {}
+func (noMetrics) ModelCall(string, string, time.Duration)          {}
+func (noMetrics) ToolCall(string, string, string)                  {}
+func (noMetrics) Decision(string, string, string)                  {}
+func (noMetrics) EStop(func() bool)                                {}
+func (noMetrics) ReplicationLag(time.Duration)                     {}
+func (noMetrics) Commit(memory.CommitInfo)                         {}
+
+// counting reports whether m counts anything (it is not noMetrics).
+func counting(m Metrics) bool {
+	_, none := m.(noMetrics)
+	return !none
 }
 
 // Fleet is the agents of one config file and what they share.
@@ -161,6 +197,9 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 	if opts.Secrets == nil {
 		opts.Secrets = func(string) (string, bool) { return "", false }
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
+	}
 	if opts.CacheDir == "" {
 		opts.CacheDir = cmp.Or(host.DefaultCacheDir(), filepath.Join(opts.DataDir, "cache"))
 	}
@@ -205,25 +244,21 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 }
 
 // provision opens the shared parts: memory, the audit log, the policy
-// engine, recall and the plugin transports.
-func (f *Fleet) provision(ctx context.Context) error {
-	f.store = f.opts.Store
-	if f.store == nil {
-		cfg := memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), MinFreeBytes: memoryMinFree(f.file), Logger: f.log}
-		if f.opts.Metrics != nil {
-			cfg.OnCommit = f.opts.Metrics.Commit
+// engine, recall and the plugin transports. The store opens in the
+// background while the parts that do not read it (the safety state, the
+// quarantine, the payment ledgers and wallets, the transports) are set up:
+// opening the store is most of a start (badger creates or replays its
+// logs, each with its syncs). The safety state is known before any part
+// that can run a tool exists.
+func (f *Fleet) provision(ctx context.Context) (err error) {
+	waitStore := f.openStore(ctx)
+	defer func() {
+		// Whatever failed, the store is waited for and kept, so that Close
+		// closes it.
+		if serr := waitStore(); err == nil {
+			err = serr
 		}
-		db, err := memory.Open(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		f.store, f.ownsStore = db, true
-	}
-	audit, err := policy.OpenLog(ctx, f.store)
-	if err != nil {
-		return err
-	}
-	f.audit = audit
+	}()
 	state, err := policy.OpenState(f.opts.DataDir)
 	if err != nil {
 		return err
@@ -243,17 +278,6 @@ func (f *Fleet) provision(ctx context.Context) error {
 	if err := f.openPayments(ctx, rules); err != nil {
 		return err
 	}
-	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log,
-		OnDecision: func(a policy.Action, d policy.Decision) {
-			f.opts.Metrics.Decision(a.Agent, string(a.Kind), string(d.Verdict))
-		}})
-	if err != nil {
-		return err
-	}
-	f.recall, err = openRecall(ctx, f.file, f.store, f.opts.DataDir, f.opts.Secrets, f.log)
-	if err != nil {
-		return err
-	}
 	f.transports = f.opts.Transports
 	if f.transports == nil {
 		wasmT, err := wasm.New(wasm.Config{CacheDir: filepath.Join(f.cacheDir, "wasm"), Logger: f.log})
@@ -262,7 +286,52 @@ func (f *Fleet) provision(ctx context.Context) error {
 		}
 		f.transports = map[string]host.Transport{host.KindWASM: wasmT, host.KindProcess: process.New(process.Config{Logger: f.log})}
 	}
-	return nil
+	if err := waitStore(); err != nil {
+		return err
+	}
+	audit, err := policy.OpenLog(ctx, f.store)
+	if err != nil {
+		return err
+	}
+	f.audit = audit
+	f.policy, err = policy.New(ctx, policy.Config{Log: audit, State: state, Agents: rules, ApprovalTimeout: timeout.Std(), Poses: f.poses.get, Logger: f.log,
+		OnDecision: func(a policy.Action, d policy.Decision) {
+			f.opts.Metrics.Decision(a.Agent, string(a.Kind), string(d.Verdict))
+		}})
+	if err != nil {
+		return err
+	}
+	f.recall, err = openRecall(ctx, f.file, f.store, f.opts.DataDir, f.opts.Secrets, f.log)
+	return err
+}
+
+// openStore starts opening the fleet's memory (Options.Store, if given,
+// is used as it is) and returns the wait for it, which sets f.store once
+// it is open; the wait may be called more than once.
+func (f *Fleet) openStore(ctx context.Context) func() error {
+	if f.opts.Store != nil {
+		f.store = f.opts.Store
+		return func() error { return nil }
+	}
+	cfg := memory.Config{Dir: filepath.Join(f.opts.DataDir, "memory"), Profile: memoryProfile(f.file), MinFreeBytes: memoryMinFree(f.file), Logger: f.log}
+	if counting(f.opts.Metrics) {
+		cfg.OnCommit = f.opts.Metrics.Commit
+	}
+	var db *memory.DB
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		db, err = memory.Open(ctx, cfg)
+	}()
+	return sync.OnceValue(func() error {
+		<-done
+		if err != nil {
+			return err
+		}
+		f.store, f.ownsStore = db, true
+		return nil
+	})
 }
 
 // noSpan stands in for a span when tracing is off.

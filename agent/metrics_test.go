@@ -93,3 +93,6 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// agent/metrics' Metrics is what a fleet counts with.
+var _ agent.Metrics = (*metrics.Metrics)(nil)

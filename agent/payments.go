@@ -315,7 +315,9 @@ func (f *Fleet) closePayments() error {
 		if p.replay != nil {
 			errs = append(errs, p.replay.Close())
 		}
-		if w, err := p.client(); err == nil {
+		// No wallet and no error: Open failed before this agent's wallet
+		// was tried (TestOpenFailureReleasesStore).
+		if w, err := p.client(); err == nil && w != nil {
 			errs = append(errs, w.Close())
 		}
 		if p.ledger != nil {

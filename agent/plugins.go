@@ -56,8 +56,8 @@ func (m *pluginManager) lockLoad(ctx context.Context, name string) (unlock func(
 
 func newPluginManager(a *Agent) *pluginManager {
 	m := &pluginManager{a: a, loaded: make(chan struct{}), errs: map[string]error{}, loads: map[string]chan struct{}{}}
-	var obs host.Observer // a nil *metrics.Metrics would be a non-nil Observer
-	if a.fleet.opts.Metrics != nil {
+	var obs host.Observer // nil: the host counts nothing
+	if counting(a.fleet.opts.Metrics) {
 		obs = a.fleet.opts.Metrics
 	}
 	m.host = host.New(host.Config{

@@ -182,8 +182,11 @@ func BenchmarkQueryNewest20(b *testing.B) {
 }
 
 // BenchmarkOpenClose measures Open (which loads the namespace set and the
-// newest records into RAM) and a clean Close of the seeded store, and Close
-// right after writing 10k records (a memtable to flush).
+// newest records into RAM) and a clean Close of the seeded store, Close
+// right after writing 10k records (a memtable to flush), and Open of an
+// empty directory (fresh: what a short-lived agent with a new data dir, such
+// as the peers harness's cold start, waits for; first-put-ms is its first
+// durable Put, which waits for the format version written behind the open).
 //
 // DEPAI_BENCH_STORE names a store to open instead, with the lowmem profile
 // (a copy of one of BenchmarkStopReachable's cached data dirs, DIR/memory:
@@ -214,6 +217,33 @@ func BenchmarkOpenClose(b *testing.B) {
 		b.ReportMetric(float64(open.Microseconds())/float64(b.N)/1000, "open-ms")
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N)/1000, "open-cpu-ms")
 		b.ReportMetric(float64(closing.Microseconds())/float64(b.N)/1000, "close-ms")
+	})
+	b.Run("fresh", func(b *testing.B) {
+		var open, first, cpu time.Duration
+		for b.Loop() {
+			b.StopTimer()
+			dir := b.TempDir()
+			b.StartTimer()
+			c0, t0 := cpuTime(), time.Now()
+			db, err := memory.Open(context.Background(), memory.Config{Dir: dir, GCInterval: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			cpu += cpuTime() - c0
+			if _, err := db.Put(context.Background(), benchRecord(0)); err != nil {
+				b.Fatal(err)
+			}
+			open, first = open+t1.Sub(t0), first+time.Since(t1)
+			b.StopTimer()
+			if err := db.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(open.Microseconds())/float64(b.N)/1000, "open-ms")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N)/1000, "open-cpu-ms")
+		b.ReportMetric(float64(first.Microseconds())/float64(b.N)/1000, "first-put-ms")
 	})
 	b.Run("after-writes", func(b *testing.B) {
 		var closing time.Duration

@@ -117,6 +117,9 @@ type DB struct {
 
 	metaLastSeq uint64 // kv.MetaLastSeq as loaded
 	repaired    *RepairReport
+	// versioned reports the format version's write in a new store (nil:
+	// the store had one); the committer starts once it is durable.
+	versioned <-chan error
 }
 
 var (

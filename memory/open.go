@@ -142,7 +142,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			writeVerified(cfg.Dir, fc.tables)
 		}
 	}
-	go db.commitLoop()
+	if db.versioned != nil {
+		go db.commitAfter(db.versioned)
+	} else {
+		go db.commitLoop()
+	}
 	if cfg.GCInterval > 0 && !cfg.ReadOnly {
 		db.bg.Go(db.gcLoop)
 	}
@@ -308,17 +312,22 @@ func freeBytes(dir string) (int64, error) {
 }
 
 // load reads the format version, the namespace set, the last Seq and the
-// newest records into RAM.
+// newest records into RAM. A new store holds none of them: it only gets its
+// format version (writeVersion), and so does a store that holds nothing at
+// all, which is a new one whose first open crashed before that was durable.
 func (db *DB) load(fresh bool) error {
 	if fresh {
-		if err := db.bdb.Update(func(txn *badger.Txn) error {
-			return txn.Set([]byte(kv.MetaVersion), []byte(kv.FormatVersion))
-		}); err != nil {
-			return err
-		}
+		db.versioned = db.writeVersion()
+		db.recent = newRing(db.cfg.RecentRecords, db.cfg.RecentBytes, nil, 1)
+		return nil
 	}
 	return db.bdb.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(kv.MetaVersion))
+		if errors.Is(err, badger.ErrKeyNotFound) && !db.cfg.ReadOnly && isEmptyStore(txn) {
+			db.versioned = db.writeVersion()
+			db.recent = newRing(db.cfg.RecentRecords, db.cfg.RecentBytes, nil, 1)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("data directory is corrupt or truncated, or not a depai memory store: its format-version record is missing: %w", err)
 		}
@@ -388,4 +397,66 @@ func (db *DB) load(fresh bool) error {
 		db.recent = newRing(db.cfg.RecentRecords, db.cfg.RecentBytes, newest, floor)
 		return nil
 	})
+}
+
+// isEmptyStore reports whether txn sees no key at all (badger's own keys
+// aside, which no iterator shows).
+func isEmptyStore(txn *badger.Txn) bool {
+	it := txn.NewIterator(badger.IteratorOptions{})
+	defer it.Close()
+	it.Rewind()
+	return !it.Valid()
+}
+
+// writeVersion stores the format version of a new store without waiting
+// for its sync: that sync (a second one of the write-ahead log and of the
+// value log) was most of what opening an empty directory cost after
+// badger's own open, and nothing needs it until the first commit, which
+// commitAfter holds back until it is done. It returns the write's outcome
+// once it is durable.
+func (db *DB) writeVersion() <-chan error {
+	done := make(chan error, 1)
+	txn := db.bdb.NewTransaction(true)
+	if err := txn.Set([]byte(kv.MetaVersion), []byte(kv.FormatVersion)); err != nil {
+		txn.Discard()
+		done <- err
+		return done
+	}
+	txn.CommitWith(func(err error) { done <- err })
+	return done
+}
+
+// commitAfter runs the committer once versioned (writeVersion) reports,
+// so that no record is acknowledged in a store whose format version is not
+// durable: a later Open would refuse such a store. Writes queue in db.reqs
+// meanwhile. If the version was not written, every write fails with why.
+func (db *DB) commitAfter(versioned <-chan error) {
+	if err := <-versioned; err != nil {
+		err = fmt.Errorf("memory: %s: the new store's format version was not written, so no write is taken: %w", db.cfg.Dir, err)
+		db.log.Error(err.Error())
+		db.refuseWrites(err)
+		return
+	}
+	db.commitLoop()
+}
+
+// refuseWrites answers every write with err until Close, in the
+// committer's place.
+func (db *DB) refuseWrites(err error) {
+	defer close(db.stopped)
+	for {
+		select {
+		case r := <-db.reqs:
+			r.done <- err
+		case <-db.stop:
+			for {
+				select {
+				case r := <-db.reqs:
+					r.done <- err
+				default:
+					return
+				}
+			}
+		}
+	}
 }

@@ -99,7 +99,7 @@ func (d *decoder) mesh(m *Mesh, agents []Agent) {
 	if m.Mode == "" {
 		m.Mode = MeshEmbedded
 	}
-	if m.Name != "" && !nameRE.MatchString(m.Name) {
+	if m.Name != "" && !validName(m.Name) {
 		d.errAt(p+".name", "invalid node name %q (expected up to 64 letters, digits, '-' or '_', starting with a letter or digit)", m.Name)
 	}
 	for _, a := range agents {

@@ -38,12 +38,27 @@ const (
 const auditNamespace = "audit"
 
 var (
-	// Names become memory namespaces, URL path segments and NATS subject
-	// tokens, so no dots, slashes or spaces.
-	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	envRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	rateRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)/(s|min|h)$`)
 )
+
+// validName reports whether s is a name: 1 to 64 of [A-Za-z0-9_-], not
+// starting with _ or -. Names become memory namespaces, URL path segments
+// and NATS subject tokens, so no dots, slashes or spaces. (As a regexp,
+// ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$, its compile was most of this package's
+// init, which every start pays.)
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s[0] == '_' || s[0] == '-' {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // finish applies defaults and checks what the decoder cannot see field by
 // field: names, duplicates, files, formats. It is the one place defaults live.
@@ -101,7 +116,7 @@ func (d *decoder) agent(p string, a *Agent) {
 	switch {
 	case a.Name == "":
 		d.errorf(d.lines[p], join(p, "name"), "missing agent name")
-	case !nameRE.MatchString(a.Name):
+	case !validName(a.Name):
 		d.errAt(join(p, "name"), "invalid name %q (expected up to 64 letters, digits, '-' or '_', starting with a letter or digit)", a.Name)
 	}
 	if a.Role == "" {
@@ -184,7 +199,7 @@ func (d *decoder) agent(p string, a *Agent) {
 
 	for i, m := range a.MCP {
 		mp := fmt.Sprintf("%s[%d]", join(p, "mcp"), i)
-		if m.Name != "" && !nameRE.MatchString(m.Name) {
+		if m.Name != "" && !validName(m.Name) {
 			d.errAt(join(mp, "name"), "invalid name %q (expected up to 64 letters, digits, '-' or '_')", m.Name)
 		}
 		switch {
@@ -232,7 +247,7 @@ func (d *decoder) agent(p string, a *Agent) {
 	}
 	for i, c := range a.Safety.AgentCalls {
 		cp := fmt.Sprintf("%s[%d]", join(p, "safety.agent_calls"), i)
-		if c.From != "" && c.From != "*" && !nameRE.MatchString(c.From) {
+		if c.From != "" && c.From != "*" && !validName(c.From) {
 			d.errAt(join(cp, "from"), "invalid agent name %q (expected an agent's name, or \"*\" for any fleet agent)", c.From)
 		}
 		if len(c.Tools) == 0 {
@@ -274,7 +289,7 @@ func (d *decoder) operators(o *Operator) {
 		op := &o.Operators[i]
 		switch first, dup := names[op.Name]; {
 		case op.Name == "":
-		case !nameRE.MatchString(op.Name):
+		case !validName(op.Name):
 			d.errAt(join(p, "name"), "invalid name %q (expected up to 64 letters, digits, '-' or '_', starting with a letter or digit)", op.Name)
 		case dup && first == "":
 			d.errAt(join(p, "name"), "name %q is the generated token's admin (operator.token_file); pick another", op.Name)
@@ -344,7 +359,7 @@ func (d *decoder) plugin(p string, pl *Plugin) {
 	if pl.Name == "" {
 		pl.Name = strings.TrimSuffix(filepath.Base(pl.Path), filepath.Ext(pl.Path))
 	}
-	if !nameRE.MatchString(pl.Name) {
+	if !validName(pl.Name) {
 		key := join(p, "name")
 		if _, ok := d.lines[key]; !ok {
 			key = join(p, "path")

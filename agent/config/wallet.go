@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -165,14 +164,27 @@ func (a *Amount) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-var addressRE = regexp.MustCompile(`^0[xX][0-9a-fA-F]{40}$`)
+// validAddress reports whether s is an EVM address: 0x and 40 hex digits
+// (a hand-written check: the regexp's compile cost every start).
+func validAddress(s string) bool {
+	if len(s) != 42 || s[0] != '0' || s[1] != 'x' && s[1] != 'X' {
+		return false
+	}
+	for i := 2; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
 
 // money checks the wallet and the spend policy of agent a at path p.
 func (d *decoder) money(p string, a *Agent) {
 	sp := join(p, "safety.spend")
 	s := &a.Safety.Spend
 	for i, pe := range s.Payees {
-		if pe != "*" && !addressRE.MatchString(pe) {
+		if pe != "*" && !validAddress(pe) {
 			d.errAt(fmt.Sprintf("%s.payees[%d]", sp, i), "invalid payee %q (expected a 0x-prefixed 20-byte hex address, or \"*\" for anyone)", pe)
 		}
 	}
@@ -262,7 +274,7 @@ func (d *decoder) money(p string, a *Agent) {
 			if o.Payee == "" {
 				return
 			}
-			if !addressRE.MatchString(o.Payee) {
+			if !validAddress(o.Payee) {
 				d.errAt(join(op, "payee"), "invalid payee %q (expected a 0x-prefixed 20-byte hex address)", o.Payee)
 				return
 			}
@@ -280,7 +292,7 @@ func (d *decoder) money(p string, a *Agent) {
 
 // identities checks wallet.identities at key p.
 func (d *decoder) identities(p string, ids *Identities) {
-	if ids.Peaq != nil && ids.Peaq.Precompile != "" && !addressRE.MatchString(ids.Peaq.Precompile) {
+	if ids.Peaq != nil && ids.Peaq.Precompile != "" && !validAddress(ids.Peaq.Precompile) {
 		d.errAt(join(p, "peaq.precompile"), "invalid precompile address %q (expected a 0x-prefixed 20-byte hex address)", ids.Peaq.Precompile)
 	}
 	if ids.Peaq != nil && len(ids.Peaq.Attribute) > 64 {
@@ -288,7 +300,7 @@ func (d *decoder) identities(p string, ids *Identities) {
 	}
 	if io := ids.IoID; io != nil {
 		for _, f := range []struct{ key, v string }{{"ioid.registry", io.Registry}, {"ioid.device_nft", io.DeviceNFT}} {
-			if f.v != "" && !addressRE.MatchString(f.v) {
+			if f.v != "" && !validAddress(f.v) {
 				d.errAt(join(p, f.key), "invalid contract address %q (expected a 0x-prefixed 20-byte hex address)", f.v)
 			}
 		}
@@ -300,7 +312,7 @@ func (d *decoder) identities(p string, ids *Identities) {
 
 // asset checks an asset name: "native" or a 0x… token contract.
 func (d *decoder) asset(key, s string) {
-	if s != "" && s != NativeAsset && !addressRE.MatchString(s) {
+	if s != "" && s != NativeAsset && !validAddress(s) {
 		d.errAt(key, "invalid asset %q (expected %q for the chain's coin, or a token contract's 0x-prefixed 20-byte hex address)", s, NativeAsset)
 	}
 }

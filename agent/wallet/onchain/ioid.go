@@ -64,7 +64,7 @@ func IoIDRegister(ctx context.Context, c ethereum.ContractCaller, device wallet.
 	if err != nil {
 		return nil, err
 	}
-	return ioid.Pack("register", reg.DeviceNFT, reg.TokenID, device.Address(), reg.Hash, reg.URI, v, r, s)
+	return ioid().Pack("register", reg.DeviceNFT, reg.TokenID, device.Address(), reg.Hash, reg.URI, v, r, s)
 }
 
 // IoIDUpdate encodes update(device, hash, uri, v, r, s): a new DID document
@@ -74,7 +74,7 @@ func IoIDUpdate(ctx context.Context, c ethereum.ContractCaller, device wallet.Si
 	if err != nil {
 		return nil, err
 	}
-	return ioid.Pack("update", device.Address(), reg.Hash, reg.URI, v, r, s)
+	return ioid().Pack("update", device.Address(), reg.Hash, reg.URI, v, r, s)
 }
 
 func ioidPermit(ctx context.Context, c ethereum.ContractCaller, device wallet.Signer, chainID uint64, registry common.Address) (v uint8, r, s [32]byte, err error) {
@@ -92,7 +92,7 @@ func ioidPermit(ctx context.Context, c ethereum.ContractCaller, device wallet.Si
 }
 
 func ioidCall(ctx context.Context, c ethereum.ContractCaller, registry common.Address, method string, args ...any) ([]any, error) {
-	data, err := ioid.Pack(method, args...)
+	data, err := ioid().Pack(method, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func ioidCall(ctx context.Context, c ethereum.ContractCaller, registry common.Ad
 	if err != nil {
 		return nil, fmt.Errorf("onchain: ioIDRegistry %s.%s: %w", registry, method, err)
 	}
-	vals, err := ioid.Unpack(method, out)
+	vals, err := ioid().Unpack(method, out)
 	if err != nil || len(vals) != 1 {
 		return nil, fmt.Errorf("onchain: ioIDRegistry %s.%s answered %d bytes that do not decode (is it an ioIDRegistry?): %v", registry, method, len(out), err)
 	}

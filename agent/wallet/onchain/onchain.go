@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/accounts/abi"
@@ -58,9 +59,11 @@ const ioidABI = `[
 {"type":"event","name":"NewDevice","inputs":[{"name":"device","type":"address","indexed":true},{"name":"owner","type":"address"},{"name":"hash","type":"bytes32"},{"name":"uri","type":"string"}]}
 ]`
 
+// The ABIs are parsed on first use, not at package init: every program
+// that links the agent paid for them at its start (0.4 ms).
 var (
-	peaq = mustABI(peaqABI)
-	ioid = mustABI(ioidABI)
+	peaq = sync.OnceValue(func() abi.ABI { return mustABI(peaqABI) })
+	ioid = sync.OnceValue(func() abi.ABI { return mustABI(ioidABI) })
 )
 
 func mustABI(s string) abi.ABI {
@@ -124,17 +127,17 @@ func DocumentHash(doc []byte) common.Hash { return sha256.Sum256(doc) }
 // the DID precompile; validity_for is in blocks (0: the precompile's
 // default, no expiry).
 func PeaqAdd(did common.Address, name, value []byte, validityFor uint32) ([]byte, error) {
-	return peaq.Pack("addAttribute", did, name, value, validityFor)
+	return peaq().Pack("addAttribute", did, name, value, validityFor)
 }
 
 // PeaqUpdate encodes updateAttribute(did_account, name, value, validity_for).
 func PeaqUpdate(did common.Address, name, value []byte, validityFor uint32) ([]byte, error) {
-	return peaq.Pack("updateAttribute", did, name, value, validityFor)
+	return peaq().Pack("updateAttribute", did, name, value, validityFor)
 }
 
 // PeaqRemove encodes removeAttribute(did_account, name).
 func PeaqRemove(did common.Address, name []byte) ([]byte, error) {
-	return peaq.Pack("removeAttribute", did, name)
+	return peaq().Pack("removeAttribute", did, name)
 }
 
 // call makes an eth_call; a revert comes back as *RevertError.
@@ -182,7 +185,7 @@ func revertReason(err error) (string, bool) {
 // (PeaqDIDPrecompile on peaq). ErrNotFound when it does not exist (the
 // precompile reverts "Cannot find the item").
 func PeaqRead(ctx context.Context, c ethereum.ContractCaller, contract, did common.Address, name []byte) (Attribute, error) {
-	data, err := peaq.Pack("readAttribute", did, name)
+	data, err := peaq().Pack("readAttribute", did, name)
 	if err != nil {
 		return Attribute{}, err
 	}
@@ -193,7 +196,7 @@ func PeaqRead(ctx context.Context, c ethereum.ContractCaller, contract, did comm
 	if err != nil {
 		return Attribute{}, fmt.Errorf("onchain: readAttribute(%s, %q): %w", did, name, err)
 	}
-	vals, err := peaq.Unpack("readAttribute", out)
+	vals, err := peaq().Unpack("readAttribute", out)
 	if err != nil || len(vals) != 1 {
 		return Attribute{}, fmt.Errorf("onchain: readAttribute(%s, %q) answered %d bytes that are not an Attribute: %v", did, name, len(out), err)
 	}

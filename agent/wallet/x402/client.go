@@ -311,7 +311,7 @@ func readSettle(resp *http.Response, version int) (SettleResponse, bool, error) 
 // ValidBefore has passed, false means the seller can no longer take the
 // money and a spend reservation may be released.
 func AuthorizationUsed(ctx context.Context, c *wallet.Client, asset common.Address, a Auth) (bool, error) {
-	data, err := tokenABI.Pack("authorizationState", a.From, a.Nonce)
+	data, err := tokenABI().Pack("authorizationState", a.From, a.Nonce)
 	if err != nil {
 		return false, err
 	}

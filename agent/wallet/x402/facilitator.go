@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
@@ -151,8 +152,9 @@ func (f *HTTPFacilitator) Supported(ctx context.Context) (SupportedResponse, err
 	return s, nil
 }
 
-// tokenABI is the EIP-3009 subset the facilitator calls.
-var tokenABI = func() abi.ABI {
+// tokenABI is the EIP-3009 subset the facilitator calls, parsed on first
+// use rather than at every start of a program that links the agent.
+var tokenABI = sync.OnceValue(func() abi.ABI {
 	a, err := abi.JSON(strings.NewReader(`[
  {"type":"function","name":"transferWithAuthorization","stateMutability":"nonpayable","outputs":[],"inputs":[
   {"name":"from","type":"address"},{"name":"to","type":"address"},{"name":"value","type":"uint256"},
@@ -166,7 +168,7 @@ var tokenABI = func() abi.ABI {
 		panic(err) // constant
 	}
 	return a
-}()
+})
 
 // Invalid reasons, as @x402/evm names them.
 const (
@@ -304,7 +306,7 @@ func (l *Local) calldata(c checked) []byte {
 	if v < 27 {
 		v += 27
 	}
-	data, err := tokenABI.Pack("transferWithAuthorization", c.auth.From, c.auth.To, c.auth.Value, c.auth.ValidAfter, c.auth.ValidBefore, c.auth.Nonce, v, r, s)
+	data, err := tokenABI().Pack("transferWithAuthorization", c.auth.From, c.auth.To, c.auth.Value, c.auth.ValidAfter, c.auth.ValidBefore, c.auth.Nonce, v, r, s)
 	if err != nil {
 		panic(err) // typed arguments
 	}

@@ -88,11 +88,9 @@ model: {base_url: %q, model: %q}
 tools: [clock]
 %slimits: {model_calls: 4, tool_calls: 4, concurrency: 8}
 `, harness.Instruction, baseURL, harness.Model, plugins)
-	path := filepath.Join(dir, "peer.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		return nil, err
-	}
-	file, err := config.Load(path)
+	// Parsed from memory: a program that embeds depai need not write a
+	// file (the name only places errors and relative paths).
+	file, err := config.Parse(filepath.Join(dir, "peer.yaml"), []byte(yaml))
 	if err != nil {
 		return nil, err
 	}
