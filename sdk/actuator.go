@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/depai/depai/sdk/internal/codec"
 	"github.com/depai/depai/sdk/internal/registry"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -24,7 +25,7 @@ func OnStop(fn func(ctx context.Context) error) {
 	registry.Default.SetStop(func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
 		// A stop is carried out whatever its payload looks like.
 		var args wire.StopArgs
-		_ = json.Unmarshal(payload, &args)
+		_ = codec.Unmarshal(payload, &args)
 		if args.Reason == "" {
 			args.Reason = wire.StopCommanded
 		}

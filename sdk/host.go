@@ -2,12 +2,12 @@ package sdk
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/depai/depai/sdk/internal/codec"
 	"github.com/depai/depai/sdk/internal/registry"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -28,7 +28,7 @@ func hostCall[R any](ctx context.Context, method string, args any) (R, error) {
 	if h == nil {
 		return res, wire.Errorf(wire.CodeUnavailable, "%s: no host in context; call host helpers with the ctx your handler received", method)
 	}
-	payload, err := json.Marshal(args)
+	payload, err := codec.Marshal(args)
 	if err != nil {
 		return res, fmt.Errorf("%s: encode arguments: %w", method, err)
 	}
@@ -37,7 +37,7 @@ func hostCall[R any](ctx context.Context, method string, args any) (R, error) {
 		return res, err
 	}
 	if len(out) > 0 {
-		if err := json.Unmarshal(out, &res); err != nil {
+		if err := codec.Unmarshal(out, &res); err != nil {
 			return res, fmt.Errorf("%s: decode host result: %w", method, err)
 		}
 	}
@@ -104,7 +104,7 @@ func HTTPFetch(ctx context.Context, req Request) (Response, error) {
 // Emit publishes v, encoded as JSON, on a granted topic; the agent turns it
 // into an event.
 func Emit(ctx context.Context, topic string, v any) error {
-	b, err := json.Marshal(v)
+	b, err := codec.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("emit %s: encode: %w", topic, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"unsafe"
 
+	"github.com/depai/depai/sdk/internal/codec"
 	"github.com/depai/depai/sdk/internal/registry"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -81,7 +82,7 @@ func describe() uint64 {
 func result(r wire.Result) uint64 {
 	outBuf = outBuf[:0]
 	if r.Error != nil {
-		b, err := json.Marshal(r.Error)
+		b, err := codec.Marshal(r.Error)
 		if err != nil {
 			b = []byte(`{"code":"internal","message":"encode error"}`)
 		}
@@ -122,7 +123,7 @@ func (guestHost) HostCall(_ context.Context, method string, payload []byte) ([]b
 	b := append([]byte(nil), out[:n]...)
 	if isErr {
 		var we wire.Error
-		if err := json.Unmarshal(b, &we); err != nil {
+		if err := codec.Unmarshal(b, &we); err != nil {
 			return nil, wire.Errorf(wire.CodeInternal, "%s: undecodable host error: %v", method, err)
 		}
 		return nil, &we

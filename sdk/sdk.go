@@ -20,11 +20,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
+	"github.com/depai/depai/sdk/internal/codec"
 	"github.com/depai/depai/sdk/internal/registry"
-	"github.com/depai/depai/sdk/schema"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -56,36 +55,20 @@ func Payment() ToolOption { return func(d *wire.ToolDef) { d.Effect = wire.Effec
 // returns reaches the caller as a wire.Error: a *wire.Error (see Errorf)
 // keeps its code, anything else becomes code internal.
 func Tool[In, Out any](name, description string, fn func(ctx context.Context, in In) (Out, error), opts ...ToolOption) {
-	// Schemas are derived only when needed (see registry.AddLazyTool).
-	in := sync.OnceValues(schema.For[In])
-	def := func() (wire.ToolDef, error) {
-		ins, err := in()
-		if err != nil {
-			return wire.ToolDef{}, fmt.Errorf("tool %s: input: %w", name, err)
-		}
-		outs, err := schema.For[Out]()
-		if err != nil {
-			return wire.ToolDef{}, fmt.Errorf("tool %s: output: %w", name, err)
-		}
-		d := wire.ToolDef{Name: name, Description: description, Input: ins.JSON(), Output: outs.JSON()}
-		for _, o := range opts {
-			o(&d)
-		}
-		return d, nil
-	}
+	def, check := toolSchemas[In, Out](name, description, opts)
 	registry.Default.AddLazyTool(name, def, func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
-		if !registry.InputChecked(ctx) {
-			ins, err := in()
-			if err != nil {
-				return nil, wire.Errorf(wire.CodeInternal, "tool %s: input schema: %v", name, err)
-			}
-			if err := ins.Validate(payload); err != nil {
-				return nil, wire.Errorf(wire.CodeInvalidArgument, "arguments for %s %v", name, err)
-			}
-		}
 		var v In
 		if len(payload) > 0 {
-			if err := json.Unmarshal(payload, &v); err != nil {
+			// The host checked the arguments against In's schema; decode
+			// what it admitted. Otherwise check them here first.
+			decode := codec.Unmarshal
+			if !registry.InputChecked(ctx) {
+				if err := check(payload); err != nil {
+					return nil, err
+				}
+				decode = strictDecode
+			}
+			if err := decode(payload, &v); err != nil {
 				return nil, wire.Errorf(wire.CodeInvalidArgument, "arguments for %s: %v", name, err)
 			}
 		}
@@ -97,15 +80,24 @@ func Tool[In, Out any](name, description string, fn func(ctx context.Context, in
 	})
 }
 
+// toolDefinition completes a tool's definition with its schemas.
+func toolDefinition(name, description string, in, out json.RawMessage, opts []ToolOption) wire.ToolDef {
+	d := wire.ToolDef{Name: name, Description: description, Input: in, Output: out}
+	for _, o := range opts {
+		o(&d)
+	}
+	return d
+}
+
 // Sensor registers a sensor or feed the host polls every interval; each
 // reading is fn's result. A sensor may also push readings with Emit.
 func Sensor[Out any](name, description string, interval time.Duration, fn func(ctx context.Context) (Out, error)) {
-	out, err := schema.For[Out]()
+	out, err := outputSchema[Out]()
 	if err != nil {
 		registry.Default.Fail(fmt.Errorf("sensor %s: output: %w", name, err))
 		return
 	}
-	def := wire.SensorDef{Name: name, Description: description, Output: out.JSON()}
+	def := wire.SensorDef{Name: name, Description: description, Output: out}
 	if interval > 0 {
 		def.Interval = interval.String()
 	}
@@ -135,7 +127,7 @@ func Sensor[Out any](name, description string, interval time.Duration, fn func(c
 func Run(fn func(ctx context.Context) error) { registry.Default.AddRun(fn) }
 
 func encode(name string, v any) (json.RawMessage, error) {
-	b, err := json.Marshal(v)
+	b, err := codec.Marshal(v)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "%s: encode result: %v", name, err)
 	}

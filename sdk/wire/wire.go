@@ -17,6 +17,12 @@ import (
 // whose major ABI differs from its own.
 const ABIVersion = 1
 
+// ManifestSection is the WASM custom section in which a module built by
+// `depai plugin build --wasm` carries its Manifest as JSON. A host reads it
+// instead of calling the module's describe export; a module without it is
+// asked.
+const ManifestSection = "depai.manifest"
+
 // Manifest is what a plugin says about itself.
 type Manifest struct {
 	Name     string       `json:"name"`

@@ -1,7 +1,10 @@
 // Package build turns a plugin's Go package directory into a loadable
 // artifact — a wasip1 reactor module or a native process plugin — with the
 // go command, and caches the result by a hash of the sources, so an agent
-// config may name a package directory and pay for the build once.
+// config may name a package directory and pay for the build once. A WASM
+// plugin ships with its manifest in a custom section (wire.ManifestSection),
+// read at build time from the plugin itself, and built without the SDK's
+// schema derivation (SectionTag): smaller, and started without asking it.
 package build
 
 import (
@@ -107,7 +110,8 @@ func Plugin(ctx context.Context, opts Options) (Result, error) {
 
 // goBuild builds into a temporary file in the cache and renames it into
 // place, so a concurrent or interrupted build never leaves half a binary
-// under a valid key.
+// under a valid key. A WASM plugin is built twice (see sectioned): the
+// module that ships carries its manifest in a custom section.
 func goBuild(ctx context.Context, opts Options, dir, dst string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".build-*")
 	if err != nil {
@@ -115,7 +119,35 @@ func goBuild(ctx context.Context, opts Options, dir, dst string) error {
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	args := []string{"build", "-buildvcs=false", "-o", tmp.Name()}
+	if err := runGo(ctx, opts, dir, tmp.Name()); err != nil {
+		return err
+	}
+	if opts.Target == WASM {
+		code, ok, err := sectioned(ctx, opts, dir, tmp.Name())
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := os.WriteFile(tmp.Name(), code, 0o755); err != nil {
+				return fmt.Errorf("build: %w", err)
+			}
+		}
+	}
+	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	return nil
+}
+
+// runGo runs go build for opts.Target into out, with the build tags given.
+func runGo(ctx context.Context, opts Options, dir, out string, tags ...string) error {
+	args := []string{"build", "-buildvcs=false", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags="+strings.Join(tags, ","))
+	}
 	env := os.Environ()
 	if opts.Target == WASM {
 		args = append(args, "-buildmode=c-shared")
@@ -128,14 +160,12 @@ func goBuild(ctx context.Context, opts Options, dir, dst string) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("build: %s (%s): %w\n%s", opts.Dir, opts.Target, err, strings.TrimSpace(stderr.String()))
 	}
-	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
-		return fmt.Errorf("build: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("build: %w", err)
-	}
 	return nil
 }
+
+// pipeline names how a WASM artifact is made (see goBuild); it is part of
+// the cache key, so artifacts made another way are rebuilt.
+const pipeline = "manifest-section-1"
 
 func hashSources(ctx context.Context, opts Options, dir string) (string, error) {
 	h := sha256.New()
@@ -150,7 +180,7 @@ func hashSources(ctx context.Context, opts Options, dir string) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("build: %w", err)
 	}
-	fmt.Fprintf(h, "target %s\ngo %s %d %d\nhost %s/%s\n", opts.Target, goBin, fi.Size(), fi.ModTime().UnixNano(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(h, "target %s %s\ngo %s %d %d\nhost %s/%s\n", opts.Target, pipeline, goBin, fi.Size(), fi.ModTime().UnixNano(), runtime.GOOS, runtime.GOARCH)
 	for _, v := range []string{"GOTOOLCHAIN", "GOFLAGS", "GOEXPERIMENT", "GOAMD64", "CGO_ENABLED"} {
 		fmt.Fprintf(h, "env %s=%s\n", v, os.Getenv(v))
 	}

@@ -12,31 +12,34 @@ import (
 	"github.com/depai/depai/sdk/wire"
 )
 
-// A process plugin is not started directly: the host re-executes its own
-// binary as a launcher (launcherArg), which confines itself — rlimits, no
-// capabilities, no_new_privs, Landlock, seccomp — and then execs the plugin,
-// so every restriction is in force before the plugin's first instruction
-// and nothing depends on the plugin's cooperation. The launcher mode is
-// entered from this package's init, so any binary that links the process
-// transport (depai, an embedding robot program, a test binary) can launch.
+// A process plugin is not started directly: the host starts a launcher,
+// which confines itself — rlimits, no capabilities, no_new_privs, Landlock,
+// seccomp — and then execs the plugin, so every restriction is in force
+// before the plugin's first instruction and nothing depends on the
+// plugin's cooperation. The launcher is a standard-library-only program
+// (internal/launch) embedded in every binary that links this package and
+// run from a sealed memfd; the host builds the Landlock ruleset and the
+// seccomp program and hands them over. Where no launcher is built for the
+// architecture, the host re-executes its own binary with launcherArg,
+// which this package's init turns into the same launcher.
 const launcherArg = "__depai_process_plugin_launcher__"
 
 // launchSpec is what the launcher applies before it execs the plugin.
 type launchSpec struct {
-	Path      string   `json:"path"`
-	Dir       string   `json:"dir"` // working directory, the only writable place
-	Env       []string `json:"env"`
-	DataLimit uint64   `json:"data_limit"` // RLIMIT_DATA, bytes
-	Landlock  int      `json:"landlock"`   // the Landlock ABI to enforce; 0: none
-	Scoped    bool     `json:"scoped"`     // Landlock signal and abstract-socket scoping
-	Exec      []string `json:"exec"`       // files it may read and execute
-	ExecDirs  []string `json:"exec_dirs"`  // directories it may read and execute from (shared libraries)
-	RO        []string `json:"ro"`
-	RW        []string `json:"rw"`
-	Ports     []uint16 `json:"ports"`  // TCP connect
-	Listen    []uint16 `json:"listen"` // TCP bind
-	Seccomp   bool     `json:"seccomp"`
-	UDP       bool     `json:"udp"` // UDP sockets allowed (to resolve granted host names)
+	Path      string
+	Dir       string   // working directory, the only writable place
+	Env       []string // the plugin's whole environment
+	DataLimit uint64   // RLIMIT_DATA, bytes
+	Landlock  int      // the Landlock ABI to enforce; 0: none
+	Scoped    bool     // Landlock signal and abstract-socket scoping
+	Exec      []string // files it may read and execute
+	ExecDirs  []string // directories it may read and execute from (shared libraries)
+	RO        []string
+	RW        []string
+	Ports     []uint16 // TCP connect
+	Listen    []uint16 // TCP bind
+	Seccomp   bool
+	UDP       bool // UDP sockets allowed (to resolve granted host names)
 }
 
 // systemExecDirs and systemRO are what every confined plugin may read:

@@ -2,11 +2,8 @@ package process
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,20 +12,10 @@ import (
 	"time"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
-	"github.com/landlock-lsm/go-landlock/landlock"
 	"golang.org/x/sys/unix"
 
 	"github.com/depai/depai/agent/host"
 )
-
-func init() {
-	if len(os.Args) == 3 && os.Args[1] == launcherArg {
-		// Never returns on success: the plugin replaces this process.
-		err := launch(os.Args[2])
-		fmt.Fprintf(os.Stderr, "depai plugin launcher: %v\n", err)
-		os.Exit(126)
-	}
-}
 
 // kernelFeatures is what this kernel can enforce.
 type kernelFeatures struct {
@@ -79,25 +66,11 @@ func landlockABI() int {
 	return int(v)
 }
 
-// pidnsWorks starts /bin/true (or this binary's launcher, which exits at
-// once on a malformed spec) in a new PID namespace.
+// pidnsWorks reports whether the launcher's probe ran in a new PID
+// namespace.
 func pidnsWorks() bool {
-	self, err := os.Executable()
-	if err != nil {
-		return false
-	}
-	attr := &syscall.ProcAttr{Sys: &syscall.SysProcAttr{Cloneflags: pidnsFlags()}}
-	if os.Geteuid() != 0 {
-		attr.Sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: os.Geteuid(), HostID: os.Geteuid(), Size: 1}}
-		attr.Sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: os.Getegid(), HostID: os.Getegid(), Size: 1}}
-	}
-	pid, err := syscall.ForkExec(self, []string{self, launcherArg, "probe"}, attr)
-	if err != nil {
-		return false
-	}
-	var ws syscall.WaitStatus
-	_, _ = syscall.Wait4(pid, &ws, 0, nil)
-	return true
+	_, ok := launcherFor()
+	return ok
 }
 
 // pidnsFlags are the clone flags of a plugin in its own PID namespace: as
@@ -132,118 +105,6 @@ func sysProcAttr(pidns bool) *syscall.SysProcAttr {
 
 // killGroup kills the plugin's process group (its children too).
 func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
-
-// launch confines this process as spec says and execs the plugin.
-func launch(arg string) error {
-	runtime.LockOSThread()
-	var s launchSpec
-	if err := json.Unmarshal([]byte(arg), &s); err != nil {
-		return fmt.Errorf("malformed launch spec: %w", err)
-	}
-	if err := unix.Setrlimit(unix.RLIMIT_DATA, &unix.Rlimit{Cur: s.DataLimit, Max: s.DataLimit}); err != nil {
-		return fmt.Errorf("memory limit: %w", err)
-	}
-	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
-		return fmt.Errorf("core limit: %w", err)
-	}
-	if err := os.Chdir(s.Dir); err != nil {
-		return fmt.Errorf("working directory: %w", err)
-	}
-	if err := dropCapabilities(); err != nil {
-		return err
-	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("no_new_privs: %w", err)
-	}
-	if s.Landlock > 0 {
-		if err := restrictLandlock(s); err != nil {
-			return fmt.Errorf("landlock: %w", err)
-		}
-	}
-	if s.Seccomp {
-		if err := seccomp.LoadFilter(seccompFilter(s.UDP)); err != nil {
-			return fmt.Errorf("seccomp: %w", err)
-		}
-	}
-	return fmt.Errorf("exec %s: %w", s.Path, unix.Exec(s.Path, []string{s.Path}, s.Env))
-}
-
-// dropCapabilities empties the bounding, ambient and inheritable sets, so
-// that not even a plugin run by root gains a capability at exec (it could
-// otherwise raise its rlimits or override file permissions).
-func dropCapabilities() error {
-	for c := 0; c <= 63; c++ {
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("drop capability %d: %w", c, err)
-		}
-	}
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("clear ambient capabilities: %w", err)
-	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capabilities: %w", err)
-	}
-	for i := range data {
-		data[i].Inheritable = 0
-	}
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("clear inheritable capabilities: %w", err)
-	}
-	return nil
-}
-
-var landlockABIs = []landlock.Config{landlock.V1, landlock.V1, landlock.V2, landlock.V3, landlock.V4, landlock.V5, landlock.V6}
-
-func restrictLandlock(s launchSpec) error {
-	cfg := landlockABIs[min(s.Landlock, len(landlockABIs)-1)]
-	var rules []landlock.Rule
-	add := func(dirs, files func(...string) landlock.FSRule, paths []string) {
-		for _, p := range paths {
-			fi, err := os.Stat(p)
-			switch {
-			case err != nil:
-				continue // a granted path that does not exist grants nothing
-			case fi.IsDir():
-				rules = append(rules, dirs(p))
-			default:
-				rules = append(rules, files(p))
-			}
-		}
-	}
-	exec := func(paths ...string) landlock.FSRule {
-		return landlock.PathAccess(landlock.AccessFSSet(unix.LANDLOCK_ACCESS_FS_EXECUTE|unix.LANDLOCK_ACCESS_FS_READ_FILE), paths...)
-	}
-	execDirs := func(paths ...string) landlock.FSRule {
-		return landlock.PathAccess(landlock.AccessFSSet(unix.LANDLOCK_ACCESS_FS_EXECUTE|unix.LANDLOCK_ACCESS_FS_READ_FILE|unix.LANDLOCK_ACCESS_FS_READ_DIR), paths...)
-	}
-	add(execDirs, exec, s.ExecDirs)
-	add(exec, exec, s.Exec)
-	add(landlock.RODirs, landlock.ROFiles, s.RO)
-	add(landlock.RWDirs, landlock.RWFiles, s.RW)
-	if s.Landlock >= 4 {
-		for _, p := range s.Ports {
-			rules = append(rules, landlock.ConnectTCP(p))
-		}
-		for _, p := range s.Listen {
-			rules = append(rules, landlock.BindTCP(p))
-		}
-	}
-	// Restrict this thread only, not all of them as Config.Restrict does:
-	// the thread is locked and is the one that execs, and the exec ends the
-	// others (go-landlock's all-threads path, psx, hangs in a fresh PID
-	// namespace when cgo is linked).
-	fd, flags, err := cfg.NewRulesetFD(rules...)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if _, _, errno := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(fd), uintptr(flags), 0); errno != 0 {
-		return fmt.Errorf("restrict_self: %w", errno)
-	}
-	return nil
-}
 
 // seccompFilter refuses (EPERM) what a plugin has no business doing and
 // Landlock does not cover.

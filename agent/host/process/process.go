@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/depai/depai/agent/host"
@@ -109,6 +110,9 @@ func New(cfg Config) host.Transport {
 
 type transport struct {
 	cfg Config
+	// slowLaunch logs, once, that plugins start through the fallback
+	// launcher (see launcherNote).
+	slowLaunch sync.Once
 }
 
 var _ host.Transport = (*transport)(nil)
@@ -125,6 +129,11 @@ func (t *transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance
 	if _, _, err := t.plan(spec, os.TempDir(), nil); err != nil {
 		return nil, fmt.Errorf("process: load plugin %q: %w", spec.Name, err)
 	}
+	t.slowLaunch.Do(func() {
+		if why := launcherNote(); why != "" {
+			t.cfg.Logger.Warn("process plugins start through a re-execution of this binary, some 10-25 ms slower than through the embedded launcher", "reason", why)
+		}
+	})
 	in := newInstance(t, spec)
 	p, m, err := in.start(ctx)
 	if err != nil {

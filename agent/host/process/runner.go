@@ -2,9 +2,7 @@ package process
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -29,6 +27,7 @@ import (
 // not supervise and has no exit callback.
 type cmdRunner struct {
 	cmd            *exec.Cmd
+	release        func() // closes the host's copies of what the child inherits
 	stdout, stderr io.ReadCloser
 
 	pid     int
@@ -40,37 +39,29 @@ type cmdRunner struct {
 var _ runner.Runner = (*cmdRunner)(nil)
 
 func newCmdRunner(l launchSpec, pidns bool) (*cmdRunner, error) {
-	var cmd *exec.Cmd
-	if runtime.GOOS == "linux" {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find the launcher (this binary): %w", err)
-		}
-		spec, err := json.Marshal(l)
-		if err != nil {
-			return nil, err
-		}
-		cmd = exec.Command(self, launcherArg, string(spec))
-		cmd.Env = []string{}
-	} else {
-		cmd = exec.Command(l.Path)
-		cmd.Env = l.Env
+	cmd, release, err := launchCommand(l)
+	if err != nil {
+		return nil, err
 	}
 	cmd.Dir = l.Dir
 	cmd.SysProcAttr = sysProcAttr(pidns)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		release()
 		return nil, err
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
+		release()
 		return nil, err
 	}
-	return &cmdRunner{cmd: cmd, stdout: stdout, stderr: stderr, exited: make(chan struct{})}, nil
+	return &cmdRunner{cmd: cmd, release: release, stdout: stdout, stderr: stderr, exited: make(chan struct{})}, nil
 }
 
 func (r *cmdRunner) Start(context.Context) error {
-	if err := spawn(r.cmd); err != nil {
+	err := spawn(r.cmd)
+	r.release()
+	if err != nil {
 		return err
 	}
 	r.pid = r.cmd.Process.Pid

@@ -3,7 +3,7 @@
 package process
 
 import (
-	"errors"
+	"os/exec"
 	"syscall"
 	"time"
 )
@@ -26,7 +26,16 @@ func sysProcAttr(bool) *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgi
 
 func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
 
-func launch(string) error { return errors.New("the plugin launcher needs Linux") }
+// launcherNote: there is no launcher to fall back from outside Linux.
+func launcherNote() string { return "" }
+
+// launchCommand starts the plugin itself: there is no launcher outside
+// Linux, as there is nothing for it to enforce.
+func launchCommand(l launchSpec) (*exec.Cmd, func(), error) {
+	cmd := exec.Command(l.Path)
+	cmd.Env = l.Env
+	return cmd, func() {}, nil
+}
 
 // cpuTime is not measured outside Linux; idle CPU goes unwatched there.
 func cpuTime(int) (time.Duration, bool) { return 0, false }

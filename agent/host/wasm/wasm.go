@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,7 +77,10 @@ type module struct {
 	// interruptible: the code was rewritten by package interrupt, and the
 	// runtime does not instrument it.
 	interruptible bool
-	refs          int // plugins using it; guarded by Transport.mu
+	// manifest is the module's wire.ManifestSection, or nil: then its
+	// plugins are asked (describe).
+	manifest []byte
+	refs     int // plugins using it; guarded by Transport.mu
 }
 
 var _ host.Transport = (*Transport)(nil)
@@ -193,6 +197,11 @@ func (t *Transport) acquire(ctx context.Context, name, path string, code []byte,
 	// loop heads (see package interrupt); one it cannot rewrite gets
 	// wazero's own check, which is several times slower.
 	m := &module{key: key, interruptible: true, refs: 1}
+	manifest, err := customSection(code, wire.ManifestSection)
+	if err != nil {
+		return nil, fmt.Errorf("%s: invalid WASM module: %w", path, err)
+	}
+	m.manifest = manifest
 	if inst, err := t.instrument(key, code); err == nil {
 		code = inst
 	} else if errors.Is(err, interrupt.ErrUnsupported) {
@@ -205,7 +214,7 @@ func (t *Transport) acquire(ctx context.Context, name, path string, code []byte,
 		WithCompilationCache(t.cache).
 		WithMemoryLimitPages(pages).
 		WithCloseOnContextDone(!m.interruptible))
-	err := instantiateWASI(ctx, m.rt)
+	err = instantiateWASI(ctx, m.rt)
 	if err == nil {
 		err = instantiateHostModule(ctx, m.rt)
 	}
@@ -294,6 +303,14 @@ func (p *plugin) start(ctx context.Context, initTimeout time.Duration) error {
 	}
 	if v != wire.ABIVersion {
 		return fmt.Errorf("speaks plugin ABI %d; this agent speaks ABI %d", v, wire.ABIVersion)
+	}
+	if p.mod.manifest != nil {
+		// Built by `depai plugin build`: the manifest the build read from
+		// the plugin travels in the module, and the plugin is not asked.
+		if err := json.Unmarshal(p.mod.manifest, &p.manifest); err != nil {
+			return fmt.Errorf("%s section: manifest is not valid JSON: %w", wire.ManifestSection, err)
+		}
+		return nil
 	}
 	m, err := inst.describe(ctx, p.limits.MaxMessageBytes)
 	if err != nil {

@@ -122,6 +122,38 @@ func TestGuestValidates(t *testing.T) {
 	}
 }
 
+// TestGuestDecodes: the SDK guest's codec decodes what the host's schema
+// check admits — an integer written 2.0 included, which encoding/json
+// refused — and, for a call the host did not check, refuses what the schema
+// refuses (a missing required property, an unknown one, null for a string).
+func TestGuestDecodes(t *testing.T) {
+	tr, err := wasm.New(wasm.Config{CacheDir: wasmbuild.CacheDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := tr.Load(context.Background(), host.LoadSpec{Name: "chaos", Path: wasmtest.Build(t, plugins+"chaos"), Host: host.New(host.Config{Logger: quiet})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(context.Background())
+	ctx := context.Background()
+	res := inst.Call(ctx, wire.Call{Method: "chaos.echo", Payload: json.RawMessage(`{"text":"a<b","count":2.0,"tags":null}`), Checked: true})
+	if res.Error != nil || string(res.Payload) != `{"text":"a\u003cb","count":2}` {
+		t.Errorf("checked echo = %s, %v", res.Payload, res.Error)
+	}
+	for payload, want := range map[string]string{
+		`{}`:                       `missing property "text"`,
+		`{"text":"a","extra":1}`:   `unknown property "extra"`,
+		`{"text":null}`:            `null for string`,
+		`{"text":"a","count":1.5}`: `cannot unmarshal number 1.5`,
+	} {
+		res := inst.Call(ctx, wire.Call{Method: "chaos.echo", Payload: json.RawMessage(payload)})
+		if res.Error == nil || res.Error.Code != wire.CodeInvalidArgument || !strings.Contains(res.Error.Message, want) {
+			t.Errorf("unchecked %s = %s, %v; want invalid_argument saying %q", payload, res.Payload, res.Error, want)
+		}
+	}
+}
+
 func TestBadModules(t *testing.T) {
 	dir := t.TempDir()
 	text := filepath.Join(dir, "plugin.wasm")

@@ -1,9 +1,11 @@
 // Command hello is the smallest useful depai plugin: one tool, hello.greet,
 // that greets someone by name. Build it for the sandbox with
 //
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o hello.wasm .
+//	depai plugin build . --wasm -o hello.wasm
 //
-// or natively (go build .) to run it as a process plugin.
+// (its manifest travels in the module, so it is smaller and starts faster
+// than `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared`, which works
+// too), or natively (go build .) to run it as a process plugin.
 package main
 
 import (

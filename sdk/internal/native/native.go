@@ -107,12 +107,18 @@ func (s *server) init(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb
 		return nil, fmt.Errorf("native: init: %w", err)
 	}
 	// Dial now: the broker forgets an offered connection after 5s, and the
-	// first host call may come much later. grpc connects lazily anyway.
-	conn, err := s.broker.DialWithOptions(st.HostBroker, grpc.WithDefaultCallOptions(
-		grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)))
-	if err != nil {
-		return nil, fmt.Errorf("native: connect to the host's broker: %w", err)
-	}
+	// first host call may come much later. But do not hold up the answer
+	// for it — the connection's address comes over the broker's stream
+	// after the host sent Init — host calls wait for it instead.
+	host := &hostCaller{max: st.MaxMessageBytes, dialed: make(chan struct{})}
+	go func() {
+		defer close(host.dialed)
+		host.conn, host.dialErr = s.broker.DialWithOptions(st.HostBroker, grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)))
+		if host.dialErr != nil {
+			fmt.Fprintf(stderr, "depai plugin %q: connect to the host's broker: %v\n", st.Plugin, host.dialErr)
+		}
+	}()
 	ln, path, err := listenUnix()
 	if err != nil {
 		return nil, fmt.Errorf("native: call socket: %w", err)
@@ -120,7 +126,7 @@ func (s *server) init(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb
 	token := make([]byte, 16)
 	_, _ = rand.Read(token) // crypto/rand.Read never fails on Linux
 	m := s.reg.Manifest()
-	c := &calls{srv: s, st: st, host: &hostCaller{conn: conn, max: st.MaxMessageBytes}, cancels: map[uint64]context.CancelFunc{},
+	c := &calls{srv: s, st: st, host: host, cancels: map[uint64]context.CancelFunc{},
 		act: newActuation(s.reg, m, st.Plugin), token: []byte(hex.EncodeToString(token)), max: st.MaxMessageBytes + envelope}
 	if st.MaxMessageBytes <= 0 {
 		c.max = math.MaxInt32
@@ -339,8 +345,12 @@ var stderr io.Writer = os.NewFile(2, "/dev/stderr")
 
 // hostCaller reaches the host's capabilities through the broker.
 type hostCaller struct {
-	conn *grpc.ClientConn
-	max  int
+	max int
+	// dialed is closed once the broker connection is dialed: conn or
+	// dialErr is set.
+	dialed  chan struct{}
+	conn    *grpc.ClientConn
+	dialErr error
 }
 
 func (h *hostCaller) HostCall(ctx context.Context, method string, payload []byte) ([]byte, error) {
@@ -350,6 +360,14 @@ func (h *hostCaller) HostCall(ctx context.Context, method string, payload []byte
 	req, err := json.Marshal(wire.Call{Method: method, Payload: json.RawMessage(payload)})
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInvalidArgument, "host call %s: payload is not valid JSON: %v", method, err)
+	}
+	select {
+	case <-h.dialed:
+	case <-ctx.Done():
+		return nil, wire.Errorf(wire.CodeTimeout, "host call %s: waiting for the host's broker: %v", method, context.Cause(ctx))
+	}
+	if h.dialErr != nil {
+		return nil, wire.Errorf(wire.CodeUnavailable, "host call %s: no connection to the host: %v", method, h.dialErr)
 	}
 	var out wrapperspb.BytesValue
 	if err := h.conn.Invoke(ctx, wire.ProcessHost, wrapperspb.Bytes(req), &out); err != nil {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/depai/depai/sdk/internal/codec"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -164,7 +165,7 @@ func Host(ctx context.Context) HostCaller {
 // crashed, so a transport never dies of a handler's bug.
 func (r *Registry) Dispatch(ctx context.Context, host HostCaller, call wire.Call) (res wire.Result) {
 	if call.Method == wire.MethodDescribe {
-		b, err := json.Marshal(r.Manifest())
+		b, err := codec.Marshal(r.Manifest())
 		if err != nil {
 			return wire.Result{Error: wire.Errorf(wire.CodeInternal, "encode manifest: %v", err)}
 		}

@@ -1,0 +1,126 @@
+package build
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/depai/depai/sdk/wire"
+)
+
+// SectionTag is the build tag of the module a WASM build ships: the SDK
+// then derives no schemas in the guest (sdk/schemas_section.go), since its
+// manifest travels in wire.ManifestSection.
+const SectionTag = "depai_section_manifest"
+
+// describeTimeout bounds running a plugin's init() and describe at build
+// time; a plugin that overstays is shipped as built, describing itself at
+// load, where the host's own init timeout reports it.
+const describeTimeout = 10 * time.Second
+
+// describe runs module — a plugin built without SectionTag — in wazero's
+// interpreter (nothing is compiled to machine code: it runs once) with no
+// files, environment, clock or host capabilities, and returns what its
+// describe export answers: the manifest, schemas derived in the guest.
+func describe(ctx context.Context, module []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, describeTimeout)
+	defer cancel()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithCloseOnContextDone(true))
+	defer rt.Close(context.Background())
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return nil, err
+	}
+	i32 := api.ValueTypeI32
+	// A plugin's init() may log; it gets no host capability here.
+	denied := []byte(`{"code":"unavailable","message":"no host capabilities while a plugin is described at build time"}`)
+	_, err := rt.NewHostModuleBuilder("depai").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, mod api.Module, stack []uint64) {
+			if uint32(stack[5]) >= uint32(len(denied)) {
+				mod.Memory().Write(uint32(stack[4]), denied)
+			}
+			stack[0] = uint64(len(denied)) | 1<<32
+		}), []api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{api.ValueTypeI64}).
+		Export("host_call").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, mod api.Module, stack []uint64) {
+			n := min(len(denied), int(uint32(stack[1])))
+			mod.Memory().Write(uint32(stack[0]), denied[:n])
+			stack[0] = uint64(n)
+		}), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		Export("host_result").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {}), []api.ValueType{i32, i32}, nil).
+		Export("log").
+		Instantiate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mod, err := rt.InstantiateWithConfig(ctx, module, wazero.NewModuleConfig().
+		WithName("").WithStartFunctions("_initialize").WithStdout(io.Discard).WithStderr(io.Discard))
+	if err != nil {
+		return nil, err
+	}
+	fn := mod.ExportedFunction("describe")
+	if fn == nil {
+		return nil, errors.New("no describe export")
+	}
+	res, err := fn.Call(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ptr, n := uint32(res[0]>>32), uint32(res[0])
+	out, ok := mod.Memory().Read(ptr, n)
+	if !ok || n == 0 || out[0] != 0 {
+		return nil, errors.New("describe did not answer with a manifest")
+	}
+	if !json.Valid(out[1:]) {
+		return nil, errors.New("describe answered with invalid JSON")
+	}
+	return append([]byte(nil), out[1:]...), nil
+}
+
+// appendSection appends a custom section (id 0) to a WASM module; custom
+// sections may stand anywhere, and the runtime ignores them.
+func appendSection(module []byte, name string, payload []byte) []byte {
+	body := binary.AppendUvarint(nil, uint64(len(name)))
+	body = append(body, name...)
+	body = append(body, payload...)
+	module = append(module, 0)
+	module = binary.AppendUvarint(module, uint64(len(body)))
+	return append(module, body...)
+}
+
+// sectioned builds the WASM module a plugin ships: built with SectionTag,
+// with the manifest its build without the tag (at full) describes in
+// wire.ManifestSection. ok is false when the plugin could not be described
+// here; then the module at full is what ships.
+func sectioned(ctx context.Context, opts Options, dir, full string) (module []byte, ok bool, err error) {
+	code, err := os.ReadFile(full)
+	if err != nil {
+		return nil, false, err
+	}
+	manifest, derr := describe(ctx, code)
+	if derr != nil {
+		return nil, false, nil
+	}
+	lean := full + ".section"
+	defer os.Remove(lean)
+	if err := runGo(ctx, opts, dir, lean, SectionTag); err != nil {
+		return nil, false, err
+	}
+	code, err = os.ReadFile(lean)
+	if err != nil {
+		return nil, false, fmt.Errorf("build: %w", err)
+	}
+	return appendSection(code, wire.ManifestSection, manifest), true, nil
+}

@@ -1,0 +1,60 @@
+//go:build !depai_section_manifest
+
+package sdk
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/depai/depai/sdk/internal/codec"
+	"github.com/depai/depai/sdk/schema"
+	"github.com/depai/depai/sdk/wire"
+)
+
+// This build derives its tools' JSON Schemas from their Go types, in the
+// plugin, when the host first asks it to describe itself. `depai plugin
+// build --wasm` builds a WASM plugin twice: once like this, to read its
+// manifest, and once with the tag depai_section_manifest
+// (schemas_section.go), which leaves schema derivation and the validator
+// out of the module and ships the manifest in a custom section instead.
+
+// toolSchemas returns a tool's lazily derived definition (see
+// registry.AddLazyTool) and the check of arguments the host did not check,
+// against the same schema and with the message the host's check gives.
+func toolSchemas[In, Out any](name, description string, opts []ToolOption) (func() (wire.ToolDef, error), func([]byte) error) {
+	in := sync.OnceValues(schema.For[In])
+	def := func() (wire.ToolDef, error) {
+		ins, err := in()
+		if err != nil {
+			return wire.ToolDef{}, fmt.Errorf("tool %s: input: %w", name, err)
+		}
+		outs, err := schema.For[Out]()
+		if err != nil {
+			return wire.ToolDef{}, fmt.Errorf("tool %s: output: %w", name, err)
+		}
+		return toolDefinition(name, description, ins.JSON(), outs.JSON(), opts), nil
+	}
+	check := func(payload []byte) error {
+		ins, err := in()
+		if err != nil {
+			return wire.Errorf(wire.CodeInternal, "tool %s: input schema: %v", name, err)
+		}
+		if err := ins.Validate(payload); err != nil {
+			return wire.Errorf(wire.CodeInvalidArgument, "arguments for %s %v", name, err)
+		}
+		return nil
+	}
+	return def, check
+}
+
+// strictDecode decodes arguments the check above admitted.
+var strictDecode = codec.Unmarshal
+
+func outputSchema[Out any]() (json.RawMessage, error) {
+	s, err := schema.For[Out]()
+	if err != nil {
+		return nil, err
+	}
+	return s.JSON(), nil
+}
