@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // appendRecordJSON appends r as json.Marshal(r) would, byte for byte, for
@@ -12,8 +13,8 @@ import (
 // with its second pass over Data (compacting and HTML-escaping a RawMessage
 // that is already compact and plain), was the largest share of a put's CPU
 // in the store. ok is false when r has something this encoder leaves to
-// encoding/json — a string or Data that needs escaping or compacting, an
-// embedding, a time that is not UTC or outside years 0–9999 — and then the
+// encoding/json — Data that needs escaping or compacting, an embedding, a
+// time that is not UTC or outside years 0–9999 — and then the
 // caller must use json.Marshal; the output is then undefined.
 //
 // r.Data must be valid JSON (checkRecord checks it): only its form is
@@ -23,24 +24,16 @@ func appendRecordJSON(b []byte, r *Record) (_ []byte, ok bool) {
 		return b, false
 	}
 	b = append(b, `{"id":`...)
-	if b, ok = appendPlainString(b, r.ID); !ok {
-		return b, false
-	}
+	b = appendString(b, r.ID)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, r.Seq, 10)
 	b = append(b, `,"namespace":`...)
-	if b, ok = appendPlainString(b, r.Namespace); !ok {
-		return b, false
-	}
+	b = appendString(b, r.Namespace)
 	b = append(b, `,"kind":`...)
-	if b, ok = appendPlainString(b, string(r.Kind)); !ok {
-		return b, false
-	}
+	b = appendString(b, string(r.Kind))
 	if r.Author != "" {
 		b = append(b, `,"author":`...)
-		if b, ok = appendPlainString(b, r.Author); !ok {
-			return b, false
-		}
+		b = appendString(b, r.Author)
 	}
 	b = append(b, `,"time":`...)
 	if b, ok = appendTime(b, r.Time); !ok {
@@ -52,9 +45,7 @@ func appendRecordJSON(b []byte, r *Record) (_ []byte, ok bool) {
 	}
 	if r.Text != "" {
 		b = append(b, `,"text":`...)
-		if b, ok = appendPlainString(b, r.Text); !ok {
-			return b, false
-		}
+		b = appendString(b, r.Text)
 	}
 	if len(r.Data) > 0 {
 		if !plainJSON(r.Data) {
@@ -69,17 +60,13 @@ func appendRecordJSON(b []byte, r *Record) (_ []byte, ok bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			if b, ok = appendPlainString(b, t); !ok {
-				return b, false
-			}
+			b = appendString(b, t)
 		}
 		b = append(b, ']')
 	}
 	if r.Key != "" {
 		b = append(b, `,"key":`...)
-		if b, ok = appendPlainString(b, r.Key); !ok {
-			return b, false
-		}
+		b = appendString(b, r.Key)
 	}
 	if !r.ExpiresAt.IsZero() {
 		b = append(b, `,"expires_at":`...)
@@ -96,25 +83,69 @@ func appendRecordJSON(b []byte, r *Record) (_ []byte, ok bool) {
 	return append(b, '}'), true
 }
 
-// plain marks the bytes encoding/json copies unchanged into a string with
-// HTML escaping on: printable ASCII but '"', '\\', '<', '>' and '&'.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < 0x7f; c++ {
+// htmlSafe marks the bytes encoding/json copies unchanged into a string
+// with HTML escaping on: ASCII from space to DEL but '"', '\\', '<', '>'
+// and '&'.
+var htmlSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
 	}
 	return t
 }()
 
-// appendPlainString appends s quoted if no byte of it needs escaping.
-func appendPlainString(b []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
-		if !plain[s[i]] {
-			return b, false
-		}
-	}
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s quoted as json.Marshal quotes a string, HTML
+// escaping on: short escapes for '"', '\\', \b, \f, \n, \r and \t,
+// \u00XX for other control bytes and for <, > and &, \ufffd for each byte
+// of invalid UTF-8, \u2028 and \u2029 escaped.
+func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"'), true
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if htmlSafe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // plainJSON reports whether json.Marshal copies the valid JSON data

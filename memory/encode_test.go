@@ -43,10 +43,11 @@ func FuzzAppendRecordJSON(f *testing.F) {
 }
 
 // The fast path covers what the store writes for a put: a UTC record with
-// plain strings and compact Data.
+// compact Data, its strings escaped as encoding/json escapes them (a turn
+// record's text has a newline).
 func TestAppendRecordJSONFastPath(t *testing.T) {
 	now := time.Date(2026, 12, 1, 23, 0, 0, 123456789, time.UTC)
-	r := Record{ID: "01J0000000000000000000000", Seq: 3, Namespace: "fleet/site-a", Kind: KindObservation, Author: "operator", Time: now, Recorded: now, Text: "pallet 17", Data: json.RawMessage(`{"n":"a b","m":[1,2]}`), Tags: []string{"site:a"}}
+	r := Record{ID: "01J0000000000000000000000", Seq: 3, Namespace: "fleet/site-a", Kind: KindObservation, Author: "operator", Time: now, Recorded: now, Text: "pallet 17\nat <B2> & \"é\" \u2028\x01\xff", Data: json.RawMessage(`{"n":"a b","m":[1,2]}`), Tags: []string{"site:a"}}
 	got, ok := appendRecordJSON(nil, &r)
 	want, _ := json.Marshal(&r)
 	if !ok || !bytes.Equal(got, want) {
@@ -54,9 +55,8 @@ func TestAppendRecordJSONFastPath(t *testing.T) {
 	}
 	for name, r := range map[string]Record{
 		"local time":  {Time: now.In(time.FixedZone("x", 3600))},
-		"html":        {Text: "a<b"},
 		"white space": {Data: json.RawMessage(`{"a": 1}`)},
-		"unicode":     {Text: "é"},
+		"html data":   {Data: json.RawMessage(`"a<b"`)},
 		"embedding":   {Embedding: &Embedding{Model: "m", Vector: []float32{1}}},
 	} {
 		if _, ok := appendRecordJSON(nil, &r); ok {

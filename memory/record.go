@@ -35,9 +35,12 @@ func decodeRecord(seq uint64, v []byte) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	var r Record
-	if err := json.Unmarshal(meta, &r); err != nil {
-		return Record{}, fmt.Errorf("record %d: %w", seq, err)
+	r, ok := parseRecordJSON(meta)
+	if !ok {
+		r = Record{}
+		if err := json.Unmarshal(meta, &r); err != nil {
+			return Record{}, fmt.Errorf("record %d: %w", seq, err)
+		}
 	}
 	r.Seq = seq
 	if model != "" || vec != nil {

@@ -24,8 +24,12 @@ const SectionTag = "depai_section_manifest"
 
 // describeTimeout bounds running a plugin's init() and describe at build
 // time; a plugin that overstays is shipped as built, describing itself at
-// load, where the host's own init timeout reports it.
-const describeTimeout = 10 * time.Second
+// load, where the host's own init timeout reports it. It is long because
+// the interpreter is slow and a build's output must not depend on the
+// machine's load: a Go guest's init takes ~1 s here, and over 10 s in a
+// -race test binary on 2 busy cores, where a 10 s bound shipped the module
+// without its section (the clean-clone CI's TestGuestDecodes).
+const describeTimeout = 2 * time.Minute
 
 // describe runs module — a plugin built without SectionTag — in wazero's
 // interpreter (nothing is compiled to machine code: it runs once) with no
