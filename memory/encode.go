@@ -2,9 +2,9 @@ package memory
 
 import (
 	"encoding/json"
+	"github.com/depai/depai/internal/jsonstr"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // appendRecordJSON appends r as json.Marshal(r) would, byte for byte, for
@@ -24,16 +24,16 @@ func appendRecordJSON(b []byte, r *Record) (_ []byte, ok bool) {
 		return b, false
 	}
 	b = append(b, `{"id":`...)
-	b = appendString(b, r.ID)
+	b = jsonstr.Append(b, r.ID, true)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, r.Seq, 10)
 	b = append(b, `,"namespace":`...)
-	b = appendString(b, r.Namespace)
+	b = jsonstr.Append(b, r.Namespace, true)
 	b = append(b, `,"kind":`...)
-	b = appendString(b, string(r.Kind))
+	b = jsonstr.Append(b, string(r.Kind), true)
 	if r.Author != "" {
 		b = append(b, `,"author":`...)
-		b = appendString(b, r.Author)
+		b = jsonstr.Append(b, r.Author, true)
 	}
 	b = append(b, `,"time":`...)
 	if b, ok = appendTime(b, r.Time); !ok {
@@ -45,7 +45,7 @@ func appendRecordJSON(b []byte, r *Record) (_ []byte, ok bool) {
 	}
 	if r.Text != "" {
 		b = append(b, `,"text":`...)
-		b = appendString(b, r.Text)
+		b = jsonstr.Append(b, r.Text, true)
 	}
 	if len(r.Data) > 0 {
 		if !plainJSON(r.Data) {
@@ -60,13 +60,13 @@ func appendRecordJSON(b []byte, r *Record) (_ []byte, ok bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, t)
+			b = jsonstr.Append(b, t, true)
 		}
 		b = append(b, ']')
 	}
 	if r.Key != "" {
 		b = append(b, `,"key":`...)
-		b = appendString(b, r.Key)
+		b = jsonstr.Append(b, r.Key, true)
 	}
 	if !r.ExpiresAt.IsZero() {
 		b = append(b, `,"expires_at":`...)
@@ -81,71 +81,6 @@ func appendRecordJSON(b []byte, r *Record) (_ []byte, ok bool) {
 		}
 	}
 	return append(b, '}'), true
-}
-
-// htmlSafe marks the bytes encoding/json copies unchanged into a string
-// with HTML escaping on: ASCII from space to DEL but '"', '\\', '<', '>'
-// and '&'.
-var htmlSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s quoted as json.Marshal quotes a string, HTML
-// escaping on: short escapes for '"', '\\', \b, \f, \n, \r and \t,
-// \u00XX for other control bytes and for <, > and &, \ufffd for each byte
-// of invalid UTF-8, \u2028 and \u2029 escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if htmlSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // plainJSON reports whether json.Marshal copies the valid JSON data

@@ -7,12 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/depai/depai/internal/jsonstr"
 	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"sync"
-	"unicode/utf8"
 
 	openai "github.com/sashabaranov/go-openai"
 )
@@ -257,17 +257,17 @@ func (s *chatStream) readLine() ([]byte, error) {
 func appendRequest(buf *bytes.Buffer, w *openai.ChatCompletionRequest) error {
 	b := buf.AvailableBuffer()
 	b = append(b, `{"model":`...)
-	b = appendString(b, w.Model)
+	b = jsonstr.Append(b, w.Model, false)
 	b = append(b, `,"messages":[`...)
 	for i, m := range w.Messages {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"role":`...)
-		b = appendString(b, m.Role)
+		b = jsonstr.Append(b, m.Role, false)
 		if m.Content != "" {
 			b = append(b, `,"content":`...)
-			b = appendString(b, m.Content)
+			b = jsonstr.Append(b, m.Content, false)
 		}
 		if len(m.ToolCalls) > 0 {
 			b = append(b, `,"tool_calls":[`...)
@@ -278,16 +278,16 @@ func appendRequest(buf *bytes.Buffer, w *openai.ChatCompletionRequest) error {
 				b = append(b, '{')
 				if c.ID != "" {
 					b = append(b, `"id":`...)
-					b = appendString(b, c.ID)
+					b = jsonstr.Append(b, c.ID, false)
 					b = append(b, ',')
 				}
 				b = append(b, `"type":`...)
-				b = appendString(b, string(c.Type))
+				b = jsonstr.Append(b, string(c.Type), false)
 				b = append(b, `,"function":{`...)
 				sep := false
 				if c.Function.Name != "" {
 					b = append(b, `"name":`...)
-					b = appendString(b, c.Function.Name)
+					b = jsonstr.Append(b, c.Function.Name, false)
 					sep = true
 				}
 				if c.Function.Arguments != "" {
@@ -295,7 +295,7 @@ func appendRequest(buf *bytes.Buffer, w *openai.ChatCompletionRequest) error {
 						b = append(b, ',')
 					}
 					b = append(b, `"arguments":`...)
-					b = appendString(b, c.Function.Arguments)
+					b = jsonstr.Append(b, c.Function.Arguments, false)
 				}
 				b = append(b, "}}"...)
 			}
@@ -303,7 +303,7 @@ func appendRequest(buf *bytes.Buffer, w *openai.ChatCompletionRequest) error {
 		}
 		if m.ToolCallID != "" {
 			b = append(b, `,"tool_call_id":`...)
-			b = appendString(b, m.ToolCallID)
+			b = jsonstr.Append(b, m.ToolCallID, false)
 		}
 		b = append(b, '}')
 	}
@@ -327,10 +327,10 @@ func appendRequest(buf *bytes.Buffer, w *openai.ChatCompletionRequest) error {
 			b = append(b, '{')
 			if f := t.Function; f != nil {
 				b = append(b, `"function":{"name":`...)
-				b = appendString(b, f.Name)
+				b = jsonstr.Append(b, f.Name, false)
 				if f.Description != "" {
 					b = append(b, `,"description":`...)
-					b = appendString(b, f.Description)
+					b = jsonstr.Append(b, f.Description, false)
 				}
 				if f.Strict {
 					b = append(b, `,"strict":true`...)
@@ -343,7 +343,7 @@ func appendRequest(buf *bytes.Buffer, w *openai.ChatCompletionRequest) error {
 				b = append(b, "},"...)
 			}
 			b = append(b, `"type":`...)
-			b = appendString(b, string(t.Type))
+			b = jsonstr.Append(b, string(t.Type), false)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -391,62 +391,4 @@ func appendFloat32(b []byte, f float32) []byte {
 		}
 	}
 	return b
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string: quotes, backslashes and control
-// characters escaped, U+2028 and U+2029 too, invalid UTF-8 replaced by
-// U+FFFD, as encoding/json does (without its HTML escaping, which no
-// endpoint needs).
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' { // valid JSON, but not JavaScript
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

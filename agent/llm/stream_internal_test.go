@@ -9,27 +9,6 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 )
 
-// FuzzAppendString checks the hand-written string encoder against
-// encoding/json (without its HTML escaping) for any input, valid UTF-8 or
-// not.
-func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "plain", "quote \" and \\ backslash", "tab\tnl\ncr\r\x00\x1f", "ünï©ødé 🚀", "\xff\xfe bad", "<a&b>", "\u2028\u2029"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var want bytes.Buffer
-		enc := json.NewEncoder(&want)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(s); err != nil {
-			t.Fatal(err)
-		}
-		got := appendString(nil, s)
-		if w := bytes.TrimSuffix(want.Bytes(), []byte("\n")); !bytes.Equal(got, w) {
-			t.Fatalf("appendString(%q) = %s, encoding/json %s", s, got, w)
-		}
-	})
-}
-
 // FuzzAppendRequest checks that the streamed request body means what
 // go-openai's marshalling of the same request means, field for field.
 func FuzzAppendRequest(f *testing.F) {

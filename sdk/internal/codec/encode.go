@@ -23,6 +23,7 @@ import (
 	"encoding"
 	"encoding/base64"
 	"errors"
+	"github.com/depai/depai/internal/jsonstr"
 	"math"
 	"reflect"
 	"sort"
@@ -30,7 +31,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 )
 
 // The interfaces encoding/json honours, declared here so that using them
@@ -141,11 +141,11 @@ func (e *encoder) typed(v reflect.Value, ti *typeInfo, quoted bool) error {
 		}
 		if quoted {
 			// ",string" on a string: the JSON string of its JSON string.
-			inner := appendString(nil, v.String(), true)
-			e.buf = appendString(e.buf, string(inner), true)
+			inner := jsonstr.Append(nil, v.String(), true)
+			e.buf = jsonstr.Append(e.buf, string(inner), true)
 			return nil
 		}
-		e.buf = appendString(e.buf, v.String(), true)
+		e.buf = jsonstr.Append(e.buf, v.String(), true)
 	case reflect.Interface:
 		if v.IsNil() {
 			e.buf = append(e.buf, "null"...)
@@ -319,7 +319,7 @@ func (e *encoder) marshalText(v reflect.Value, t reflect.Type) error {
 	if err != nil {
 		return &MarshalerError{Type: t, Err: err, fn: "MarshalText"}
 	}
-	e.buf = appendString(e.buf, string(b), true)
+	e.buf = jsonstr.Append(e.buf, string(b), true)
 	return nil
 }
 
@@ -478,7 +478,7 @@ func (e *encoder) mapValue(v reflect.Value, t reflect.Type) error {
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
-		e.buf = appendString(e.buf, en.key, true)
+		e.buf = jsonstr.Append(e.buf, en.key, true)
 		e.buf = append(e.buf, ':')
 		if err := e.value(en.v, false); err != nil {
 			return err
@@ -518,60 +518,6 @@ func keyName(k reflect.Value) (string, error) {
 }
 
 const hex = "0123456789abcdef"
-
-// appendString appends s as a JSON string, escaped as encoding/json does:
-// HTML-safe when html is set (<, >, & as \u00XX, as json.Marshal always
-// escapes), invalid UTF-8 as U+FFFD, and U+2028/U+2029 escaped for JSONP.
-func appendString(dst []byte, s string, html bool) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && (!html || b != '<' && b != '>' && b != '&') {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // field is a struct field as JSON sees it.
 type field struct {
@@ -743,7 +689,7 @@ func typeFields(t reflect.Type) *structFields {
 	sf := &structFields{list: fields, byName: make(map[string]int, len(fields)), byFolded: make(map[string]int, len(fields))}
 	for i := range fields {
 		f := &fields[i]
-		f.nameJSON = append(appendString(nil, f.name, true), ':')
+		f.nameJSON = append(jsonstr.Append(nil, f.name, true), ':')
 		sf.byName[f.name] = i
 		if k := string(foldName([]byte(f.name))); !hasKey(sf.byFolded, k) {
 			sf.byFolded[k] = i
