@@ -58,7 +58,14 @@ func TestParseRecordJSONTakesWhatTheStoreWrites(t *testing.T) {
 	if !ok || !reflect.DeepEqual(got, r) {
 		t.Fatalf("parseRecordJSON = %v, %#v; want %#v", ok, got, r)
 	}
-	if n := testing.AllocsPerRun(100, func() { parseRecordJSON(meta) }); n > 3 {
+	// The fewest of a few counts: under -race sync.Pool drops what it is
+	// given at random (json.Valid's scanner then allocates), and the counter
+	// is the whole process's.
+	n := testing.AllocsPerRun(100, func() { parseRecordJSON(meta) })
+	for range 4 {
+		n = min(n, testing.AllocsPerRun(100, func() { parseRecordJSON(meta) }))
+	}
+	if n > 3 {
 		t.Fatalf("%v allocations a record, want at most 3 (its strings, tags and data)", n)
 	}
 	for _, bad := range []string{
