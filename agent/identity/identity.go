@@ -22,6 +22,8 @@ import (
 
 	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/argon2"
+
+	"github.com/depai/depai/internal/atomicfile"
 )
 
 // Identity is an agent's key pair. It is safe for concurrent use.
@@ -69,19 +71,29 @@ func LoadOrCreate(cfg Config) (id *Identity, created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, false, fmt.Errorf("identity: %w", err)
 	}
-	// O_EXCL: two processes starting at once must not each write a key.
-	f, err := os.OpenFile(cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		id, err := Load(cfg)
-		return id, false, err
-	}
+	// The key is written whole to a temporary file and linked into place:
+	// link fails if the path exists, so two processes starting at once do
+	// not each write a key, and no reader (nor a restart after a crash)
+	// ever sees a key file half written — an O_EXCL create followed by the
+	// write let a concurrent start read it empty.
+	f, err := os.CreateTemp(filepath.Dir(cfg.Path), "."+filepath.Base(cfg.Path)+".*")
 	if err != nil {
 		return nil, false, fmt.Errorf("identity: %w", err)
 	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
 	_, werr := f.Write(data)
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		os.Remove(cfg.Path)
+	if err := errors.Join(werr, f.Chmod(0o600), f.Sync(), f.Close()); err != nil {
 		return nil, false, fmt.Errorf("identity: writing %s: %w", cfg.Path, err)
+	}
+	if err := os.Link(tmp, cfg.Path); errors.Is(err, fs.ErrExist) {
+		id, err := Load(cfg)
+		return id, false, err
+	} else if err != nil {
+		return nil, false, fmt.Errorf("identity: %w", err)
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(cfg.Path)); err != nil {
+		return nil, false, fmt.Errorf("identity: %w", err)
 	}
 	id, err = FromSeed(seed)
 	return id, true, err
