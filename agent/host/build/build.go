@@ -136,7 +136,12 @@ func goBuild(ctx context.Context, opts Options, dir, dst string) error {
 	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
 		return fmt.Errorf("build: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	// Linked, not renamed, into place: a concurrent build of the same key
+	// (two agents loading one plugin) must not replace the artifact another
+	// agent is starting — the process transport's Landlock rule names the
+	// file it checked, and an exec of its replacement is refused. The first
+	// build's artifact stays; the key says they are the same program.
+	if err := os.Link(tmp.Name(), dst); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("build: %w", err)
 	}
 	return nil
