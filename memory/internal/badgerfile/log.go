@@ -200,7 +200,7 @@ loop:
 	// one is skipped with it (a commit is all or nothing).
 	next := skipDamagedTxn(d, off, last, curTs)
 	if next < 0 {
-		next = resync(d, off+1, last)
+		next = resync(d, off+1, last, curTs)
 	}
 	if next < 0 {
 		dmg.Len = int64(last + 1 - int(s.ValidEnd))
@@ -288,18 +288,16 @@ func readableKey(d []byte, off int) []byte {
 }
 
 // skipDamagedTxn handles damage that left the entry's length intact: it
-// walks the entries after it to where the damaged transaction (version
-// ts, or the entry's own if ts is 0) ends, and returns that offset, or -1.
+// walks the entries after it to where the damaged transaction ends, and
+// returns that offset, or -1. ts is the version of the transaction the
+// damaged entry is inside, or 0 if it begins one; then the entries after
+// it say the version, as the damaged entry's own may be what was damaged.
 func skipDamagedTxn(d []byte, off, last int, ts uint64) int {
 	h, ok := parseHeader(d, off)
 	if !ok || off+h.total > last+1 {
 		return -1
 	}
-	if ts == 0 {
-		if k := readableKey(d, off); k != nil && h.meta&bitTxn != 0 {
-			ts = version(k)
-		}
-	}
+	inside := ts != 0
 	for p := off + h.total; p <= last; {
 		e, n, err := parseEntry(d, p)
 		if err != nil {
@@ -311,8 +309,12 @@ func skipDamagedTxn(d []byte, off, last int, ts uint64) int {
 				return -1
 			}
 			return p + n
-		case e.Meta&bitTxn != 0 && ts != 0 && version(e.Key) != ts:
+		case e.Meta&bitTxn != 0 && ts == 0:
+			ts = version(e.Key)
+		case e.Meta&bitTxn != 0 && version(e.Key) != ts && inside:
 			return p // the damaged entry was the end marker
+		case e.Meta&bitTxn != 0 && version(e.Key) != ts:
+			return -1
 		case e.Meta&bitTxn == 0 && ts != 0:
 			return p
 		}
@@ -321,17 +323,29 @@ func skipDamagedTxn(d []byte, off, last int, ts uint64) int {
 	return -1
 }
 
-// resync returns the offset just after the first verifying transaction
-// end marker in d[from:last], or -1.
-func resync(d []byte, from, last int) int {
+// resync returns where the first whole transaction after damage at from
+// begins: just after the first verifying end marker in d[from:last], or at
+// the first verifying entry of another version than ts, the damaged
+// transaction's (0 if unknown: then the first verifying entry of a
+// transaction says it). It returns -1 if there is none. Stopping only at
+// end markers would skip the transaction after a damaged end marker too.
+func resync(d []byte, from, last int, ts uint64) int {
 	for off := from; off <= last; off++ {
 		e, n, err := parseEntry(d, off)
-		if err != nil || e.Meta&bitFinTxn == 0 {
+		if err != nil {
 			continue
 		}
-		if _, err := strconv.ParseUint(string(e.Value), 10, 64); err == nil {
-			return off + n
+		switch {
+		case e.Meta&bitFinTxn != 0:
+			if _, err := strconv.ParseUint(string(e.Value), 10, 64); err == nil {
+				return off + n
+			}
+		case e.Meta&bitTxn != 0 && ts == 0:
+			ts = version(e.Key)
+		case e.Meta&bitTxn != 0 && version(e.Key) != ts:
+			return off
 		}
+		off += n - 1
 	}
 	return -1
 }

@@ -85,3 +85,31 @@ func FuzzScanLog(f *testing.F) {
 		}
 	})
 }
+
+// A transaction is salvaged whole or not at all, wherever in it one bit
+// flips: the damaged entry's own version may be what flipped, so it cannot
+// say where its transaction ends (TestOpenRepair found a transaction whose
+// first entry's version was damaged salvaged without that entry).
+func TestSalvageSkipsTheWholeDamagedTransaction(t *testing.T) {
+	txn := len(logOf(1)) - 4096 - headerSize
+	for at := headerSize + txn; at < headerSize+2*txn; at++ {
+		for _, x := range []byte{0x01, 0x10, 0x80} {
+			d := logOf(4)
+			d[at] ^= x
+			s := scan("00001.mem", d, true)
+			if s.Damage == nil {
+				t.Fatalf("byte %d ^ %#x: no damage found", at, x)
+			}
+			var vers []uint64
+			for _, tx := range append(s.Txns, s.After...) {
+				if len(tx.Entries) != 2 || version(tx.Entries[0].Key) != version(tx.Entries[1].Key) {
+					t.Fatalf("byte %d ^ %#x: salvaged a partial transaction: %d entries", at, x, len(tx.Entries))
+				}
+				vers = append(vers, version(tx.Entries[0].Key))
+			}
+			if len(vers) != 3 || vers[0] != 1 || vers[1] != 3 || vers[2] != 4 {
+				t.Fatalf("byte %d ^ %#x: salvaged transactions %v, want [1 3 4]", at, x, vers)
+			}
+		}
+	}
+}
