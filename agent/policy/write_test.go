@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/memory"
@@ -37,12 +38,26 @@ func TestAuthorizeWrite(t *testing.T) {
 	if err != nil || !w.First || len(w.Recs) != 1 {
 		t.Fatalf("put = %+v, %v", w, err)
 	}
-	var decision memory.Record
-	for r, err := range db.Query(ctx, memory.Query{Namespace: policy.AuditNamespace, Limit: 1}) {
-		if err != nil {
-			t.Fatal(err)
+	// The outcome is written after AuthorizeWrite returns; wait for it, so
+	// the decision is told apart from it (the newest audit record was taken
+	// for the decision, and the CI once found the outcome there).
+	var audit []memory.Record
+	for deadline := time.Now().Add(10 * time.Second); len(audit) < 2 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		audit = audit[:0]
+		for r, err := range db.Query(ctx, memory.Query{Namespace: policy.AuditNamespace, Ascending: true}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			audit = append(audit, r)
 		}
-		decision = r
+	}
+	if len(audit) != 2 {
+		t.Fatalf("%d audit records, want the decision and the outcome", len(audit))
+	}
+	decision := audit[0]
+	var en policy.Entry
+	if err := json.Unmarshal(decision.Data, &en); err != nil || en.Phase != policy.PhaseDecision {
+		t.Fatalf("first audit record %s (%v), want the decision", decision.Data, err)
 	}
 	if decision.Seq+1 != w.Recs[0].Seq || !decision.Recorded.Equal(w.Recs[0].Recorded) {
 		t.Errorf("decision seq %d at %v, record seq %d at %v: want one commit", decision.Seq, decision.Recorded, w.Recs[0].Seq, w.Recs[0].Recorded)
