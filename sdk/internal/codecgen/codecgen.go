@@ -56,6 +56,8 @@ func Generate(cfg Config, tools []Tool) []byte {
 		cfg:       cfg,
 		supported: map[reflect.Type]bool{},
 		funcs:     map[reflect.Type]int{},
+		decoders:  map[reflect.Type]string{},
+		encoders:  map[reflect.Type]string{},
 		imports:   map[string]string{},
 	}
 	var reg strings.Builder
@@ -104,7 +106,9 @@ func Generate(cfg Config, tools []Tool) []byte {
 type gen struct {
 	cfg       Config
 	supported map[reflect.Type]bool
-	funcs     map[reflect.Type]int // named composite type → its functions' number
+	funcs     map[reflect.Type]int    // named composite type → its functions' number
+	decoders  map[reflect.Type]string // a tool's input type → its decoder, shared by tools
+	encoders  map[reflect.Type]string
 	queue     []reflect.Type
 	imports   map[string]string // package path → name
 	body      strings.Builder
@@ -224,6 +228,9 @@ func (g *gen) newVar(base string) string {
 }
 
 func (g *gen) topDecoder(t reflect.Type) string {
+	if name, ok := g.decoders[t]; ok {
+		return name
+	}
 	g.tops++
 	name := Prefix + "Decode" + strconv.Itoa(g.tops)
 	var b strings.Builder
@@ -231,10 +238,14 @@ func (g *gen) topDecoder(t reflect.Type) string {
 	g.decode(&b, t, "(*v)", "dp", "\t")
 	b.WriteString("\treturn d.End()\n}\n")
 	g.body.WriteString(b.String())
+	g.decoders[t] = name
 	return name
 }
 
 func (g *gen) topEncoder(t reflect.Type) string {
+	if name, ok := g.encoders[t]; ok {
+		return name
+	}
 	g.tops++
 	name := Prefix + "Encode" + strconv.Itoa(g.tops)
 	var b strings.Builder
@@ -242,6 +253,7 @@ func (g *gen) topEncoder(t reflect.Type) string {
 	g.encode(&b, t, "(*v)", "0", "\t")
 	b.WriteString("\treturn b, ok\n}\n")
 	g.body.WriteString(b.String())
+	g.encoders[t] = name
 	return name
 }
 
