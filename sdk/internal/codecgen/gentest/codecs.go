@@ -3,33 +3,33 @@
 package gentest
 
 import (
-	"slices"
+	zzDepaiCodecSlices "slices"
 
-	codec "github.com/depai/depai/sdk/internal/codec"
+	zzDepaiCodec "github.com/depai/depai/sdk/internal/codec"
 )
 
 func init() {
-	codec.Register("GreetIn", zzDepaiCodecDecode1, zzDepaiCodecEncode2)
-	codec.Register("GreetOut", zzDepaiCodecDecode3, zzDepaiCodecEncode4)
-	codec.Register("AddIn", zzDepaiCodecDecode5, zzDepaiCodecEncode6)
-	codec.Register("Note", zzDepaiCodecDecode7, zzDepaiCodecEncode8)
-	codec.Register("FindIn", zzDepaiCodecDecode9, zzDepaiCodecEncode10)
-	codec.Register("FindOut", zzDepaiCodecDecode11, zzDepaiCodecEncode12)
-	codec.Register("Echo", zzDepaiCodecDecode13, zzDepaiCodecEncode14)
-	codec.Register("Size", zzDepaiCodecDecode15, zzDepaiCodecEncode16)
-	codec.Register("Hog", zzDepaiCodecDecode17, zzDepaiCodecEncode18)
-	codec.Register("None", zzDepaiCodecDecode19, zzDepaiCodecEncode20)
-	codec.Register("Blob", zzDepaiCodecDecode21, zzDepaiCodecEncode22)
-	codec.Register("Tick", zzDepaiCodecDecode23, zzDepaiCodecEncode24)
-	codec.Register("Kinds", zzDepaiCodecDecode25, zzDepaiCodecEncode26)
-	codec.Register("Tree", zzDepaiCodecDecode27, zzDepaiCodecEncode28)
-	codec.Register("Names", zzDepaiCodecDecode29, zzDepaiCodecEncode30)
-	codec.Register("*Note", zzDepaiCodecDecode31, zzDepaiCodecEncode32)
-	codec.Register("[]Note", zzDepaiCodecDecode33, zzDepaiCodecEncode34)
+	zzDepaiCodec.Register("GreetIn", zzDepaiCodecDecode1, zzDepaiCodecEncode2)
+	zzDepaiCodec.Register("GreetOut", zzDepaiCodecDecode3, zzDepaiCodecEncode4)
+	zzDepaiCodec.Register("AddIn", zzDepaiCodecDecode5, zzDepaiCodecEncode6)
+	zzDepaiCodec.Register("Note", zzDepaiCodecDecode7, zzDepaiCodecEncode8)
+	zzDepaiCodec.Register("FindIn", zzDepaiCodecDecode9, zzDepaiCodecEncode10)
+	zzDepaiCodec.Register("FindOut", zzDepaiCodecDecode11, zzDepaiCodecEncode12)
+	zzDepaiCodec.Register("Echo", zzDepaiCodecDecode13, zzDepaiCodecEncode14)
+	zzDepaiCodec.Register("Size", zzDepaiCodecDecode15, zzDepaiCodecEncode16)
+	zzDepaiCodec.Register("Hog", zzDepaiCodecDecode17, zzDepaiCodecEncode18)
+	zzDepaiCodec.Register("None", zzDepaiCodecDecode19, zzDepaiCodecEncode20)
+	zzDepaiCodec.Register("Blob", zzDepaiCodecDecode21, zzDepaiCodecEncode22)
+	zzDepaiCodec.Register("Tick", zzDepaiCodecDecode23, zzDepaiCodecEncode24)
+	zzDepaiCodec.Register("Kinds", zzDepaiCodecDecode25, zzDepaiCodecEncode26)
+	zzDepaiCodec.Register("Tree", zzDepaiCodecDecode27, zzDepaiCodecEncode28)
+	zzDepaiCodec.Register("Names", zzDepaiCodecDecode29, zzDepaiCodecEncode30)
+	zzDepaiCodec.Register("*Note", zzDepaiCodecDecode31, zzDepaiCodecEncode32)
+	zzDepaiCodec.Register("[]Note", zzDepaiCodecDecode33, zzDepaiCodecEncode34)
 }
 
 func zzDepaiCodecDecode1(data []byte, strict bool, v *GreetIn) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec0(dp, &(*v)) {
 		return false
@@ -46,7 +46,7 @@ func zzDepaiCodecEncode2(b []byte, v *GreetIn) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode3(data []byte, strict bool, v *GreetOut) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec1(dp, &(*v)) {
 		return false
@@ -63,7 +63,7 @@ func zzDepaiCodecEncode4(b []byte, v *GreetOut) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode5(data []byte, strict bool, v *AddIn) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec2(dp, &(*v)) {
 		return false
@@ -80,7 +80,7 @@ func zzDepaiCodecEncode6(b []byte, v *AddIn) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode7(data []byte, strict bool, v *Note) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec3(dp, &(*v)) {
 		return false
@@ -97,7 +97,7 @@ func zzDepaiCodecEncode8(b []byte, v *Note) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode9(data []byte, strict bool, v *FindIn) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec4(dp, &(*v)) {
 		return false
@@ -114,7 +114,7 @@ func zzDepaiCodecEncode10(b []byte, v *FindIn) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode11(data []byte, strict bool, v *FindOut) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec5(dp, &(*v)) {
 		return false
@@ -131,7 +131,7 @@ func zzDepaiCodecEncode12(b []byte, v *FindOut) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode13(data []byte, strict bool, v *Echo) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec6(dp, &(*v)) {
 		return false
@@ -148,7 +148,7 @@ func zzDepaiCodecEncode14(b []byte, v *Echo) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode15(data []byte, strict bool, v *Size) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec7(dp, &(*v)) {
 		return false
@@ -165,7 +165,7 @@ func zzDepaiCodecEncode16(b []byte, v *Size) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode17(data []byte, strict bool, v *Hog) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec8(dp, &(*v)) {
 		return false
@@ -182,7 +182,7 @@ func zzDepaiCodecEncode18(b []byte, v *Hog) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode19(data []byte, strict bool, v *None) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec9(dp, &(*v)) {
 		return false
@@ -199,7 +199,7 @@ func zzDepaiCodecEncode20(b []byte, v *None) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode21(data []byte, strict bool, v *Blob) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec10(dp, &(*v)) {
 		return false
@@ -216,7 +216,7 @@ func zzDepaiCodecEncode22(b []byte, v *Blob) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode23(data []byte, strict bool, v *Tick) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec11(dp, &(*v)) {
 		return false
@@ -233,7 +233,7 @@ func zzDepaiCodecEncode24(b []byte, v *Tick) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode25(data []byte, strict bool, v *Kinds) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec12(dp, &(*v)) {
 		return false
@@ -250,7 +250,7 @@ func zzDepaiCodecEncode26(b []byte, v *Kinds) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode27(data []byte, strict bool, v *Tree) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec13(dp, &(*v)) {
 		return false
@@ -267,7 +267,7 @@ func zzDepaiCodecEncode28(b []byte, v *Tree) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode29(data []byte, strict bool, v *Names) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if !zzDepaiCodecDec14(dp, &(*v)) {
 		return false
@@ -284,7 +284,7 @@ func zzDepaiCodecEncode30(b []byte, v *Names) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode31(data []byte, strict bool, v **Note) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if null1, ok := dp.Null(); !ok {
 		return false
@@ -314,7 +314,7 @@ func zzDepaiCodecEncode32(b []byte, v **Note) ([]byte, bool) {
 }
 
 func zzDepaiCodecDecode33(data []byte, strict bool, v *[]Note) bool {
-	d := codec.NewDecoder(data, strict)
+	d := zzDepaiCodec.NewDecoder(data, strict)
 	dp := &d
 	if null2, ok := dp.Null(); !ok {
 		return false
@@ -328,7 +328,7 @@ func zzDepaiCodecDecode33(data []byte, strict bool, v *[]Note) bool {
 		}
 		for !empty5 {
 			if i4 >= cap(s3) {
-				s3 = slices.Grow(s3, max(4, cap(s3)))
+				s3 = zzDepaiCodecSlices.Grow(s3, max(4, cap(s3)))
 			}
 			if i4 >= len(s3) {
 				s3 = s3[:i4+1]
@@ -371,7 +371,7 @@ func zzDepaiCodecEncode34(b []byte, v *[]Note) ([]byte, bool) {
 	return b, ok
 }
 
-func zzDepaiCodecDec0(d *codec.Decoder, v *GreetIn) bool {
+func zzDepaiCodecDec0(d *zzDepaiCodec.Decoder, v *GreetIn) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -404,18 +404,18 @@ func zzDepaiCodecDec0(d *codec.Decoder, v *GreetIn) bool {
 }
 
 func zzDepaiCodecEnc0(b []byte, v *GreetIn, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
 	b = append(b, '{')
 	b = append(b, "\"name\":"...)
-	b = codec.AppendString(b, string(v.Name))
+	b = zzDepaiCodec.AppendString(b, string(v.Name))
 	b = append(b, '}')
 	return b, ok
 }
 
-func zzDepaiCodecDec1(d *codec.Decoder, v *GreetOut) bool {
+func zzDepaiCodecDec1(d *zzDepaiCodec.Decoder, v *GreetOut) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -448,18 +448,18 @@ func zzDepaiCodecDec1(d *codec.Decoder, v *GreetOut) bool {
 }
 
 func zzDepaiCodecEnc1(b []byte, v *GreetOut, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
 	b = append(b, '{')
 	b = append(b, "\"greeting\":"...)
-	b = codec.AppendString(b, string(v.Greeting))
+	b = zzDepaiCodec.AppendString(b, string(v.Greeting))
 	b = append(b, '}')
 	return b, ok
 }
 
-func zzDepaiCodecDec2(d *codec.Decoder, v *AddIn) bool {
+func zzDepaiCodecDec2(d *zzDepaiCodec.Decoder, v *AddIn) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -491,7 +491,7 @@ func zzDepaiCodecDec2(d *codec.Decoder, v *AddIn) bool {
 				}
 				for !empty13 {
 					if i12 >= cap(s11) {
-						s11 = slices.Grow(s11, max(4, cap(s11)))
+						s11 = zzDepaiCodecSlices.Grow(s11, max(4, cap(s11)))
 					}
 					if i12 >= len(s11) {
 						s11 = s11[:i12+1]
@@ -528,7 +528,7 @@ func zzDepaiCodecDec2(d *codec.Decoder, v *AddIn) bool {
 }
 
 func zzDepaiCodecEnc2(b []byte, v *AddIn, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
@@ -538,7 +538,7 @@ func zzDepaiCodecEnc2(b []byte, v *AddIn, depth int) ([]byte, bool) {
 		b = append(b, ',')
 	}
 	b = append(b, "\"text\":"...)
-	b = codec.AppendString(b, string(v.Text))
+	b = zzDepaiCodec.AppendString(b, string(v.Text))
 	if !(len(v.Tags) == 0) {
 		if len(b) > start {
 			b = append(b, ',')
@@ -552,7 +552,7 @@ func zzDepaiCodecEnc2(b []byte, v *AddIn, depth int) ([]byte, bool) {
 				if i15 > 0 {
 					b = append(b, ',')
 				}
-				b = codec.AppendString(b, string(v.Tags[i15]))
+				b = zzDepaiCodec.AppendString(b, string(v.Tags[i15]))
 			}
 			b = append(b, ']')
 		}
@@ -561,7 +561,7 @@ func zzDepaiCodecEnc2(b []byte, v *AddIn, depth int) ([]byte, bool) {
 	return b, ok
 }
 
-func zzDepaiCodecDec3(d *codec.Decoder, v *Note) bool {
+func zzDepaiCodecDec3(d *zzDepaiCodec.Decoder, v *Note) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -600,7 +600,7 @@ func zzDepaiCodecDec3(d *codec.Decoder, v *Note) bool {
 				}
 				for !empty21 {
 					if i20 >= cap(s19) {
-						s19 = slices.Grow(s19, max(4, cap(s19)))
+						s19 = zzDepaiCodecSlices.Grow(s19, max(4, cap(s19)))
 					}
 					if i20 >= len(s19) {
 						s19 = s19[:i20+1]
@@ -637,7 +637,7 @@ func zzDepaiCodecDec3(d *codec.Decoder, v *Note) bool {
 }
 
 func zzDepaiCodecEnc3(b []byte, v *Note, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
@@ -647,12 +647,12 @@ func zzDepaiCodecEnc3(b []byte, v *Note, depth int) ([]byte, bool) {
 		b = append(b, ',')
 	}
 	b = append(b, "\"id\":"...)
-	b = codec.AppendString(b, string(v.ID))
+	b = zzDepaiCodec.AppendString(b, string(v.ID))
 	if len(b) > start {
 		b = append(b, ',')
 	}
 	b = append(b, "\"text\":"...)
-	b = codec.AppendString(b, string(v.Text))
+	b = zzDepaiCodec.AppendString(b, string(v.Text))
 	if !(len(v.Tags) == 0) {
 		if len(b) > start {
 			b = append(b, ',')
@@ -666,7 +666,7 @@ func zzDepaiCodecEnc3(b []byte, v *Note, depth int) ([]byte, bool) {
 				if i23 > 0 {
 					b = append(b, ',')
 				}
-				b = codec.AppendString(b, string(v.Tags[i23]))
+				b = zzDepaiCodec.AppendString(b, string(v.Tags[i23]))
 			}
 			b = append(b, ']')
 		}
@@ -675,7 +675,7 @@ func zzDepaiCodecEnc3(b []byte, v *Note, depth int) ([]byte, bool) {
 	return b, ok
 }
 
-func zzDepaiCodecDec4(d *codec.Decoder, v *FindIn) bool {
+func zzDepaiCodecDec4(d *zzDepaiCodec.Decoder, v *FindIn) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -709,7 +709,7 @@ func zzDepaiCodecDec4(d *codec.Decoder, v *FindIn) bool {
 }
 
 func zzDepaiCodecEnc4(b []byte, v *FindIn, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
@@ -720,20 +720,20 @@ func zzDepaiCodecEnc4(b []byte, v *FindIn, depth int) ([]byte, bool) {
 			b = append(b, ',')
 		}
 		b = append(b, "\"tag\":"...)
-		b = codec.AppendString(b, string(v.Tag))
+		b = zzDepaiCodec.AppendString(b, string(v.Tag))
 	}
 	if !(v.Limit == 0) {
 		if len(b) > start {
 			b = append(b, ',')
 		}
 		b = append(b, "\"limit\":"...)
-		b = codec.AppendInt(b, int64(v.Limit))
+		b = zzDepaiCodec.AppendInt(b, int64(v.Limit))
 	}
 	b = append(b, '}')
 	return b, ok
 }
 
-func zzDepaiCodecDec5(d *codec.Decoder, v *FindOut) bool {
+func zzDepaiCodecDec5(d *zzDepaiCodec.Decoder, v *FindOut) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -759,7 +759,7 @@ func zzDepaiCodecDec5(d *codec.Decoder, v *FindOut) bool {
 				}
 				for !empty29 {
 					if i28 >= cap(s27) {
-						s27 = slices.Grow(s27, max(4, cap(s27)))
+						s27 = zzDepaiCodecSlices.Grow(s27, max(4, cap(s27)))
 					}
 					if i28 >= len(s27) {
 						s27 = s27[:i28+1]
@@ -794,7 +794,7 @@ func zzDepaiCodecDec5(d *codec.Decoder, v *FindOut) bool {
 }
 
 func zzDepaiCodecEnc5(b []byte, v *FindOut, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
@@ -818,7 +818,7 @@ func zzDepaiCodecEnc5(b []byte, v *FindOut, depth int) ([]byte, bool) {
 	return b, ok
 }
 
-func zzDepaiCodecDec6(d *codec.Decoder, v *Echo) bool {
+func zzDepaiCodecDec6(d *zzDepaiCodec.Decoder, v *Echo) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -856,7 +856,7 @@ func zzDepaiCodecDec6(d *codec.Decoder, v *Echo) bool {
 				}
 				for !empty36 {
 					if i35 >= cap(s34) {
-						s34 = slices.Grow(s34, max(4, cap(s34)))
+						s34 = zzDepaiCodecSlices.Grow(s34, max(4, cap(s34)))
 					}
 					if i35 >= len(s34) {
 						s34 = s34[:i35+1]
@@ -893,7 +893,7 @@ func zzDepaiCodecDec6(d *codec.Decoder, v *Echo) bool {
 }
 
 func zzDepaiCodecEnc6(b []byte, v *Echo, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
@@ -903,13 +903,13 @@ func zzDepaiCodecEnc6(b []byte, v *Echo, depth int) ([]byte, bool) {
 		b = append(b, ',')
 	}
 	b = append(b, "\"text\":"...)
-	b = codec.AppendString(b, string(v.Text))
+	b = zzDepaiCodec.AppendString(b, string(v.Text))
 	if !(v.Count == 0) {
 		if len(b) > start {
 			b = append(b, ',')
 		}
 		b = append(b, "\"count\":"...)
-		b = codec.AppendInt(b, int64(v.Count))
+		b = zzDepaiCodec.AppendInt(b, int64(v.Count))
 	}
 	if !(len(v.Tags) == 0) {
 		if len(b) > start {
@@ -924,7 +924,7 @@ func zzDepaiCodecEnc6(b []byte, v *Echo, depth int) ([]byte, bool) {
 				if i38 > 0 {
 					b = append(b, ',')
 				}
-				b = codec.AppendString(b, string(v.Tags[i38]))
+				b = zzDepaiCodec.AppendString(b, string(v.Tags[i38]))
 			}
 			b = append(b, ']')
 		}
@@ -933,7 +933,7 @@ func zzDepaiCodecEnc6(b []byte, v *Echo, depth int) ([]byte, bool) {
 	return b, ok
 }
 
-func zzDepaiCodecDec7(d *codec.Decoder, v *Size) bool {
+func zzDepaiCodecDec7(d *zzDepaiCodec.Decoder, v *Size) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -966,18 +966,18 @@ func zzDepaiCodecDec7(d *codec.Decoder, v *Size) bool {
 }
 
 func zzDepaiCodecEnc7(b []byte, v *Size, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
 	b = append(b, '{')
 	b = append(b, "\"bytes\":"...)
-	b = codec.AppendInt(b, int64(v.Bytes))
+	b = zzDepaiCodec.AppendInt(b, int64(v.Bytes))
 	b = append(b, '}')
 	return b, ok
 }
 
-func zzDepaiCodecDec8(d *codec.Decoder, v *Hog) bool {
+func zzDepaiCodecDec8(d *zzDepaiCodec.Decoder, v *Hog) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -1005,7 +1005,7 @@ func zzDepaiCodecDec8(d *codec.Decoder, v *Hog) bool {
 }
 
 func zzDepaiCodecEnc8(b []byte, v *Hog, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
@@ -1016,19 +1016,19 @@ func zzDepaiCodecEnc8(b []byte, v *Hog, depth int) ([]byte, bool) {
 			b = append(b, ',')
 		}
 		b = append(b, "\"mb\":"...)
-		b = codec.AppendInt(b, int64(v.MB))
+		b = zzDepaiCodec.AppendInt(b, int64(v.MB))
 	}
 	b = append(b, '}')
 	return b, ok
 }
 
-func zzDepaiCodecDec9(d *codec.Decoder, v *None) bool {
+func zzDepaiCodecDec9(d *zzDepaiCodec.Decoder, v *None) bool {
 	empty, ok := d.Object()
 	return ok && empty
 }
 
 func zzDepaiCodecEnc9(b []byte, v *None, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
@@ -1037,7 +1037,7 @@ func zzDepaiCodecEnc9(b []byte, v *None, depth int) ([]byte, bool) {
 	return b, ok
 }
 
-func zzDepaiCodecDec10(d *codec.Decoder, v *Blob) bool {
+func zzDepaiCodecDec10(d *zzDepaiCodec.Decoder, v *Blob) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -1070,18 +1070,18 @@ func zzDepaiCodecDec10(d *codec.Decoder, v *Blob) bool {
 }
 
 func zzDepaiCodecEnc10(b []byte, v *Blob, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
 	b = append(b, '{')
 	b = append(b, "\"data\":"...)
-	b = codec.AppendString(b, string(v.Data))
+	b = zzDepaiCodec.AppendString(b, string(v.Data))
 	b = append(b, '}')
 	return b, ok
 }
 
-func zzDepaiCodecDec11(d *codec.Decoder, v *Tick) bool {
+func zzDepaiCodecDec11(d *zzDepaiCodec.Decoder, v *Tick) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -1114,18 +1114,18 @@ func zzDepaiCodecDec11(d *codec.Decoder, v *Tick) bool {
 }
 
 func zzDepaiCodecEnc11(b []byte, v *Tick, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
 	b = append(b, '{')
 	b = append(b, "\"n\":"...)
-	b = codec.AppendInt(b, int64(v.N))
+	b = zzDepaiCodec.AppendInt(b, int64(v.N))
 	b = append(b, '}')
 	return b, ok
 }
 
-func zzDepaiCodecDec12(d *codec.Decoder, v *Kinds) bool {
+func zzDepaiCodecDec12(d *zzDepaiCodec.Decoder, v *Kinds) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -1282,7 +1282,7 @@ func zzDepaiCodecDec12(d *codec.Decoder, v *Kinds) bool {
 				}
 				for !empty64 {
 					if i63 >= cap(s62) {
-						s62 = slices.Grow(s62, max(4, cap(s62)))
+						s62 = zzDepaiCodecSlices.Grow(s62, max(4, cap(s62)))
 					}
 					if i63 >= len(s62) {
 						s62 = s62[:i63+1]
@@ -1299,7 +1299,7 @@ func zzDepaiCodecDec12(d *codec.Decoder, v *Kinds) bool {
 						}
 						for !empty68 {
 							if i67 >= cap(s66) {
-								s66 = slices.Grow(s66, max(4, cap(s66)))
+								s66 = zzDepaiCodecSlices.Grow(s66, max(4, cap(s66)))
 							}
 							if i67 >= len(s66) {
 								s66 = s66[:i67+1]
@@ -1377,7 +1377,7 @@ func zzDepaiCodecDec12(d *codec.Decoder, v *Kinds) bool {
 }
 
 func zzDepaiCodecEnc12(b []byte, v *Kinds, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
@@ -1397,61 +1397,61 @@ func zzDepaiCodecEnc12(b []byte, v *Kinds, depth int) ([]byte, bool) {
 			b = append(b, ',')
 		}
 		b = append(b, "\"i8\":"...)
-		b = codec.AppendInt(b, int64(v.I8))
+		b = zzDepaiCodec.AppendInt(b, int64(v.I8))
 	}
 	if len(b) > start {
 		b = append(b, ',')
 	}
 	b = append(b, "\"i16\":"...)
-	b = codec.AppendInt(b, int64(v.I16))
+	b = zzDepaiCodec.AppendInt(b, int64(v.I16))
 	if !(v.I32 == 0) {
 		if len(b) > start {
 			b = append(b, ',')
 		}
 		b = append(b, "\"i32\":"...)
-		b = codec.AppendInt(b, int64(v.I32))
+		b = zzDepaiCodec.AppendInt(b, int64(v.I32))
 	}
 	if len(b) > start {
 		b = append(b, ',')
 	}
 	b = append(b, "\"i64\":"...)
-	b = codec.AppendInt(b, int64(v.I64))
+	b = zzDepaiCodec.AppendInt(b, int64(v.I64))
 	if !(v.U == 0) {
 		if len(b) > start {
 			b = append(b, ',')
 		}
 		b = append(b, "\"u\":"...)
-		b = codec.AppendUint(b, uint64(v.U))
+		b = zzDepaiCodec.AppendUint(b, uint64(v.U))
 	}
 	if len(b) > start {
 		b = append(b, ',')
 	}
 	b = append(b, "\"u8\":"...)
-	b = codec.AppendUint(b, uint64(v.U8))
+	b = zzDepaiCodec.AppendUint(b, uint64(v.U8))
 	if !(v.U16 == 0) {
 		if len(b) > start {
 			b = append(b, ',')
 		}
 		b = append(b, "\"u16\":"...)
-		b = codec.AppendUint(b, uint64(v.U16))
+		b = zzDepaiCodec.AppendUint(b, uint64(v.U16))
 	}
 	if len(b) > start {
 		b = append(b, ',')
 	}
 	b = append(b, "\"u32\":"...)
-	b = codec.AppendUint(b, uint64(v.U32))
+	b = zzDepaiCodec.AppendUint(b, uint64(v.U32))
 	if !(v.U64 == 0) {
 		if len(b) > start {
 			b = append(b, ',')
 		}
 		b = append(b, "\"u64\":"...)
-		b = codec.AppendUint(b, uint64(v.U64))
+		b = zzDepaiCodec.AppendUint(b, uint64(v.U64))
 	}
 	if len(b) > start {
 		b = append(b, ',')
 	}
 	b = append(b, "\"f32\":"...)
-	if b, ok = codec.AppendFloat(b, float64(v.F32), 32); !ok {
+	if b, ok = zzDepaiCodec.AppendFloat(b, float64(v.F32), 32); !ok {
 		return b, false
 	}
 	if !(v.F64 == 0) {
@@ -1459,7 +1459,7 @@ func zzDepaiCodecEnc12(b []byte, v *Kinds, depth int) ([]byte, bool) {
 			b = append(b, ',')
 		}
 		b = append(b, "\"f64\":"...)
-		if b, ok = codec.AppendFloat(b, float64(v.F64), 64); !ok {
+		if b, ok = zzDepaiCodec.AppendFloat(b, float64(v.F64), 64); !ok {
 			return b, false
 		}
 	}
@@ -1468,18 +1468,18 @@ func zzDepaiCodecEnc12(b []byte, v *Kinds, depth int) ([]byte, bool) {
 			b = append(b, ',')
 		}
 		b = append(b, "\"level\":"...)
-		b = codec.AppendString(b, string(v.Level))
+		b = zzDepaiCodec.AppendString(b, string(v.Level))
 	}
 	if len(b) > start {
 		b = append(b, ',')
 	}
 	b = append(b, "\"Untagged\":"...)
-	b = codec.AppendString(b, string(v.Untagged))
+	b = zzDepaiCodec.AppendString(b, string(v.Untagged))
 	if len(b) > start {
 		b = append(b, ',')
 	}
 	b = append(b, "\"\\u003ca\\u0026b\\u003e\":"...)
-	b = codec.AppendString(b, string(v.HTML))
+	b = zzDepaiCodec.AppendString(b, string(v.HTML))
 	if len(b) > start {
 		b = append(b, ',')
 	}
@@ -1487,7 +1487,7 @@ func zzDepaiCodecEnc12(b []byte, v *Kinds, depth int) ([]byte, bool) {
 	if v.P == nil {
 		b = append(b, "null"...)
 	} else {
-		b = codec.AppendInt(b, int64((*v.P)))
+		b = zzDepaiCodec.AppendInt(b, int64((*v.P)))
 	}
 	if !(v.PS == nil) {
 		if len(b) > start {
@@ -1530,7 +1530,7 @@ func zzDepaiCodecEnc12(b []byte, v *Kinds, depth int) ([]byte, bool) {
 						if i74 > 0 {
 							b = append(b, ',')
 						}
-						if b, ok = codec.AppendFloat(b, float64(v.Grid[i73][i74]), 64); !ok {
+						if b, ok = zzDepaiCodec.AppendFloat(b, float64(v.Grid[i73][i74]), 64); !ok {
 							return b, false
 						}
 					}
@@ -1572,7 +1572,7 @@ func zzDepaiCodecEnc12(b []byte, v *Kinds, depth int) ([]byte, bool) {
 	return b, ok
 }
 
-func zzDepaiCodecDec13(d *codec.Decoder, v *Tree) bool {
+func zzDepaiCodecDec13(d *zzDepaiCodec.Decoder, v *Tree) bool {
 	empty, ok := d.Object()
 	if !ok {
 		return false
@@ -1604,7 +1604,7 @@ func zzDepaiCodecDec13(d *codec.Decoder, v *Tree) bool {
 				}
 				for !empty79 {
 					if i78 >= cap(s77) {
-						s77 = slices.Grow(s77, max(4, cap(s77)))
+						s77 = zzDepaiCodecSlices.Grow(s77, max(4, cap(s77)))
 					}
 					if i78 >= len(s77) {
 						s77 = s77[:i78+1]
@@ -1648,7 +1648,7 @@ func zzDepaiCodecDec13(d *codec.Decoder, v *Tree) bool {
 }
 
 func zzDepaiCodecEnc13(b []byte, v *Tree, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
@@ -1658,7 +1658,7 @@ func zzDepaiCodecEnc13(b []byte, v *Tree, depth int) ([]byte, bool) {
 		b = append(b, ',')
 	}
 	b = append(b, "\"v\":"...)
-	b = codec.AppendInt(b, int64(v.V))
+	b = zzDepaiCodec.AppendInt(b, int64(v.V))
 	if !(len(v.Kids) == 0) {
 		if len(b) > start {
 			b = append(b, ',')
@@ -1687,7 +1687,7 @@ func zzDepaiCodecEnc13(b []byte, v *Tree, depth int) ([]byte, bool) {
 	return b, ok
 }
 
-func zzDepaiCodecDec14(d *codec.Decoder, v *Names) bool {
+func zzDepaiCodecDec14(d *zzDepaiCodec.Decoder, v *Names) bool {
 	if null82, ok := d.Null(); !ok {
 		return false
 	} else if null82 {
@@ -1700,7 +1700,7 @@ func zzDepaiCodecDec14(d *codec.Decoder, v *Names) bool {
 		}
 		for !empty85 {
 			if i84 >= cap(s83) {
-				s83 = slices.Grow(s83, max(4, cap(s83)))
+				s83 = zzDepaiCodecSlices.Grow(s83, max(4, cap(s83)))
 			}
 			if i84 >= len(s83) {
 				s83 = s83[:i84+1]
@@ -1727,7 +1727,7 @@ func zzDepaiCodecDec14(d *codec.Decoder, v *Names) bool {
 }
 
 func zzDepaiCodecEnc14(b []byte, v *Names, depth int) ([]byte, bool) {
-	if depth > codec.MaxGeneratedDepth {
+	if depth > zzDepaiCodec.MaxGeneratedDepth {
 		return b, false
 	}
 	ok := true
@@ -1739,7 +1739,7 @@ func zzDepaiCodecEnc14(b []byte, v *Names, depth int) ([]byte, bool) {
 			if i87 > 0 {
 				b = append(b, ',')
 			}
-			b = codec.AppendString(b, string((*v)[i87]))
+			b = zzDepaiCodec.AppendString(b, string((*v)[i87]))
 		}
 		b = append(b, ']')
 	}

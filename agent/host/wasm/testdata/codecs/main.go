@@ -1,6 +1,7 @@
 // Command codecs has tools whose types the build generates codecs for, and
 // one whose output it leaves to the reflective codec (a map), for
-// TestGeneratedCodecs.
+// TestGeneratedCodecs. It names codec and slices at package level, as a
+// plugin may.
 package main
 
 import (
@@ -21,6 +22,10 @@ type Item struct {
 type Counts struct {
 	ByTag map[string]int `json:"by_tag"`
 }
+
+// Package-level names that the generated file's imports must not clash
+// with: the build would fail and ship without the codecs.
+var codec, slices = "codec", "slices"
 
 func init() {
 	sdk.Plugin("codecs", "0.1.0")
