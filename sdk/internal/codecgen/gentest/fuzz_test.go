@@ -18,7 +18,7 @@ var checkers = []func(*testing.T, []byte){
 	check[Kinds]("Kinds"), check[Tree]("Tree"), check[Names]("Names"), check[*Note]("*Note"), check[[]Note]("[]Note"),
 }
 
-func generated[T any](t *testing.T, name string) (func([]byte, bool, *T) bool, func([]byte, *T) ([]byte, bool)) {
+func generated[T any](t testing.TB, name string) (func([]byte, bool, *T) bool, func([]byte, *T) ([]byte, bool)) {
 	t.Helper()
 	d, e := codec.Generated(name)
 	dec, _ := d.(func([]byte, bool, *T) bool)
