@@ -47,6 +47,12 @@ var (
 	inBuf   []byte // the request buffer alloc hands out
 	outBuf  []byte // the last call's result, kept alive until the next call
 	hostBuf = make([]byte, 4096)
+
+	// The contexts of a call the host checked and of one it did not. An
+	// instance serves one call at a time, all alike (the host enforces the
+	// deadline), so they are made once rather than at every call.
+	checkedCtx   = registry.CallContext(context.Background(), guestHost{}, true)
+	uncheckedCtx = registry.CallContext(context.Background(), guestHost{}, false)
 )
 
 //go:wasmexport abi_version
@@ -70,8 +76,15 @@ func call(p unsafe.Pointer, n int32) uint64 {
 		return result(wire.Result{Error: wire.Errorf(wire.CodeInvalidArgument, "malformed call envelope of %d bytes", n)})
 	}
 	ml := binary.LittleEndian.Uint32(req)
-	c := wire.Call{Method: string(req[5 : 5+ml]), Payload: json.RawMessage(req[5+ml:]), Checked: req[4]&1 != 0}
-	return result(registry.Default.Dispatch(context.Background(), guestHost{}, c))
+	// The method's name is not copied: it is only looked up, and quoted
+	// (copied) into an error, before the call returns and the buffer is
+	// reused.
+	c := wire.Call{Method: unsafe.String(unsafe.SliceData(req[5:]), ml), Payload: json.RawMessage(req[5+ml:]), Checked: req[4]&1 != 0}
+	ctx := uncheckedCtx
+	if c.Checked {
+		ctx = checkedCtx
+	}
+	return result(registry.Default.DispatchIn(ctx, c))
 }
 
 //go:wasmexport describe

@@ -5,9 +5,10 @@ package sdk
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sync"
 
-	"github.com/depai/depai/sdk/internal/codec"
+	"github.com/depai/depai/sdk/internal/codecgen"
 	"github.com/depai/depai/sdk/schema"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -23,6 +24,7 @@ import (
 // registry.AddLazyTool) and the check of arguments the host did not check,
 // against the same schema and with the message the host's check gives.
 func toolSchemas[In, Out any](name, description string, opts []ToolOption) (func() (wire.ToolDef, error), func([]byte) error) {
+	codecTools = append(codecTools, codecgen.Tool{Name: name, In: reflect.TypeFor[In](), Out: reflect.TypeFor[Out]()})
 	in := sync.OnceValues(schema.For[In])
 	def := func() (wire.ToolDef, error) {
 		ins, err := in()
@@ -48,10 +50,16 @@ func toolSchemas[In, Out any](name, description string, opts []ToolOption) (func
 	return def, check
 }
 
-// strictDecode decodes arguments the check above admitted.
-var strictDecode = codec.Unmarshal
+// strictUnchecked: arguments the check above admitted need no strict decoding.
+const strictUnchecked = false
 
-func outputSchema[Out any]() (json.RawMessage, error) {
+// codecTools are the registered tools' types, which this build describes
+// to `depai plugin build --wasm` as Go source of their codecs
+// (describe_codecs, codecs_wasip1.go) for the build it ships.
+var codecTools []codecgen.Tool
+
+func sensorSchema[Out any](name string) (json.RawMessage, error) {
+	codecTools = append(codecTools, codecgen.Tool{Name: name, Out: reflect.TypeFor[Out]()})
 	s, err := schema.For[Out]()
 	if err != nil {
 		return nil, err

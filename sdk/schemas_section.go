@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 
-	"github.com/depai/depai/sdk/internal/codec"
 	"github.com/depai/depai/sdk/internal/registry"
 	"github.com/depai/depai/sdk/wire"
 )
@@ -31,6 +30,7 @@ func toolSchemas[In, Out any](name, description string, opts []ToolOption) (func
 	return def, func([]byte) error { return nil }
 }
 
-var strictDecode = codec.UnmarshalStrict
+// strictUnchecked: a call the host did not check is decoded strictly.
+const strictUnchecked = true
 
-func outputSchema[Out any]() (json.RawMessage, error) { return nil, nil }
+func sensorSchema[Out any](string) (json.RawMessage, error) { return nil, nil }

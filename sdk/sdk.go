@@ -56,19 +56,21 @@ func Payment() ToolOption { return func(d *wire.ToolDef) { d.Effect = wire.Effec
 // keeps its code, anything else becomes code internal.
 func Tool[In, Out any](name, description string, fn func(ctx context.Context, in In) (Out, error), opts ...ToolOption) {
 	def, check := toolSchemas[In, Out](name, description, opts)
+	c := &toolCodec[In, Out]{name: name}
 	registry.Default.AddLazyTool(name, def, func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
 		var v In
 		if len(payload) > 0 {
 			// The host checked the arguments against In's schema; decode
 			// what it admitted. Otherwise check them here first.
-			decode := codec.Unmarshal
+			strict := false
 			if !registry.InputChecked(ctx) {
 				if err := check(payload); err != nil {
 					return nil, err
 				}
-				decode = strictDecode
+				strict = strictUnchecked
 			}
-			if err := decode(payload, &v); err != nil {
+			var err error
+			if v, err = c.decode(payload, strict); err != nil {
 				return nil, wire.Errorf(wire.CodeInvalidArgument, "arguments for %s: %v", name, err)
 			}
 		}
@@ -76,8 +78,77 @@ func Tool[In, Out any](name, description string, fn func(ctx context.Context, in
 		if err != nil {
 			return nil, err
 		}
-		return encode(name, res)
+		return c.encode(res)
 	})
+}
+
+// toolCodec decodes a tool's input and encodes its output with the code
+// `depai plugin build --wasm` generated for their types
+// (sdk/internal/codecgen), when there is some, and otherwise — or when
+// that code declines a document or value — with the reflective codec.
+//
+// Generated code exists only in a WASM module, whose instance serves one
+// call at a time and copies a call's result out before the next one. So
+// there the value decoded into, the value encoded and the encoding's
+// buffer are kept from call to call: each allocation, and the collections
+// they add up to, cost a WASM guest microseconds.
+type toolCodec[In, Out any] struct {
+	name     string
+	resolved bool
+	dec      func([]byte, bool, *In) bool
+	enc      func([]byte, *Out) ([]byte, bool)
+	in       In
+	out      Out
+	buf      []byte
+}
+
+// resolve looks the generated code up on first use: it registers in the
+// plugin's init, which may run after the registration of the tool.
+func (c *toolCodec[In, Out]) resolve() {
+	if c.resolved {
+		return
+	}
+	c.resolved = true
+	dec, enc := codec.Generated(c.name)
+	c.dec, _ = dec.(func([]byte, bool, *In) bool)
+	c.enc, _ = enc.(func([]byte, *Out) ([]byte, bool))
+}
+
+func (c *toolCodec[In, Out]) decode(payload []byte, strict bool) (In, error) {
+	c.resolve()
+	var zero In
+	if c.dec != nil {
+		c.in = zero
+		ok := c.dec(payload, strict, &c.in)
+		v := c.in
+		c.in = zero
+		if ok {
+			return v, nil
+		}
+		// Declined: the reflective codec decides, from the zero value.
+	}
+	v := zero
+	unmarshal := codec.Unmarshal
+	if strict {
+		unmarshal = codec.UnmarshalStrict
+	}
+	err := unmarshal(payload, &v)
+	return v, err
+}
+
+func (c *toolCodec[In, Out]) encode(v Out) (json.RawMessage, error) {
+	c.resolve()
+	if c.enc != nil {
+		c.out = v
+		b, ok := c.enc(c.buf[:0], &c.out)
+		var zero Out
+		c.out = zero
+		if ok {
+			c.buf = b
+			return b, nil
+		}
+	}
+	return encode(c.name, v)
 }
 
 // toolDefinition completes a tool's definition with its schemas.
@@ -92,7 +163,7 @@ func toolDefinition(name, description string, in, out json.RawMessage, opts []To
 // Sensor registers a sensor or feed the host polls every interval; each
 // reading is fn's result. A sensor may also push readings with Emit.
 func Sensor[Out any](name, description string, interval time.Duration, fn func(ctx context.Context) (Out, error)) {
-	out, err := outputSchema[Out]()
+	out, err := sensorSchema[Out](name)
 	if err != nil {
 		registry.Default.Fail(fmt.Errorf("sensor %s: output: %w", name, err))
 		return
@@ -101,12 +172,13 @@ func Sensor[Out any](name, description string, interval time.Duration, fn func(c
 	if interval > 0 {
 		def.Interval = interval.String()
 	}
+	c := &toolCodec[struct{}, Out]{name: name}
 	registry.Default.AddSensor(def, func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
 		res, err := fn(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return encode(name, res)
+		return c.encode(res)
 	})
 }
 

@@ -147,12 +147,9 @@ func goBuild(ctx context.Context, opts Options, dir, dst string) error {
 	return nil
 }
 
-// runGo runs go build for opts.Target into out, with the build tags given.
-func runGo(ctx context.Context, opts Options, dir, out string, tags ...string) error {
-	args := []string{"build", "-buildvcs=false", "-o", out}
-	if len(tags) > 0 {
-		args = append(args, "-tags="+strings.Join(tags, ","))
-	}
+// runGo runs go build for opts.Target into out, with the flags given.
+func runGo(ctx context.Context, opts Options, dir, out string, flags ...string) error {
+	args := append([]string{"build", "-buildvcs=false", "-o", out}, flags...)
 	env := os.Environ()
 	if opts.Target == WASM {
 		args = append(args, "-buildmode=c-shared")
@@ -170,7 +167,7 @@ func runGo(ctx context.Context, opts Options, dir, out string, tags ...string) e
 
 // pipeline names how a WASM artifact is made (see goBuild); it is part of
 // the cache key, so artifacts made another way are rebuilt.
-const pipeline = "manifest-section-1"
+const pipeline = "manifest-section-2-codecs"
 
 func hashSources(ctx context.Context, opts Options, dir string) (string, error) {
 	h := sha256.New()
