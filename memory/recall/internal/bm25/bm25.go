@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"unsafe"
 
 	"github.com/depai/depai/memory/recall/internal/vecscan"
 )
@@ -40,21 +41,24 @@ func (p *postings) note(tf uint16, n uint32) {
 	}
 }
 
-// single is a term found in one document: most terms of a log of turns
-// are (a number, a name), and a postings list costs one of them some 100
-// bytes of heap against the 8 of this, in a map slot of the same size.
-type single struct {
-	doc uint32
-	tf  uint16
+// entry is a term's postings: a term found in one document (most terms of
+// a log of turns are: a number, a name) is that document and its tf, 8
+// bytes, where a postings list would cost it some 100.
+type entry struct {
+	ref uint32 // a single's document; else the list's index in Index.lists
+	tf  uint16 // a single's term frequency (>= 1); 0: ref is a list
 }
+
+func (e entry) single() bool { return e.tf != 0 }
 
 // Index is an in-RAM inverted index. It is not safe for concurrent use on its
 // own: callers serialize Add and Load against Search.
 type Index struct {
-	terms    map[string]*postings // terms in two documents or more
-	singles  map[string]single    // terms in one document
-	docLen   []uint32             // by document number; 0: no tokens
-	nDocs    int                  // documents with at least one token
+	dict     dict
+	entries  []entry     // by term number in dict
+	lists    []*postings // terms in two documents or more
+	docLen   []uint32    // by document number; 0: no tokens
+	nDocs    int         // documents with at least one token
 	totalLen uint64
 	// clean is the document from which on postings have changed since the
 	// last Flush: a term's blocks from the one holding its first document
@@ -69,7 +73,7 @@ type Index struct {
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{terms: map[string]*postings{}, singles: map[string]single{}, tf: map[*postings]uint16{}}
+	return &Index{dict: newDict(), tf: map[*postings]uint16{}}
 }
 
 // Docs is the number of document numbers the index covers (the next one to Add).
@@ -81,30 +85,41 @@ func (x *Index) Add(doc uint32, text string) error {
 		return fmt.Errorf("bm25: add document %d: want %d (documents are numbered in order)", doc, len(x.docLen))
 	}
 	// The document's term frequencies, by postings: a term is looked up
-	// without a string of its own, and only a new term gets one.
+	// without a string of its own, and only a new term's bytes are kept.
 	tf := x.tf
 	clear(tf)
 	n := 0
-	x.tok = tokens(text, x.tok, func(t []byte) {
+	var err error
+	x.tok = tokens(text, x.tok, func(b []byte) {
 		n++
-		p := x.terms[string(t)]
-		if p == nil {
-			s, ok := x.singles[string(t)]
-			switch {
-			case !ok: // a new term: this document's alone so far
-				x.singles[string(t)] = single{doc: doc, tf: 1}
-				return
-			case s.doc == doc:
-				if s.tf < math.MaxUint16 {
-					s.tf++
-					x.singles[string(t)] = s
-				}
+		// Only for the look-up and the copy into the dictionary: b is
+		// neither changed nor kept while t is in use.
+		t := unsafe.String(unsafe.SliceData(b), len(b))
+		id, ok := x.dict.find(t)
+		if !ok {
+			if _, e := x.dict.add(t); e != nil {
+				// The document is indexed without its new terms
+				// rather than left half added.
+				err = fmt.Errorf("bm25: add document %d: %w", doc, e)
 				return
 			}
-			// Its second document: a postings list from now on.
-			p = &postings{docs: []uint32{s.doc}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.doc]}
-			delete(x.singles, string(t))
-			x.terms[string(t)] = p
+			x.entries = append(x.entries, entry{ref: doc, tf: 1}) // this document's alone so far
+			return
+		}
+		e := &x.entries[id]
+		var p *postings
+		switch {
+		case !e.single():
+			p = x.lists[e.ref]
+		case e.ref == doc:
+			if e.tf < math.MaxUint16 {
+				e.tf++
+			}
+			return
+		default: // its second document: a postings list from now on
+			p = &postings{docs: []uint32{e.ref}, tfs: []uint16{e.tf}, maxTF: e.tf, minLen: x.docLen[e.ref]}
+			*e = entry{ref: uint32(len(x.lists))}
+			x.lists = append(x.lists, p)
 		}
 		if tf[p] < math.MaxUint16 {
 			tf[p]++
@@ -112,7 +127,7 @@ func (x *Index) Add(doc uint32, text string) error {
 	})
 	x.docLen = append(x.docLen, uint32(n))
 	if n == 0 {
-		return nil
+		return err
 	}
 	x.nDocs++
 	x.totalLen += uint64(n)
@@ -124,7 +139,7 @@ func (x *Index) Add(doc uint32, text string) error {
 	if len(tf) > 4096 {
 		x.tf = map[*postings]uint16{} // clearing costs what the map once held
 	}
-	return nil
+	return err
 }
 
 // Flush yields every postings block changed since the last Flush, encoded,
@@ -133,21 +148,24 @@ func (x *Index) Add(doc uint32, text string) error {
 // not with what changed; a term's changes cost no RAM in return).
 func (x *Index) Flush(yield func(term string, block uint32, data []byte) error) error {
 	clean := x.clean
-	for t, s := range x.singles {
-		if s.doc < clean {
+	for id, e := range x.entries {
+		if e.single() {
+			if e.ref < clean {
+				continue
+			}
+			blk := e.ref >> BlockBits
+			var buf [2 * binary.MaxVarintLen32]byte
+			b := binary.AppendUvarint(buf[:0], uint64(e.ref-blk<<BlockBits))
+			if err := yield(string(x.dict.term(uint32(id))), blk, binary.AppendUvarint(b, uint64(e.tf))); err != nil {
+				return err
+			}
 			continue
 		}
-		blk := s.doc >> BlockBits
-		var buf [2 * binary.MaxVarintLen32]byte
-		b := binary.AppendUvarint(buf[:0], uint64(s.doc-blk<<BlockBits))
-		if err := yield(t, blk, binary.AppendUvarint(b, uint64(s.tf))); err != nil {
-			return err
-		}
-	}
-	for t, p := range x.terms {
+		p := x.lists[e.ref]
 		if n := len(p.docs); n == 0 || p.docs[n-1] < clean {
 			continue
 		}
+		t := string(x.dict.term(uint32(id)))
 		from := p.docs[sort.Search(len(p.docs), func(i int) bool { return p.docs[i] >= clean })] >> BlockBits
 		i := sort.Search(len(p.docs), func(i int) bool { return p.docs[i]>>BlockBits >= from })
 		for i < len(p.docs) {
@@ -195,8 +213,17 @@ func (x *Index) SetDocLen(doc uint32, n uint32) error {
 // ascending order. Postings of documents >= Docs() are dropped: they were
 // written by a checkpoint that did not finish, and will be added again.
 func (x *Index) LoadBlock(term string, block uint32, data []byte) error {
-	p := x.terms[term]
-	s, isSingle := x.singles[term]
+	id, known := x.dict.find(term)
+	var p *postings // a list already held is extended in place
+	var s entry
+	isSingle := false
+	if known {
+		if s = x.entries[id]; s.single() {
+			isSingle = true
+		} else {
+			p = x.lists[s.ref]
+		}
+	}
 	prev := block << BlockBits
 	first := true
 	for len(data) > 0 {
@@ -224,13 +251,13 @@ func (x *Index) LoadBlock(term string, block uint32, data []byte) error {
 		}
 		switch {
 		case p == nil && !isSingle:
-			s, isSingle = single{doc: doc, tf: uint16(tf)}, true
+			s, isSingle = entry{ref: doc, tf: uint16(tf)}, true
 			continue
 		case p == nil:
-			if s.doc >= doc {
+			if s.ref >= doc {
 				return fmt.Errorf("%w: term %q block %d: documents out of order", ErrCorrupt, term, block)
 			}
-			p = &postings{docs: []uint32{s.doc}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.doc]}
+			p = &postings{docs: []uint32{s.ref}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.ref]}
 			isSingle = false
 		case p.docs[len(p.docs)-1] >= doc:
 			return fmt.Errorf("%w: term %q block %d: documents out of order", ErrCorrupt, term, block)
@@ -239,27 +266,41 @@ func (x *Index) LoadBlock(term string, block uint32, data []byte) error {
 		p.tfs = append(p.tfs, uint16(tf))
 		p.note(uint16(tf), x.docLen[doc])
 	}
+	var e entry
 	switch {
+	case p != nil && known && !x.entries[id].single():
+		return nil // extended in place
 	case p != nil:
-		delete(x.singles, term)
-		x.terms[term] = p
+		e = entry{ref: uint32(len(x.lists))}
+		x.lists = append(x.lists, p)
 	case isSingle:
-		x.singles[term] = s
+		e = s
+	default:
+		return nil // nothing below Docs()
 	}
+	if known {
+		x.entries[id] = e
+		return nil
+	}
+	if _, err := x.dict.add(term); err != nil {
+		return fmt.Errorf("bm25: load term %q: %w", term, err)
+	}
+	x.entries = append(x.entries, e)
 	return nil
 }
 
 // lookup is the postings of term, nil if no document has it; a term of one
 // document gets a list of its own, valid until the index changes.
 func (x *Index) lookup(term string) *postings {
-	if p := x.terms[term]; p != nil {
-		return p
-	}
-	s, ok := x.singles[term]
+	id, ok := x.dict.find(term)
 	if !ok {
 		return nil
 	}
-	return &postings{docs: []uint32{s.doc}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.doc]}
+	e := x.entries[id]
+	if !e.single() {
+		return x.lists[e.ref]
+	}
+	return &postings{docs: []uint32{e.ref}, tfs: []uint16{e.tf}, maxTF: e.tf, minLen: x.docLen[e.ref]}
 }
 
 // idf is the inverse document frequency of a term found in n documents.
@@ -411,14 +452,16 @@ func worst(acc *accumulator, k int) vecscan.Result {
 
 func (x *Index) excluded(terms []string, d uint32) bool {
 	for _, t := range terms {
-		if s, ok := x.singles[t]; ok && s.doc == d {
-			return true
+		id, ok := x.dict.find(t)
+		if !ok {
+			continue
 		}
-		if p := x.terms[t]; p != nil {
-			i := sort.Search(len(p.docs), func(i int) bool { return p.docs[i] >= d })
-			if i < len(p.docs) && p.docs[i] == d {
+		if e := x.entries[id]; e.single() {
+			if e.ref == d {
 				return true
 			}
+		} else if _, ok := slices.BinarySearch(x.lists[e.ref].docs, d); ok {
+			return true
 		}
 	}
 	return false
