@@ -23,24 +23,6 @@ const (
 // BlockBits sets how many consecutive document numbers share a postings block.
 const BlockBits = 12
 
-type postings struct {
-	docs []uint32 // ascending
-	tfs  []uint16
-	// The highest term frequency and the shortest document among docs: the
-	// most the term can add to a document it has not scored yet (see
-	// Search).
-	maxTF  uint16
-	minLen uint32
-}
-
-// note updates the bounds for a posting of tf in a document of n tokens.
-func (p *postings) note(tf uint16, n uint32) {
-	p.maxTF = max(p.maxTF, tf)
-	if len(p.docs) == 1 || n < p.minLen {
-		p.minLen = n
-	}
-}
-
 // entry is a term's postings: a term found in one document (most terms of
 // a log of turns are: a number, a name) is that document and its tf, 8
 // bytes, where a postings list would cost it some 100.
@@ -117,7 +99,7 @@ func (x *Index) Add(doc uint32, text string) error {
 			}
 			return
 		default: // its second document: a postings list from now on
-			p = &postings{docs: []uint32{e.ref}, tfs: []uint16{e.tf}, maxTF: e.tf, minLen: x.docLen[e.ref]}
+			p = newPostings(e.ref, e.tf, x.docLen[e.ref])
 			*e = entry{ref: uint32(len(x.lists))}
 			x.lists = append(x.lists, p)
 		}
@@ -132,9 +114,7 @@ func (x *Index) Add(doc uint32, text string) error {
 	x.nDocs++
 	x.totalLen += uint64(n)
 	for p, f := range tf {
-		p.docs = append(p.docs, doc)
-		p.tfs = append(p.tfs, f)
-		p.note(f, uint32(n))
+		p.add(doc, f, uint32(n))
 	}
 	if len(tf) > 4096 {
 		x.tf = map[*postings]uint16{} // clearing costs what the map once held
@@ -162,24 +142,35 @@ func (x *Index) Flush(yield func(term string, block uint32, data []byte) error) 
 			continue
 		}
 		p := x.lists[e.ref]
-		if n := len(p.docs); n == 0 || p.docs[n-1] < clean {
+		if p.len() == 0 || p.last() < clean {
 			continue
 		}
 		t := string(x.dict.term(uint32(id)))
-		from := p.docs[sort.Search(len(p.docs), func(i int) bool { return p.docs[i] >= clean })] >> BlockBits
-		i := sort.Search(len(p.docs), func(i int) bool { return p.docs[i]>>BlockBits >= from })
-		for i < len(p.docs) {
-			blk := p.docs[i] >> BlockBits
-			var buf []byte
-			prev := blk << BlockBits
-			for ; i < len(p.docs) && p.docs[i]>>BlockBits == blk; i++ {
-				buf = binary.AppendUvarint(buf, uint64(p.docs[i]-prev))
-				buf = binary.AppendUvarint(buf, uint64(p.tfs[i]))
-				prev = p.docs[i]
+		first, _ := p.search(clean, p.len())
+		from, _ := p.search(p.doc(first)>>BlockBits<<BlockBits, p.len())
+		var buf []byte
+		blk, prev := uint32(0), uint32(0)
+		var err error
+		p.each(from, func(i int, d uint32) bool {
+			if len(buf) > 0 && d>>BlockBits != blk {
+				if err = yield(t, blk, buf); err != nil {
+					return false
+				}
+				buf = nil
 			}
-			if err := yield(t, blk, buf); err != nil {
-				return err
+			if len(buf) == 0 {
+				blk, prev = d>>BlockBits, d>>BlockBits<<BlockBits
 			}
+			buf = binary.AppendUvarint(buf, uint64(d-prev))
+			buf = binary.AppendUvarint(buf, uint64(p.tf(i)))
+			prev = d
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if err := yield(t, blk, buf); err != nil {
+			return err
 		}
 	}
 	x.clean = uint32(len(x.docLen))
@@ -257,14 +248,12 @@ func (x *Index) LoadBlock(term string, block uint32, data []byte) error {
 			if s.ref >= doc {
 				return fmt.Errorf("%w: term %q block %d: documents out of order", ErrCorrupt, term, block)
 			}
-			p = &postings{docs: []uint32{s.ref}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.ref]}
+			p = newPostings(s.ref, s.tf, x.docLen[s.ref])
 			isSingle = false
-		case p.docs[len(p.docs)-1] >= doc:
+		case p.last() >= doc:
 			return fmt.Errorf("%w: term %q block %d: documents out of order", ErrCorrupt, term, block)
 		}
-		p.docs = append(p.docs, doc)
-		p.tfs = append(p.tfs, uint16(tf))
-		p.note(uint16(tf), x.docLen[doc])
+		p.add(doc, uint16(tf), x.docLen[doc])
 	}
 	var e entry
 	switch {
@@ -300,7 +289,7 @@ func (x *Index) lookup(term string) *postings {
 	if !e.single() {
 		return x.lists[e.ref]
 	}
-	return &postings{docs: []uint32{e.ref}, tfs: []uint16{e.tf}, maxTF: e.tf, minLen: x.docLen[e.ref]}
+	return newPostings(e.ref, e.tf, x.docLen[e.ref])
 }
 
 // idf is the inverse document frequency of a term found in n documents.
@@ -342,16 +331,16 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 	var terms []term
 	for _, t := range q.Terms {
 		if p := x.lookup(t); p != nil {
-			terms = append(terms, term{p, x.idf(len(p.docs))})
+			terms = append(terms, term{p, x.idf(p.len())})
 		}
 	}
-	sort.Slice(terms, func(i, j int) bool { return len(terms[i].p.docs) < len(terms[j].p.docs) })
+	sort.Slice(terms, func(i, j int) bool { return terms[i].p.len() < terms[j].p.len() })
 	rest := make([]float64, len(terms)+1) // rest[i]: the most terms[i:] can add to one document
 	for i := len(terms) - 1; i >= 0; i-- {
 		rest[i] = rest[i+1] + terms[i].idf*(K1+1)
 	}
 	score := func(t term, i int, d uint32) float32 {
-		tf := float64(t.p.tfs[i])
+		tf := float64(t.p.tf(i))
 		return float32(t.idf * tf * (K1 + 1) / (tf + K1*(1-B+B*float64(x.docLen[d])/avg)))
 	}
 	essential := true
@@ -366,18 +355,24 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 			walk(acc, t.p, len(q.Exclude) == 0, ub, rest[ti+1], k, keep, func(i int, d uint32) float32 { return score(t, i, d) })
 			continue
 		}
-		docs := t.p.docs
-		if len(acc.touched)*bits.Len(uint(len(docs))) < len(docs) {
+		p := t.p
+		if n := p.len(); len(acc.touched)*bits.Len(uint(n)) < n {
 			for _, d := range acc.touched {
-				if i, ok := slices.BinarySearch(docs, d); ok {
+				if i, ok := p.search(d, n); ok {
 					acc.score[d] += score(t, i, d)
 				}
 			}
 			continue
 		}
-		for i, d := range docs {
-			if acc.score[d] != 0 { // scored already, so it passed keep
-				acc.score[d] += score(t, i, d)
+		for k, r := range p.runs {
+			end := p.len()
+			if k+1 < len(p.runs) {
+				end = int(p.runs[k+1].at)
+			}
+			for i := int(r.at); i < end; i++ {
+				if d := r.hi<<16 | uint32(p.lo[i]); acc.score[d] != 0 { // scored already, so it passed keep
+					acc.score[d] += score(t, i, d)
+				}
 			}
 		}
 	}
@@ -408,10 +403,13 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 // A corpus where most documents share a word ("ping" in every turn) is why:
 // without the stop every search walks all of that word's postings.
 func walk(acc *accumulator, p *postings, canStop bool, ub float32, rest float64, k int, keep func(uint32) bool, score func(int, uint32) float32) {
-	docs := p.docs
 	next, seen := k, 0
-	for i := len(docs) - 1; i >= 0; i-- {
-		d := docs[i]
+	r := len(p.runs) - 1
+	for i := p.len() - 1; i >= 0; i-- {
+		for int(p.runs[r].at) > i {
+			r--
+		}
+		d := p.runs[r].hi<<16 | uint32(p.lo[i])
 		if keep != nil && !keep(d) {
 			continue
 		}
@@ -432,7 +430,7 @@ func walk(acc *accumulator, p *postings, canStop bool, ub float32, rest float64,
 			if td >= d {
 				continue
 			}
-			if j, ok := slices.BinarySearch(docs[:i], td); ok {
+			if j, ok := p.search(td, i); ok {
 				acc.score[td] += score(j, td)
 			}
 		}
@@ -460,7 +458,7 @@ func (x *Index) excluded(terms []string, d uint32) bool {
 			if e.ref == d {
 				return true
 			}
-		} else if _, ok := slices.BinarySearch(x.lists[e.ref].docs, d); ok {
+		} else if _, ok := x.lists[e.ref].search(d, x.lists[e.ref].len()); ok {
 			return true
 		}
 	}

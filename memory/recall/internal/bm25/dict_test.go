@@ -1,9 +1,11 @@
 package bm25
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -50,10 +52,16 @@ func (m mapIndex) blocks() map[string]map[uint32][]byte {
 // what Flush yields, and what a reloaded index holds and answers with the
 // map representation.
 func TestDictAgainstMaps(t *testing.T) {
-	r := rand.New(rand.NewPCG(7, 8))
+	t.Run("small", func(t *testing.T) { testAgainstMaps(t, 2*(1<<BlockBits)+777) })
+	// Documents past 65535 (postings of several high halves) and tfs
+	// past a byte.
+	t.Run("large", func(t *testing.T) { testAgainstMaps(t, 3<<16+1234) })
+}
+
+func testAgainstMaps(t *testing.T, n int) {
+	r := rand.New(rand.NewPCG(7, uint64(n)))
 	zipf := rand.NewZipf(r, 1.1, 1, 20000)
 	x, ref := New(), mapIndex{}
-	n := 2*(1<<BlockBits) + 777
 	for d := range n {
 		var ws []string
 		for range r.IntN(9) {
@@ -65,6 +73,12 @@ func TestDictAgainstMaps(t *testing.T) {
 			default:
 				ws = append(ws, fmt.Sprintf("w%d", zipf.Uint64()))
 			}
+		}
+		switch {
+		case d%9973 == 0:
+			ws = append(ws, strings.Repeat("many ", 200+r.IntN(400)))
+		case d%70001 == 1:
+			ws = append(ws, "sparse")
 		}
 		text := strings.Join(ws, " ")
 		if err := x.Add(uint32(d), text); err != nil {
@@ -83,11 +97,13 @@ func TestDictAgainstMaps(t *testing.T) {
 				t.Fatalf("%s: term %q missing", name, term)
 			}
 			got := map[uint32]uint16{}
-			for i, d := range p.docs {
-				got[d] = p.tfs[i]
+			var docs []uint32
+			for i := range p.len() {
+				docs = append(docs, p.doc(i))
+				got[p.doc(i)] = p.tf(i)
 			}
-			if !slices.IsSorted(p.docs) || !reflect.DeepEqual(got, ps) {
-				t.Fatalf("%s: term %q: postings %v %v, want %v", name, term, p.docs, p.tfs, ps)
+			if !slices.IsSorted(docs) || !reflect.DeepEqual(got, ps) {
+				t.Fatalf("%s: term %q: postings %v, want %v", name, term, got, ps)
 			}
 			if single(x, term) != (len(ps) == 1) {
 				t.Fatalf("%s: term %q of %d documents held as a single: %v", name, term, len(ps), single(x, term))
@@ -126,16 +142,111 @@ func TestDictAgainstMaps(t *testing.T) {
 	}
 	check("reloaded", y)
 	terms := slices.Sorted(maps.Keys(ref))
-	for range 300 {
+	avg := float64(x.totalLen) / float64(x.nDocs)
+	for qi := range 300 {
 		q := Query{Terms: []string{terms[r.IntN(len(terms))], fmt.Sprintf("w%d", zipf.Uint64())}}
-		if r.IntN(3) == 0 {
+		switch qi % 10 {
+		case 0:
 			q.Exclude = []string{terms[r.IntN(len(terms))]}
+		case 1:
+			q.Terms = append(q.Terms, "many", "sparse")
 		}
 		a, b := x.Search(q, 10, nil), y.Search(q, 10, nil)
 		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("%+v: reloaded index answers %v, the built one %v", q, b, a)
 		}
+		if qi%30 != 0 {
+			continue
+		}
+		// Scored from the map representation, every document.
+		scores := map[uint32]float64{}
+		for _, term := range slices.Compact(slices.Clone(q.Terms)) {
+			for d, tf := range ref[term] {
+				f := float64(tf)
+				scores[d] += x.idf(len(ref[term])) * f * (K1 + 1) / (f + K1*(1-B+B*float64(x.DocLen(d))/avg))
+			}
+		}
+		for _, e := range q.Exclude {
+			for d := range ref[e] {
+				delete(scores, d)
+			}
+		}
+		want := slices.SortedFunc(maps.Values(scores), func(a, b float64) int { return cmp.Compare(b, a) })
+		if len(a) != min(10, len(want)) {
+			t.Fatalf("%+v: %d hits, the map representation scores %d", q, len(a), len(want))
+		}
+		for i, h := range a {
+			if math.Abs(float64(h.Score)-want[i]) > 1e-4 || math.Abs(float64(h.Score)-scores[h.ID]) > 1e-4 {
+				t.Fatalf("%+v: hit %d = %+v, want score %v", q, i, h, want[i])
+			}
+		}
 	}
+}
+
+// FuzzPostings checks postings against two plain slices: documents from
+// the input's varint gaps (so that they cross high halves), tfs from its
+// bytes (some past 255), then every posting, search and each.
+func FuzzPostings(f *testing.F) {
+	f.Add([]byte{1, 1, 2, 0xff, 0xff, 0x03, 1, 0xc8, 0x02})
+	f.Add([]byte{0x80, 0x80, 0x04, 7, 0x80, 0x80, 0x04, 9, 5, 1})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		p := &postings{}
+		var docs []uint32
+		var tfs []uint16
+		doc := uint32(0)
+		for len(in) > 0 {
+			g, n := binary.Uvarint(in)
+			if n <= 0 || g > 1<<20 {
+				return
+			}
+			in = in[n:]
+			tf, n := binary.Uvarint(in)
+			if n <= 0 || tf == 0 || tf > math.MaxUint16 {
+				return
+			}
+			in = in[n:]
+			if len(docs) > 0 && g == 0 || uint64(doc)+g > math.MaxUint32 {
+				return
+			}
+			doc += uint32(g)
+			p.add(doc, uint16(tf), 1)
+			docs, tfs = append(docs, doc), append(tfs, uint16(tf))
+		}
+		if p.len() != len(docs) {
+			t.Fatalf("%d postings, want %d", p.len(), len(docs))
+		}
+		for i := range docs {
+			if p.doc(i) != docs[i] || p.tf(i) != tfs[i] {
+				t.Fatalf("posting %d = %d/%d, want %d/%d", i, p.doc(i), p.tf(i), docs[i], tfs[i])
+			}
+		}
+		if len(docs) > 0 && p.last() != docs[len(docs)-1] {
+			t.Fatalf("last %d, want %d", p.last(), docs[len(docs)-1])
+		}
+		for _, d := range docs {
+			for _, probe := range []uint32{d - 1, d, d + 1, d &^ 0xffff, d | 0xffff} {
+				for _, n := range []int{0, len(docs) / 2, len(docs)} {
+					wi, wok := slices.BinarySearch(docs[:n], probe)
+					if i, ok := p.search(probe, n); i != wi || ok != wok {
+						t.Fatalf("search(%d, %d) = %d, %v; want %d, %v", probe, n, i, ok, wi, wok)
+					}
+				}
+			}
+		}
+		for from := range len(docs) + 1 {
+			var got []uint32
+			p.each(from, func(i int, d uint32) bool {
+				if i != from+len(got) {
+					t.Fatalf("each from %d: index %d", from, i)
+				}
+				got = append(got, d)
+				return true
+			})
+			if !slices.Equal(got, docs[from:]) {
+				t.Fatalf("each from %d = %v, want %v", from, got, docs[from:])
+			}
+		}
+	})
 }
 
 // FuzzDict checks the dictionary against a map: terms split from the
