@@ -404,12 +404,16 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 // without the stop every search walks all of that word's postings.
 func walk(acc *accumulator, p *postings, canStop bool, ub float32, rest float64, k int, keep func(uint32) bool, score func(int, uint32) float32) {
 	next, seen := k, 0
-	r := len(p.runs) - 1
+	r, at, hi := len(p.runs)-1, 0, uint32(0) // the run of posting i, where it starts, its high bits
+	if r >= 0 {
+		at, hi = int(p.runs[r].at), p.runs[r].hi<<16
+	}
 	for i := p.len() - 1; i >= 0; i-- {
-		for int(p.runs[r].at) > i {
+		for i < at {
 			r--
+			at, hi = int(p.runs[r].at), p.runs[r].hi<<16
 		}
-		d := p.runs[r].hi<<16 | uint32(p.lo[i])
+		d := hi | uint32(p.lo[i])
 		if keep != nil && !keep(d) {
 			continue
 		}

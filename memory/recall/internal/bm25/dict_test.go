@@ -55,7 +55,7 @@ func TestDictAgainstMaps(t *testing.T) {
 	t.Run("small", func(t *testing.T) { testAgainstMaps(t, 2*(1<<BlockBits)+777) })
 	// Documents past 65535 (postings of several high halves) and tfs
 	// past a byte.
-	t.Run("large", func(t *testing.T) { testAgainstMaps(t, 3<<16+1234) })
+	t.Run("large", func(t *testing.T) { testAgainstMaps(t, 1<<16+3000) })
 }
 
 func testAgainstMaps(t *testing.T, n int) {
@@ -77,7 +77,7 @@ func testAgainstMaps(t *testing.T, n int) {
 		switch {
 		case d%9973 == 0:
 			ws = append(ws, strings.Repeat("many ", 200+r.IntN(400)))
-		case d%70001 == 1:
+		case d%20011 == 1:
 			ws = append(ws, "sparse")
 		}
 		text := strings.Join(ws, " ")
