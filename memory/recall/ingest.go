@@ -128,7 +128,7 @@ func (x *Index) add(batch []memory.Record) (vecs []kv, checkpoint bool) {
 		}
 		x.setID(n, &d, r.ID)
 		x.addTags(&d, r.Tags)
-		x.docs = append(x.docs, d)
+		x.docs = grown(x.docs, d)
 		x.supersede(n)
 		if err := x.text.Add(n, r.Text); err != nil { // cannot happen: docnums are dense
 			x.lastErr = err.Error()

@@ -301,9 +301,9 @@ func (x *Index) decodeDoc(n uint32, b []byte) error {
 	b = b[k:]
 	d.tag0, d.ntags = uint32(len(x.tagHashes)), uint16(nt)
 	for i := range int(nt) {
-		x.tagHashes = append(x.tagHashes, binary.BigEndian.Uint32(b[4*i:]))
+		x.tagHashes = grown(x.tagHashes, binary.BigEndian.Uint32(b[4*i:]))
 	}
-	x.docs = append(x.docs, d)
+	x.docs = grown(x.docs, d)
 	x.supersede(n)
 	return x.text.SetDocLen(n, uint32(dl))
 }

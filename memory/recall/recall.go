@@ -253,8 +253,22 @@ func (x *Index) docID(n uint32) string {
 func (x *Index) addTags(d *doc, tags []string) {
 	d.tag0, d.ntags = uint32(len(x.tagHashes)), uint16(min(len(tags), math.MaxUint16))
 	for _, t := range tags[:d.ntags] {
-		x.tagHashes = append(x.tagHashes, tagHash(t))
+		x.tagHashes = grown(x.tagHashes, tagHash(t))
 	}
+}
+
+// grown appends v to s, growing a full s by an eighth (at least 64) where
+// append grows it by a quarter: the document table and the tag hashes grow
+// with every record and are most of the index's heap, and append's slack
+// was a fifth of them (TurnFootprint: 12.3k document slots for 10.1k
+// documents). Reallocations copy some 9 times the final length, not 5.
+func grown[T any](s []T, v T) []T {
+	if len(s) == cap(s) {
+		t := make([]T, len(s), len(s)+max(len(s)/8, 64))
+		copy(t, s)
+		s = t
+	}
+	return append(s, v)
 }
 
 func (x *Index) tagsOf(d *doc) []uint32 { return x.tagHashes[d.tag0 : d.tag0+uint32(d.ntags)] }

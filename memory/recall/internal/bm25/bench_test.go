@@ -3,6 +3,7 @@ package bm25
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -33,6 +34,10 @@ func BenchmarkSearch1M(b *testing.B) {
 		}
 	}
 	build := time.Since(start)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heap := ms.HeapAlloc
 	queries := make([]Query, 1000)
 	for i := range queries {
 		var words []string
@@ -53,5 +58,6 @@ func BenchmarkSearch1M(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(build.Seconds(), "build-s")
-	b.Log(fmt.Sprintf("n=%d terms=%d build=%s", n, len(x.terms)+len(x.singles), build))
+	b.ReportMetric(float64(heap)/(1<<20), "heap-MiB") // the index and the vocabulary's strings
+	b.Log(fmt.Sprintf("n=%d terms=%d build=%s", n, x.dict.len(), build))
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"unsafe"
 
 	"github.com/depai/depai/memory/recall/internal/vecscan"
 )
@@ -22,39 +23,24 @@ const (
 // BlockBits sets how many consecutive document numbers share a postings block.
 const BlockBits = 12
 
-type postings struct {
-	docs []uint32 // ascending
-	tfs  []uint16
-	// The highest term frequency and the shortest document among docs: the
-	// most the term can add to a document it has not scored yet (see
-	// Search).
-	maxTF  uint16
-	minLen uint32
+// entry is a term's postings: a term found in one document (most terms of
+// a log of turns are: a number, a name) is that document and its tf, 8
+// bytes, where a postings list would cost it some 100.
+type entry struct {
+	ref uint32 // a single's document; else the list's index in Index.lists
+	tf  uint16 // a single's term frequency (>= 1); 0: ref is a list
 }
 
-// note updates the bounds for a posting of tf in a document of n tokens.
-func (p *postings) note(tf uint16, n uint32) {
-	p.maxTF = max(p.maxTF, tf)
-	if len(p.docs) == 1 || n < p.minLen {
-		p.minLen = n
-	}
-}
-
-// single is a term found in one document: most terms of a log of turns
-// are (a number, a name), and a postings list costs one of them some 100
-// bytes of heap against the 8 of this, in a map slot of the same size.
-type single struct {
-	doc uint32
-	tf  uint16
-}
+func (e entry) single() bool { return e.tf != 0 }
 
 // Index is an in-RAM inverted index. It is not safe for concurrent use on its
 // own: callers serialize Add and Load against Search.
 type Index struct {
-	terms    map[string]*postings // terms in two documents or more
-	singles  map[string]single    // terms in one document
-	docLen   []uint32             // by document number; 0: no tokens
-	nDocs    int                  // documents with at least one token
+	dict     dict
+	entries  []entry     // by term number in dict
+	lists    []*postings // terms in two documents or more
+	docLen   []uint32    // by document number; 0: no tokens
+	nDocs    int         // documents with at least one token
 	totalLen uint64
 	// clean is the document from which on postings have changed since the
 	// last Flush: a term's blocks from the one holding its first document
@@ -69,7 +55,7 @@ type Index struct {
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{terms: map[string]*postings{}, singles: map[string]single{}, tf: map[*postings]uint16{}}
+	return &Index{dict: newDict(), tf: map[*postings]uint16{}}
 }
 
 // Docs is the number of document numbers the index covers (the next one to Add).
@@ -81,30 +67,41 @@ func (x *Index) Add(doc uint32, text string) error {
 		return fmt.Errorf("bm25: add document %d: want %d (documents are numbered in order)", doc, len(x.docLen))
 	}
 	// The document's term frequencies, by postings: a term is looked up
-	// without a string of its own, and only a new term gets one.
+	// without a string of its own, and only a new term's bytes are kept.
 	tf := x.tf
 	clear(tf)
 	n := 0
-	x.tok = tokens(text, x.tok, func(t []byte) {
+	var err error
+	x.tok = tokens(text, x.tok, func(b []byte) {
 		n++
-		p := x.terms[string(t)]
-		if p == nil {
-			s, ok := x.singles[string(t)]
-			switch {
-			case !ok: // a new term: this document's alone so far
-				x.singles[string(t)] = single{doc: doc, tf: 1}
-				return
-			case s.doc == doc:
-				if s.tf < math.MaxUint16 {
-					s.tf++
-					x.singles[string(t)] = s
-				}
+		// Only for the look-up and the copy into the dictionary: b is
+		// neither changed nor kept while t is in use.
+		t := unsafe.String(unsafe.SliceData(b), len(b))
+		id, ok := x.dict.find(t)
+		if !ok {
+			if _, e := x.dict.add(t); e != nil {
+				// The document is indexed without its new terms
+				// rather than left half added.
+				err = fmt.Errorf("bm25: add document %d: %w", doc, e)
 				return
 			}
-			// Its second document: a postings list from now on.
-			p = &postings{docs: []uint32{s.doc}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.doc]}
-			delete(x.singles, string(t))
-			x.terms[string(t)] = p
+			x.entries = append(x.entries, entry{ref: doc, tf: 1}) // this document's alone so far
+			return
+		}
+		e := &x.entries[id]
+		var p *postings
+		switch {
+		case !e.single():
+			p = x.lists[e.ref]
+		case e.ref == doc:
+			if e.tf < math.MaxUint16 {
+				e.tf++
+			}
+			return
+		default: // its second document: a postings list from now on
+			p = newPostings(e.ref, e.tf, x.docLen[e.ref])
+			*e = entry{ref: uint32(len(x.lists))}
+			x.lists = append(x.lists, p)
 		}
 		if tf[p] < math.MaxUint16 {
 			tf[p]++
@@ -112,19 +109,17 @@ func (x *Index) Add(doc uint32, text string) error {
 	})
 	x.docLen = append(x.docLen, uint32(n))
 	if n == 0 {
-		return nil
+		return err
 	}
 	x.nDocs++
 	x.totalLen += uint64(n)
 	for p, f := range tf {
-		p.docs = append(p.docs, doc)
-		p.tfs = append(p.tfs, f)
-		p.note(f, uint32(n))
+		p.add(doc, f, uint32(n))
 	}
 	if len(tf) > 4096 {
 		x.tf = map[*postings]uint16{} // clearing costs what the map once held
 	}
-	return nil
+	return err
 }
 
 // Flush yields every postings block changed since the last Flush, encoded,
@@ -133,35 +128,49 @@ func (x *Index) Add(doc uint32, text string) error {
 // not with what changed; a term's changes cost no RAM in return).
 func (x *Index) Flush(yield func(term string, block uint32, data []byte) error) error {
 	clean := x.clean
-	for t, s := range x.singles {
-		if s.doc < clean {
-			continue
-		}
-		blk := s.doc >> BlockBits
-		var buf [2 * binary.MaxVarintLen32]byte
-		b := binary.AppendUvarint(buf[:0], uint64(s.doc-blk<<BlockBits))
-		if err := yield(t, blk, binary.AppendUvarint(b, uint64(s.tf))); err != nil {
-			return err
-		}
-	}
-	for t, p := range x.terms {
-		if n := len(p.docs); n == 0 || p.docs[n-1] < clean {
-			continue
-		}
-		from := p.docs[sort.Search(len(p.docs), func(i int) bool { return p.docs[i] >= clean })] >> BlockBits
-		i := sort.Search(len(p.docs), func(i int) bool { return p.docs[i]>>BlockBits >= from })
-		for i < len(p.docs) {
-			blk := p.docs[i] >> BlockBits
-			var buf []byte
-			prev := blk << BlockBits
-			for ; i < len(p.docs) && p.docs[i]>>BlockBits == blk; i++ {
-				buf = binary.AppendUvarint(buf, uint64(p.docs[i]-prev))
-				buf = binary.AppendUvarint(buf, uint64(p.tfs[i]))
-				prev = p.docs[i]
+	for id, e := range x.entries {
+		if e.single() {
+			if e.ref < clean {
+				continue
 			}
-			if err := yield(t, blk, buf); err != nil {
+			blk := e.ref >> BlockBits
+			var buf [2 * binary.MaxVarintLen32]byte
+			b := binary.AppendUvarint(buf[:0], uint64(e.ref-blk<<BlockBits))
+			if err := yield(string(x.dict.term(uint32(id))), blk, binary.AppendUvarint(b, uint64(e.tf))); err != nil {
 				return err
 			}
+			continue
+		}
+		p := x.lists[e.ref]
+		if p.len() == 0 || p.last() < clean {
+			continue
+		}
+		t := string(x.dict.term(uint32(id)))
+		first, _ := p.search(clean, p.len())
+		from, _ := p.search(p.doc(first)>>BlockBits<<BlockBits, p.len())
+		var buf []byte
+		blk, prev := uint32(0), uint32(0)
+		var err error
+		p.each(from, func(i int, d uint32) bool {
+			if len(buf) > 0 && d>>BlockBits != blk {
+				if err = yield(t, blk, buf); err != nil {
+					return false
+				}
+				buf = nil
+			}
+			if len(buf) == 0 {
+				blk, prev = d>>BlockBits, d>>BlockBits<<BlockBits
+			}
+			buf = binary.AppendUvarint(buf, uint64(d-prev))
+			buf = binary.AppendUvarint(buf, uint64(p.tf(i)))
+			prev = d
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if err := yield(t, blk, buf); err != nil {
+			return err
 		}
 	}
 	x.clean = uint32(len(x.docLen))
@@ -195,8 +204,17 @@ func (x *Index) SetDocLen(doc uint32, n uint32) error {
 // ascending order. Postings of documents >= Docs() are dropped: they were
 // written by a checkpoint that did not finish, and will be added again.
 func (x *Index) LoadBlock(term string, block uint32, data []byte) error {
-	p := x.terms[term]
-	s, isSingle := x.singles[term]
+	id, known := x.dict.find(term)
+	var p *postings // a list already held is extended in place
+	var s entry
+	isSingle := false
+	if known {
+		if s = x.entries[id]; s.single() {
+			isSingle = true
+		} else {
+			p = x.lists[s.ref]
+		}
+	}
 	prev := block << BlockBits
 	first := true
 	for len(data) > 0 {
@@ -224,42 +242,54 @@ func (x *Index) LoadBlock(term string, block uint32, data []byte) error {
 		}
 		switch {
 		case p == nil && !isSingle:
-			s, isSingle = single{doc: doc, tf: uint16(tf)}, true
+			s, isSingle = entry{ref: doc, tf: uint16(tf)}, true
 			continue
 		case p == nil:
-			if s.doc >= doc {
+			if s.ref >= doc {
 				return fmt.Errorf("%w: term %q block %d: documents out of order", ErrCorrupt, term, block)
 			}
-			p = &postings{docs: []uint32{s.doc}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.doc]}
+			p = newPostings(s.ref, s.tf, x.docLen[s.ref])
 			isSingle = false
-		case p.docs[len(p.docs)-1] >= doc:
+		case p.last() >= doc:
 			return fmt.Errorf("%w: term %q block %d: documents out of order", ErrCorrupt, term, block)
 		}
-		p.docs = append(p.docs, doc)
-		p.tfs = append(p.tfs, uint16(tf))
-		p.note(uint16(tf), x.docLen[doc])
+		p.add(doc, uint16(tf), x.docLen[doc])
 	}
+	var e entry
 	switch {
+	case p != nil && known && !x.entries[id].single():
+		return nil // extended in place
 	case p != nil:
-		delete(x.singles, term)
-		x.terms[term] = p
+		e = entry{ref: uint32(len(x.lists))}
+		x.lists = append(x.lists, p)
 	case isSingle:
-		x.singles[term] = s
+		e = s
+	default:
+		return nil // nothing below Docs()
 	}
+	if known {
+		x.entries[id] = e
+		return nil
+	}
+	if _, err := x.dict.add(term); err != nil {
+		return fmt.Errorf("bm25: load term %q: %w", term, err)
+	}
+	x.entries = append(x.entries, e)
 	return nil
 }
 
 // lookup is the postings of term, nil if no document has it; a term of one
 // document gets a list of its own, valid until the index changes.
 func (x *Index) lookup(term string) *postings {
-	if p := x.terms[term]; p != nil {
-		return p
-	}
-	s, ok := x.singles[term]
+	id, ok := x.dict.find(term)
 	if !ok {
 		return nil
 	}
-	return &postings{docs: []uint32{s.doc}, tfs: []uint16{s.tf}, maxTF: s.tf, minLen: x.docLen[s.doc]}
+	e := x.entries[id]
+	if !e.single() {
+		return x.lists[e.ref]
+	}
+	return newPostings(e.ref, e.tf, x.docLen[e.ref])
 }
 
 // idf is the inverse document frequency of a term found in n documents.
@@ -301,16 +331,16 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 	var terms []term
 	for _, t := range q.Terms {
 		if p := x.lookup(t); p != nil {
-			terms = append(terms, term{p, x.idf(len(p.docs))})
+			terms = append(terms, term{p, x.idf(p.len())})
 		}
 	}
-	sort.Slice(terms, func(i, j int) bool { return len(terms[i].p.docs) < len(terms[j].p.docs) })
+	sort.Slice(terms, func(i, j int) bool { return terms[i].p.len() < terms[j].p.len() })
 	rest := make([]float64, len(terms)+1) // rest[i]: the most terms[i:] can add to one document
 	for i := len(terms) - 1; i >= 0; i-- {
 		rest[i] = rest[i+1] + terms[i].idf*(K1+1)
 	}
 	score := func(t term, i int, d uint32) float32 {
-		tf := float64(t.p.tfs[i])
+		tf := float64(t.p.tf(i))
 		return float32(t.idf * tf * (K1 + 1) / (tf + K1*(1-B+B*float64(x.docLen[d])/avg)))
 	}
 	essential := true
@@ -325,18 +355,24 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 			walk(acc, t.p, len(q.Exclude) == 0, ub, rest[ti+1], k, keep, func(i int, d uint32) float32 { return score(t, i, d) })
 			continue
 		}
-		docs := t.p.docs
-		if len(acc.touched)*bits.Len(uint(len(docs))) < len(docs) {
+		p := t.p
+		if n := p.len(); len(acc.touched)*bits.Len(uint(n)) < n {
 			for _, d := range acc.touched {
-				if i, ok := slices.BinarySearch(docs, d); ok {
+				if i, ok := p.search(d, n); ok {
 					acc.score[d] += score(t, i, d)
 				}
 			}
 			continue
 		}
-		for i, d := range docs {
-			if acc.score[d] != 0 { // scored already, so it passed keep
-				acc.score[d] += score(t, i, d)
+		for k, r := range p.runs {
+			end := p.len()
+			if k+1 < len(p.runs) {
+				end = int(p.runs[k+1].at)
+			}
+			for i := int(r.at); i < end; i++ {
+				if d := r.hi<<16 | uint32(p.lo[i]); acc.score[d] != 0 { // scored already, so it passed keep
+					acc.score[d] += score(t, i, d)
+				}
 			}
 		}
 	}
@@ -367,10 +403,17 @@ func (x *Index) Search(q Query, k int, keep func(uint32) bool) []vecscan.Result 
 // A corpus where most documents share a word ("ping" in every turn) is why:
 // without the stop every search walks all of that word's postings.
 func walk(acc *accumulator, p *postings, canStop bool, ub float32, rest float64, k int, keep func(uint32) bool, score func(int, uint32) float32) {
-	docs := p.docs
 	next, seen := k, 0
-	for i := len(docs) - 1; i >= 0; i-- {
-		d := docs[i]
+	r, at, hi := len(p.runs)-1, 0, uint32(0) // the run of posting i, where it starts, its high bits
+	if r >= 0 {
+		at, hi = int(p.runs[r].at), p.runs[r].hi<<16
+	}
+	for i := p.len() - 1; i >= 0; i-- {
+		for i < at {
+			r--
+			at, hi = int(p.runs[r].at), p.runs[r].hi<<16
+		}
+		d := hi | uint32(p.lo[i])
 		if keep != nil && !keep(d) {
 			continue
 		}
@@ -391,7 +434,7 @@ func walk(acc *accumulator, p *postings, canStop bool, ub float32, rest float64,
 			if td >= d {
 				continue
 			}
-			if j, ok := slices.BinarySearch(docs[:i], td); ok {
+			if j, ok := p.search(td, i); ok {
 				acc.score[td] += score(j, td)
 			}
 		}
@@ -411,14 +454,16 @@ func worst(acc *accumulator, k int) vecscan.Result {
 
 func (x *Index) excluded(terms []string, d uint32) bool {
 	for _, t := range terms {
-		if s, ok := x.singles[t]; ok && s.doc == d {
-			return true
+		id, ok := x.dict.find(t)
+		if !ok {
+			continue
 		}
-		if p := x.terms[t]; p != nil {
-			i := sort.Search(len(p.docs), func(i int) bool { return p.docs[i] >= d })
-			if i < len(p.docs) && p.docs[i] == d {
+		if e := x.entries[id]; e.single() {
+			if e.ref == d {
 				return true
 			}
+		} else if _, ok := x.lists[e.ref].search(d, x.lists[e.ref].len()); ok {
+			return true
 		}
 	}
 	return false

@@ -243,7 +243,7 @@ func TestPruningIsExact(t *testing.T) {
 					}
 				}
 				if tf > 0 {
-					n := len(x.lookup(term).docs)
+					n := x.lookup(term).len()
 					s += x.idf(n) * float64(tf) * (K1 + 1) / (float64(tf) + K1*(1-B+B*float64(len(ws))/avg))
 				}
 			}
@@ -304,7 +304,7 @@ func TestCommonTermStopsEarly(t *testing.T) {
 					}
 				}
 				if tf > 0 {
-					sc += x.idf(len(x.lookup(term).docs)) * float64(tf) * (K1 + 1) / (float64(tf) + K1*(1-B+B*float64(len(toks))/avg))
+					sc += x.idf(x.lookup(term).len()) * float64(tf) * (K1 + 1) / (float64(tf) + K1*(1-B+B*float64(len(toks))/avg))
 				}
 			}
 			if sc > 0 {
@@ -323,7 +323,7 @@ func TestCommonTermStopsEarly(t *testing.T) {
 			t.Fatalf("%q: %d hits, want %d", text, len(got), min(10, len(want)))
 		}
 		if text == "ping" && visited > 100 {
-			t.Errorf("%q: %d postings walked of %d; want the walk to stop once the newest settle the top 10", text, visited, len(x.lookup("ping").docs))
+			t.Errorf("%q: %d postings walked of %d; want the walk to stop once the newest settle the top 10", text, visited, x.lookup("ping").len())
 		}
 		for i, g := range got {
 			if g.ID != want[i].id || math.Abs(float64(g.Score)-want[i].score) > 1e-4 {
@@ -421,8 +421,8 @@ func TestSingles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, ok := x.singles["alone"]; !ok || len(x.lookup("rare").docs) != 2 || len(x.lookup("twice").docs) != 1 || x.lookup("twice").tfs[0] != 2 {
-		t.Fatalf("singles %v; rare %+v; twice %+v", x.singles, x.lookup("rare"), x.lookup("twice"))
+	if !single(x, "alone") || x.lookup("rare").len() != 2 || x.lookup("twice").len() != 1 || x.lookup("twice").tf(0) != 2 {
+		t.Fatalf("alone single %v; rare %+v; twice %+v", single(x, "alone"), x.lookup("rare"), x.lookup("twice"))
 	}
 	blocks := map[string][][2]any{}
 	if err := x.Flush(func(term string, b uint32, data []byte) error {
@@ -443,7 +443,7 @@ func TestSingles(t *testing.T) {
 			}
 		}
 	}
-	if _, ok := y.singles["rare"]; ok || len(y.lookup("rare").docs) != 2 {
+	if single(y, "rare") || y.lookup("rare").len() != 2 {
 		t.Fatalf("loaded from two blocks of one posting each, rare is %+v", y.lookup("rare"))
 	}
 	if err := y.Add(uint32(y.Docs()), "alone again"); err != nil {
@@ -462,4 +462,10 @@ func TestSingles(t *testing.T) {
 			t.Errorf("common -alone returned document %d, which has alone", r.ID)
 		}
 	}
+}
+
+// single reports whether term is held as a term of one document.
+func single(x *Index, term string) bool {
+	id, ok := x.dict.find(term)
+	return ok && x.entries[id].single()
 }
