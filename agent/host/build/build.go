@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,11 @@ type Options struct {
 	CacheDir string
 	// Go is the go command. Empty: "go" from PATH.
 	Go string
+	// Logger gets a build's warnings: a WASM plugin that ships without
+	// its manifest section or without generated codecs still works, but
+	// starts or calls slower, and the author should know why. Nil:
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // Result says what Plugin produced.
@@ -66,6 +72,9 @@ func Plugin(ctx context.Context, opts Options) (Result, error) {
 	}
 	if opts.Go == "" {
 		opts.Go = "go"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {

@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,12 +83,23 @@ func TestNativeBuildIsCachedByContent(t *testing.T) {
 	}
 }
 
+// warnings is a logger for build.Options and what it was told.
+func warnings() (*slog.Logger, *strings.Builder) {
+	var b strings.Builder
+	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelWarn})), &b
+}
+
 func TestWASMBuildAndOut(t *testing.T) {
 	dir := tinyPlugin(t, "w")
 	out := filepath.Join(t.TempDir(), "tiny.wasm")
-	res, err := build.Plugin(context.Background(), build.Options{Dir: dir, Target: build.WASM, CacheDir: t.TempDir(), Out: out})
+	logger, logged := warnings()
+	res, err := build.Plugin(context.Background(), build.Options{Dir: dir, Target: build.WASM, CacheDir: t.TempDir(), Out: out, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Not an SDK plugin: nothing to describe, and the author is told.
+	if !strings.Contains(logged.String(), "ships without its manifest section") {
+		t.Errorf("no warning of the missing manifest section; logged %q", logged)
 	}
 	if res.Path != out {
 		t.Errorf("path %s, want %s", res.Path, out)
@@ -169,5 +181,19 @@ func TestEditInModuleRebuilds(t *testing.T) {
 	out, err := exec.Command(second.Path).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "two, longer") {
 		t.Errorf("rebuilt plugin says %q, %v", out, err)
+	}
+}
+
+// A plugin whose generated codecs do not compile (its tool types are
+// declared inside a function) is built with the reflective codec, and the
+// author is told; it was silent.
+func TestBuildWarnsOfUngeneratedCodecs(t *testing.T) {
+	logger, logged := warnings()
+	_, err := build.Plugin(context.Background(), build.Options{Dir: "../wasm/testdata/codecslocal", CacheDir: t.TempDir(), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logged.String(), "ships with the reflective codec") || strings.Contains(logged.String(), "manifest section") {
+		t.Errorf("logged %q, want only the warning of the reflective codec", logged)
 	}
 }

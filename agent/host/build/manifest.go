@@ -139,6 +139,7 @@ func sectioned(ctx context.Context, opts Options, dir, full string) (module []by
 	}
 	manifest, codecs, derr := describe(ctx, code)
 	if derr != nil {
+		opts.Logger.Warn("build: the plugin could not be described at build time; it ships without its manifest section, and the host asks it for its manifest at every start", "plugin", opts.Dir, "err", derr)
 		return nil, false, nil
 	}
 	lean := full + ".section"
@@ -155,7 +156,11 @@ func sectioned(ctx context.Context, opts Options, dir, full string) (module []by
 			// Code generated for types the plugin's package cannot name
 			// (a type declared inside a function, say) does not compile;
 			// then the plugin ships with the reflective codec alone.
-			built = runGo(ctx, opts, dir, lean, "-overlay="+overlay, "-tags="+SectionTag) == nil
+			if err := runGo(ctx, opts, dir, lean, "-overlay="+overlay, "-tags="+SectionTag); err != nil {
+				opts.Logger.Warn("build: the codecs generated for the plugin's tool types do not compile; it ships with the reflective codec (slower calls)", "plugin", opts.Dir, "err", err)
+			} else {
+				built = true
+			}
 		}
 	}
 	if !built {
