@@ -253,3 +253,46 @@ func TestOpenWiresTransports(t *testing.T) {
 		t.Errorf("open with a failing NewTransports: %v", err)
 	}
 }
+
+// warmingTransport records its Warm calls.
+type warmingTransport struct {
+	refusingTransport
+	warmed chan struct{}
+}
+
+func (w warmingTransport) Warm() { w.warmed <- struct{}{} }
+
+// TestOpenWarmsTransports: a transport with set-up of its own (Warm: the
+// process transport's launcher and kernel probe) is warmed at Open when
+// the config names a plugin of its kind, once however many there are, and
+// not when it names none.
+func TestOpenWarmsTransports(t *testing.T) {
+	dir := t.TempDir()
+	module := filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf("name: rover\nplugins:\n  - {name: a, path: %q}\n  - {name: b, path: %q}\n", module, module)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, unused := warmingTransport{warmed: make(chan struct{}, 4)}, warmingTransport{warmed: make(chan struct{}, 4)}
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"),
+		Transports: map[string]host.Transport{host.KindWASM: used, host.KindProcess: unused}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(context.Background())
+	select {
+	case <-used.warmed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wasm transport was not warmed")
+	}
+	_ = f.WaitPlugins(t.Context())
+	if n := len(used.warmed); n != 0 {
+		t.Errorf("the wasm transport was warmed %d more times", n)
+	}
+	if n := len(unused.warmed); n != 0 {
+		t.Errorf("the process transport, which no plugin uses, was warmed %d times", n)
+	}
+}
