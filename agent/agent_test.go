@@ -16,6 +16,7 @@ import (
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/llm/llmtest"
+	"github.com/depai/depai/agent/transports"
 	"github.com/depai/depai/memory"
 	"github.com/depai/depai/memory/embed/embedtest"
 )
@@ -57,7 +58,7 @@ func openFleetErr(t *testing.T, path, yaml string) (*agent.Fleet, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(filepath.Dir(path), "data"), CacheDir: sharedCache})
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(filepath.Dir(path), "data"), CacheDir: sharedCache, NewTransports: transports.Default})
 	if err != nil {
 		return nil, err
 	}

@@ -42,8 +42,6 @@ import (
 
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/host"
-	"github.com/depai/depai/agent/host/process"
-	"github.com/depai/depai/agent/host/wasm"
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/policy"
 	"github.com/depai/depai/agent/tool"
@@ -80,8 +78,17 @@ type Options struct {
 	// adapter, with the API key from Secrets.
 	Models ModelFactory
 	// Transports start plugins, by transport kind (wire.TransportWASM,
-	// wire.TransportProcess). Nil: wazero and go-plugin.
+	// wire.TransportProcess). Nil: NewTransports makes them.
 	Transports map[string]host.Transport
+	// NewTransports makes the transports when Transports is nil, with the
+	// fleet's cache dir (CacheDir or its default) and logger:
+	// transports.Default (package agent/transports) makes wazero's and
+	// go-plugin's. Nil too: the fleet has no plugin transport, and a config
+	// that names a plugin does not open. A transport is a func here, not
+	// built in, so that a program that needs neither does not link wazero,
+	// gRPC, protobuf and go-plugin, whose package initialisation every
+	// start would pay (about 2 ms).
+	NewTransports func(cacheDir string, log *slog.Logger) (map[string]host.Transport, error)
 	// Tools are in-process Go tools, by agent name, for a program that
 	// embeds depai: they are offered to the model and /call like any other
 	// tool, and pass the same policy.
@@ -244,6 +251,42 @@ func Open(ctx context.Context, file *config.File, opts Options) (_ *Fleet, err e
 	return f, nil
 }
 
+// wireTransports sets the fleet's plugin transports (Options.Transports,
+// else Options.NewTransports) and checks that each plugin the config names
+// has its transport, so a program that did not wire one fails at Open, not
+// at the plugin's load in the background.
+func (f *Fleet) wireTransports() error {
+	f.transports = f.opts.Transports
+	if f.transports == nil && f.opts.NewTransports != nil {
+		t, err := f.opts.NewTransports(f.cacheDir, f.log)
+		if err != nil {
+			return fmt.Errorf("plugin transports: %w", err)
+		}
+		f.transports = t
+	}
+	warm := map[string]bool{}
+	for _, a := range f.file.Agents {
+		for _, p := range a.Plugins {
+			kind := cmp.Or(p.Transport, host.KindWASM)
+			t := f.transports[kind]
+			if t == nil {
+				return fmt.Errorf("agent %q: plugin %q: no %s transport is wired (Options.Transports or Options.NewTransports; transports.Default has wasm and process)", a.Name, p.Name, kind)
+			}
+			if w, ok := t.(warmer); ok && !warm[kind] {
+				warm[kind] = true
+				go w.Warm()
+			}
+		}
+	}
+	return nil
+}
+
+// warmer is a transport with set-up it can do before its first plugin
+// loads (the process transport's launcher and kernel probe): a fleet whose
+// config names a plugin of it starts that while the rest of the fleet is
+// built.
+type warmer interface{ Warm() }
+
 // provision opens the shared parts: memory, the audit log, the policy
 // engine, recall and the plugin transports. The store opens in the
 // background while the parts that do not read it (the safety state, the
@@ -279,13 +322,8 @@ func (f *Fleet) provision(ctx context.Context) (err error) {
 	if err := f.openPayments(ctx, rules); err != nil {
 		return err
 	}
-	f.transports = f.opts.Transports
-	if f.transports == nil {
-		wasmT, err := wasm.New(wasm.Config{CacheDir: filepath.Join(f.cacheDir, "wasm"), Logger: f.log})
-		if err != nil {
-			return err
-		}
-		f.transports = map[string]host.Transport{host.KindWASM: wasmT, host.KindProcess: process.New(process.Config{Logger: f.log})}
+	if err := f.wireTransports(); err != nil {
+		return err
 	}
 	if err := waitStore(); err != nil {
 		return err

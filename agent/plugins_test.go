@@ -2,7 +2,9 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,9 +14,11 @@ import (
 
 	"github.com/depai/depai/agent"
 	"github.com/depai/depai/agent/config"
+	"github.com/depai/depai/agent/host"
 	"github.com/depai/depai/agent/host/build"
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/llm/llmtest"
+	"github.com/depai/depai/agent/transports"
 )
 
 // examplePlugin is the absolute path of an example plugin's package dir.
@@ -150,7 +154,7 @@ func TestCloseWhilePluginCompiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A fresh cache dir: the module must be compiled, not read from cache.
-	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), CacheDir: filepath.Join(dir, "cache")})
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), CacheDir: filepath.Join(dir, "cache"), NewTransports: transports.Default})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +164,7 @@ func TestCloseWhilePluginCompiles(t *testing.T) {
 		t.Fatalf("close during compile: %v", err)
 	}
 	// Memory was closed: the data dir opens again at once.
-	again, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), CacheDir: filepath.Join(dir, "cache")})
+	again, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), CacheDir: filepath.Join(dir, "cache"), NewTransports: transports.Default})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,5 +199,100 @@ func TestFailedReloadKeepsTools(t *testing.T) {
 	}
 	if got := reply(collect(t, a, `/call hello.greet {"name":"Ada"}`)); !strings.Contains(got, "Hello, Ada!") {
 		t.Errorf("call after a failed reload = %q", got)
+	}
+}
+
+// refusingTransport fails every load: a stand-in for a wired transport.
+type refusingTransport struct{}
+
+func (refusingTransport) Load(context.Context, host.LoadSpec) (host.Instance, error) {
+	return nil, errors.New("refused")
+}
+
+// TestOpenWiresTransports: package agent makes no plugin transport itself
+// (so that it does not link wazero and go-plugin). A config that names a
+// plugin does not open without its transport, and says what to wire;
+// Options.NewTransports is called with the fleet's cache dir and is what
+// the plugins load through.
+func TestOpenWiresTransports(t *testing.T) {
+	dir := t.TempDir()
+	module := filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf("name: rover\nplugins:\n  - path: %q\n", module)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "none")})
+	if err == nil || !strings.Contains(err.Error(), `plugin "m": no wasm transport is wired`) {
+		t.Fatalf("open without transports: %v, want the missing wasm transport named", err)
+	}
+	cache := filepath.Join(dir, "cache")
+	var gotCache string
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), CacheDir: cache,
+		NewTransports: func(cacheDir string, _ *slog.Logger) (map[string]host.Transport, error) {
+			gotCache = cacheDir
+			return map[string]host.Transport{host.KindWASM: refusingTransport{}}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(context.Background())
+	if gotCache != cache {
+		t.Errorf("NewTransports got cache dir %q, want %q", gotCache, cache)
+	}
+	if err := f.WaitPlugins(t.Context()); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("plugins loaded through %v, want the wired transport's refusal", err)
+	}
+	_, err = agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "failed"),
+		NewTransports: func(string, *slog.Logger) (map[string]host.Transport, error) {
+			return nil, errors.New("no wazero here")
+		}})
+	if err == nil || !strings.Contains(err.Error(), "no wazero here") {
+		t.Errorf("open with a failing NewTransports: %v", err)
+	}
+}
+
+// warmingTransport records its Warm calls.
+type warmingTransport struct {
+	refusingTransport
+	warmed chan struct{}
+}
+
+func (w warmingTransport) Warm() { w.warmed <- struct{}{} }
+
+// TestOpenWarmsTransports: a transport with set-up of its own (Warm: the
+// process transport's launcher and kernel probe) is warmed at Open when
+// the config names a plugin of its kind, once however many there are, and
+// not when it names none.
+func TestOpenWarmsTransports(t *testing.T) {
+	dir := t.TempDir()
+	module := filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf("name: rover\nplugins:\n  - {name: a, path: %q}\n  - {name: b, path: %q}\n", module, module)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, unused := warmingTransport{warmed: make(chan struct{}, 4)}, warmingTransport{warmed: make(chan struct{}, 4)}
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"),
+		Transports: map[string]host.Transport{host.KindWASM: used, host.KindProcess: unused}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(context.Background())
+	select {
+	case <-used.warmed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wasm transport was not warmed")
+	}
+	_ = f.WaitPlugins(t.Context())
+	if n := len(used.warmed); n != 0 {
+		t.Errorf("the wasm transport was warmed %d more times", n)
+	}
+	if n := len(unused.warmed); n != 0 {
+		t.Errorf("the process transport, which no plugin uses, was warmed %d times", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -95,7 +96,7 @@ func (d *decoder) err() error {
 	return d.errs
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) }) // compiled at the first error, not at every start
 
 // file decodes a whole file: a fleet when the top level has "agents", else
 // one agent with its fields at the top level.
@@ -166,7 +167,7 @@ func (d *decoder) file(data []byte) *File {
 // syntax reports a yaml parse error in our file:line form.
 func (d *decoder) syntax(err error) {
 	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+	if m := yamlLine().FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		d.errorf(line, "", "invalid YAML: %s", m[2])
 		return

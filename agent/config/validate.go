@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/depai/depai/memory"
@@ -37,9 +38,12 @@ const (
 // auditNamespace is policy.AuditNamespace (which imports this package).
 const auditNamespace = "audit"
 
+// envRE and rateRE are compiled at their first use, not at package
+// initialisation: every program that links config paid for both at start,
+// also one whose config names no variable or rate.
 var (
-	envRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	rateRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)/(s|min|h)$`)
+	envRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+	rateRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)/(s|min|h)$`) })
 )
 
 // validName reports whether s is a name: 1 to 64 of [A-Za-z0-9_-], not
@@ -213,7 +217,7 @@ func (d *decoder) agent(p string, a *Agent) {
 			}
 		}
 		for name, env := range m.Env {
-			if !envRE.MatchString(name) || !envRE.MatchString(env) {
+			if !envRE().MatchString(name) || !envRE().MatchString(env) {
 				d.errAt(join(mp, "env"), "%s: %s: expected NAME: ENV_VAR (the variable that holds the value)", name, env)
 			}
 		}
@@ -303,7 +307,7 @@ func (d *decoder) operators(o *Operator) {
 			d.errorf(d.lines[p], p, "missing token_file or token_env (where operator %q's token is)", op.Name)
 		case op.TokenFile != "" && op.TokenEnv != "":
 			d.errAt(join(p, "token_env"), "both token_file and token_env are set; keep one")
-		case op.TokenEnv != "" && !envRE.MatchString(op.TokenEnv):
+		case op.TokenEnv != "" && !envRE().MatchString(op.TokenEnv):
 			d.errAt(join(p, "token_env"), "invalid environment variable name %q (the name of the variable, not the token itself)", op.TokenEnv)
 		}
 		op.TokenFile = d.abs(op.TokenFile)
@@ -330,7 +334,7 @@ func (d *decoder) model(p string, m *Model) {
 			d.errAt(join(p, "base_url"), "invalid URL %q (expected http:// or https:// and a host, such as \"http://127.0.0.1:11434/v1\")", m.BaseURL)
 		}
 	}
-	if m.APIKeyEnv != "" && !envRE.MatchString(m.APIKeyEnv) {
+	if m.APIKeyEnv != "" && !envRE().MatchString(m.APIKeyEnv) {
 		d.errAt(join(p, "api_key_env"), "invalid environment variable name %q (the name of the variable, not the key itself)", m.APIKeyEnv)
 	}
 }
@@ -433,7 +437,7 @@ func (d *decoder) plugin(p string, pl *Plugin) {
 		}
 	}
 	for name, env := range pl.Secrets {
-		if !envRE.MatchString(env) {
+		if !envRE().MatchString(env) {
 			d.errAt(join(join(p, "secrets"), name), "invalid environment variable name %q (the name of the variable holding the secret, not the secret)", env)
 		}
 	}
@@ -528,7 +532,7 @@ func (d *decoder) abs(path string) string {
 
 // Rate parses MaxRate: at most n calls per period.
 func (r ActuatorRule) Rate() (n float64, per time.Duration, err error) {
-	m := rateRE.FindStringSubmatch(r.MaxRate)
+	m := rateRE().FindStringSubmatch(r.MaxRate)
 	if m == nil {
 		return 0, 0, fmt.Errorf("invalid rate %q (expected calls per period, such as \"2/s\", \"30/min\" or \"100/h\")", r.MaxRate)
 	}

@@ -233,7 +233,7 @@ func (d *decoder) money(p string, a *Agent) {
 			d.errAt(join(wp, "rpc"), "invalid RPC endpoint %q (expected an http(s):// or ws(s):// URL, such as \"http://127.0.0.1:8545\")", w.RPC)
 		}
 	}
-	if w.PassphraseEnv != "" && !envRE.MatchString(w.PassphraseEnv) {
+	if w.PassphraseEnv != "" && !envRE().MatchString(w.PassphraseEnv) {
 		d.errAt(join(wp, "passphrase_env"), "invalid environment variable name %q", w.PassphraseEnv)
 	}
 	w.KeyFile = d.abs(w.KeyFile)

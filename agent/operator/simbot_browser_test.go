@@ -15,6 +15,7 @@ import (
 	"github.com/depai/depai/agent/metrics"
 	"github.com/depai/depai/agent/operator"
 	"github.com/depai/depai/agent/operator/console"
+	"github.com/depai/depai/agent/transports"
 )
 
 // TestConsoleStopsASimbot runs the README's example fleet — rover-1 and
@@ -39,7 +40,7 @@ func TestConsoleStopsASimbot(t *testing.T) {
 		}
 	})
 	hub, m := console.NewHub(), metrics.New()
-	fleet, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(t.TempDir(), "data"), Events: hub.Publish, Metrics: m,
+	fleet, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(t.TempDir(), "data"), Events: hub.Publish, Metrics: m, NewTransports: transports.Default,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

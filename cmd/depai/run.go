@@ -22,6 +22,7 @@ import (
 	"github.com/depai/depai/agent/operator"
 	"github.com/depai/depai/agent/operator/console"
 	"github.com/depai/depai/agent/policy"
+	"github.com/depai/depai/agent/transports"
 )
 
 // Shutdown budget: Ctrl-C to exit within a second. Turns streaming over the
@@ -105,7 +106,7 @@ func runFleet(cmd *cobra.Command, o runOptions, file string) (err error) {
 	defer stopTracing(context.WithoutCancel(ctx))
 	hub, m := console.NewHub(), metrics.New()
 	defer hub.Close()
-	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log, Secrets: os.LookupEnv, Tracer: tracer, Events: hub.Publish, Metrics: m,
+	fleet, err := agent.Open(ctx, cfg, agent.Options{DataDir: dir, Logger: log, Secrets: os.LookupEnv, Tracer: tracer, Events: hub.Publish, Metrics: m, NewTransports: transports.Default,
 		Mesh: meshOptions(dir)})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -33,14 +33,20 @@ var (
 	probed    kernelFeatures
 )
 
-// kernel probes the kernel once, less what Config.Unavailable rules out.
-func (t *transport) kernel() kernelFeatures {
+// probeKernel probes the kernel once a process: the launcher's memfd and
+// its probe runs are set up with it.
+func probeKernel() kernelFeatures {
 	probeOnce.Do(func() {
 		probed.landlock = landlockABI()
 		probed.seccomp = seccomp.Supported()
 		probed.pidns = pidnsWorks()
 	})
-	k := probed
+	return probed
+}
+
+// kernel probes the kernel once, less what Config.Unavailable rules out.
+func (t *transport) kernel() kernelFeatures {
+	k := probeKernel()
 	for _, f := range t.cfg.Unavailable {
 		switch f {
 		case host.FeatureLandlock:

@@ -117,6 +117,13 @@ type transport struct {
 
 var _ host.Transport = (*transport)(nil)
 
+// Warm sets up, once a process, what every plugin's start needs first: the
+// launcher in its sealed memfd and the kernel probe (one or two runs of the
+// launcher in a new PID namespace, 2–5 ms). A fleet calls it when its config
+// names a process plugin, before it opens its store, so the probe overlaps
+// the store's syncs instead of delaying the plugin's start after them.
+func (t *transport) Warm() { probeKernel() }
+
 // Load starts the plugin, reads its manifest and supervises it until Close.
 func (t *transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance, error) {
 	if spec.Name == "" {

@@ -20,6 +20,8 @@ func (kernelFeatures) describe() string { return "not Linux" }
 
 func (t *transport) kernel() kernelFeatures { return kernelFeatures{} }
 
+func probeKernel() kernelFeatures { return kernelFeatures{} }
+
 // sysProcAttr has no parent-death signal outside Linux; a killed agent may
 // leave its plugins running there until they notice the broken connection.
 func sysProcAttr(bool) *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }

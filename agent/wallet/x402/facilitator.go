@@ -109,7 +109,7 @@ func (f *HTTPFacilitator) Verify(ctx context.Context, req VerifyRequest) (Verify
 	return vr, nil
 }
 
-var txHash = regexp.MustCompile(`^0x[0-9a-fA-F]{64}$`)
+var txHash = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^0x[0-9a-fA-F]{64}$`) }) // compiled at the first settlement, not at every start ({64} makes a large program)
 
 // Settle calls POST /settle. A success must name a transaction hash on the
 // requirement's network.
@@ -126,7 +126,7 @@ func (f *HTTPFacilitator) Settle(ctx context.Context, req VerifyRequest) (Settle
 		return sr, fmt.Errorf("%w: /settle: %v", ErrFacilitator, err)
 	}
 	if sr.Success {
-		if !txHash.MatchString(sr.Transaction) {
+		if !txHash().MatchString(sr.Transaction) {
 			return sr, fmt.Errorf("%w: /settle reports success with transaction %q, not a transaction hash", ErrFacilitator, sr.Transaction)
 		}
 		if sr.Network != req.PaymentRequirements.Network {

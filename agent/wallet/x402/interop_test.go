@@ -92,7 +92,7 @@ func TestInteropGoClientTSServer(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != `{"sensor":"ts1","celsius":19.25}` {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	if len(b.last) != 1 || !b.last[0].Settled || !txHash.MatchString(b.last[0].Tx) {
+	if len(b.last) != 1 || !b.last[0].Settled || !txHash().MatchString(b.last[0].Tx) {
 		t.Fatalf("outcome %+v", b.last)
 	}
 	if got := m.balance(t, m.seller); got != m.price.Amount.Int64() {

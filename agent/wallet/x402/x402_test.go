@@ -199,7 +199,7 @@ func TestBuyWithinBudgetRefusedOver(t *testing.T) {
 			t.Fatalf("read %d: %d %s", i, resp.StatusCode, body)
 		}
 		var sr SettleResponse
-		if err := decodeHeader(HeaderResponse, resp.Header.Get(HeaderResponse), &sr); err != nil || !sr.Success || !txHash.MatchString(sr.Transaction) {
+		if err := decodeHeader(HeaderResponse, resp.Header.Get(HeaderResponse), &sr); err != nil || !sr.Success || !txHash().MatchString(sr.Transaction) {
 			t.Fatalf("PAYMENT-RESPONSE %+v %v", sr, err)
 		}
 	}

@@ -23,6 +23,10 @@
 // before they exit, and agent.TestKilledAfterAnswersKeepsStoredTurns shows
 // what a kill -9 right after answers keeps.
 //
+// The peer itself is package peer (peer/): a binary under cmd/ imports it
+// and the one transport it uses, so it links neither the other transport
+// nor this list.
+//
 // This copy lives in depai's testdata/peers (the harness's run.sh picks it
 // up) and follows depai's API: a failed turn is an *agent.TurnError, and an
 // operator input without a role is the embedding program's own.
@@ -30,18 +34,18 @@ package depaipeer
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sync"
 
-	"github.com/depai/depai/agent"
-	"github.com/depai/depai/agent/config"
-	"github.com/depai/depai/agent/tool"
+	"github.com/depai/depai/agent/host"
+	"github.com/depai/depai/agent/host/process"
+	"github.com/depai/depai/agent/host/wasm"
 
+	"peers/depaipeer/peer"
 	"peers/harness"
 )
 
@@ -77,7 +81,7 @@ func selected(all []harness.Named) []harness.Named {
 // the next is made.
 var (
 	liveMu sync.Mutex
-	live   = map[string]*peer{}
+	live   = map[string]*peer.Peer{}
 )
 
 func one(name string, ctor harness.Ctor) harness.Ctor {
@@ -86,123 +90,28 @@ func one(name string, ctor harness.Ctor) harness.Ctor {
 		defer liveMu.Unlock()
 		if old := live[name]; old != nil {
 			delete(live, name)
-			err := old.f.Close(ctx)
-			// The harness may still hold old (its benchmarks keep their
-			// closures): without the fleet, old no longer keeps its heap
-			// alive for the collector to mark on every later run.
-			old.f, old.a = nil, nil
-			if err != nil {
+			if err := old.Close(ctx); err != nil {
 				return nil, fmt.Errorf("%s: close the previous instance: %w", name, err)
 			}
 		}
 		a, err := ctor(ctx, baseURL)
-		if p, ok := a.(*peer); ok {
+		if p, ok := a.(*peer.Peer); ok {
 			live[name] = p
 		}
 		return a, err
 	}
 }
 
-type peer struct {
-	f *agent.Fleet
-	a *agent.Agent
-}
-
 // NewInProc has the echo tool as an in-process Go tool.
-func NewInProc(ctx context.Context, baseURL string) (harness.Agent, error) {
-	echo, err := tool.New("aecho.echo", harness.ToolDesc, tool.EffectNone,
-		func(_ context.Context, in harness.EchoArgs) (harness.EchoResult, error) {
-			return harness.EchoResult{Echo: harness.Echo(in.Text)}, nil
-		})
-	if err != nil {
-		return nil, err
-	}
-	return open(ctx, baseURL, "", map[string][]tool.Tool{"peer": {echo}})
-}
+var NewInProc = peer.NewInProc
 
 // NewWASM has the echo tool as a WASM plugin.
-func NewWASM(ctx context.Context, baseURL string) (harness.Agent, error) {
-	return open(ctx, baseURL, "wasm", nil)
-}
+var NewWASM = peer.NewPlugin("wasm", func(cacheDir string, log *slog.Logger) (map[string]host.Transport, error) {
+	w, err := wasm.New(wasm.Config{CacheDir: filepath.Join(cacheDir, "wasm"), Logger: log})
+	return map[string]host.Transport{host.KindWASM: w}, err
+})
 
 // NewProcess has the echo tool as a process plugin.
-func NewProcess(ctx context.Context, baseURL string) (harness.Agent, error) {
-	return open(ctx, baseURL, "process", nil)
-}
-
-// open builds the agent; transport "" means no plugin (the tool is in tools).
-func open(ctx context.Context, baseURL, transport string, tools map[string][]tool.Tool) (harness.Agent, error) {
-	_, self, _, _ := runtime.Caller(0)
-	plugin := filepath.Join(filepath.Dir(self), "echoplugin")
-	dir, err := os.MkdirTemp("", "depaipeer-")
-	if err != nil {
-		return nil, err
-	}
-	plugins := ""
-	if transport != "" {
-		plugins = fmt.Sprintf("plugins:\n  - {name: aecho, path: %q, transport: %s}\n", plugin, transport)
-	}
-	yaml := fmt.Sprintf(`name: peer
-persona: %q
-model: {base_url: %q, model: %q}
-tools: [clock]
-%slimits: {model_calls: 4, tool_calls: 4, concurrency: 8}
-`, harness.Instruction, baseURL, harness.Model, plugins)
-	// Parsed from memory: a program that embeds depai need not write a
-	// file (the name only places errors and relative paths).
-	file, err := config.Parse(filepath.Join(dir, "peer.yaml"), []byte(yaml))
-	if err != nil {
-		return nil, err
-	}
-	cache := filepath.Join(os.TempDir(), "depaipeer-cache")
-	f, err := agent.Open(ctx, file, agent.Options{DataDir: filepath.Join(dir, "data"), CacheDir: cache, Tools: tools})
-	if err != nil {
-		return nil, err
-	}
-	if err := f.WaitPlugins(ctx); err != nil {
-		return nil, err
-	}
-	a, err := f.Agent("peer")
-	if err != nil {
-		return nil, err
-	}
-	return &peer{f: f, a: a}, nil
-}
-
-// Turn runs one turn up to its answer; a failed turn is an
-// *agent.TurnError.
-func (p *peer) Turn(ctx context.Context, input string) (string, error) {
-	for ev, err := range p.a.Handle(ctx, agent.Input{Text: input, OneShot: true}) {
-		if err != nil {
-			return "", err
-		}
-		switch ev.Type {
-		case agent.EventReply:
-			return ev.Text, nil // its record is written on; see the package doc
-		case agent.EventError:
-			return "", &agent.TurnError{Code: ev.Code, Message: ev.Error}
-		}
-	}
-	return "", errors.New("the turn ended without an answer")
-}
-
-// WaitStored waits until every answered turn's record is durable.
-func (p *peer) WaitStored(ctx context.Context) error { return p.a.WaitStored(ctx) }
-
-// Main is a peer binary's main: harness.Main, then it waits for the
-// records of the turns it answered before the process exits (the exit is
-// part of the cold start the harness measures).
-func Main(name string, ctor harness.Ctor) {
-	var built *peer
-	harness.Main(name, func(ctx context.Context, baseURL string) (harness.Agent, error) {
-		a, err := ctor(ctx, baseURL)
-		built, _ = a.(*peer)
-		return a, err
-	})
-	if built != nil {
-		if err := built.WaitStored(context.Background()); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: turn records: %v\n", name, err)
-			os.Exit(1)
-		}
-	}
-}
+var NewProcess = peer.NewPlugin("process", func(_ string, log *slog.Logger) (map[string]host.Transport, error) {
+	return map[string]host.Transport{host.KindProcess: process.New(process.Config{Logger: log})}, nil
+})

@@ -1,5 +1,5 @@
 package main
 
-import "peers/depaipeer"
+import "peers/depaipeer/peer"
 
-func main() { depaipeer.Main("depai-inproc", depaipeer.NewInProc) }
+func main() { peer.Main("depai-inproc", peer.NewInProc) }
