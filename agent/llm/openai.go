@@ -129,11 +129,7 @@ func (o *OpenAI) toolNames(tools []ToolSpec) (*toolNames, []openai.Tool) {
 	if len(list) > 0 {
 		wire = make([]openai.Tool, len(list))
 		for i, t := range list {
-			params := t.Parameters
-			if len(params) == 0 {
-				params = emptySchema
-			}
-			wire[i] = openai.Tool{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{Name: n.wire(t.Name), Description: t.Description, Parameters: params}}
+			wire[i] = openai.Tool{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{Name: n.wire(t.Name), Description: t.Description, Parameters: wireSchema(t.Parameters)}}
 		}
 	}
 	o.names.Store(&namedTools{tools: list, names: n, wire: wire})
@@ -336,6 +332,28 @@ func reasoning(model string) bool {
 // emptySchema stands in for a tool without parameters: endpoints reject a
 // null schema.
 var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
+
+// compactJSON is a tool's schema compacted once, when its tool list was
+// first offered, and written as it is from then on: compacting every
+// schema on every call was a tenth of the client's own CPU a turn.
+type compactJSON []byte
+
+// MarshalJSON is the schema (for go-openai, on the non-streamed path).
+func (c compactJSON) MarshalJSON() ([]byte, error) { return c, nil }
+
+// wireSchema is a tool's schema as requests send it: compacted, or as
+// given when it is not valid JSON, so that encoding the request fails as
+// it did before.
+func wireSchema(params json.RawMessage) any {
+	if len(params) == 0 {
+		return compactJSON(emptySchema)
+	}
+	var c bytes.Buffer
+	if err := json.Compact(&c, params); err != nil {
+		return params
+	}
+	return compactJSON(c.Bytes())
+}
 
 // includeUsage asks a stream for its token counts; every request shares
 // it, and nothing writes it.
