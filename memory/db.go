@@ -227,7 +227,9 @@ func (db *DB) Get(ctx context.Context, id string) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("memory: get %s: %w", id, err)
 	}
-	db.read.put(key, &rec, db.cfg.RecentBytes)
+	if db.cfg.RecentRecords > 0 { // a store without a ring caches nothing
+		db.read.put(key, &rec, db.cfg.RecentBytes)
+	}
 	return rec, nil
 }
 

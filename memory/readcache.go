@@ -41,7 +41,7 @@ func (c *readCache) get(key uint64, id string) (Record, bool) {
 // put keeps a copy of rec, read from badger for the ID whose Seq bits are
 // key, in place of what its slot held. The cache holds at most a quarter
 // of the ring's bytes, ringBytes (128 KiB by default, 16 KiB for
-// ProfileLowMem; a store without a ring keeps nothing here either). A
+// ProfileLowMem; Get keeps nothing here for a store without a ring). A
 // record larger than a sixteenth of that is not kept: a few large ones
 // would push out every small one.
 func (c *readCache) put(key uint64, rec *Record, ringBytes int) {
