@@ -60,6 +60,15 @@ func (c *readCache) put(key uint64, rec *Record, ringBytes int) {
 		c.bytes -= recordBytes(slot)
 		*slot = Record{}
 	}
+	// A full cache makes room by dropping the records in the slots after
+	// this one: otherwise, once full, it would take nothing new for an
+	// empty slot.
+	for i := uint64(1); c.bytes+size > maxBytes && i < readCacheSlots; i++ {
+		if next := &c.slots[(key+i)%readCacheSlots]; next.ID != "" {
+			c.bytes -= recordBytes(next)
+			*next = Record{}
+		}
+	}
 	if c.bytes+size > maxBytes {
 		return
 	}
