@@ -28,7 +28,7 @@ func (a *Agent) invoke(ctx context.Context, name string, args json.RawMessage, b
 		a.fleet.opts.Metrics.ToolCall(a.cfg.Name, "unknown", wire.CodeNotFound)
 		return a.tools.Call(ctx, name, args) // the set explains the unknown name
 	}
-	ctx, span := a.fleet.startSpan(ctx, "execute_tool "+name, trace.SpanKindInternal, func() []attribute.KeyValue {
+	ctx, span := a.fleet.startSpan(ctx, "execute_tool", name, trace.SpanKindInternal, func() []attribute.KeyValue {
 		return []attribute.KeyValue{
 			attribute.String("gen_ai.operation.name", "execute_tool"),
 			attribute.String("gen_ai.tool.name", name),

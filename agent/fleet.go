@@ -373,17 +373,19 @@ func (f *Fleet) openStore(ctx context.Context) func() error {
 	})
 }
 
-// noSpan stands in for a span when tracing is off.
-var noSpan = noop.Span{}
+// noSpan stands in for a span when tracing is off; held as the interface,
+// so that returning it does not box a new copy each time.
+var noSpan trace.Span = noop.Span{}
 
-// startSpan starts a span with the attributes attrs builds, or returns
-// ctx and a span that records nothing when the fleet has no tracer: the
-// turn path then pays neither for the span nor for its attributes.
-func (f *Fleet) startSpan(ctx context.Context, name string, kind trace.SpanKind, attrs func() []attribute.KeyValue) (context.Context, trace.Span) {
+// startSpan starts the span "op name" with the attributes attrs builds, or
+// returns ctx and a span that records nothing when the fleet has no
+// tracer: the turn path then pays neither for the span, nor for its name,
+// nor for its attributes.
+func (f *Fleet) startSpan(ctx context.Context, op, name string, kind trace.SpanKind, attrs func() []attribute.KeyValue) (context.Context, trace.Span) {
 	if f.tracer == nil {
 		return ctx, noSpan
 	}
-	return f.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs()...))
+	return f.tracer.Start(ctx, op+" "+name, trace.WithSpanKind(kind), trace.WithAttributes(attrs()...))
 }
 
 // memoryProfile picks the store profile: the leanest any agent asks for,

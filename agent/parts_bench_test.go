@@ -14,6 +14,7 @@ import (
 	"github.com/depai/depai/agent/config"
 	"github.com/depai/depai/agent/llm"
 	"github.com/depai/depai/agent/policy"
+	"github.com/depai/depai/memory"
 	"github.com/depai/depai/sdk/wire"
 )
 
@@ -111,4 +112,26 @@ func BenchmarkTurnParts(b *testing.B) {
 			}
 		})
 	}
+	// The harness's case after some thousands of turns: recall's hits are
+	// older than what memory keeps decoded in its ring of newest records.
+	b.Run("recall-past-ring", func(b *testing.B) {
+		for i := range 20 {
+			fill := make([]memory.Record, 100)
+			for j := range fill {
+				fill[j] = memory.Record{Namespace: a.ns, Kind: memory.KindObservation, Text: fmt.Sprintf("filler %d-%d", i, j)}
+			}
+			if _, err := a.mem.Put(ctx, fill...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		a.syncRecall(ctx)
+		b.ReportAllocs()
+		for b.Loop() {
+			var sb strings.Builder
+			a.recalled(ctx, &sb, in, nil)
+			if !strings.Contains(sb.String(), "ping") {
+				b.Fatal("no turn recalled")
+			}
+		}
+	})
 }

@@ -58,7 +58,7 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	defer cancel()
 	defer a.track(cancel)()
 	ctx = withDepth(ctx, in.Depth)
-	ctx, span := a.fleet.startSpan(ctx, "invoke_agent "+a.cfg.Name, trace.SpanKindInternal, func() []attribute.KeyValue {
+	ctx, span := a.fleet.startSpan(ctx, "invoke_agent", a.cfg.Name, trace.SpanKindInternal, func() []attribute.KeyValue {
 		return []attribute.KeyValue{
 			attribute.String("gen_ai.operation.name", "invoke_agent"),
 			attribute.String("gen_ai.agent.name", a.cfg.Name),
@@ -345,7 +345,7 @@ func (a *Agent) run(ctx context.Context, rec *turnRecord, emit func(Event)) {
 		}
 		rec.ModelCalls++
 		began := time.Now()
-		mctx, span := a.fleet.startSpan(ctx, "chat "+a.cfg.Model.Model, trace.SpanKindClient, func() []attribute.KeyValue {
+		mctx, span := a.fleet.startSpan(ctx, "chat", a.cfg.Model.Model, trace.SpanKindClient, func() []attribute.KeyValue {
 			return []attribute.KeyValue{
 				attribute.String("gen_ai.operation.name", "chat"),
 				attribute.String("gen_ai.provider.name", "openai"),

@@ -106,6 +106,7 @@ type DB struct {
 	ns   map[string]struct{}
 
 	recent *ring
+	read   readCache // records Get read from badger
 
 	watchMu  sync.Mutex
 	watchers map[*watcher]struct{}
@@ -202,13 +203,17 @@ func (db *DB) Get(ctx context.Context, id string) (Record, error) {
 	defer db.reads.Done()
 	// Recent records are answered from RAM (recall fetches its hits by ID,
 	// once per turn); a fact needs badger to know whether it is superseded.
-	if rec, ok := db.recent.get(binary.BigEndian.Uint64(uid[6:14]), id); ok && rec.Kind != KindFact {
+	key := binary.BigEndian.Uint64(uid[6:14])
+	rec, ok := db.recent.get(key, id)
+	if !ok {
+		rec, ok = db.read.get(key, id)
+	}
+	if ok && rec.Kind != KindFact {
 		if !Match(Query{}, &rec, time.Now()) {
 			return Record{}, fmt.Errorf("memory: get %s: %w", id, ErrNotFound)
 		}
 		return rec, nil
 	}
-	var rec Record
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		var err error
 		if rec, err = lookupID(txn, uid); err != nil {
@@ -221,6 +226,9 @@ func (db *DB) Get(ctx context.Context, id string) (Record, error) {
 	}
 	if err != nil {
 		return Record{}, fmt.Errorf("memory: get %s: %w", id, err)
+	}
+	if db.cfg.RecentRecords > 0 { // a store without a ring caches nothing
+		db.read.put(key, &rec, db.cfg.RecentBytes)
 	}
 	return rec, nil
 }

@@ -76,8 +76,10 @@ func checkRecord(r *Record, now time.Time) error {
 		if t == "" {
 			return fmt.Errorf("%w: tags[%d] is empty", ErrInvalid, i)
 		}
-		if err := checkLabel(fmt.Sprintf("tags[%d]", i), t); err != nil {
-			return err
+		// The field's name is spelled out only for an error: every turn
+		// record has four tags.
+		if checkLabel("", t) != nil {
+			return checkLabel(fmt.Sprintf("tags[%d]", i), t)
 		}
 	}
 	if r.Kind == KindFact && r.Key == "" {

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -100,33 +102,38 @@ type OpenAI struct {
 	names atomic.Pointer[namedTools]
 }
 
+// namedTools is a tool list as last offered, its name mapping and its wire
+// form. None of it is written once built: requests share wire.
 type namedTools struct {
-	tools []string
+	tools []ToolSpec
 	names *toolNames
+	wire  []openai.Tool
 }
 
-// toolNames returns the name mapping of tools, reusing the last one when
-// the tools' names are the same.
-func (o *OpenAI) toolNames(tools []ToolSpec) *toolNames {
-	if last := o.names.Load(); last != nil && len(last.tools) == len(tools) {
-		same := true
-		for i, t := range tools {
-			if last.tools[i] != t.Name {
-				same = false
-				break
-			}
-		}
-		if same {
-			return last.names
-		}
+// toolNames returns the name mapping and the wire form of tools, reusing
+// the last ones when the tools are the same (names, descriptions and
+// schemas): an agent offers the same tools on every call, and their wire
+// form was three allocations a call.
+func (o *OpenAI) toolNames(tools []ToolSpec) (*toolNames, []openai.Tool) {
+	if last := o.names.Load(); last != nil && slices.EqualFunc(last.tools, tools, func(a, b ToolSpec) bool {
+		return a.Name == b.Name && a.Description == b.Description && bytes.Equal(a.Parameters, b.Parameters)
+	}) {
+		return last.names, last.wire
 	}
 	n := newToolNames(tools)
-	list := make([]string, len(tools))
+	list := make([]ToolSpec, len(tools))
 	for i, t := range tools {
-		list[i] = t.Name
+		list[i] = ToolSpec{Name: t.Name, Description: t.Description, Parameters: slices.Clone(t.Parameters)}
 	}
-	o.names.Store(&namedTools{tools: list, names: n})
-	return n
+	var wire []openai.Tool
+	if len(list) > 0 {
+		wire = make([]openai.Tool, len(list))
+		for i, t := range list {
+			wire[i] = openai.Tool{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{Name: n.wire(t.Name), Description: t.Description, Parameters: wireSchema(t.Parameters)}}
+		}
+	}
+	o.names.Store(&namedTools{tools: list, names: n, wire: wire})
+	return n, wire
 }
 
 var _ Model = (*OpenAI)(nil)
@@ -326,15 +333,42 @@ func reasoning(model string) bool {
 // null schema.
 var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 
+// compactJSON is a tool's schema compacted once, when its tool list was
+// first offered, and written as it is from then on: compacting every
+// schema on every call was a tenth of the client's own CPU a turn.
+type compactJSON []byte
+
+// MarshalJSON is the schema (for go-openai, on the non-streamed path).
+func (c compactJSON) MarshalJSON() ([]byte, error) { return c, nil }
+
+// wireSchema is a tool's schema as requests send it: compacted, or as
+// given when it is not valid JSON, so that encoding the request fails as
+// it did before.
+func wireSchema(params json.RawMessage) any {
+	if len(params) == 0 {
+		return compactJSON(emptySchema)
+	}
+	var c bytes.Buffer
+	if err := json.Compact(&c, params); err != nil {
+		return params
+	}
+	return compactJSON(c.Bytes())
+}
+
+// includeUsage asks a stream for its token counts; every request shares
+// it, and nothing writes it.
+var includeUsage = openai.StreamOptions{IncludeUsage: true}
+
 // wire builds the go-openai request. Tool schemas are sent exactly as given;
 // tool names are made acceptable to the API (see toolNames).
 func (o *OpenAI) wire(req *Request) (openai.ChatCompletionRequest, *toolNames) {
-	names := o.toolNames(req.Tools)
+	names, tools := o.toolNames(req.Tools)
 	w := openai.ChatCompletionRequest{
 		Model:         o.cfg.Model,
 		Messages:      make([]openai.ChatCompletionMessage, 0, len(req.Messages)),
 		Stream:        true,
-		StreamOptions: &openai.StreamOptions{IncludeUsage: true},
+		StreamOptions: &includeUsage,
+		Tools:         tools,
 	}
 	for _, m := range req.Messages {
 		if m.Empty() {
@@ -350,16 +384,6 @@ func (o *OpenAI) wire(req *Request) (openai.ChatCompletionRequest, *toolNames) {
 			}
 		}
 		w.Messages = append(w.Messages, wm)
-	}
-	if len(req.Tools) > 0 {
-		w.Tools = make([]openai.Tool, len(req.Tools))
-		for i, t := range req.Tools {
-			params := t.Parameters
-			if len(params) == 0 {
-				params = emptySchema
-			}
-			w.Tools[i] = openai.Tool{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{Name: names.wire(t.Name), Description: t.Description, Parameters: params}}
-		}
 	}
 	maxTokens := req.MaxTokens
 	if maxTokens == 0 {

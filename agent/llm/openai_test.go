@@ -487,3 +487,70 @@ func TestCloseDropsIdleConnections(t *testing.T) {
 		t.Fatalf("after Close the next call used %d connections in all, want a new one (2)", n)
 	}
 }
+
+// The adapter reuses the wire form of the tools it offered last; a tool
+// whose description or schema changed since, or that the caller changed in
+// place, is sent as it is now.
+func TestToolsSentAsTheyAreNow(t *testing.T) {
+	s, err := llmtest.Start(llmtest.Config{Respond: func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Text: "ok"} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := newModel(t, s.URL, nil)
+	schema := json.RawMessage(`{"type": "object", "properties": {"a": {"type": "string"}}}`) // sent compacted
+	tools := []llm.ToolSpec{{Name: "x.one", Description: "first", Parameters: schema}, {Name: "clock"}}
+	steps := []func(){
+		func() {},
+		func() {},
+		func() { tools[0].Description = "changed" },
+		func() { copy(schema[len(`{"type": "object", "properties": {"`):], "b") }, // the same slice, changed in place
+		func() { tools = tools[:1] },
+	}
+	for i, step := range steps {
+		step()
+		if i == 1 {
+			m = newModel(t, s.URL, func(c *llm.OpenAIConfig) { c.NoStream = true }) // go-openai's encoding
+		}
+		if _, _, err := collect(t.Context(), m, &llm.Request{Messages: ask.Messages, Tools: tools}); err != nil {
+			t.Fatal(err)
+		}
+		got := s.Requests()[i].Tools
+		if len(got) != len(tools) {
+			t.Fatalf("call %d: %d tools sent, want %d", i, len(got), len(tools))
+		}
+		for j, w := range tools {
+			params := `{"type":"object","properties":{}}`
+			if w.Parameters != nil {
+				var c bytes.Buffer
+				if err := json.Compact(&c, w.Parameters); err != nil {
+					t.Fatal(err)
+				}
+				params = c.String()
+			}
+			if got[j].Description != w.Description || string(got[j].Parameters) != params {
+				t.Errorf("call %d, tool %d: sent %q %s; want %q %s", i, j, got[j].Description, got[j].Parameters, w.Description, params)
+			}
+		}
+	}
+}
+
+// A schema that is not JSON fails the call before anything is sent, on
+// either path.
+func TestInvalidSchemaNotSent(t *testing.T) {
+	s, err := llmtest.Start(llmtest.Config{Respond: func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Text: "ok"} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, noStream := range []bool{false, true} {
+		m := newModel(t, s.URL, func(c *llm.OpenAIConfig) { c.NoStream = noStream })
+		req := &llm.Request{Messages: ask.Messages, Tools: []llm.ToolSpec{{Name: "bad", Parameters: json.RawMessage(`{"type":`)}}}
+		if _, _, err := collect(t.Context(), m, req); err == nil {
+			t.Errorf("stream %v: a tool with an invalid schema was sent", !noStream)
+		}
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Errorf("%d requests reached the endpoint", n)
+	}
+}

@@ -357,9 +357,13 @@ func appendRequest(buf *bytes.Buffer, w *openai.ChatCompletionRequest) error {
 	return nil
 }
 
-// appendRaw appends a schema, compacted; it must be a json.RawMessage (the
-// only kind wire sets) holding valid JSON.
+// appendRaw appends a schema, compacted: a compactJSON as it is, anything
+// else compacted here (wire sets a json.RawMessage only when it is not
+// valid JSON, and this fails on it).
 func appendRaw(b []byte, v any) ([]byte, error) {
+	if c, ok := v.(compactJSON); ok {
+		return append(b, c...), nil
+	}
 	raw, ok := v.(json.RawMessage)
 	if !ok {
 		enc, err := json.Marshal(v)
