@@ -90,6 +90,11 @@ func (x *Index) ingest(in <-chan memory.Record) {
 }
 
 func (x *Index) saveCheckpoint() {
+	// Only this goroutine moves the cursor, so it is what the checkpoint
+	// saves.
+	x.mu.RLock()
+	cursor := x.cursor
+	x.mu.RUnlock()
 	if err := x.checkpoint(); err != nil {
 		x.setErr(err)
 		return
@@ -100,6 +105,9 @@ func (x *Index) saveCheckpoint() {
 	}
 	x.mu.Lock()
 	x.diskFull = false
+	if x.dbOpen() {
+		x.savedSeq = cursor
+	}
 	x.mu.Unlock()
 }
 

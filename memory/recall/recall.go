@@ -131,8 +131,12 @@ type Stats struct {
 	Vectors       int    // records with a vector of the current model
 	PendingEmbeds int    // records waiting to be embedded
 	Cursor        uint64 // Seq of the last record indexed
-	Graphs        int    // namespaces searched through an HNSW graph
-	LastError     string // the most recent background error, "" if none
+	// Saved is the Seq of the last record whose document and graph
+	// insertions the index's directory holds, as of the last checkpoint
+	// (0: none yet); a restart reads the records after it from the Source.
+	Saved     uint64
+	Graphs    int    // namespaces searched through an HNSW graph
+	LastError string // the most recent background error, "" if none
 	// Ready is set once the index has loaded what it saved and caught up
 	// with the records the Source held when it opened. Until then Search
 	// ranks the newest matching records by BM25 (see Search).
@@ -179,6 +183,7 @@ type Index struct {
 	vecsBelow   uint32   // documents from the last checkpoint up to here may have a vector stored before a crash
 	cursor      uint64   // Seq of the last record in docs
 	saved       int      // docs[:saved] are checkpointed
+	savedSeq    uint64   // Stats.Saved
 	pending     []pendingEmbed
 	enqueued    uint64 // embeddings ever queued (first attempts)
 	attempted   uint64 // of those, attempted at least once
@@ -374,7 +379,7 @@ func (x *Index) Stats() Stats {
 		}
 		return s
 	}
-	s := Stats{Docs: len(x.docs), PendingEmbeds: len(x.pending), Cursor: x.cursor, LastError: x.lastErr, Ready: x.ready, Phase: "ready", Progress: 1}
+	s := Stats{Docs: len(x.docs), PendingEmbeds: len(x.pending), Cursor: x.cursor, Saved: x.savedSeq, LastError: x.lastErr, Ready: x.ready, Phase: "ready", Progress: 1}
 	if !x.ready {
 		s.Phase = "catching up"
 		if x.rebuild {
