@@ -173,7 +173,11 @@ type Fleet struct {
 
 	cacheDir   string
 	transports map[string]host.Transport // shared by every agent's plugin host
-	tracer     trace.Tracer              // nil: no tracing, and no span or attribute is built
+	// ownsTransports: NewTransports made them, so Close closes them (the
+	// WASM transport's compilation cache); Options.Transports are the
+	// caller's.
+	ownsTransports bool
+	tracer         trace.Tracer // nil: no tracing, and no span or attribute is built
 
 	bgCtx context.Context    // lives until Close: inboxes, schedules, wakes
 	stop  context.CancelFunc // ends bgCtx
@@ -262,7 +266,7 @@ func (f *Fleet) wireTransports() error {
 		if err != nil {
 			return fmt.Errorf("plugin transports: %w", err)
 		}
-		f.transports = t
+		f.transports, f.ownsTransports = t, true
 	}
 	warm := map[string]bool{}
 	for _, a := range f.file.Agents {
@@ -528,6 +532,15 @@ func (f *Fleet) Close(ctx context.Context) error {
 		if c, ok := a.model.(io.Closer); ok { // the model client's idle connections
 			if err := c.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("agent %s: model: %w", a.Name(), err))
+			}
+		}
+	}
+	if f.ownsTransports {
+		for kind, t := range f.transports {
+			if c, ok := t.(interface{ Close(context.Context) error }); ok {
+				if err := c.Close(ctx); err != nil {
+					errs = append(errs, fmt.Errorf("%s transport: %w", kind, err))
+				}
 			}
 		}
 	}

@@ -256,7 +256,7 @@ func (m *pluginManager) spec(ctx context.Context, p config.Plugin) (host.PluginS
 			target = build.Native
 		}
 		m.a.log.Info("building plugin from source (the first build takes up to a minute; later starts use the cache)", "plugin", p.Name, "dir", path, "target", target)
-		res, err := build.Plugin(ctx, build.Options{Dir: path, Target: target, CacheDir: filepath.Join(m.a.fleet.cacheDir, "plugins")})
+		res, err := build.Plugin(ctx, build.Options{Dir: path, Target: target, CacheDir: filepath.Join(m.a.fleet.cacheDir, "plugins"), Logger: m.a.log.With("plugin", p.Name)})
 		if err != nil {
 			return host.PluginSpec{}, fmt.Errorf("plugin %q: build %s: %w", p.Name, path, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,5 +295,51 @@ func TestOpenWarmsTransports(t *testing.T) {
 	}
 	if n := len(unused.warmed); n != 0 {
 		t.Errorf("the process transport, which no plugin uses, was warmed %d times", n)
+	}
+}
+
+// closingTransport counts its Close calls.
+type closingTransport struct {
+	refusingTransport
+	closed *atomic.Int32
+}
+
+func (c closingTransport) Close(context.Context) error {
+	c.closed.Add(1)
+	return nil
+}
+
+// The transports NewTransports made are the fleet's, and Close closes them
+// (the WASM transport's compilation cache was never closed); those passed
+// in Options.Transports are the caller's and stay open.
+func TestCloseClosesTheTransportsItMade(t *testing.T) {
+	dir := t.TempDir()
+	module := filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf("name: rover\nplugins:\n  - path: %q\n", module)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made, given atomic.Int32
+	for i, opts := range []agent.Options{
+		{NewTransports: func(string, *slog.Logger) (map[string]host.Transport, error) {
+			return map[string]host.Transport{host.KindWASM: closingTransport{closed: &made}}, nil
+		}},
+		{Transports: map[string]host.Transport{host.KindWASM: closingTransport{closed: &given}}},
+	} {
+		opts.DataDir = filepath.Join(dir, fmt.Sprint("data", i))
+		f, err := agent.Open(t.Context(), file, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = f.WaitPlugins(t.Context())
+		if err := f.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if made.Load() != 1 || given.Load() != 0 {
+		t.Errorf("closed %d made and %d given transports, want 1 and 0", made.Load(), given.Load())
 	}
 }

@@ -139,7 +139,7 @@ func sectioned(ctx context.Context, opts Options, dir, full string) (module []by
 	}
 	manifest, codecs, derr := describe(ctx, code)
 	if derr != nil {
-		opts.Logger.Warn("build: the plugin could not be described at build time; it ships without its manifest section, and the host asks it for its manifest at every start", "plugin", opts.Dir, "err", derr)
+		opts.Logger.Warn("build: the plugin could not be described at build time; it ships without its manifest section, and the host asks it for its manifest at every start", "dir", opts.Dir, "err", derr)
 		return nil, false, nil
 	}
 	lean := full + ".section"
@@ -157,7 +157,7 @@ func sectioned(ctx context.Context, opts Options, dir, full string) (module []by
 			// (a type declared inside a function, say) does not compile;
 			// then the plugin ships with the reflective codec alone.
 			if err := runGo(ctx, opts, dir, lean, "-overlay="+overlay, "-tags="+SectionTag); err != nil {
-				opts.Logger.Warn("build: the codecs generated for the plugin's tool types do not compile; it ships with the reflective codec (slower calls)", "plugin", opts.Dir, "err", err)
+				opts.Logger.Warn("build: the codecs generated for the plugin's tool types do not compile; it ships with the reflective codec (slower calls)", "dir", opts.Dir, "err", err)
 			} else {
 				built = true
 			}
