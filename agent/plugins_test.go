@@ -210,21 +210,34 @@ func (refusingTransport) Load(context.Context, host.LoadSpec) (host.Instance, er
 	return nil, errors.New("refused")
 }
 
+// emptyModuleFleet writes an empty WASM module and a config of one agent
+// that loads it once for each plugin name.
+func emptyModuleFleet(t *testing.T, names ...string) (string, *config.File) {
+	t.Helper()
+	dir := t.TempDir()
+	module := filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := "name: rover\nplugins:\n"
+	for _, n := range names {
+		text += fmt.Sprintf("  - {name: %s, path: %q}\n", n, module)
+	}
+	file, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, file
+}
+
 // TestOpenWiresTransports: package agent makes no plugin transport itself
 // (so that it does not link wazero and go-plugin). A config that names a
 // plugin does not open without its transport, and says what to wire;
 // Options.NewTransports is called with the fleet's cache dir and is what
 // the plugins load through.
 func TestOpenWiresTransports(t *testing.T) {
-	dir := t.TempDir()
-	module := filepath.Join(dir, "m.wasm")
-	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf("name: rover\nplugins:\n  - path: %q\n", module)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, file := emptyModuleFleet(t, "m")
+	var err error
 	_, err = agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "none")})
 	if err == nil || !strings.Contains(err.Error(), `plugin "m": no wasm transport is wired`) {
 		t.Fatalf("open without transports: %v, want the missing wasm transport named", err)
@@ -268,15 +281,7 @@ func (w warmingTransport) Warm() { w.warmed <- struct{}{} }
 // the config names a plugin of its kind, once however many there are, and
 // not when it names none.
 func TestOpenWarmsTransports(t *testing.T) {
-	dir := t.TempDir()
-	module := filepath.Join(dir, "m.wasm")
-	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf("name: rover\nplugins:\n  - {name: a, path: %q}\n  - {name: b, path: %q}\n", module, module)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, file := emptyModuleFleet(t, "a", "b")
 	used, unused := warmingTransport{warmed: make(chan struct{}, 4)}, warmingTransport{warmed: make(chan struct{}, 4)}
 	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"),
 		Transports: map[string]host.Transport{host.KindWASM: used, host.KindProcess: unused}})
@@ -313,15 +318,7 @@ func (c closingTransport) Close(context.Context) error {
 // (the WASM transport's compilation cache was never closed); those passed
 // in Options.Transports are the caller's and stay open.
 func TestCloseClosesTheTransportsItMade(t *testing.T) {
-	dir := t.TempDir()
-	module := filepath.Join(dir, "m.wasm")
-	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file, err := config.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf("name: rover\nplugins:\n  - path: %q\n", module)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, file := emptyModuleFleet(t, "m")
 	var made, given atomic.Int32
 	for i, opts := range []agent.Options{
 		{NewTransports: func(string, *slog.Logger) (map[string]host.Transport, error) {
