@@ -278,7 +278,7 @@ func (f *Fleet) wireTransports() error {
 			}
 			if w, ok := t.(warmer); ok && !warm[kind] {
 				warm[kind] = true
-				go w.Warm()
+				f.goBG(w.Warm) // Close waits for it before it closes the transport
 			}
 		}
 	}

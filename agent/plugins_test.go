@@ -340,3 +340,32 @@ func TestCloseClosesTheTransportsItMade(t *testing.T) {
 		t.Errorf("closed %d made and %d given transports, want 1 and 0", made.Load(), given.Load())
 	}
 }
+
+// slowWarmTransport takes a while to warm and says when it is done.
+type slowWarmTransport struct {
+	refusingTransport
+	done *atomic.Bool
+}
+
+func (w slowWarmTransport) Warm() {
+	time.Sleep(200 * time.Millisecond)
+	w.done.Store(true)
+}
+
+// Close waits for a warm-up still running: it was a goroutine of its own,
+// which could outlive the fleet and use a transport already closed.
+func TestCloseWaitsForWarm(t *testing.T) {
+	dir, file := emptyModuleFleet(t, "m")
+	var done atomic.Bool
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"),
+		Transports: map[string]host.Transport{host.KindWASM: slowWarmTransport{done: &done}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !done.Load() {
+		t.Error("Close returned while the transport was still warming")
+	}
+}
