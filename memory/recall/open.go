@@ -328,7 +328,7 @@ func (x *Index) roomToWrite() error {
 	if err := unix.Statfs(x.cfg.Dir, &st); err != nil {
 		return nil // cannot tell; badger's own errors will say
 	}
-	if free := int64(st.Bavail) * st.Bsize; free < x.cfg.MinFreeBytes {
+	if free := int64(st.Bavail) * int64(st.Bsize); free < x.cfg.MinFreeBytes {
 		return fmt.Errorf("%w: %d bytes free in %s, the index needs %d to save safely; it keeps indexing in memory and saves once there is room", memory.ErrDiskFull, free, x.cfg.Dir, x.cfg.MinFreeBytes)
 	}
 	return nil
