@@ -182,7 +182,11 @@ type turn struct {
 	queued    bool // from the queue (the next waits for it), not sent at once
 	cancel    context.CancelFunc
 	cancelled atomic.Bool // by Ctrl-C or the chat ending
-	failed    bool
+	// answered: its reply is shown, and what is left is the durable write
+	// of its record, which no cancel stops; Ctrl-C then means the prompt's
+	// Ctrl-C, not "cancel the running turn".
+	answered atomic.Bool
+	failed   bool
 }
 
 // chatSession runs a chat on in and out until end of input, /quit, or ctx
@@ -382,9 +386,13 @@ func (c *chat) interrupt() {
 		return
 	}
 	c.lastInt = now
-	n := len(c.turns)
+	n := 0
 	c.queue = nil
 	for _, t := range c.turns {
+		if t.answered.Load() {
+			continue
+		}
+		n++
 		t.cancelled.Store(true)
 		t.cancel()
 	}
@@ -623,6 +631,7 @@ func (c *chat) send(ctx context.Context, t *turn, name, text string, whole bool)
 				pending.WriteString("\n")
 			}
 			shown.Reset()
+			t.answered.Store(true)
 		case agent.EventError:
 			endLine()
 			flush(true)

@@ -189,3 +189,28 @@ func TestRunChatExitsNonZeroOnModelFailure(t *testing.T) {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and error [model_unavailable] with the endpoint's message", code, out, stderr)
 	}
 }
+
+// Ctrl-C after a turn's reply is shown is the prompt's Ctrl-C: the turn
+// goes on only to write its record, which it does not cancel. The chat
+// said "cancelled the running turn" when Ctrl-C came while the record's
+// fsync was slow (TestChatCtrlC in the clean-clone CI under load).
+func TestCtrlCAfterTheReplyIsThePrompts(t *testing.T) {
+	var out strings.Builder
+	c := &chat{interactive: true, turns: map[int]*turn{}, out: &out, errOut: &out}
+	cancelled := false
+	answered := &turn{id: 1, cancel: func() { cancelled = true }}
+	answered.answered.Store(true)
+	c.turns[1] = answered
+	c.interrupt()
+	if cancelled || answered.cancelled.Load() || !strings.Contains(out.String(), "(Ctrl-C again within 2s, or Ctrl-D, quits)") {
+		t.Errorf("Ctrl-C with only an answered turn: cancelled %v, said %q", cancelled, out.String())
+	}
+	out.Reset()
+	c.lastInt = time.Time{}
+	running := &turn{id: 2, cancel: func() {}}
+	c.turns[2] = running
+	c.interrupt()
+	if !running.cancelled.Load() || !strings.Contains(out.String(), "cancelled the running turn") {
+		t.Errorf("Ctrl-C with a turn still answering: cancelled %v, said %q", running.cancelled.Load(), out.String())
+	}
+}
