@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/depai/depai/sdk/internal/codec"
@@ -94,7 +95,7 @@ func Tool[In, Out any](name, description string, fn func(ctx context.Context, in
 // they add up to, cost a WASM guest microseconds.
 type toolCodec[In, Out any] struct {
 	name     string
-	resolved bool
+	resolved sync.Once // a native plugin's calls run concurrently
 	dec      func([]byte, bool, *In) bool
 	enc      func([]byte, *Out) ([]byte, bool)
 	in       In
@@ -105,13 +106,11 @@ type toolCodec[In, Out any] struct {
 // resolve looks the generated code up on first use: it registers in the
 // plugin's init, which may run after the registration of the tool.
 func (c *toolCodec[In, Out]) resolve() {
-	if c.resolved {
-		return
-	}
-	c.resolved = true
-	dec, enc := codec.Generated(c.name)
-	c.dec, _ = dec.(func([]byte, bool, *In) bool)
-	c.enc, _ = enc.(func([]byte, *Out) ([]byte, bool))
+	c.resolved.Do(func() {
+		dec, enc := codec.Generated(c.name)
+		c.dec, _ = dec.(func([]byte, bool, *In) bool)
+		c.enc, _ = enc.(func([]byte, *Out) ([]byte, bool))
+	})
 }
 
 func (c *toolCodec[In, Out]) decode(payload []byte, strict bool) (In, error) {
