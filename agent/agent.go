@@ -34,6 +34,9 @@ type Agent struct {
 	storing  pending // turn records still being written after their answer
 	turns    atomic.Uint64
 	lastTurn atomic.Int64 // unix nanos
+	// unanswered counts the running turns that have not yet answered (or
+	// failed): each will write its record soon (see turn).
+	unanswered atomic.Int64
 
 	mu       sync.Mutex
 	inflight map[uint64]context.CancelFunc // running turns; the agent is busy while any is

@@ -90,7 +90,7 @@ func BenchmarkTurnParts(b *testing.B) {
 			Calls: []callNote{{ID: "call_1", Tool: "clock", Args: json.RawMessage(`{"text":"ping 1000"}`), Result: json.RawMessage(`{"echo":"ping 1000"}`)}}}
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := a.storeTurn(ctx, ulid.Make().String(), rec); err != nil {
+			if err := a.storeTurn(ctx, ulid.Make().String(), rec, false); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -207,5 +208,96 @@ func storedChild(t *testing.T, dir string) {
 				break
 			}
 		}
+	}
+}
+
+// A turn's record waits to share a commit only while other turns of the
+// agent have yet to answer (memory.DB.PutDeferred): theirs will come. A
+// lone turn's record commits at once — with an hour's CommitDelay, a lone
+// turn that deferred would not be stored within the test.
+func TestTurnRecordsDeferOnlyWhileOthersRun(t *testing.T) {
+	release := make(chan struct{})
+	srv, err := llmtest.Start(llmtest.Config{Respond: func(r llmtest.Request) llmtest.Reply {
+		if last := r.Messages[len(r.Messages)-1].Content; last == "slow" {
+			<-release
+		}
+		return llmtest.Reply{Text: "ok"}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var mu sync.Mutex
+	var commits []memory.CommitInfo
+	dir := t.TempDir()
+	db, err := memory.Open(t.Context(), memory.Config{Dir: filepath.Join(dir, "memory"), CommitDelay: time.Hour, OnCommit: func(ci memory.CommitInfo) {
+		mu.Lock()
+		defer mu.Unlock()
+		commits = append(commits, ci)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	path := filepath.Join(dir, "fleet.yaml")
+	if err := os.WriteFile(path, fmt.Appendf(nil, "name: st\nmodel: {base_url: %q, model: m}\nlimits: {concurrency: 4}\n", srv.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(context.Background())
+	a, err := f.Agent("st")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(text string) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := a.Ask(t.Context(), agent.Input{Text: text})
+			done <- err
+		}()
+		return done
+	}
+	wait := func(what string, done <-chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(30 * time.Second):
+			db.Close() // ends the deferred writes' wait, so the fleet can close
+			t.Fatalf("%s: not stored within 30 s", what)
+		}
+	}
+	wait("a lone turn", ask("alone"))
+
+	slow := ask("slow")
+	for len(srv.Requests()) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	before := len(commits)
+	mu.Unlock()
+	fast := ask("fast")
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-fast:
+		t.Fatalf("the turn that answered while another ran was stored alone, without waiting for company (err %v)", err)
+	default:
+	}
+	close(release)
+	wait("the slow turn", slow)
+	wait("the fast turn", fast)
+	mu.Lock()
+	defer mu.Unlock()
+	if got := commits[before:]; len(got) != 1 || got[0].Requests != 2 {
+		t.Fatalf("commits of the two turns' records: %+v, want one of 2 requests", got)
 	}
 }

@@ -91,11 +91,13 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 		return
 	}
 	rec := turnRecord{Input: in}
+	a.unanswered.Add(1)
 	if err := a.plugins.wait(ctx); err != nil {
 		a.interrupted(ctx, &rec, err)
 	} else {
 		a.run(ctx, &rec, send)
 	}
+	others := a.unanswered.Add(-1)
 	rec.Millis = time.Since(start).Milliseconds()
 	a.fleet.opts.Metrics.Turn(a.cfg.Name, rec.EndedBy, time.Since(start), rec.Tokens)
 	rec.N = a.turns.Add(1)
@@ -109,7 +111,7 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	if rec.Error != nil {
 		// A failed turn ends with its error once its record is durable:
 		// there is no answer to hand out early.
-		if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec); err != nil {
+		if err := a.storeTurn(context.WithoutCancel(ctx), id, &rec, false); err != nil {
 			send(a.notStored(span, traceID, id, &rec, err))
 			return
 		}
@@ -124,11 +126,19 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	// turn finishing meanwhile, so the turn does not wait for its own). The
 	// write runs on its own, so a consumer that stops at the answer neither
 	// cancels nor loses it; Close waits for it.
+	//
+	// While other turns of the agent have yet to answer, the record may
+	// wait a moment for theirs, to share one fsync with them
+	// (memory.DB.PutDeferred). The last of them commits at once, and takes
+	// the waiting records with it; so does a lone turn, which nothing would
+	// join, so that its EventStored (which Ask and the API wait for) is not
+	// held back.
+	deferred := others > 0
 	stored := make(chan error, 1)
 	a.storing.add()
 	write := func() {
 		defer a.storing.done()
-		stored <- a.storeTurn(context.WithoutCancel(ctx), id, &rec)
+		stored <- a.storeTurn(context.WithoutCancel(ctx), id, &rec, deferred)
 	}
 	if !a.fleet.goBG(write) {
 		write() // closing: no new goroutine
@@ -526,7 +536,9 @@ func inputText(in Input) string {
 	return fmt.Sprintf("[%s %s] %s", in.Source, in.From, in.Text)
 }
 
-func (a *Agent) storeTurn(ctx context.Context, id string, rec *turnRecord) error {
+// storeTurn writes a turn's record; a deferred one may wait a moment for
+// other writes to share its commit (memory.DB.PutDeferred).
+func (a *Agent) storeTurn(ctx context.Context, id string, rec *turnRecord, deferred bool) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode turn %s: %w", id, err)
@@ -535,7 +547,11 @@ func (a *Agent) storeTurn(ctx context.Context, id string, rec *turnRecord) error
 	if rec.Error != nil {
 		text = inputText(rec.Input) + "\n[" + rec.Error.Code + "] " + rec.Error.Message
 	}
-	_, err = a.mem.Put(ctx, memory.Record{
+	put := a.mem.Put
+	if deferred {
+		put = a.mem.PutDeferred
+	}
+	_, err = put(ctx, memory.Record{
 		Namespace: a.ns,
 		Kind:      memory.KindTurn,
 		Author:    a.cfg.Name,

@@ -34,6 +34,7 @@ type request struct {
 	dup      bool       // opPut with idem: a put with the key committed before; recs are its records
 	parts    []*request // opBatch
 	err      error      // a part's own failure (ErrKeyReused): it stores nothing
+	deferred bool       // PutDeferred: may wait Config.CommitDelay for company
 	done     chan error
 }
 
@@ -72,8 +73,42 @@ func (db *DB) commitLoop() {
 				break fill
 			}
 		}
+		if db.cfg.CommitDelay > 0 && allDeferred(batch) {
+			batch = db.gather(batch)
+		}
 		db.commit(batch)
 	}
+}
+
+// gather waits up to Config.CommitDelay for more writes to join a batch of
+// deferred ones. A write that is not deferred, a full batch or Close ends
+// the wait, so only deferred writes ever wait.
+func (db *DB) gather(batch []*request) []*request {
+	t := time.NewTimer(db.cfg.CommitDelay)
+	defer t.Stop()
+	for len(batch) < maxGroup {
+		select {
+		case r := <-db.reqs:
+			batch = append(batch, r)
+			if !r.deferred {
+				return batch
+			}
+		case <-t.C:
+			return batch
+		case <-db.quit:
+			return batch // closing: Close waits for this commit
+		}
+	}
+	return batch
+}
+
+func allDeferred(batch []*request) bool {
+	for _, r := range batch {
+		if !r.deferred {
+			return false
+		}
+	}
+	return true
 }
 
 // group is what one badger transaction carries.

@@ -210,6 +210,9 @@ func badgerOptions(cfg *Config) (badger.Options, error) {
 	if cfg.WatchBuffer <= 0 {
 		cfg.WatchBuffer = 64
 	}
+	if cfg.CommitDelay == 0 {
+		cfg.CommitDelay = DefaultCommitDelay
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

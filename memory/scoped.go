@@ -115,6 +115,27 @@ func (s *ScopedStore) checkWrite(ctx context.Context, recs []Record) ([]Record, 
 	return recs, nil
 }
 
+// Deferrer is implemented by stores that take a write which may wait a
+// moment to share a commit (see DB.PutDeferred).
+type Deferrer interface {
+	PutDeferred(ctx context.Context, recs ...Record) ([]Record, error)
+}
+
+var _ Deferrer = (*DB)(nil)
+
+// PutDeferred is Put for a write the caller does not wait on at once (see
+// DB.PutDeferred); on a store that is not a Deferrer it is Put.
+func (s *ScopedStore) PutDeferred(ctx context.Context, recs ...Record) ([]Record, error) {
+	recs, err := s.checkWrite(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := s.s.(Deferrer); ok {
+		return d.PutDeferred(ctx, recs...)
+	}
+	return s.s.Put(ctx, recs...)
+}
+
 // Idempotent is implemented by stores that take a put with an idempotency
 // key (see DB.PutOnce).
 type Idempotent interface {
