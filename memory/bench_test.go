@@ -72,6 +72,58 @@ func BenchmarkPutDurable(b *testing.B) {
 	}
 }
 
+// BenchmarkPutDeferred is what deferring costs and saves: one writer's
+// puts one after another (each its own commit: cpu-µs/record is about what
+// a commit and its fsync cost), and eight writers' puts and deferred puts
+// (which wait up to Config.CommitDelay for company: fewer fsyncs and less
+// CPU a record, each write up to the delay later).
+func BenchmarkPutDeferred(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		par      int // × GOMAXPROCS goroutines
+		deferred bool
+	}{{"writers=1/put", 0, false}, {"writers=8/put", 4, false}, {"writers=8/deferred", 4, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			db, err := memory.Open(context.Background(), memory.Config{Dir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			put := db.Put
+			if c.deferred {
+				put = db.PutDeferred
+			}
+			var n atomic.Int64
+			commits := memory.CommitsForTest(db)
+			write := func() bool {
+				if _, err := put(context.Background(), benchRecord(int(n.Add(1)))); err != nil {
+					b.Error(err)
+					return false
+				}
+				return true
+			}
+			cpu := cpuTime()
+			b.ResetTimer()
+			if c.par == 0 {
+				for range b.N {
+					if !write() {
+						return
+					}
+				}
+			} else {
+				b.SetParallelism(c.par)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() && write() {
+					}
+				})
+			}
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/record")
+			b.ReportMetric(float64(b.N)/float64(memory.CommitsForTest(db)-commits), "records/fsync")
+		})
+	}
+}
+
 func reportLatency(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {
 		return

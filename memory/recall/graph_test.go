@@ -105,7 +105,9 @@ func graphChild(t *testing.T, phase, dir string) {
 	}
 	sync(t, x)
 	waitFor := func(what string, ok func() bool) {
-		for deadline := time.Now().Add(time.Minute); !ok(); time.Sleep(10 * time.Millisecond) {
+		// As long as the parent waits: under -race on a loaded CI machine
+		// the checkpoint has taken over a minute.
+		for deadline := time.Now().Add(2 * time.Minute); !ok(); time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("child: no %s", what)
 			}
@@ -143,6 +145,12 @@ func killGraphChild(t *testing.T, phase, dir string, ready func() bool) {
 	}
 	sc := bufio.NewScanner(out)
 	for sc.Scan() && sc.Text() != "READY" {
+	}
+	if sc.Text() != "READY" {
+		// The child failed (its error is on stderr above): what it left is
+		// not the state this test kills it in.
+		cmd.Wait()
+		t.Fatalf("%s child exited before it was ready to be killed", phase)
 	}
 	for deadline := time.Now().Add(2 * time.Minute); !ready(); time.Sleep(2 * time.Millisecond) {
 		if time.Now().After(deadline) {
