@@ -29,10 +29,11 @@ const (
 	ProfileLowMem = "lowmem"
 )
 
-// DefaultCommitDelay is Config.CommitDelay's default: at 1,000 turns a
-// second on one session, two or three turn records share an fsync, which
-// costs 110–190 µs of CPU on the VMs this was measured on (and more wall
-// time); a turn's EventStored comes at most this much later.
+// DefaultCommitDelay is Config.CommitDelay's default. A commit of one
+// record costs 210–260 µs of CPU on the 2-core VM measured, most of it the
+// fsync (BenchmarkPutDeferred/writers=1), so writes that can wait share
+// one; 2 ms is far below what a model call takes, and a deferred write is
+// at most that much later.
 const DefaultCommitDelay = 2 * time.Millisecond
 
 // Config configures Open. The zero value of every field but Dir is a safe default.
