@@ -74,7 +74,17 @@ func (m *motors) tools(t testing.TB) []tool.Tool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []tool.Tool{drive, stop}
+	// The drives so far, as a service a client out of process can poll:
+	// a drive runs on its topic's worker, after the publish returned.
+	count, err := tool.New("motors.drives", "Drives so far.", tool.EffectNone, func(context.Context, struct{}) (map[string]int, error) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return map[string]int{"drives": len(m.drives)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []tool.Tool{drive, stop, count}
 }
 
 func (m *motors) state() ([]map[string]float64, int) {

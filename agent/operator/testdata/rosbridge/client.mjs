@@ -1,6 +1,7 @@
 // An independent rosbridge client: roslib (the standard ROS JavaScript
 // library) over the ws package, against depai's /v1/rosbridge. It reads the
-// rover's pose and fix, drives it with cmd_vel, calls a tool as a service,
+// rover's pose and fix, drives it with cmd_vel (and waits, through a tool the
+// test adds, until the motors got it), calls a tool as a service,
 // engages the e-stop and tries to drive again, then prints what it saw as
 // one JSON object. Usage: node client.mjs ws://127.0.0.1:PORT/v1/rosbridge TOKEN
 import { Ros, Topic, Service, AbstractTransport } from "roslib";
@@ -54,6 +55,12 @@ out.pose = await within(5000, "a pose", once(new Topic({ ros, name: "/rover/pose
 out.fix = await within(5000, "a fix", once(new Topic({ ros, name: "/rover/fix", messageType: "sensor_msgs/NavSatFix" })));
 const cmd = new Topic({ ros, name: "/rover/cmd_vel", messageType: "geometry_msgs/Twist" });
 cmd.publish({ linear: { x: 0.4, y: 0, z: 0 }, angular: { x: 0, y: 0, z: 0.1 } });
+// The drive runs on the bridge's worker for the topic (decided by the policy,
+// audited) after the publish: the e-stop below must not overtake it.
+await within(5000, "the drive to reach the motors", new Promise((res) => {
+  const poll = () => call("/rover/motors.drives", "depai/Tool", {}).then((r) => (r.ok && r.values.drives >= 1 ? res() : setTimeout(poll, 10)));
+  poll();
+}));
 out.clock = await within(5000, "the clock service", call("/rover/clock", "depai/Clock", {}));
 out.unknown = await within(5000, "an unknown service", call("/rover/warp.drive", "std_srvs/Trigger", {}));
 out.estop = await within(5000, "the e-stop", call("/depai/estop", "std_srvs/Trigger", {}));
