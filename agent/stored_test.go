@@ -211,11 +211,13 @@ func storedChild(t *testing.T, dir string) {
 	}
 }
 
-// A turn's record waits to share a commit only while other turns of the
-// agent have yet to answer (memory.DB.PutDeferred): theirs will come. A
-// lone turn's record commits at once — with an hour's CommitDelay, a lone
-// turn that deferred would not be stored within the test.
-func TestTurnRecordsDeferOnlyWhileOthersRun(t *testing.T) {
+// A turn's record waits to share a commit (memory.DB.PutDeferred) only
+// when nobody waits for it (the consumer stopped at the answer) or while
+// other turns of the agent have yet to answer: theirs will come. A lone
+// turn's record that its consumer waits for commits at once — with an
+// hour's CommitDelay, a lone turn that deferred would not be stored within
+// the test.
+func TestTurnRecordsDeferOnlyWhenNothingWaitsForThem(t *testing.T) {
 	release := make(chan struct{})
 	srv, err := llmtest.Start(llmtest.Config{Respond: func(r llmtest.Request) llmtest.Reply {
 		if last := r.Messages[len(r.Messages)-1].Content; last == "slow" {
@@ -278,13 +280,42 @@ func TestTurnRecordsDeferOnlyWhileOthersRun(t *testing.T) {
 	}
 	wait("a lone turn", ask("alone"))
 
-	slow := ask("slow")
-	for len(srv.Requests()) < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	// Nobody waits for the record of a turn whose consumer stopped at the
+	// answer: it waits for company.
 	mu.Lock()
 	before := len(commits)
 	mu.Unlock()
+	for ev, err := range a.Handle(t.Context(), agent.Input{Text: "answer only"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == agent.EventReply {
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	alone := len(commits) - before
+	mu.Unlock()
+	if alone != 0 {
+		db.Close()
+		t.Fatalf("the record of a turn whose consumer stopped at its answer committed alone (%d commits)", alone)
+	}
+	// WaitStored is a waiter: the record commits at once.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := a.WaitStored(ctx); err != nil {
+		db.Close()
+		t.Fatalf("WaitStored with a deferred record waiting: %v", err)
+	}
+	mu.Lock()
+	before = len(commits)
+	mu.Unlock()
+
+	slow := ask("slow")
+	for len(srv.Requests()) < 3 {
+		time.Sleep(time.Millisecond)
+	}
 	fast := ask("fast")
 	time.Sleep(200 * time.Millisecond)
 	select {

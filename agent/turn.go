@@ -125,17 +125,19 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	// its record is durable (group commit makes that one fsync for every
 	// turn finishing meanwhile, so the turn does not wait for its own). The
 	// write runs on its own, so a consumer that stops at the answer neither
-	// cancels nor loses it; Close waits for it.
+	// cancels nor loses it; Close waits for it, and WaitStored, which is why
+	// it is counted before the answer goes out.
 	//
-	// While other turns of the agent have yet to answer, the record may
-	// wait a moment for theirs, to share one fsync with them
-	// (memory.DB.PutDeferred). The last of them commits at once, and takes
-	// the waiting records with it; so does a lone turn, which nothing would
-	// join, so that its EventStored (which Ask and the API wait for) is not
-	// held back.
-	deferred := others > 0
+	// The record may wait a moment for other writes to share its commit and
+	// fsync (memory.DB.PutDeferred) when nobody waits for it — the consumer
+	// stopped at the answer — or while other turns of the agent have yet to
+	// answer, so theirs will come. The last of those commits at once and
+	// takes the waiting records with it; so does a lone turn whose consumer
+	// waits for EventStored (Ask, the API), which nothing would join.
 	stored := make(chan error, 1)
 	a.storing.add()
+	send(Event{Type: EventReply, Text: rec.Reply, TraceID: traceID})
+	deferred := others > 0 || !open
 	write := func() {
 		defer a.storing.done()
 		stored <- a.storeTurn(context.WithoutCancel(ctx), id, &rec, deferred)
@@ -143,7 +145,6 @@ func (a *Agent) turn(ctx context.Context, in Input, emit func(Event) bool) {
 	if !a.fleet.goBG(write) {
 		write() // closing: no new goroutine
 	}
-	send(Event{Type: EventReply, Text: rec.Reply, TraceID: traceID})
 	if !open {
 		return
 	}
@@ -167,8 +168,17 @@ func (a *Agent) notStored(span trace.Span, traceID, id string, rec *turnRecord, 
 // WaitStored waits until the record of every turn that answered so far is
 // durable, or could not be written (its consumer, if still there, got an
 // EventError). A program that stops reading turns at their EventReply calls
-// it before it exits, so that what it answered is kept.
-func (a *Agent) WaitStored(ctx context.Context) error { return a.storing.wait(ctx) }
+// it before it exits, so that what it answered is kept. Records that
+// nobody waited for may be waiting to share a commit (see turn): they now
+// have a waiter, so they commit at once.
+func (a *Agent) WaitStored(ctx context.Context) error {
+	if a.storing.busy() {
+		if err := a.mem.Flush(ctx); err != nil {
+			return fmt.Errorf("agent %s: wait for turn records: %w", a.cfg.Name, err)
+		}
+	}
+	return a.storing.wait(ctx)
+}
 
 // maxPendingStores bounds an agent's turn records written after their
 // answer went out: a model that answers faster than the disk commits then
@@ -215,6 +225,13 @@ func (p *pending) done() {
 	if p.n == 0 {
 		close(p.idle)
 	}
+}
+
+// busy reports whether records are being written.
+func (p *pending) busy() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n > 0
 }
 
 func (p *pending) wait(ctx context.Context) error {

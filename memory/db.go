@@ -161,6 +161,15 @@ func (db *DB) PutDeferred(ctx context.Context, recs ...Record) ([]Record, error)
 	return db.put(ctx, recs, true)
 }
 
+// Flush commits at once whatever deferred writes wait with, and returns
+// when that commit is durable: for a caller that now waits on writes it
+// deferred (a deferred write that reaches the store after Flush waits as
+// any other does).
+func (db *DB) Flush(ctx context.Context) error {
+	_, err := db.submit(ctx, &request{op: opPut})
+	return err
+}
+
 func (db *DB) put(ctx context.Context, recs []Record, deferred bool) ([]Record, error) {
 	if len(recs) == 0 {
 		return nil, nil

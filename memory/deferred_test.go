@@ -155,3 +155,31 @@ func TestCloseEndsTheDeferredWait(t *testing.T) {
 		t.Fatalf("%d records of the deferred write after reopening, want 1", n)
 	}
 }
+
+// Flush commits a waiting deferred write at once, in one commit with it.
+func TestFlushEndsTheDeferredWait(t *testing.T) {
+	var c commits
+	db := openDB(t, memory.Config{CommitDelay: time.Hour, OnCommit: c.on})
+	defer db.Close()
+	before := c.count()
+	deferred := putAsync(db.PutDeferred, turnRec("deferred"))
+	time.Sleep(100 * time.Millisecond)
+	flushed := make(chan error, 1)
+	go func() { flushed <- db.Flush(context.Background()) }()
+	for _, done := range []<-chan error{flushed, deferred} {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Flush did not end the deferred write's wait")
+		}
+	}
+	if got := c.since(before); len(got) != 1 || got[0].Records != 1 {
+		t.Fatalf("commits: %+v, want one holding the deferred record", got)
+	}
+	if n := texts(t, db)["deferred"]; n != 1 {
+		t.Fatalf("%d deferred records stored, want 1", n)
+	}
+}

@@ -116,9 +116,10 @@ func (s *ScopedStore) checkWrite(ctx context.Context, recs []Record) ([]Record, 
 }
 
 // Deferrer is implemented by stores that take a write which may wait a
-// moment to share a commit (see DB.PutDeferred).
+// moment to share a commit (see DB.PutDeferred and DB.Flush).
 type Deferrer interface {
 	PutDeferred(ctx context.Context, recs ...Record) ([]Record, error)
+	Flush(ctx context.Context) error
 }
 
 var _ Deferrer = (*DB)(nil)
@@ -134,6 +135,15 @@ func (s *ScopedStore) PutDeferred(ctx context.Context, recs ...Record) ([]Record
 		return d.PutDeferred(ctx, recs...)
 	}
 	return s.s.Put(ctx, recs...)
+}
+
+// Flush commits what deferred writes wait with (see DB.Flush); on a store
+// that is not a Deferrer there is nothing to flush.
+func (s *ScopedStore) Flush(ctx context.Context) error {
+	if d, ok := s.s.(Deferrer); ok {
+		return d.Flush(ctx)
+	}
+	return nil
 }
 
 // Idempotent is implemented by stores that take a put with an idempotency
