@@ -19,8 +19,9 @@ import (
 	"github.com/depai/depai/memory"
 )
 
-// openStoredFleet opens a one-agent fleet named "st" in dir against srv.
-func openStoredFleet(t *testing.T, dir, url string) (*agent.Fleet, *agent.Agent) {
+// openStoredFleet opens a one-agent fleet named "st" in dir against srv,
+// on store (nil: a memory.DB the fleet opens in dir).
+func openStoredFleet(t *testing.T, dir, url string, store agent.Store) (*agent.Fleet, *agent.Agent) {
 	t.Helper()
 	path := filepath.Join(dir, "fleet.yaml")
 	if err := os.WriteFile(path, fmt.Appendf(nil, "name: st\nmodel: {base_url: %q, model: m}\nlimits: {concurrency: 4}\n", url), 0o600); err != nil {
@@ -30,7 +31,7 @@ func openStoredFleet(t *testing.T, dir, url string) (*agent.Fleet, *agent.Agent)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data")})
+	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func storedTurns(t *testing.T, dir string) map[string]string {
 func TestAnswerBeforeStored(t *testing.T) {
 	srv := llmtest.NewServer(t)
 	dir := t.TempDir()
-	f, a := openStoredFleet(t, dir, srv.URL)
+	f, a := openStoredFleet(t, dir, srv.URL, nil)
 	var ids []string
 	for i := range 20 {
 		srv.Push(llmtest.Reply{Text: fmt.Sprintf("answer %d", i)})
@@ -187,7 +188,7 @@ func storedChild(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, a := openStoredFleet(t, dir, srv.URL)
+	_, a := openStoredFleet(t, dir, srv.URL, nil)
 	w := bufio.NewWriter(os.Stdout)
 	deadline := time.Now().Add(time.Minute)
 	for i := 0; time.Now().Before(deadline); i++ {
@@ -241,23 +242,8 @@ func TestTurnRecordsDeferOnlyWhenNothingWaitsForThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	path := filepath.Join(dir, "fleet.yaml")
-	if err := os.WriteFile(path, fmt.Appendf(nil, "name: st\nmodel: {base_url: %q, model: m}\nlimits: {concurrency: 4}\n", srv.URL), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := agent.Open(t.Context(), file, agent.Options{DataDir: filepath.Join(dir, "data"), Store: db})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, a := openStoredFleet(t, dir, srv.URL, db)
 	defer f.Close(context.Background())
-	a, err := f.Agent("st")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ask := func(text string) <-chan error {
 		done := make(chan error, 1)
 		go func() {
@@ -313,8 +299,11 @@ func TestTurnRecordsDeferOnlyWhenNothingWaitsForThem(t *testing.T) {
 	mu.Unlock()
 
 	slow := ask("slow")
-	for len(srv.Requests()) < 3 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); len(srv.Requests()) < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			db.Close()
+			t.Fatal("the slow turn's model call never reached the server")
+		}
 	}
 	fast := ask("fast")
 	time.Sleep(200 * time.Millisecond)

@@ -47,6 +47,22 @@ func putAsync(put func(context.Context, ...memory.Record) ([]memory.Record, erro
 	return done
 }
 
+// await waits for every done to report success; what names the wait that
+// failed.
+func await(t *testing.T, what string, done ...<-chan error) {
+	t.Helper()
+	for _, d := range done {
+		select {
+		case err := <-d:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal(what)
+		}
+	}
+}
+
 // Deferred writes wait for company, and a write that is not deferred takes
 // them all into its commit at once: one fsync for the three.
 func TestPutDeferredSharesTheNextCommit(t *testing.T) {
@@ -67,16 +83,7 @@ func TestPutDeferredSharesTheNextCommit(t *testing.T) {
 	default:
 	}
 	now := putAsync(db.Put, turnRec("now"))
-	for _, done := range []<-chan error{now, first, second} {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("the write that is not deferred did not end the deferred ones' wait")
-		}
-	}
+	await(t, "the write that is not deferred did not end the deferred ones' wait", now, first, second)
 	got := c.since(before)
 	if len(got) != 1 || got[0].Requests != 3 || got[0].Records != 3 {
 		t.Fatalf("commits after the deferred writes: %+v, want one of 3 requests and 3 records", got)
@@ -99,8 +106,7 @@ func texts(t *testing.T, db *memory.DB) map[string]int {
 	return n
 }
 
-// A deferred write alone commits once the delay is over; with a negative
-// delay it does not wait at all.
+// A deferred write alone commits once the delay is over.
 func TestPutDeferredWaitsAtMostTheDelay(t *testing.T) {
 	const delay = 300 * time.Millisecond
 	db := openDB(t, memory.Config{CommitDelay: delay})
@@ -112,20 +118,21 @@ func TestPutDeferredWaitsAtMostTheDelay(t *testing.T) {
 	if took := time.Since(start); took < delay {
 		t.Errorf("a deferred write alone committed after %v, before its delay of %v", took, delay)
 	}
+}
 
-	var c commits
-	now := openDB(t, memory.Config{CommitDelay: -1, OnCommit: c.on})
-	defer now.Close()
-	before := c.count()
-	first := putAsync(now.PutDeferred, turnRec("a"))
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	if _, err := now.PutDeferred(context.Background(), turnRec("b")); err != nil {
-		t.Fatal(err)
-	}
-	if got := c.since(before); len(got) != 2 {
-		t.Errorf("CommitDelay -1: %d commits for two deferred writes one after the other, want 2: %+v", len(got), got)
+// CommitDelay 0 is the default; a negative one stays negative, which is
+// what makes the committer skip the wait (a deferred write then commits as
+// a Put does).
+func TestCommitDelayDefaults(t *testing.T) {
+	for _, c := range []struct{ set, want time.Duration }{
+		{0, memory.DefaultCommitDelay}, {-1, -1}, {5 * time.Millisecond, 5 * time.Millisecond},
+	} {
+		db := openDB(t, memory.Config{CommitDelay: c.set})
+		got := memory.CommitDelayForTest(db)
+		db.Close()
+		if got != c.want {
+			t.Errorf("CommitDelay %v: the store runs with %v, want %v", c.set, got, c.want)
+		}
 	}
 }
 
@@ -138,17 +145,7 @@ func TestCloseEndsTheDeferredWait(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	closed := make(chan error, 1)
 	go func() { closed <- db.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Close waited for a deferred write's delay")
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("the deferred write in flight at Close: %v", err)
-	}
+	await(t, "Close waited for a deferred write's delay", closed, done)
 	db = openDB(t, memory.Config{Dir: dir})
 	defer db.Close()
 	if n := texts(t, db)["before close"]; n != 1 {
@@ -166,16 +163,7 @@ func TestFlushEndsTheDeferredWait(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	flushed := make(chan error, 1)
 	go func() { flushed <- db.Flush(context.Background()) }()
-	for _, done := range []<-chan error{flushed, deferred} {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("Flush did not end the deferred write's wait")
-		}
-	}
+	await(t, "Flush did not end the deferred write's wait", flushed, deferred)
 	if got := c.since(before); len(got) != 1 || got[0].Records != 1 {
 		t.Fatalf("commits: %+v, want one holding the deferred record", got)
 	}
