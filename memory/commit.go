@@ -84,7 +84,13 @@ func (db *DB) commitLoop() {
 // deferred ones. A write that is not deferred, a full batch or Close ends
 // the wait, so only deferred writes ever wait.
 func (db *DB) gather(batch []*request) []*request {
-	t := time.NewTimer(db.cfg.CommitDelay)
+	t := db.gatherTimer
+	if t == nil {
+		t = time.NewTimer(db.cfg.CommitDelay)
+		db.gatherTimer = t
+	} else {
+		t.Reset(db.cfg.CommitDelay) // stopped, and unfired since Go 1.23's timers
+	}
 	defer t.Stop()
 	for len(batch) < maxGroup {
 		select {

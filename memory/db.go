@@ -126,9 +126,10 @@ type DB struct {
 	watchers map[*watcher]struct{}
 
 	// owned by the committer goroutine
-	entropy    *rand.PCG
-	mark       *os.File // the sequence mark (nil when read-only)
-	markFailed bool
+	entropy     *rand.PCG
+	gatherTimer *time.Timer // gather's, reused from one commit to the next
+	mark        *os.File    // the sequence mark (nil when read-only)
+	markFailed  bool
 
 	metaLastSeq uint64 // kv.MetaLastSeq as loaded
 	repaired    *RepairReport
