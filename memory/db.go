@@ -30,7 +30,7 @@ const (
 )
 
 // DefaultCommitDelay is Config.CommitDelay's default. A commit of one
-// record costs 210–260 µs of CPU on the 2-core VM measured, most of it the
+// record costs 210–300 µs of CPU on the 2-core VM measured, most of it the
 // fsync (BenchmarkPutDeferred/writers=1), so writes that can wait share
 // one; 2 ms is far below what a model call takes, and a deferred write is
 // at most that much later.
