@@ -572,6 +572,40 @@ func TestTurnRecallsMemories(t *testing.T) {
 	}
 }
 
+// TestRecallLeavesOutWeakAndRepeatedMemories: a turn's context holds the
+// memories that share the input's rare word, each text once, and not the
+// ones that share only a word every memory has (the one-shot turns of the
+// peers harness: "ping <i>").
+func TestRecallLeavesOutWeakAndRepeatedMemories(t *testing.T) {
+	var inputs []string
+	for i := range 30 {
+		inputs = append(inputs, fmt.Sprintf("ping %d", 8+i))
+		if i%10 == 0 {
+			inputs = append(inputs, "ping 7")
+		}
+	}
+	inputs = append(inputs, "ping 7")
+	replies := make([]llmtest.Reply, len(inputs))
+	for i := range replies {
+		replies[i] = llmtest.Reply{Text: "done"}
+	}
+	srv := llmtest.NewServer(t, replies...)
+	a := modelFleet(t, srv, "")
+	for _, in := range inputs {
+		if _, err := a.Ask(t.Context(), agent.Input{Text: in, OneShot: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := srv.Requests()
+	system := reqs[len(reqs)-1].Messages[0].Content
+	if n := strings.Count(system, "] ping 7 "); n != 1 {
+		t.Errorf("system prompt recalls the turn of ping 7 %d times, want once:\n%s", n, system)
+	}
+	if n := strings.Count(system, "] ping "); n != 1 {
+		t.Errorf("system prompt recalls %d turns, want only ping 7's: the others share only ping with the input:\n%s", n, system)
+	}
+}
+
 // TestConversationSurvivesRestart: the turns a turn sees come from memory
 // after a restart, not only from RAM.
 func TestConversationSurvivesRestart(t *testing.T) {

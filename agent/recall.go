@@ -21,6 +21,10 @@ import (
 const (
 	recallHits  = 6
 	recallBytes = 4000
+	// recallFloor leaves out of a turn's context the memories whose BM25
+	// score is under a quarter of the best one's: those that share with
+	// the input only a word most memories have.
+	recallFloor = 0.25
 	// syncWait bounds how long a search waits for the index to catch up
 	// with writes just made, so an operator finds what was just stored.
 	syncWait = 2 * time.Second
@@ -49,7 +53,7 @@ func openRecall(ctx context.Context, file *config.File, db recall.Source, dataDi
 // the agent may read). The recall index is shared by the fleet, so the
 // agent's read grants bound every search.
 func (a *Agent) search(ctx context.Context, text, namespace string, kinds []memory.Kind, k int) ([]memory.Record, error) {
-	hits, err := a.searchHits(ctx, text, namespace, kinds, k)
+	hits, err := a.searchHits(ctx, recall.Query{Text: text, K: k, Filter: memory.Query{Namespace: namespace, Kinds: kinds}})
 	if err != nil {
 		return nil, err
 	}
@@ -60,16 +64,13 @@ func (a *Agent) search(ctx context.Context, text, namespace string, kinds []memo
 	return out, nil
 }
 
-func (a *Agent) searchHits(ctx context.Context, text, namespace string, kinds []memory.Kind, k int) ([]recall.Hit, error) {
-	if namespace != "" && !memory.Granted(a.cfg.Memory.Read, namespace) {
-		return nil, fmt.Errorf("%w: %s may not read namespace %q (granted: %s)", memory.ErrDenied, a.cfg.Name, namespace, strings.Join(a.cfg.Memory.Read, ", "))
+// searchHits runs q within the agent's read grants.
+func (a *Agent) searchHits(ctx context.Context, q recall.Query) ([]recall.Hit, error) {
+	if ns := q.Filter.Namespace; ns != "" && !memory.Granted(a.cfg.Memory.Read, ns) {
+		return nil, fmt.Errorf("%w: %s may not read namespace %q (granted: %s)", memory.ErrDenied, a.cfg.Name, ns, strings.Join(a.cfg.Memory.Read, ", "))
 	}
-	return a.fleet.recall.Search(ctx, recall.Query{
-		Text:   text,
-		K:      k,
-		Filter: memory.Query{Namespace: namespace, Kinds: kinds},
-		Within: a.cfg.Memory.Read,
-	})
+	q.Within = a.cfg.Memory.Read
+	return a.fleet.recall.Search(ctx, q)
 }
 
 // syncRecall lets the index catch up with recent writes, briefly: a search
@@ -91,7 +92,7 @@ func (a *Agent) recalled(ctx context.Context, b *strings.Builder, in Input, skip
 		return
 	}
 	// A few spare hits make room for the turns skipped below.
-	hits, err := a.searchHits(ctx, in.Text, "", nil, recallHits+2)
+	hits, err := a.searchHits(ctx, recall.Query{Text: in.Text, K: recallHits + 2, Floor: recallFloor})
 	if err != nil {
 		a.log.Warn("recall for turn", "err", err)
 		return
@@ -99,9 +100,10 @@ func (a *Agent) recalled(ctx context.Context, b *strings.Builder, in Input, skip
 	const header = "\n\nMemories that may be relevant (oldest facts may be superseded):\n"
 	var stamp [len(time.DateTime) + 8]byte
 	used, n := 0, 0
-	for _, h := range hits {
+	for i, h := range hits {
 		r := &h.Record
-		if r.Kind == memory.KindAudit || r.Kind == memory.KindTurn && slices.Contains(skip, turnID(*r)) || n == recallHits {
+		if r.Kind == memory.KindAudit || r.Kind == memory.KindTurn && slices.Contains(skip, turnID(*r)) || n == recallHits ||
+			slices.ContainsFunc(hits[:i], func(h recall.Hit) bool { return sameMemory(&h.Record, r) }) {
 			continue
 		}
 		// "- [<time> <kind> <namespace>] <text on one line>\n"
@@ -133,4 +135,11 @@ func (a *Agent) recalled(ctx context.Context, b *strings.Builder, in Input, skip
 		used += size
 		n++
 	}
+}
+
+// sameMemory reports whether a and b would read alike in a turn's context
+// but for their time: the context shows such a memory once, the newest
+// (the best-ranked; of equal scores recall ranks the newer first).
+func sameMemory(a, b *memory.Record) bool {
+	return a.Text == b.Text && a.Kind == b.Kind && a.Namespace == b.Namespace
 }

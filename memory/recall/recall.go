@@ -113,6 +113,12 @@ type Query struct {
 	// config grants it.
 	Within []string
 	K      int // hits wanted; 0: 10, at most 1000
+	// Floor, when above 0 (at most 1), leaves out the records whose BM25
+	// score is below Floor times the best one's, unless the vector ranking
+	// finds them: a record that shares with the query only a word most
+	// records have ("ping" in every turn) is not recalled beside the ones
+	// that share its rare words. 0 keeps every match.
+	Floor float64
 }
 
 // Hit is one recalled record. Score is the fused RRF score; the ranks are

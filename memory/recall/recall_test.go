@@ -3,6 +3,7 @@ package recall_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -486,6 +487,8 @@ func TestBadInput(t *testing.T) {
 		{recall.Query{Text: "x", K: -1}, "Query.K -1"},
 		{recall.Query{Text: "x", K: 5000}, "Query.K 5000"},
 		{recall.Query{Text: "x", Filter: memory.Query{Limit: 3}}, "Query.Filter.Limit 3"},
+		{recall.Query{Text: "x", Floor: 1.5}, "Query.Floor 1.5"},
+		{recall.Query{Text: "x", Floor: math.NaN()}, "Query.Floor NaN"},
 	} {
 		if _, err := x.Search(context.Background(), tt.q); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Search(%+v) = %v, want an error containing %q", tt.q, err, tt.want)
@@ -657,4 +660,50 @@ func TestOddIDs(t *testing.T) {
 	defer x.Close()
 	sync(t, x)
 	check("reopened")
+}
+
+// TestFloor: with Query.Floor, a record that shares only a word nearly every
+// record has ("ping" in every turn) is not recalled beside the ones that
+// share the query's rare word, and a record the vector ranking finds stays.
+func TestFloor(t *testing.T) {
+	var recs []memory.Record
+	for i := range 60 {
+		recs = append(recs, memory.Record{Namespace: "agent/peer", Kind: memory.KindTurn, Text: fmt.Sprintf("ping %d final: echo ping %d", i%30, i%30)})
+	}
+	check := func(t *testing.T, x *recall.Index, vectors bool) {
+		t.Helper()
+		all := search(t, x, recall.Query{Text: "ping 7", K: 6})
+		if len(all) != 6 {
+			t.Fatalf("without a floor: hits %q, want 6 (every record has ping)", texts(all))
+		}
+		hits := search(t, x, recall.Query{Text: "ping 7", K: 6, Floor: 0.25})
+		if !vectors && len(hits) != 2 {
+			t.Fatalf("floor 0.25: hits %q, want the 2 records of ping 7", texts(hits))
+		}
+		for _, h := range hits {
+			if h.Record.Text != "ping 7 final: echo ping 7" && h.BM25Rank != 0 {
+				t.Errorf("floor 0.25: hit %+v ranked by BM25, want only ping 7 there (%q)", h, texts(hits))
+			}
+		}
+		if vectors && len(hits) <= 2 {
+			t.Errorf("floor 0.25: hits %q, want the vector ranking's records beside ping 7", texts(hits))
+		}
+	}
+	t.Run("bm25", func(t *testing.T) {
+		db, dir := newStore(t)
+		put(t, db, recs...)
+		x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall")})
+		defer x.Close()
+		sync(t, x)
+		check(t, x, false)
+	})
+	t.Run("hybrid", func(t *testing.T) {
+		srv := newServer(t, 16)
+		db, dir := newStore(t)
+		put(t, db, recs...)
+		x := openIndex(t, recall.Config{Source: db, Dir: filepath.Join(dir, "recall"), Embedder: newEmbedder(t, srv, "m1")})
+		defer x.Close()
+		sync(t, x)
+		check(t, x, true)
+	})
 }

@@ -34,6 +34,9 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	if q.K < 0 || q.K > 1000 {
 		return nil, fmt.Errorf("recall: search: Query.K %d: want 0 (default 10) to 1000", q.K)
 	}
+	if !(q.Floor >= 0 && q.Floor <= 1) {
+		return nil, fmt.Errorf("recall: search: Query.Floor %v: want 0 (keep every match) to 1", q.Floor)
+	}
 	if q.K == 0 {
 		q.K = 10
 	}
@@ -65,7 +68,7 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 		return x.scanSearch(ctx, q)
 	}
 	keep, nsOK := x.filter(q.Filter, q.Within, time.Now())
-	lex := x.text.Search(bm25.ParseQuery(q.Text), depth, keep)
+	lex := floored(x.text.Search(bm25.ParseQuery(q.Text), depth, keep), q.Floor)
 	var sem []vecscan.Result
 	if qv != nil {
 		sem = x.searchVectors(qv, nsOK, depth, keep)
@@ -111,6 +114,22 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 		hits = append(hits, Hit{Record: rec, Score: c.f.Score, BM25Rank: c.f.Ranks[0], VectorRank: c.f.Ranks[1]})
 	}
 	return hits, nil
+}
+
+// floored is the BM25 results rs, best first, without those scoring below
+// floor times the best.
+func floored(rs []vecscan.Result, floor float64) []vecscan.Result {
+	if floor == 0 || len(rs) == 0 {
+		return rs
+	}
+	cut := float32(floor) * rs[0].Score
+	n, _ := slices.BinarySearchFunc(rs, cut, func(r vecscan.Result, cut float32) int {
+		if r.Score >= cut {
+			return -1
+		}
+		return 1
+	})
+	return rs[:n]
 }
 
 func ids(rs []vecscan.Result) []uint32 {
@@ -244,7 +263,7 @@ func (x *Index) scanSearch(ctx context.Context, q Query) ([]Hit, error) {
 		}
 		recs = append(recs, rec)
 	}
-	res := text.Search(bm25.ParseQuery(q.Text), q.K, nil)
+	res := floored(text.Search(bm25.ParseQuery(q.Text), q.K, nil), q.Floor)
 	hits := make([]Hit, len(res))
 	for i, r := range res {
 		hits[i] = Hit{Record: recs[r.ID], Score: float64(r.Score), BM25Rank: i + 1}
