@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -569,6 +570,37 @@ func TestTurnRecallsMemories(t *testing.T) {
 	}
 	if got := failure(t, a, `/call memory.search {"query":"charger","namespace":"agent/other"}`); got.Code != agent.CodeDenied {
 		t.Errorf("search outside the grants = %+v", got)
+	}
+}
+
+// TestBuiltinToolsNarrowed: `tools: [clock]` offers the model the clock
+// alone, `tools: []` no built-in tool, and no tools key all of them.
+func TestBuiltinToolsNarrowed(t *testing.T) {
+	for _, tt := range []struct {
+		tools string
+		want  []string
+	}{
+		{"", []string{"agent_status", "clock", "memory_put", "memory_search"}}, // names on the wire
+		{"tools: [clock]", []string{"clock"}},
+		{"tools: []", nil},
+	} {
+		srv := llmtest.NewServer(t, llmtest.Reply{Text: "Done."})
+		f, _ := openFleet(t, fmt.Sprintf("name: scout\nmodel: {base_url: %q, model: m}\n%s\n", srv.URL, tt.tools))
+		a, err := f.Agent("scout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Ask(t.Context(), agent.Input{Text: "hello"}); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, spec := range srv.Requests()[0].Tools {
+			got = append(got, spec.Name)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%q: the model was offered %q, want %q", tt.tools, got, tt.want)
+		}
 	}
 }
 

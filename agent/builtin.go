@@ -64,13 +64,14 @@ type none struct{}
 // builtinNames are the built-in tools, in the order an agent offers them.
 var builtinNames = []string{"memory.search", "memory.put", "clock", "agent.status"}
 
-// builtinTools are the tools every agent has unless its config narrows them.
+// builtinTools are the tools every agent has unless its config narrows them
+// (config.Agent.Tools: nil is all of them).
 // Only the tools the config names are built: a tool's schemas come from
 // reflection over its types (agent.status's output is the whole Status), and
 // that was most of an agent's construction.
 func (a *Agent) builtinTools() ([]tool.Tool, error) {
 	names := builtinNames
-	if len(a.cfg.Tools) > 0 {
+	if a.cfg.Tools != nil {
 		names = nil
 		for _, name := range a.cfg.Tools {
 			if strings.HasPrefix(name, "fleet.") {

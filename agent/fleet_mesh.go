@@ -754,7 +754,7 @@ func (a *Agent) addFleetTools() error {
 	}
 	var add []tool.Tool
 	for _, t := range []tool.Tool{del, status, tasks} {
-		if len(a.cfg.Tools) == 0 || slices.Contains(a.cfg.Tools, t.Spec().Name) {
+		if a.cfg.Tools == nil || slices.Contains(a.cfg.Tools, t.Spec().Name) {
 			add = append(add, t)
 		}
 	}

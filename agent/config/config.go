@@ -78,8 +78,10 @@ type Agent struct {
 	Role    string `yaml:"role" check:"oneof=robot|digital"` // default "digital"
 	Persona string `yaml:"persona"`                          // the system prompt
 
-	Model   Model    `yaml:"model"`
-	Tools   []string `yaml:"tools"` // built-in tools to enable; empty: all
+	Model Model `yaml:"model"`
+	// Tools are the built-in tools to enable: all when the key is absent
+	// (nil), none for `tools: []`.
+	Tools   []string `yaml:"tools"`
 	Plugins []Plugin `yaml:"plugins"`
 	// MCP are Model Context Protocol servers whose tools become the
 	// agent's, under the same policy and audit as any tool.

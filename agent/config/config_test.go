@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,27 @@ func TestLoadSingleAgent(t *testing.T) {
 	}
 	if f.Operator.Addr != "" {
 		t.Errorf("operator addr = %q; want it empty (the CLI picks one)", f.Operator.Addr)
+	}
+}
+
+// TestToolsAbsentOrEmpty: an agent without a tools key gets every built-in
+// tool (nil), one with `tools: []` none (an empty list, not nil).
+func TestToolsAbsentOrEmpty(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want []string
+	}{
+		{"name: a\n", nil},
+		{"name: a\ntools: []\n", []string{}},
+		{"name: a\ntools: [clock]\n", []string{"clock"}},
+	} {
+		f, err := config.Parse("fleet.yaml", []byte(tt.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Agents[0].Tools; (got == nil) != (tt.want == nil) || !slices.Equal(got, tt.want) {
+			t.Errorf("%q: Tools = %#v, want %#v", tt.yaml, got, tt.want)
+		}
 	}
 }
 

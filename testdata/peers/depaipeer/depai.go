@@ -3,7 +3,8 @@
 // (echoplugin/, written with depai's SDK) on the WASM transport (NewWASM) or
 // as a process plugin (NewProcess). The tool is named "aecho.echo" so that it
 // sorts first among the agent's tools (the scripted server calls the first
-// tool offered); the agent's built-in tools are narrowed to clock. depai's
+// tool offered); the agent has no built-in tools (`tools: []`), so the model
+// is offered the echo tool alone, as by every other peer. depai's
 // model adapter builds its own HTTP client (harness.HTTPClient cannot be
 // handed to it). Every depai turn also does what the other peers do not:
 // recall from memory, the policy decision and its audit records, and the

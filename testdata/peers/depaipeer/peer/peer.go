@@ -76,7 +76,7 @@ func open(ctx context.Context, baseURL, transport string, newTransports Transpor
 	yaml := fmt.Sprintf(`name: peer
 persona: %q
 model: {base_url: %q, model: %q}
-tools: [clock]
+tools: []
 %slimits: {model_calls: 4, tool_calls: 4, concurrency: 8}
 `, harness.Instruction, baseURL, harness.Model, plugins)
 	// Parsed from memory: a program that embeds depai need not write a
