@@ -56,10 +56,19 @@ type Transport struct {
 	// of the original: the rewrite costs more than reading its result.
 	// Empty: rewrite at every load.
 	rewrites string
-	// mu guards modules, the compiled artifacts in use. Lock order: a leaf.
+	// mu guards modules, the compiled artifacts in use, and the loads in
+	// flight and closed below. Lock order: a leaf.
 	mu      sync.Mutex
 	modules map[moduleKey]*module
+	// loads counts Loads in flight. wazero's engine behind the cache
+	// panics when it is closed under a compile, so Close leaves the cache
+	// to the last of them.
+	loads  int
+	closed bool
 }
+
+// errClosed is a Load's error once Close was called.
+var errClosed = errors.New("wasm: transport closed")
 
 // moduleKey names a compiled artifact: its digest and its memory limit,
 // which wazero sets per runtime.
@@ -114,8 +123,20 @@ func New(cfg Config) (*Transport, error) {
 	return t, nil
 }
 
-// Close releases the compilation cache. Plugins must be closed first.
-func (t *Transport) Close(ctx context.Context) error { return t.cache.Close(ctx) }
+// Close releases the compilation cache. Plugins must be closed first. A
+// Load in flight fails (and closes what it started), and the cache is
+// released when the last one ends: a shutdown need not wait for a
+// compile.
+func (t *Transport) Close(ctx context.Context) error {
+	t.mu.Lock()
+	already, busy := t.closed, t.loads > 0
+	t.closed = true
+	t.mu.Unlock()
+	if already || busy {
+		return nil
+	}
+	return t.cache.Close(ctx)
+}
 
 // exports the depai ABI requires, with their signatures.
 var exports = []struct {
@@ -132,6 +153,34 @@ var exports = []struct {
 // Load compiles (or fetches from the cache) the module at spec.Path, starts
 // one instance, checks its ABI version and reads its manifest.
 func (t *Transport) Load(ctx context.Context, spec host.LoadSpec) (host.Instance, error) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("plugin %q: %w", spec.Name, errClosed)
+	}
+	t.loads++
+	t.mu.Unlock()
+	p, err := t.load(ctx, spec)
+	t.mu.Lock()
+	if t.closed && err == nil {
+		t.mu.Unlock()
+		_ = p.Close(ctx)
+		p, err = nil, fmt.Errorf("plugin %q: %w", spec.Name, errClosed)
+		t.mu.Lock()
+	}
+	t.loads--
+	last := t.closed && t.loads == 0
+	t.mu.Unlock()
+	if last {
+		_ = t.cache.Close(context.WithoutCancel(ctx))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (t *Transport) load(ctx context.Context, spec host.LoadSpec) (*plugin, error) {
 	code, err := os.ReadFile(spec.Path)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %w", spec.Name, err)

@@ -432,3 +432,37 @@ func TestLargeHostResult(t *testing.T) {
 		t.Fatalf("find with a 2 KiB limit: %v; want too_large", werr)
 	}
 }
+
+// TestCloseDuringLoad: closing the transport while a load compiles (a
+// fleet shutting down before its plugins loaded) neither crashes — wazero's
+// shared engine, closed under a compile, used to panic on a nil map — nor
+// leaves a plugin running: the load fails or its instance works until it
+// is closed, and a load after Close fails, saying so.
+func TestCloseDuringLoad(t *testing.T) {
+	path := wasmtest.Build(t, plugins+"hello")
+	h := host.New(host.Config{Logger: quiet})
+	for i := range 3 {
+		tr, err := wasm.New(wasm.Config{Logger: quiet}) // no cache dir: every load compiles, for a second or more
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			inst, err := tr.Load(context.Background(), host.LoadSpec{Name: "hello", Path: path, Host: h})
+			if err == nil {
+				err = inst.Close(context.Background())
+			}
+			done <- err
+		}()
+		time.Sleep(time.Duration(i) * 30 * time.Millisecond)
+		if err := tr.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil && !strings.Contains(err.Error(), "transport closed") {
+			t.Errorf("load %d, closed after %d ms: %v; want it loaded or refused as closed", i, i*30, err)
+		}
+		if _, err := tr.Load(context.Background(), host.LoadSpec{Name: "hello", Path: path, Host: h}); err == nil || !strings.Contains(err.Error(), "transport closed") {
+			t.Errorf("load after Close: %v; want an error saying the transport is closed", err)
+		}
+	}
+}
