@@ -84,15 +84,17 @@ func (a *Agent) syncRecall(ctx context.Context) {
 }
 
 // recalled appends to a turn's system prompt the memories relevant to the
-// input, within the recall budget. Audit records and the turns already in
-// the conversation (their turn IDs in skip) are left out. It runs on every
+// input, within the recall budget: each once (recall.Query.Distinct), and
+// none that shares only common words with it (recallFloor). Audit records
+// and the turns already in the conversation (their turn IDs in skip) are
+// left out. It runs on every
 // turn, so it writes straight into b: no line is built on its own.
 func (a *Agent) recalled(ctx context.Context, b *strings.Builder, in Input, skip []string) {
 	if strings.TrimSpace(in.Text) == "" {
 		return
 	}
 	// A few spare hits make room for the turns skipped below.
-	hits, err := a.searchHits(ctx, recall.Query{Text: in.Text, K: recallHits + 2, Floor: recallFloor})
+	hits, err := a.searchHits(ctx, recall.Query{Text: in.Text, K: recallHits + 2, Floor: recallFloor, Distinct: true})
 	if err != nil {
 		a.log.Warn("recall for turn", "err", err)
 		return
@@ -100,10 +102,9 @@ func (a *Agent) recalled(ctx context.Context, b *strings.Builder, in Input, skip
 	const header = "\n\nMemories that may be relevant (oldest facts may be superseded):\n"
 	var stamp [len(time.DateTime) + 8]byte
 	used, n := 0, 0
-	for i, h := range hits {
+	for _, h := range hits {
 		r := &h.Record
-		if r.Kind == memory.KindAudit || r.Kind == memory.KindTurn && slices.Contains(skip, turnID(*r)) || n == recallHits ||
-			slices.ContainsFunc(hits[:i], func(h recall.Hit) bool { return sameMemory(&h.Record, r) }) {
+		if r.Kind == memory.KindAudit || r.Kind == memory.KindTurn && slices.Contains(skip, turnID(*r)) || n == recallHits {
 			continue
 		}
 		// "- [<time> <kind> <namespace>] <text on one line>\n"
@@ -135,11 +136,4 @@ func (a *Agent) recalled(ctx context.Context, b *strings.Builder, in Input, skip
 		used += size
 		n++
 	}
-}
-
-// sameMemory reports whether a and b would read alike in a turn's context
-// but for their time: the context shows such a memory once, the newest
-// (the best-ranked; of equal scores recall ranks the newer first).
-func sameMemory(a, b *memory.Record) bool {
-	return a.Text == b.Text && a.Kind == b.Kind && a.Namespace == b.Namespace
 }

@@ -130,6 +130,7 @@ func (x *Index) add(batch []memory.Record) (vecs []kv, checkpoint bool) {
 			author: x.strs.id(r.Author),
 			key:    x.strs.id(r.Key),
 			time:   r.Time.UnixNano(),
+			text:   textKey(r.Text),
 		}
 		if !r.ExpiresAt.IsZero() {
 			d.expires = r.ExpiresAt.UnixNano()

@@ -21,7 +21,7 @@ import (
 
 // formatVersion is stored under keyFormat. An index of another version —
 // or without one, once it holds documents — is rebuilt from the Source.
-// Version 3 stores tags as hashes (tagHash).
+// Version 3 stores tags as hashes (fnv32).
 const formatVersion = "depai-recall-3"
 
 // Open opens or creates the index in cfg.Dir and returns at once: the

@@ -257,7 +257,9 @@ func (x *Index) encodeDoc(n uint32) []byte {
 	for _, h := range x.tagsOf(d) {
 		b = binary.BigEndian.AppendUint32(b, h)
 	}
-	return b
+	// Last, so that a build before it, which stops after the tags, still
+	// reads the document; and one read from such a build has no key.
+	return binary.BigEndian.AppendUint32(b, d.text)
 }
 
 var errShort = errors.New("truncated")
@@ -302,6 +304,9 @@ func (x *Index) decodeDoc(n uint32, b []byte) error {
 	d.tag0, d.ntags = uint32(len(x.tagHashes)), uint16(nt)
 	for i := range int(nt) {
 		x.tagHashes = grown(x.tagHashes, binary.BigEndian.Uint32(b[4*i:]))
+	}
+	if b = b[4*nt:]; len(b) >= 4 {
+		d.text = binary.BigEndian.Uint32(b)
 	}
 	x.docs = grown(x.docs, d)
 	x.supersede(n)

@@ -113,6 +113,11 @@ type Query struct {
 	// config grants it.
 	Within []string
 	K      int // hits wanted; 0: 10, at most 1000
+	// Distinct counts records that read alike — the same text, kind and
+	// namespace — once, as the best-ranked of them (of equal scores, the
+	// newest): a memory stored many times does not crowd out the others,
+	// and its copies are not read from the Source.
+	Distinct bool
 	// Floor, when above 0 (at most 1), leaves out the records whose BM25
 	// score is below Floor times the best one's, unless the vector ranking
 	// finds them: a record that shares with the query only a word most
@@ -177,7 +182,7 @@ type Index struct {
 	mu          sync.RWMutex // guards everything below, and the partitions' membership
 	cond        *sync.Cond   // signalled when cursor, embedded or pending change
 	docs        []doc
-	tagHashes   []uint32          // the documents' tags, by tagHash
+	tagHashes   []uint32          // the documents' tags, by fnv32
 	odd         map[uint32]string // IDs that are not canonical ULIDs, by document number
 	text        *bm25.Index
 	parts       map[string]*partition // by exact namespace
@@ -213,7 +218,7 @@ type Index struct {
 // doc is what a search filters on, per document, kept small: it is the
 // part of the index that grows with every record. The record ID is held as
 // its 16 ULID bytes (see Index.docID), and tags as hashes in Index.tagHashes
-// (tagHash): a tag unique to one record, as a turn's own tag is, would
+// (fnv32): a tag unique to one record, as a turn's own tag is, would
 // otherwise stay interned for good.
 type doc struct {
 	seq     uint64
@@ -226,6 +231,7 @@ type doc struct {
 	key     uint32
 	tag0    uint32 // tagHashes[tag0 : tag0+ntags]
 	pos     uint32
+	text    uint32 // textKey of the record's text; 0: not known (saved by an older build)
 	ntags   uint16
 	vec     bool // has a vector of the current model, at pos in its partition
 	old     bool // a fact superseded by a newer version (same namespace and key)
@@ -264,7 +270,7 @@ func (x *Index) docID(n uint32) string {
 func (x *Index) addTags(d *doc, tags []string) {
 	d.tag0, d.ntags = uint32(len(x.tagHashes)), uint16(min(len(tags), math.MaxUint16))
 	for _, t := range tags[:d.ntags] {
-		x.tagHashes = grown(x.tagHashes, tagHash(t))
+		x.tagHashes = grown(x.tagHashes, fnv32(t))
 	}
 }
 
@@ -282,13 +288,18 @@ func grown[T any](s []T, v T) []T {
 	return append(s, v)
 }
 
+// textKey is what Query.Distinct compares before it reads a record: fnv32
+// of its text, never 0, which marks a document whose key is not known.
+func textKey(text string) uint32 { return max(fnv32(text), 1) }
+
 func (x *Index) tagsOf(d *doc) []uint32 { return x.tagHashes[d.tag0 : d.tag0+uint32(d.ntags)] }
 
-// tagHash is FNV-1a, 32 bits: stable across restarts, as the saved index
-// needs, and 4 bytes a tag. Search checks the tags of what it returns on
-// the record itself, so a collision never lets a record through a tag
-// filter; it only costs a fetch (about one in 10^9 documents a query tag).
-func tagHash(s string) uint32 {
+// fnv32 is FNV-1a, 32 bits: stable across restarts, as the saved index
+// needs, and 4 bytes a tag or text. Search checks the tags of what it
+// returns on the record itself, so a collision never lets a record through
+// a tag filter; it only costs a fetch (about one in 10^9 documents a query
+// tag).
+func fnv32(s string) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(s); i++ {
 		h ^= uint32(s[i])

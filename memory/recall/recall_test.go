@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -706,4 +707,78 @@ func TestFloor(t *testing.T) {
 		sync(t, x)
 		check(t, x, true)
 	})
+}
+
+// gets counts the records recall reads from its Source.
+type gets struct {
+	recall.Source
+	n atomic.Int64
+}
+
+func (g *gets) Get(ctx context.Context, id string) (memory.Record, error) {
+	g.n.Add(1)
+	return g.Source.Get(ctx, id)
+}
+
+// TestDistinct: with Query.Distinct, records that read alike (text, kind,
+// namespace) count once, the newest, and the copies are not read from the
+// store — also after a restart, from the saved index — so they crowd out
+// neither other memories nor the turn's time.
+func TestDistinct(t *testing.T) {
+	db, dir := newStore(t)
+	var recs []memory.Record
+	for i := range 1200 { // past the 1,024 documents an index saves from
+		text := fmt.Sprintf("ping %d final: echo ping %d", i%300, i%300) // ping 7's turn 4 times
+		recs = append(recs, memory.Record{Namespace: "agent/peer", Kind: memory.KindTurn, Text: text})
+	}
+	recs = append(recs,
+		memory.Record{Namespace: "agent/peer", Kind: memory.KindObservation, Text: "ping 7 final: echo ping 7"}, // another kind
+		memory.Record{Namespace: "agent/other", Kind: memory.KindTurn, Text: "ping 7 final: echo ping 7"},       // another namespace
+		memory.Record{Namespace: "agent/peer", Kind: memory.KindTurn, Text: "ping 7 timed out"})
+	stored := put(t, db, recs...)
+	g := &gets{Source: db}
+	cfg := recall.Config{Source: g, Dir: filepath.Join(dir, "recall"), CheckpointEvery: 1000}
+	check := func(t *testing.T, x *recall.Index) {
+		t.Helper()
+		g.n.Store(0)
+		hits := search(t, x, recall.Query{Text: "ping 7", K: 4, Distinct: true})
+		var got []string
+		for _, h := range hits {
+			got = append(got, fmt.Sprintf("%s %s %s", h.Record.Namespace, h.Record.Kind, h.Record.Text))
+		}
+		slices.Sort(got)
+		want := []string{
+			"agent/other turn ping 7 final: echo ping 7",
+			"agent/peer observation ping 7 final: echo ping 7",
+			"agent/peer turn ping 7 final: echo ping 7",
+			"agent/peer turn ping 7 timed out",
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Distinct hits:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if n := g.n.Load(); n != 4 {
+			t.Errorf("Distinct search read %d records from the store, want the 4 it returns", n)
+		}
+		if newest := stored[907]; !slices.ContainsFunc(hits, func(h recall.Hit) bool { return h.Record.ID == newest.ID }) {
+			t.Errorf("the turn of ping 7 returned is not the newest of its copies (%s)", newest.ID)
+		}
+		if all := search(t, x, recall.Query{Text: "ping 7", K: 4}); len(all) != 4 || all[0].Record.Text != all[1].Record.Text {
+			t.Errorf("without Distinct: hits %q, want the copies", texts(all))
+		}
+	}
+	x := openIndex(t, cfg)
+	sync(t, x)
+	check(t, x)
+	for deadline := time.Now().Add(20 * time.Second); x.Stats().Saved < 1000; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of the first 1,000 documents: %+v", x.Stats())
+		}
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	x = openIndex(t, cfg)
+	defer x.Close()
+	sync(t, x)
+	check(t, x) // ping 7's copies are among the documents read from the checkpoint
 }

@@ -40,7 +40,7 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	if q.K == 0 {
 		q.K = 10
 	}
-	depth := max(4*q.K, 40)
+	depth := depth(q.K)
 
 	var qv []float32
 	if x.emb != nil {
@@ -85,17 +85,25 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 		f   rrf.Fused
 		uid ulid.ULID
 		odd string
+		key alike
 	}
 	cands := make([]cand, len(fused))
 	for i, f := range fused {
-		cands[i] = cand{f: f, uid: x.docs[f.ID].uid, odd: x.odd[f.ID]}
+		d := &x.docs[f.ID]
+		cands[i] = cand{f: f, uid: d.uid, odd: x.odd[f.ID], key: alike{d.text, d.ns, d.kind}}
 	}
 	x.mu.RUnlock()
 
 	hits := make([]Hit, 0, q.K)
+	var taken []alike // with Distinct: the keys of the hits so far
 	for _, c := range cands {
 		if len(hits) == q.K {
 			break
+		}
+		// A copy of a hit is skipped unread. Keys are 32-bit hashes: about
+		// one pair of different texts in 10^9 would be taken for copies.
+		if q.Distinct && c.key.text != 0 && slices.Contains(taken, c.key) {
+			continue
 		}
 		id := c.odd
 		if id == "" {
@@ -111,9 +119,31 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 		if !hasTags(rec.Tags, q.Filter.Tags) {
 			continue // the index matched a tag's hash only
 		}
+		if q.Distinct {
+			if readsLikeOne(hits, &rec) {
+				continue // a copy of a document saved without its key
+			}
+			taken = append(taken, alike{textKey(rec.Text), c.key.ns, c.key.kind})
+		}
 		hits = append(hits, Hit{Record: rec, Score: c.f.Score, BM25Rank: c.f.Ranks[0], VectorRank: c.f.Ranks[1]})
 	}
 	return hits, nil
+}
+
+// depth is how many candidates each ranking gives for k hits: some are
+// filtered out, expired, or copies (Query.Distinct).
+func depth(k int) int { return max(4*k, 40) }
+
+// alike is what records that read alike share in the index: their text's
+// key (textKey) and their interned namespace and kind.
+type alike struct{ text, ns, kind uint32 }
+
+// readsLikeOne reports whether rec reads like one of hits: the same text,
+// kind and namespace.
+func readsLikeOne(hits []Hit, rec *memory.Record) bool {
+	return slices.ContainsFunc(hits, func(h Hit) bool {
+		return h.Record.Text == rec.Text && h.Record.Kind == rec.Kind && h.Record.Namespace == rec.Namespace
+	})
 }
 
 // floored is the BM25 results rs, best first, without those scoring below
@@ -189,7 +219,7 @@ func (x *Index) filter(f memory.Query, within []string, now time.Time) (keep fun
 	key, ok2 := exact(f.Key)
 	tags := make([]uint32, len(f.Tags))
 	for i, t := range f.Tags {
-		tags[i] = tagHash(t)
+		tags[i] = fnv32(t)
 	}
 	if !ok1 || !ok2 {
 		return none, nsOK
@@ -263,10 +293,16 @@ func (x *Index) scanSearch(ctx context.Context, q Query) ([]Hit, error) {
 		}
 		recs = append(recs, rec)
 	}
-	res := floored(text.Search(bm25.ParseQuery(q.Text), q.K, nil), q.Floor)
-	hits := make([]Hit, len(res))
+	res := floored(text.Search(bm25.ParseQuery(q.Text), depth(q.K), nil), q.Floor)
+	hits := make([]Hit, 0, q.K)
 	for i, r := range res {
-		hits[i] = Hit{Record: recs[r.ID], Score: float64(r.Score), BM25Rank: i + 1}
+		if len(hits) == q.K {
+			break
+		}
+		if q.Distinct && readsLikeOne(hits, &recs[r.ID]) {
+			continue
+		}
+		hits = append(hits, Hit{Record: recs[r.ID], Score: float64(r.Score), BM25Rank: i + 1})
 	}
 	return hits, nil
 }
