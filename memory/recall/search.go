@@ -95,7 +95,8 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	x.mu.RUnlock()
 
 	hits := make([]Hit, 0, q.K)
-	var taken []alike // with Distinct: the keys of the hits so far
+	var keys [16]alike
+	taken := keys[:0] // with Distinct: the keys of the hits so far
 	for _, c := range cands {
 		if len(hits) == q.K {
 			break
