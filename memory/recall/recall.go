@@ -115,8 +115,9 @@ type Query struct {
 	K      int // hits wanted; 0: 10, at most 1000
 	// Distinct counts records that read alike — the same text, kind and
 	// namespace — once, as the best-ranked of them (of equal scores, the
-	// newest): a memory stored many times does not crowd out the others,
-	// and its copies are not read from the Source.
+	// newest), and does not read the copies from the Source: a memory
+	// stored a few times does not crowd out the others. Each ranking gives
+	// at most max(4×K, 40) candidates, so copies beyond that still can.
 	Distinct bool
 	// Floor, when above 0 (at most 1), leaves out the records whose BM25
 	// score is below Floor times the best one's, unless the vector ranking
