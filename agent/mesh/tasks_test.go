@@ -46,10 +46,17 @@ func TestDelegateAcceptProgressComplete(t *testing.T) {
 	disp, robot := mustAgent(t, n, "dispatcher"), mustAgent(t, n, "robot")
 	var du updates
 	ru := &updates{}
+	// The robot's calls return once their publish is acknowledged, which
+	// can be after the node applied them (Wait below returns then): the
+	// test waits for them, or its cancelled context fails the last one
+	// ("result: context canceled", seen in CI).
+	answered := make(chan struct{})
+	var once sync.Once
 	ru.on = func(u TaskUpdate) {
 		if u.Event != EventOffer {
 			return
 		}
+		defer once.Do(func() { close(answered) })
 		if _, err := robot.Accept(ctx, u.Task.ID); err != nil {
 			t.Error(err)
 		}
@@ -86,6 +93,11 @@ func TestDelegateAcceptProgressComplete(t *testing.T) {
 	}
 	if l := n.Tasks(TaskFilter{Agent: "robot", State: TaskDone}); len(l) != 1 || l[0].ID != task.ID {
 		t.Fatalf("Tasks = %+v", l)
+	}
+	select {
+	case <-answered:
+	case <-ctx.Done():
+		t.Fatal("the robot's Accept, Progress and Complete did not return")
 	}
 }
 
