@@ -40,7 +40,7 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	if q.K == 0 {
 		q.K = 10
 	}
-	depth := depth(q.K)
+	depth := candidates(q.K)
 
 	var qv []float32
 	if x.emb != nil {
@@ -102,7 +102,7 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 			break
 		}
 		// A copy of a hit is skipped unread. Keys are 32-bit hashes: about
-		// one pair of different texts in 10^9 would be taken for copies.
+		// one pair of different texts in 4×10^9 is taken for copies.
 		if q.Distinct && c.key.text != 0 && slices.Contains(taken, c.key) {
 			continue
 		}
@@ -131,9 +131,9 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	return hits, nil
 }
 
-// depth is how many candidates each ranking gives for k hits: some are
+// candidates is how many candidates each ranking gives for k hits: some are
 // filtered out, expired, or copies (Query.Distinct).
-func depth(k int) int { return max(4*k, 40) }
+func candidates(k int) int { return max(4*k, 40) }
 
 // alike is what records that read alike share in the index: their text's
 // key (textKey) and their interned namespace and kind.
@@ -294,7 +294,7 @@ func (x *Index) scanSearch(ctx context.Context, q Query) ([]Hit, error) {
 		}
 		recs = append(recs, rec)
 	}
-	res := floored(text.Search(bm25.ParseQuery(q.Text), depth(q.K), nil), q.Floor)
+	res := floored(text.Search(bm25.ParseQuery(q.Text), candidates(q.K), nil), q.Floor)
 	hits := make([]Hit, 0, q.K)
 	for i, r := range res {
 		if len(hits) == q.K {
